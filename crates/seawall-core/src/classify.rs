@@ -1,0 +1,264 @@
+use std::error::Error;
+use std::io;
+use std::time::Duration;
+
+use crate::error::{ErrorKind, LlmError};
+use crate::rejection::{
+    AllTargetsFailed, CircuitOpen, DeadlineExceeded, RateLimitRejected, TimedOut, TimeoutKind,
+};
+use crate::request::InvalidRequest;
+
+/// What to do after a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Disposition {
+    /// Try the same target again, after the server's wait if it gave one (or a backoff).
+    Retry,
+    /// This target cannot serve the request now; another one may.
+    Failover,
+    /// Return the error to the caller; no target would do better.
+    Fatal,
+}
+
+/// What the classifier recognised in an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Cause {
+    /// A provider error of this kind.
+    Provider(ErrorKind),
+    /// The request failed validation before it was sent.
+    InvalidRequest,
+    /// A breaker rejected the call.
+    CircuitOpen,
+    /// A rate limiter rejected the call.
+    RateLimitRejected,
+    /// A per-attempt, first-token or idle timeout fired.
+    TimedOut(TimeoutKind),
+    /// The overall deadline passed.
+    DeadlineExceeded,
+    /// Every target was tried.
+    AllTargetsFailed,
+    /// An I/O error with no provider error around it (connect refused, reset, ...).
+    Io(io::ErrorKind),
+    /// Nothing the classifier knows.
+    Unknown,
+}
+
+impl Cause {
+    /// A short snake_case name for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Provider(kind) => kind.as_str(),
+            Self::InvalidRequest => "invalid_request",
+            Self::CircuitOpen => "circuit_open",
+            Self::RateLimitRejected => "rate_limit_rejected",
+            Self::TimedOut(TimeoutKind::Attempt) => "attempt_timeout",
+            Self::TimedOut(TimeoutKind::FirstToken) => "first_token_timeout",
+            Self::TimedOut(TimeoutKind::Idle) => "idle_timeout",
+            Self::DeadlineExceeded => "deadline_exceeded",
+            Self::AllTargetsFailed => "all_targets_failed",
+            Self::Io(_) => "io",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+/// The classifier's verdict on one error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Classification {
+    /// Retry the same target, fail over, or give up.
+    pub disposition: Disposition,
+    /// What was recognised.
+    pub cause: Cause,
+    /// The server's (or a local layer's) wait before the target can be tried again.
+    pub retry_after: Option<Duration>,
+    /// When an exhausted quota window resets.
+    pub quota_reset: Option<Duration>,
+    /// Whether the failure says the target is unhealthy and counts towards its breaker.
+    /// Rate limits, local rejections and the caller's own mistakes never do.
+    pub health_failure: bool,
+    /// Whether the target is out of capacity (a 429 or an exhausted quota) and should be
+    /// parked until [`retry_after`](Self::retry_after) or
+    /// [`quota_reset`](Self::quota_reset), without counting a health failure.
+    pub out_of_capacity: bool,
+}
+
+impl Classification {
+    const fn new(disposition: Disposition, cause: Cause) -> Self {
+        Self {
+            disposition,
+            cause,
+            retry_after: None,
+            quota_reset: None,
+            health_failure: false,
+            out_of_capacity: false,
+        }
+    }
+
+    const fn unhealthy(mut self) -> Self {
+        self.health_failure = true;
+        self
+    }
+
+    /// The longest server-given wait: the retry-after hint or the quota reset.
+    pub fn server_wait(&self) -> Option<Duration> {
+        match (self.retry_after, self.quota_reset) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+/// What a content-filter refusal leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ContentFilterPolicy {
+    /// Return the refusal to the caller as is (the default: another provider answering
+    /// what one refused is a policy decision, not a resilience one).
+    #[default]
+    Return,
+    /// Try another target.
+    Failover,
+}
+
+/// Choices the classification table leaves to the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ClassifyPolicy {
+    /// What a content-filter refusal leads to.
+    pub content_filter: ContentFilterPolicy,
+}
+
+/// Classifies any error with the default policy. See [`classify_with`].
+pub fn classify(error: &(dyn Error + 'static)) -> Classification {
+    classify_with(error, &ClassifyPolicy::default())
+}
+
+/// Classifies any error: the one function behind every retry, failover and breaker
+/// decision.
+///
+/// It walks the `source()` chain from the outside in and classifies by the first error it
+/// recognises: an [`LlmError`], one of the layer-local [`rejection`](crate::rejection)
+/// types, an [`InvalidRequest`], or a [`std::io::Error`]. An error it does not recognise
+/// is fatal: seawall does not retry what it does not understand.
+///
+/// | recognised | disposition | health failure | out of capacity |
+/// |---|---|---|---|
+/// | rate limited (429) | retry | no | yes |
+/// | quota or spend exhausted | fail over | no | yes |
+/// | overloaded (529, 503), server error (5xx) | retry | yes | no |
+/// | transient (408, 409) | retry | no | no |
+/// | connect / reset, I/O connection errors | retry | yes | no |
+/// | stream truncated | retry | yes | no |
+/// | timeout (provider 504, attempt, first token, idle, I/O) | fail over | yes | no |
+/// | auth, permission, not found (a target's key or model) | fail over | yes | no |
+/// | decode error | fail over | yes | no |
+/// | context length exceeded, request too large | fail over | no | no |
+/// | content filtered | fatal (policy: fail over) | no | no |
+/// | invalid request (provider or local validation) | fatal | no | no |
+/// | circuit open, rate limiter rejection | fail over | no | no |
+/// | deadline exceeded, all targets failed, unknown | fatal | no | no |
+///
+/// `x-should-retry: true` turns the verdict into a retry; `x-should-retry: false` turns a
+/// retry into a failover.
+pub fn classify_with(error: &(dyn Error + 'static), policy: &ClassifyPolicy) -> Classification {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if let Some(verdict) = classify_one(error, policy) {
+            return verdict;
+        }
+        current = error.source();
+    }
+    Classification::new(Disposition::Fatal, Cause::Unknown)
+}
+
+fn classify_one(error: &(dyn Error + 'static), policy: &ClassifyPolicy) -> Option<Classification> {
+    use Disposition::{Failover, Fatal, Retry};
+
+    if let Some(error) = error.downcast_ref::<LlmError>() {
+        return Some(classify_llm_error(error, policy));
+    }
+    if let Some(open) = error.downcast_ref::<CircuitOpen>() {
+        let mut verdict = Classification::new(Failover, Cause::CircuitOpen);
+        verdict.retry_after = Some(open.retry_in);
+        return Some(verdict);
+    }
+    if let Some(rejected) = error.downcast_ref::<RateLimitRejected>() {
+        let mut verdict = Classification::new(Failover, Cause::RateLimitRejected);
+        verdict.retry_after = rejected.wait();
+        return Some(verdict);
+    }
+    if let Some(timed_out) = error.downcast_ref::<TimedOut>() {
+        return Some(Classification::new(Failover, Cause::TimedOut(timed_out.kind)).unhealthy());
+    }
+    if error.is::<DeadlineExceeded>() {
+        return Some(Classification::new(Fatal, Cause::DeadlineExceeded));
+    }
+    if error.is::<AllTargetsFailed>() {
+        return Some(Classification::new(Fatal, Cause::AllTargetsFailed));
+    }
+    if error.is::<InvalidRequest>() {
+        return Some(Classification::new(Fatal, Cause::InvalidRequest));
+    }
+    if let Some(io) = error.downcast_ref::<io::Error>() {
+        let kind = io.kind();
+        let disposition = match kind {
+            io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::NotConnected
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::AddrNotAvailable
+            | io::ErrorKind::Interrupted => Retry,
+            _ => Failover,
+        };
+        return Some(Classification::new(disposition, Cause::Io(kind)).unhealthy());
+    }
+    None
+}
+
+fn classify_llm_error(error: &LlmError, policy: &ClassifyPolicy) -> Classification {
+    use Disposition::{Failover, Fatal, Retry};
+
+    let kind = error.kind();
+    let cause = Cause::Provider(kind);
+    let mut verdict = match kind {
+        ErrorKind::RateLimited => {
+            let mut verdict = Classification::new(Retry, cause);
+            verdict.out_of_capacity = true;
+            verdict
+        }
+        ErrorKind::QuotaExhausted => {
+            let mut verdict = Classification::new(Failover, cause);
+            verdict.out_of_capacity = true;
+            verdict
+        }
+        ErrorKind::Overloaded
+        | ErrorKind::Server
+        | ErrorKind::Connect
+        | ErrorKind::StreamTruncated => Classification::new(Retry, cause).unhealthy(),
+        ErrorKind::Transient => Classification::new(Retry, cause),
+        ErrorKind::Timeout
+        | ErrorKind::Auth
+        | ErrorKind::Permission
+        | ErrorKind::NotFound
+        | ErrorKind::Decode => Classification::new(Failover, cause).unhealthy(),
+        ErrorKind::ContextLengthExceeded | ErrorKind::RequestTooLarge => {
+            Classification::new(Failover, cause)
+        }
+        ErrorKind::ContentFiltered => match policy.content_filter {
+            ContentFilterPolicy::Return => Classification::new(Fatal, cause),
+            ContentFilterPolicy::Failover => Classification::new(Failover, cause),
+        },
+        ErrorKind::InvalidRequest => Classification::new(Fatal, cause),
+    };
+    let hints = error.hints();
+    verdict.retry_after = hints.retry_after;
+    verdict.quota_reset = hints
+        .quota_reset
+        .or_else(|| error.quota().and_then(|quota| quota.exhausted_until()));
+    match hints.should_retry {
+        Some(true) => verdict.disposition = Retry,
+        Some(false) if verdict.disposition == Retry => verdict.disposition = Failover,
+        _ => {}
+    }
+    verdict
+}

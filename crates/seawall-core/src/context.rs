@@ -1,0 +1,94 @@
+use std::time::{Duration, Instant};
+
+use crate::provider::TargetId;
+use crate::trail::TrailRecorder;
+
+/// The call's one overall deadline, which every layer inside sees.
+///
+/// It holds a `std::time::Instant` because this crate has no runtime, but the layers create
+/// it from tokio's clock (`tokio::time::Instant::now().into_std()`) and pass tokio's `now`
+/// to [`remaining`](Self::remaining), so under a paused test clock the deadline moves with
+/// the paused time. This type never reads a clock itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadline {
+    at: Instant,
+    budget: Duration,
+}
+
+impl Deadline {
+    /// A deadline `budget` after `start`.
+    pub fn new(start: Instant, budget: Duration) -> Self {
+        Self {
+            at: start.checked_add(budget).unwrap_or(start),
+            budget,
+        }
+    }
+
+    /// The instant the deadline passes.
+    pub fn at(&self) -> Instant {
+        self.at
+    }
+
+    /// The whole budget the call was given.
+    pub fn budget(&self) -> Duration {
+        self.budget
+    }
+
+    /// What is left of the budget at `now`; zero once passed.
+    pub fn remaining(&self, now: Instant) -> Duration {
+        self.at.saturating_duration_since(now)
+    }
+
+    /// Whether the deadline has passed at `now`.
+    pub fn is_expired(&self, now: Instant) -> bool {
+        now >= self.at
+    }
+
+    /// Whether waiting `wait` from `now` still leaves some budget.
+    pub fn fits(&self, now: Instant, wait: Duration) -> bool {
+        wait < self.remaining(now)
+    }
+
+    /// The earlier of this deadline and `other`.
+    #[must_use]
+    pub fn min(self, other: Self) -> Self {
+        if other.at < self.at { other } else { self }
+    }
+}
+
+/// Which target the failover layer should send the current attempt to.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RouteHint {
+    /// The target chosen for this attempt; `None` lets the router choose.
+    pub target: Option<TargetId>,
+    /// How many targets the call has moved through so far.
+    pub hop: u32,
+}
+
+/// Per-call context carried in every [`ChatRequest`](crate::ChatRequest).
+///
+/// Retries and failover clone the request, and the clones share the same context values
+/// (the trail recorder is shared, not copied).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RequestContext {
+    /// The overall deadline, set by the outermost deadline layer (or by the caller).
+    pub deadline: Option<Deadline>,
+    /// The attempt number, from 0 for the first.
+    pub attempt: u32,
+    /// Where this attempt goes.
+    pub route: RouteHint,
+    /// The call's trail, if a layer installed one.
+    pub trail: Option<TrailRecorder>,
+}
+
+impl RequestContext {
+    /// What is left of the deadline at `now`, or `None` when there is no deadline.
+    pub fn remaining(&self, now: Instant) -> Option<Duration> {
+        self.deadline.map(|deadline| deadline.remaining(now))
+    }
+
+    /// The call's trail recorder, installing one if there is none yet.
+    pub fn trail(&mut self) -> &TrailRecorder {
+        self.trail.get_or_insert_with(TrailRecorder::new)
+    }
+}

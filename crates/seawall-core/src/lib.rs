@@ -1,0 +1,74 @@
+//! The model every seawall layer shares.
+//!
+//! This crate has no runtime dependency (no tokio, no hyper), so adapters, layers, the
+//! simulator and the gateway can all depend on it:
+//!
+//! - [`ChatRequest`] / [`ChatResponse`] / [`StreamEvent`]: one request and response model for
+//!   every provider, with streamed responses as a typed [`EventStream`].
+//! - [`LlmError`] with an [`ErrorKind`], retry hints and a [`QuotaSnapshot`]; the layer-local
+//!   rejections in [`rejection`] ([`CircuitOpen`], [`RateLimitRejected`], [`TimedOut`],
+//!   [`DeadlineExceeded`], [`AllTargetsFailed`]).
+//! - [`classify`]: the **one** classifier that every retry, failover and breaker decision goes
+//!   through. It walks an error's `source()` chain and returns a [`Classification`].
+//! - [`tokens`]: token estimation behind the [`TokenEstimator`] trait: a fast heuristic upper
+//!   bound for any model, and exact counts for OpenAI model families (feature `tiktoken`).
+//! - [`RequestContext`] carried in every request: the overall [`Deadline`], the attempt
+//!   number, the [`RouteHint`] and the per-call [`Trail`].
+//!
+//! ```
+//! use seawall_core::{ChatRequest, Message, classify, Disposition, ErrorKind, LlmError};
+//! use std::time::Duration;
+//!
+//! let request = ChatRequest::new(
+//!     "gpt-4o",
+//!     [Message::system("Answer in one word."), Message::user("Capital of France?")],
+//! )
+//! .with_max_output_tokens(16);
+//! assert!(request.validate().is_ok());
+//!
+//! let error = LlmError::new(ErrorKind::RateLimited, "Rate limit reached for requests")
+//!     .with_status(429)
+//!     .with_retry_after(Duration::from_secs(2));
+//! let verdict = classify(&error);
+//! assert_eq!(verdict.disposition, Disposition::Retry);
+//! assert_eq!(verdict.retry_after, Some(Duration::from_secs(2)));
+//! assert!(!verdict.health_failure, "a 429 parks the target, it does not trip the breaker");
+//! ```
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod classify;
+mod context;
+mod error;
+mod provider;
+mod quota;
+pub mod rejection;
+mod request;
+mod response;
+mod stream;
+pub mod tokens;
+mod trail;
+
+pub use classify::{
+    Cause, Classification, ClassifyPolicy, ContentFilterPolicy, Disposition, classify,
+    classify_with,
+};
+pub use context::{Deadline, RequestContext, RouteHint};
+pub use error::{ErrorKind, LlmError, RetryHints};
+pub use provider::{ProviderKind, TargetId};
+pub use quota::{QuotaSnapshot, QuotaWindow};
+pub use rejection::{
+    AllTargetsFailed, CircuitOpen, DeadlineExceeded, RateLimitRejected, RejectReason, TimedOut,
+    TimeoutKind,
+};
+pub use request::{
+    CacheControl, ChatRequest, ContentPart, ImageDetail, ImageSource, InvalidRequest, Message,
+    ResponseFormat, Role, ToolCall, ToolChoice, ToolDefinition,
+};
+pub use response::{AssistantMessage, ChatResponse, FinishReason, Usage};
+pub use stream::{EventStream, StreamAccumulator, StreamEvent};
+pub use tokens::{HeuristicEstimator, TokenEstimate, TokenEstimator};
+pub use trail::{AttemptOutcome, AttemptRecord, BreakerState, Trail, TrailRecorder};
+
+/// The error type at every layer boundary, the same shape as tower's.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -1,0 +1,224 @@
+use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_core::Stream;
+
+use crate::error::{ErrorKind, LlmError};
+use crate::request::ToolCall;
+use crate::response::{AssistantMessage, FinishReason, Usage};
+
+/// One event of a streamed response, the same for every provider.
+///
+/// A well-formed stream is `Start`, any number of deltas and `Usage` events, then `Finish`,
+/// possibly followed by a last `Usage` (OpenAI sends usage after the finish reason). A
+/// stream that fails ends with `Error` instead of `Finish`; a stream that simply stops
+/// without either is truncated, and adapters turn that into an `Error` of kind
+/// [`ErrorKind::StreamTruncated`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamEvent {
+    /// The assistant's message starts.
+    Start {
+        /// The provider's response id, when the provider sends it up front.
+        id: Option<String>,
+        /// The model that is answering, when the provider names it.
+        model: Option<String>,
+    },
+    /// More text.
+    TextDelta(String),
+    /// A fragment of a tool call. The first fragment of a call carries its id and name; the
+    /// argument fragments join, in order, to the call's JSON arguments.
+    ToolCallDelta {
+        /// Which call of the message this fragment belongs to, from 0.
+        index: u32,
+        /// The call's id, on its first fragment.
+        id: Option<String>,
+        /// The tool's name, on its first fragment.
+        name: Option<String>,
+        /// The next piece of the arguments' JSON text.
+        arguments: String,
+    },
+    /// Usage so far. Each `Usage` event replaces the ones before it.
+    Usage(Usage),
+    /// The provider's end of message arrived: the stream is complete.
+    Finish(FinishReason),
+    /// The stream failed; nothing follows.
+    Error(LlmError),
+}
+
+impl StreamEvent {
+    /// Whether this event carries content the caller sees (text or a tool call): the first
+    /// such event is the streaming commit point.
+    pub fn is_content(&self) -> bool {
+        matches!(self, Self::TextDelta(_) | Self::ToolCallDelta { .. })
+    }
+}
+
+/// A boxed stream of [`StreamEvent`]s, as carried by a streamed
+/// [`ChatResponse`](crate::ChatResponse).
+pub struct EventStream(Pin<Box<dyn Stream<Item = StreamEvent> + Send + 'static>>);
+
+impl EventStream {
+    /// Boxes a stream of events.
+    pub fn new(stream: impl Stream<Item = StreamEvent> + Send + 'static) -> Self {
+        Self(Box::pin(stream))
+    }
+
+    /// A stream that yields `events` and ends: for tests and for replaying a stored response.
+    pub fn from_events(events: impl IntoIterator<Item = StreamEvent>) -> Self {
+        Self::new(Replay(events.into_iter().collect::<Vec<_>>().into_iter()))
+    }
+}
+
+impl Stream for EventStream {
+    type Item = StreamEvent;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<StreamEvent>> {
+        self.0.as_mut().poll_next(cx)
+    }
+}
+
+impl fmt::Debug for EventStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("EventStream { .. }")
+    }
+}
+
+struct Replay(std::vec::IntoIter<StreamEvent>);
+
+impl Stream for Replay {
+    type Item = StreamEvent;
+
+    fn poll_next(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<StreamEvent>> {
+        Poll::Ready(self.0.next())
+    }
+}
+
+/// Folds stream events into the complete reply: text, tool calls, usage and finish reason.
+///
+/// Adapters use it to collect a stream, the gateway to know what was relayed, and recovery
+/// to know the text already delivered.
+#[derive(Debug, Clone, Default)]
+pub struct StreamAccumulator {
+    id: Option<String>,
+    model: Option<String>,
+    text: String,
+    tool_calls: Vec<ToolCall>,
+    usage: Option<Usage>,
+    finish: Option<FinishReason>,
+    content_events: u64,
+}
+
+impl StreamAccumulator {
+    /// An empty accumulator.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds one event. Returns the error if the event is one.
+    pub fn push(&mut self, event: &StreamEvent) -> Result<(), LlmError> {
+        match event {
+            StreamEvent::Start { id, model } => {
+                if id.is_some() {
+                    self.id.clone_from(id);
+                }
+                if model.is_some() {
+                    self.model.clone_from(model);
+                }
+            }
+            StreamEvent::TextDelta(text) => {
+                self.content_events += 1;
+                self.text.push_str(text);
+            }
+            StreamEvent::ToolCallDelta {
+                index,
+                id,
+                name,
+                arguments,
+            } => {
+                self.content_events += 1;
+                let index = *index as usize;
+                if self.tool_calls.len() <= index {
+                    self.tool_calls.resize_with(index + 1, || ToolCall {
+                        id: String::new(),
+                        name: String::new(),
+                        arguments: String::new(),
+                    });
+                }
+                let call = &mut self.tool_calls[index];
+                if let Some(id) = id {
+                    call.id.clone_from(id);
+                }
+                if let Some(name) = name {
+                    call.name.clone_from(name);
+                }
+                call.arguments.push_str(arguments);
+            }
+            StreamEvent::Usage(usage) => self.usage = Some(*usage),
+            StreamEvent::Finish(reason) => self.finish = Some(reason.clone()),
+            StreamEvent::Error(error) => return Err(error.clone()),
+        }
+        Ok(())
+    }
+
+    /// The text so far.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The tool calls so far.
+    pub fn tool_calls(&self) -> &[ToolCall] {
+        &self.tool_calls
+    }
+
+    /// The last usage seen.
+    pub fn usage(&self) -> Option<Usage> {
+        self.usage
+    }
+
+    /// The finish reason, once the end of message arrived.
+    pub fn finish_reason(&self) -> Option<&FinishReason> {
+        self.finish.as_ref()
+    }
+
+    /// The response id, if the provider sent one.
+    pub fn id(&self) -> Option<&str> {
+        self.id.as_deref()
+    }
+
+    /// The model the provider named, if any.
+    pub fn model(&self) -> Option<&str> {
+        self.model.as_deref()
+    }
+
+    /// How many content events (text or tool-call fragments) were seen.
+    pub fn content_events(&self) -> u64 {
+        self.content_events
+    }
+
+    /// Whether the provider's end of message arrived.
+    pub fn is_complete(&self) -> bool {
+        self.finish.is_some()
+    }
+
+    /// The complete reply.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::StreamTruncated`] if the end of message never arrived: a truncated
+    /// stream is never passed off as a complete one.
+    pub fn finish(self) -> Result<(AssistantMessage, FinishReason, Option<Usage>), LlmError> {
+        let reason = self.finish.ok_or_else(|| {
+            LlmError::new(
+                ErrorKind::StreamTruncated,
+                "the stream ended before the provider's end of message",
+            )
+        })?;
+        let message = AssistantMessage {
+            text: self.text,
+            tool_calls: self.tool_calls,
+            refusal: None,
+        };
+        Ok((message, reason, self.usage))
+    }
+}

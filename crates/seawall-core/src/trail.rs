@@ -1,0 +1,164 @@
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use crate::classify::Cause;
+use crate::provider::TargetId;
+
+/// What happened during one call: every attempt, the waits, the breaker states seen, and
+/// which target and model finally answered.
+///
+/// Every response carries one ([`ChatResponse::trail`](crate::ChatResponse::trail)), and the
+/// layers attach one to errors, so a caller can always tell what was tried.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Trail {
+    /// Attempts and skips, in order.
+    pub attempts: Vec<AttemptRecord>,
+    /// Total time spent waiting in rate limiters.
+    pub limiter_wait: Duration,
+    /// Breaker states seen when targets were considered, in order.
+    pub breaker_states: Vec<(TargetId, BreakerState)>,
+    /// The target that produced the final outcome.
+    pub final_target: Option<TargetId>,
+    /// The model that produced the final outcome.
+    pub final_model: Option<String>,
+    /// The tokens the call was estimated to weigh before it was sent.
+    pub tokens_estimated: Option<u64>,
+    /// The tokens the call actually used, summed over attempts.
+    pub tokens_used: Option<u64>,
+}
+
+impl Trail {
+    /// How many requests were actually sent (skips excluded).
+    pub fn sent_attempts(&self) -> usize {
+        self.attempts
+            .iter()
+            .filter(|attempt| !matches!(attempt.outcome, AttemptOutcome::Skipped { .. }))
+            .count()
+    }
+}
+
+/// One attempt, or one target skipped, within a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRecord {
+    /// The target.
+    pub target: TargetId,
+    /// The model name sent to the target.
+    pub model: String,
+    /// What happened.
+    pub outcome: AttemptOutcome,
+    /// How long the call waited before this attempt (backoff or server hint).
+    pub wait: Duration,
+    /// How long the attempt took, from send to response or failure.
+    pub latency: Duration,
+    /// For streams: the time to the first content event.
+    pub time_to_first_token: Option<Duration>,
+}
+
+impl fmt::Display for AttemptRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({}) ", self.target, self.model)?;
+        match &self.outcome {
+            AttemptOutcome::Succeeded => f.write_str("succeeded")?,
+            AttemptOutcome::Failed { message, .. } => write!(f, "failed: {message}")?,
+            AttemptOutcome::Skipped { reason } => write!(f, "skipped: {reason}")?,
+        }
+        if !self.wait.is_zero() {
+            write!(f, " after waiting {} ms", self.wait.as_millis())?;
+        }
+        Ok(())
+    }
+}
+
+/// The outcome of one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// The target answered.
+    Succeeded,
+    /// The attempt failed.
+    Failed {
+        /// What the classifier found.
+        cause: Cause,
+        /// The error's message.
+        message: String,
+    },
+    /// The target was not tried (breaker open, cooling down, limiter full, context too
+    /// small).
+    Skipped {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The state of a target's health breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BreakerState {
+    /// Calls flow.
+    Closed,
+    /// Calls are rejected until the break ends.
+    Open,
+    /// A limited number of probes are admitted.
+    HalfOpen,
+}
+
+impl BreakerState {
+    /// A short snake_case name for logs and metrics.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Closed => "closed",
+            Self::Open => "open",
+            Self::HalfOpen => "half_open",
+        }
+    }
+}
+
+/// A shared, append-only [`Trail`] that the layers of one call write to.
+///
+/// The outermost layer that wants a trail installs one in the
+/// [`RequestContext`](crate::RequestContext); every clone of the request shares it, so
+/// attempts made by inner layers land in the same trail. The lock is held only for an
+/// append, never across an `.await`.
+#[derive(Clone, Default)]
+pub struct TrailRecorder(Arc<Mutex<Trail>>);
+
+impl TrailRecorder {
+    /// An empty recorder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Runs `edit` on the trail.
+    pub fn update<R>(&self, edit: impl FnOnce(&mut Trail) -> R) -> R {
+        let mut trail = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        edit(&mut trail)
+    }
+
+    /// Appends an attempt.
+    pub fn record(&self, attempt: AttemptRecord) {
+        self.update(|trail| trail.attempts.push(attempt));
+    }
+
+    /// A copy of the trail as it is now.
+    pub fn snapshot(&self) -> Trail {
+        self.update(|trail| trail.clone())
+    }
+
+    /// Whether two recorders share one trail.
+    pub fn same_as(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl fmt::Debug for TrailRecorder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("TrailRecorder")
+            .field(&self.snapshot())
+            .finish()
+    }
+}
+
+impl PartialEq for TrailRecorder {
+    fn eq(&self, other: &Self) -> bool {
+        self.same_as(other)
+    }
+}
