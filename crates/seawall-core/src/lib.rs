@@ -12,6 +12,10 @@
 //!   through. It walks an error's `source()` chain and returns a [`Classification`].
 //! - [`tokens`]: token estimation behind the [`TokenEstimator`] trait: a fast heuristic upper
 //!   bound for any model, and exact counts for OpenAI model families (feature `tiktoken`).
+//! - [`hints`]: retry and quota hints from response headers and error bodies.
+//! - [`LlmRequest`] / [`LlmResponse`]: what a layer needs to know of a request and a
+//!   response, implemented for the typed model and for raw `http` messages, so every layer
+//!   works on both paths.
 //! - [`RequestContext`] carried in every request: the overall [`Deadline`], the attempt
 //!   number, the [`RouteHint`] and the per-call [`Trail`].
 //!
@@ -37,9 +41,11 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod call;
 mod classify;
 mod context;
 mod error;
+pub mod hints;
 mod provider;
 mod quota;
 pub mod rejection;
@@ -49,6 +55,7 @@ mod stream;
 pub mod tokens;
 mod trail;
 
+pub use call::{LlmRequest, LlmResponse};
 pub use classify::{
     Cause, Classification, ClassifyPolicy, ContentFilterPolicy, Disposition, classify,
     classify_with,

@@ -1,0 +1,255 @@
+//! Retry and quota hints from provider responses: `retry-after-ms`, `retry-after` (seconds,
+//! fractional seconds or an HTTP date), `x-should-retry`, OpenAI `x-ratelimit-*` (Go-style
+//! durations such as `6m0s` or `12ms`), Anthropic `anthropic-ratelimit-*` (RFC 3339
+//! resets) and Gemini `RetryInfo.retryDelay` in error bodies.
+//!
+//! Parsed on success and error responses alike; every parser is lenient (a value it cannot
+//! read is ignored, never an error) and takes the current wall-clock time as an argument so
+//! that dates become durations without reading a clock here.
+//!
+//! ```
+//! use std::time::{Duration, SystemTime};
+//! use http::HeaderMap;
+//! use seawall_core::hints;
+//!
+//! let mut headers = HeaderMap::new();
+//! headers.insert("retry-after-ms", "300".parse().unwrap());
+//! headers.insert("retry-after", "5".parse().unwrap());
+//! headers.insert("x-ratelimit-remaining-tokens", "0".parse().unwrap());
+//! headers.insert("x-ratelimit-reset-tokens", "6m0s".parse().unwrap());
+//!
+//! let retry = hints::retry_hints(&headers, SystemTime::now());
+//! assert_eq!(retry.retry_after, Some(Duration::from_millis(300)), "retry-after-ms wins");
+//! assert_eq!(retry.quota_reset, Some(Duration::from_secs(360)));
+//! ```
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::HeaderMap;
+use serde_json::Value;
+
+use crate::error::RetryHints;
+use crate::quota::{QuotaSnapshot, QuotaWindow};
+
+/// The retry hints of a response: the server's wait, its explicit yes or no, and the reset
+/// of an exhausted quota window.
+pub fn retry_hints(headers: &HeaderMap, now: SystemTime) -> RetryHints {
+    RetryHints {
+        retry_after: retry_after(headers, now),
+        should_retry: header(headers, "x-should-retry").and_then(|value| {
+            match value.trim().to_ascii_lowercase().as_str() {
+                "true" => Some(true),
+                "false" => Some(false),
+                _ => None,
+            }
+        }),
+        quota_reset: quota_snapshot(headers, now).exhausted_until(),
+    }
+}
+
+/// The server's wait: `retry-after-ms` (milliseconds, possibly fractional) if present,
+/// otherwise `retry-after` as (possibly fractional) seconds or as an HTTP date. A date in the
+/// past gives zero.
+pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    if let Some(ms) = header(headers, "retry-after-ms").and_then(parse_non_negative_f64) {
+        return Duration::try_from_secs_f64(ms / 1000.0).ok();
+    }
+    let value = header(headers, "retry-after")?.trim();
+    if let Some(seconds) = parse_non_negative_f64(value) {
+        return Duration::try_from_secs_f64(seconds).ok();
+    }
+    let date = httpdate::parse_http_date(value).ok()?;
+    Some(date.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// The rate-limit state in the headers, OpenAI's and Anthropic's families both.
+pub fn quota_snapshot(headers: &HeaderMap, now: SystemTime) -> QuotaSnapshot {
+    let openai = |name: &str| {
+        window(
+            headers,
+            &format!("x-ratelimit-limit-{name}"),
+            &format!("x-ratelimit-remaining-{name}"),
+            &format!("x-ratelimit-reset-{name}"),
+            parse_go_duration,
+        )
+    };
+    let anthropic = |name: &str| {
+        window(
+            headers,
+            &format!("anthropic-ratelimit-{name}-limit"),
+            &format!("anthropic-ratelimit-{name}-remaining"),
+            &format!("anthropic-ratelimit-{name}-reset"),
+            |value| {
+                let at = parse_rfc3339(value)?;
+                Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+            },
+        )
+    };
+    QuotaSnapshot {
+        requests: openai("requests").or_else(|| anthropic("requests")),
+        tokens: openai("tokens").or_else(|| anthropic("tokens")),
+        input_tokens: anthropic("input-tokens"),
+        output_tokens: anthropic("output-tokens"),
+    }
+}
+
+fn window(
+    headers: &HeaderMap,
+    limit: &str,
+    remaining: &str,
+    reset: &str,
+    parse_reset: impl Fn(&str) -> Option<Duration>,
+) -> Option<QuotaWindow> {
+    let number = |name: &str| header(headers, name).and_then(|v| v.trim().parse::<u64>().ok());
+    let window = QuotaWindow {
+        limit: number(limit),
+        remaining: number(remaining),
+        reset_after: header(headers, reset).and_then(|v| parse_reset(v.trim())),
+    };
+    (window != QuotaWindow::default()).then_some(window)
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name)?.to_str().ok()
+}
+
+fn parse_non_negative_f64(value: &str) -> Option<f64> {
+    let value: f64 = value.trim().parse().ok()?;
+    (value.is_finite() && value >= 0.0).then_some(value)
+}
+
+/// A Go-style duration as OpenAI sends in `x-ratelimit-reset-*`: `6m0s`, `12ms`, `1s`,
+/// `34.337s`, `1h2m3.5s`, `250us`. A bare number is read as seconds.
+pub fn parse_go_duration(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if value.is_empty() {
+        return None;
+    }
+    if let Some(seconds) = parse_non_negative_f64(value) {
+        return Duration::try_from_secs_f64(seconds).ok();
+    }
+    let mut rest = value;
+    let mut total = 0.0f64;
+    while !rest.is_empty() {
+        let number_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let number: f64 = rest[..number_end].parse().ok()?;
+        rest = &rest[number_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_end] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 1e-3,
+            "us" | "µs" => 1e-6,
+            "ns" => 1e-9,
+            _ => return None,
+        };
+        total += number * scale;
+        rest = &rest[unit_end..];
+    }
+    Duration::try_from_secs_f64(total).ok()
+}
+
+/// A protobuf `Duration` in its JSON form, as Gemini's `RetryInfo.retryDelay`: `"26s"`,
+/// `"34.4s"`.
+pub fn parse_protobuf_duration(value: &str) -> Option<Duration> {
+    let seconds = parse_non_negative_f64(value.trim().strip_suffix('s')?)?;
+    Duration::try_from_secs_f64(seconds).ok()
+}
+
+/// Gemini's retry hint: the `retryDelay` of the `google.rpc.RetryInfo` entry in an error
+/// body's `error.details`.
+pub fn gemini_retry_delay(body: &Value) -> Option<Duration> {
+    body.get("error")?
+        .get("details")?
+        .as_array()?
+        .iter()
+        .find(|detail| {
+            detail
+                .get("@type")
+                .and_then(Value::as_str)
+                .is_some_and(|kind| kind.ends_with("google.rpc.RetryInfo"))
+        })?
+        .get("retryDelay")?
+        .as_str()
+        .and_then(parse_protobuf_duration)
+}
+
+/// An RFC 3339 timestamp as Anthropic sends in `anthropic-ratelimit-*-reset`:
+/// `2025-08-21T12:40:59Z`, with optional fractional seconds and a numeric offset.
+pub fn parse_rfc3339(value: &str) -> Option<SystemTime> {
+    let bytes = value.as_bytes();
+    if bytes.len() < 20 || bytes[4] != b'-' || bytes[7] != b'-' || bytes[13] != b':' {
+        return None;
+    }
+    if !matches!(bytes[10], b'T' | b't' | b' ') || bytes[16] != b':' {
+        return None;
+    }
+    let digits = |range: std::ops::Range<usize>| -> Option<i64> {
+        let text = value.get(range)?;
+        text.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| text.parse().ok())?
+    };
+    let (year, month, day) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
+    let (hour, minute, second) = (digits(11..13)?, digits(14..16)?, digits(17..19)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 {
+        return None;
+    }
+    if second > 60 {
+        return None;
+    }
+    let mut rest = &value[19..];
+    let mut nanos = 0u32;
+    if let Some(fraction) = rest.strip_prefix('.') {
+        let end = fraction
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(fraction.len());
+        let digits = &fraction[..end];
+        if digits.is_empty() {
+            return None;
+        }
+        let padded: String = digits
+            .chars()
+            .chain(std::iter::repeat('0'))
+            .take(9)
+            .collect();
+        nanos = padded.parse().ok()?;
+        rest = &fraction[end..];
+    }
+    let offset_seconds = match rest {
+        "Z" | "z" => 0,
+        _ => {
+            let sign = match rest.as_bytes().first()? {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            if rest.len() != 6 || rest.as_bytes()[3] != b':' {
+                return None;
+            }
+            let hours: i64 = rest[1..3].parse().ok()?;
+            let minutes: i64 = rest[4..6].parse().ok()?;
+            sign * (hours * 3600 + minutes * 60)
+        }
+    };
+    let days = days_from_civil(year, month, day);
+    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_seconds;
+    let seconds = u64::try_from(seconds).ok()?;
+    UNIX_EPOCH.checked_add(Duration::new(seconds, nanos))
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let month_index = (month + 9) % 12;
+    let day_of_year = (153 * month_index + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
