@@ -65,8 +65,8 @@ pub use error::{ErrorKind, LlmError, RetryHints};
 pub use provider::{ProviderKind, TargetId};
 pub use quota::{QuotaSnapshot, QuotaWindow};
 pub use rejection::{
-    AllTargetsFailed, CircuitOpen, DeadlineExceeded, RateLimitRejected, RejectReason, TimedOut,
-    TimeoutKind,
+    AllTargetsFailed, CircuitOpen, DeadlineExceeded, OpenReason, RateLimitRejected, RejectReason,
+    TimedOut, TimeoutKind,
 };
 pub use request::{
     CacheControl, ChatRequest, ContentPart, ImageDetail, ImageSource, InvalidRequest, Message,

@@ -11,23 +11,44 @@ use std::time::Duration;
 use crate::provider::TargetId;
 use crate::trail::AttemptRecord;
 
-/// The target's health breaker is open: the call was not sent.
+/// The target's breaker does not admit calls: the call was not sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CircuitOpen {
     /// The target whose breaker is open.
     pub target: TargetId,
-    /// How long until the breaker admits a probe.
+    /// How long until the breaker admits a call (a half-open probe, or the end of the
+    /// capacity cooldown).
     pub retry_in: Duration,
+    /// Whether the target is unhealthy or only out of capacity.
+    pub reason: OpenReason,
+}
+
+/// Why a breaker does not admit calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OpenReason {
+    /// The health breaker is open (or half-open with every probe slot taken).
+    Unhealthy,
+    /// A 429 or an exhausted quota parked the target until its reset: the capacity
+    /// cooldown, which is not a health failure.
+    OutOfCapacity,
 }
 
 impl fmt::Display for CircuitOpen {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "circuit open for {}: next probe in {} ms",
-            self.target,
-            self.retry_in.as_millis()
-        )
+        match self.reason {
+            OpenReason::Unhealthy => write!(
+                f,
+                "circuit open for {}: next probe in {} ms",
+                self.target,
+                self.retry_in.as_millis()
+            ),
+            OpenReason::OutOfCapacity => write!(
+                f,
+                "{} is cooling down after a rate limit: {} ms left",
+                self.target,
+                self.retry_in.as_millis()
+            ),
+        }
     }
 }
 

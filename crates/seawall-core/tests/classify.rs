@@ -9,8 +9,8 @@ use std::time::Duration;
 use seawall_core::{
     AllTargetsFailed, AttemptOutcome, AttemptRecord, BoxError, Cause, CircuitOpen, ClassifyPolicy,
     ContentFilterPolicy, DeadlineExceeded, Disposition, ErrorKind, InvalidRequest, LlmError,
-    QuotaSnapshot, QuotaWindow, RateLimitRejected, RejectReason, RetryHints, TimedOut, TimeoutKind,
-    classify, classify_with,
+    OpenReason, QuotaSnapshot, QuotaWindow, RateLimitRejected, RejectReason, RetryHints, TimedOut,
+    TimeoutKind, classify, classify_with,
 };
 
 use Disposition::{Failover, Fatal, Retry};
@@ -159,6 +159,7 @@ fn layer_local_rejections_are_never_health_failures() {
             Box::new(CircuitOpen {
                 target: "anthropic/claude".into(),
                 retry_in: Duration::from_secs(3),
+                reason: OpenReason::Unhealthy,
             }),
             Failover,
             Cause::CircuitOpen,
