@@ -377,3 +377,124 @@ async fn the_limiter_is_a_gate_that_predicts_the_wait() {
         "a check reserves nothing"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn when_the_head_of_the_queue_gives_up_the_next_waiter_moves_up() {
+    let limiter = RateLimiter::new("t", config(1_000));
+    let start = Instant::now();
+    let (service, mut handle) = mock::pair::<ChatRequest, ChatResponse>();
+    let mut service = RateLimit::new(service, limiter.clone());
+    let mut calls = Vec::new();
+    for weight in [1_000, 900, 50] {
+        calls.push(tokio::spawn(
+            service.ready().await.unwrap().call(weighing(weight)),
+        ));
+        tokio::task::yield_now().await;
+    }
+    let (_, first) = handle.next_request().await.unwrap();
+    first.send_response(reply("m", "ok"));
+    // The large call's caller goes away while it waits.
+    calls[1].abort();
+
+    let (request, send) = handle.next_request().await.unwrap();
+    assert_eq!(request.texts().next(), Some("50"));
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_secs(3),
+        "no longer behind the large call"
+    );
+    send.send_response(reply("m", "ok"));
+    calls.pop().unwrap().await.unwrap().unwrap();
+    assert_eq!(limiter.snapshot().queue_len, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn input_and_output_tokens_are_limited_separately() {
+    let limiter = RateLimiter::new(
+        "t",
+        RateLimitConfig::new()
+            .input_tokens(Rate::per_minute(10_000))
+            .output_tokens(Rate::per_minute(200))
+            .estimator(Arc::new(NumberEstimator))
+            .max_wait(Duration::from_secs(1)),
+    );
+    let request = || weighing(10).with_max_output_tokens(150);
+    send(&limiter, request(), reply("m", "ok")).await.unwrap();
+    let error = send(&limiter, request(), reply("m", "ok"))
+        .await
+        .unwrap_err();
+    // 100 of the 150 output tokens are missing: 30 s at 200 per minute.
+    assert_eq!(
+        rejection(&error).reason,
+        RejectReason::WaitTooLong {
+            wait: Duration::from_secs(30),
+            max_wait: Duration::from_secs(1),
+        }
+    );
+    let capacity = limiter.snapshot().capacity;
+    assert_eq!(
+        capacity.input_tokens,
+        Some(10_000 - 10),
+        "nothing taken on refusal"
+    );
+    assert_eq!(capacity.output_tokens, Some(50));
+}
+
+/// An inner service that is only callable once `poll_ready` said so, and whose clones
+/// start unready, like tower's `ConcurrencyLimit` or `Buffer`.
+struct StrictReadiness {
+    ready: bool,
+}
+
+impl Clone for StrictReadiness {
+    fn clone(&self) -> Self {
+        Self { ready: false }
+    }
+}
+
+impl Service<ChatRequest> for StrictReadiness {
+    type Response = ChatResponse;
+    type Error = BoxError;
+    type Future = std::future::Ready<Result<ChatResponse, BoxError>>;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), BoxError>> {
+        self.ready = true;
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _request: ChatRequest) -> Self::Future {
+        assert!(self.ready, "called without poll_ready");
+        self.ready = false;
+        std::future::ready(Ok(reply("m", "ok")))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_readied_inner_service_is_the_one_called() {
+    let limiter = RateLimiter::new("t", config(10_000));
+    let mut service = RateLimit::new(StrictReadiness { ready: false }, limiter);
+    for _ in 0..3 {
+        service
+            .ready()
+            .await
+            .unwrap()
+            .call(weighing(10))
+            .await
+            .unwrap();
+    }
+}
+
+#[test]
+fn services_and_futures_are_send_and_sync() {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    fn send<T: Send + 'static>() {}
+    send_sync::<RateLimiter>();
+    send_sync::<seawall::rate_limit::RateLimitLayer>();
+    send_sync::<RateLimit<StrictReadiness>>();
+    send::<<RateLimit<StrictReadiness> as Service<ChatRequest>>::Future>();
+    send_sync::<seawall::failover::Failover>();
+    send::<seawall::failover::future::ResponseFuture>();
+}
