@@ -498,3 +498,42 @@ fn services_and_futures_are_send_and_sync() {
     send_sync::<seawall::failover::Failover>();
     send::<seawall::failover::future::ResponseFuture>();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_waiter_behind_the_head_still_gives_up_at_its_deadline() {
+    let limiter = RateLimiter::new("t", config(1_000).max_wait(Duration::from_secs(600)));
+    let start = Instant::now();
+    let (service, mut handle) = mock::pair::<ChatRequest, ChatResponse>();
+    let mut service = RateLimit::new(service, limiter.clone());
+    let _spent = tokio::spawn(service.ready().await.unwrap().call(weighing(1_000)));
+    let (_, _in_flight) = handle.next_request().await.unwrap();
+    let head = tokio::spawn(service.ready().await.unwrap().call(weighing(50)));
+    tokio::task::yield_now().await;
+    let mut request = weighing(50);
+    request.context.deadline = Some(Deadline::new(
+        Instant::now().into_std(),
+        Duration::from_secs(8),
+    ));
+    // Predicted wait 6 s: it queues.
+    let behind = tokio::spawn(service.ready().await.unwrap().call(request));
+    tokio::task::yield_now().await;
+    assert_eq!(limiter.snapshot().queue_len, 2);
+
+    // The provider then says the window is exhausted for a minute: the head keeps waiting.
+    limiter.sync(&QuotaSnapshot {
+        tokens: Some(QuotaWindow {
+            limit: Some(1_000),
+            remaining: Some(0),
+            reset_after: Some(Duration::from_secs(60)),
+        }),
+        ..QuotaSnapshot::default()
+    });
+    let error = behind.await.unwrap().unwrap_err();
+    assert_eq!(start.elapsed(), Duration::from_secs(8));
+    assert!(
+        matches!(rejection(&error).reason, RejectReason::PastDeadline { .. }),
+        "{error}"
+    );
+    assert_eq!(limiter.snapshot().queue_len, 1, "the head still waits");
+    head.abort();
+}

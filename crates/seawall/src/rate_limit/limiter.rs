@@ -445,10 +445,7 @@ impl Acquire {
             let mut queue = if let Some(ticket) = self.ticket {
                 let mut queue = limiter.lock();
                 if queue.waiters.front().map(|w| w.id) != Some(ticket) {
-                    if let Some(waiter) = queue.waiters.iter_mut().find(|w| w.id == ticket) {
-                        waiter.waker = Some(cx.waker().clone());
-                    }
-                    return Poll::Pending;
+                    return self.wait_in_line(cx, &mut queue, sleep, now, started);
                 }
                 queue
             } else {
@@ -472,7 +469,7 @@ impl Acquire {
                 shared.waiting.fetch_add(1, Ordering::AcqRel);
                 self.ticket = Some(id);
                 if queue.waiters.len() > 1 {
-                    return Poll::Pending;
+                    return self.wait_in_line(cx, &mut queue, sleep, now, started);
                 }
                 queue
             };
@@ -516,6 +513,58 @@ impl Acquire {
                 }
             }
         }
+    }
+
+    /// Waits behind the head of the queue: until woken as the new head, or until this
+    /// call's own deadline or maximum wait passes, whichever comes first.
+    fn wait_in_line(
+        &mut self,
+        cx: &mut Context<'_>,
+        queue: &mut Queue,
+        sleep: &mut Option<Pin<Box<Sleep>>>,
+        now: Instant,
+        started: Instant,
+    ) -> Poll<Result<Reservation, RateLimitRejected>> {
+        let shared = &self.limiter.shared;
+        let max_wait = shared.config.max_wait;
+        let give_up = self
+            .deadline
+            .map_or(started + max_wait, |d| d.min(started + max_wait));
+        if now >= give_up {
+            let mut ahead = Weight::default();
+            for waiter in queue
+                .waiters
+                .iter()
+                .take_while(|w| Some(w.id) != self.ticket)
+            {
+                ahead = ahead.plus(waiter.weight);
+            }
+            let wait = shared.state.wait_for(now, &ahead, &self.weight);
+            self.leave(queue);
+            let reason = match self.deadline {
+                Some(deadline) if deadline <= started + max_wait => RejectReason::PastDeadline {
+                    wait,
+                    remaining: Duration::ZERO,
+                },
+                _ => RejectReason::WaitTooLong { wait, max_wait },
+            };
+            return Poll::Ready(Err(self.limiter.rejected(reason)));
+        }
+        if let Some(waiter) = queue.waiters.iter_mut().find(|w| Some(w.id) == self.ticket) {
+            waiter.waker = Some(cx.waker().clone());
+        }
+        let sleep = match sleep {
+            Some(sleep) => {
+                sleep.as_mut().reset(give_up);
+                sleep
+            }
+            None => sleep.insert(Box::pin(tokio::time::sleep_until(give_up))),
+        };
+        if sleep.as_mut().poll(cx).is_ready() {
+            // The give-up time came while we were here: look again at once.
+            cx.waker().wake_by_ref();
+        }
+        Poll::Pending
     }
 
     /// Removes this call from the queue and wakes the new head.
