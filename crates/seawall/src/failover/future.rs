@@ -206,6 +206,9 @@ impl ResponseFuture {
 
     /// Records a failed attempt; returns the error if it ends the call.
     fn failed(&mut self, attempt: &Attempt, error: BoxError) -> Option<BoxError> {
+        // Whatever the failed stream produced before its commit point is dropped unseen.
+        self.committing = None;
+        self.buffered.clear();
         let shared = &self.router.shared;
         let verdict = classify_with(&*error, &shared.classify_policy);
         let outcome = AttemptOutcome::Failed {

@@ -14,7 +14,29 @@ use tokio::time::Instant;
 ///
 /// [`RateLimiter`](crate::rate_limit::RateLimiter) is a gate (can it admit the call within
 /// the remaining deadline?). A breaker handle is one too (open, or cooling down after a
-/// rate limit).
+/// rate limit): `check` maps its `CircuitOpen` with `SkipReason::from`, and
+/// `breaker_state` reports its state.
+///
+/// ```
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use std::time::Duration;
+/// use seawall::failover::{SkipReason, TargetGate};
+/// use seawall_core::TokenEstimate;
+/// use tokio::time::Instant;
+///
+/// /// Takes a target out of rotation by hand.
+/// #[derive(Debug, Default)]
+/// struct Maintenance(AtomicBool);
+///
+/// impl TargetGate for Maintenance {
+///     fn check(&self, _: Instant, _: &TokenEstimate, _: Option<Duration>) -> Result<(), SkipReason> {
+///         if self.0.load(Ordering::Relaxed) {
+///             return Err(SkipReason::Other("in maintenance".into()));
+///         }
+///         Ok(())
+///     }
+/// }
+/// ```
 pub trait TargetGate: Send + Sync + fmt::Debug + 'static {
     /// `Ok` if the target may be tried now, or why not.
     ///
