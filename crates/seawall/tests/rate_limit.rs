@@ -537,3 +537,37 @@ async fn a_waiter_behind_the_head_still_gives_up_at_its_deadline() {
     assert_eq!(limiter.snapshot().queue_len, 1, "the head still waits");
     head.abort();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_refund_admits_the_head_of_the_queue_before_its_timer() {
+    let limiter = RateLimiter::new("t", config(1_000).max_wait(Duration::from_secs(600)));
+    let start = Instant::now();
+    let (service, mut handle) = mock::pair::<ChatRequest, ChatResponse>();
+    let mut service = RateLimit::new(service, limiter.clone());
+    // 100 prompt tokens and 900 reserved for output: the whole window.
+    let first = tokio::spawn(
+        service
+            .ready()
+            .await
+            .unwrap()
+            .call(weighing(100).with_max_output_tokens(900)),
+    );
+    let (_, in_flight) = handle.next_request().await.unwrap();
+    let head = tokio::spawn(service.ready().await.unwrap().call(weighing(800)));
+    tokio::task::yield_now().await;
+    assert_eq!(limiter.snapshot().queue_len, 1);
+
+    // Five seconds later the first call reports it used 100 tokens: 900 come back.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    in_flight.send_response(reply("m", "ok").with_usage(Usage::new(100, 0)));
+    first.await.unwrap().unwrap();
+    let (request, send) = handle.next_request().await.unwrap();
+    assert_eq!(request.texts().next(), Some("800"));
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_secs(5),
+        "not the 48 s the timer said"
+    );
+    send.send_response(reply("m", "ok"));
+    head.await.unwrap().unwrap();
+}

@@ -221,6 +221,7 @@ impl RateLimiter {
     pub fn sync(&self, quota: &QuotaSnapshot) {
         let in_flight = self.shared.stats.in_flight();
         self.shared.state.sync(Instant::now(), quota, &in_flight);
+        self.wake_head();
     }
 
     /// What the limiter reports now.
@@ -343,6 +344,25 @@ impl RateLimiter {
         }
         if let Some(quota) = quota {
             self.shared.state.sync(now, quota, &stats.in_flight());
+        }
+        if usage.is_some() || quota.is_some() {
+            self.wake_head();
+        }
+    }
+
+    /// Capacity may have grown: let the head of the queue look again now rather than when
+    /// its timer fires. Locks only when someone waits.
+    fn wake_head(&self) {
+        if self.shared.waiting.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let waker = self
+            .lock()
+            .waiters
+            .front_mut()
+            .and_then(|head| head.waker.take());
+        if let Some(waker) = waker {
+            waker.wake();
         }
     }
 }
@@ -497,6 +517,10 @@ impl Acquire {
                             RejectReason::WaitTooLong { wait, max_wait }
                         };
                         return Poll::Ready(Err(limiter.rejected(reason)));
+                    }
+                    // A refund or a header sync may admit the head before its timer.
+                    if let Some(head) = queue.waiters.front_mut() {
+                        head.waker = Some(cx.waker().clone());
                     }
                     drop(queue);
                     // Only a call that must wait pays for a timer.
