@@ -30,7 +30,12 @@
 //!   `ChatResponse::trail`, and every error is an [`ErrorWithTrail`] whose `source()` is
 //!   the original error (so classification sees through it): attempts with target,
 //!   outcome, wait and latency (and time to first token), limiter wait, breaker states
-//!   seen, final target and model, tokens estimated vs used.
+//!   seen, final target and model, tokens estimated vs used. The router records one
+//!   attempt per target it sends the call to (and one per skip); the trail recorder is
+//!   shared through the request's context, so layers inside a target (the limiter's wait,
+//!   a retry layer's own attempts) write to the same trail. For a stream, the trail is
+//!   taken at the commit point, so it holds the usage only if the response carried it
+//!   up front; the rate limiter still reconciles with the usage at the stream's end.
 //!
 //! # Why a dedicated service rather than `tower::steer::Steer`
 //!

@@ -12,7 +12,10 @@ use super::stream::Reconcile;
 /// A service whose calls pass one target's [`RateLimiter`] before they are sent.
 ///
 /// `poll_ready` only delegates; admission (and any wait) happens in the response future,
-/// so the service is always as ready as the one it wraps.
+/// so the service is always as ready as the one it wraps. `call` takes the readied inner
+/// service and calls it once the call is admitted, so a waiting call holds whatever
+/// readiness reservation the inner service made (a `Buffer` slot, a concurrency permit):
+/// put such layers above the limiter, not below it.
 #[derive(Debug, Clone)]
 pub struct RateLimit<S> {
     inner: S,
