@@ -17,7 +17,7 @@ use seawall_core::{
 };
 use support::{NumberEstimator, collect, reply, streamed, weighing};
 use tokio::time::Instant;
-use tower::{ServiceBuilder, ServiceExt, service_fn};
+use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 
 /// A target service that counts its calls and answers with `answer`.
 #[derive(Clone)]
@@ -732,4 +732,48 @@ async fn a_deadline_that_passed_ends_the_call() {
         Cause::DeadlineExceeded
     );
     assert_eq!(a.calls(), 0);
+}
+
+/// A member whose readiness fails, as a broken connection pool's would.
+#[derive(Clone)]
+struct BrokenReadiness;
+
+impl tower::Service<ChatRequest> for BrokenReadiness {
+    type Response = ChatResponse;
+    type Error = BoxError;
+    type Future = std::future::Ready<Result<ChatResponse, BoxError>>;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), BoxError>> {
+        std::task::Poll::Ready(Err(LlmError::new(ErrorKind::Connect, "pool closed").into()))
+    }
+
+    fn call(&mut self, _request: ChatRequest) -> Self::Future {
+        panic!("called although not ready");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_member_that_fails_readiness_is_one_failed_attempt_not_a_broken_router() {
+    let b = Scripted::new();
+    let mut router = Failover::builder()
+        .target(Target::new("broken", BrokenReadiness))
+        .target(Target::new("b", b.service(ok)))
+        .build();
+    for _ in 0..2 {
+        let response = router
+            .ready()
+            .await
+            .unwrap()
+            .call(weighing(1))
+            .await
+            .unwrap();
+        assert_eq!(
+            targets_tried(&response.trail),
+            vec![("broken".into(), "failed"), ("b".into(), "succeeded")]
+        );
+    }
+    assert_eq!(b.calls(), 2);
 }
