@@ -75,7 +75,9 @@ pub use request::{
 pub use response::{AssistantMessage, ChatResponse, FinishReason, Usage};
 pub use stream::{EventStream, StreamAccumulator, StreamEvent};
 pub use tokens::{HeuristicEstimator, TokenEstimate, TokenEstimator};
-pub use trail::{AttemptOutcome, AttemptRecord, BreakerState, Trail, TrailRecorder};
+pub use trail::{
+    AttemptOutcome, AttemptRecord, BreakerState, ErrorWithTrail, Trail, TrailRecorder,
+};
 
 /// The error type at every layer boundary, the same shape as tower's.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -162,3 +162,86 @@ impl PartialEq for TrailRecorder {
         self.same_as(other)
     }
 }
+
+/// An error with the [`Trail`] of the call that ended in it.
+///
+/// Layers that install a trail wrap the errors they return in it, so a caller can always
+/// tell what was tried. It is transparent: `Display` is the original error's, and
+/// [`source()`](std::error::Error::source) is the original error, so the
+/// [classifier](crate::classify()) — which walks `source()` — sees through it.
+///
+/// ```
+/// use seawall_core::{BoxError, ErrorWithTrail, Trail, classify, Cause, DeadlineExceeded};
+/// use std::time::Duration;
+///
+/// let error: BoxError = ErrorWithTrail::new(
+///     DeadlineExceeded { budget: Duration::from_secs(1) }.into(),
+///     Trail::default(),
+/// )
+/// .into();
+/// assert_eq!(classify(&*error).cause, Cause::DeadlineExceeded);
+/// assert!(ErrorWithTrail::find(&*error).is_some());
+/// ```
+#[derive(Debug)]
+pub struct ErrorWithTrail {
+    error: crate::BoxError,
+    trail: Trail,
+}
+
+impl ErrorWithTrail {
+    /// Wraps `error` with `trail`.
+    pub fn new(error: crate::BoxError, trail: Trail) -> Self {
+        Self { error, trail }
+    }
+
+    /// The trail of the call.
+    pub fn trail(&self) -> &Trail {
+        &self.trail
+    }
+
+    /// The original error.
+    pub fn inner(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.error
+    }
+
+    /// The original error and the trail.
+    pub fn into_parts(self) -> (crate::BoxError, Trail) {
+        (self.error, self.trail)
+    }
+
+    /// The outermost `ErrorWithTrail` in `error`'s `source()` chain, if any.
+    pub fn find<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a Self> {
+        let mut current = Some(error);
+        while let Some(error) = current {
+            if let Some(found) = error.downcast_ref::<Self>() {
+                return Some(found);
+            }
+            current = error.source();
+        }
+        None
+    }
+
+    /// The first error of type `E` in the chain below this wrapper.
+    pub fn downcast_inner<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        let mut current: Option<&(dyn std::error::Error + 'static)> = Some(&*self.error);
+        while let Some(error) = current {
+            if let Some(found) = error.downcast_ref::<E>() {
+                return Some(found);
+            }
+            current = error.source();
+        }
+        None
+    }
+}
+
+impl fmt::Display for ErrorWithTrail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.error, f)
+    }
+}
+
+impl std::error::Error for ErrorWithTrail {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.error)
+    }
+}

@@ -1,0 +1,386 @@
+//! The router's response future.
+
+use std::fmt;
+use std::future::Future;
+use std::mem;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_core::Stream;
+use seawall_core::{
+    AllTargetsFailed, AttemptOutcome, AttemptRecord, BoxError, ChatRequest, ChatResponse,
+    DeadlineExceeded, Disposition, ErrorKind, ErrorWithTrail, EventStream, LlmError, RouteHint,
+    StreamEvent, TokenEstimate, TrailRecorder, classify_with,
+};
+use tokio::time::Instant;
+use tower_service::Service;
+
+use super::gate::SkipReason;
+use super::service::Failover;
+use super::stream::CommitStream;
+use super::target::{Target, TargetService};
+
+type MemberFuture = <TargetService as Service<ChatRequest>>::Future;
+
+/// Walks the call's plan: skips targets whose gates refuse, sends the call to the next
+/// one, and moves on when the classifier says the failure is worth a failover.
+///
+/// A streamed response is read up to its first content event (the commit point) before
+/// it is returned, so failures before it fail over transparently.
+pub struct ResponseFuture {
+    router: Failover,
+    request: ChatRequest,
+    trail: TrailRecorder,
+    estimate: TokenEstimate,
+    plan: Vec<usize>,
+    next: usize,
+    hops: usize,
+    state: State,
+    /// The streamed response being read up to the commit point, without its stream.
+    committing: Option<ChatResponse>,
+    /// The events read before the commit point, replayed to the caller after it.
+    buffered: Vec<StreamEvent>,
+}
+
+enum State {
+    Next,
+    Ready {
+        attempt: Attempt,
+        service: TargetService,
+    },
+    Calling {
+        attempt: Attempt,
+        future: MemberFuture,
+    },
+    /// Reading `stream` up to the commit point.
+    Committing {
+        attempt: Attempt,
+        stream: EventStream,
+    },
+    Done,
+}
+
+struct Attempt {
+    index: usize,
+    hop: u32,
+    model: Arc<str>,
+    started: Instant,
+    limiter_wait_before: Duration,
+}
+
+impl ResponseFuture {
+    pub(crate) fn new(router: Failover, mut request: ChatRequest) -> Self {
+        let trail = request.context.trail().clone();
+        let shared = &router.shared;
+        let estimate = shared
+            .estimator
+            .estimate(&request, shared.default_output_tokens);
+        trail.update(|trail| {
+            trail.tokens_estimated.get_or_insert(estimate.total());
+        });
+        let mut plan = Vec::with_capacity(shared.targets.len());
+        router.plan_into(&mut plan);
+        Self {
+            router,
+            request,
+            trail,
+            estimate,
+            plan,
+            next: 0,
+            hops: 0,
+            state: State::Next,
+            committing: None,
+            buffered: Vec::new(),
+        }
+    }
+
+    /// The next target that passes its gates, or the error that ends the call.
+    fn next_attempt(&mut self) -> Result<State, BoxError> {
+        let shared = Arc::clone(&self.router.shared);
+        loop {
+            let now = Instant::now();
+            let context = &self.request.context;
+            if let Some(deadline) = context.deadline
+                && deadline.is_expired(now.into_std())
+            {
+                return Err(DeadlineExceeded {
+                    budget: deadline.budget(),
+                }
+                .into());
+            }
+            if self.hops >= shared.max_hops || self.next >= self.plan.len() {
+                let attempts = self.trail.snapshot().attempts;
+                return Err(AllTargetsFailed { attempts }.into());
+            }
+            let index = self.plan[self.next];
+            self.next += 1;
+            let target = &shared.targets[index];
+            let model = target
+                .model
+                .clone()
+                .unwrap_or_else(|| self.request.model.clone());
+            let remaining = context.remaining(now.into_std());
+            if let Err(reason) = self.check_gates(target, now, remaining) {
+                self.trail.record(AttemptRecord {
+                    target: target.id.clone(),
+                    model: model.to_string(),
+                    outcome: AttemptOutcome::Skipped {
+                        reason: reason.to_string(),
+                    },
+                    wait: Duration::ZERO,
+                    latency: Duration::ZERO,
+                    time_to_first_token: None,
+                });
+                continue;
+            }
+            let hop = u32::try_from(self.hops).unwrap_or(u32::MAX);
+            self.hops += 1;
+            return Ok(State::Ready {
+                attempt: Attempt {
+                    index,
+                    hop,
+                    model,
+                    started: now,
+                    limiter_wait_before: self.trail.update(|trail| trail.limiter_wait),
+                },
+                service: target.service.clone(),
+            });
+        }
+    }
+
+    /// The request for `attempt`: the target's model name and route.
+    fn attempt_request(&self, attempt: &Attempt) -> ChatRequest {
+        let target = &self.router.shared.targets[attempt.index];
+        let mut request = self.request.clone();
+        request.model = attempt.model.clone();
+        request.context.route = RouteHint {
+            target: Some(target.id.clone()),
+            hop: attempt.hop,
+        };
+        request
+    }
+
+    fn check_gates(
+        &self,
+        target: &Target,
+        now: Instant,
+        remaining: Option<Duration>,
+    ) -> Result<(), SkipReason> {
+        if let Some(window) = target.context_window
+            && self.estimate.total() > window
+        {
+            return Err(SkipReason::ContextTooSmall {
+                needed: self.estimate.total(),
+                window,
+            });
+        }
+        for gate in &target.gates {
+            if let Some(state) = gate.breaker_state() {
+                self.trail
+                    .update(|trail| trail.breaker_states.push((target.id.clone(), state)));
+            }
+            gate.check(now, &self.estimate, remaining)?;
+        }
+        Ok(())
+    }
+
+    fn record(&self, attempt: &Attempt, outcome: AttemptOutcome, ttft: Option<Duration>) {
+        let target = &self.router.shared.targets[attempt.index];
+        let latency = Instant::now().saturating_duration_since(attempt.started);
+        self.trail.update(|trail| {
+            let wait = trail
+                .limiter_wait
+                .saturating_sub(attempt.limiter_wait_before);
+            trail.attempts.push(AttemptRecord {
+                target: target.id.clone(),
+                model: attempt.model.to_string(),
+                outcome,
+                wait,
+                latency,
+                time_to_first_token: ttft,
+            });
+        });
+    }
+
+    /// Records a failed attempt; returns the error if it ends the call.
+    fn failed(&mut self, attempt: &Attempt, error: BoxError) -> Option<BoxError> {
+        // Whatever the failed stream produced before its commit point is dropped unseen.
+        self.committing = None;
+        self.buffered.clear();
+        let shared = &self.router.shared;
+        let verdict = classify_with(&*error, &shared.classify_policy);
+        let outcome = AttemptOutcome::Failed {
+            cause: verdict.cause,
+            message: error.to_string(),
+        };
+        self.record(attempt, outcome, None);
+        let latency = Instant::now().saturating_duration_since(attempt.started);
+        shared.latency[attempt.index].observe(latency + shared.failure_penalty);
+        if verdict.disposition == Disposition::Fatal {
+            let target = shared.targets[attempt.index].id.clone();
+            self.trail.update(|trail| {
+                trail.final_target = Some(target);
+                trail.final_model = Some(attempt.model.to_string());
+            });
+            return Some(error);
+        }
+        None
+    }
+
+    fn succeeded(
+        &self,
+        attempt: &Attempt,
+        mut response: ChatResponse,
+        ttft: Option<Duration>,
+    ) -> ChatResponse {
+        let shared = &self.router.shared;
+        self.record(attempt, AttemptOutcome::Succeeded, ttft);
+        let latency = Instant::now().saturating_duration_since(attempt.started);
+        shared.latency[attempt.index].observe(ttft.unwrap_or(latency));
+        let target = shared.targets[attempt.index].id.clone();
+        let model = if response.model.is_empty() {
+            attempt.model.to_string()
+        } else {
+            response.model.clone()
+        };
+        let usage = response.usage;
+        self.trail.update(|trail| {
+            trail.final_target = Some(target);
+            trail.final_model = Some(model);
+            if let Some(usage) = usage {
+                let used = trail.tokens_used.unwrap_or(0).saturating_add(usage.total());
+                trail.tokens_used = Some(used);
+            }
+        });
+        response.trail = self.trail.snapshot();
+        response
+    }
+
+    fn with_trail(&self, error: BoxError) -> BoxError {
+        Box::new(ErrorWithTrail::new(error, self.trail.snapshot()))
+    }
+}
+
+impl Future for ResponseFuture {
+    type Output = Result<ChatResponse, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        loop {
+            match mem::replace(&mut this.state, State::Done) {
+                State::Next => match this.next_attempt() {
+                    Ok(state) => this.state = state,
+                    Err(error) => return Poll::Ready(Err(this.with_trail(error))),
+                },
+                State::Ready {
+                    attempt,
+                    mut service,
+                } => match service.poll_ready(cx) {
+                    Poll::Pending => {
+                        this.state = State::Ready { attempt, service };
+                        return Poll::Pending;
+                    }
+                    Poll::Ready(Ok(())) => {
+                        let future = service.call(this.attempt_request(&attempt));
+                        this.state = State::Calling { attempt, future };
+                    }
+                    Poll::Ready(Err(error)) => {
+                        if let Some(error) = this.failed(&attempt, error) {
+                            return Poll::Ready(Err(this.with_trail(error)));
+                        }
+                        this.state = State::Next;
+                    }
+                },
+                State::Calling {
+                    attempt,
+                    mut future,
+                } => match future.as_mut().poll(cx) {
+                    Poll::Pending => {
+                        this.state = State::Calling { attempt, future };
+                        return Poll::Pending;
+                    }
+                    Poll::Ready(Ok(mut response)) => match response.stream.take() {
+                        Some(stream) => {
+                            this.committing = Some(response);
+                            this.buffered.clear();
+                            this.state = State::Committing { attempt, stream };
+                        }
+                        None => return Poll::Ready(Ok(this.succeeded(&attempt, response, None))),
+                    },
+                    Poll::Ready(Err(error)) => {
+                        if let Some(error) = this.failed(&attempt, error) {
+                            return Poll::Ready(Err(this.with_trail(error)));
+                        }
+                        this.state = State::Next;
+                    }
+                },
+                State::Committing {
+                    attempt,
+                    mut stream,
+                } => match Pin::new(&mut stream).poll_next(cx) {
+                    Poll::Pending => {
+                        this.state = State::Committing { attempt, stream };
+                        return Poll::Pending;
+                    }
+                    Poll::Ready(Some(event))
+                        if event.is_content() || matches!(event, StreamEvent::Finish(_)) =>
+                    {
+                        // The commit point: from here on the caller owns the stream.
+                        let ttft = event
+                            .is_content()
+                            .then(|| Instant::now().saturating_duration_since(attempt.started));
+                        let Some(mut response) = this.committing.take() else {
+                            return Poll::Ready(Err("failover stream lost its response".into()));
+                        };
+                        let mut buffered = mem::take(&mut this.buffered);
+                        buffered.push(event);
+                        response.stream =
+                            Some(EventStream::new(CommitStream::new(buffered, stream)));
+                        return Poll::Ready(Ok(this.succeeded(&attempt, response, ttft)));
+                    }
+                    Poll::Ready(Some(StreamEvent::Error(error))) => {
+                        if let Some(error) = this.failed(&attempt, Box::new(error)) {
+                            return Poll::Ready(Err(this.with_trail(error)));
+                        }
+                        this.state = State::Next;
+                    }
+                    Poll::Ready(Some(event)) => {
+                        this.buffered.push(event);
+                        this.state = State::Committing { attempt, stream };
+                    }
+                    Poll::Ready(None) => {
+                        let error = LlmError::new(
+                            ErrorKind::StreamTruncated,
+                            "the stream ended before any content",
+                        );
+                        if let Some(error) = this.failed(&attempt, Box::new(error)) {
+                            return Poll::Ready(Err(this.with_trail(error)));
+                        }
+                        this.state = State::Next;
+                    }
+                },
+                State::Done => {
+                    return Poll::Ready(Err("failover future polled after completion".into()));
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Debug for ResponseFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.state {
+            State::Next => "next",
+            State::Ready { .. } => "ready",
+            State::Calling { .. } => "calling",
+            State::Committing { .. } => "committing",
+            State::Done => "done",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("hops", &self.hops)
+            .field("state", &state)
+            .finish_non_exhaustive()
+    }
+}

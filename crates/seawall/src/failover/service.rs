@@ -1,0 +1,227 @@
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use seawall_core::{
+    BoxError, ChatRequest, ChatResponse, ClassifyPolicy, HeuristicEstimator, TargetId,
+    TokenEstimator,
+};
+use tower_service::Service;
+
+use super::future::ResponseFuture;
+use super::strategy::{LatencyEwma, Rng, Strategy, plan_into};
+use super::target::Target;
+
+/// The failover router: tries a call's targets in the order of a plan until one answers.
+///
+/// Build it with [`Failover::builder`]. Clones share the targets and their latency
+/// statistics.
+#[derive(Clone)]
+pub struct Failover {
+    pub(crate) shared: Arc<Shared>,
+}
+
+pub(crate) struct Shared {
+    pub(crate) targets: Vec<Target>,
+    pub(crate) weights: Vec<u32>,
+    pub(crate) latency: Vec<LatencyEwma>,
+    pub(crate) strategy: Strategy,
+    pub(crate) max_hops: usize,
+    pub(crate) estimator: Arc<dyn TokenEstimator>,
+    pub(crate) default_output_tokens: u32,
+    pub(crate) classify_policy: ClassifyPolicy,
+    pub(crate) failure_penalty: Duration,
+    pub(crate) rng: Rng,
+}
+
+impl Failover {
+    /// A builder with no target, [`Strategy::Priority`], and as many hops as targets.
+    pub fn builder() -> FailoverBuilder {
+        FailoverBuilder {
+            targets: Vec::new(),
+            strategy: Strategy::Priority,
+            max_hops: None,
+            estimator: Arc::new(HeuristicEstimator::default()),
+            default_output_tokens: 1024,
+            classify_policy: ClassifyPolicy::default(),
+            failure_penalty: Duration::from_secs(5),
+            seed: 0x5EA_3A11,
+        }
+    }
+
+    /// The order the next call would try the targets in (before gates are checked).
+    pub fn plan(&self) -> Vec<TargetId> {
+        let mut plan = Vec::with_capacity(self.shared.targets.len());
+        self.plan_into(&mut plan);
+        plan.into_iter()
+            .map(|i| self.shared.targets[i].id.clone())
+            .collect()
+    }
+
+    pub(crate) fn plan_into(&self, plan: &mut Vec<usize>) {
+        let shared = &self.shared;
+        plan_into(
+            shared.strategy,
+            &shared.weights,
+            &shared.latency,
+            &shared.rng,
+            plan,
+        );
+    }
+
+    /// Each target's moving average latency; `None` until measured.
+    pub fn latencies(&self) -> Vec<(TargetId, Option<Duration>)> {
+        self.shared
+            .targets
+            .iter()
+            .zip(&self.shared.latency)
+            .map(|(target, ewma)| {
+                let nanos = ewma.get();
+                let latency = (nanos > 0.0).then(|| Duration::from_secs_f64(nanos / 1e9));
+                (target.id.clone(), latency)
+            })
+            .collect()
+    }
+}
+
+impl fmt::Debug for Failover {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Failover")
+            .field("targets", &self.shared.targets)
+            .field("strategy", &self.shared.strategy)
+            .field("max_hops", &self.shared.max_hops)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Members are never polled here: each attempt drives its own member's readiness in the
+/// response future, so one busy or broken target never blocks the others.
+impl Service<ChatRequest> for Failover {
+    type Response = ChatResponse;
+    type Error = BoxError;
+    type Future = ResponseFuture;
+
+    #[inline]
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: ChatRequest) -> Self::Future {
+        ResponseFuture::new(self.clone(), request)
+    }
+}
+
+/// Builds a [`Failover`].
+pub struct FailoverBuilder {
+    targets: Vec<Target>,
+    strategy: Strategy,
+    max_hops: Option<usize>,
+    estimator: Arc<dyn TokenEstimator>,
+    default_output_tokens: u32,
+    classify_policy: ClassifyPolicy,
+    failure_penalty: Duration,
+    seed: u64,
+}
+
+impl FailoverBuilder {
+    /// Adds a target; targets keep the order they are added in (the priority order).
+    #[must_use]
+    pub fn target(mut self, target: Target) -> Self {
+        self.targets.push(target);
+        self
+    }
+
+    /// Adds targets.
+    #[must_use]
+    pub fn targets(mut self, targets: impl IntoIterator<Item = Target>) -> Self {
+        self.targets.extend(targets);
+        self
+    }
+
+    /// Sets how targets are ordered.
+    #[must_use]
+    pub fn strategy(mut self, strategy: Strategy) -> Self {
+        self.strategy = strategy;
+        self
+    }
+
+    /// Sets the most targets one call is sent to (skipped targets do not count). Default:
+    /// every target.
+    #[must_use]
+    pub fn max_hops(mut self, hops: usize) -> Self {
+        self.max_hops = Some(hops);
+        self
+    }
+
+    /// Sets how prompts are weighed for the gates and context windows (default:
+    /// [`HeuristicEstimator`], an upper bound).
+    #[must_use]
+    pub fn estimator(mut self, estimator: Arc<dyn TokenEstimator>) -> Self {
+        self.estimator = estimator;
+        self
+    }
+
+    /// Sets the output tokens reserved for a request with no cap (default 1024).
+    #[must_use]
+    pub fn default_output_tokens(mut self, tokens: u32) -> Self {
+        self.default_output_tokens = tokens;
+        self
+    }
+
+    /// Sets the classification choices (content-filter refusals fail over or not).
+    #[must_use]
+    pub fn classify_policy(mut self, policy: ClassifyPolicy) -> Self {
+        self.classify_policy = policy;
+        self
+    }
+
+    /// Sets what a failed attempt adds to its latency sample for the latency-aware
+    /// strategies (default 5 s), so failing targets sink in the order.
+    #[must_use]
+    pub fn failure_penalty(mut self, penalty: Duration) -> Self {
+        self.failure_penalty = penalty;
+        self
+    }
+
+    /// Seeds the random source of the weighted and P2C strategies.
+    #[must_use]
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// The router.
+    pub fn build(self) -> Failover {
+        let weights = self.targets.iter().map(|t| t.weight).collect();
+        let latency = self
+            .targets
+            .iter()
+            .map(|_| LatencyEwma::default())
+            .collect();
+        Failover {
+            shared: Arc::new(Shared {
+                max_hops: self.max_hops.unwrap_or(self.targets.len()),
+                targets: self.targets,
+                weights,
+                latency,
+                strategy: self.strategy,
+                estimator: self.estimator,
+                default_output_tokens: self.default_output_tokens,
+                classify_policy: self.classify_policy,
+                failure_penalty: self.failure_penalty,
+                rng: Rng::new(self.seed),
+            }),
+        }
+    }
+}
+
+impl fmt::Debug for FailoverBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FailoverBuilder")
+            .field("targets", &self.targets)
+            .field("strategy", &self.strategy)
+            .field("max_hops", &self.max_hops)
+            .finish_non_exhaustive()
+    }
+}

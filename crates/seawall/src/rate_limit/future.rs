@@ -1,0 +1,116 @@
+//! The rate limiter's response future.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use pin_project_lite::pin_project;
+use seawall_core::{BoxError, LlmError, LlmRequest};
+use tokio::time::Sleep;
+use tower_service::Service;
+
+use super::limiter::{Acquire, Reservation};
+use super::stream::Reconcile;
+
+pin_project! {
+    /// Waits for admission, sends the call, then reconciles the reservation with the
+    /// usage the response reports.
+    pub struct ResponseFuture<F, S, Req> {
+        #[pin]
+        state: State<F>,
+        acquire: Acquire,
+        sleep: Option<Pin<Box<Sleep>>>,
+        pending: Option<(S, Req)>,
+        reservation: Option<Reservation>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        Admitting,
+        Calling { #[pin] future: F },
+    }
+}
+
+impl<F, S, Req> ResponseFuture<F, S, Req> {
+    pub(crate) fn new(acquire: Acquire, inner: S, request: Req) -> Self {
+        Self {
+            state: State::Admitting,
+            acquire,
+            sleep: None,
+            pending: Some((inner, request)),
+            reservation: None,
+        }
+    }
+}
+
+impl<F, S, Req> Future for ResponseFuture<F, S, Req>
+where
+    S: Service<Req, Future = F>,
+    F: Future<Output = Result<S::Response, S::Error>>,
+    S::Error: Into<BoxError>,
+    S::Response: Reconcile,
+    Req: LlmRequest,
+{
+    type Output = Result<S::Response, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Admitting => {
+                    let reservation = ready!(this.acquire.poll_acquire(cx, this.sleep))?;
+                    let Some((mut inner, request)) = this.pending.take() else {
+                        return Poll::Ready(
+                            Err("rate limit future polled after completion".into()),
+                        );
+                    };
+                    if let Some(trail) = request.context().and_then(|c| c.trail.as_ref()) {
+                        trail.update(|trail| trail.limiter_wait += reservation.waited());
+                    }
+                    *this.reservation = Some(reservation);
+                    let future = inner.call(request);
+                    this.state.set(State::Calling { future });
+                }
+                StateProj::Calling { future } => {
+                    let result = ready!(future.poll(cx));
+                    let reservation = this.reservation.take();
+                    return Poll::Ready(match (result, reservation) {
+                        (Ok(response), Some(reservation)) => Ok(response.reconcile(reservation)),
+                        (Ok(response), None) => Ok(response),
+                        (Err(error), reservation) => {
+                            let error: BoxError = error.into();
+                            if let Some(reservation) = reservation {
+                                let quota = find_llm_error(&*error).and_then(LlmError::quota);
+                                reservation.settle(None, quota);
+                            }
+                            Err(error)
+                        }
+                    });
+                }
+            }
+        }
+    }
+}
+
+fn find_llm_error<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a LlmError> {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if let Some(found) = error.downcast_ref::<LlmError>() {
+            return Some(found);
+        }
+        current = error.source();
+    }
+    None
+}
+
+impl<F, S, Req> fmt::Debug for ResponseFuture<F, S, Req> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("acquire", &self.acquire)
+            .field("sent", &self.pending.is_none())
+            .finish_non_exhaustive()
+    }
+}

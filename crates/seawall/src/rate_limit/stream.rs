@@ -1,0 +1,97 @@
+//! Reconciliation of a reservation with the usage a response reports, including usage
+//! that arrives at the end of a stream.
+
+use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_core::Stream;
+use seawall_core::{ChatResponse, EventStream, LlmResponse, StreamEvent, Usage};
+
+use super::limiter::Reservation;
+
+/// A response the rate limiter can reconcile with its reservation.
+pub trait Reconcile: LlmResponse + Sized {
+    /// Settles `reservation` with this response's usage and quota headers, now or, for a
+    /// stream, when the stream ends.
+    fn reconcile(self, reservation: Reservation) -> Self;
+}
+
+/// A complete response settles at once. A streamed one settles when its stream ends (or
+/// is dropped), with the last `Usage` event it carried; the quota headers arrived with
+/// the response and are applied then too.
+impl Reconcile for ChatResponse {
+    fn reconcile(mut self, reservation: Reservation) -> Self {
+        match self.stream.take() {
+            Some(stream) => {
+                self.stream = Some(EventStream::new(ReconcileStream {
+                    inner: stream,
+                    reservation: Some(reservation),
+                    usage: self.usage,
+                    quota: self.quota,
+                }));
+            }
+            None => reservation.settle(self.usage, self.quota.as_ref()),
+        }
+        self
+    }
+}
+
+/// A raw HTTP response settles at once: with the `Usage` extension a layer below set, or,
+/// without one, charged as estimated. Its rate-limit headers correct the limiter.
+impl<B> Reconcile for http::Response<B> {
+    fn reconcile(self, reservation: Reservation) -> Self {
+        let quota = self.quota();
+        let usage = if self.failure().is_some() {
+            None
+        } else {
+            self.usage()
+        };
+        reservation.settle(usage, quota.as_ref());
+        self
+    }
+}
+
+/// Passes a stream through and settles the reservation when it ends.
+struct ReconcileStream {
+    inner: EventStream,
+    reservation: Option<Reservation>,
+    usage: Option<Usage>,
+    quota: Option<seawall_core::QuotaSnapshot>,
+}
+
+impl ReconcileStream {
+    fn settle(&mut self) {
+        if let Some(reservation) = self.reservation.take() {
+            reservation.settle(self.usage, self.quota.as_ref());
+        }
+    }
+}
+
+impl Stream for ReconcileStream {
+    type Item = StreamEvent;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<StreamEvent>> {
+        let event = std::task::ready!(Pin::new(&mut self.inner).poll_next(cx));
+        match &event {
+            Some(StreamEvent::Usage(usage)) => self.usage = Some(*usage),
+            Some(StreamEvent::Error(_)) | None => self.settle(),
+            Some(_) => {}
+        }
+        Poll::Ready(event)
+    }
+}
+
+impl Drop for ReconcileStream {
+    fn drop(&mut self) {
+        self.settle();
+    }
+}
+
+impl fmt::Debug for ReconcileStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReconcileStream")
+            .field("usage", &self.usage)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,779 @@
+//! The failover router on tokio's paused clock.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use seawall::failover::{
+    AllTargetsFailed, ErrorWithTrail, Failover, SkipReason, Strategy, Target, TargetGate,
+};
+use seawall::rate_limit::{Rate, RateLimitConfig, RateLimitLayer, RateLimiter};
+use seawall_core::{
+    AttemptOutcome, BoxError, BreakerState, Cause, ChatRequest, ChatResponse, CircuitOpen,
+    Deadline, ErrorKind, FinishReason, LlmError, OpenReason, StreamEvent, TargetId, TimedOut,
+    TimeoutKind, TokenEstimate, Usage,
+};
+use support::{NumberEstimator, collect, reply, streamed, weighing};
+use tokio::time::Instant;
+use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
+
+/// A target service that counts its calls and answers with `answer`.
+#[derive(Clone)]
+struct Scripted {
+    calls: Arc<AtomicUsize>,
+    models: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Scripted {
+    fn new() -> Self {
+        Self {
+            calls: Arc::default(),
+            models: Arc::default(),
+        }
+    }
+
+    fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    fn service<F>(
+        &self,
+        answer: F,
+    ) -> impl tower::Service<
+        ChatRequest,
+        Response = ChatResponse,
+        Error = BoxError,
+        Future = impl Future<Output = Result<ChatResponse, BoxError>> + Send + 'static,
+    > + Clone
+    + Send
+    + Sync
+    + 'static
+    where
+        F: Fn(&ChatRequest) -> Result<ChatResponse, BoxError> + Clone + Send + Sync + 'static,
+    {
+        let this = self.clone();
+        service_fn(move |request: ChatRequest| {
+            this.calls.fetch_add(1, Ordering::SeqCst);
+            this.models.lock().unwrap().push(request.model.to_string());
+            let result = answer(&request);
+            async move { result }
+        })
+    }
+}
+
+fn ok(request: &ChatRequest) -> Result<ChatResponse, BoxError> {
+    Ok(reply(&request.model, "ok"))
+}
+
+fn overloaded(_: &ChatRequest) -> Result<ChatResponse, BoxError> {
+    Err(LlmError::new(ErrorKind::Overloaded, "overloaded")
+        .with_status(529)
+        .into())
+}
+
+fn trail_of(error: &BoxError) -> &seawall_core::Trail {
+    ErrorWithTrail::find(&**error)
+        .unwrap_or_else(|| panic!("error without a trail: {error}"))
+        .trail()
+}
+
+fn targets_tried(trail: &seawall_core::Trail) -> Vec<(String, &'static str)> {
+    trail
+        .attempts
+        .iter()
+        .map(|attempt| {
+            let outcome = match &attempt.outcome {
+                AttemptOutcome::Succeeded => "succeeded",
+                AttemptOutcome::Failed { .. } => "failed",
+                AttemptOutcome::Skipped { .. } => "skipped",
+            };
+            (attempt.target.to_string(), outcome)
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn priority_walks_the_chain_and_maps_each_model_name() {
+    let (a, b, c) = (Scripted::new(), Scripted::new(), Scripted::new());
+    let router = Failover::builder()
+        .target(Target::new("anthropic/opus", a.service(overloaded)).model("claude-opus-4-1"))
+        .target(Target::new("openai/mini", b.service(overloaded)).model("gpt-4o-mini"))
+        .target(Target::new("local/llama", c.service(ok)).model("llama3.2"))
+        .build();
+    assert_eq!(
+        router.plan(),
+        vec![
+            TargetId::new("anthropic/opus"),
+            TargetId::new("openai/mini"),
+            TargetId::new("local/llama")
+        ]
+    );
+
+    let response = router.oneshot(weighing(10)).await.unwrap();
+    assert_eq!(response.model, "llama3.2");
+    assert_eq!(*a.models.lock().unwrap(), vec!["claude-opus-4-1"]);
+    assert_eq!(*b.models.lock().unwrap(), vec!["gpt-4o-mini"]);
+    let trail = &response.trail;
+    assert_eq!(
+        targets_tried(trail),
+        vec![
+            ("anthropic/opus".into(), "failed"),
+            ("openai/mini".into(), "failed"),
+            ("local/llama".into(), "succeeded"),
+        ]
+    );
+    assert_eq!(trail.final_target, Some(TargetId::new("local/llama")));
+    assert_eq!(trail.final_model.as_deref(), Some("llama3.2"));
+    assert!(matches!(
+        trail.attempts[0].outcome,
+        AttemptOutcome::Failed {
+            cause: Cause::Provider(ErrorKind::Overloaded),
+            ..
+        }
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fatal_error_returns_at_once_with_its_trail() {
+    let (a, b) = (Scripted::new(), Scripted::new());
+    let router = Failover::builder()
+        .target(Target::new(
+            "a",
+            a.service(|_| {
+                Err(LlmError::new(ErrorKind::InvalidRequest, "messages: bad")
+                    .with_status(400)
+                    .into())
+            }),
+        ))
+        .target(Target::new("b", b.service(ok)))
+        .build();
+    let error = router.oneshot(weighing(10)).await.unwrap_err();
+    assert_eq!(b.calls(), 0, "no target would do better");
+    assert_eq!(
+        seawall_core::classify(&*error).cause,
+        Cause::Provider(ErrorKind::InvalidRequest)
+    );
+    let trail = trail_of(&error);
+    assert_eq!(targets_tried(trail), vec![("a".into(), "failed")]);
+    assert_eq!(trail.final_target, Some(TargetId::new("a")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn when_every_target_fails_one_error_lists_every_attempt() {
+    let (a, b, c) = (Scripted::new(), Scripted::new(), Scripted::new());
+    let router = Failover::builder()
+        .target(Target::new("a", a.service(overloaded)))
+        .target(
+            Target::new("b", b.service(ok)).gate(Arc::new(FixedGate(Some(SkipReason::Other(
+                "maintenance".into(),
+            ))))),
+        )
+        .target(Target::new(
+            "c",
+            c.service(|_| {
+                Err(TimedOut {
+                    kind: TimeoutKind::Attempt,
+                    after: Duration::from_secs(30),
+                }
+                .into())
+            }),
+        ))
+        .build();
+    let error = router.oneshot(weighing(10)).await.unwrap_err();
+    let wrapper = ErrorWithTrail::find(&*error).unwrap();
+    let all = wrapper.downcast_inner::<AllTargetsFailed>().unwrap();
+    assert_eq!(
+        all.attempts
+            .iter()
+            .map(|a| a.target.to_string())
+            .collect::<Vec<_>>(),
+        ["a", "b", "c"]
+    );
+    assert!(matches!(
+        all.attempts[1].outcome,
+        AttemptOutcome::Skipped { .. }
+    ));
+    assert!(matches!(
+        all.attempts[2].outcome,
+        AttemptOutcome::Failed {
+            cause: Cause::TimedOut(TimeoutKind::Attempt),
+            ..
+        }
+    ));
+    let message = error.to_string();
+    assert!(
+        message.starts_with("all targets failed after 3 attempts"),
+        "{message}"
+    );
+    assert!(
+        message.contains("a (model) failed: overloaded (529): overloaded"),
+        "{message}"
+    );
+    assert!(
+        message.contains("b (model) skipped: maintenance"),
+        "{message}"
+    );
+    assert!(
+        message.contains("c (model) failed: attempt exceeded 30000 ms"),
+        "{message}"
+    );
+    assert_eq!(b.calls(), 0);
+    assert_eq!(
+        seawall_core::classify(&*error).cause,
+        Cause::AllTargetsFailed
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn hops_are_bounded() {
+    let targets: Vec<Scripted> = (0..4).map(|_| Scripted::new()).collect();
+    let router = Failover::builder()
+        .targets(
+            targets
+                .iter()
+                .enumerate()
+                .map(|(i, t)| Target::new(format!("t{i}"), t.service(overloaded))),
+        )
+        .max_hops(2)
+        .build();
+    let error = router.oneshot(weighing(10)).await.unwrap_err();
+    let calls: Vec<usize> = targets.iter().map(Scripted::calls).collect();
+    assert_eq!(calls, [1, 1, 0, 0]);
+    assert_eq!(trail_of(&error).sent_attempts(), 2);
+}
+
+/// A gate that always answers the same.
+#[derive(Debug)]
+struct FixedGate(Option<SkipReason>);
+
+impl TargetGate for FixedGate {
+    fn check(&self, _: Instant, _: &TokenEstimate, _: Option<Duration>) -> Result<(), SkipReason> {
+        self.0.clone().map_or(Ok(()), Err)
+    }
+}
+
+/// A breaker handle double: its state and, when not closed, the rejection.
+#[derive(Debug)]
+struct BreakerDouble {
+    state: BreakerState,
+    open: Option<CircuitOpen>,
+}
+
+impl TargetGate for BreakerDouble {
+    fn check(&self, _: Instant, _: &TokenEstimate, _: Option<Duration>) -> Result<(), SkipReason> {
+        self.open.clone().map_or(Ok(()), |open| Err(open.into()))
+    }
+
+    fn breaker_state(&self) -> Option<BreakerState> {
+        Some(self.state)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn open_cooling_saturated_and_too_small_targets_are_skipped_without_a_call() {
+    let open = Scripted::new();
+    let cooling = Scripted::new();
+    let saturated = Scripted::new();
+    let small = Scripted::new();
+    let healthy = Scripted::new();
+
+    // A limiter with its window spent: the call would wait 6 s, past its 2 s deadline.
+    let limiter = RateLimiter::new(
+        "saturated",
+        RateLimitConfig::new()
+            .tokens(Rate::per_minute(1_000))
+            .default_output_tokens(0)
+            .estimator(Arc::new(NumberEstimator)),
+    );
+    let _spent = limiter
+        .try_acquire(&TokenEstimate {
+            prompt: 1_000,
+            reserved_output: 0,
+        })
+        .unwrap();
+
+    let router = Failover::builder()
+        .estimator(Arc::new(NumberEstimator))
+        .default_output_tokens(0)
+        .target(
+            Target::new("open", open.service(ok)).gate(Arc::new(BreakerDouble {
+                state: BreakerState::Open,
+                open: Some(CircuitOpen {
+                    target: TargetId::new("open"),
+                    retry_in: Duration::from_secs(5),
+                    reason: OpenReason::Unhealthy,
+                }),
+            })),
+        )
+        .target(
+            Target::new("cooling", cooling.service(ok)).gate(Arc::new(BreakerDouble {
+                state: BreakerState::Closed,
+                open: Some(CircuitOpen {
+                    target: TargetId::new("cooling"),
+                    retry_in: Duration::from_secs(20),
+                    reason: OpenReason::OutOfCapacity,
+                }),
+            })),
+        )
+        .target(Target::new("saturated", saturated.service(ok)).gate(Arc::new(limiter)))
+        .target(Target::new("small", small.service(ok)).context_window(50))
+        .target(
+            Target::new("healthy", healthy.service(ok))
+                .context_window(8_000)
+                .gate(Arc::new(BreakerDouble {
+                    state: BreakerState::Closed,
+                    open: None,
+                })),
+        )
+        .build();
+
+    let mut request = weighing(100);
+    request.context.deadline = Some(Deadline::new(
+        Instant::now().into_std(),
+        Duration::from_secs(2),
+    ));
+    let response = router.oneshot(request).await.unwrap();
+
+    assert_eq!(
+        [
+            open.calls(),
+            cooling.calls(),
+            saturated.calls(),
+            small.calls()
+        ],
+        [0; 4]
+    );
+    assert_eq!(healthy.calls(), 1);
+    let trail = &response.trail;
+    assert_eq!(
+        targets_tried(trail),
+        vec![
+            ("open".into(), "skipped"),
+            ("cooling".into(), "skipped"),
+            ("saturated".into(), "skipped"),
+            ("small".into(), "skipped"),
+            ("healthy".into(), "succeeded"),
+        ]
+    );
+    let reasons: Vec<String> = trail.attempts[..4]
+        .iter()
+        .map(|a| match &a.outcome {
+            AttemptOutcome::Skipped { reason } => reason.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert!(
+        reasons[0].contains("circuit open for open"),
+        "{}",
+        reasons[0]
+    );
+    assert!(reasons[1].contains("cooling down"), "{}", reasons[1]);
+    assert!(reasons[2].contains("past the deadline"), "{}", reasons[2]);
+    assert!(
+        reasons[3].contains("smaller than the 100"),
+        "{}",
+        reasons[3]
+    );
+    assert_eq!(
+        trail.breaker_states,
+        vec![
+            (TargetId::new("open"), BreakerState::Open),
+            (TargetId::new("cooling"), BreakerState::Closed),
+            (TargetId::new("healthy"), BreakerState::Closed),
+        ]
+    );
+    assert_eq!(trail.tokens_estimated, Some(100));
+    assert_eq!(trail.sent_attempts(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_trail_records_limiter_wait_latency_and_tokens() {
+    let limiter = RateLimiter::new(
+        "a",
+        RateLimitConfig::new()
+            .tokens(Rate::per_minute(1_000))
+            .default_output_tokens(0)
+            .estimator(Arc::new(NumberEstimator)),
+    );
+    let _spent = limiter
+        .try_acquire(&TokenEstimate {
+            prompt: 1_000,
+            reserved_output: 0,
+        })
+        .unwrap();
+    let slow = service_fn(|request: ChatRequest| async move {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        Ok::<_, BoxError>(reply(&request.model, "ok").with_usage(Usage::new(50, 7)))
+    });
+    let router = Failover::builder()
+        .estimator(Arc::new(NumberEstimator))
+        .default_output_tokens(0)
+        .target(
+            Target::new(
+                "a",
+                ServiceBuilder::new()
+                    .layer(RateLimitLayer::new(limiter.clone()))
+                    .service(slow),
+            )
+            .model("gpt-4o")
+            .gate(Arc::new(limiter)),
+        )
+        .build();
+    let response = router.oneshot(weighing(50)).await.unwrap();
+    let trail = &response.trail;
+    // 50 tokens refill in 3 s at 1000 per minute.
+    assert_eq!(trail.limiter_wait, Duration::from_secs(3));
+    assert_eq!(trail.attempts[0].wait, Duration::from_secs(3));
+    assert_eq!(trail.attempts[0].latency, Duration::from_millis(3_700));
+    assert_eq!(trail.tokens_estimated, Some(50));
+    assert_eq!(trail.tokens_used, Some(57));
+    assert_eq!(trail.final_model.as_deref(), Some("gpt-4o"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn weighted_order_follows_the_weights() {
+    let router = Failover::builder()
+        .strategy(Strategy::Weighted)
+        .seed(11)
+        .target(Target::new("light", Scripted::new().service(ok)).weight(1))
+        .target(Target::new("heavy", Scripted::new().service(ok)).weight(4))
+        .target(Target::new("never", Scripted::new().service(ok)).weight(0))
+        .build();
+    let mut heavy_first = 0;
+    for _ in 0..1_000 {
+        let plan = router.plan();
+        assert_eq!(plan.len(), 3);
+        assert_eq!(plan[2], TargetId::new("never"), "weight 0 goes last");
+        if plan[0] == TargetId::new("heavy") {
+            heavy_first += 1;
+        }
+    }
+    // Expected 4 in 5.
+    assert!((750..850).contains(&heavy_first), "{heavy_first}");
+}
+
+fn timed(
+    delay: Duration,
+) -> impl tower::Service<
+    ChatRequest,
+    Response = ChatResponse,
+    Error = BoxError,
+    Future = impl Future<Output = Result<ChatResponse, BoxError>> + Send,
+> + Clone
++ Send
++ Sync
++ 'static {
+    service_fn(move |request: ChatRequest| async move {
+        tokio::time::sleep(delay).await;
+        Ok::<_, BoxError>(reply(&request.model, "ok"))
+    })
+}
+
+/// A router over three targets of different speeds, each measured once.
+async fn measured(strategy: Strategy) -> Failover {
+    let targets = [("slow", 900), ("medium", 300), ("fast", 20)];
+    let router = Failover::builder()
+        .strategy(strategy)
+        .seed(3)
+        .targets(
+            targets
+                .iter()
+                .map(|&(name, ms)| Target::new(name, timed(Duration::from_millis(ms)))),
+        )
+        .build();
+    // Unmeasured targets come first, so a few calls measure every target.
+    for _ in 0..50 {
+        if router
+            .latencies()
+            .iter()
+            .all(|(_, latency)| latency.is_some())
+        {
+            break;
+        }
+        router.clone().oneshot(weighing(1)).await.unwrap();
+    }
+    router
+}
+
+#[tokio::test(start_paused = true)]
+async fn least_latency_tries_the_fastest_first() {
+    let router = measured(Strategy::LeastLatency).await;
+    let latencies = router.latencies();
+    assert!(latencies.iter().all(|(_, l)| l.is_some()), "{latencies:?}");
+    assert_eq!(
+        router.plan(),
+        vec![
+            TargetId::new("fast"),
+            TargetId::new("medium"),
+            TargetId::new("slow")
+        ]
+    );
+    let response = router.oneshot(weighing(1)).await.unwrap();
+    assert_eq!(response.trail.final_target, Some(TargetId::new("fast")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn power_of_two_choices_never_puts_the_slowest_first() {
+    let router = measured(Strategy::PowerOfTwoChoices).await;
+    let mut first = std::collections::HashMap::new();
+    for _ in 0..600 {
+        let plan = router.plan();
+        *first.entry(plan[0].to_string()).or_insert(0) += 1;
+        // After the first choice, the rest follow fastest first.
+        let rest: Vec<_> = plan[1..].iter().map(TargetId::to_string).collect();
+        let mut sorted = rest.clone();
+        sorted.sort_by_key(|t| ["fast", "medium", "slow"].iter().position(|n| n == t));
+        assert_eq!(rest, sorted);
+    }
+    assert_eq!(first.get("slow"), None, "{first:?}");
+    // fast wins every pair it is in (2 of 3 pairs), medium wins the other.
+    let fast = first["fast"];
+    assert!((340..460).contains(&fast), "{first:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn stream_failures_before_the_first_token_fail_over_transparently() {
+    let cut = Scripted::new();
+    let error_frame = Scripted::new();
+    let ttft_timeout = Scripted::new();
+    let good = Scripted::new();
+    let router = Failover::builder()
+        .target(Target::new(
+            "cut",
+            cut.service(|r| {
+                Ok(streamed(
+                    &r.model,
+                    Duration::ZERO,
+                    vec![StreamEvent::Start {
+                        id: None,
+                        model: None,
+                    }],
+                ))
+            }),
+        ))
+        .target(Target::new(
+            "error-frame",
+            error_frame.service(|r| {
+                Ok(streamed(
+                    &r.model,
+                    Duration::ZERO,
+                    vec![
+                        StreamEvent::Start {
+                            id: None,
+                            model: None,
+                        },
+                        StreamEvent::Error(LlmError::new(ErrorKind::Overloaded, "overloaded")),
+                    ],
+                ))
+            }),
+        ))
+        .target(Target::new(
+            "ttft",
+            ttft_timeout.service(|_| {
+                Err(TimedOut {
+                    kind: TimeoutKind::FirstToken,
+                    after: Duration::from_secs(10),
+                }
+                .into())
+            }),
+        ))
+        .target(Target::new(
+            "good",
+            good.service(|r| {
+                Ok(streamed(
+                    &r.model,
+                    Duration::from_millis(250),
+                    vec![
+                        StreamEvent::Start {
+                            id: Some("g".into()),
+                            model: None,
+                        },
+                        StreamEvent::TextDelta("Hel".into()),
+                        StreamEvent::TextDelta("lo".into()),
+                        StreamEvent::Finish(FinishReason::Stop),
+                        StreamEvent::Usage(Usage::new(5, 2)),
+                    ],
+                ))
+            }),
+        ))
+        .build();
+
+    let mut response = router.oneshot(weighing(1).streaming()).await.unwrap();
+    let trail = response.trail.clone();
+    assert_eq!(
+        targets_tried(&trail),
+        vec![
+            ("cut".into(), "failed"),
+            ("error-frame".into(), "failed"),
+            ("ttft".into(), "failed"),
+            ("good".into(), "succeeded"),
+        ]
+    );
+    assert!(matches!(
+        trail.attempts[0].outcome,
+        AttemptOutcome::Failed {
+            cause: Cause::Provider(ErrorKind::StreamTruncated),
+            ..
+        }
+    ));
+    assert_eq!(
+        trail.attempts[3].time_to_first_token,
+        Some(Duration::from_millis(250))
+    );
+
+    // The caller sees only the good target's stream, from its start.
+    let events = collect(response.stream.take().unwrap()).await;
+    assert_eq!(
+        events,
+        vec![
+            StreamEvent::Start {
+                id: Some("g".into()),
+                model: None
+            },
+            StreamEvent::TextDelta("Hel".into()),
+            StreamEvent::TextDelta("lo".into()),
+            StreamEvent::Finish(FinishReason::Stop),
+            StreamEvent::Usage(Usage::new(5, 2)),
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn stream_failures_after_the_first_token_surface_as_error_events() {
+    let first = Scripted::new();
+    let second = Scripted::new();
+    let router = Failover::builder()
+        .target(Target::new(
+            "first",
+            first.service(|r| {
+                Ok(streamed(
+                    &r.model,
+                    Duration::ZERO,
+                    vec![
+                        StreamEvent::TextDelta("Hel".into()),
+                        StreamEvent::Error(LlmError::new(ErrorKind::Server, "upstream reset")),
+                        StreamEvent::TextDelta("never seen".into()),
+                    ],
+                ))
+            }),
+        ))
+        .target(Target::new("second", second.service(ok)))
+        .build();
+    let mut response = router.oneshot(weighing(1).streaming()).await.unwrap();
+    let events = collect(response.stream.take().unwrap()).await;
+    assert_eq!(
+        events,
+        vec![
+            StreamEvent::TextDelta("Hel".into()),
+            StreamEvent::Error(LlmError::new(ErrorKind::Server, "upstream reset")),
+        ]
+    );
+    assert_eq!(
+        second.calls(),
+        0,
+        "past the commit point nothing is retried silently"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_cut_after_the_first_token_is_never_delivered_as_complete() {
+    let cut = Scripted::new();
+    let router = Failover::builder()
+        .target(Target::new(
+            "cut",
+            cut.service(|r| {
+                Ok(streamed(
+                    &r.model,
+                    Duration::ZERO,
+                    vec![
+                        StreamEvent::Start {
+                            id: None,
+                            model: None,
+                        },
+                        StreamEvent::TextDelta("Hel".into()),
+                    ],
+                ))
+            }),
+        ))
+        .build();
+    let mut response = router.oneshot(weighing(1).streaming()).await.unwrap();
+    let events = collect(response.stream.take().unwrap()).await;
+    assert_eq!(events.len(), 3);
+    match &events[2] {
+        StreamEvent::Error(error) => assert_eq!(error.kind(), ErrorKind::StreamTruncated),
+        other => panic!("expected a truncation error, got {other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deadline_that_passed_ends_the_call() {
+    let a = Scripted::new();
+    // The slow target fails after the deadline; then nothing more is tried.
+    let slow_fail = Failover::builder()
+        .target(Target::new(
+            "slow",
+            service_fn(|_: ChatRequest| async {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                Err::<ChatResponse, BoxError>(LlmError::new(ErrorKind::Server, "boom").into())
+            }),
+        ))
+        .target(Target::new("a", a.service(overloaded)))
+        .build();
+    let mut request = weighing(1);
+    request.context.deadline = Some(Deadline::new(
+        Instant::now().into_std(),
+        Duration::from_secs(2),
+    ));
+    let error = slow_fail.oneshot(request).await.unwrap_err();
+    assert_eq!(
+        seawall_core::classify(&*error).cause,
+        Cause::DeadlineExceeded
+    );
+    assert_eq!(a.calls(), 0);
+}
+
+/// A member whose readiness fails, as a broken connection pool's would.
+#[derive(Clone)]
+struct BrokenReadiness;
+
+impl tower::Service<ChatRequest> for BrokenReadiness {
+    type Response = ChatResponse;
+    type Error = BoxError;
+    type Future = std::future::Ready<Result<ChatResponse, BoxError>>;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), BoxError>> {
+        std::task::Poll::Ready(Err(LlmError::new(ErrorKind::Connect, "pool closed").into()))
+    }
+
+    fn call(&mut self, _request: ChatRequest) -> Self::Future {
+        panic!("called although not ready");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_member_that_fails_readiness_is_one_failed_attempt_not_a_broken_router() {
+    let b = Scripted::new();
+    let mut router = Failover::builder()
+        .target(Target::new("broken", BrokenReadiness))
+        .target(Target::new("b", b.service(ok)))
+        .build();
+    for _ in 0..2 {
+        let response = router
+            .ready()
+            .await
+            .unwrap()
+            .call(weighing(1))
+            .await
+            .unwrap();
+        assert_eq!(
+            targets_tried(&response.trail),
+            vec![("broken".into(), "failed"), ("b".into(), "succeeded")]
+        );
+    }
+    assert_eq!(b.calls(), 2);
+}
