@@ -56,7 +56,7 @@ pub struct SseDecoder {
     line: Vec<u8>,
     /// The last chunk ended in `\r`: a `\n` that starts the next one belongs to it.
     after_cr: bool,
-    /// Whether any byte was seen, to strip a leading byte-order mark once.
+    /// Whether a line was processed, to strip a leading byte-order mark from the first.
     started: bool,
     event: Option<String>,
     data: String,
@@ -73,11 +73,9 @@ impl SseDecoder {
 
     /// Feeds the next chunk of the body and appends the events it completes to `out`.
     pub fn feed(&mut self, mut bytes: &[u8], out: &mut Vec<SseEvent>) {
-        if !self.started && !bytes.is_empty() {
-            self.started = true;
-            bytes = bytes
-                .strip_prefix(b"\xEF\xBB\xBF".as_slice())
-                .unwrap_or(bytes);
+        if bytes.is_empty() {
+            // Nothing to learn; in particular a pending `\r` still waits for its `\n`.
+            return;
         }
         if self.after_cr {
             self.after_cr = false;
@@ -131,7 +129,13 @@ impl SseDecoder {
         }
     }
 
-    fn process_line(&mut self, line: &[u8], out: &mut Vec<SseEvent>) {
+    fn process_line(&mut self, mut line: &[u8], out: &mut Vec<SseEvent>) {
+        if !self.started {
+            self.started = true;
+            line = line
+                .strip_prefix(b"\xEF\xBB\xBF".as_slice())
+                .unwrap_or(line);
+        }
         if line.is_empty() {
             self.dispatch(out);
             return;
