@@ -7,7 +7,7 @@
 //! - System messages go to the top-level `system`; `max_tokens` is required, so
 //!   [`AnthropicConfig::default_max_tokens`] fills it when the request has no cap; tool
 //!   calls become `tool_use` blocks and tool results `tool_result` blocks in a user turn;
-//!   [`CacheControl`](seawall_core::CacheControl) markers on content parts and tools become
+//!   [`seawall_core::CacheControl`] markers on content parts and tools become
 //!   `cache_control`.
 //! - Errors: `{"type":"error","error":{type,message,details},"request_id"}`; a 429 whose
 //!   `details.error_code` is `enforced_spend_limit_reached` (or a `billing_error`) is

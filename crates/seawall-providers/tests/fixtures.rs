@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use saphyr_parser::{Event, Parser, ScalarStyle};
 use seawall_core::{
     ChatRequest, ErrorKind, FinishReason, LlmError, Message, ProviderKind, StreamAccumulator,
     StreamEvent, Usage,
@@ -22,7 +23,6 @@ use seawall_providers::{
 use serde_json::Value;
 use support::{Canned, ChunkedBody, events, llm_error};
 use tower::ServiceExt;
-use yaml_rust2::{Yaml, YamlLoader};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Provider {
@@ -113,37 +113,85 @@ fn blank() -> Exchange {
     }
 }
 
-fn yaml_to_json(yaml: &Yaml) -> Value {
-    match yaml {
-        Yaml::Real(text) => text
-            .parse::<f64>()
-            .ok()
-            .and_then(serde_json::Number::from_f64)
-            .map_or(Value::Null, Value::Number),
-        Yaml::Integer(n) => Value::from(*n),
-        Yaml::String(s) => Value::from(s.clone()),
-        Yaml::Boolean(b) => Value::from(*b),
-        Yaml::Array(items) => items.iter().map(yaml_to_json).collect(),
-        Yaml::Hash(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| {
-                    let key = match k {
-                        Yaml::String(s) => s.clone(),
-                        Yaml::Integer(n) => n.to_string(),
-                        other => format!("{other:?}"),
-                    };
-                    (key, yaml_to_json(v))
-                })
-                .collect(),
-        ),
-        _ => Value::Null,
+/// The first document of a YAML text as JSON (enough YAML for VCR cassettes: block and
+/// flow collections, every scalar style, plain scalars resolved to null, booleans and
+/// numbers).
+fn yaml_to_json(text: &str) -> Value {
+    enum Open {
+        List(Vec<Value>),
+        Map(serde_json::Map<String, Value>, Option<String>),
     }
+    fn plain(text: &str) -> Value {
+        match text {
+            "" | "~" | "null" | "Null" | "NULL" => Value::Null,
+            "true" | "True" | "TRUE" => Value::Bool(true),
+            "false" | "False" | "FALSE" => Value::Bool(false),
+            _ => text
+                .parse::<i64>()
+                .map(Value::from)
+                .ok()
+                .or_else(|| {
+                    text.parse::<f64>()
+                        .ok()
+                        .filter(|f| f.is_finite())
+                        .and_then(serde_json::Number::from_f64)
+                        .map(Value::Number)
+                })
+                .unwrap_or_else(|| Value::from(text)),
+        }
+    }
+    let mut stack: Vec<Open> = Vec::new();
+    let mut done: Option<Value> = None;
+    // Adds a finished value to the collection being built, or finishes the document.
+    let push =
+        |stack: &mut Vec<Open>, value: Value, done: &mut Option<Value>| match stack.last_mut() {
+            Some(Open::List(items)) => items.push(value),
+            Some(Open::Map(map, key)) => match key.take() {
+                Some(key) => {
+                    map.insert(key, value);
+                }
+                None => {
+                    *key = Some(match value {
+                        Value::String(s) => s,
+                        other => other.to_string(),
+                    })
+                }
+            },
+            None => {
+                if done.is_none() {
+                    *done = Some(value);
+                }
+            }
+        };
+    for event in Parser::new_from_str(text) {
+        let (event, _) = event.expect("cassette YAML parses");
+        match event {
+            Event::Scalar(value, style, _, _) => {
+                let value = if style == ScalarStyle::Plain {
+                    plain(&value)
+                } else {
+                    Value::from(value.into_owned())
+                };
+                push(&mut stack, value, &mut done);
+            }
+            Event::SequenceStart(..) => stack.push(Open::List(Vec::new())),
+            Event::MappingStart(..) => stack.push(Open::Map(serde_json::Map::new(), None)),
+            Event::SequenceEnd | Event::MappingEnd => {
+                let value = match stack.pop().expect("balanced") {
+                    Open::List(items) => Value::Array(items),
+                    Open::Map(map, _) => Value::Object(map),
+                };
+                push(&mut stack, value, &mut done);
+            }
+            _ => {}
+        }
+    }
+    done.unwrap_or(Value::Null)
 }
 
 /// A VCR cassette in any of the three serialisations.
 fn from_cassette(text: &str, provider: Provider) -> Vec<Exchange> {
-    let docs = YamlLoader::load_from_str(text).expect("cassette YAML parses");
-    let doc = yaml_to_json(&docs[0]);
+    let doc = yaml_to_json(text);
     let interactions = doc["interactions"].as_array().expect("interactions");
     interactions
         .iter()
