@@ -624,7 +624,15 @@ impl StreamDecoder for OpenAiStreamDecoder {
                 model: str_at(&chunk, &["model"]).map(str::to_owned),
             });
         }
-        if let Some(choice) = get(&chunk, &["choices"]).and_then(|c| c.get(0)) {
+        // Only the first choice is the reply (with `n > 1`, other choices arrive too).
+        let choice = get(&chunk, &["choices"])
+            .and_then(Value::as_array)
+            .and_then(|choices| {
+                choices
+                    .iter()
+                    .find(|c| get(c, &["index"]).and_then(Value::as_u64).unwrap_or(0) == 0)
+            });
+        if let Some(choice) = choice {
             if let Some(text) = str_at(choice, &["delta", "content"])
                 && !text.is_empty()
             {
@@ -649,7 +657,8 @@ impl StreamDecoder for OpenAiStreamDecoder {
                 self.finish = Some(finish_reason(reason));
             }
         }
-        if let Some(value) = get(&chunk, &["usage"]) {
+        // Groq reports streamed usage under `x_groq.usage`.
+        if let Some(value) = get(&chunk, &["usage"]).or_else(|| get(&chunk, &["x_groq", "usage"])) {
             let usage = usage(value);
             if self.finish.is_some() {
                 self.trailing_usage = Some(usage);

@@ -964,3 +964,32 @@ async fn a_transport_failure_before_the_response_is_a_connect_error() {
     assert_eq!(error.kind(), ErrorKind::Connect);
     assert_eq!(classify(&error).disposition, Disposition::Retry);
 }
+
+#[tokio::test]
+async fn openai_stream_reads_the_first_choice_and_groq_usage() {
+    let body = "data: {\"id\":\"c\",\"model\":\"llama\",\"choices\":[{\"index\":1,\"delta\":{\"content\":\"other\"},\"finish_reason\":null}]}\n\n\
+data: {\"id\":\"c\",\"model\":\"llama\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"first\"},\"finish_reason\":null}]}\n\n\
+data: {\"id\":\"c\",\"model\":\"llama\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"length\"}],\"x_groq\":{\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":8,\"total_tokens\":11}}}\n\n\
+data: [DONE]\n\n";
+    let (events, _) = stream_of(
+        Target::Compat(ServerKind::Groq),
+        ChunkedBody::whole(body),
+        MalformedPolicy::Skip,
+    )
+    .await;
+    let texts: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            StreamEvent::TextDelta(text) => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(texts, ["first"]);
+    assert_eq!(
+        events[events.len() - 2..],
+        [
+            StreamEvent::Finish(FinishReason::Length),
+            StreamEvent::Usage(Usage::new(3, 8))
+        ]
+    );
+}
