@@ -23,6 +23,7 @@
 //! # }
 //! ```
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -578,37 +579,66 @@ impl Default for OpenAiStreamDecoder {
 }
 
 impl OpenAiStreamDecoder {
-    fn flush_end(&mut self, out: &mut Vec<StreamEvent>) {
-        if let Some(reason) = self.finish.take() {
-            out.push(StreamEvent::Finish(reason));
+    fn start(&mut self, id: Option<&str>, model: Option<&str>, out: &mut Vec<StreamEvent>) {
+        if !self.started {
+            self.started = true;
+            out.push(StreamEvent::Start {
+                id: id.map(str::to_owned),
+                model: model.map(str::to_owned),
+            });
         }
-        if let Some(usage) = self.trailing_usage.take() {
+    }
+
+    fn usage_seen(&mut self, usage: Usage, out: &mut Vec<StreamEvent>) {
+        if self.finish.is_some() {
+            self.trailing_usage = Some(usage);
+        } else {
             out.push(StreamEvent::Usage(usage));
         }
     }
-}
 
-impl StreamDecoder for OpenAiStreamDecoder {
-    fn decode(&mut self, event: &SseEvent, out: &mut Vec<StreamEvent>) -> Result<Flow, Malformed> {
-        let data = event.data.trim();
-        if data == "[DONE]" {
-            if self.finish.is_some() {
-                self.flush_end(out);
-            } else {
-                out.push(StreamEvent::Error(
-                    LlmError::new(
-                        ErrorKind::StreamTruncated,
-                        "[DONE] arrived before a finish_reason",
-                    )
-                    .with_provider(self.provider),
-                ));
+    fn decode_typed(&mut self, chunk: wire::Chunk<'_>, out: &mut Vec<StreamEvent>) {
+        self.start(chunk.id.as_deref(), chunk.model.as_deref(), out);
+        // Only the first choice is the reply (with `n > 1`, other choices arrive too).
+        let choice = chunk
+            .choices
+            .into_iter()
+            .flatten()
+            .find(|choice| choice.index.unwrap_or(0) == 0);
+        if let Some(choice) = choice {
+            if let Some(delta) = choice.delta {
+                if let Some(text) = delta.content.filter(|text| !text.is_empty()) {
+                    out.push(StreamEvent::TextDelta(text.into_owned()));
+                }
+                for (position, call) in delta.tool_calls.into_iter().flatten().enumerate() {
+                    let (name, arguments) = call
+                        .function
+                        .map(|f| (f.name, f.arguments))
+                        .unwrap_or_default();
+                    out.push(StreamEvent::ToolCallDelta {
+                        index: u32::try_from(call.index.unwrap_or(position as u64))
+                            .unwrap_or(u32::MAX),
+                        id: call.id.map(Cow::into_owned),
+                        name: name.map(Cow::into_owned),
+                        arguments: arguments.map(Cow::into_owned).unwrap_or_default(),
+                    });
+                }
             }
-            return Ok(Flow::End);
+            if let Some(reason) = choice.finish_reason {
+                self.finish = Some(finish_reason(&reason));
+            }
         }
-        if data.is_empty() {
-            return Ok(Flow::Continue);
+        // Groq reports streamed usage under `x_groq.usage`.
+        if let Some(usage) = chunk.usage.or(chunk.x_groq.and_then(|x| x.usage)) {
+            self.usage_seen(usage.into(), out);
         }
-        let chunk: Value = serde_json::from_str(data)?;
+    }
+
+    fn decode_value(
+        &mut self,
+        chunk: Value,
+        out: &mut Vec<StreamEvent>,
+    ) -> Result<Flow, Malformed> {
         if get(&chunk, &["error"]).is_some() {
             out.push(StreamEvent::Error(openai_error(
                 self.provider,
@@ -617,13 +647,7 @@ impl StreamDecoder for OpenAiStreamDecoder {
             )));
             return Ok(Flow::End);
         }
-        if !self.started {
-            self.started = true;
-            out.push(StreamEvent::Start {
-                id: str_at(&chunk, &["id"]).map(str::to_owned),
-                model: str_at(&chunk, &["model"]).map(str::to_owned),
-            });
-        }
+        self.start(str_at(&chunk, &["id"]), str_at(&chunk, &["model"]), out);
         // Only the first choice is the reply (with `n > 1`, other choices arrive too).
         let choice = get(&chunk, &["choices"])
             .and_then(Value::as_array)
@@ -659,14 +683,50 @@ impl StreamDecoder for OpenAiStreamDecoder {
         }
         // Groq reports streamed usage under `x_groq.usage`.
         if let Some(value) = get(&chunk, &["usage"]).or_else(|| get(&chunk, &["x_groq", "usage"])) {
-            let usage = usage(value);
-            if self.finish.is_some() {
-                self.trailing_usage = Some(usage);
-            } else {
-                out.push(StreamEvent::Usage(usage));
-            }
+            self.usage_seen(usage(value), out);
         }
         Ok(Flow::Continue)
+    }
+
+    fn flush_end(&mut self, out: &mut Vec<StreamEvent>) {
+        if let Some(reason) = self.finish.take() {
+            out.push(StreamEvent::Finish(reason));
+        }
+        if let Some(usage) = self.trailing_usage.take() {
+            out.push(StreamEvent::Usage(usage));
+        }
+    }
+}
+
+impl StreamDecoder for OpenAiStreamDecoder {
+    fn decode(&mut self, event: &SseEvent, out: &mut Vec<StreamEvent>) -> Result<Flow, Malformed> {
+        let data = event.data.trim();
+        if data == "[DONE]" {
+            if self.finish.is_some() {
+                self.flush_end(out);
+            } else {
+                out.push(StreamEvent::Error(
+                    LlmError::new(
+                        ErrorKind::StreamTruncated,
+                        "[DONE] arrived before a finish_reason",
+                    )
+                    .with_provider(self.provider),
+                ));
+            }
+            return Ok(Flow::End);
+        }
+        if data.is_empty() {
+            return Ok(Flow::Continue);
+        }
+        // The typed reading is the fast path; a chunk whose fields have unexpected types
+        // (some compatible servers) is read again loosely rather than lost.
+        match serde_json::from_str::<wire::Chunk<'_>>(data) {
+            Ok(chunk) if chunk.error.is_none() => {
+                self.decode_typed(chunk, out);
+                Ok(Flow::Continue)
+            }
+            _ => self.decode_value(serde_json::from_str(data)?, out),
+        }
     }
 
     fn finish(&mut self, clean: bool, out: &mut Vec<StreamEvent>) -> bool {
@@ -675,6 +735,110 @@ impl StreamDecoder for OpenAiStreamDecoder {
             true
         } else {
             false
+        }
+    }
+}
+
+/// Typed stream chunks: the fast path of [`OpenAiStreamDecoder`]. Strings borrow from the
+/// event's data unless they hold escapes.
+mod wire {
+    use std::borrow::Cow;
+
+    use seawall_core::Usage;
+    use serde::Deserialize;
+    use serde::de::IgnoredAny;
+
+    #[derive(Deserialize)]
+    pub(super) struct Chunk<'a> {
+        #[serde(borrow, default)]
+        pub(super) id: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        pub(super) model: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        pub(super) choices: Option<Vec<Choice<'a>>>,
+        #[serde(default)]
+        pub(super) usage: Option<WireUsage>,
+        #[serde(default)]
+        pub(super) x_groq: Option<XGroq>,
+        #[serde(default)]
+        pub(super) error: Option<IgnoredAny>,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct Choice<'a> {
+        #[serde(default)]
+        pub(super) index: Option<u64>,
+        #[serde(borrow, default)]
+        pub(super) delta: Option<Delta<'a>>,
+        #[serde(borrow, default)]
+        pub(super) finish_reason: Option<Cow<'a, str>>,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct Delta<'a> {
+        #[serde(borrow, default)]
+        pub(super) content: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        pub(super) tool_calls: Option<Vec<ToolCallDelta<'a>>>,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct ToolCallDelta<'a> {
+        #[serde(default)]
+        pub(super) index: Option<u64>,
+        #[serde(borrow, default)]
+        pub(super) id: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        pub(super) function: Option<Function<'a>>,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct Function<'a> {
+        #[serde(borrow, default)]
+        pub(super) name: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        pub(super) arguments: Option<Cow<'a, str>>,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct XGroq {
+        #[serde(default)]
+        pub(super) usage: Option<WireUsage>,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct WireUsage {
+        #[serde(default)]
+        prompt_tokens: Option<u64>,
+        #[serde(default)]
+        completion_tokens: Option<u64>,
+        #[serde(default)]
+        prompt_tokens_details: Option<Details>,
+        #[serde(default)]
+        completion_tokens_details: Option<Details>,
+    }
+
+    #[derive(Deserialize)]
+    struct Details {
+        #[serde(default)]
+        cached_tokens: Option<u64>,
+        #[serde(default)]
+        cache_write_tokens: Option<u64>,
+        #[serde(default)]
+        reasoning_tokens: Option<u64>,
+    }
+
+    impl From<WireUsage> for Usage {
+        fn from(usage: WireUsage) -> Self {
+            let prompt = usage.prompt_tokens_details.as_ref();
+            let completion = usage.completion_tokens_details.as_ref();
+            Usage {
+                input_tokens: usage.prompt_tokens.unwrap_or(0),
+                output_tokens: usage.completion_tokens.unwrap_or(0),
+                cached_input_tokens: prompt.and_then(|d| d.cached_tokens).unwrap_or(0),
+                cache_write_tokens: prompt.and_then(|d| d.cache_write_tokens).unwrap_or(0),
+                reasoning_tokens: completion.and_then(|d| d.reasoning_tokens).unwrap_or(0),
+            }
         }
     }
 }

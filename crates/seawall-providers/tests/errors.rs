@@ -993,3 +993,23 @@ data: [DONE]\n\n";
         ]
     );
 }
+
+#[tokio::test]
+async fn an_openai_chunk_with_unexpected_field_types_is_still_read() {
+    // `id` as a number and `index` as a string: not the typed shape, still the reply.
+    let body = "data: {\"id\":42,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"kept\"},\"finish_reason\":null}]}\n\n\
+data: {\"id\":42,\"choices\":[{\"index\":\"0\",\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n\
+data: [DONE]\n\n";
+    let (events, skipped) = stream_of(
+        Target::Compat(ServerKind::Other),
+        ChunkedBody::whole(body),
+        MalformedPolicy::Skip,
+    )
+    .await;
+    assert_eq!(skipped, 0);
+    assert!(events.contains(&StreamEvent::TextDelta("kept".into())));
+    assert_eq!(
+        events.last(),
+        Some(&StreamEvent::Finish(FinishReason::Stop))
+    );
+}
