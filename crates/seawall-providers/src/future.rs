@@ -7,8 +7,8 @@ use std::time::SystemTime;
 
 use http::{HeaderMap, StatusCode};
 use http_body::Body;
-use http_body_util::BodyExt;
 use http_body_util::combinators::Collect;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use pin_project_lite::pin_project;
 use seawall_core::{
     BoxError, ChatResponse, ErrorKind, EventStream, LlmError, ProviderKind, StreamEvent, hints,
@@ -17,6 +17,10 @@ use seawall_core::{
 use crate::dialect::Dialect;
 use crate::stream::{DecodedStream, MalformedPolicy, StreamMetrics};
 
+/// The largest complete (non-streamed) response body read; a larger one fails the call
+/// instead of exhausting memory.
+pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+
 pin_project! {
     /// The future of one adapter call: sends the HTTP request, then either hands back a
     /// streamed response as soon as the headers arrive or reads the whole body and decodes
@@ -24,6 +28,7 @@ pin_project! {
     pub struct ResponseFuture<F, D, B>
     where
         B: Body,
+        B::Error: Into<BoxError>,
     {
         #[pin]
         state: State<F, B>,
@@ -43,19 +48,24 @@ pin_project! {
     enum State<F, B>
     where
         B: Body,
+        B::Error: Into<BoxError>,
     {
         Failed { error: Option<BoxError> },
         Sending { #[pin] future: F },
         Collecting {
             #[pin]
-            collect: Collect<B>,
+            collect: Collect<Limited<B>>,
             status: StatusCode,
             headers: HeaderMap,
         },
     }
 }
 
-impl<F, D, B: Body> std::fmt::Debug for ResponseFuture<F, D, B> {
+impl<F, D, B> std::fmt::Debug for ResponseFuture<F, D, B>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let state = match &self.state {
             State::Failed { .. } => "failed",
@@ -68,7 +78,11 @@ impl<F, D, B: Body> std::fmt::Debug for ResponseFuture<F, D, B> {
     }
 }
 
-impl<F, D, B: Body> ResponseFuture<F, D, B> {
+impl<F, D, B> ResponseFuture<F, D, B>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
     pub(crate) fn failed(error: BoxError) -> Self {
         Self {
             state: State::Failed { error: Some(error) },
@@ -137,7 +151,7 @@ where
                         return Poll::Ready(Ok(response));
                     }
                     this.state.set(State::Collecting {
-                        collect: body.collect(),
+                        collect: Limited::new(body, MAX_BODY_BYTES).collect(),
                         status: parts.status,
                         headers: parts.headers,
                     });
@@ -155,7 +169,7 @@ where
                             return Poll::Pending;
                         }
                         Poll::Ready(Ok(collected)) => Ok(collected.to_bytes()),
-                        Poll::Ready(Err(error)) => Err(error.into()),
+                        Poll::Ready(Err(error)) => Err(error),
                     };
                     let status = *status;
                     let headers = std::mem::take(headers);
@@ -184,6 +198,15 @@ fn complete<D: Dialect>(
     }
     let body = match body {
         Ok(body) => body,
+        Err(error) if error.is::<LengthLimitError>() => {
+            let error = LlmError::new(
+                ErrorKind::Decode,
+                format!("the response body exceeds {MAX_BODY_BYTES} bytes"),
+            )
+            .with_provider(provider)
+            .with_status(status.as_u16());
+            return Err(error.into());
+        }
         Err(error) => {
             let error = LlmError::new(
                 ErrorKind::Connect,

@@ -233,7 +233,7 @@ impl Dialect for OpenAiDialect {
             })
             .unwrap_or_default();
         let assistant = AssistantMessage {
-            text: str_at(message, &["content"]).unwrap_or_default().to_owned(),
+            text: content_text(get(message, &["content"])),
             tool_calls,
             refusal: str_at(message, &["refusal"]).map(str::to_owned),
         };
@@ -372,6 +372,18 @@ fn openai_kind(status: Option<u16>, kind: &str, code: &str, message: &str) -> Er
         }
         "tokens" | "requests" => ErrorKind::RateLimited,
         _ => ErrorKind::Server,
+    }
+}
+
+/// The reply text: a string, or (some compatible servers) an array of text parts.
+fn content_text(content: Option<&Value>) -> String {
+    match content {
+        Some(Value::String(text)) => text.clone(),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|part| str_at(part, &["text"]))
+            .collect(),
+        _ => String::new(),
     }
 }
 

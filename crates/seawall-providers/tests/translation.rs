@@ -473,3 +473,33 @@ fn api_keys_never_show_in_debug_output() {
         assert!(debug.contains("redacted"), "{debug}");
     }
 }
+
+#[tokio::test]
+async fn an_oversized_response_body_fails_instead_of_filling_memory() {
+    let huge = format!(
+        "{{\"choices\":[{{\"message\":{{\"content\":\"{}\"}}}}]}}",
+        "x".repeat(seawall_providers::future::MAX_BODY_BYTES)
+    );
+    let http = Canned::json(200, &huge);
+    let error = llm_error(
+        OpenAi::new(http, OpenAiConfig::new("k"))
+            .oneshot(ChatRequest::new("gpt-4o", [Message::user("hi")]))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(error.kind(), ErrorKind::Decode);
+}
+
+#[tokio::test]
+async fn reply_content_given_as_text_parts_is_joined() {
+    let body = r#"{"id":"x","model":"local","choices":[{"index":0,"message":{"role":"assistant",
+        "content":[{"type":"text","text":"Hello, "},{"type":"text","text":"world"}]},"finish_reason":"stop"}]}"#;
+    let response = OpenAi::new(
+        Canned::json(200, body),
+        OpenAiConfig::compatible("http://127.0.0.1:1/v1", ServerKind::Other),
+    )
+    .oneshot(ChatRequest::new("local", [Message::user("hi")]))
+    .await
+    .unwrap();
+    assert_eq!(response.text(), "Hello, world");
+}
