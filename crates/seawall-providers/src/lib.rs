@@ -22,7 +22,8 @@
 //!
 //! A request with `stream: true` returns as soon as the response headers arrive: a
 //! [`ChatResponse`](seawall_core::ChatResponse) whose `stream` yields
-//! [`StreamEvent`](seawall_core::StreamEvent)s. The stream ends with `Finish` (then
+//! [`StreamEvent`](seawall_core::StreamEvent)s, and whose `quota` is already read from the
+//! headers (its `id` and `model` stay empty: they arrive in the stream's `Start` event). The stream ends with `Finish` (then
 //! possibly one `Usage`) only when the provider's end of message arrived; otherwise with an
 //! `Error` event: see [`stream`] for the rules. Malformed events are skipped and counted in
 //! [`Adapter::stream_metrics`] ([`StreamMetrics::malformed_skipped`]), or fail the stream
