@@ -90,26 +90,31 @@ pin_project! {
     pub struct DecodedStream<B, D> {
         #[pin]
         body: B,
-        sse: SseDecoder,
-        decoder: D,
-        provider: ProviderKind,
-        policy: MalformedPolicy,
-        metrics: StreamMetrics,
-        pending: VecDeque<StreamEvent>,
-        sse_events: Vec<SseEvent>,
-        decoded: Vec<StreamEvent>,
-        skipped: u64,
-        done: bool,
+        state: Decoding<D>,
     }
+}
+
+/// Everything but the body: the decoders, the events ready to hand out, the counters.
+struct Decoding<D> {
+    sse: SseDecoder,
+    decoder: D,
+    provider: ProviderKind,
+    policy: MalformedPolicy,
+    metrics: StreamMetrics,
+    pending: VecDeque<StreamEvent>,
+    sse_events: Vec<SseEvent>,
+    decoded: Vec<StreamEvent>,
+    skipped: u64,
+    done: bool,
 }
 
 impl<B, D> std::fmt::Debug for DecodedStream<B, D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DecodedStream")
-            .field("provider", &self.provider)
-            .field("policy", &self.policy)
-            .field("skipped", &self.skipped)
-            .field("done", &self.done)
+            .field("provider", &self.state.provider)
+            .field("policy", &self.state.policy)
+            .field("skipped", &self.state.skipped)
+            .field("done", &self.state.done)
             .finish_non_exhaustive()
     }
 }
@@ -131,22 +136,24 @@ where
         metrics.0.started.fetch_add(1, Ordering::Relaxed);
         Self {
             body,
-            sse: SseDecoder::new(),
-            decoder,
-            provider,
-            policy,
-            metrics,
-            pending: VecDeque::new(),
-            sse_events: Vec::new(),
-            decoded: Vec::new(),
-            skipped: 0,
-            done: false,
+            state: Decoding {
+                sse: SseDecoder::new(),
+                decoder,
+                provider,
+                policy,
+                metrics,
+                pending: VecDeque::new(),
+                sse_events: Vec::new(),
+                decoded: Vec::new(),
+                skipped: 0,
+                done: false,
+            },
         }
     }
 
     /// Malformed events this stream skipped so far.
     pub fn skipped(&self) -> u64 {
-        self.skipped
+        self.state.skipped
     }
 }
 
@@ -160,156 +167,137 @@ where
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<StreamEvent>> {
         let mut this = self.project();
+        let state = this.state;
         loop {
-            if let Some(event) = this.pending.pop_front() {
+            if let Some(event) = state.pending.pop_front() {
                 return Poll::Ready(Some(event));
             }
-            if *this.done {
+            if state.done {
                 return Poll::Ready(None);
             }
-            let frame = match this.body.as_mut().poll_frame(cx) {
+            match this.body.as_mut().poll_frame(cx) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(frame) => frame,
-            };
-            match frame {
-                Some(Ok(frame)) => {
-                    let Ok(mut data) = frame.into_data() else {
-                        continue; // trailers carry nothing for us
-                    };
-                    while data.has_remaining() {
-                        let chunk = data.chunk();
-                        let len = chunk.len();
-                        this.sse.feed(chunk, this.sse_events);
-                        data.advance(len);
-                    }
-                    if let Err(too_large) = this.sse.check_size() {
-                        let error = LlmError::new(ErrorKind::Decode, too_large.to_string())
-                            .with_provider(*this.provider);
-                        end_with_error(this.pending, this.metrics, this.done, error);
-                        continue;
-                    }
-                    dispatch(
-                        this.sse_events,
-                        this.decoder,
-                        this.decoded,
-                        this.pending,
-                        this.metrics,
-                        this.skipped,
-                        this.done,
-                        *this.policy,
-                        *this.provider,
-                    );
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Ok(mut data) = frame.into_data() {
+                        while data.has_remaining() {
+                            let chunk = data.chunk();
+                            let len = chunk.len();
+                            state.sse.feed(chunk, &mut state.sse_events);
+                            data.advance(len);
+                        }
+                        state.after_bytes();
+                    } // trailers carry nothing for us
                 }
-                Some(Err(error)) => {
-                    let error: BoxError = error.into();
-                    let complete = this.decoder.finish(false, this.decoded);
-                    this.pending.extend(this.decoded.drain(..));
-                    if complete {
-                        this.metrics.0.completed.fetch_add(1, Ordering::Relaxed);
-                        *this.done = true;
-                    } else {
-                        let truncated = LlmError::new(
-                            ErrorKind::StreamTruncated,
-                            format!("the stream broke off before the end of message: {error}"),
-                        )
-                        .with_provider(*this.provider)
-                        .with_source(error);
-                        end_with_error(this.pending, this.metrics, this.done, truncated);
-                    }
-                }
-                None => {
-                    this.sse.finish(this.sse_events);
-                    dispatch(
-                        this.sse_events,
-                        this.decoder,
-                        this.decoded,
-                        this.pending,
-                        this.metrics,
-                        this.skipped,
-                        this.done,
-                        *this.policy,
-                        *this.provider,
-                    );
-                    if *this.done {
-                        continue;
-                    }
-                    let complete = this.decoder.finish(true, this.decoded);
-                    this.pending.extend(this.decoded.drain(..));
-                    if complete {
-                        this.metrics.0.completed.fetch_add(1, Ordering::Relaxed);
-                        *this.done = true;
-                    } else {
-                        let truncated = LlmError::new(
-                            ErrorKind::StreamTruncated,
-                            "the stream ended before the provider's end of message",
-                        )
-                        .with_provider(*this.provider);
-                        end_with_error(this.pending, this.metrics, this.done, truncated);
-                    }
-                }
+                Poll::Ready(Some(Err(error))) => state.after_break(error.into()),
+                Poll::Ready(None) => state.after_end(),
             }
         }
     }
 }
 
-fn end_with_error(
-    pending: &mut VecDeque<StreamEvent>,
-    metrics: &StreamMetrics,
-    done: &mut bool,
-    error: LlmError,
-) {
-    pending.push_back(StreamEvent::Error(error));
-    metrics.0.failed.fetch_add(1, Ordering::Relaxed);
-    *done = true;
-}
-
-#[allow(clippy::too_many_arguments)]
-fn dispatch<D: StreamDecoder>(
-    sse_events: &mut Vec<SseEvent>,
-    decoder: &mut D,
-    decoded: &mut Vec<StreamEvent>,
-    pending: &mut VecDeque<StreamEvent>,
-    metrics: &StreamMetrics,
-    skipped: &mut u64,
-    done: &mut bool,
-    policy: MalformedPolicy,
-    provider: ProviderKind,
-) {
-    for event in sse_events.drain(..) {
-        if *done {
-            break;
+impl<D: StreamDecoder> Decoding<D> {
+    /// New bytes were fed: decode the events they completed.
+    fn after_bytes(&mut self) {
+        if let Err(too_large) = self.sse.check_size() {
+            let error = LlmError::new(ErrorKind::Decode, too_large.to_string())
+                .with_provider(self.provider);
+            self.fail(error);
+            return;
         }
-        match decoder.decode(&event, decoded) {
-            Ok(flow) => {
-                let failed = decoded
-                    .last()
-                    .is_some_and(|last| matches!(last, StreamEvent::Error(_)));
-                pending.extend(decoded.drain(..));
-                if flow == Flow::End {
-                    *done = true;
-                    if failed {
-                        metrics.0.failed.fetch_add(1, Ordering::Relaxed);
-                    } else {
-                        metrics.0.completed.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-            Err(malformed) => {
-                pending.extend(decoded.drain(..));
-                match policy {
-                    MalformedPolicy::Skip => {
-                        *skipped += 1;
-                        metrics.0.malformed_skipped.fetch_add(1, Ordering::Relaxed);
-                    }
-                    MalformedPolicy::Fail => {
-                        let error = LlmError::new(ErrorKind::Decode, malformed.to_string())
-                            .with_provider(provider)
-                            .with_source(malformed);
-                        end_with_error(pending, metrics, done, error);
-                    }
-                }
-            }
+        self.dispatch();
+    }
+
+    /// The body broke off (a reset, a truncated chunked encoding, a transport error).
+    fn after_break(&mut self, error: BoxError) {
+        if self.decoder.finish(false, &mut self.decoded) {
+            self.pending.extend(self.decoded.drain(..));
+            self.complete();
+        } else {
+            self.pending.extend(self.decoded.drain(..));
+            let truncated = LlmError::new(
+                ErrorKind::StreamTruncated,
+                format!("the stream broke off before the end of message: {error}"),
+            )
+            .with_provider(self.provider)
+            .with_source(error);
+            self.fail(truncated);
         }
     }
-    sse_events.clear();
+
+    /// The body ended cleanly.
+    fn after_end(&mut self) {
+        self.sse.finish(&mut self.sse_events);
+        self.dispatch();
+        if self.done {
+            return;
+        }
+        if self.decoder.finish(true, &mut self.decoded) {
+            self.pending.extend(self.decoded.drain(..));
+            self.complete();
+        } else {
+            self.pending.extend(self.decoded.drain(..));
+            let truncated = LlmError::new(
+                ErrorKind::StreamTruncated,
+                "the stream ended before the provider's end of message",
+            )
+            .with_provider(self.provider);
+            self.fail(truncated);
+        }
+    }
+
+    fn complete(&mut self) {
+        self.metrics.0.completed.fetch_add(1, Ordering::Relaxed);
+        self.done = true;
+    }
+
+    fn fail(&mut self, error: LlmError) {
+        self.pending.push_back(StreamEvent::Error(error));
+        self.metrics.0.failed.fetch_add(1, Ordering::Relaxed);
+        self.done = true;
+    }
+
+    /// Runs the provider's decoder over the SSE events decoded so far.
+    fn dispatch(&mut self) {
+        let mut events = std::mem::take(&mut self.sse_events);
+        for event in events.drain(..) {
+            if self.done {
+                break;
+            }
+            match self.decoder.decode(&event, &mut self.decoded) {
+                Ok(flow) => {
+                    let failed = matches!(self.decoded.last(), Some(StreamEvent::Error(_)));
+                    self.pending.extend(self.decoded.drain(..));
+                    if flow == Flow::End {
+                        if failed {
+                            self.metrics.0.failed.fetch_add(1, Ordering::Relaxed);
+                            self.done = true;
+                        } else {
+                            self.complete();
+                        }
+                    }
+                }
+                Err(malformed) => {
+                    self.pending.extend(self.decoded.drain(..));
+                    match self.policy {
+                        MalformedPolicy::Skip => {
+                            self.skipped += 1;
+                            self.metrics
+                                .0
+                                .malformed_skipped
+                                .fetch_add(1, Ordering::Relaxed);
+                        }
+                        MalformedPolicy::Fail => {
+                            let error = LlmError::new(ErrorKind::Decode, malformed.to_string())
+                                .with_provider(self.provider)
+                                .with_source(malformed);
+                            self.fail(error);
+                        }
+                    }
+                }
+            }
+        }
+        // Keep the buffer's capacity for the next chunk.
+        events.clear();
+        self.sse_events = events;
+    }
 }

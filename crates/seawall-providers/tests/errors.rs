@@ -1013,3 +1013,42 @@ data: [DONE]\n\n";
         Some(&StreamEvent::Finish(FinishReason::Stop))
     );
 }
+
+#[tokio::test]
+async fn stream_metrics_count_started_completed_failed_and_skipped() {
+    let adapter = OpenAi::new(
+        Canned::sse(ChunkedBody::whole(format!(
+            "{OA_TEXT}data: not json\n\n{OA_FINISH}data: [DONE]\n\n"
+        ))),
+        OpenAiConfig::new("k"),
+    );
+    let metrics = adapter.stream_metrics().clone();
+    let request = ChatRequest::new("gpt-4o", [Message::user("hi")]).streaming();
+    for _ in 0..2 {
+        events(adapter.clone().oneshot(request.clone()).await.unwrap()).await;
+    }
+    let cut = OpenAi::new(
+        Canned::sse(ChunkedBody::whole(OA_TEXT).then_fail()),
+        OpenAiConfig::new("k"),
+    );
+    // A different adapter has its own counters.
+    let cut_metrics = cut.stream_metrics().clone();
+    events(cut.oneshot(request).await.unwrap()).await;
+    assert_eq!(
+        (
+            metrics.started(),
+            metrics.completed(),
+            metrics.failed(),
+            metrics.malformed_skipped()
+        ),
+        (2, 2, 0, 2)
+    );
+    assert_eq!(
+        (
+            cut_metrics.started(),
+            cut_metrics.completed(),
+            cut_metrics.failed()
+        ),
+        (1, 0, 1)
+    );
+}
