@@ -40,7 +40,7 @@ use seawall_core::{
 use serde_json::{Map, Value, json};
 
 use crate::adapter::Adapter;
-use crate::dialect::{Dialect, Flow, Malformed, StreamDecoder};
+use crate::dialect::{Dialect, Flow, Malformed, StreamDecoder, header_text};
 use crate::error::{decode_error, from_response, mentions_context_length, non_json_message};
 use crate::json::{get, join_url, merge_extra, post, str_at};
 use crate::key::ApiKey;
@@ -285,6 +285,10 @@ impl Dialect for AnthropicDialect {
 
     fn stream_decoder(&self) -> AnthropicStreamDecoder {
         AnthropicStreamDecoder::default()
+    }
+
+    fn request_id(&self, headers: &HeaderMap) -> Option<String> {
+        header_text(headers, "request-id")
     }
 }
 

@@ -46,6 +46,22 @@ pub trait Dialect: Clone + Send + Sync + 'static {
 
     /// A fresh decoder for one streamed response.
     fn stream_decoder(&self) -> Self::Decoder;
+
+    /// The provider's request id in the response headers, if it sends one; it is added to
+    /// the errors of a streamed response (which arrive after the headers).
+    fn request_id(&self, headers: &HeaderMap) -> Option<String> {
+        let _ = headers;
+        None
+    }
+}
+
+/// The value of header `name`, if present and not empty.
+pub(crate) fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
 }
 
 /// Whether a stream goes on after an event.

@@ -247,7 +247,8 @@ where
         provider,
         call.policy,
         call.metrics,
-    );
+    )
+    .with_request_id(call.dialect.request_id(headers));
     let mut response = ChatResponse::streaming(provider, String::new(), EventStream::new(stream));
     let quota = hints::quota_snapshot(headers, SystemTime::now());
     if !quota.is_empty() {

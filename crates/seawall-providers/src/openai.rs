@@ -37,7 +37,7 @@ use seawall_core::{
 use serde_json::{Map, Value, json};
 
 use crate::adapter::Adapter;
-use crate::dialect::{Dialect, Flow, Malformed, StreamDecoder};
+use crate::dialect::{Dialect, Flow, Malformed, StreamDecoder, header_text};
 use crate::error::{
     decode_error, from_response, mentions_context_length, non_json_message, scalar_text,
 };
@@ -268,6 +268,10 @@ impl Dialect for OpenAiDialect {
             provider: self.provider(),
             ..OpenAiStreamDecoder::default()
         }
+    }
+
+    fn request_id(&self, headers: &HeaderMap) -> Option<String> {
+        header_text(headers, "x-request-id")
     }
 }
 

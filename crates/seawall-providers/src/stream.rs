@@ -106,6 +106,7 @@ struct Decoding<D> {
     decoded: Vec<StreamEvent>,
     skipped: u64,
     done: bool,
+    request_id: Option<String>,
 }
 
 impl<B, D> std::fmt::Debug for DecodedStream<B, D> {
@@ -147,8 +148,16 @@ where
                 decoded: Vec::new(),
                 skipped: 0,
                 done: false,
+                request_id: None,
             },
         }
+    }
+
+    /// Adds the response's request id to the stream's error events that lack one.
+    #[must_use]
+    pub fn with_request_id(mut self, id: Option<String>) -> Self {
+        self.state.request_id = id;
+        self
     }
 
     /// Malformed events this stream skipped so far.
@@ -210,10 +219,10 @@ impl<D: StreamDecoder> Decoding<D> {
     /// The body broke off (a reset, a truncated chunked encoding, a transport error).
     fn after_break(&mut self, error: BoxError) {
         if self.decoder.finish(false, &mut self.decoded) {
-            self.pending.extend(self.decoded.drain(..));
+            self.take_decoded();
             self.complete();
         } else {
-            self.pending.extend(self.decoded.drain(..));
+            self.take_decoded();
             let truncated = LlmError::new(
                 ErrorKind::StreamTruncated,
                 format!("the stream broke off before the end of message: {error}"),
@@ -232,10 +241,10 @@ impl<D: StreamDecoder> Decoding<D> {
             return;
         }
         if self.decoder.finish(true, &mut self.decoded) {
-            self.pending.extend(self.decoded.drain(..));
+            self.take_decoded();
             self.complete();
         } else {
-            self.pending.extend(self.decoded.drain(..));
+            self.take_decoded();
             let truncated = LlmError::new(
                 ErrorKind::StreamTruncated,
                 "the stream ended before the provider's end of message",
@@ -245,12 +254,24 @@ impl<D: StreamDecoder> Decoding<D> {
         }
     }
 
+    /// Moves the provider decoder's output to the events ready to hand out.
+    fn take_decoded(&mut self) {
+        for event in self.decoded.drain(..) {
+            let event = match event {
+                StreamEvent::Error(error) => StreamEvent::Error(tag(&self.request_id, error)),
+                other => other,
+            };
+            self.pending.push_back(event);
+        }
+    }
+
     fn complete(&mut self) {
         self.metrics.0.completed.fetch_add(1, Ordering::Relaxed);
         self.done = true;
     }
 
     fn fail(&mut self, error: LlmError) {
+        let error = tag(&self.request_id, error);
         self.pending.push_back(StreamEvent::Error(error));
         self.metrics.0.failed.fetch_add(1, Ordering::Relaxed);
         self.done = true;
@@ -266,7 +287,7 @@ impl<D: StreamDecoder> Decoding<D> {
             match self.decoder.decode(&event, &mut self.decoded) {
                 Ok(flow) => {
                     let failed = matches!(self.decoded.last(), Some(StreamEvent::Error(_)));
-                    self.pending.extend(self.decoded.drain(..));
+                    self.take_decoded();
                     if flow == Flow::End {
                         if failed {
                             self.metrics.0.failed.fetch_add(1, Ordering::Relaxed);
@@ -277,7 +298,7 @@ impl<D: StreamDecoder> Decoding<D> {
                     }
                 }
                 Err(malformed) => {
-                    self.pending.extend(self.decoded.drain(..));
+                    self.take_decoded();
                     match self.policy {
                         MalformedPolicy::Skip => {
                             self.skipped += 1;
@@ -299,5 +320,13 @@ impl<D: StreamDecoder> Decoding<D> {
         // Keep the buffer's capacity for the next chunk.
         events.clear();
         self.sse_events = events;
+    }
+}
+
+/// `error` with the response's request id, unless it carries its own.
+fn tag(request_id: &Option<String>, error: LlmError) -> LlmError {
+    match request_id {
+        Some(id) if error.request_id().is_none() => error.with_request_id(id.clone()),
+        _ => error,
     }
 }

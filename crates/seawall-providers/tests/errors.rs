@@ -1052,3 +1052,39 @@ async fn stream_metrics_count_started_completed_failed_and_skipped() {
         (1, 0, 1)
     );
 }
+
+#[tokio::test]
+async fn stream_errors_carry_the_response_request_id() {
+    let http = Canned::new(
+        200,
+        &[
+            ("content-type", "text/event-stream"),
+            ("request-id", "req_stream_1"),
+        ],
+        ChunkedBody::whole(
+            "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n",
+        ),
+    );
+    let response = Anthropic::new(http, AnthropicConfig::new("k"))
+        .oneshot(ChatRequest::new("claude", [Message::user("hi")]).streaming())
+        .await
+        .unwrap();
+    let first = events(response).await;
+    assert_eq!(last_error(&first).request_id(), Some("req_stream_1"));
+
+    let http = Canned::new(
+        200,
+        &[
+            ("content-type", "text/event-stream"),
+            ("x-request-id", "req_cut"),
+        ],
+        ChunkedBody::whole(OA_TEXT).then_fail(),
+    );
+    let response = OpenAi::new(http, OpenAiConfig::new("k"))
+        .oneshot(ChatRequest::new("gpt-4o", [Message::user("hi")]).streaming())
+        .await
+        .unwrap();
+    let second = events(response).await;
+    assert_eq!(last_error(&second).kind(), ErrorKind::StreamTruncated);
+    assert_eq!(last_error(&second).request_id(), Some("req_cut"));
+}

@@ -849,7 +849,11 @@ const NAMED: &[&str] = &[
 #[tokio::test]
 async fn every_recording_decodes_through_its_adapter() {
     let exchanges = recordings();
-    assert!(exchanges.len() >= 16, "found {} exchanges", exchanges.len());
+    assert!(
+        !exchanges.is_empty(),
+        "no recordings under {}",
+        fixtures_root().display()
+    );
     let mut seen = BTreeMap::new();
     for exchange in &exchanges {
         let (outcome, skipped) = run(exchange, &[]).await;
