@@ -1,0 +1,693 @@
+//! Anthropic Messages.
+//!
+//! - `POST {base_url}/v1/messages` with either auth form ([`AnthropicAuth`]):
+//!   `x-api-key` + `anthropic-version: 2023-06-01` (the default, what most clients and all
+//!   recordings use) or `Authorization: Bearer` + `anthropic-version: 2026-10-21` (the
+//!   newest SDKs).
+//! - System messages go to the top-level `system`; `max_tokens` is required, so
+//!   [`AnthropicConfig::default_max_tokens`] fills it when the request has no cap; tool
+//!   calls become `tool_use` blocks and tool results `tool_result` blocks in a user turn;
+//!   [`seawall_core::CacheControl`] markers on content parts and tools become
+//!   `cache_control`.
+//! - Errors: `{"type":"error","error":{type,message,details},"request_id"}`; a 429 whose
+//!   `details.error_code` is `enforced_spend_limit_reached` (or a `billing_error`) is
+//!   [`ErrorKind::QuotaExhausted`], `prompt is too long` and `exceed context limit` are
+//!   [`ErrorKind::ContextLengthExceeded`], `overloaded_error` (529) is
+//!   [`ErrorKind::Overloaded`].
+//!
+//! ```
+//! use seawall_providers::{Anthropic, AnthropicAuth, AnthropicConfig, ApiKey};
+//! # fn demo<S>(http: S) {
+//! let anthropic = Anthropic::new(
+//!     http,
+//!     AnthropicConfig::new(ApiKey::new("sk-ant-..."))
+//!         .with_base_url("http://127.0.0.1:8080")
+//!         .with_auth(AnthropicAuth::Bearer),
+//! );
+//! # }
+//! ```
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue};
+use http_body_util::Full;
+use seawall_core::{
+    AssistantMessage, CacheControl, ChatRequest, ChatResponse, ContentPart, ErrorKind,
+    FinishReason, ImageSource, LlmError, ProviderKind, Role, StreamEvent, ToolCall, ToolChoice,
+    Usage,
+};
+use serde_json::{Map, Value, json};
+
+use crate::adapter::Adapter;
+use crate::dialect::{Dialect, Flow, Malformed, StreamDecoder, header_text};
+use crate::error::{decode_error, from_response, mentions_context_length, non_json_message};
+use crate::json::{get, join_url, merge_extra, post, str_at};
+use crate::key::ApiKey;
+use crate::sse::SseEvent;
+
+/// Anthropic's API base URL.
+pub const ANTHROPIC_BASE_URL: &str = "https://api.anthropic.com";
+
+/// The `max_tokens` sent when a request sets no output cap.
+pub const DEFAULT_MAX_TOKENS: u32 = 4096;
+
+/// Which of the two auth forms to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AnthropicAuth {
+    /// `x-api-key: <key>` with `anthropic-version: 2023-06-01`.
+    #[default]
+    XApiKey,
+    /// `Authorization: Bearer <key>` with `anthropic-version: 2026-10-21`.
+    Bearer,
+}
+
+impl AnthropicAuth {
+    /// The `anthropic-version` that goes with this auth form.
+    pub const fn version(self) -> &'static str {
+        match self {
+            Self::XApiKey => "2023-06-01",
+            Self::Bearer => "2026-10-21",
+        }
+    }
+}
+
+/// How to reach Anthropic.
+#[derive(Debug, Clone)]
+pub struct AnthropicConfig {
+    /// The base URL, without `/v1`.
+    pub base_url: String,
+    /// The key.
+    pub api_key: ApiKey,
+    /// The auth form.
+    pub auth: AnthropicAuth,
+    /// An `anthropic-version` other than the one of [`auth`](Self::auth).
+    pub version: Option<String>,
+    /// An `anthropic-beta` header value.
+    pub beta: Option<String>,
+    /// The `max_tokens` sent when a request sets no output cap.
+    pub default_max_tokens: u32,
+}
+
+impl AnthropicConfig {
+    /// Anthropic at [`ANTHROPIC_BASE_URL`] with `key`, `x-api-key` auth and
+    /// [`DEFAULT_MAX_TOKENS`].
+    pub fn new(key: impl Into<ApiKey>) -> Self {
+        Self {
+            base_url: ANTHROPIC_BASE_URL.to_owned(),
+            api_key: key.into(),
+            auth: AnthropicAuth::default(),
+            version: None,
+            beta: None,
+            default_max_tokens: DEFAULT_MAX_TOKENS,
+        }
+    }
+
+    /// Sets the base URL.
+    #[must_use]
+    pub fn with_base_url(mut self, base_url: impl Into<String>) -> Self {
+        self.base_url = base_url.into();
+        self
+    }
+
+    /// Sets the auth form.
+    #[must_use]
+    pub fn with_auth(mut self, auth: AnthropicAuth) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// Sets the `anthropic-beta` header.
+    #[must_use]
+    pub fn with_beta(mut self, beta: impl Into<String>) -> Self {
+        self.beta = Some(beta.into());
+        self
+    }
+
+    /// Sets the default `max_tokens`.
+    #[must_use]
+    pub fn with_default_max_tokens(mut self, max: u32) -> Self {
+        self.default_max_tokens = max;
+        self
+    }
+}
+
+/// The Anthropic Messages wire format.
+#[derive(Debug, Clone)]
+pub struct AnthropicDialect(Arc<AnthropicConfig>);
+
+impl AnthropicDialect {
+    /// The dialect for `config`.
+    pub fn new(config: AnthropicConfig) -> Self {
+        Self(Arc::new(config))
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &AnthropicConfig {
+        &self.0
+    }
+}
+
+/// An adapter for Anthropic Messages over the HTTP service `S`.
+pub type Anthropic<S> = Adapter<AnthropicDialect, S>;
+
+impl<S> Adapter<AnthropicDialect, S> {
+    /// An adapter for `config` over the HTTP service `http`.
+    pub fn new(http: S, config: AnthropicConfig) -> Self {
+        Self::with_dialect(AnthropicDialect::new(config), http)
+    }
+}
+
+fn invalid(problem: impl Into<String>) -> LlmError {
+    LlmError::new(ErrorKind::InvalidRequest, problem).with_provider(ProviderKind::Anthropic)
+}
+
+impl Dialect for AnthropicDialect {
+    type Decoder = AnthropicStreamDecoder;
+
+    fn provider(&self) -> ProviderKind {
+        ProviderKind::Anthropic
+    }
+
+    fn encode(&self, request: &ChatRequest) -> Result<http::Request<Full<Bytes>>, LlmError> {
+        let body = encode_body(request, self.0.default_max_tokens)?;
+        let config = &self.0;
+        let key_error = || {
+            LlmError::new(
+                ErrorKind::Auth,
+                "the API key holds characters a header cannot carry",
+            )
+            .with_provider(ProviderKind::Anthropic)
+        };
+        let mut headers = Vec::with_capacity(3);
+        match config.auth {
+            AnthropicAuth::XApiKey => {
+                headers.push((
+                    "x-api-key",
+                    config.api_key.header_value("").ok_or_else(key_error)?,
+                ));
+            }
+            AnthropicAuth::Bearer => headers.push((
+                "authorization",
+                config
+                    .api_key
+                    .header_value("Bearer ")
+                    .ok_or_else(key_error)?,
+            )),
+        }
+        let version = config.version.as_deref().unwrap_or(config.auth.version());
+        headers.push((
+            "anthropic-version",
+            HeaderValue::from_str(version).map_err(|_| invalid("invalid anthropic-version"))?,
+        ));
+        if let Some(beta) = &config.beta {
+            headers.push((
+                "anthropic-beta",
+                HeaderValue::from_str(beta).map_err(|_| invalid("invalid anthropic-beta"))?,
+            ));
+        }
+        let url = join_url(&config.base_url, "v1/messages");
+        post(&url, &body, request.stream, headers).map_err(invalid)
+    }
+
+    fn decode_response(&self, _headers: &HeaderMap, body: &[u8]) -> Result<ChatResponse, LlmError> {
+        let provider = ProviderKind::Anthropic;
+        let value: Value =
+            serde_json::from_slice(body).map_err(|e| decode_error(provider, "response", e))?;
+        if str_at(&value, &["type"]) == Some("error") {
+            return Err(anthropic_error(None, &value));
+        }
+        let blocks = get(&value, &["content"])
+            .and_then(Value::as_array)
+            .ok_or_else(|| decode_error(provider, "response", "no `content` in the body"))?;
+        let mut message = AssistantMessage::default();
+        for block in blocks {
+            match str_at(block, &["type"]) {
+                Some("text") => message
+                    .text
+                    .push_str(str_at(block, &["text"]).unwrap_or_default()),
+                Some("tool_use") => message.tool_calls.push(ToolCall {
+                    id: str_at(block, &["id"]).unwrap_or_default().to_owned(),
+                    name: str_at(block, &["name"]).unwrap_or_default().to_owned(),
+                    arguments: get(block, &["input"])
+                        .map_or_else(|| "{}".to_owned(), Value::to_string),
+                }),
+                _ => {}
+            }
+        }
+        let finish = str_at(&value, &["stop_reason"]).map_or(FinishReason::Stop, stop_reason);
+        let mut response = ChatResponse::new(
+            provider,
+            str_at(&value, &["model"]).unwrap_or_default(),
+            message,
+            finish,
+        )
+        .with_id(str_at(&value, &["id"]).unwrap_or_default());
+        if let Some(value) = get(&value, &["usage"]) {
+            let mut totals = UsageTotals::default();
+            totals.merge(value);
+            response.usage = Some(totals.usage());
+        }
+        Ok(response)
+    }
+
+    fn decode_error(&self, status: u16, headers: &HeaderMap, body: &[u8]) -> LlmError {
+        let parsed = serde_json::from_slice::<Value>(body)
+            .ok()
+            .filter(|v| get(v, &["error"]).is_some());
+        let Some(value) = parsed else {
+            return from_response(
+                ProviderKind::Anthropic,
+                ErrorKind::from_status(status),
+                status,
+                headers,
+                non_json_message(status, headers, body),
+                "request-id",
+            );
+        };
+        let error = anthropic_error(Some(status), &value);
+        let mut full = from_response(
+            ProviderKind::Anthropic,
+            error.kind(),
+            status,
+            headers,
+            error.message(),
+            "request-id",
+        );
+        if let Some(code) = error.code() {
+            full = full.with_code(code);
+        }
+        if let Some(id) = str_at(&value, &["request_id"]) {
+            full = full.with_request_id(id);
+        }
+        full
+    }
+
+    fn stream_decoder(&self) -> AnthropicStreamDecoder {
+        AnthropicStreamDecoder::default()
+    }
+
+    fn request_id(&self, headers: &HeaderMap) -> Option<String> {
+        header_text(headers, "request-id")
+    }
+}
+
+fn anthropic_error(status: Option<u16>, value: &Value) -> LlmError {
+    let error = get(value, &["error"]).unwrap_or(value);
+    let kind_name = str_at(error, &["type"]).unwrap_or_default();
+    let message = str_at(error, &["message"]).unwrap_or_default();
+    let detail_code = str_at(error, &["details", "error_code"]).unwrap_or_default();
+    let kind = if mentions_context_length(message) {
+        ErrorKind::ContextLengthExceeded
+    } else if detail_code == "enforced_spend_limit_reached" || kind_name == "billing_error" {
+        ErrorKind::QuotaExhausted
+    } else {
+        match kind_name {
+            "invalid_request_error" => ErrorKind::InvalidRequest,
+            "authentication_error" => ErrorKind::Auth,
+            "permission_error" => ErrorKind::Permission,
+            "not_found_error" => ErrorKind::NotFound,
+            "request_too_large" => ErrorKind::RequestTooLarge,
+            "rate_limit_error" => ErrorKind::RateLimited,
+            "api_error" => ErrorKind::Server,
+            "overloaded_error" => ErrorKind::Overloaded,
+            "timeout_error" => ErrorKind::Timeout,
+            "conflict_error" => ErrorKind::Transient,
+            _ => status.map_or(ErrorKind::Server, ErrorKind::from_status),
+        }
+    };
+    let mut llm = LlmError::new(kind, message).with_provider(ProviderKind::Anthropic);
+    let code = if detail_code.is_empty() {
+        kind_name
+    } else {
+        detail_code
+    };
+    if !code.is_empty() {
+        llm = llm.with_code(code);
+    }
+    if let Some(id) = str_at(value, &["request_id"]) {
+        llm = llm.with_request_id(id);
+    }
+    llm
+}
+
+fn stop_reason(reason: &str) -> FinishReason {
+    match reason {
+        "end_turn" | "stop_sequence" => FinishReason::Stop,
+        "max_tokens" | "model_context_window_exceeded" => FinishReason::Length,
+        "tool_use" => FinishReason::ToolCalls,
+        "refusal" => FinishReason::ContentFilter,
+        other => FinishReason::Other(other.to_owned()),
+    }
+}
+
+/// Anthropic's usage, cumulative: later values overwrite earlier ones field by field.
+#[derive(Debug, Clone, Copy, Default)]
+struct UsageTotals {
+    input: u64,
+    cache_read: u64,
+    cache_creation: u64,
+    output: u64,
+    thinking: u64,
+}
+
+impl UsageTotals {
+    fn merge(&mut self, value: &Value) {
+        let set = |field: &mut u64, path: &[&str]| {
+            if let Some(n) = get(value, path).and_then(Value::as_u64) {
+                *field = n;
+            }
+        };
+        set(&mut self.input, &["input_tokens"]);
+        set(&mut self.cache_read, &["cache_read_input_tokens"]);
+        set(&mut self.cache_creation, &["cache_creation_input_tokens"]);
+        set(&mut self.output, &["output_tokens"]);
+        set(
+            &mut self.thinking,
+            &["output_tokens_details", "thinking_tokens"],
+        );
+    }
+
+    /// `input_tokens` excludes cached tokens; the unified model counts them in.
+    fn usage(&self) -> Usage {
+        Usage {
+            input_tokens: self.input + self.cache_read + self.cache_creation,
+            output_tokens: self.output,
+            cached_input_tokens: self.cache_read,
+            cache_write_tokens: self.cache_creation,
+            reasoning_tokens: self.thinking,
+        }
+    }
+}
+
+fn cache_control(cache: Option<&CacheControl>) -> Option<Value> {
+    cache.map(|cache| {
+        let mut value = Map::new();
+        value.insert("type".into(), cache.kind.clone().into());
+        if let Some(ttl) = &cache.ttl {
+            value.insert("ttl".into(), ttl.clone().into());
+        }
+        Value::Object(value)
+    })
+}
+
+fn with_cache(mut block: Value, cache: Option<&CacheControl>) -> Value {
+    if let (Some(cache), Some(object)) = (cache_control(cache), block.as_object_mut()) {
+        object.insert("cache_control".into(), cache);
+    }
+    block
+}
+
+fn encode_part(part: &ContentPart) -> Option<Value> {
+    match part {
+        ContentPart::Text {
+            text,
+            cache_control,
+        } => (!text.is_empty()).then(|| {
+            with_cache(
+                json!({"type": "text", "text": text}),
+                cache_control.as_ref(),
+            )
+        }),
+        ContentPart::Image {
+            source,
+            cache_control,
+            ..
+        } => {
+            let source = match source {
+                ImageSource::Url { url } => json!({"type": "url", "url": url}),
+                ImageSource::Base64 { media_type, data } => {
+                    json!({"type": "base64", "media_type": media_type, "data": data})
+                }
+            };
+            Some(with_cache(
+                json!({"type": "image", "source": source}),
+                cache_control.as_ref(),
+            ))
+        }
+    }
+}
+
+fn encode_body(request: &ChatRequest, default_max_tokens: u32) -> Result<Value, LlmError> {
+    let mut system = Vec::new();
+    // (role, blocks) turns; consecutive turns of one role merge (tool results join the user
+    // turn that follows the assistant's calls).
+    let mut turns: Vec<(&'static str, Vec<Value>)> = Vec::new();
+    for (i, message) in request.messages.iter().enumerate() {
+        let (role, blocks): (&'static str, Vec<Value>) = match message.role {
+            Role::System => {
+                system.extend(message.content.iter().filter_map(encode_part));
+                continue;
+            }
+            Role::User => (
+                "user",
+                message.content.iter().filter_map(encode_part).collect(),
+            ),
+            Role::Assistant => {
+                let mut blocks: Vec<Value> =
+                    message.content.iter().filter_map(encode_part).collect();
+                for call in &message.tool_calls {
+                    let input: Value = if call.arguments.trim().is_empty() {
+                        json!({})
+                    } else {
+                        serde_json::from_str(&call.arguments).map_err(|e| {
+                            invalid(format!(
+                                "messages[{i}]: the arguments of tool call `{}` are not JSON: {e}",
+                                call.id
+                            ))
+                        })?
+                    };
+                    blocks.push(
+                        json!({"type": "tool_use", "id": call.id, "name": call.name, "input": input}),
+                    );
+                }
+                ("assistant", blocks)
+            }
+            Role::Tool => {
+                let content: Vec<Value> = message.content.iter().filter_map(encode_part).collect();
+                let cache = message.content.last().and_then(ContentPart::cache_control);
+                let block = json!({
+                    "type": "tool_result",
+                    "tool_use_id": message.tool_call_id.clone().unwrap_or_default(),
+                    "content": content,
+                });
+                ("user", vec![with_cache(block, cache)])
+            }
+        };
+        match turns.last_mut() {
+            Some((last_role, last_blocks)) if *last_role == role => last_blocks.extend(blocks),
+            _ => turns.push((role, blocks)),
+        }
+    }
+    let mut body = Map::new();
+    body.insert("model".into(), Value::from(&*request.model));
+    body.insert(
+        "max_tokens".into(),
+        request
+            .max_output_tokens
+            .unwrap_or(default_max_tokens)
+            .into(),
+    );
+    if !system.is_empty() {
+        body.insert("system".into(), Value::Array(system));
+    }
+    body.insert(
+        "messages".into(),
+        turns
+            .into_iter()
+            .map(|(role, content)| json!({"role": role, "content": content}))
+            .collect(),
+    );
+    if !request.tools.is_empty() {
+        let tools = request
+            .tools
+            .iter()
+            .map(|tool| {
+                let mut out = Map::new();
+                out.insert("name".into(), tool.name.clone().into());
+                if let Some(description) = &tool.description {
+                    out.insert("description".into(), description.clone().into());
+                }
+                out.insert("input_schema".into(), tool.parameters.clone());
+                if let Some(cache) = cache_control(tool.cache_control.as_ref()) {
+                    out.insert("cache_control".into(), cache);
+                }
+                Value::Object(out)
+            })
+            .collect();
+        body.insert("tools".into(), tools);
+    }
+    if let Some(choice) = &request.tool_choice {
+        let choice = match choice {
+            ToolChoice::Auto => json!({"type": "auto"}),
+            ToolChoice::None => json!({"type": "none"}),
+            ToolChoice::Required => json!({"type": "any"}),
+            ToolChoice::Tool(name) => json!({"type": "tool", "name": name}),
+        };
+        body.insert("tool_choice".into(), choice);
+    }
+    if !request.stop.is_empty() {
+        body.insert("stop_sequences".into(), json!(&*request.stop));
+    }
+    if let Some(t) = request.temperature {
+        body.insert("temperature".into(), json!(t));
+    }
+    if let Some(p) = request.top_p {
+        body.insert("top_p".into(), json!(p));
+    }
+    if request.stream {
+        body.insert("stream".into(), true.into());
+    }
+    if let Some(user) = &request.user {
+        body.insert("metadata".into(), json!({"user_id": &**user}));
+    }
+    merge_extra(&mut body, &request.extra);
+    Ok(Value::Object(body))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Block {
+    Text,
+    Tool { call: u32, has_arguments: bool },
+    Other,
+}
+
+/// Decodes Anthropic message events, dispatching on the JSON `type` (so a stream whose
+/// `event:` lines were stripped decodes too). Only client `tool_use` blocks become tool
+/// calls; server tools, thinking and their results are not the caller's to act on.
+#[derive(Debug, Default)]
+pub struct AnthropicStreamDecoder {
+    blocks: Vec<(u64, Block)>,
+    tool_calls: u32,
+    usage: UsageTotals,
+    stop: Option<FinishReason>,
+}
+
+impl AnthropicStreamDecoder {
+    fn block(&mut self, index: u64) -> Option<&mut Block> {
+        self.blocks
+            .iter_mut()
+            .rev()
+            .find(|(i, _)| *i == index)
+            .map(|(_, block)| block)
+    }
+}
+
+impl StreamDecoder for AnthropicStreamDecoder {
+    fn decode(&mut self, event: &SseEvent, out: &mut Vec<StreamEvent>) -> Result<Flow, Malformed> {
+        let value: Value = serde_json::from_str(&event.data)?;
+        let kind = str_at(&value, &["type"]).or(event.event.as_deref());
+        let index = get(&value, &["index"]).and_then(Value::as_u64).unwrap_or(0);
+        match kind {
+            Some("message_start") => {
+                out.push(StreamEvent::Start {
+                    id: str_at(&value, &["message", "id"]).map(str::to_owned),
+                    model: str_at(&value, &["message", "model"]).map(str::to_owned),
+                });
+                if let Some(usage) = get(&value, &["message", "usage"]) {
+                    self.usage.merge(usage);
+                    out.push(StreamEvent::Usage(self.usage.usage()));
+                }
+            }
+            Some("content_block_start") => {
+                let block = get(&value, &["content_block"]).unwrap_or(&Value::Null);
+                let kind = match str_at(block, &["type"]) {
+                    Some("text") => {
+                        if let Some(text) = str_at(block, &["text"]).filter(|t| !t.is_empty()) {
+                            out.push(StreamEvent::TextDelta(text.to_owned()));
+                        }
+                        Block::Text
+                    }
+                    Some("tool_use") => {
+                        let call = self.tool_calls;
+                        self.tool_calls += 1;
+                        // A start block may already hold the whole input.
+                        let arguments = get(block, &["input"])
+                            .filter(|input| input.as_object().is_some_and(|o| !o.is_empty()))
+                            .map(Value::to_string)
+                            .unwrap_or_default();
+                        let has_arguments = !arguments.is_empty();
+                        out.push(StreamEvent::ToolCallDelta {
+                            index: call,
+                            id: str_at(block, &["id"]).map(str::to_owned),
+                            name: str_at(block, &["name"]).map(str::to_owned),
+                            arguments,
+                        });
+                        Block::Tool {
+                            call,
+                            has_arguments,
+                        }
+                    }
+                    _ => Block::Other,
+                };
+                self.blocks.push((index, kind));
+            }
+            Some("content_block_delta") => {
+                let delta = get(&value, &["delta"]).unwrap_or(&Value::Null);
+                match (self.block(index).copied(), str_at(delta, &["type"])) {
+                    (Some(Block::Text), Some("text_delta")) => {
+                        if let Some(text) = str_at(delta, &["text"]).filter(|t| !t.is_empty()) {
+                            out.push(StreamEvent::TextDelta(text.to_owned()));
+                        }
+                    }
+                    (Some(Block::Tool { call, .. }), Some("input_json_delta")) => {
+                        let fragment = str_at(delta, &["partial_json"]).unwrap_or_default();
+                        if !fragment.is_empty() {
+                            out.push(StreamEvent::ToolCallDelta {
+                                index: call,
+                                id: None,
+                                name: None,
+                                arguments: fragment.to_owned(),
+                            });
+                            if let Some(Block::Tool { has_arguments, .. }) = self.block(index) {
+                                *has_arguments = true;
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Some("content_block_stop") => {
+                if let Some(Block::Tool {
+                    call,
+                    has_arguments: false,
+                }) = self.block(index).copied()
+                {
+                    // A call without arguments: make the joined arguments valid JSON.
+                    out.push(StreamEvent::ToolCallDelta {
+                        index: call,
+                        id: None,
+                        name: None,
+                        arguments: "{}".to_owned(),
+                    });
+                }
+            }
+            Some("message_delta") => {
+                if let Some(reason) = str_at(&value, &["delta", "stop_reason"]) {
+                    self.stop = Some(stop_reason(reason));
+                }
+                if let Some(usage) = get(&value, &["usage"]) {
+                    self.usage.merge(usage);
+                    out.push(StreamEvent::Usage(self.usage.usage()));
+                }
+            }
+            Some("message_stop") => {
+                out.push(StreamEvent::Finish(
+                    self.stop.take().unwrap_or(FinishReason::Stop),
+                ));
+                return Ok(Flow::End);
+            }
+            Some("error") => {
+                out.push(StreamEvent::Error(anthropic_error(None, &value)));
+                return Ok(Flow::End);
+            }
+            _ => {} // ping and event types added later
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn finish(&mut self, _clean: bool, _out: &mut Vec<StreamEvent>) -> bool {
+        // Only `message_stop` completes a message, and it ends decoding by itself.
+        false
+    }
+}

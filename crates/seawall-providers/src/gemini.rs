@@ -1,0 +1,575 @@
+//! Google Gemini `generateContent` and `streamGenerateContent?alt=sse`.
+//!
+//! - `POST {base_url}/{api_version}/models/{model}:generateContent` (or
+//!   `:streamGenerateContent?alt=sse`) with `x-goog-api-key`; `api_version` is `v1beta` by
+//!   default.
+//! - System messages go to `systemInstruction`; tool calls are `functionCall` parts of a
+//!   `model` turn and tool results `functionResponse` parts of a `user` turn (named after
+//!   the call they answer); the output cap, sampling, stop sequences and JSON output go in
+//!   `generationConfig`.
+//! - A function call finishes with `STOP`; the adapter reports
+//!   [`FinishReason::ToolCalls`] when the reply holds calls. Safety finish reasons are
+//!   [`FinishReason::ContentFilter`]; a prompt blocked before any candidate
+//!   (`promptFeedback.blockReason`) is an [`ErrorKind::ContentFiltered`] error.
+//! - Errors are `google.rpc.Status` bodies: `RESOURCE_EXHAUSTED` with a per-day quota id is
+//!   [`ErrorKind::QuotaExhausted`], otherwise [`ErrorKind::RateLimited`] with
+//!   `RetryInfo.retryDelay` as the retry hint; `API_KEY_INVALID` (a 400) is
+//!   [`ErrorKind::Auth`]; `input token count ... exceeds the maximum` is
+//!   [`ErrorKind::ContextLengthExceeded`].
+//!
+//! Known gap: Gemini 3 models want each `functionCall`'s `thoughtSignature` echoed back;
+//! the unified [`ToolCall`] has no place for it, so multi-turn tool use with those models
+//! needs the signature passed through `extra` by the caller.
+//!
+//! ```
+//! use seawall_providers::{ApiKey, Gemini, GeminiConfig};
+//! # fn demo<S>(http: S) {
+//! let gemini = Gemini::new(http, GeminiConfig::new(ApiKey::new("AIza...")).with_api_version("v1"));
+//! # }
+//! ```
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::HeaderMap;
+use http_body_util::Full;
+use seawall_core::{
+    AssistantMessage, ChatRequest, ChatResponse, ContentPart, ErrorKind, FinishReason, ImageSource,
+    LlmError, ProviderKind, ResponseFormat, Role, StreamEvent, ToolCall, ToolChoice, Usage, hints,
+};
+use serde_json::{Map, Value, json};
+
+use crate::adapter::Adapter;
+use crate::dialect::{Dialect, Flow, Malformed, StreamDecoder};
+use crate::error::{decode_error, from_response, mentions_context_length, non_json_message};
+use crate::json::{get, join_url, merge_extra, post, str_at, u64_at};
+use crate::key::ApiKey;
+use crate::sse::SseEvent;
+
+/// The Generative Language API base URL.
+pub const GEMINI_BASE_URL: &str = "https://generativelanguage.googleapis.com";
+
+/// How to reach Gemini.
+#[derive(Debug, Clone)]
+pub struct GeminiConfig {
+    /// The base URL, without the API version.
+    pub base_url: String,
+    /// The API version path segment: `v1beta` (default) or `v1`.
+    pub api_version: String,
+    /// The key, sent as `x-goog-api-key`.
+    pub api_key: ApiKey,
+}
+
+impl GeminiConfig {
+    /// Gemini at [`GEMINI_BASE_URL`], `v1beta`, with `key`.
+    pub fn new(key: impl Into<ApiKey>) -> Self {
+        Self {
+            base_url: GEMINI_BASE_URL.to_owned(),
+            api_version: "v1beta".to_owned(),
+            api_key: key.into(),
+        }
+    }
+
+    /// Sets the base URL.
+    #[must_use]
+    pub fn with_base_url(mut self, base_url: impl Into<String>) -> Self {
+        self.base_url = base_url.into();
+        self
+    }
+
+    /// Sets the API version segment.
+    #[must_use]
+    pub fn with_api_version(mut self, version: impl Into<String>) -> Self {
+        self.api_version = version.into();
+        self
+    }
+}
+
+/// The Gemini `generateContent` wire format.
+#[derive(Debug, Clone)]
+pub struct GeminiDialect(Arc<GeminiConfig>);
+
+impl GeminiDialect {
+    /// The dialect for `config`.
+    pub fn new(config: GeminiConfig) -> Self {
+        Self(Arc::new(config))
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &GeminiConfig {
+        &self.0
+    }
+}
+
+/// An adapter for Gemini over the HTTP service `S`.
+pub type Gemini<S> = Adapter<GeminiDialect, S>;
+
+impl<S> Adapter<GeminiDialect, S> {
+    /// An adapter for `config` over the HTTP service `http`.
+    pub fn new(http: S, config: GeminiConfig) -> Self {
+        Self::with_dialect(GeminiDialect::new(config), http)
+    }
+}
+
+fn invalid(problem: impl Into<String>) -> LlmError {
+    LlmError::new(ErrorKind::InvalidRequest, problem).with_provider(ProviderKind::Gemini)
+}
+
+impl Dialect for GeminiDialect {
+    type Decoder = GeminiStreamDecoder;
+
+    fn provider(&self) -> ProviderKind {
+        ProviderKind::Gemini
+    }
+
+    fn encode(&self, request: &ChatRequest) -> Result<http::Request<Full<Bytes>>, LlmError> {
+        let body = encode_body(request)?;
+        let model = request.model.trim_start_matches("models/");
+        if model.contains(['/', '?', '#', ':']) {
+            return Err(invalid(format!("`{model}` is not a Gemini model name")));
+        }
+        let method = if request.stream {
+            "streamGenerateContent?alt=sse"
+        } else {
+            "generateContent"
+        };
+        let url = join_url(
+            &self.0.base_url,
+            &format!("{}/models/{model}:{method}", self.0.api_version),
+        );
+        let key = self.0.api_key.header_value("").ok_or_else(|| {
+            LlmError::new(
+                ErrorKind::Auth,
+                "the API key holds characters a header cannot carry",
+            )
+            .with_provider(ProviderKind::Gemini)
+        })?;
+        post(&url, &body, request.stream, [("x-goog-api-key", key)]).map_err(invalid)
+    }
+
+    fn decode_response(&self, _headers: &HeaderMap, body: &[u8]) -> Result<ChatResponse, LlmError> {
+        let provider = ProviderKind::Gemini;
+        let value: Value =
+            serde_json::from_slice(body).map_err(|e| decode_error(provider, "response", e))?;
+        if get(&value, &["error"]).is_some() {
+            return Err(gemini_error(None, &value));
+        }
+        if let Some(blocked) = prompt_block(&value) {
+            return Err(blocked);
+        }
+        let candidate = get(&value, &["candidates"])
+            .and_then(|c| c.get(0))
+            .ok_or_else(|| decode_error(provider, "response", "no `candidates` in the body"))?;
+        let mut message = AssistantMessage::default();
+        for part in parts(candidate) {
+            if let Some(text) = text_of(part) {
+                message.text.push_str(text);
+            } else if let Some(call) = get(part, &["functionCall"]) {
+                let index = message.tool_calls.len();
+                message.tool_calls.push(tool_call(call, index));
+            }
+        }
+        let finish = finish_reason(
+            str_at(candidate, &["finishReason"]).unwrap_or("STOP"),
+            !message.tool_calls.is_empty(),
+        );
+        let mut response = ChatResponse::new(
+            provider,
+            str_at(&value, &["modelVersion"]).unwrap_or_default(),
+            message,
+            finish,
+        )
+        .with_id(str_at(&value, &["responseId"]).unwrap_or_default());
+        response.usage = get(&value, &["usageMetadata"]).map(usage);
+        Ok(response)
+    }
+
+    fn decode_error(&self, status: u16, headers: &HeaderMap, body: &[u8]) -> LlmError {
+        let parsed = serde_json::from_slice::<Value>(body)
+            .ok()
+            .filter(|v| get(v, &["error"]).is_some_and(Value::is_object));
+        let Some(value) = parsed else {
+            return from_response(
+                ProviderKind::Gemini,
+                ErrorKind::from_status(status),
+                status,
+                headers,
+                non_json_message(status, headers, body),
+                "x-request-id",
+            );
+        };
+        let error = gemini_error(Some(status), &value);
+        let mut full = from_response(
+            ProviderKind::Gemini,
+            error.kind(),
+            status,
+            headers,
+            error.message(),
+            "x-request-id",
+        );
+        if let Some(code) = error.code() {
+            full = full.with_code(code);
+        }
+        let mut retry = *full.hints();
+        if retry.retry_after.is_none() {
+            retry.retry_after = error.hints().retry_after;
+        }
+        full.with_hints(retry)
+    }
+
+    fn stream_decoder(&self) -> GeminiStreamDecoder {
+        GeminiStreamDecoder::default()
+    }
+}
+
+fn gemini_error(status: Option<u16>, value: &Value) -> LlmError {
+    let error = get(value, &["error"]).unwrap_or(value);
+    let message = str_at(error, &["message"]).unwrap_or_default();
+    let canonical = str_at(error, &["status"]).unwrap_or_default();
+    let status = status.or_else(|| {
+        get(error, &["code"])
+            .and_then(Value::as_u64)
+            .and_then(|c| u16::try_from(c).ok())
+    });
+    let details = get(error, &["details"])
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let reason = details
+        .iter()
+        .find_map(|detail| str_at(detail, &["reason"]))
+        .unwrap_or_default();
+    let daily_quota = details.iter().any(|detail| {
+        get(detail, &["violations"])
+            .and_then(Value::as_array)
+            .is_some_and(|violations| {
+                violations
+                    .iter()
+                    .any(|v| str_at(v, &["quotaId"]).is_some_and(|id| id.contains("PerDay")))
+            })
+    });
+    let kind = if reason == "API_KEY_INVALID" {
+        ErrorKind::Auth
+    } else if mentions_context_length(message) {
+        ErrorKind::ContextLengthExceeded
+    } else {
+        match canonical {
+            "RESOURCE_EXHAUSTED" if daily_quota => ErrorKind::QuotaExhausted,
+            "RESOURCE_EXHAUSTED" => ErrorKind::RateLimited,
+            "INVALID_ARGUMENT" | "OUT_OF_RANGE" => ErrorKind::InvalidRequest,
+            "FAILED_PRECONDITION" | "PERMISSION_DENIED" => ErrorKind::Permission,
+            "UNAUTHENTICATED" => ErrorKind::Auth,
+            "NOT_FOUND" => ErrorKind::NotFound,
+            "UNAVAILABLE" => ErrorKind::Overloaded,
+            "DEADLINE_EXCEEDED" => ErrorKind::Timeout,
+            "ABORTED" | "CANCELLED" => ErrorKind::Transient,
+            "INTERNAL" | "UNKNOWN" => ErrorKind::Server,
+            _ => status.map_or(ErrorKind::Server, ErrorKind::from_status),
+        }
+    };
+    let mut llm = LlmError::new(kind, message).with_provider(ProviderKind::Gemini);
+    if !canonical.is_empty() {
+        llm = llm.with_code(canonical);
+    }
+    if let Some(status) = status
+        && status >= 400
+    {
+        llm = llm.with_status(status);
+    }
+    if let Some(delay) = hints::gemini_retry_delay(value) {
+        llm = llm.with_retry_after(delay);
+    }
+    llm
+}
+
+fn prompt_block(value: &Value) -> Option<LlmError> {
+    let has_candidates = get(value, &["candidates"])
+        .and_then(Value::as_array)
+        .is_some_and(|c| !c.is_empty());
+    let reason = str_at(value, &["promptFeedback", "blockReason"])?;
+    if has_candidates {
+        return None;
+    }
+    Some(
+        LlmError::new(
+            ErrorKind::ContentFiltered,
+            format!("the prompt was blocked: {reason}"),
+        )
+        .with_provider(ProviderKind::Gemini)
+        .with_code(reason),
+    )
+}
+
+fn parts(candidate: &Value) -> &[Value] {
+    get(candidate, &["content", "parts"])
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+}
+
+/// The visible text of a part; thought summaries are not part of the answer.
+fn text_of(part: &Value) -> Option<&str> {
+    if get(part, &["thought"]).and_then(Value::as_bool) == Some(true) {
+        return Some("");
+    }
+    str_at(part, &["text"])
+}
+
+fn tool_call(call: &Value, index: usize) -> ToolCall {
+    let name = str_at(call, &["name"]).unwrap_or_default().to_owned();
+    ToolCall {
+        // Older models send no call id; the name and position identify the call.
+        id: str_at(call, &["id"]).map_or_else(|| format!("{name}-{index}"), str::to_owned),
+        arguments: get(call, &["args"]).map_or_else(|| "{}".to_owned(), Value::to_string),
+        name,
+    }
+}
+
+fn finish_reason(reason: &str, has_calls: bool) -> FinishReason {
+    match reason {
+        "STOP" if has_calls => FinishReason::ToolCalls,
+        "STOP" => FinishReason::Stop,
+        "MAX_TOKENS" => FinishReason::Length,
+        "SAFETY"
+        | "RECITATION"
+        | "BLOCKLIST"
+        | "PROHIBITED_CONTENT"
+        | "SPII"
+        | "IMAGE_SAFETY"
+        | "IMAGE_PROHIBITED_CONTENT"
+        | "IMAGE_RECITATION"
+        | "MODEL_ARMOR" => FinishReason::ContentFilter,
+        other => FinishReason::Other(other.to_owned()),
+    }
+}
+
+/// `promptTokenCount` includes cached tokens; thoughts are output the unified model counts
+/// in `output_tokens` (and again in `reasoning_tokens`).
+fn usage(value: &Value) -> Usage {
+    let thoughts = u64_at(value, &["thoughtsTokenCount"]);
+    Usage {
+        input_tokens: u64_at(value, &["promptTokenCount"])
+            + u64_at(value, &["toolUsePromptTokenCount"]),
+        output_tokens: u64_at(value, &["candidatesTokenCount"]) + thoughts,
+        cached_input_tokens: u64_at(value, &["cachedContentTokenCount"]),
+        cache_write_tokens: 0,
+        reasoning_tokens: thoughts,
+    }
+}
+
+fn encode_part(part: &ContentPart) -> Option<Value> {
+    match part {
+        ContentPart::Text { text, .. } => (!text.is_empty()).then(|| json!({"text": text})),
+        ContentPart::Image { source, .. } => Some(match source {
+            ImageSource::Base64 { media_type, data } => {
+                json!({"inlineData": {"mimeType": media_type, "data": data}})
+            }
+            ImageSource::Url { url } => json!({"fileData": {"fileUri": url}}),
+        }),
+    }
+}
+
+fn encode_body(request: &ChatRequest) -> Result<Value, LlmError> {
+    let mut system = Vec::new();
+    let mut contents: Vec<(&'static str, Vec<Value>)> = Vec::new();
+    for (i, message) in request.messages.iter().enumerate() {
+        let (role, parts): (&'static str, Vec<Value>) = match message.role {
+            Role::System => {
+                system.extend(message.content.iter().filter_map(encode_part));
+                continue;
+            }
+            Role::User => (
+                "user",
+                message.content.iter().filter_map(encode_part).collect(),
+            ),
+            Role::Assistant => {
+                let mut parts: Vec<Value> =
+                    message.content.iter().filter_map(encode_part).collect();
+                for call in &message.tool_calls {
+                    let args: Value = if call.arguments.trim().is_empty() {
+                        json!({})
+                    } else {
+                        serde_json::from_str(&call.arguments).map_err(|e| {
+                            invalid(format!(
+                                "messages[{i}]: the arguments of tool call `{}` are not JSON: {e}",
+                                call.id
+                            ))
+                        })?
+                    };
+                    parts.push(json!({"functionCall": {"name": call.name, "args": args}}));
+                }
+                ("model", parts)
+            }
+            Role::Tool => {
+                let id = message.tool_call_id.as_deref().unwrap_or_default();
+                // The response names the function; find it from the call being answered.
+                let name = request.messages[..i]
+                    .iter()
+                    .rev()
+                    .flat_map(|m| m.tool_calls.iter())
+                    .find(|call| call.id == id)
+                    .map_or(id, |call| call.name.as_str());
+                let text = message.joined_text();
+                let response = match serde_json::from_str::<Value>(&text) {
+                    Ok(object @ Value::Object(_)) => object,
+                    _ => json!({"result": text}),
+                };
+                (
+                    "user",
+                    vec![json!({"functionResponse": {"name": name, "response": response}})],
+                )
+            }
+        };
+        match contents.last_mut() {
+            Some((last_role, last_parts)) if *last_role == role => last_parts.extend(parts),
+            _ => contents.push((role, parts)),
+        }
+    }
+    let mut body = Map::new();
+    body.insert(
+        "contents".into(),
+        contents
+            .into_iter()
+            .map(|(role, parts)| json!({"role": role, "parts": parts}))
+            .collect(),
+    );
+    if !system.is_empty() {
+        body.insert("systemInstruction".into(), json!({"parts": system}));
+    }
+    let mut config = Map::new();
+    if let Some(max) = request.max_output_tokens {
+        config.insert("maxOutputTokens".into(), max.into());
+    }
+    if let Some(t) = request.temperature {
+        config.insert("temperature".into(), json!(t));
+    }
+    if let Some(p) = request.top_p {
+        config.insert("topP".into(), json!(p));
+    }
+    if !request.stop.is_empty() {
+        config.insert("stopSequences".into(), json!(&*request.stop));
+    }
+    match &request.response_format {
+        ResponseFormat::Text => {}
+        ResponseFormat::JsonObject => {
+            config.insert("responseMimeType".into(), "application/json".into());
+        }
+        ResponseFormat::JsonSchema { schema, .. } => {
+            config.insert("responseMimeType".into(), "application/json".into());
+            config.insert("responseJsonSchema".into(), schema.clone());
+        }
+    }
+    if !config.is_empty() {
+        body.insert("generationConfig".into(), Value::Object(config));
+    }
+    if !request.tools.is_empty() {
+        let declarations: Vec<Value> = request
+            .tools
+            .iter()
+            .map(|tool| {
+                let mut out = Map::new();
+                out.insert("name".into(), tool.name.clone().into());
+                if let Some(description) = &tool.description {
+                    out.insert("description".into(), description.clone().into());
+                }
+                out.insert("parametersJsonSchema".into(), tool.parameters.clone());
+                Value::Object(out)
+            })
+            .collect();
+        body.insert(
+            "tools".into(),
+            json!([{"functionDeclarations": declarations}]),
+        );
+    }
+    if let Some(choice) = &request.tool_choice {
+        let config = match choice {
+            ToolChoice::Auto => json!({"mode": "AUTO"}),
+            ToolChoice::None => json!({"mode": "NONE"}),
+            ToolChoice::Required => json!({"mode": "ANY"}),
+            ToolChoice::Tool(name) => json!({"mode": "ANY", "allowedFunctionNames": [name]}),
+        };
+        body.insert(
+            "toolConfig".into(),
+            json!({"functionCallingConfig": config}),
+        );
+    }
+    merge_extra(&mut body, &request.extra);
+    Ok(Value::Object(body))
+}
+
+/// Decodes Gemini `alt=sse` chunks: each one a whole `GenerateContentResponse` with
+/// cumulative `usageMetadata`; the one with a `finishReason` ends the message (there is no
+/// terminator after it).
+#[derive(Debug, Default)]
+pub struct GeminiStreamDecoder {
+    started: bool,
+    tool_calls: u32,
+    last_usage: Option<Usage>,
+    finish: Option<String>,
+}
+
+impl StreamDecoder for GeminiStreamDecoder {
+    fn decode(&mut self, event: &SseEvent, out: &mut Vec<StreamEvent>) -> Result<Flow, Malformed> {
+        let chunk: Value = serde_json::from_str(&event.data)?;
+        if get(&chunk, &["error"]).is_some() {
+            out.push(StreamEvent::Error(gemini_error(None, &chunk)));
+            return Ok(Flow::End);
+        }
+        if !self.started {
+            self.started = true;
+            out.push(StreamEvent::Start {
+                id: str_at(&chunk, &["responseId"]).map(str::to_owned),
+                model: str_at(&chunk, &["modelVersion"]).map(str::to_owned),
+            });
+        }
+        if let Some(blocked) = prompt_block(&chunk) {
+            out.push(StreamEvent::Error(blocked));
+            return Ok(Flow::End);
+        }
+        if let Some(candidate) = get(&chunk, &["candidates"]).and_then(|c| c.get(0)) {
+            for part in parts(candidate) {
+                if let Some(text) = text_of(part) {
+                    if !text.is_empty() {
+                        out.push(StreamEvent::TextDelta(text.to_owned()));
+                    }
+                } else if let Some(call) = get(part, &["functionCall"]) {
+                    let index = self.tool_calls;
+                    self.tool_calls += 1;
+                    let call = tool_call(call, index as usize);
+                    out.push(StreamEvent::ToolCallDelta {
+                        index,
+                        id: Some(call.id),
+                        name: Some(call.name),
+                        arguments: call.arguments,
+                    });
+                }
+            }
+            if let Some(reason) = str_at(candidate, &["finishReason"]) {
+                self.finish = Some(reason.to_owned());
+            }
+        }
+        if let Some(value) = get(&chunk, &["usageMetadata"]) {
+            let usage = usage(value);
+            if self.last_usage != Some(usage) {
+                self.last_usage = Some(usage);
+                out.push(StreamEvent::Usage(usage));
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn finish(&mut self, _clean: bool, out: &mut Vec<StreamEvent>) -> bool {
+        // The finishReason is Gemini's end of message: what follows it (nothing, normally)
+        // cannot make the message incomplete.
+        match self.finish.take() {
+            Some(reason) => {
+                out.push(StreamEvent::Finish(finish_reason(
+                    &reason,
+                    self.tool_calls > 0,
+                )));
+                true
+            }
+            None => false,
+        }
+    }
+}

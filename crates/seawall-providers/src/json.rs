@@ -1,0 +1,65 @@
+//! Small helpers to read loosely-typed provider JSON without panicking.
+
+use bytes::Bytes;
+use http::HeaderValue;
+use http_body_util::Full;
+use serde_json::{Map, Value};
+
+pub(crate) fn get<'a>(value: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    path.iter()
+        .try_fold(value, |value, key| value.get(*key))
+        .filter(|value| !value.is_null())
+}
+
+pub(crate) fn str_at<'a>(value: &'a Value, path: &[&str]) -> Option<&'a str> {
+    get(value, path)?.as_str()
+}
+
+pub(crate) fn u64_at(value: &Value, path: &[&str]) -> u64 {
+    get(value, path).and_then(Value::as_u64).unwrap_or(0)
+}
+
+/// Merges the request's pass-through fields into the body, never over a field the adapter
+/// set itself (a pass-through `stream` must not desynchronise the decoder).
+pub(crate) fn merge_extra(body: &mut Map<String, Value>, extra: &Map<String, Value>) {
+    for (key, value) in extra {
+        if !body.contains_key(key) {
+            body.insert(key.clone(), value.clone());
+        }
+    }
+}
+
+/// A JSON POST to `url` with the given extra headers.
+pub(crate) fn post(
+    url: &str,
+    body: &Value,
+    streaming: bool,
+    headers: impl IntoIterator<Item = (&'static str, HeaderValue)>,
+) -> Result<http::Request<Full<Bytes>>, String> {
+    let bytes = serde_json::to_vec(body).map_err(|e| e.to_string())?;
+    let mut builder = http::Request::post(url)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header(
+            http::header::ACCEPT,
+            if streaming {
+                "text/event-stream"
+            } else {
+                "application/json"
+            },
+        );
+    for (name, value) in headers {
+        builder = builder.header(name, value);
+    }
+    builder
+        .body(Full::new(Bytes::from(bytes)))
+        .map_err(|e| format!("invalid request URL or header: {e}"))
+}
+
+/// Joins a base URL and a path with exactly one `/` between them.
+pub(crate) fn join_url(base: &str, path: &str) -> String {
+    format!(
+        "{}/{}",
+        base.trim_end_matches('/'),
+        path.trim_start_matches('/')
+    )
+}

@@ -1,0 +1,860 @@
+//! OpenAI Chat Completions, and the servers that speak its dialect (Ollama, vLLM,
+//! llama.cpp, OpenRouter, Groq, ...).
+//!
+//! - `POST {base_url}/chat/completions` with `Authorization: Bearer <key>` (no header when
+//!   a local server needs no key).
+//! - The output cap goes in `max_completion_tokens` for current OpenAI models (reasoning
+//!   models reject `max_tokens`) and in `max_tokens` for the legacy `gpt-3.5`/`gpt-4`
+//!   families and for every OpenAI-compatible server (Ollama ignores
+//!   `max_completion_tokens`; vLLM and llama.cpp read `max_tokens`).
+//! - Streaming always sets `stream_options.include_usage`, so the final usage comes back.
+//! - Errors: `{"error":{message,type,param,code}}`, vLLM's integer `code` and legacy flat
+//!   `{"object":"error",...}` body, llama.cpp's `exceed_context_size_error` and
+//!   503 `Loading model`, Ollama's `api_error`, plain strings in `error`.
+//!
+//! ```
+//! use seawall_providers::{ApiKey, OpenAi, OpenAiConfig, ServerKind};
+//! # fn demo<S>(http: S, local: S) {
+//! let openai = OpenAi::new(http, OpenAiConfig::new(ApiKey::new("sk-...")));
+//! let ollama = OpenAi::new(
+//!     local,
+//!     OpenAiConfig::compatible("http://127.0.0.1:11434/v1", ServerKind::Ollama),
+//! );
+//! # }
+//! ```
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::HeaderMap;
+use http_body_util::Full;
+use seawall_core::{
+    AssistantMessage, ChatRequest, ChatResponse, ContentPart, ErrorKind, FinishReason, ImageDetail,
+    ImageSource, LlmError, Message, ProviderKind, ResponseFormat, Role, StreamEvent, ToolCall,
+    ToolChoice, Usage,
+};
+use serde_json::{Map, Value, json};
+
+use crate::adapter::Adapter;
+use crate::dialect::{Dialect, Flow, Malformed, StreamDecoder, header_text};
+use crate::error::{
+    decode_error, from_response, mentions_context_length, non_json_message, scalar_text,
+};
+use crate::json::{get, join_url, merge_extra, post, str_at, u64_at};
+use crate::key::ApiKey;
+use crate::sse::SseEvent;
+
+/// OpenAI's API base URL.
+pub const OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
+
+/// Which server speaks the OpenAI dialect, for its quirks (WIRE.md §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ServerKind {
+    /// OpenAI itself.
+    #[default]
+    OpenAi,
+    /// Ollama's `/v1` endpoint: `max_tokens` only, no rate-limit headers.
+    Ollama,
+    /// vLLM: integer error `code`, legacy flat error bodies.
+    Vllm,
+    /// llama.cpp `llama-server`: `exceed_context_size_error`, 503 while loading.
+    LlamaCpp,
+    /// OpenRouter.
+    OpenRouter,
+    /// Groq.
+    Groq,
+    /// Any other OpenAI-compatible server.
+    Other,
+}
+
+/// How to reach an OpenAI-dialect server.
+#[derive(Debug, Clone)]
+pub struct OpenAiConfig {
+    /// The base URL the paths are appended to, up to and including `/v1`.
+    pub base_url: String,
+    /// The key, sent as `Authorization: Bearer`; `None` for servers that need none.
+    pub api_key: Option<ApiKey>,
+    /// `OpenAI-Organization`.
+    pub organization: Option<String>,
+    /// `OpenAI-Project`.
+    pub project: Option<String>,
+    /// Which server this is.
+    pub server: ServerKind,
+}
+
+impl OpenAiConfig {
+    /// OpenAI at [`OPENAI_BASE_URL`] with `key`.
+    pub fn new(key: impl Into<ApiKey>) -> Self {
+        Self {
+            base_url: OPENAI_BASE_URL.to_owned(),
+            api_key: Some(key.into()),
+            organization: None,
+            project: None,
+            server: ServerKind::OpenAi,
+        }
+    }
+
+    /// An OpenAI-compatible server at `base_url` (for example `http://127.0.0.1:11434/v1`),
+    /// without a key.
+    pub fn compatible(base_url: impl Into<String>, server: ServerKind) -> Self {
+        Self {
+            base_url: base_url.into(),
+            api_key: None,
+            organization: None,
+            project: None,
+            server,
+        }
+    }
+
+    /// Sets the base URL (a proxy, the simulator, Azure-style gateways).
+    #[must_use]
+    pub fn with_base_url(mut self, base_url: impl Into<String>) -> Self {
+        self.base_url = base_url.into();
+        self
+    }
+
+    /// Sets the key.
+    #[must_use]
+    pub fn with_api_key(mut self, key: impl Into<ApiKey>) -> Self {
+        self.api_key = Some(key.into());
+        self
+    }
+
+    /// Sets the organization header.
+    #[must_use]
+    pub fn with_organization(mut self, organization: impl Into<String>) -> Self {
+        self.organization = Some(organization.into());
+        self
+    }
+
+    /// Sets the project header.
+    #[must_use]
+    pub fn with_project(mut self, project: impl Into<String>) -> Self {
+        self.project = Some(project.into());
+        self
+    }
+}
+
+/// The OpenAI Chat Completions wire format.
+#[derive(Debug, Clone)]
+pub struct OpenAiDialect(Arc<OpenAiConfig>);
+
+impl OpenAiDialect {
+    /// The dialect for `config`.
+    pub fn new(config: OpenAiConfig) -> Self {
+        Self(Arc::new(config))
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &OpenAiConfig {
+        &self.0
+    }
+}
+
+/// An adapter for OpenAI Chat Completions (or, with [`OpenAiConfig::compatible`], an
+/// OpenAI-compatible server) over the HTTP service `S`.
+pub type OpenAi<S> = Adapter<OpenAiDialect, S>;
+
+/// The same adapter type as [`OpenAi`], named for OpenAI-compatible servers.
+pub type OpenAiCompatible<S> = Adapter<OpenAiDialect, S>;
+
+impl<S> Adapter<OpenAiDialect, S> {
+    /// An adapter for `config` over the HTTP service `http`.
+    pub fn new(http: S, config: OpenAiConfig) -> Self {
+        Self::with_dialect(OpenAiDialect::new(config), http)
+    }
+}
+
+impl Dialect for OpenAiDialect {
+    type Decoder = OpenAiStreamDecoder;
+
+    fn provider(&self) -> ProviderKind {
+        match self.0.server {
+            ServerKind::OpenAi => ProviderKind::OpenAi,
+            _ => ProviderKind::OpenAiCompatible,
+        }
+    }
+
+    fn encode(&self, request: &ChatRequest) -> Result<http::Request<Full<Bytes>>, LlmError> {
+        let body = encode_body(request, self.0.server);
+        let mut headers = Vec::new();
+        if let Some(key) = &self.0.api_key {
+            let value = key.header_value("Bearer ").ok_or_else(|| {
+                LlmError::new(
+                    ErrorKind::Auth,
+                    "the API key holds characters a header cannot carry",
+                )
+                .with_provider(self.provider())
+            })?;
+            headers.push(("authorization", value));
+        }
+        for (name, value) in [
+            ("openai-organization", &self.0.organization),
+            ("openai-project", &self.0.project),
+        ] {
+            if let Some(value) = value.as_deref().and_then(|v| v.parse().ok()) {
+                headers.push((name, value));
+            }
+        }
+        let url = join_url(&self.0.base_url, "chat/completions");
+        post(&url, &body, request.stream, headers).map_err(|problem| {
+            LlmError::new(ErrorKind::InvalidRequest, problem).with_provider(self.provider())
+        })
+    }
+
+    fn decode_response(&self, headers: &HeaderMap, body: &[u8]) -> Result<ChatResponse, LlmError> {
+        let provider = self.provider();
+        let value: Value =
+            serde_json::from_slice(body).map_err(|e| decode_error(provider, "response", e))?;
+        if get(&value, &["error"]).is_some() {
+            return Err(self.error_from_json(Some(200), headers, &value));
+        }
+        let choice = get(&value, &["choices"])
+            .and_then(|c| c.get(0))
+            .ok_or_else(|| decode_error(provider, "response", "no `choices` in the body"))?;
+        let message = get(choice, &["message"]).unwrap_or(&Value::Null);
+        let tool_calls = get(message, &["tool_calls"])
+            .and_then(Value::as_array)
+            .map(|calls| {
+                calls
+                    .iter()
+                    .map(|call| ToolCall {
+                        id: str_at(call, &["id"]).unwrap_or_default().to_owned(),
+                        name: str_at(call, &["function", "name"])
+                            .unwrap_or_default()
+                            .to_owned(),
+                        arguments: str_at(call, &["function", "arguments"])
+                            .unwrap_or_default()
+                            .to_owned(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let assistant = AssistantMessage {
+            text: content_text(get(message, &["content"])),
+            tool_calls,
+            refusal: str_at(message, &["refusal"]).map(str::to_owned),
+        };
+        let finish = str_at(choice, &["finish_reason"]).map_or(FinishReason::Stop, finish_reason);
+        let mut response = ChatResponse::new(
+            provider,
+            str_at(&value, &["model"]).unwrap_or_default(),
+            assistant,
+            finish,
+        )
+        .with_id(str_at(&value, &["id"]).unwrap_or_default());
+        response.usage = get(&value, &["usage"]).map(usage);
+        Ok(response)
+    }
+
+    fn decode_error(&self, status: u16, headers: &HeaderMap, body: &[u8]) -> LlmError {
+        match serde_json::from_slice::<Value>(body) {
+            Ok(value) if value.is_object() => self.error_from_json(Some(status), headers, &value),
+            _ => from_response(
+                self.provider(),
+                ErrorKind::from_status(status),
+                status,
+                headers,
+                non_json_message(status, headers, body),
+                "x-request-id",
+            ),
+        }
+    }
+
+    fn stream_decoder(&self) -> OpenAiStreamDecoder {
+        OpenAiStreamDecoder {
+            provider: self.provider(),
+            ..OpenAiStreamDecoder::default()
+        }
+    }
+
+    fn request_id(&self, headers: &HeaderMap) -> Option<String> {
+        header_text(headers, "x-request-id")
+    }
+}
+
+impl OpenAiDialect {
+    fn error_from_json(&self, status: Option<u16>, headers: &HeaderMap, value: &Value) -> LlmError {
+        let error = openai_error(self.provider(), status, value);
+        match status {
+            Some(status) if status >= 400 => {
+                let mut full = from_response(
+                    self.provider(),
+                    error.kind(),
+                    status,
+                    headers,
+                    error.message(),
+                    "x-request-id",
+                );
+                if let Some(code) = error.code() {
+                    full = full.with_code(code);
+                }
+                full
+            }
+            _ => error,
+        }
+    }
+}
+
+/// The error an OpenAI-shaped error body stands for, with the status when there was one
+/// (`None` for an in-band stream error frame).
+fn openai_error(provider: ProviderKind, status: Option<u16>, value: &Value) -> LlmError {
+    // `{"error": {...}}`, `{"error": "text"}`, or vLLM's legacy flat `{"object": "error", ...}`.
+    let (object, message) = match value.get("error") {
+        Some(Value::String(text)) => (&Value::Null, text.clone()),
+        Some(object @ Value::Object(_)) => (
+            object,
+            str_at(object, &["message"]).unwrap_or_default().to_owned(),
+        ),
+        _ => (
+            value,
+            str_at(value, &["message"]).unwrap_or_default().to_owned(),
+        ),
+    };
+    let kind_name = str_at(object, &["type"]).unwrap_or_default();
+    let code = scalar_text(object.get("code"));
+    // vLLM and llama.cpp put the HTTP status in `code`; use it for an in-band frame.
+    let status = status.or_else(|| {
+        object
+            .get("code")
+            .and_then(Value::as_u64)
+            .and_then(|c| u16::try_from(c).ok())
+    });
+    let kind = openai_kind(status, kind_name, code.as_deref().unwrap_or(""), &message);
+    let mut error = LlmError::new(kind, message).with_provider(provider);
+    if let Some(code) = code.filter(|c| c.parse::<u16>().is_err()) {
+        error = error.with_code(code);
+    } else if !kind_name.is_empty() {
+        error = error.with_code(kind_name);
+    }
+    if let Some(status) = status
+        && status >= 400
+    {
+        error = error.with_status(status);
+    }
+    error
+}
+
+fn openai_kind(status: Option<u16>, kind: &str, code: &str, message: &str) -> ErrorKind {
+    if code == "context_length_exceeded"
+        || kind == "exceed_context_size_error"
+        || mentions_context_length(message)
+    {
+        return ErrorKind::ContextLengthExceeded;
+    }
+    if code == "insufficient_quota" || kind == "insufficient_quota" {
+        return ErrorKind::QuotaExhausted;
+    }
+    if code == "content_filter" || kind == "content_filter" {
+        return ErrorKind::ContentFiltered;
+    }
+    if code == "invalid_api_key" {
+        return ErrorKind::Auth;
+    }
+    let rate_limited =
+        status == Some(429) || code == "rate_limit_exceeded" || kind == "rate_limit_exceeded";
+    if rate_limited {
+        // "Request too large for gpt-4o ... on tokens per min": it can never fit the limit.
+        return if message.trim_start().starts_with("Request too large") {
+            ErrorKind::RequestTooLarge
+        } else {
+            ErrorKind::RateLimited
+        };
+    }
+    if let Some(status) = status {
+        return ErrorKind::from_status(status);
+    }
+    match kind {
+        "invalid_request_error" | "BadRequestError" => ErrorKind::InvalidRequest,
+        "authentication_error" => ErrorKind::Auth,
+        "permission_error" => ErrorKind::Permission,
+        "not_found_error" | "NotFoundError" => ErrorKind::NotFound,
+        "service_unavailable_error" | "unavailable_error" | "overloaded_error" => {
+            ErrorKind::Overloaded
+        }
+        "tokens" | "requests" => ErrorKind::RateLimited,
+        _ => ErrorKind::Server,
+    }
+}
+
+/// The reply text: a string, or (some compatible servers) an array of text parts.
+fn content_text(content: Option<&Value>) -> String {
+    match content {
+        Some(Value::String(text)) => text.clone(),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|part| str_at(part, &["text"]))
+            .collect(),
+        _ => String::new(),
+    }
+}
+
+fn finish_reason(reason: &str) -> FinishReason {
+    match reason {
+        "stop" => FinishReason::Stop,
+        "length" => FinishReason::Length,
+        "tool_calls" | "function_call" => FinishReason::ToolCalls,
+        "content_filter" => FinishReason::ContentFilter,
+        other => FinishReason::Other(other.to_owned()),
+    }
+}
+
+fn usage(value: &Value) -> Usage {
+    Usage {
+        input_tokens: u64_at(value, &["prompt_tokens"]),
+        output_tokens: u64_at(value, &["completion_tokens"]),
+        cached_input_tokens: u64_at(value, &["prompt_tokens_details", "cached_tokens"]),
+        cache_write_tokens: u64_at(value, &["prompt_tokens_details", "cache_write_tokens"]),
+        reasoning_tokens: u64_at(value, &["completion_tokens_details", "reasoning_tokens"]),
+    }
+}
+
+/// Whether `model` belongs to a family that predates `max_completion_tokens`.
+fn legacy_max_tokens(model: &str) -> bool {
+    model.starts_with("gpt-3.5")
+        || model.starts_with("gpt-35")
+        || model == "gpt-4"
+        || model.starts_with("gpt-4-")
+}
+
+fn encode_body(request: &ChatRequest, server: ServerKind) -> Value {
+    let mut body = Map::new();
+    body.insert("model".into(), Value::from(&*request.model));
+    body.insert(
+        "messages".into(),
+        request.messages.iter().map(encode_message).collect(),
+    );
+    if let Some(max) = request.max_output_tokens {
+        let field = if server == ServerKind::OpenAi && !legacy_max_tokens(&request.model) {
+            "max_completion_tokens"
+        } else {
+            "max_tokens"
+        };
+        body.insert(field.into(), max.into());
+    }
+    if let Some(t) = request.temperature {
+        body.insert("temperature".into(), json!(t));
+    }
+    if let Some(p) = request.top_p {
+        body.insert("top_p".into(), json!(p));
+    }
+    if !request.stop.is_empty() {
+        body.insert("stop".into(), json!(&*request.stop));
+    }
+    if !request.tools.is_empty() {
+        let tools = request
+            .tools
+            .iter()
+            .map(|tool| {
+                let mut function = Map::new();
+                function.insert("name".into(), tool.name.clone().into());
+                if let Some(description) = &tool.description {
+                    function.insert("description".into(), description.clone().into());
+                }
+                function.insert("parameters".into(), tool.parameters.clone());
+                json!({"type": "function", "function": function})
+            })
+            .collect();
+        body.insert("tools".into(), tools);
+    }
+    if let Some(choice) = &request.tool_choice {
+        let choice = match choice {
+            ToolChoice::Auto => json!("auto"),
+            ToolChoice::None => json!("none"),
+            ToolChoice::Required => json!("required"),
+            ToolChoice::Tool(name) => json!({"type": "function", "function": {"name": name}}),
+        };
+        body.insert("tool_choice".into(), choice);
+    }
+    match &request.response_format {
+        ResponseFormat::Text => {}
+        ResponseFormat::JsonObject => {
+            body.insert("response_format".into(), json!({"type": "json_object"}));
+        }
+        ResponseFormat::JsonSchema {
+            name,
+            schema,
+            strict,
+        } => {
+            body.insert(
+                "response_format".into(),
+                json!({"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": strict}}),
+            );
+        }
+    }
+    if request.stream {
+        body.insert("stream".into(), true.into());
+        body.insert("stream_options".into(), json!({"include_usage": true}));
+    }
+    if let Some(user) = &request.user {
+        body.insert("user".into(), Value::from(&**user));
+    }
+    merge_extra(&mut body, &request.extra);
+    Value::Object(body)
+}
+
+fn encode_message(message: &Message) -> Value {
+    let mut out = Map::new();
+    out.insert("role".into(), message.role.as_str().into());
+    match message.role {
+        Role::System | Role::Tool => {
+            out.insert("content".into(), message.joined_text().into());
+        }
+        Role::Assistant => {
+            let text = message.joined_text();
+            out.insert(
+                "content".into(),
+                if text.is_empty() && !message.tool_calls.is_empty() {
+                    Value::Null
+                } else {
+                    text.into()
+                },
+            );
+        }
+        Role::User => {
+            let only_text = message
+                .content
+                .iter()
+                .all(|part| matches!(part, ContentPart::Text { .. }));
+            let content = if only_text {
+                message.joined_text().into()
+            } else {
+                message.content.iter().map(encode_part).collect()
+            };
+            out.insert("content".into(), content);
+        }
+    }
+    if let Some(name) = &message.name {
+        out.insert("name".into(), name.clone().into());
+    }
+    if !message.tool_calls.is_empty() {
+        let calls = message
+            .tool_calls
+            .iter()
+            .map(|call| {
+                json!({"id": call.id, "type": "function",
+                       "function": {"name": call.name, "arguments": call.arguments}})
+            })
+            .collect();
+        out.insert("tool_calls".into(), calls);
+    }
+    if let Some(id) = &message.tool_call_id {
+        out.insert("tool_call_id".into(), id.clone().into());
+    }
+    Value::Object(out)
+}
+
+fn encode_part(part: &ContentPart) -> Value {
+    match part {
+        ContentPart::Text { text, .. } => json!({"type": "text", "text": text}),
+        ContentPart::Image { source, detail, .. } => {
+            let url = match source {
+                ImageSource::Url { url } => url.clone(),
+                ImageSource::Base64 { media_type, data } => {
+                    format!("data:{media_type};base64,{data}")
+                }
+            };
+            let mut image = Map::new();
+            image.insert("url".into(), url.into());
+            if let Some(detail) = detail {
+                let detail = match detail {
+                    ImageDetail::Auto => "auto",
+                    ImageDetail::Low => "low",
+                    ImageDetail::High => "high",
+                };
+                image.insert("detail".into(), detail.into());
+            }
+            json!({"type": "image_url", "image_url": image})
+        }
+    }
+}
+
+/// Decodes OpenAI chat completion chunks.
+///
+/// The finish reason is held back until `[DONE]` or a clean end of the body (a usage chunk
+/// may follow it), so a connection cut after the finish reason still ends in an error.
+#[derive(Debug)]
+pub struct OpenAiStreamDecoder {
+    provider: ProviderKind,
+    started: bool,
+    finish: Option<FinishReason>,
+    trailing_usage: Option<Usage>,
+}
+
+impl Default for OpenAiStreamDecoder {
+    fn default() -> Self {
+        Self {
+            provider: ProviderKind::OpenAi,
+            started: false,
+            finish: None,
+            trailing_usage: None,
+        }
+    }
+}
+
+impl OpenAiStreamDecoder {
+    fn start(&mut self, id: Option<&str>, model: Option<&str>, out: &mut Vec<StreamEvent>) {
+        if !self.started {
+            self.started = true;
+            out.push(StreamEvent::Start {
+                id: id.map(str::to_owned),
+                model: model.map(str::to_owned),
+            });
+        }
+    }
+
+    fn usage_seen(&mut self, usage: Usage, out: &mut Vec<StreamEvent>) {
+        if self.finish.is_some() {
+            self.trailing_usage = Some(usage);
+        } else {
+            out.push(StreamEvent::Usage(usage));
+        }
+    }
+
+    fn decode_typed(&mut self, chunk: wire::Chunk<'_>, out: &mut Vec<StreamEvent>) {
+        self.start(chunk.id.as_deref(), chunk.model.as_deref(), out);
+        // Only the first choice is the reply (with `n > 1`, other choices arrive too).
+        let choice = chunk
+            .choices
+            .into_iter()
+            .flatten()
+            .find(|choice| choice.index.unwrap_or(0) == 0);
+        if let Some(choice) = choice {
+            if let Some(delta) = choice.delta {
+                if let Some(text) = delta.content.filter(|text| !text.is_empty()) {
+                    out.push(StreamEvent::TextDelta(text.into_owned()));
+                }
+                for (position, call) in delta.tool_calls.into_iter().flatten().enumerate() {
+                    let (name, arguments) = call
+                        .function
+                        .map(|f| (f.name, f.arguments))
+                        .unwrap_or_default();
+                    out.push(StreamEvent::ToolCallDelta {
+                        index: u32::try_from(call.index.unwrap_or(position as u64))
+                            .unwrap_or(u32::MAX),
+                        id: call.id.map(Cow::into_owned),
+                        name: name.map(Cow::into_owned),
+                        arguments: arguments.map(Cow::into_owned).unwrap_or_default(),
+                    });
+                }
+            }
+            if let Some(reason) = choice.finish_reason {
+                self.finish = Some(finish_reason(&reason));
+            }
+        }
+        // Groq reports streamed usage under `x_groq.usage`.
+        if let Some(usage) = chunk.usage.or(chunk.x_groq.and_then(|x| x.usage)) {
+            self.usage_seen(usage.into(), out);
+        }
+    }
+
+    fn decode_value(
+        &mut self,
+        chunk: Value,
+        out: &mut Vec<StreamEvent>,
+    ) -> Result<Flow, Malformed> {
+        if get(&chunk, &["error"]).is_some() {
+            out.push(StreamEvent::Error(openai_error(
+                self.provider,
+                None,
+                &chunk,
+            )));
+            return Ok(Flow::End);
+        }
+        self.start(str_at(&chunk, &["id"]), str_at(&chunk, &["model"]), out);
+        // Only the first choice is the reply (with `n > 1`, other choices arrive too).
+        let choice = get(&chunk, &["choices"])
+            .and_then(Value::as_array)
+            .and_then(|choices| {
+                choices
+                    .iter()
+                    .find(|c| get(c, &["index"]).and_then(Value::as_u64).unwrap_or(0) == 0)
+            });
+        if let Some(choice) = choice {
+            if let Some(text) = str_at(choice, &["delta", "content"])
+                && !text.is_empty()
+            {
+                out.push(StreamEvent::TextDelta(text.to_owned()));
+            }
+            if let Some(calls) = get(choice, &["delta", "tool_calls"]).and_then(Value::as_array) {
+                for (position, call) in calls.iter().enumerate() {
+                    let index = get(call, &["index"])
+                        .and_then(Value::as_u64)
+                        .unwrap_or(position as u64);
+                    out.push(StreamEvent::ToolCallDelta {
+                        index: u32::try_from(index).unwrap_or(u32::MAX),
+                        id: str_at(call, &["id"]).map(str::to_owned),
+                        name: str_at(call, &["function", "name"]).map(str::to_owned),
+                        arguments: str_at(call, &["function", "arguments"])
+                            .unwrap_or_default()
+                            .to_owned(),
+                    });
+                }
+            }
+            if let Some(reason) = str_at(choice, &["finish_reason"]) {
+                self.finish = Some(finish_reason(reason));
+            }
+        }
+        // Groq reports streamed usage under `x_groq.usage`.
+        if let Some(value) = get(&chunk, &["usage"]).or_else(|| get(&chunk, &["x_groq", "usage"])) {
+            self.usage_seen(usage(value), out);
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn flush_end(&mut self, out: &mut Vec<StreamEvent>) {
+        if let Some(reason) = self.finish.take() {
+            out.push(StreamEvent::Finish(reason));
+        }
+        if let Some(usage) = self.trailing_usage.take() {
+            out.push(StreamEvent::Usage(usage));
+        }
+    }
+}
+
+impl StreamDecoder for OpenAiStreamDecoder {
+    fn decode(&mut self, event: &SseEvent, out: &mut Vec<StreamEvent>) -> Result<Flow, Malformed> {
+        let data = event.data.trim();
+        if data == "[DONE]" {
+            if self.finish.is_some() {
+                self.flush_end(out);
+            } else {
+                out.push(StreamEvent::Error(
+                    LlmError::new(
+                        ErrorKind::StreamTruncated,
+                        "[DONE] arrived before a finish_reason",
+                    )
+                    .with_provider(self.provider),
+                ));
+            }
+            return Ok(Flow::End);
+        }
+        if data.is_empty() {
+            return Ok(Flow::Continue);
+        }
+        // The typed reading is the fast path; a chunk whose fields have unexpected types
+        // (some compatible servers) is read again loosely rather than lost.
+        match serde_json::from_str::<wire::Chunk<'_>>(data) {
+            Ok(chunk) if chunk.error.is_none() => {
+                self.decode_typed(chunk, out);
+                Ok(Flow::Continue)
+            }
+            _ => self.decode_value(serde_json::from_str(data)?, out),
+        }
+    }
+
+    fn finish(&mut self, clean: bool, out: &mut Vec<StreamEvent>) -> bool {
+        if clean && self.finish.is_some() {
+            self.flush_end(out);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Typed stream chunks: the fast path of [`OpenAiStreamDecoder`]. Strings borrow from the
+/// event's data unless they hold escapes.
+mod wire {
+    use std::borrow::Cow;
+
+    use seawall_core::Usage;
+    use serde::Deserialize;
+    use serde::de::IgnoredAny;
+
+    #[derive(Deserialize)]
+    pub(super) struct Chunk<'a> {
+        #[serde(borrow, default)]
+        pub(super) id: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        pub(super) model: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        pub(super) choices: Option<Vec<Choice<'a>>>,
+        #[serde(default)]
+        pub(super) usage: Option<WireUsage>,
+        #[serde(default)]
+        pub(super) x_groq: Option<XGroq>,
+        #[serde(default)]
+        pub(super) error: Option<IgnoredAny>,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct Choice<'a> {
+        #[serde(default)]
+        pub(super) index: Option<u64>,
+        #[serde(borrow, default)]
+        pub(super) delta: Option<Delta<'a>>,
+        #[serde(borrow, default)]
+        pub(super) finish_reason: Option<Cow<'a, str>>,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct Delta<'a> {
+        #[serde(borrow, default)]
+        pub(super) content: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        pub(super) tool_calls: Option<Vec<ToolCallDelta<'a>>>,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct ToolCallDelta<'a> {
+        #[serde(default)]
+        pub(super) index: Option<u64>,
+        #[serde(borrow, default)]
+        pub(super) id: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        pub(super) function: Option<Function<'a>>,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct Function<'a> {
+        #[serde(borrow, default)]
+        pub(super) name: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        pub(super) arguments: Option<Cow<'a, str>>,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct XGroq {
+        #[serde(default)]
+        pub(super) usage: Option<WireUsage>,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct WireUsage {
+        #[serde(default)]
+        prompt_tokens: Option<u64>,
+        #[serde(default)]
+        completion_tokens: Option<u64>,
+        #[serde(default)]
+        prompt_tokens_details: Option<Details>,
+        #[serde(default)]
+        completion_tokens_details: Option<Details>,
+    }
+
+    #[derive(Deserialize)]
+    struct Details {
+        #[serde(default)]
+        cached_tokens: Option<u64>,
+        #[serde(default)]
+        cache_write_tokens: Option<u64>,
+        #[serde(default)]
+        reasoning_tokens: Option<u64>,
+    }
+
+    impl From<WireUsage> for Usage {
+        fn from(usage: WireUsage) -> Self {
+            let prompt = usage.prompt_tokens_details.as_ref();
+            let completion = usage.completion_tokens_details.as_ref();
+            Usage {
+                input_tokens: usage.prompt_tokens.unwrap_or(0),
+                output_tokens: usage.completion_tokens.unwrap_or(0),
+                cached_input_tokens: prompt.and_then(|d| d.cached_tokens).unwrap_or(0),
+                cache_write_tokens: prompt.and_then(|d| d.cache_write_tokens).unwrap_or(0),
+                reasoning_tokens: completion.and_then(|d| d.reasoning_tokens).unwrap_or(0),
+            }
+        }
+    }
+}

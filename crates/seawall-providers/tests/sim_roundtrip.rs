@@ -1,0 +1,365 @@
+//! Round trips against the simulator over real loopback HTTP, every provider, streaming and
+//! not, and every fault mode the simulator offers.
+
+use std::future::poll_fn;
+use std::pin::Pin;
+
+use futures_core::Stream;
+use seawall_core::{
+    ChatRequest, ErrorKind, LlmError, Message, StreamAccumulator, StreamEvent, ToolDefinition,
+};
+use seawall_providers::http::{HttpClient, HttpClientConfig};
+use seawall_providers::{
+    Adapter, Anthropic, AnthropicConfig, Dialect, Gemini, GeminiConfig, OpenAi, OpenAiConfig,
+    ServerKind,
+};
+use seawall_sim::{Fault, FaultRule, Provider, RateLimitKind, RetryHeaders, Simulator};
+use tower::ServiceExt;
+
+const PROVIDERS: [Provider; 6] = [
+    Provider::OpenAi,
+    Provider::Anthropic,
+    Provider::Gemini,
+    Provider::Ollama,
+    Provider::Vllm,
+    Provider::LlamaCpp,
+];
+
+fn client() -> HttpClient {
+    HttpClientConfig::default().build().unwrap()
+}
+
+/// The outcome of one call: a complete response's text, a stream's events, or an error.
+#[derive(Debug)]
+enum Outcome {
+    Complete(Box<seawall_core::ChatResponse>),
+    Stream(Vec<StreamEvent>),
+    Failed(LlmError),
+}
+
+async fn drive<D: Dialect>(adapter: Adapter<D, HttpClient>, request: ChatRequest) -> Outcome {
+    match adapter.oneshot(request).await {
+        Ok(mut response) if response.is_streaming() => {
+            let mut stream = response.stream.take().unwrap();
+            let mut events = Vec::new();
+            while let Some(event) = poll_fn(|cx| Pin::new(&mut stream).poll_next(cx)).await {
+                events.push(event);
+            }
+            Outcome::Stream(events)
+        }
+        Ok(response) => Outcome::Complete(Box::new(response)),
+        Err(error) => Outcome::Failed(*error.downcast::<LlmError>().expect("an LlmError")),
+    }
+}
+
+async fn call(sim: &Simulator, provider: Provider, request: ChatRequest) -> Outcome {
+    let base = sim.base_url(provider);
+    let http = client();
+    match provider {
+        Provider::OpenAi => {
+            drive(
+                OpenAi::new(http, OpenAiConfig::new("sk-test").with_base_url(base)),
+                request,
+            )
+            .await
+        }
+        Provider::Anthropic => {
+            drive(
+                Anthropic::new(http, AnthropicConfig::new("sk-test").with_base_url(base)),
+                request,
+            )
+            .await
+        }
+        Provider::Gemini => {
+            drive(
+                Gemini::new(http, GeminiConfig::new("sk-test").with_base_url(base)),
+                request,
+            )
+            .await
+        }
+        Provider::Ollama => {
+            drive(
+                OpenAi::new(http, OpenAiConfig::compatible(base, ServerKind::Ollama)),
+                request,
+            )
+            .await
+        }
+        Provider::Vllm => {
+            drive(
+                OpenAi::new(http, OpenAiConfig::compatible(base, ServerKind::Vllm)),
+                request,
+            )
+            .await
+        }
+        Provider::LlamaCpp => {
+            drive(
+                OpenAi::new(http, OpenAiConfig::compatible(base, ServerKind::LlamaCpp)),
+                request,
+            )
+            .await
+        }
+    }
+}
+
+fn request(stream: bool) -> ChatRequest {
+    let mut request = ChatRequest::new(
+        "model-1",
+        [
+            Message::system("Be brief."),
+            Message::user("Tell me about the sea."),
+        ],
+    )
+    .with_max_output_tokens(64);
+    request.stream = stream;
+    request
+}
+
+fn fold(events: &[StreamEvent]) -> (StreamAccumulator, Option<LlmError>) {
+    let mut accumulator = StreamAccumulator::new();
+    let mut error = None;
+    for event in events {
+        if let Err(e) = accumulator.push(event) {
+            error = Some(e);
+        }
+    }
+    (accumulator, error)
+}
+
+#[tokio::test]
+async fn every_provider_answers_streamed_and_not() {
+    let sim = Simulator::builder().seed(3).start().await.unwrap();
+    for provider in PROVIDERS {
+        let Outcome::Complete(complete) = call(&sim, provider, request(false)).await else {
+            panic!("{provider:?}: a complete response");
+        };
+        assert!(!complete.text().is_empty(), "{provider:?}");
+        assert!(
+            complete.usage.is_some_and(|u| u.total() > 0),
+            "{provider:?}"
+        );
+        let Outcome::Stream(events) = call(&sim, provider, request(true)).await else {
+            panic!("{provider:?}: a stream");
+        };
+        let (accumulator, error) = fold(&events);
+        assert!(error.is_none(), "{provider:?}: {events:?}");
+        assert!(accumulator.is_complete(), "{provider:?}");
+        assert_eq!(
+            accumulator.text(),
+            complete.text(),
+            "{provider:?}: deterministic text"
+        );
+        assert!(
+            accumulator.usage().is_some_and(|u| u.total() > 0),
+            "{provider:?}: usage at the end"
+        );
+        // Tools: the simulator calls an offered tool.
+        let with_tools = request(false).with_tools([ToolDefinition::new(
+            "lookup",
+            "Look something up",
+            serde_json::json!({"type":"object","properties":{"q":{"type":"string"}},"required":["q"]}),
+        )]);
+        let Outcome::Complete(called) = call(&sim, provider, with_tools.clone()).await else {
+            panic!("{provider:?}: tools");
+        };
+        assert_eq!(called.message.tool_calls.len(), 1, "{provider:?}");
+        let mut streamed_tools = with_tools;
+        streamed_tools.stream = true;
+        let Outcome::Stream(events) = call(&sim, provider, streamed_tools).await else {
+            panic!()
+        };
+        let (accumulator, error) = fold(&events);
+        assert!(error.is_none(), "{provider:?}");
+        assert_eq!(
+            accumulator.tool_calls(),
+            called.message.tool_calls.as_slice(),
+            "{provider:?}"
+        );
+    }
+}
+
+async fn with_fault(sim: &Simulator, provider: Provider, fault: Fault, stream: bool) -> Outcome {
+    sim.set_faults(provider, vec![FaultRule::first(1, fault)]);
+    let outcome = call(sim, provider, request(stream)).await;
+    sim.clear_faults(provider);
+    outcome
+}
+
+fn expect_error(outcome: &Outcome, kind: ErrorKind, what: &str) {
+    match outcome {
+        Outcome::Failed(error) => assert_eq!(error.kind(), kind, "{what}: {error:?}"),
+        Outcome::Stream(events) => {
+            let (_, error) = fold(events);
+            let error =
+                error.unwrap_or_else(|| panic!("{what}: the stream ends in an error: {events:?}"));
+            assert_eq!(error.kind(), kind, "{what}: {error:?}");
+        }
+        Outcome::Complete(response) => panic!("{what}: succeeded: {response:?}"),
+    }
+}
+
+#[tokio::test]
+async fn every_fault_mode_gives_the_expected_kind() {
+    let sim = Simulator::builder().seed(5).start().await.unwrap();
+    for provider in PROVIDERS {
+        for stream in [false, true] {
+            let what = |fault: &str| format!("{provider:?} stream={stream} {fault}");
+            let statuses = [
+                (400, ErrorKind::InvalidRequest),
+                (401, ErrorKind::Auth),
+                (403, ErrorKind::Permission),
+                (404, ErrorKind::NotFound),
+                (500, ErrorKind::Server),
+                (504, ErrorKind::Timeout),
+            ];
+            for (status, kind) in statuses {
+                let outcome = with_fault(&sim, provider, Fault::status(status), stream).await;
+                expect_error(&outcome, kind, &what(&format!("status {status}")));
+            }
+            let outcome = with_fault(&sim, provider, Fault::overloaded(), stream).await;
+            expect_error(&outcome, ErrorKind::Overloaded, &what("overloaded"));
+            for (limit, kind) in [
+                (RateLimitKind::Requests, ErrorKind::RateLimited),
+                (RateLimitKind::Tokens, ErrorKind::RateLimited),
+                (RateLimitKind::QuotaExhausted, ErrorKind::QuotaExhausted),
+                (RateLimitKind::RequestTooLarge, ErrorKind::RequestTooLarge),
+            ] {
+                let fault = Fault::RateLimited {
+                    limit,
+                    retry: RetryHeaders {
+                        retry_after: Some(seawall_sim::RetryAfter::Seconds(3)),
+                        ..RetryHeaders::default()
+                    },
+                };
+                // Only OpenAI's body tells a request too large for the limit; locals send one 429.
+                let kind = match (provider, kind) {
+                    (Provider::Ollama | Provider::Vllm | Provider::LlamaCpp, _) => {
+                        ErrorKind::RateLimited
+                    }
+                    (Provider::Anthropic | Provider::Gemini, ErrorKind::RequestTooLarge) => {
+                        ErrorKind::RateLimited
+                    }
+                    (_, kind) => kind,
+                };
+                let outcome = with_fault(&sim, provider, fault, stream).await;
+                let label = what(&format!("429 {limit:?}"));
+                if matches!(
+                    provider,
+                    Provider::Ollama | Provider::Vllm | Provider::LlamaCpp
+                ) && !matches!(outcome, Outcome::Failed(_))
+                {
+                    panic!("{label}: {outcome:?}");
+                }
+                expect_error(&outcome, kind, &label);
+                if let Outcome::Failed(error) = &outcome {
+                    if limit == RateLimitKind::Requests {
+                        assert_eq!(
+                            error.hints().retry_after,
+                            Some(std::time::Duration::from_secs(3)),
+                            "{label}"
+                        );
+                    }
+                }
+            }
+            let outcome = with_fault(&sim, provider, Fault::HtmlPage { status: 502 }, stream).await;
+            expect_error(&outcome, ErrorKind::Server, &what("html"));
+            let outcome =
+                with_fault(&sim, provider, Fault::EmptyBody { status: 503 }, stream).await;
+            expect_error(&outcome, ErrorKind::Overloaded, &what("empty"));
+            let outcome = with_fault(&sim, provider, Fault::Disconnect, stream).await;
+            expect_error(&outcome, ErrorKind::Connect, &what("disconnect"));
+            let outcome = with_fault(&sim, provider, Fault::CutAfter { events: 2 }, stream).await;
+            expect_error(
+                &outcome,
+                if stream {
+                    ErrorKind::StreamTruncated
+                } else {
+                    ErrorKind::Connect
+                },
+                &what("cut"),
+            );
+            if stream {
+                let outcome = with_fault(
+                    &sim,
+                    provider,
+                    Fault::EndWithoutTerminal { events: None },
+                    stream,
+                )
+                .await;
+                expect_error(&outcome, ErrorKind::StreamTruncated, &what("no terminal"));
+                let outcome = with_fault(
+                    &sim,
+                    provider,
+                    Fault::EndWithoutTerminal { events: Some(2) },
+                    stream,
+                )
+                .await;
+                expect_error(
+                    &outcome,
+                    ErrorKind::StreamTruncated,
+                    &what("no terminal after 2"),
+                );
+                let outcome =
+                    with_fault(&sim, provider, Fault::ErrorFrameAfter { events: 2 }, stream).await;
+                match &outcome {
+                    Outcome::Stream(events) => {
+                        let (_, error) = fold(events);
+                        let error =
+                            error.unwrap_or_else(|| panic!("{}: {events:?}", what("error frame")));
+                        assert_ne!(
+                            error.kind(),
+                            ErrorKind::StreamTruncated,
+                            "{}: a typed frame, {error:?}",
+                            what("error frame")
+                        );
+                        // The simulator's frames: OpenAI-style `server_error`, Anthropic
+                        // `overloaded_error`, Gemini 503 `UNAVAILABLE`.
+                        let expected = match provider {
+                            Provider::Anthropic | Provider::Gemini => ErrorKind::Overloaded,
+                            _ => ErrorKind::Server,
+                        };
+                        assert_eq!(error.kind(), expected, "{}", what("error frame"));
+                        assert!(error.code().is_some(), "{}", what("error frame"));
+                    }
+                    other => panic!("{}: {other:?}", what("error frame")),
+                }
+                let outcome = with_fault(
+                    &sim,
+                    provider,
+                    Fault::MalformedChunkAfter { events: 1 },
+                    stream,
+                )
+                .await;
+                let Outcome::Stream(events) = &outcome else {
+                    panic!()
+                };
+                let (accumulator, error) = fold(events);
+                assert!(
+                    error.is_none() && accumulator.is_complete(),
+                    "{}: {events:?}",
+                    what("malformed skipped")
+                );
+                let outcome = with_fault(
+                    &sim,
+                    provider,
+                    Fault::StallAfter { events: 2, ms: 50 },
+                    stream,
+                )
+                .await;
+                let Outcome::Stream(events) = &outcome else {
+                    panic!()
+                };
+                assert!(
+                    fold(events).0.is_complete(),
+                    "{}",
+                    what("stall then carry on")
+                );
+            }
+            let outcome = with_fault(&sim, provider, Fault::SlowFirstByte { ms: 30 }, stream).await;
+            assert!(
+                !matches!(outcome, Outcome::Failed(_)),
+                "{}",
+                what("slow first byte")
+            );
+        }
+    }
+}

@@ -1,0 +1,505 @@
+//! Request translation (the bytes on the wire) and response translation, over a canned HTTP
+//! service.
+
+mod support;
+
+use seawall_core::{
+    CacheControl, ChatRequest, ContentPart, ErrorKind, FinishReason, ImageSource, Message,
+    ResponseFormat, ToolCall, ToolChoice, ToolDefinition,
+};
+use seawall_providers::{
+    Anthropic, AnthropicAuth, AnthropicConfig, ApiKey, Gemini, GeminiConfig, OpenAi, OpenAiConfig,
+    ServerKind,
+};
+use serde_json::{Value, json};
+use support::{Canned, ChunkedBody, events, llm_error};
+use tower::ServiceExt;
+
+const OPENAI_OK: &str = r#"{"id":"chatcmpl-1","object":"chat.completion","model":"gpt-4o-2024-08-06",
+  "choices":[{"index":0,"message":{"role":"assistant","content":"Hi","refusal":null},"finish_reason":"stop"}],
+  "usage":{"prompt_tokens":10,"completion_tokens":2,"total_tokens":12,
+           "prompt_tokens_details":{"cached_tokens":4},"completion_tokens_details":{"reasoning_tokens":1}}}"#;
+
+const ANTHROPIC_OK: &str = r#"{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5",
+  "content":[{"type":"text","text":"Let me check."},{"type":"tool_use","id":"toolu_1","name":"weather","input":{"city":"Paris"}}],
+  "stop_reason":"tool_use","stop_sequence":null,
+  "usage":{"input_tokens":10,"cache_read_input_tokens":100,"cache_creation_input_tokens":5,"output_tokens":7}}"#;
+
+const GEMINI_OK: &str = r#"{"candidates":[{"content":{"role":"model","parts":[
+    {"text":"thinking...","thought":true},{"functionCall":{"name":"weather","args":{"city":"Paris"}}}]},
+  "finishReason":"STOP","finishMessage":"Model generated function call(s)."}],
+  "usageMetadata":{"promptTokenCount":20,"candidatesTokenCount":5,"thoughtsTokenCount":30,"cachedContentTokenCount":8,"totalTokenCount":55},
+  "modelVersion":"gemini-2.5-pro","responseId":"resp-1"}"#;
+
+fn weather_tool() -> ToolDefinition {
+    ToolDefinition::new(
+        "weather",
+        "Current weather",
+        json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}),
+    )
+}
+
+/// A conversation that exercises every role: system, user, an assistant tool call, its
+/// result, and a follow-up.
+fn conversation(model: &str) -> ChatRequest {
+    ChatRequest::new(
+        model,
+        [
+            Message::system("Be brief."),
+            Message::user("Weather in Paris?").with_cache_control(CacheControl::ephemeral()),
+            Message::assistant_tool_calls([ToolCall {
+                id: "call_1".into(),
+                name: "weather".into(),
+                arguments: r#"{"city":"Paris"}"#.into(),
+            }]),
+            Message::tool_result("call_1", r#"{"temp_c":21}"#),
+            Message::user("And tomorrow?"),
+        ],
+    )
+    .with_tools([weather_tool()])
+    .with_tool_choice(ToolChoice::Required)
+    .with_max_output_tokens(256)
+    .with_temperature(0.5)
+}
+
+#[tokio::test]
+async fn openai_request_bytes() {
+    let http = Canned::json(200, OPENAI_OK);
+    let adapter = OpenAi::new(
+        http.clone(),
+        OpenAiConfig::new(ApiKey::new("sk-test"))
+            .with_base_url("http://127.0.0.1:9/v1/")
+            .with_organization("org-1"),
+    );
+    let request = conversation("gpt-4o")
+        .with_response_format(ResponseFormat::JsonObject)
+        .with_user("tenant-7")
+        .with_extra("seed", json!(42))
+        .with_extra("model", json!("overridden?"));
+    let response = adapter.oneshot(request).await.unwrap();
+    let sent = http.last();
+    assert_eq!(sent.method, http::Method::POST);
+    assert_eq!(sent.uri, "http://127.0.0.1:9/v1/chat/completions");
+    assert_eq!(sent.header("authorization"), Some("Bearer sk-test"));
+    assert!(sent.headers["authorization"].is_sensitive());
+    assert_eq!(sent.header("openai-organization"), Some("org-1"));
+    assert_eq!(sent.header("content-type"), Some("application/json"));
+    let body = sent.json();
+    assert_eq!(
+        body,
+        json!({
+            "model": "gpt-4o",
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "Weather in Paris?"},
+                {"role": "assistant", "content": null, "tool_calls": [
+                    {"id": "call_1", "type": "function",
+                     "function": {"name": "weather", "arguments": "{\"city\":\"Paris\"}"}}]},
+                {"role": "tool", "content": "{\"temp_c\":21}", "tool_call_id": "call_1"},
+                {"role": "user", "content": "And tomorrow?"}
+            ],
+            "max_completion_tokens": 256,
+            "temperature": 0.5,
+            "tools": [{"type": "function", "function": {"name": "weather",
+                "description": "Current weather",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}],
+            "tool_choice": "required",
+            "response_format": {"type": "json_object"},
+            "user": "tenant-7",
+            "seed": 42
+        })
+    );
+    assert_eq!(response.text(), "Hi");
+    assert_eq!(response.id, "chatcmpl-1");
+    assert_eq!(
+        response.model, "gpt-4o-2024-08-06",
+        "the model that answered"
+    );
+    let usage = response.usage.unwrap();
+    assert_eq!(
+        (
+            usage.input_tokens,
+            usage.output_tokens,
+            usage.cached_input_tokens,
+            usage.reasoning_tokens
+        ),
+        (10, 2, 4, 1)
+    );
+}
+
+#[tokio::test]
+async fn openai_max_tokens_field_follows_the_model_family_and_server() {
+    for (model, server, field) in [
+        ("o3-mini", ServerKind::OpenAi, "max_completion_tokens"),
+        ("gpt-5", ServerKind::OpenAi, "max_completion_tokens"),
+        ("gpt-4.1-mini", ServerKind::OpenAi, "max_completion_tokens"),
+        ("gpt-4", ServerKind::OpenAi, "max_tokens"),
+        ("gpt-3.5-turbo", ServerKind::OpenAi, "max_tokens"),
+        ("llama3.2", ServerKind::Ollama, "max_tokens"),
+        ("Qwen/Qwen2.5-7B", ServerKind::Vllm, "max_tokens"),
+        ("gpt-4o", ServerKind::Other, "max_tokens"),
+    ] {
+        let http = Canned::json(200, OPENAI_OK);
+        let config = if server == ServerKind::OpenAi {
+            OpenAiConfig::new("sk")
+        } else {
+            OpenAiConfig::compatible("http://127.0.0.1:11434/v1", server)
+        };
+        let request = ChatRequest::new(model, [Message::user("hi")]).with_max_output_tokens(99);
+        OpenAi::new(http.clone(), config)
+            .oneshot(request)
+            .await
+            .unwrap();
+        let body = http.last().json();
+        assert_eq!(body[field], 99, "{model} on {server:?}");
+        let other = if field == "max_tokens" {
+            "max_completion_tokens"
+        } else {
+            "max_tokens"
+        };
+        assert!(body.get(other).is_none(), "{model}: only {field}");
+    }
+}
+
+#[tokio::test]
+async fn openai_compatible_server_without_key_sends_no_auth_and_reports_compatible() {
+    let http = Canned::json(200, OPENAI_OK);
+    let adapter = OpenAi::new(
+        http.clone(),
+        OpenAiConfig::compatible("http://127.0.0.1:8000/v1", ServerKind::LlamaCpp),
+    );
+    let response = adapter
+        .oneshot(ChatRequest::new("local", [Message::user("hi")]))
+        .await
+        .unwrap();
+    assert!(http.last().header("authorization").is_none());
+    assert_eq!(
+        response.provider,
+        seawall_core::ProviderKind::OpenAiCompatible
+    );
+}
+
+#[tokio::test]
+async fn openai_streaming_always_asks_for_usage_and_event_stream() {
+    let sse = "data: {\"id\":\"c\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n";
+    let http = Canned::sse(ChunkedBody::whole(sse));
+    let adapter = OpenAi::new(http.clone(), OpenAiConfig::new("sk"));
+    let response = adapter
+        .oneshot(ChatRequest::new("gpt-4o", [Message::user("hi")]).streaming())
+        .await
+        .unwrap();
+    assert!(response.is_streaming());
+    events(response).await;
+    let sent = http.last();
+    assert_eq!(sent.header("accept"), Some("text/event-stream"));
+    let body = sent.json();
+    assert_eq!(body["stream"], true);
+    assert_eq!(body["stream_options"], json!({"include_usage": true}));
+}
+
+#[tokio::test]
+async fn anthropic_request_bytes_with_both_auth_forms() {
+    for (auth, header, value, version) in [
+        (AnthropicAuth::XApiKey, "x-api-key", "sk-ant", "2023-06-01"),
+        (
+            AnthropicAuth::Bearer,
+            "authorization",
+            "Bearer sk-ant",
+            "2026-10-21",
+        ),
+    ] {
+        let http = Canned::json(200, ANTHROPIC_OK);
+        let adapter = Anthropic::new(
+            http.clone(),
+            AnthropicConfig::new("sk-ant")
+                .with_base_url("http://127.0.0.1:9")
+                .with_auth(auth),
+        );
+        let mut request = conversation("claude-sonnet-4-5");
+        request.max_output_tokens = None;
+        request.tools = vec![ToolDefinition {
+            cache_control: Some(CacheControl::ephemeral()),
+            ..weather_tool()
+        }]
+        .into();
+        let response = adapter.oneshot(request).await.unwrap();
+        let sent = http.last();
+        assert_eq!(sent.uri, "http://127.0.0.1:9/v1/messages");
+        assert_eq!(sent.header(header), Some(value));
+        assert!(sent.headers[header].is_sensitive());
+        assert_eq!(sent.header("anthropic-version"), Some(version));
+        assert_eq!(
+            sent.json(),
+            json!({
+                "model": "claude-sonnet-4-5",
+                "max_tokens": 4096,
+                "system": [{"type": "text", "text": "Be brief."}],
+                "messages": [
+                    {"role": "user", "content": [{"type": "text", "text": "Weather in Paris?",
+                        "cache_control": {"type": "ephemeral"}}]},
+                    {"role": "assistant", "content": [{"type": "tool_use", "id": "call_1",
+                        "name": "weather", "input": {"city": "Paris"}}]},
+                    {"role": "user", "content": [
+                        {"type": "tool_result", "tool_use_id": "call_1",
+                         "content": [{"type": "text", "text": "{\"temp_c\":21}"}]},
+                        {"type": "text", "text": "And tomorrow?"}]}
+                ],
+                "tools": [{"name": "weather", "description": "Current weather",
+                    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+                    "cache_control": {"type": "ephemeral"}}],
+                "tool_choice": {"type": "any"},
+                "temperature": 0.5
+            })
+        );
+        // The response: text and a tool call, cached tokens counted into the input.
+        assert_eq!(response.text(), "Let me check.");
+        assert_eq!(response.finish_reason, Some(FinishReason::ToolCalls));
+        assert_eq!(response.message.tool_calls[0].name, "weather");
+        assert_eq!(
+            serde_json::from_str::<Value>(&response.message.tool_calls[0].arguments).unwrap(),
+            json!({"city": "Paris"})
+        );
+        let usage = response.usage.unwrap();
+        assert_eq!(usage.input_tokens, 115);
+        assert_eq!(usage.cached_input_tokens, 100);
+        assert_eq!(usage.cache_write_tokens, 5);
+        assert_eq!(usage.output_tokens, 7);
+    }
+}
+
+#[tokio::test]
+async fn gemini_request_bytes_and_urls() {
+    for (stream, path) in [
+        (false, "/v1beta/models/gemini-2.5-pro:generateContent"),
+        (
+            true,
+            "/v1beta/models/gemini-2.5-pro:streamGenerateContent?alt=sse",
+        ),
+    ] {
+        let http = if stream {
+            Canned::sse(ChunkedBody::whole(format!(
+                "data: {}\r\n\r\n",
+                GEMINI_OK.replace('\n', "")
+            )))
+        } else {
+            Canned::json(200, GEMINI_OK)
+        };
+        let adapter = Gemini::new(
+            http.clone(),
+            GeminiConfig::new("AIza-test").with_base_url("http://127.0.0.1:9"),
+        );
+        let mut request =
+            conversation("models/gemini-2.5-pro").with_response_format(ResponseFormat::JsonObject);
+        request.stream = stream;
+        let response = adapter.oneshot(request).await.unwrap();
+        let sent = http.last();
+        assert_eq!(sent.uri, format!("http://127.0.0.1:9{path}"));
+        assert_eq!(sent.header("x-goog-api-key"), Some("AIza-test"));
+        assert!(sent.headers["x-goog-api-key"].is_sensitive());
+        assert_eq!(
+            sent.json(),
+            json!({
+                "systemInstruction": {"parts": [{"text": "Be brief."}]},
+                "contents": [
+                    {"role": "user", "parts": [{"text": "Weather in Paris?"}]},
+                    {"role": "model", "parts": [{"functionCall": {"name": "weather", "args": {"city": "Paris"}}}]},
+                    {"role": "user", "parts": [
+                        {"functionResponse": {"name": "weather", "response": {"temp_c": 21}}},
+                        {"text": "And tomorrow?"}]}
+                ],
+                "generationConfig": {"maxOutputTokens": 256, "temperature": 0.5,
+                    "responseMimeType": "application/json"},
+                "tools": [{"functionDeclarations": [{"name": "weather", "description": "Current weather",
+                    "parametersJsonSchema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]}],
+                "toolConfig": {"functionCallingConfig": {"mode": "ANY"}}
+            })
+        );
+        if !stream {
+            assert_eq!(response.text(), "", "thoughts are not the answer");
+            assert_eq!(response.finish_reason, Some(FinishReason::ToolCalls));
+            assert_eq!(response.id, "resp-1");
+            assert_eq!(response.model, "gemini-2.5-pro");
+            let usage = response.usage.unwrap();
+            assert_eq!(
+                (
+                    usage.input_tokens,
+                    usage.output_tokens,
+                    usage.reasoning_tokens,
+                    usage.cached_input_tokens
+                ),
+                (20, 35, 30, 8)
+            );
+        } else {
+            let events = events(response).await;
+            assert!(matches!(
+                events.last(),
+                Some(seawall_core::StreamEvent::Finish(FinishReason::ToolCalls))
+            ));
+        }
+    }
+}
+
+#[tokio::test]
+async fn images_translate_per_provider() {
+    let image = ContentPart::Image {
+        source: ImageSource::Base64 {
+            media_type: "image/png".into(),
+            data: "iVBOR".into(),
+        },
+        detail: None,
+        cache_control: None,
+    };
+    let mut message = Message::user("What is this?");
+    message.content.push(image);
+    let request = ChatRequest::new("m", [message]);
+
+    let http = Canned::json(200, OPENAI_OK);
+    OpenAi::new(http.clone(), OpenAiConfig::new("k"))
+        .oneshot(request.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        http.last().json()["messages"][0]["content"][1],
+        json!({"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBOR"}})
+    );
+
+    let http = Canned::json(200, ANTHROPIC_OK);
+    Anthropic::new(http.clone(), AnthropicConfig::new("k"))
+        .oneshot(request.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        http.last().json()["messages"][0]["content"][1],
+        json!({"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBOR"}})
+    );
+
+    let http = Canned::json(200, GEMINI_OK);
+    Gemini::new(http.clone(), GeminiConfig::new("k"))
+        .oneshot(request)
+        .await
+        .unwrap();
+    assert_eq!(
+        http.last().json()["contents"][0]["parts"][1],
+        json!({"inlineData": {"mimeType": "image/png", "data": "iVBOR"}})
+    );
+}
+
+#[tokio::test]
+async fn an_invalid_request_is_never_sent() {
+    let invalid = [
+        ChatRequest::new("gpt-4o", []),
+        ChatRequest::new("", [Message::user("hi")]),
+        ChatRequest::new("gpt-4o", [Message::user("hi")]).with_temperature(3.0),
+        ChatRequest::new("gpt-4o", [Message::user("hi")]).with_max_output_tokens(0),
+    ];
+    for request in invalid {
+        let http = Canned::json(200, OPENAI_OK);
+        let error = OpenAi::new(http.clone(), OpenAiConfig::new("k"))
+            .oneshot(request.clone())
+            .await
+            .unwrap_err();
+        assert!(error.is::<seawall_core::InvalidRequest>(), "{error}");
+        assert_eq!(
+            seawall_core::classify(&*error).disposition,
+            seawall_core::Disposition::Fatal
+        );
+        assert_eq!(http.count(), 0, "nothing went upstream for {request:?}");
+
+        let http = Canned::json(200, ANTHROPIC_OK);
+        Anthropic::new(http.clone(), AnthropicConfig::new("k"))
+            .oneshot(request.clone())
+            .await
+            .unwrap_err();
+        assert_eq!(http.count(), 0);
+        let http = Canned::json(200, GEMINI_OK);
+        Gemini::new(http.clone(), GeminiConfig::new("k"))
+            .oneshot(request)
+            .await
+            .unwrap_err();
+        assert_eq!(http.count(), 0);
+    }
+    // Tool-call arguments that are not JSON cannot become an Anthropic `input` object.
+    let request = ChatRequest::new(
+        "claude",
+        [
+            Message::user("hi"),
+            Message::assistant_tool_calls([ToolCall {
+                id: "c".into(),
+                name: "t".into(),
+                arguments: "{not json".into(),
+            }]),
+            Message::tool_result("c", "ok"),
+        ],
+    );
+    let http = Canned::json(200, ANTHROPIC_OK);
+    let error = llm_error(
+        Anthropic::new(http.clone(), AnthropicConfig::new("k"))
+            .oneshot(request)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(error.kind(), ErrorKind::InvalidRequest);
+    assert_eq!(http.count(), 0);
+}
+
+#[tokio::test]
+async fn a_streaming_request_answered_in_one_piece_is_replayed_as_events() {
+    let http = Canned::json(200, OPENAI_OK);
+    let response = OpenAi::new(http, OpenAiConfig::new("k"))
+        .oneshot(ChatRequest::new("gpt-4o", [Message::user("hi")]).streaming())
+        .await
+        .unwrap();
+    let events = events(response).await;
+    assert_eq!(
+        events.last(),
+        Some(&seawall_core::StreamEvent::Finish(FinishReason::Stop))
+    );
+    assert!(events.contains(&seawall_core::StreamEvent::TextDelta("Hi".into())));
+}
+
+#[test]
+fn api_keys_never_show_in_debug_output() {
+    let key = "sk-very-secret-123";
+    let openai = OpenAi::new((), OpenAiConfig::new(key));
+    let anthropic = Anthropic::new((), AnthropicConfig::new(key));
+    let gemini = Gemini::new((), GeminiConfig::new(key));
+    for debug in [
+        format!("{openai:?}"),
+        format!("{anthropic:?}"),
+        format!("{gemini:?}"),
+        format!("{}", ApiKey::new(key)),
+    ] {
+        assert!(!debug.contains(key), "{debug}");
+        assert!(debug.contains("redacted"), "{debug}");
+    }
+}
+
+#[tokio::test]
+async fn an_oversized_response_body_fails_instead_of_filling_memory() {
+    let huge = format!(
+        "{{\"choices\":[{{\"message\":{{\"content\":\"{}\"}}}}]}}",
+        "x".repeat(seawall_providers::future::MAX_BODY_BYTES)
+    );
+    let http = Canned::json(200, &huge);
+    let error = llm_error(
+        OpenAi::new(http, OpenAiConfig::new("k"))
+            .oneshot(ChatRequest::new("gpt-4o", [Message::user("hi")]))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(error.kind(), ErrorKind::Decode);
+}
+
+#[tokio::test]
+async fn reply_content_given_as_text_parts_is_joined() {
+    let body = r#"{"id":"x","model":"local","choices":[{"index":0,"message":{"role":"assistant",
+        "content":[{"type":"text","text":"Hello, "},{"type":"text","text":"world"}]},"finish_reason":"stop"}]}"#;
+    let response = OpenAi::new(
+        Canned::json(200, body),
+        OpenAiConfig::compatible("http://127.0.0.1:1/v1", ServerKind::Other),
+    )
+    .oneshot(ChatRequest::new("local", [Message::user("hi")]))
+    .await
+    .unwrap();
+    assert_eq!(response.text(), "Hello, world");
+}
