@@ -26,9 +26,16 @@ impl std::error::Error for Aborted {}
 pub(crate) enum StreamEnd {
     /// Normal end of the chunked body.
     Clean,
-    /// Abrupt close: the body errors, so the terminating chunk is never written.
+    /// Abrupt close: the body errors, so the terminating chunk is never written. The error
+    /// comes after a short pause so that the head and the frames before it reach the client
+    /// first (otherwise the client would see no response at all and retry).
     Abort,
+    /// The pause before an abort is over.
+    AbortNow,
 }
+
+/// Pause between the last frame of an aborted body and the abort.
+const FLUSH_BEFORE_ABORT: Duration = Duration::from_millis(20);
 
 /// A frame and the pause before it.
 #[derive(Debug)]
@@ -101,10 +108,14 @@ impl Body for SimBody {
                         *ready = Some(frame.bytes);
                     }
                     None => {
-                        return match end {
-                            StreamEnd::Clean => Poll::Ready(None),
-                            StreamEnd::Abort => Poll::Ready(Some(Err(Aborted))),
-                        };
+                        match end {
+                            StreamEnd::Clean => return Poll::Ready(None),
+                            StreamEnd::Abort => {
+                                *end = StreamEnd::AbortNow;
+                                *sleep = Some(Box::pin(tokio::time::sleep(FLUSH_BEFORE_ABORT)));
+                            }
+                            StreamEnd::AbortNow => return Poll::Ready(Some(Err(Aborted))),
+                        }
                     }
                 }
             },

@@ -45,7 +45,8 @@
 //! # Admin endpoint
 //!
 //! `GET /__sim/log[?provider=openai]`, `DELETE /__sim/log`, `GET|PUT|DELETE
-//! /__sim/faults/{provider}`, `GET|PUT /__sim/quota/{provider}`, `POST /__sim/reset`,
+//! /__sim/faults/{provider}`, `GET|PUT /__sim/quota/{provider}` (a [`QuotaConfig`] as JSON),
+//! `PUT /__sim/reject_prefill/{provider}` (`true`/`false`), `POST /__sim/reset`,
 //! `GET /__sim/urls`.
 //!
 //! # Example

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -39,6 +40,8 @@ struct Shared {
     settings: [ProviderSettings; 6],
     faults: [FaultSlot; 6],
     quotas: [Quotas; 6],
+    /// Live copy of `ProviderSettings::reject_prefill`, switchable while running.
+    reject_prefill: [AtomicBool; 6],
     log: RequestLog,
     started: Instant,
     base: String,
@@ -147,8 +150,10 @@ impl SimulatorBuilder {
         let settings: [ProviderSettings; 6] = Provider::ALL.map(|p| self.config.settings(p));
         let faults = std::array::from_fn(|_| FaultSlot::new());
         let quotas = std::array::from_fn(|i| Quotas::new(&settings[i].quota));
+        let reject_prefill = std::array::from_fn(|i| AtomicBool::new(settings[i].reject_prefill));
         let shared = Arc::new(Shared {
             faults,
+            reject_prefill,
             quotas,
             log: RequestLog::new(self.config.log_capacity.unwrap_or(DEFAULT_LOG_CAPACITY)),
             started: Instant::now(),
@@ -225,6 +230,12 @@ impl Simulator {
         self.shared.quotas[provider.index()].configure(&quota);
     }
 
+    /// Switches whether a provider rejects assistant prefill (see
+    /// [`ProviderSettings::reject_prefill`]).
+    pub fn set_reject_prefill(&self, provider: Provider, reject: bool) {
+        self.shared.reject_prefill[provider.index()].store(reject, Ordering::Release);
+    }
+
     /// Every logged request, in arrival order (bounded by the log capacity).
     pub fn requests(&self) -> Vec<LoggedRequest> {
         self.shared.log.entries()
@@ -243,7 +254,8 @@ impl Simulator {
         self.shared.log.clear();
     }
 
-    /// Clears faults, the log and quota usage of every provider.
+    /// Restores every provider to its configured state: no faults (not even the configured
+    /// ones), configured quotas with no usage, configured prefill policy; empties the log.
     pub fn reset(&self) {
         reset_all(&self.shared);
     }
@@ -267,7 +279,9 @@ impl Drop for Simulator {
 fn reset_all(shared: &Shared) {
     for p in Provider::ALL {
         shared.faults[p.index()].set(Vec::new());
-        shared.quotas[p.index()].reset();
+        shared.quotas[p.index()].configure(&shared.settings[p.index()].quota);
+        shared.reject_prefill[p.index()]
+            .store(shared.settings[p.index()].reject_prefill, Ordering::Release);
     }
     shared.log.clear();
 }
@@ -1050,7 +1064,9 @@ async fn serve(
         }
         _ => {}
     }
-    if settings.reject_prefill && parsed.prompt.prefill().is_some() {
+    if shared.reject_prefill[provider.index()].load(Ordering::Acquire)
+        && parsed.prompt.prefill().is_some()
+    {
         return Ok(error_response(
             provider,
             &prefill_error(provider),
@@ -1302,6 +1318,18 @@ fn handle_admin(
                     Err(e) => admin_error(400, format!("invalid quota: {e}")),
                 },
                 _ => admin_error(405, "use GET or PUT"),
+            }
+        }
+        (&Method::PUT | &Method::POST, ["reject_prefill", name]) => {
+            let Some(provider) = Provider::from_name(name) else {
+                return admin_error(404, format!("unknown provider {name:?}"));
+            };
+            match serde_json::from_slice::<bool>(&body) {
+                Ok(flag) => {
+                    shared.reject_prefill[provider.index()].store(flag, Ordering::Release);
+                    respond(204, Vec::new(), SimBody::full(Bytes::new()))
+                }
+                Err(e) => admin_error(400, format!("expected true or false: {e}")),
             }
         }
         _ => admin_error(404, "unknown admin route"),
