@@ -107,16 +107,14 @@ impl Body for SimBody {
                         *sleep = Some(Box::pin(tokio::time::sleep(frame.delay)));
                         *ready = Some(frame.bytes);
                     }
-                    None => {
-                        match end {
-                            StreamEnd::Clean => return Poll::Ready(None),
-                            StreamEnd::Abort => {
-                                *end = StreamEnd::AbortNow;
-                                *sleep = Some(Box::pin(tokio::time::sleep(FLUSH_BEFORE_ABORT)));
-                            }
-                            StreamEnd::AbortNow => return Poll::Ready(Some(Err(Aborted))),
+                    None => match end {
+                        StreamEnd::Clean => return Poll::Ready(None),
+                        StreamEnd::Abort => {
+                            *end = StreamEnd::AbortNow;
+                            *sleep = Some(Box::pin(tokio::time::sleep(FLUSH_BEFORE_ABORT)));
                         }
-                    }
+                        StreamEnd::AbortNow => return Poll::Ready(Some(Err(Aborted))),
+                    },
                 }
             },
         }
