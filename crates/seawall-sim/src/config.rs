@@ -79,6 +79,9 @@ impl Provider {
 
 /// Requests and tokens allowed per key per window.
 ///
+/// The defaults (10 million requests and 10 billion tokens per minute) never refuse a
+/// benchmark; set small limits to test rate limiting.
+///
 /// Token cost of a request = its prompt tokens + its completion tokens (both under the
 /// documented rule in the crate docs). The window is fixed: it starts at a key's first request
 /// and resets `window` later.
@@ -96,8 +99,8 @@ pub struct QuotaConfig {
 impl Default for QuotaConfig {
     fn default() -> Self {
         QuotaConfig {
-            requests: 5_000,
-            tokens: 800_000,
+            requests: 10_000_000,
+            tokens: 10_000_000_000,
             window_ms: 60_000,
         }
     }

@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use crate::body::{Aborted, SimBody, StreamEnd, TimedFrame};
 use crate::config::{Provider, ProviderSettings, QuotaConfig, SimConfig};
 use crate::fault::{Fault, FaultRule, FaultSlot, RateLimitKind, RetryAfter, RetryHeaders};
-use crate::log::{LoggedRequest, RequestLog, is_secret_header, redact_query, redact_value};
+use crate::log::{LoggedRequest, RequestLog, redact_query};
 use crate::quota::{QuotaView, Quotas};
 use crate::reply;
 use crate::timefmt;
@@ -319,8 +319,10 @@ fn respond(status: u16, headers: Vec<(HeaderName, String)>, body: SimBody) -> Re
     let mut resp = Response::new(body);
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let map = resp.headers_mut();
+    map.reserve(headers.len());
     for (name, value) in headers {
-        if let Ok(v) = HeaderValue::from_str(&value) {
+        // Takes the String's buffer as is: no copy.
+        if let Ok(v) = HeaderValue::try_from(value) {
             map.append(name, v);
         }
     }
@@ -475,30 +477,19 @@ async fn handle(shared: Arc<Shared>, req: http::Request<Incoming>) -> Reply {
     }
     let routed = split_provider(&path);
     let seq = shared.log.next_seq();
-    shared.log.push(LoggedRequest {
+    shared.log.push(LoggedRequest::new(
         seq,
-        provider: routed.map(|(p, _)| p),
-        method: parts.method.as_str().to_owned(),
-        path: redact_query(&parts.uri.to_string()),
-        headers: parts
-            .headers
-            .iter()
-            .map(|(n, v)| {
-                let value = String::from_utf8_lossy(v.as_bytes());
-                let value = if is_secret_header(n.as_str()) {
-                    redact_value(n.as_str(), &value)
-                } else {
-                    value.into_owned()
-                };
-                (n.as_str().to_owned(), value)
-            })
-            .collect(),
-        body: body
-            .as_ref()
-            .map(|b| String::from_utf8_lossy(b).into_owned())
-            .unwrap_or_default(),
-        at: shared.started.elapsed(),
-    });
+        routed.map(|(p, _)| p),
+        parts.method.clone(),
+        match parts.uri.path_and_query() {
+            Some(pq) if pq.query().is_some() => redact_query(pq.as_str()),
+            Some(pq) => pq.as_str().to_owned(),
+            None => path.clone(),
+        },
+        &parts.headers,
+        body.as_deref().unwrap_or_default(),
+        shared.started.elapsed(),
+    ));
     let Some((provider, rest)) = routed else {
         let err = ApiError::new(
             404,

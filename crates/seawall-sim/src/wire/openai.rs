@@ -1,6 +1,7 @@
 //! OpenAI Chat Completions and the OpenAI-compatible local servers (Ollama, vLLM, llama.cpp).
 
 use bytes::Bytes;
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{ApiError, Parsed, ResponseCtx, StreamParts, content_text, filler};
@@ -372,33 +373,146 @@ fn timings(reply: &Reply) -> Value {
     })
 }
 
-/// A non-streaming `chat.completion` body.
-pub(crate) fn completion(ctx: &ResponseCtx, parsed: &Parsed, reply: &Reply) -> Bytes {
-    let message = match &reply.tool_call {
-        Some((id, name, args)) => json!({
-            "role": "assistant", "content": null, "refusal": null, "annotations": [],
-            "tool_calls": [{"id": id, "type": "function", "function": {"name": name, "arguments": args}}]
+#[derive(Serialize)]
+struct Completion<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: u64,
+    model: &'a str,
+    choices: [Choice<'a>; 1],
+    usage: Usage,
+    system_fingerprint: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    service_tier: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timings: Option<Value>,
+}
+
+#[derive(Serialize)]
+struct Choice<'a> {
+    index: u32,
+    message: Message<'a>,
+    logprobs: (),
+    finish_reason: &'static str,
+}
+
+#[derive(Serialize)]
+struct Message<'a> {
+    role: &'static str,
+    content: Option<&'a str>,
+    refusal: (),
+    annotations: [(); 0],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_calls: Option<[ToolCall<'a>; 1]>,
+}
+
+#[derive(Serialize)]
+struct ToolCall<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: FunctionCall<'a>,
+}
+
+#[derive(Serialize)]
+struct FunctionCall<'a> {
+    name: &'a str,
+    arguments: &'a str,
+}
+
+#[derive(Serialize)]
+struct Usage {
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    total_tokens: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prompt_tokens_details: Option<PromptDetails>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    completion_tokens_details: Option<CompletionDetails>,
+}
+
+#[derive(Serialize)]
+struct PromptDetails {
+    cached_tokens: u64,
+    audio_tokens: u64,
+}
+
+#[derive(Serialize)]
+struct CompletionDetails {
+    reasoning_tokens: u64,
+    audio_tokens: u64,
+    accepted_prediction_tokens: u64,
+    rejected_prediction_tokens: u64,
+}
+
+fn typed_usage(provider: Provider, reply: &Reply) -> Usage {
+    let full = provider == Provider::OpenAi;
+    Usage {
+        prompt_tokens: reply.prompt_tokens,
+        completion_tokens: reply.completion_tokens,
+        total_tokens: reply.prompt_tokens + reply.completion_tokens,
+        prompt_tokens_details: full.then_some(PromptDetails {
+            cached_tokens: 0,
+            audio_tokens: 0,
         }),
-        None => {
-            json!({"role": "assistant", "content": reply.text(), "refusal": null, "annotations": []})
-        }
+        completion_tokens_details: full.then_some(CompletionDetails {
+            reasoning_tokens: 0,
+            audio_tokens: 0,
+            accepted_prediction_tokens: 0,
+            rejected_prediction_tokens: 0,
+        }),
+    }
+}
+
+/// A non-streaming `chat.completion` body (serialized from borrowed structs: this is the
+/// simulator's hottest path).
+pub(crate) fn completion(ctx: &ResponseCtx, parsed: &Parsed, reply: &Reply) -> Bytes {
+    let id = completion_id(ctx);
+    let text = reply.text();
+    let (content, tool_calls) = match &reply.tool_call {
+        Some((call_id, name, args)) => (
+            None,
+            Some([ToolCall {
+                id: call_id,
+                kind: "function",
+                function: FunctionCall {
+                    name,
+                    arguments: args,
+                },
+            }]),
+        ),
+        None => (Some(text.as_str()), None),
     };
-    let mut body = json!({
-        "id": completion_id(ctx),
-        "object": "chat.completion",
-        "created": ctx.created,
-        "model": parsed.model,
-        "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish_reason(reply.finish)}],
-        "usage": usage(ctx.provider, reply),
-        "system_fingerprint": fingerprint(ctx.provider),
-    });
-    if ctx.provider == Provider::OpenAi {
-        body["service_tier"] = json!("default");
-    }
-    if ctx.provider == Provider::LlamaCpp {
-        body["timings"] = timings(reply);
-    }
-    Bytes::from(body.to_string())
+    let body = Completion {
+        id: &id,
+        object: "chat.completion",
+        created: ctx.created,
+        model: &parsed.model,
+        choices: [Choice {
+            index: 0,
+            message: Message {
+                role: "assistant",
+                content,
+                refusal: (),
+                annotations: [],
+                tool_calls,
+            },
+            logprobs: (),
+            finish_reason: finish_reason(reply.finish),
+        }],
+        usage: typed_usage(ctx.provider, reply),
+        system_fingerprint: fingerprint(ctx.provider)
+            .as_str()
+            .map(|_| match ctx.provider {
+                Provider::OpenAi => "fp_5e1ad7c3b2",
+                _ => "fp_ollama",
+            }),
+        service_tier: (ctx.provider == Provider::OpenAi).then_some("default"),
+        timings: (ctx.provider == Provider::LlamaCpp).then(|| timings(reply)),
+    };
+    let mut out = Vec::with_capacity(640);
+    serde_json::to_writer(&mut out, &body).unwrap_or_default();
+    Bytes::from(out)
 }
 
 /// The SSE events of a streamed completion.
