@@ -58,7 +58,7 @@ pub async fn send(
     let start = Instant::now();
     stream.write_all(req.as_bytes()).await.expect("write");
     let mut raw = Vec::new();
-    let mut buf = [0u8; 16384];
+    let mut buf = vec![0u8; 16384];
     let mut first_byte = None;
     loop {
         match stream.read(&mut buf).await {
