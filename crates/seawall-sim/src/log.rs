@@ -128,6 +128,7 @@ const SHARDS: usize = 8;
 #[derive(Debug)]
 pub(crate) struct RequestLog {
     seq: AtomicU64,
+    capacity: usize,
     per_shard: usize,
     shards: [Mutex<VecDeque<LoggedRequest>>; SHARDS],
 }
@@ -136,6 +137,7 @@ impl RequestLog {
     pub(crate) fn new(capacity: usize) -> RequestLog {
         RequestLog {
             seq: AtomicU64::new(0),
+            capacity: capacity.max(1),
             per_shard: capacity.div_ceil(SHARDS).max(1),
             shards: std::array::from_fn(|_| Mutex::new(VecDeque::new())),
         }
@@ -161,6 +163,9 @@ impl RequestLog {
             all.extend(shard.iter().cloned());
         }
         all.sort_by_key(|e| e.seq);
+        // Shards round the capacity up; readers see exactly the newest `capacity` entries.
+        let excess = all.len().saturating_sub(self.capacity);
+        all.drain(..excess);
         all
     }
 
