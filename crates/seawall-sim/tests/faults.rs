@@ -455,10 +455,9 @@ async fn rules_by_time_window_probability_and_times() {
         Provider::OpenAi,
         vec![FaultRule::always(Fault::status(500)).times(2)],
     );
-    let got: Vec<u16> = [(); 4].iter().map(|_| 0).collect();
-    let mut got = got;
-    for s in got.iter_mut() {
-        *s = openai(sim.addr(), OAI_BODY).await.status;
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        got.push(openai(sim.addr(), OAI_BODY).await.status);
     }
     assert_eq!(got, [500, 500, 200, 200]);
     // Faults are per provider.
