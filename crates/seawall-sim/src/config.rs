@@ -114,7 +114,7 @@ impl QuotaConfig {
 }
 
 /// How one provider behaves when no fault applies.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProviderSettings {
     /// Seed of the deterministic replies.
@@ -137,6 +137,29 @@ pub struct ProviderSettings {
     pub quota: QuotaConfig,
     /// Faults installed at start.
     pub faults: Vec<FaultRule>,
+}
+
+impl std::fmt::Debug for ProviderSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Keys are secrets: show how many there are, never their values.
+        f.debug_struct("ProviderSettings")
+            .field("seed", &self.seed)
+            .field("reply_tokens", &self.reply_tokens)
+            .field("first_token_ms", &self.first_token_ms)
+            .field("chunk_interval_ms", &self.chunk_interval_ms)
+            .field("reject_prefill", &self.reject_prefill)
+            .field("split_events", &self.split_events)
+            .field(
+                "valid_keys",
+                &self
+                    .valid_keys
+                    .as_ref()
+                    .map(|k| format!("{} keys", k.len())),
+            )
+            .field("quota", &self.quota)
+            .field("faults", &self.faults)
+            .finish()
+    }
 }
 
 impl Default for ProviderSettings {

@@ -135,6 +135,9 @@ pub enum Fault {
         /// Events before the malformed chunk.
         events: usize,
     },
+    /// Send the first stream event twice (a second `message_start`, role chunk…), then the
+    /// rest: parsers must tolerate duplicates.
+    DuplicateFirstEvent,
     /// A proxy's HTML error page (not JSON) with this status (502 by default).
     HtmlPage {
         /// HTTP status.

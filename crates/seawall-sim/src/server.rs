@@ -1214,6 +1214,12 @@ fn apply_stream_fault(
             all.push(error_frame());
             (plain(all), StreamEnd::Clean)
         }
+        Some(Fault::DuplicateFirstEvent) => {
+            if let Some(first) = all.first().cloned() {
+                all.insert(1, first);
+            }
+            (plain(all), StreamEnd::Clean)
+        }
         Some(Fault::MalformedChunkAfter { events }) => {
             let at = events.min(all.len());
             all.insert(at, Bytes::from_static(b"data: {\"id\":\"chatcmpl-broken\",\"choices\":[{\"delta\":{\"content\":\"unterminated\n\n"));

@@ -302,6 +302,42 @@ async fn error_frames_mid_stream() {
 }
 
 #[tokio::test]
+async fn duplicate_first_event() {
+    let sim = sim().await;
+    sim.set_faults(
+        Provider::Anthropic,
+        vec![FaultRule::always(Fault::DuplicateFirstEvent)],
+    );
+    let r = anthropic(sim.addr(), ANT_STREAM).await;
+    assert_eq!(r.text().matches("event: message_start\n").count(), 2);
+    assert!(
+        r.text()
+            .ends_with("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n")
+    );
+}
+
+#[tokio::test]
+async fn api_keys_never_appear_in_debug_output() {
+    let sim = Simulator::builder()
+        .configure(Provider::OpenAi, |s| {
+            s.valid_keys = Some(vec!["sk-secret-value".into()])
+        })
+        .start()
+        .await
+        .unwrap();
+    let _ = send(
+        sim.addr(),
+        "POST",
+        "/openai/v1/chat/completions",
+        &[("authorization", "Bearer sk-secret-value"), JSON],
+        OAI_BODY,
+    )
+    .await;
+    let debug = format!("{sim:?} {:?}", sim.requests());
+    assert!(!debug.contains("sk-secret-value"), "{debug}");
+}
+
+#[tokio::test]
 async fn malformed_chunk_then_the_rest() {
     let sim = sim().await;
     sim.set_faults(
