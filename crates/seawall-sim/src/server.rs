@@ -315,24 +315,31 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
 
 type Reply = Result<Response<SimBody>, Aborted>;
 
-fn respond(status: u16, headers: Vec<(HeaderName, String)>, body: SimBody) -> Response<SimBody> {
+fn respond(
+    status: u16,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    body: SimBody,
+) -> Response<SimBody> {
     let mut resp = Response::new(body);
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let map = resp.headers_mut();
     map.reserve(headers.len());
     for (name, value) in headers {
-        // Takes the String's buffer as is: no copy.
-        if let Ok(v) = HeaderValue::try_from(value) {
-            map.append(name, v);
-        }
+        map.append(name, value);
     }
     resp
+}
+
+/// A header value from an owned string (takes the buffer, no copy); invalid bytes, which
+/// the simulator never produces, become an empty value rather than a panic.
+fn owned(value: String) -> HeaderValue {
+    HeaderValue::try_from(value).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 fn json_response(status: u16, content_type: &'static str, body: Bytes) -> Response<SimBody> {
     respond(
         status,
-        vec![(CONTENT_TYPE, content_type.to_owned())],
+        vec![(CONTENT_TYPE, HeaderValue::from_static(content_type))],
         SimBody::full(body),
     )
 }
@@ -553,11 +560,14 @@ fn error_response(
     provider: Provider,
     err: &ApiError,
     seq: u64,
-    mut headers: Vec<(HeaderName, String)>,
+    mut headers: Vec<(HeaderName, HeaderValue)>,
 ) -> Response<SimBody> {
     headers.insert(
         0,
-        (CONTENT_TYPE, wire::json_content_type(provider).to_owned()),
+        (
+            CONTENT_TYPE,
+            HeaderValue::from_static(wire::json_content_type(provider)),
+        ),
     );
     identity_headers(provider, seq, &mut headers);
     respond(
@@ -567,31 +577,34 @@ fn error_response(
     )
 }
 
-fn identity_headers(provider: Provider, seq: u64, headers: &mut Vec<(HeaderName, String)>) {
+fn identity_headers(provider: Provider, seq: u64, headers: &mut Vec<(HeaderName, HeaderValue)>) {
     match provider {
         Provider::OpenAi => {
             headers.push((
                 HeaderName::from_static("x-request-id"),
-                format!("req_{}", wire::filler(seq, 32)),
+                owned(format!("req_{}", wire::filler(seq, 32))),
             ));
             headers.push((
                 HeaderName::from_static("openai-version"),
-                "2020-10-01".into(),
+                HeaderValue::from_static("2020-10-01"),
             ));
             headers.push((
                 HeaderName::from_static("openai-organization"),
-                "user-seawall-sim".into(),
+                HeaderValue::from_static("user-seawall-sim"),
             ));
-            headers.push((HeaderName::from_static("openai-processing-ms"), "1".into()));
+            headers.push((
+                HeaderName::from_static("openai-processing-ms"),
+                HeaderValue::from_static("1"),
+            ));
         }
         Provider::Anthropic => {
             headers.push((
                 HeaderName::from_static("request-id"),
-                anthropic::request_id(seq),
+                owned(anthropic::request_id(seq)),
             ));
             headers.push((
                 HeaderName::from_static("anthropic-organization-id"),
-                "5eaa11a1-0000-4000-8000-5ea3a1151111".into(),
+                HeaderValue::from_static("5eaa11a1-0000-4000-8000-5ea3a1151111"),
             ));
         }
         _ => {}
@@ -601,7 +614,7 @@ fn identity_headers(provider: Provider, seq: u64, headers: &mut Vec<(HeaderName,
 fn retry_headers(
     provider: Provider,
     retry: &RetryHeaders,
-    headers: &mut Vec<(HeaderName, String)>,
+    headers: &mut Vec<(HeaderName, HeaderValue)>,
 ) {
     if provider != Provider::Gemini {
         if let Some(ra) = &retry.retry_after {
@@ -613,14 +626,20 @@ fn retry_headers(
                 }
                 RetryAfter::Raw(s) => s.clone(),
             };
-            headers.push((HeaderName::from_static("retry-after"), value));
+            headers.push((HeaderName::from_static("retry-after"), owned(value)));
         }
     }
     if let Some(ms) = retry.retry_after_ms {
-        headers.push((HeaderName::from_static("retry-after-ms"), ms.to_string()));
+        headers.push((
+            HeaderName::from_static("retry-after-ms"),
+            owned(ms.to_string()),
+        ));
     }
     if let Some(flag) = retry.should_retry {
-        headers.push((HeaderName::from_static("x-should-retry"), flag.to_string()));
+        headers.push((
+            HeaderName::from_static("x-should-retry"),
+            HeaderValue::from_static(if flag { "true" } else { "false" }),
+        ));
     }
 }
 
@@ -635,7 +654,11 @@ fn retry_delay(ra: &RetryAfter) -> Option<Duration> {
     }
 }
 
-fn rate_limit_headers(provider: Provider, q: &QuotaView, headers: &mut Vec<(HeaderName, String)>) {
+fn rate_limit_headers(
+    provider: Provider,
+    q: &QuotaView,
+    headers: &mut Vec<(HeaderName, HeaderValue)>,
+) {
     match provider {
         Provider::OpenAi => {
             let reset = timefmt::go_duration(q.reset_in);
@@ -653,7 +676,7 @@ fn rate_limit_headers(provider: Provider, q: &QuotaView, headers: &mut Vec<(Head
                 ("x-ratelimit-reset-requests", reset.clone()),
                 ("x-ratelimit-reset-tokens", reset),
             ] {
-                headers.push((HeaderName::from_static(name), value));
+                headers.push((HeaderName::from_static(name), owned(value)));
             }
         }
         Provider::Anthropic => {
@@ -697,7 +720,7 @@ fn rate_limit_headers(provider: Provider, q: &QuotaView, headers: &mut Vec<(Head
                 ),
                 ("anthropic-ratelimit-output-tokens-reset", reset),
             ] {
-                headers.push((HeaderName::from_static(name), value));
+                headers.push((HeaderName::from_static(name), owned(value)));
             }
         }
         _ => {}
@@ -918,7 +941,7 @@ async fn serve(
             );
             return Ok(respond(
                 status,
-                vec![(CONTENT_TYPE, "text/html".into())],
+                vec![(CONTENT_TYPE, HeaderValue::from_static("text/html"))],
                 SimBody::full(page),
             ));
         }
@@ -1088,12 +1111,15 @@ async fn serve(
         if provider != Provider::Gemini {
             h.push((
                 HeaderName::from_static("retry-after"),
-                wait.as_secs_f64().ceil().max(1.0).to_string(),
+                owned(wait.as_secs_f64().ceil().max(1.0).to_string()),
             ));
         }
         h.insert(
             0,
-            (CONTENT_TYPE, wire::json_content_type(provider).to_owned()),
+            (
+                CONTENT_TYPE,
+                HeaderValue::from_static(wire::json_content_type(provider)),
+            ),
         );
         return Ok(respond(
             429,
@@ -1116,7 +1142,10 @@ async fn serve(
         }
         h.insert(
             0,
-            (CONTENT_TYPE, wire::json_content_type(provider).to_owned()),
+            (
+                CONTENT_TYPE,
+                HeaderValue::from_static(wire::json_content_type(provider)),
+            ),
         );
         let body = match stream_fault {
             Some(Fault::CutAfter { .. }) => half_body(body, StreamEnd::Abort, Duration::ZERO),
@@ -1145,7 +1174,7 @@ async fn serve(
         Provider::Gemini => "application/json; charset=UTF-8",
         _ => "text/event-stream; charset=utf-8",
     };
-    h.insert(0, (CONTENT_TYPE, content_type.to_owned()));
+    h.insert(0, (CONTENT_TYPE, HeaderValue::from_static(content_type)));
     let error_frame = || match provider {
         Provider::Anthropic => anthropic::error_frame(),
         Provider::Gemini => gemini::error_frame(&parsed, false),
