@@ -201,6 +201,16 @@ def openai_suite(sim):
     check("openai overloaded 503 once then 200", sim, "openai", finish, calls=2, gaps=[BACKOFF_1])
     given(lambda: sim.faults("openai", [rule({"kind": "disconnect"}, first=1)]))
     check("openai connection dropped once then 200", sim, "openai", finish, calls=2, gaps=[BACKOFF_1])
+    # A fresh client: pooled connections stay open while new ones are refused.
+    given(lambda: sim.call("PUT", "/refuse_connections", {"ms": 300}))
+    t_refuse = [0.0]
+
+    def fresh_call():
+        t_refuse[0] = time.monotonic()
+        client = openai.OpenAI(api_key="sk-test", base_url=sim.urls["openai"])
+        return client.chat.completions.create(model="gpt-4o-mini", messages=msgs).choices[0].finish_reason
+    check("openai connection refused (reset) for 300 ms, retried", sim, "openai", fresh_call, calls=1,
+          extra=lambda _, log: None if log[0]["headers"] and dict(log[0]["headers"]).get("x-stainless-retry-count") in ("1", "2") else f"retry count {dict(log[0]['headers']).get('x-stainless-retry-count')}")
     given(lambda: sim.faults("openai", [rule({"kind": "html_page", "status": 502})]))
     check("openai 502 HTML page (raw text body)", sim, "openai",
           lambda: openai.OpenAI(api_key="sk-test", base_url=sim.urls["openai"], max_retries=0).chat.completions.create(

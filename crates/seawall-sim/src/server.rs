@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -43,6 +43,8 @@ struct Shared {
     /// Live copy of `ProviderSettings::reject_prefill`, switchable while running.
     reject_prefill: [AtomicBool; 6],
     log: RequestLog,
+    /// New connections are reset until this many ms after `started` (0: never).
+    refuse_until_ms: AtomicU64,
     started: Instant,
     base: String,
 }
@@ -156,6 +158,7 @@ impl SimulatorBuilder {
             reject_prefill,
             quotas,
             log: RequestLog::new(self.config.log_capacity.unwrap_or(DEFAULT_LOG_CAPACITY)),
+            refuse_until_ms: AtomicU64::new(0),
             started: Instant::now(),
             base: format!("http://{addr}"),
             settings,
@@ -236,6 +239,13 @@ impl Simulator {
         self.shared.reject_prefill[provider.index()].store(reject, Ordering::Release);
     }
 
+    /// Resets every new connection (TCP RST right after accept, before any byte is read) for
+    /// the given time: what a client sees when a server refuses connections. Connections
+    /// already open keep working.
+    pub fn refuse_connections(&self, duration: Duration) {
+        refuse_for(&self.shared, duration);
+    }
+
     /// Every logged request, in arrival order (bounded by the log capacity).
     pub fn requests(&self) -> Vec<LoggedRequest> {
         self.shared.log.entries()
@@ -276,7 +286,15 @@ impl Drop for Simulator {
     }
 }
 
+fn refuse_for(shared: &Shared, duration: Duration) {
+    let until = shared.started.elapsed() + duration;
+    shared
+        .refuse_until_ms
+        .store(until.as_millis() as u64, Ordering::Release);
+}
+
 fn reset_all(shared: &Shared) {
+    shared.refuse_until_ms.store(0, Ordering::Release);
     for p in Provider::ALL {
         shared.faults[p.index()].set(Vec::new());
         shared.quotas[p.index()].configure(&shared.settings[p.index()].quota);
@@ -297,6 +315,14 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
             tokio::time::sleep(Duration::from_millis(5)).await;
             continue;
         };
+        let refuse_until = shared.refuse_until_ms.load(Ordering::Acquire);
+        if refuse_until > 0 && (shared.started.elapsed().as_millis() as u64) < refuse_until {
+            // Linger 0 turns the close into an immediate RST; it never blocks.
+            #[allow(deprecated)]
+            let _ = stream.set_linger(Some(Duration::ZERO));
+            drop(stream);
+            continue;
+        }
         let _ = stream.set_nodelay(true);
         let shared = Arc::clone(&shared);
         let mut stop = stop.clone();
@@ -1356,6 +1382,19 @@ fn handle_admin(
                     respond(204, Vec::new(), SimBody::full(Bytes::new()))
                 }
                 Err(e) => admin_error(400, format!("expected true or false: {e}")),
+            }
+        }
+        (&Method::PUT | &Method::POST, ["refuse_connections"]) => {
+            #[derive(serde::Deserialize)]
+            struct Refuse {
+                ms: u64,
+            }
+            match serde_json::from_slice::<Refuse>(&body) {
+                Ok(r) => {
+                    refuse_for(shared, Duration::from_millis(r.ms));
+                    respond(204, Vec::new(), SimBody::full(Bytes::new()))
+                }
+                Err(e) => admin_error(400, format!("expected {{\"ms\": N}}: {e}")),
             }
         }
         _ => admin_error(404, "unknown admin route"),

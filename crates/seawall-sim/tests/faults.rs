@@ -713,6 +713,34 @@ async fn admin_endpoint_scripts_faults_quotas_and_reads_the_log() {
 }
 
 #[tokio::test]
+async fn refused_connections_for_a_while() {
+    let sim = sim().await;
+    let r = send(
+        sim.addr(),
+        "PUT",
+        "/__sim/refuse_connections",
+        &[JSON],
+        r#"{"ms":300}"#,
+    )
+    .await;
+    assert_eq!(r.status, 204);
+    let r = openai(sim.addr(), OAI_BODY).await;
+    assert_eq!(
+        (r.status, r.body.len()),
+        (0, 0),
+        "reset before any response"
+    );
+    assert!(
+        sim.requests().iter().all(|e| e.provider.is_none()),
+        "nothing reached a provider"
+    );
+    tokio::time::sleep(Duration::from_millis(320)).await;
+    assert_eq!(openai(sim.addr(), OAI_BODY).await.status, 200);
+    sim.refuse_connections(Duration::from_millis(200));
+    assert_eq!(openai(sim.addr(), OAI_BODY).await.status, 0);
+}
+
+#[tokio::test]
 async fn shutdown_and_drop_close_the_port() {
     let sim = sim().await;
     let addr = sim.addr();
