@@ -359,14 +359,14 @@ async fn stall_slow_first_byte_and_hang() {
     let sim = sim().await;
     sim.set_faults(
         Provider::OpenAi,
-        vec![FaultRule::always(Fault::StallAfter { events: 2, ms: 250 })],
+        vec![FaultRule::always(Fault::StallAfter { events: 2, ms: 500 })],
     );
     let r = openai(sim.addr(), OAI_STREAM).await;
     assert!(
-        r.first_byte < Duration::from_millis(200),
+        r.first_byte < Duration::from_millis(400),
         "headers and first events come at once"
     );
-    assert!(r.total >= Duration::from_millis(250));
+    assert!(r.total >= Duration::from_millis(500));
     assert!(r.text().ends_with("data: [DONE]\n\n"));
     sim.set_faults(
         Provider::OpenAi,
@@ -461,14 +461,14 @@ async fn rules_by_time_window_probability_and_times() {
         Provider::OpenAi,
         vec![FaultRule::during(
             Duration::from_millis(150),
-            Duration::from_millis(400),
+            Duration::from_millis(1000),
             Fault::status(500),
         )],
     );
     assert_eq!(openai(sim.addr(), OAI_BODY).await.status, 200);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(openai(sim.addr(), OAI_BODY).await.status, 500);
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    tokio::time::sleep(Duration::from_millis(850)).await;
     assert_eq!(openai(sim.addr(), OAI_BODY).await.status, 200);
 
     let run = || async {
@@ -512,7 +512,7 @@ async fn quotas_requests_and_tokens_per_window() {
             QuotaConfig {
                 requests: 2,
                 tokens: 1_000,
-                window_ms: 300,
+                window_ms: 1000,
             },
         )
         .quota(
@@ -520,7 +520,7 @@ async fn quotas_requests_and_tokens_per_window() {
             QuotaConfig {
                 requests: 100,
                 tokens: 30,
-                window_ms: 300,
+                window_ms: 1000,
             },
         )
         .quota(
@@ -557,7 +557,7 @@ async fn quotas_requests_and_tokens_per_window() {
     )
     .await;
     assert_eq!(other.status, 200);
-    tokio::time::sleep(Duration::from_millis(320)).await;
+    tokio::time::sleep(Duration::from_millis(1020)).await;
     assert_eq!(
         openai(sim.addr(), OAI_BODY).await.status,
         200,
