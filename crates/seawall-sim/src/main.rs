@@ -41,38 +41,27 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let sim = match Simulator::builder()
+        .config(config)
+        .listen(listen)
+        .start_threaded(threads)
     {
-        Ok(rt) => rt,
+        Ok(sim) => sim,
         Err(e) => {
-            let _ = writeln!(std::io::stderr(), "cannot start runtime: {e}");
+            let _ = writeln!(std::io::stderr(), "cannot listen on {listen}: {e}");
             return std::process::ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async move {
-        let sim = match Simulator::builder()
-            .config(config)
-            .listen(listen)
-            .start()
-            .await
-        {
-            Ok(sim) => sim,
-            Err(e) => {
-                let _ = writeln!(std::io::stderr(), "cannot listen on {listen}: {e}");
-                return std::process::ExitCode::FAILURE;
-            }
-        };
-        let mut out = std::io::stdout().lock();
-        for p in Provider::ALL {
-            let _ = writeln!(out, "{} {}", p.name(), sim.base_url(p));
-        }
-        let _ = writeln!(out, "admin {}", sim.admin_url());
-        let _ = out.flush();
-        drop(out);
-        // Serve until killed.
-        std::future::pending::<()>().await;
-        std::process::ExitCode::SUCCESS
-    })
+    let mut out = std::io::stdout().lock();
+    for p in Provider::ALL {
+        let _ = writeln!(out, "{} {}", p.name(), sim.base_url(p));
+    }
+    let _ = writeln!(out, "admin {}", sim.admin_url());
+    let _ = out.flush();
+    drop(out);
+    // Serve until killed.
+    loop {
+        std::thread::park();
+    }
 }

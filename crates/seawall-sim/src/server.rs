@@ -149,6 +149,55 @@ impl SimulatorBuilder {
     pub async fn start(self) -> std::io::Result<Simulator> {
         let listener = TcpListener::bind(self.listen).await?;
         let addr = listener.local_addr()?;
+        let shared = self.shared(addr);
+        let (stop_tx, stop_rx) = watch::channel(());
+        let task = tokio::spawn(accept_loop(listener, Arc::clone(&shared), stop_rx));
+        Ok(Simulator {
+            shared,
+            addr,
+            stop: Some(stop_tx),
+            task: Some(Serving::Task(task)),
+        })
+    }
+
+    /// Starts on `threads` dedicated OS threads, each running its own single-threaded tokio
+    /// runtime and accepting from the same listening socket. Connections never migrate between
+    /// threads, so there are no cross-thread wake-ups: the fastest layout for a standalone
+    /// server (the binary uses it). Needs no runtime; call it outside async code.
+    pub fn start_threaded(self, threads: usize) -> std::io::Result<Simulator> {
+        let listener = std::net::TcpListener::bind(self.listen)?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let shared = self.shared(addr);
+        let (stop_tx, stop_rx) = watch::channel(());
+        let mut handles = Vec::new();
+        for i in 0..threads.max(1) {
+            let listener = listener.try_clone()?;
+            let shared = Arc::clone(&shared);
+            let stop = stop_rx.clone();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let handle = std::thread::Builder::new()
+                .name(format!("seawall-sim-{i}"))
+                .spawn(move || {
+                    runtime.block_on(async move {
+                        if let Ok(listener) = TcpListener::from_std(listener) {
+                            accept_loop(listener, shared, stop).await;
+                        }
+                    });
+                })?;
+            handles.push(handle);
+        }
+        Ok(Simulator {
+            shared,
+            addr,
+            stop: Some(stop_tx),
+            task: Some(Serving::Threads(handles)),
+        })
+    }
+
+    fn shared(&self, addr: SocketAddr) -> Arc<Shared> {
         let settings: [ProviderSettings; 6] = Provider::ALL.map(|p| self.config.settings(p));
         let faults = std::array::from_fn(|_| FaultSlot::new());
         let quotas = std::array::from_fn(|i| Quotas::new(&settings[i].quota));
@@ -167,15 +216,17 @@ impl SimulatorBuilder {
             let rules = shared.settings[p.index()].faults.clone();
             shared.faults[p.index()].set(rules);
         }
-        let (stop_tx, stop_rx) = watch::channel(());
-        let task = tokio::spawn(accept_loop(listener, Arc::clone(&shared), stop_rx));
-        Ok(Simulator {
-            shared,
-            addr,
-            stop: Some(stop_tx),
-            task: Some(task),
-        })
+        shared
     }
+}
+
+/// Where the accept loops run.
+#[derive(Debug)]
+enum Serving {
+    /// One task on the caller's runtime.
+    Task(JoinHandle<()>),
+    /// Dedicated threads with their own runtimes.
+    Threads(Vec<std::thread::JoinHandle<()>>),
 }
 
 /// A running simulator. Stops when dropped or on [`Simulator::shutdown`].
@@ -186,7 +237,7 @@ pub struct Simulator {
     shared: Arc<Shared>,
     addr: SocketAddr,
     stop: Option<watch::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    task: Option<Serving>,
 }
 
 impl Simulator {
@@ -273,8 +324,19 @@ impl Simulator {
     /// Stops accepting, closes every connection and waits for the listener to close.
     pub async fn shutdown(mut self) {
         self.stop.take();
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
+        match self.task.take() {
+            Some(Serving::Task(task)) => {
+                let _ = task.await;
+            }
+            Some(Serving::Threads(threads)) => {
+                let _ = tokio::task::spawn_blocking(move || {
+                    for t in threads {
+                        let _ = t.join();
+                    }
+                })
+                .await;
+            }
+            None => {}
         }
     }
 }

@@ -797,3 +797,35 @@ reject_prefill = true
     assert_eq!(sim.requests().len(), 3, "log capacity");
     assert!(seawall_sim::SimConfig::from_toml("[openai]\nnope = 1").is_err());
 }
+
+#[test]
+fn threaded_layout_shares_faults_log_and_stops_on_drop() {
+    let sim = Simulator::builder().start_threaded(2).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let addr = sim.addr();
+    rt.block_on(async {
+        sim.set_faults(
+            Provider::OpenAi,
+            vec![FaultRule::first(3, Fault::status(500))],
+        );
+        let mut statuses = Vec::new();
+        for _ in 0..5 {
+            statuses.push(openai(addr, OAI_BODY).await.status);
+        }
+        assert_eq!(
+            statuses,
+            [500, 500, 500, 200, 200],
+            "one plan across threads"
+        );
+        assert_eq!(sim.requests_for(Provider::OpenAi).len(), 5);
+    });
+    drop(sim);
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "threads stopped"
+    );
+}
