@@ -18,7 +18,9 @@
 //!
 //! Unprefixed paths also work: `/v1/chat/completions` and `/v1/models` are OpenAI,
 //! `/v1/messages` is Anthropic, `/v1beta/models/…` and `/v1/models/…:method` are Gemini.
-//! [`Simulator::base_url`] returns the base URL of each.
+//! [`Simulator::base_url`] returns the base URL of each. [`SimulatorBuilder::start`] serves
+//! on the caller's runtime; [`SimulatorBuilder::start_threaded`] on dedicated threads (the
+//! binary's layout, for throughput).
 //!
 //! # Replies
 //!
