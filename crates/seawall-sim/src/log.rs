@@ -46,7 +46,12 @@ impl LoggedRequest {
         body: &[u8],
         at: Duration,
     ) -> LoggedRequest {
-        let mut block = String::with_capacity(512);
+        let size: usize = headers
+            .iter()
+            .map(|(n, v)| n.as_str().len() + v.len() + 3)
+            .sum();
+        // Exact capacity: `into_boxed_str` then needs no reallocation.
+        let mut block = String::with_capacity(size.max(1));
         for (name, value) in headers {
             let value = if SECRET_HEADERS.contains(&name.as_str()) {
                 redact(name.as_str(), value)

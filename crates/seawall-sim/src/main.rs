@@ -6,6 +6,11 @@ use std::net::SocketAddr;
 
 use seawall_sim::{Provider, SimConfig, Simulator};
 
+/// The request path allocates many small, short-lived buffers; mimalloc cut the server's CPU
+/// per request by about 15 % against glibc's allocator (see the crate README).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const USAGE: &str = "usage: seawall-sim [--listen 127.0.0.1:PORT] [--config FILE]";
 
 fn parse_args() -> Result<(SocketAddr, SimConfig), String> {
