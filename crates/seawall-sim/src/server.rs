@@ -475,7 +475,7 @@ fn split_provider(path: &str) -> Option<(Provider, &str)> {
     }
 }
 
-fn route(provider: Provider, method: &Method, rest: &str, query: &str) -> Endpoint {
+fn route(provider: Provider, method: &Method, rest: &str) -> Endpoint {
     match provider {
         Provider::Anthropic => match (method, rest) {
             (&Method::POST, "/v1/messages") => Endpoint::Messages,
@@ -494,7 +494,6 @@ fn route(provider: Provider, method: &Method, rest: &str, query: &str) -> Endpoi
                     }
                 }
                 (&Method::POST, Some((model, "streamGenerateContent"))) if !model.is_empty() => {
-                    let _ = query;
                     Endpoint::Generate {
                         model: model.to_owned(),
                         stream: true,
@@ -602,7 +601,7 @@ async fn handle(shared: Arc<Shared>, req: http::Request<Incoming>) -> Reply {
         let err = wire::default_error(provider, 413);
         return Ok(error_response(provider, &err, seq, Vec::new()));
     };
-    let endpoint = route(provider, &parts.method, rest, &query);
+    let endpoint = route(provider, &parts.method, rest);
     let ctx = ResponseCtx {
         provider,
         seq,
