@@ -590,12 +590,8 @@ async fn handle(shared: Arc<Shared>, req: http::Request<Incoming>) -> Reply {
             "invalid_request_error",
             format!("Invalid URL ({} {path})", parts.method),
         );
-        return Ok(error_response(
-            provider_or_openai(None),
-            &err,
-            seq,
-            Vec::new(),
-        ));
+        // Unknown paths answer in OpenAI's shape, the most common client.
+        return Ok(error_response(Provider::OpenAi, &err, seq, Vec::new()));
     };
     let Ok(body) = body else {
         let err = wire::default_error(provider, 413);
@@ -637,10 +633,6 @@ async fn handle(shared: Arc<Shared>, req: http::Request<Incoming>) -> Reply {
             .await
         }
     }
-}
-
-fn provider_or_openai(p: Option<Provider>) -> Provider {
-    p.unwrap_or(Provider::OpenAi)
 }
 
 fn error_response(
