@@ -133,6 +133,10 @@ pub struct ProviderSettings {
     pub split_events: bool,
     /// When set, only these API keys are valid; otherwise any non-empty key is.
     pub valid_keys: Option<Vec<String>>,
+    /// Context window in tokens: longer prompts get the provider's context-length 400
+    /// (Anthropic also refuses prompt + `max_tokens` beyond it; Ollama truncates silently, so
+    /// it never refuses).
+    pub context_window: Option<u64>,
     /// Per-key quotas.
     pub quota: QuotaConfig,
     /// Faults installed at start.
@@ -156,6 +160,7 @@ impl std::fmt::Debug for ProviderSettings {
                     .as_ref()
                     .map(|k| format!("{} keys", k.len())),
             )
+            .field("context_window", &self.context_window)
             .field("quota", &self.quota)
             .field("faults", &self.faults)
             .finish()
@@ -172,6 +177,7 @@ impl Default for ProviderSettings {
             reject_prefill: false,
             split_events: false,
             valid_keys: None,
+            context_window: None,
             quota: QuotaConfig::default(),
             faults: Vec::new(),
         }

@@ -943,6 +943,62 @@ fn authenticate(
     }
 }
 
+/// The provider's context-length error, if the request does not fit `window`.
+fn context_error(
+    provider: Provider,
+    window: u64,
+    prompt: u64,
+    max_tokens: Option<u64>,
+) -> Option<ApiError> {
+    let requested = max_tokens.unwrap_or(0);
+    match provider {
+        Provider::Anthropic if prompt > window => Some(ApiError::new(
+            400,
+            "invalid_request_error",
+            format!("prompt is too long: {prompt} tokens > {window} maximum"),
+        )),
+        Provider::Anthropic if prompt + requested > window => Some(ApiError::new(
+            400,
+            "invalid_request_error",
+            format!("input length and `max_tokens` exceed context limit: {prompt} + {requested} > {window}, decrease input length or `max_tokens` and try again"),
+        )),
+        _ if prompt <= window => None,
+        Provider::OpenAi => Some(
+            ApiError::new(
+                400,
+                "invalid_request_error",
+                format!("This model's maximum context length is {window} tokens. However, your messages resulted in {prompt} tokens. Please reduce the length of the messages."),
+            )
+            .param("messages")
+            .code("context_length_exceeded"),
+        ),
+        Provider::Gemini => Some(ApiError::new(
+            400,
+            "INVALID_ARGUMENT",
+            format!("The input token count ({prompt}) exceeds the maximum number of tokens allowed ({window})."),
+        )),
+        Provider::Vllm => Some(
+            ApiError::new(
+                400,
+                "BadRequestError",
+                format!("This model's maximum context length is {window} tokens. However, your request has {prompt} input tokens. Please reduce the length of the input messages."),
+            )
+            .param("input_tokens"),
+        ),
+        Provider::LlamaCpp => Some(
+            ApiError::new(
+                400,
+                "exceed_context_size_error",
+                format!("request ({prompt} tokens) exceeds the available context size ({window} tokens), try increasing it"),
+            )
+            .extra("n_prompt_tokens", json!(prompt))
+            .extra("n_ctx", json!(window)),
+        ),
+        // Ollama truncates the prompt instead of refusing it.
+        _ => None,
+    }
+}
+
 fn prefill_error(provider: Provider) -> ApiError {
     match provider {
         Provider::Anthropic => {
@@ -1168,6 +1224,12 @@ async fn serve(
         ));
     }
 
+    if let Some(window) = settings.context_window {
+        let prompt_tokens = parsed.prompt.prompt_tokens();
+        if let Some(err) = context_error(provider, window, prompt_tokens, parsed.max_tokens) {
+            return Ok(error_response(provider, &err, seq, Vec::new()));
+        }
+    }
     let reply = reply::generate(
         &parsed.prompt,
         settings.seed,

@@ -723,3 +723,74 @@ async fn bad_input_gets_the_providers_error_shape() {
     // The simulator survived all of it.
     assert_eq!(openai(addr, OAI_BODY).await.status, 401);
 }
+
+#[tokio::test]
+async fn context_window_errors_per_provider() {
+    let mut builder = Simulator::builder();
+    for p in Provider::ALL {
+        builder = builder.configure(p, |s: &mut ProviderSettings| s.context_window = Some(20));
+    }
+    let sim = builder.start().await.unwrap();
+    let long = "word ".repeat(40); // 200 chars = 50 tokens
+    let oai = json!({"model": "m", "messages": [{"role": "user", "content": long}]}).to_string();
+    let e = openai(sim.addr(), &oai).await.json();
+    assert_eq!(e["error"]["code"], "context_length_exceeded");
+    assert_eq!(e["error"]["param"], "messages");
+    assert_eq!(
+        e["error"]["message"],
+        "This model's maximum context length is 20 tokens. However, your messages resulted in 56 tokens. Please reduce the length of the messages."
+    );
+    let ant =
+        json!({"model": "c", "max_tokens": 5, "messages": [{"role": "user", "content": long}]})
+            .to_string();
+    let e = anthropic(sim.addr(), &ant).await.json();
+    assert_eq!(
+        e["error"]["message"],
+        "prompt is too long: 56 tokens > 20 maximum"
+    );
+    // Fits alone, but not with max_tokens.
+    let ant =
+        json!({"model": "c", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]})
+            .to_string();
+    let e = anthropic(sim.addr(), &ant).await.json();
+    assert_eq!(
+        e["error"]["message"],
+        "input length and `max_tokens` exceed context limit: 7 + 100 > 20, decrease input length or `max_tokens` and try again"
+    );
+    let gem = json!({"contents": [{"parts": [{"text": long}]}]}).to_string();
+    let e = gemini(sim.addr(), "generateContent", &gem).await.json();
+    assert_eq!(
+        e["error"]["message"],
+        "The input token count (56) exceeds the maximum number of tokens allowed (20)."
+    );
+    let r = send(
+        sim.addr(),
+        "POST",
+        "/llamacpp/v1/chat/completions",
+        &[JSON],
+        &oai,
+    )
+    .await;
+    assert_eq!(
+        r.json()["error"],
+        json!({"code": 400, "message": "request (56 tokens) exceeds the available context size (20 tokens), try increasing it", "type": "exceed_context_size_error", "n_prompt_tokens": 56, "n_ctx": 20})
+    );
+    let r = send(
+        sim.addr(),
+        "POST",
+        "/vllm/v1/chat/completions",
+        &[JSON],
+        &oai,
+    )
+    .await;
+    assert_eq!(r.json()["error"]["code"], 400);
+    let r = send(
+        sim.addr(),
+        "POST",
+        "/ollama/v1/chat/completions",
+        &[JSON],
+        &oai,
+    )
+    .await;
+    assert_eq!(r.status, 200, "Ollama truncates instead");
+}

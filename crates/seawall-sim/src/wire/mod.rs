@@ -54,6 +54,11 @@ impl ApiError {
         self
     }
 
+    pub(crate) fn param(mut self, param: &str) -> ApiError {
+        self.param = Some(param.to_owned());
+        self
+    }
+
     pub(crate) fn extra(mut self, key: &'static str, value: serde_json::Value) -> ApiError {
         self.extra.push((key, value));
         self
