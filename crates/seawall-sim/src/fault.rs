@@ -135,6 +135,10 @@ pub enum Fault {
         /// Events before the malformed chunk.
         events: usize,
     },
+    /// A 200 whose reply a safety system stopped halfway: OpenAI `finish_reason:
+    /// "content_filter"`, Anthropic `stop_reason: "refusal"` with `stop_details`, Gemini
+    /// `finishReason: "SAFETY"`.
+    ContentFiltered,
     /// Send the first stream event twice (a second `message_start`, role chunk…), then the
     /// rest: parsers must tolerate duplicates.
     DuplicateFirstEvent,

@@ -101,6 +101,8 @@ pub(crate) enum Finish {
     Length,
     /// The reply is a tool call.
     ToolCall,
+    /// A safety system stopped the reply (a content-filter fault).
+    ContentFilter,
 }
 
 /// What the model "says".

@@ -1230,12 +1230,19 @@ async fn serve(
             return Ok(error_response(provider, &err, seq, Vec::new()));
         }
     }
-    let reply = reply::generate(
+    let mut reply = reply::generate(
         &parsed.prompt,
         settings.seed,
         settings.reply_tokens,
         parsed.max_tokens,
     );
+    if stream_fault == Some(Fault::ContentFiltered) {
+        let kept = reply.pieces.len() / 2;
+        reply.pieces.truncate(kept);
+        reply.tool_call = None;
+        reply.completion_tokens = kept as u64;
+        reply.finish = reply::Finish::ContentFilter;
+    }
     let quota =
         shared.quotas[provider.index()].admit(&key, reply.prompt_tokens, reply.completion_tokens);
     let mut h = Vec::new();

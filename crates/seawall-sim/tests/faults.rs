@@ -829,3 +829,26 @@ fn threaded_layout_shares_faults_log_and_stops_on_drop() {
         "threads stopped"
     );
 }
+
+#[tokio::test]
+async fn content_filter_outcomes() {
+    let sim = sim().await;
+    for p in [Provider::OpenAi, Provider::Anthropic, Provider::Gemini] {
+        sim.set_faults(p, vec![FaultRule::always(Fault::ContentFiltered)]);
+    }
+    let v = openai(sim.addr(), OAI_BODY).await.json();
+    assert_eq!(v["choices"][0]["finish_reason"], "content_filter");
+    assert_eq!(
+        v["usage"]["completion_tokens"], 3,
+        "half of the 6-token reply"
+    );
+    let r = openai(sim.addr(), OAI_STREAM).await;
+    assert!(r.text().contains(r#""finish_reason":"content_filter""#));
+    let v = anthropic(sim.addr(), ANT_BODY).await.json();
+    assert_eq!(v["stop_reason"], "refusal");
+    assert_eq!(v["stop_details"]["type"], "refusal");
+    let r = anthropic(sim.addr(), ANT_STREAM).await;
+    assert!(r.text().contains(r#""stop_reason":"refusal""#));
+    let v = gemini(sim.addr(), "generateContent", GEM_BODY).await.json();
+    assert_eq!(v["candidates"][0]["finishReason"], "SAFETY");
+}

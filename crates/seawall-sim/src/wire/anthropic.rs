@@ -157,6 +157,7 @@ fn stop_reason(f: Finish) -> &'static str {
         Finish::Stop => "end_turn",
         Finish::Length => "max_tokens",
         Finish::ToolCall => "tool_use",
+        Finish::ContentFilter => "refusal",
     }
 }
 
@@ -179,6 +180,18 @@ fn usage(reply: &Reply, output: u64) -> Value {
     })
 }
 
+/// Refusals carry `stop_details` (as in the recorded `anthropic-refusal` stream).
+fn with_stop_details(mut v: Value, finish: Finish) -> Value {
+    if finish == Finish::ContentFilter {
+        v["stop_details"] = json!({
+            "type": "refusal", "category": "cyber",
+            "explanation": "The request was declined by a safety classifier.",
+            "recommended_model": null
+        });
+    }
+    v
+}
+
 pub(crate) fn message(ctx: &ResponseCtx, parsed: &Parsed, reply: &Reply) -> Bytes {
     let content = match &reply.tool_call {
         Some((id, name, args)) => {
@@ -188,11 +201,11 @@ pub(crate) fn message(ctx: &ResponseCtx, parsed: &Parsed, reply: &Reply) -> Byte
         None => json!([{"type": "text", "text": reply.text()}]),
     };
     Bytes::from(
-        json!({
+        with_stop_details(json!({
             "id": message_id(ctx), "type": "message", "role": "assistant", "model": parsed.model,
             "content": content, "stop_reason": stop_reason(reply.finish), "stop_sequence": null,
             "usage": usage(reply, reply.completion_tokens),
-        })
+        }), reply.finish)
         .to_string(),
     )
 }
@@ -263,7 +276,7 @@ pub(crate) fn stream(ctx: &ResponseCtx, parsed: &Parsed, reply: &Reply) -> Strea
         "message_delta",
         &json!({
             "type": "message_delta",
-            "delta": {"stop_reason": stop_reason(reply.finish), "stop_sequence": null},
+            "delta": with_stop_details(json!({"stop_reason": stop_reason(reply.finish), "stop_sequence": null}), reply.finish),
             "usage": {"input_tokens": reply.prompt_tokens, "cache_creation_input_tokens": 0,
                       "cache_read_input_tokens": 0, "output_tokens": reply.completion_tokens}
         }),

@@ -178,6 +178,7 @@ pub(crate) fn parse(v: &Value, model: &str, stream: bool, sse: bool) -> Result<P
 fn finish_reason(f: Finish) -> &'static str {
     match f {
         Finish::Length => "MAX_TOKENS",
+        Finish::ContentFilter => "SAFETY",
         _ => "STOP",
     }
 }

@@ -325,6 +325,7 @@ fn finish_reason(f: Finish) -> &'static str {
         Finish::Stop => "stop",
         Finish::Length => "length",
         Finish::ToolCall => "tool_calls",
+        Finish::ContentFilter => "content_filter",
     }
 }
 
