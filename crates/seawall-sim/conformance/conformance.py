@@ -10,7 +10,9 @@ Exits non-zero on any mismatch; the last line is "N passed, M failed".
 """
 import email.utils
 import json
+import os
 import subprocess
+import tempfile
 import sys
 import time
 import urllib.request
@@ -35,8 +37,9 @@ def exact(seconds):
 
 
 class Sim:
-    def __init__(self, binary):
-        self.proc = subprocess.Popen([binary, "--listen", "127.0.0.1:0"], stdout=subprocess.PIPE, text=True)
+    def __init__(self, binary, config=None):
+        args = [binary, "--listen", "127.0.0.1:0"] + (["--config", config] if config else [])
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
         self.urls = {}
         while len(self.urls) < 7:
             line = self.proc.stdout.readline()
@@ -340,6 +343,48 @@ def gemini_suite(sim):
           extra=lambda chunks, _: None if chunks and all(f is None for _, f in chunks) else f"{chunks}")
 
 
+SPLIT_CONFIG = """
+[openai]
+split_events = true
+ping_every = 2
+[anthropic]
+split_events = true
+ping_every = 2
+[gemini]
+split_events = true
+"""
+
+
+def split_frames_suite(sim):
+    """Every event written in two pieces, keep-alives interleaved: the SDK decoders must cope."""
+    o = openai.OpenAI(api_key="sk-test", base_url=sim.urls["openai"])
+    msgs = [{"role": "user", "content": "hi"}]
+
+    def oai():
+        full = o.chat.completions.create(model="m", messages=msgs).choices[0].message.content
+        text = "".join(c.choices[0].delta.content or "" for c in o.chat.completions.create(model="m", messages=msgs, stream=True) if c.choices)
+        return text == full or f"{text!r} != {full!r}"
+    check("openai stream split across writes, with comment pings", sim, "openai", oai, calls=2,
+          extra=lambda v, _: None if v is True else v)
+    a = anthropic.Anthropic(api_key="sk-ant", base_url=sim.urls["anthropic"])
+
+    def ant():
+        full = a.messages.create(model="c", max_tokens=64, messages=msgs).content[0].text
+        with a.messages.stream(model="c", max_tokens=64, messages=msgs) as st:
+            text = st.get_final_message().content[0].text
+        return text == full or f"{text!r} != {full!r}"
+    check("anthropic stream split across writes, with pings", sim, "anthropic", ant, calls=2,
+          extra=lambda v, _: None if v is True else v)
+    g = genai.Client(api_key="AIza-test", http_options=genai_types.HttpOptions(base_url=sim.urls["gemini"]))
+
+    def gem():
+        full = g.models.generate_content(model="g", contents="hi").text
+        text = "".join(c.text or "" for c in g.models.generate_content_stream(model="g", contents="hi"))
+        return text == full or f"{text!r} != {full!r}"
+    check("gemini stream split across writes", sim, "gemini", gem, calls=2,
+          extra=lambda v, _: None if v is True else v)
+
+
 def main():
     if len(sys.argv) != 2:
         raise SystemExit(__doc__)
@@ -352,6 +397,15 @@ def main():
         gemini_suite(sim)
     finally:
         sim.stop()
+    config = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
+    config.write(SPLIT_CONFIG)
+    config.close()
+    split = Sim(sys.argv[1], config.name)
+    try:
+        split_frames_suite(split)
+    finally:
+        split.stop()
+        os.unlink(config.name)
     failed = sum(1 for _, p in RESULTS if p)
     print(f"conformance finished in {time.monotonic() - started:.1f}s")
     print(f"{len(RESULTS) - failed} passed, {failed} failed")

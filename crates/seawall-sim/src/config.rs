@@ -131,6 +131,9 @@ pub struct ProviderSettings {
     pub reject_prefill: bool,
     /// Split every stream event across two writes, so that clients must reassemble frames.
     pub split_events: bool,
+    /// Insert a keep-alive after every this many stream events: an Anthropic `ping` event, or
+    /// an SSE comment line (`: ping`) on OpenAI-style streams. Gemini streams have none.
+    pub ping_every: Option<u32>,
     /// When set, only these API keys are valid; otherwise any non-empty key is.
     pub valid_keys: Option<Vec<String>>,
     /// Context window in tokens: longer prompts get the provider's context-length 400
@@ -153,6 +156,7 @@ impl std::fmt::Debug for ProviderSettings {
             .field("chunk_interval_ms", &self.chunk_interval_ms)
             .field("reject_prefill", &self.reject_prefill)
             .field("split_events", &self.split_events)
+            .field("ping_every", &self.ping_every)
             .field(
                 "valid_keys",
                 &self
@@ -176,6 +180,7 @@ impl Default for ProviderSettings {
             chunk_interval_ms: 0,
             reject_prefill: false,
             split_events: false,
+            ping_every: None,
             valid_keys: None,
             context_window: None,
             quota: QuotaConfig::default(),

@@ -31,6 +31,9 @@ use crate::wire::{self, ApiError, ResponseCtx, StreamParts, anthropic, gemini, o
 /// Largest request body accepted (Anthropic's documented Messages limit); larger gets 413.
 const MAX_BODY: usize = 32 * 1024 * 1024;
 
+/// Pause between the two halves of a split event (`split_events`), so they leave in two writes.
+const SPLIT_PAUSE: Duration = Duration::from_millis(1);
+
 /// Default request-log capacity.
 const DEFAULT_LOG_CAPACITY: usize = 10_000;
 
@@ -1312,11 +1315,31 @@ async fn serve(
         return Ok(respond(200, h, body));
     }
 
-    let parts = match provider {
+    let mut parts = match provider {
         Provider::Anthropic => anthropic::stream(&ctx, &parsed, &reply),
         Provider::Gemini => gemini::stream(&ctx, &parsed, &reply),
         _ => openai::stream(&ctx, &parsed, &reply),
     };
+    if let Some(every) = settings
+        .ping_every
+        .filter(|n| *n > 0 && provider != Provider::Gemini)
+    {
+        // Anthropic interleaves `ping` events; for OpenAI-style streams an SSE comment line,
+        // which decoders must ignore.
+        let ping = if provider == Provider::Anthropic {
+            Bytes::from_static(b"event: ping\ndata: {\"type\": \"ping\"}\n\n")
+        } else {
+            Bytes::from_static(b": ping\n\n")
+        };
+        let mut with_pings = Vec::with_capacity(parts.events.len() * 2);
+        for (i, event) in parts.events.into_iter().enumerate() {
+            with_pings.push(event);
+            if (i + 1) % every as usize == 0 {
+                with_pings.push(ping.clone());
+            }
+        }
+        parts.events = with_pings;
+    }
     let content_type = match provider {
         Provider::Gemini if parsed.sse => "text/event-stream",
         Provider::Gemini => "application/json; charset=UTF-8",
@@ -1338,8 +1361,9 @@ async fn serve(
                 delay,
                 bytes: bytes.slice(..mid),
             });
+            // A short pause makes the server flush the first half on its own.
             timed.push(TimedFrame {
-                delay: Duration::ZERO,
+                delay: SPLIT_PAUSE,
                 bytes: bytes.slice(mid..),
             });
         } else {

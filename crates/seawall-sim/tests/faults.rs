@@ -448,6 +448,8 @@ async fn split_events_still_frame_correctly() {
         .await
         .unwrap();
     let r = anthropic(sim.addr(), ANT_STREAM).await;
+    let events = r.text().matches("\n\n").count();
+    assert_eq!(r.chunks, 2 * events, "every event is written in two pieces");
     assert!(
         r.text()
             .ends_with("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n")
@@ -851,4 +853,26 @@ async fn content_filter_outcomes() {
     assert!(r.text().contains(r#""stop_reason":"refusal""#));
     let v = gemini(sim.addr(), "generateContent", GEM_BODY).await.json();
     assert_eq!(v["candidates"][0]["finishReason"], "SAFETY");
+}
+
+#[tokio::test]
+async fn periodic_pings() {
+    let sim = Simulator::builder()
+        .reply_tokens(6)
+        .configure(Provider::Anthropic, |s| s.ping_every = Some(2))
+        .configure(Provider::OpenAi, |s| s.ping_every = Some(3))
+        .start()
+        .await
+        .unwrap();
+    let r = anthropic(sim.addr(), ANT_STREAM).await;
+    // 10 events before the terminal ones (start, block start, first ping, 6 deltas, block stop)
+    // → 5 extra pings, plus the first one.
+    assert_eq!(r.text().matches("event: ping\n").count(), 6);
+    let r = openai(sim.addr(), OAI_STREAM).await;
+    assert_eq!(
+        r.text().matches(": ping\n\n").count(),
+        2,
+        "7 events → 2 comments"
+    );
+    assert!(r.text().ends_with("data: [DONE]\n\n"));
 }

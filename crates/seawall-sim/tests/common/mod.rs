@@ -18,6 +18,8 @@ pub struct Resp {
     pub body: Vec<u8>,
     /// Whether the chunked body ended with its terminating chunk (always true otherwise).
     pub complete: bool,
+    /// Number of HTTP chunks (0 when not chunked): one per body write of the server.
+    pub chunks: usize,
     /// Time from sending to the first byte received, and to the end.
     pub first_byte: Duration,
     pub total: Duration,
@@ -80,6 +82,7 @@ fn parse(raw: &[u8], first_byte: Duration, total: Duration) -> Resp {
             headers: Vec::new(),
             body: raw.to_vec(),
             complete: false,
+            chunks: 0,
             first_byte,
             total,
         };
@@ -105,6 +108,7 @@ fn parse(raw: &[u8], first_byte: Duration, total: Duration) -> Resp {
             headers,
             body: rest.to_vec(),
             complete: true,
+            chunks: 0,
             first_byte,
             total,
         };
@@ -112,6 +116,7 @@ fn parse(raw: &[u8], first_byte: Duration, total: Duration) -> Resp {
     let mut body = Vec::new();
     let mut pos = 0;
     let mut complete = false;
+    let mut chunks = 0;
     while let Some(eol) = rest[pos..].windows(2).position(|w| w == b"\r\n") {
         let size_line = String::from_utf8_lossy(&rest[pos..pos + eol]).into_owned();
         let Ok(size) = usize::from_str_radix(size_line.trim(), 16) else {
@@ -127,6 +132,7 @@ fn parse(raw: &[u8], first_byte: Duration, total: Duration) -> Resp {
             break;
         }
         body.extend_from_slice(&rest[pos..pos + size]);
+        chunks += 1;
         pos += size + 2;
     }
     Resp {
@@ -134,6 +140,7 @@ fn parse(raw: &[u8], first_byte: Duration, total: Duration) -> Resp {
         headers,
         body,
         complete,
+        chunks,
         first_byte,
         total,
     }
