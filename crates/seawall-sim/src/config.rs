@@ -119,7 +119,7 @@ impl QuotaConfig {
 pub struct ProviderSettings {
     /// Seed of the deterministic replies.
     pub seed: u64,
-    /// Reply length in tokens (pieces) before any `max_tokens` cap.
+    /// Reply length in tokens (pieces) before any `max_tokens` cap (1 to 100,000).
     pub reply_tokens: u32,
     /// Delay before the first byte of a response (time to first token), in milliseconds.
     pub first_token_ms: u64,

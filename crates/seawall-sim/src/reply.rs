@@ -19,6 +19,9 @@ const WORDS: &[&str] = &[
     "keepers", "watch", "ships", "return", "home", "before", "night",
 ];
 
+/// Longest reply, whatever the configuration asks (keeps a typo from exhausting memory).
+pub(crate) const MAX_REPLY_TOKENS: u32 = 100_000;
+
 /// FNV-1a, 64 bit: stable across platforms and releases (unlike `DefaultHasher`).
 pub(crate) fn fnv1a(seed: u64, bytes: &[u8]) -> u64 {
     let mut h = 0xcbf2_9ce4_8422_2325_u64 ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
@@ -181,7 +184,7 @@ pub(crate) fn generate(
             };
         }
     }
-    let full = full_pieces(hash, reply_tokens.max(1) as usize);
+    let full = full_pieces(hash, reply_tokens.clamp(1, MAX_REPLY_TOKENS) as usize);
     let mut pieces = match prompt.prefill() {
         Some(prefill) if !prefill.is_empty() => continue_after(&full, prefill),
         _ => full,

@@ -704,7 +704,7 @@ fn retry_headers(
                 RetryAfter::Seconds(s) => s.to_string(),
                 RetryAfter::Float(f) => f.to_string(),
                 RetryAfter::HttpDateIn(s) => {
-                    timefmt::http_date(SystemTime::now() + Duration::from_secs(*s))
+                    timefmt::http_date(timefmt::now_plus(Duration::from_secs(*s)))
                 }
                 RetryAfter::Raw(s) => s.clone(),
             };
@@ -762,8 +762,9 @@ fn rate_limit_headers(
             }
         }
         Provider::Anthropic => {
-            let reset =
-                timefmt::rfc3339(SystemTime::now() + q.reset_in + Duration::from_millis(999));
+            let reset = timefmt::rfc3339(timefmt::now_plus(
+                q.reset_in.saturating_add(Duration::from_millis(999)),
+            ));
             for (name, value) in [
                 (
                     "anthropic-ratelimit-requests-limit",
@@ -1287,7 +1288,8 @@ async fn serve(
             Provider::Gemini => gemini::generate(&ctx, &parsed, &reply),
             _ => openai::completion(&ctx, &parsed, &reply),
         };
-        let generation = first + interval * (reply.completion_tokens as u32);
+        let tokens = u32::try_from(reply.completion_tokens).unwrap_or(u32::MAX);
+        let generation = first.saturating_add(interval.saturating_mul(tokens));
         if !generation.is_zero() {
             tokio::time::sleep(generation).await;
         }
@@ -1354,7 +1356,7 @@ async fn serve(
     let (frames, end) = apply_stream_fault(parts, stream_fault, error_frame);
     let mut timed = Vec::with_capacity(frames.len() * 2);
     for (i, (bytes, extra)) in frames.into_iter().enumerate() {
-        let delay = if i == 0 { first } else { interval } + extra;
+        let delay = if i == 0 { first } else { interval }.saturating_add(extra);
         if settings.split_events && bytes.len() > 1 {
             let mid = bytes.len() / 2;
             timed.push(TimedFrame {
@@ -1405,7 +1407,7 @@ fn apply_stream_fault(
             let mut frames = plain(all);
             let stall = Duration::from_millis(ms);
             match frames.get_mut(events) {
-                Some(f) => f.1 += stall,
+                Some(f) => f.1 = f.1.saturating_add(stall),
                 None => frames.push((Bytes::new(), stall)),
             }
             (frames, StreamEnd::Clean)

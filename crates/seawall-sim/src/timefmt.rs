@@ -79,6 +79,13 @@ pub(crate) fn http_date(t: SystemTime) -> String {
     httpdate::fmt_http_date(t)
 }
 
+/// Now plus `d`, capped at ten years ahead: absurd configured values must not overflow the
+/// clock or the date formats (HTTP dates stop at year 9999).
+pub(crate) fn now_plus(d: Duration) -> SystemTime {
+    const TEN_YEARS: Duration = Duration::from_secs(10 * 365 * 86_400);
+    SystemTime::now() + d.min(TEN_YEARS)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

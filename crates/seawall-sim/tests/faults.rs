@@ -876,3 +876,48 @@ async fn periodic_pings() {
     );
     assert!(r.text().ends_with("data: [DONE]\n\n"));
 }
+
+#[tokio::test]
+async fn absurd_settings_never_panic() {
+    let sim = Simulator::builder()
+        .reply_tokens(u32::MAX)
+        .quota(
+            Provider::Anthropic,
+            QuotaConfig {
+                requests: u64::MAX,
+                tokens: u64::MAX,
+                window_ms: u64::MAX,
+            },
+        )
+        .start()
+        .await
+        .unwrap();
+    let r = anthropic(sim.addr(), ANT_BODY).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json()["usage"]["output_tokens"],
+        64,
+        "max_tokens still caps"
+    );
+    sim.set_faults(
+        Provider::OpenAi,
+        vec![FaultRule::always(Fault::status(429).with_retry(
+            RetryHeaders {
+                retry_after: Some(RetryAfter::HttpDateIn(u64::MAX)),
+                retry_after_ms: Some(u64::MAX),
+                should_retry: None,
+            },
+        ))],
+    );
+    let r = openai(sim.addr(), OAI_BODY).await;
+    assert_eq!(r.status, 429);
+    assert!(httpdate::parse_http_date(r.header("retry-after").unwrap()).is_ok());
+    for status in [0, 99, 1000, 204] {
+        sim.set_faults(
+            Provider::Gemini,
+            vec![FaultRule::always(Fault::status(status))],
+        );
+        let r = gemini(sim.addr(), "generateContent", GEM_BODY).await;
+        assert!(r.status >= 200, "answered: {status} -> {}", r.status);
+    }
+}
