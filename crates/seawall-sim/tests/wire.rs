@@ -794,3 +794,86 @@ async fn context_window_errors_per_provider() {
     .await;
     assert_eq!(r.status, 200, "Ollama truncates instead");
 }
+
+#[tokio::test]
+async fn generated_garbage_never_crashes_and_always_gets_a_provider_error() {
+    let sim = Simulator::builder().start().await.unwrap();
+    let addr = sim.addr();
+    // Deterministic junk: truncations of valid bodies, wrong types, random bytes.
+    let valid = [OAI_BODY, ANT_BODY, GEM_BODY];
+    let mut bodies: Vec<String> = Vec::new();
+    for v in valid {
+        for cut in (0..v.len()).step_by(7) {
+            bodies.push(v[..cut].to_owned());
+        }
+    }
+    for junk in [
+        r#"{"model":5,"messages":"x"}"#,
+        r#"{"model":"m","messages":[null,1,"a",{"role":null}]}"#,
+        r#"{"model":"m","messages":[{"role":"user","content":{"weird":true}}],"max_tokens":-1}"#,
+        r#"{"contents":[{"parts":"no"}],"generationConfig":{"maxOutputTokens":"x"}}"#,
+        r#"{"model":"c","max_tokens":1e99,"messages":[{"role":"user","content":[{"type":"image"}]}]}"#,
+        r#"{"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function"}],"tool_choice":{"function":5}}"#,
+        "\u{feff}{}",
+        "null",
+    ] {
+        bodies.push(junk.to_owned());
+    }
+    let mut state = 7u64;
+    for _ in 0..20 {
+        let bytes: String = (0..64)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                char::from(32 + ((state >> 33) % 95) as u8)
+            })
+            .collect();
+        bodies.push(bytes);
+    }
+    for body in &bodies {
+        let r = openai(addr, body).await;
+        assert!(
+            r.status == 200 || r.status == 400,
+            "openai {body:?}: {}",
+            r.status
+        );
+        if r.status == 400 {
+            assert!(r.json()["error"]["message"].is_string());
+        }
+        let r = anthropic(addr, body).await;
+        assert!(
+            r.status == 200 || r.status == 400,
+            "anthropic {body:?}: {}",
+            r.status
+        );
+        if r.status == 400 {
+            assert_eq!(r.json()["type"], "error");
+        }
+        let r = gemini(addr, "streamGenerateContent?alt=sse", body).await;
+        assert!(
+            r.status == 200 || r.status == 400,
+            "gemini {body:?}: {}",
+            r.status
+        );
+        if r.status == 400 {
+            assert_eq!(r.json()["error"]["code"], 400);
+        }
+        for prefix in ["ollama", "vllm", "llamacpp"] {
+            let r = send(
+                addr,
+                "POST",
+                &format!("/{prefix}/v1/chat/completions"),
+                &[JSON],
+                body,
+            )
+            .await;
+            assert!(
+                r.status == 200 || r.status == 400,
+                "{prefix} {body:?}: {}",
+                r.status
+            );
+            assert!(r.json().get("error").is_some() || r.status == 200);
+        }
+    }
+}
