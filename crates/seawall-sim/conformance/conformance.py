@@ -221,6 +221,19 @@ def openai_suite(sim):
               model="gpt-4o-mini", messages=msgs),
           outcome="openai.InternalServerError", calls=1,
           extra=lambda e, _: None if e.response.text.startswith("<html>") else "body is not the HTML page")
+    # Responses API.
+    def responses_text():
+        full = c.responses.create(model="gpt-4.1", input="hi")
+        events = list(c.responses.create(model="gpt-4.1", input="hi", stream=True))
+        streamed = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+        if streamed != full.output_text or events[-1].type != "response.completed":
+            raise AssertionError(f"{streamed!r} vs {full.output_text!r}, last {events[-1].type}")
+        return full.usage.total_tokens
+    check("openai responses (plain and streamed)", sim, "openai", responses_text, calls=2)
+    given(lambda: sim.faults("openai", [rule({"kind": "error_frame_after", "events": 3})]))
+    check("openai responses stream nested error event", sim, "openai",
+          lambda: list(c.responses.create(model="gpt-4.1", input="hi", stream=True)),
+          outcome="openai.APIError", calls=1)
     # Stream fault modes (WIRE.md §9.7).
     given(lambda: sim.faults("openai", [rule({"kind": "error_frame_after", "events": 2})]))
     check("openai stream mid-stream error frame", sim, "openai", stream_text, outcome="openai.APIError", calls=1)

@@ -9,7 +9,7 @@
 //!
 //! | provider | base URL to give the SDK | endpoints |
 //! |---|---|---|
-//! | OpenAI | `http://ADDR/openai/v1` | `POST /chat/completions`, `GET /models` |
+//! | OpenAI | `http://ADDR/openai/v1` | `POST /chat/completions`, `POST /responses`, `POST /responses/input_tokens`, `GET /models` |
 //! | Anthropic | `http://ADDR/anthropic` | `POST /v1/messages`, `POST /v1/messages/count_tokens` |
 //! | Gemini | `http://ADDR/gemini` | `POST /{v1,v1beta}/models/{model}:{generateContent,streamGenerateContent,countTokens}` |
 //! | Ollama | `http://ADDR/ollama/v1` | as OpenAI, Ollama's quirks |

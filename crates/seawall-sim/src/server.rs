@@ -26,7 +26,7 @@ use crate::log::{LoggedRequest, RequestLog, redact_query};
 use crate::quota::{QuotaView, Quotas};
 use crate::reply;
 use crate::timefmt;
-use crate::wire::{self, ApiError, ResponseCtx, StreamParts, anthropic, gemini, openai};
+use crate::wire::{self, ApiError, ResponseCtx, StreamParts, anthropic, gemini, openai, responses};
 
 /// Largest request body accepted (Anthropic's documented Messages limit); larger gets 413.
 const MAX_BODY: usize = 32 * 1024 * 1024;
@@ -439,6 +439,8 @@ fn json_response(status: u16, content_type: &'static str, body: Bytes) -> Respon
 #[derive(Debug)]
 enum Endpoint {
     Chat,
+    Responses,
+    ResponsesInputTokens,
     Models,
     Health,
     Messages,
@@ -512,6 +514,10 @@ fn route(provider: Provider, method: &Method, rest: &str) -> Endpoint {
         }
         _ => match (method, rest) {
             (&Method::POST, "/v1/chat/completions") => Endpoint::Chat,
+            (&Method::POST, "/v1/responses") if provider == Provider::OpenAi => Endpoint::Responses,
+            (&Method::POST, "/v1/responses/input_tokens") if provider == Provider::OpenAi => {
+                Endpoint::ResponsesInputTokens
+            }
             (&Method::GET, "/v1/models") => Endpoint::Models,
             (&Method::GET, "/health") if provider == Provider::LlamaCpp => Endpoint::Health,
             _ => Endpoint::NotFound,
@@ -1039,7 +1045,11 @@ async fn serve(
     let seq = ctx.seq;
     let counted = matches!(
         endpoint,
-        Endpoint::Chat | Endpoint::Messages | Endpoint::Generate { .. } | Endpoint::Health
+        Endpoint::Chat
+            | Endpoint::Responses
+            | Endpoint::Messages
+            | Endpoint::Generate { .. }
+            | Endpoint::Health
     );
     let fault = if counted {
         shared.faults[provider.index()].next()
@@ -1179,6 +1189,7 @@ async fn serve(
     };
     let parsed = match &endpoint {
         Endpoint::Chat => openai::parse(provider, &json),
+        Endpoint::Responses | Endpoint::ResponsesInputTokens => responses::parse(&json),
         Endpoint::Messages => anthropic::parse(&json),
         Endpoint::CountMessageTokens => {
             let mut j = json.clone();
@@ -1200,7 +1211,15 @@ async fn serve(
         Ok(p) => p,
         Err(e) => return Ok(error_response(provider, &e, seq, Vec::new())),
     };
+    let is_responses = matches!(endpoint, Endpoint::Responses);
     match endpoint {
+        Endpoint::ResponsesInputTokens => {
+            return Ok(json_response(
+                200,
+                "application/json",
+                responses::input_tokens(&parsed.prompt),
+            ));
+        }
         Endpoint::CountMessageTokens => {
             return Ok(json_response(
                 200,
@@ -1286,6 +1305,7 @@ async fn serve(
         let body = match provider {
             Provider::Anthropic => anthropic::message(&ctx, &parsed, &reply),
             Provider::Gemini => gemini::generate(&ctx, &parsed, &reply),
+            _ if is_responses => responses::response(&ctx, &parsed, &reply),
             _ => openai::completion(&ctx, &parsed, &reply),
         };
         let tokens = u32::try_from(reply.completion_tokens).unwrap_or(u32::MAX);
@@ -1320,6 +1340,7 @@ async fn serve(
     let mut parts = match provider {
         Provider::Anthropic => anthropic::stream(&ctx, &parsed, &reply),
         Provider::Gemini => gemini::stream(&ctx, &parsed, &reply),
+        _ if is_responses => responses::stream(&ctx, &parsed, &reply),
         _ => openai::stream(&ctx, &parsed, &reply),
     };
     if let Some(every) = settings
@@ -1348,9 +1369,10 @@ async fn serve(
         _ => "text/event-stream; charset=utf-8",
     };
     h.insert(0, (CONTENT_TYPE, HeaderValue::from_static(content_type)));
-    let error_frame = || match provider {
+    let error_frame = |sent: usize| match provider {
         Provider::Anthropic => anthropic::error_frame(),
         Provider::Gemini => gemini::error_frame(&parsed, false),
+        _ if is_responses => responses::error_frames(&ctx, &parsed, &reply, sent),
         p => openai::error_frame(p),
     };
     let (frames, end) = apply_stream_fault(parts, stream_fault, error_frame);
@@ -1384,7 +1406,7 @@ fn half_body(body: Bytes, end: StreamEnd, delay: Duration) -> SimBody {
 fn apply_stream_fault(
     parts: StreamParts,
     fault: Option<Fault>,
-    error_frame: impl Fn() -> Bytes,
+    error_frame: impl Fn(usize) -> Bytes,
 ) -> (Vec<(Bytes, Duration)>, StreamEnd) {
     let plain = |v: Vec<Bytes>| {
         v.into_iter()
@@ -1414,7 +1436,7 @@ fn apply_stream_fault(
         }
         Some(Fault::ErrorFrameAfter { events }) => {
             all.truncate(events);
-            all.push(error_frame());
+            all.push(error_frame(all.len()));
             (plain(all), StreamEnd::Clean)
         }
         Some(Fault::DuplicateFirstEvent) => {

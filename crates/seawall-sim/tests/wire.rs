@@ -877,3 +877,102 @@ async fn generated_garbage_never_crashes_and_always_gets_a_provider_error() {
         }
     }
 }
+
+#[tokio::test]
+async fn openai_responses_api() {
+    let sim = Simulator::builder().reply_tokens(5).start().await.unwrap();
+    let post = |path: &'static str, body: &'static str| {
+        let addr = sim.addr();
+        async move { send(addr, "POST", path, &[OAI_AUTH, JSON], body).await }
+    };
+    let body = r#"{"model":"gpt-4.1","instructions":"be brief","input":"hello"}"#;
+    let r = post("/openai/v1/responses", body).await;
+    assert_eq!(r.status, 200);
+    assert!(r.header("x-ratelimit-limit-requests").is_some());
+    let v = r.json();
+    assert_eq!(v["object"], "response");
+    assert_eq!(v["status"], "completed");
+    assert!(v["id"].as_str().unwrap().starts_with("resp_"));
+    let text = v["output"][0]["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(v["output"][0]["content"][0]["type"], "output_text");
+    let u = &v["usage"];
+    assert_eq!(
+        u["total_tokens"],
+        u["input_tokens"].as_u64().unwrap() + u["output_tokens"].as_u64().unwrap()
+    );
+    assert_eq!(u["output_tokens"], 5);
+
+    let r = post(
+        "/openai/v1/responses",
+        r#"{"model":"gpt-4.1","instructions":"be brief","input":"hello","stream":true}"#,
+    )
+    .await;
+    assert_eq!(
+        r.header("content-type"),
+        Some("text/event-stream; charset=utf-8")
+    );
+    let body = r.text();
+    assert!(!body.contains("[DONE]"));
+    let mut seqs = Vec::new();
+    let mut names = Vec::new();
+    let mut streamed = String::new();
+    for frame in body.split("\n\n").filter(|f| !f.is_empty()) {
+        let (event, data) = frame.split_once('\n').unwrap();
+        let name = event.strip_prefix("event: ").unwrap();
+        let v: Value = serde_json::from_str(data.strip_prefix("data: ").unwrap()).unwrap();
+        assert_eq!(v["type"], name);
+        seqs.push(v["sequence_number"].as_u64().unwrap());
+        if name == "response.output_text.delta" {
+            streamed.push_str(v["delta"].as_str().unwrap());
+        }
+        names.push(name.to_owned());
+    }
+    assert_eq!(
+        seqs,
+        (0..seqs.len() as u64).collect::<Vec<_>>(),
+        "increasing sequence numbers"
+    );
+    assert_eq!(names.first().unwrap(), "response.created");
+    assert_eq!(names.last().unwrap(), "response.completed");
+    assert_eq!(streamed, text);
+
+    let r = post(
+        "/openai/v1/responses",
+        r#"{"model":"gpt-4.1","input":"x","max_output_tokens":8}"#,
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["code"], "integer_below_min_value");
+    let r = post(
+        "/openai/v1/responses/input_tokens",
+        r#"{"model":"gpt-4.1","input":"hello"}"#,
+    )
+    .await;
+    assert_eq!(
+        r.json(),
+        json!({"object": "response.input_tokens", "input_tokens": 8})
+    );
+
+    sim.set_faults(
+        Provider::OpenAi,
+        vec![seawall_sim::FaultRule::always(
+            seawall_sim::Fault::ErrorFrameAfter { events: 3 },
+        )],
+    );
+    let r = post(
+        "/openai/v1/responses",
+        r#"{"model":"gpt-4.1","input":"hello","stream":true}"#,
+    )
+    .await;
+    let text = r.text();
+    let frames: Vec<&str> = text.split("\n\n").filter(|f| !f.is_empty()).collect();
+    assert_eq!(frames.len(), 5);
+    assert!(frames[3].starts_with("event: error\ndata: "));
+    let err: Value = serde_json::from_str(frames[3].split_once("data: ").unwrap().1).unwrap();
+    assert_eq!(err["error"]["code"], "server_error");
+    assert_eq!(err["sequence_number"], 3);
+    assert!(frames[4].starts_with("event: response.failed\n"));
+}
