@@ -26,7 +26,7 @@ use crate::timeout::{AttemptTimeoutLayer, DeadlineLayer};
 /// # }
 /// let service = ServiceBuilder::new()
 ///     .deadline(Duration::from_secs(30))
-///     .retry(RetryLayer::new().max_attempts(3))
+///     .retry_target(RetryLayer::new().max_attempts(3))
 ///     .breaker(BreakerLayer::builder("openai/gpt-4o").build())
 ///     .attempt_timeout(AttemptTimeoutLayer::new(Duration::from_secs(20)).first_token(Duration::from_secs(5)))
 ///     .service(service_fn(provider));
@@ -37,7 +37,10 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed {
     fn deadline(self, budget: Duration) -> ServiceBuilder<Stack<DeadlineLayer, L>>;
 
     /// Retries the same target ([`RetryLayer`]).
-    fn retry(self, layer: RetryLayer) -> ServiceBuilder<Stack<RetryLayer, L>>;
+    ///
+    /// Not named `retry`: `tower::ServiceBuilder` has an inherent `retry(policy)` method
+    /// (tower's `retry` feature), and an inherent method always wins over a trait method.
+    fn retry_target(self, layer: RetryLayer) -> ServiceBuilder<Stack<RetryLayer, L>>;
 
     /// Guards a target with a health breaker and capacity cooldown ([`BreakerLayer`]).
     fn breaker(self, layer: BreakerLayer) -> ServiceBuilder<Stack<BreakerLayer, L>>;
@@ -55,7 +58,7 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
         self.layer(DeadlineLayer::new(budget))
     }
 
-    fn retry(self, layer: RetryLayer) -> ServiceBuilder<Stack<RetryLayer, L>> {
+    fn retry_target(self, layer: RetryLayer) -> ServiceBuilder<Stack<RetryLayer, L>> {
         self.layer(layer)
     }
 

@@ -10,7 +10,7 @@
 //! - [`timeout`]: the call's one overall deadline, the per-attempt timeout, and the
 //!   time-to-first-token and idle timeouts of streamed responses.
 //! - [`breaker`]: the per-target health breaker and capacity cooldown.
-//! - [`ServiceBuilderExt`]: `.deadline(..)`, `.retry(..)`, `.breaker(..)`,
+//! - [`ServiceBuilderExt`]: `.deadline(..)`, `.retry_target(..)`, `.breaker(..)`,
 //!   `.attempt_timeout(..)` on `tower::ServiceBuilder`.
 //!
 //! # Stack order
