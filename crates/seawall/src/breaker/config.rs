@@ -56,6 +56,11 @@ pub(crate) struct BreakerSettings {
 }
 
 impl BreakerSettings {
+    /// Whether a call's start time is needed (to spot slow calls or slow first tokens).
+    pub(crate) fn times_calls(&self) -> bool {
+        self.slow_call.is_some() || self.slow_first_token.is_some()
+    }
+
     /// The break after `breaks` earlier opens without a close in between.
     pub(crate) fn break_duration(&self, breaks: u32) -> Duration {
         let exponent = i32::try_from(breaks.min(64)).unwrap_or(64);

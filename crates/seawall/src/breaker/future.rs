@@ -14,7 +14,7 @@ use seawall_core::{
 };
 use tokio::time::Instant;
 
-use super::state::{Admission, Outcome, Shared};
+use super::state::{Admission, LazyNow, Outcome, Shared};
 use crate::streaming::StreamingResponse;
 
 /// One admitted call, until its outcome is recorded. Dropped unrecorded (the caller gave
@@ -22,12 +22,13 @@ use crate::streaming::StreamingResponse;
 pub(crate) struct Ticket {
     shared: Arc<Shared>,
     admission: Admission,
-    started: Instant,
+    /// When the call started, if the settings need it.
+    started: Option<Instant>,
     recorded: bool,
 }
 
 impl Ticket {
-    pub(crate) fn new(shared: Arc<Shared>, admission: Admission, started: Instant) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, admission: Admission, started: Option<Instant>) -> Self {
         Self {
             shared,
             admission,
@@ -36,7 +37,7 @@ impl Ticket {
         }
     }
 
-    fn finish(mut self, outcome: Outcome, now: Instant) {
+    fn finish(mut self, outcome: Outcome, now: &mut LazyNow) {
         self.recorded = true;
         self.shared.record(self.admission, outcome, now);
     }
@@ -64,7 +65,7 @@ impl Drop for Ticket {
     fn drop(&mut self) {
         if !self.recorded && matches!(self.admission, Admission::Probe { .. }) {
             self.shared
-                .record(self.admission, Outcome::Neutral, Instant::now());
+                .record(self.admission, Outcome::Neutral, &mut LazyNow::default());
         }
     }
 }
@@ -133,28 +134,29 @@ where
                 let ticket = ticket
                     .take()
                     .expect("breaker future polled after completion");
-                let now = Instant::now();
+                let mut now = LazyNow::default();
                 match result {
                     Err(error) => {
                         let outcome = ticket.error_outcome(error.as_ref());
-                        ticket.finish(outcome, now);
+                        ticket.finish(outcome, &mut now);
                         Poll::Ready(Err(error))
                     }
                     Ok(mut response) => {
                         if let Some(failure) = response.failure() {
                             let outcome = ticket.error_outcome(&failure);
-                            ticket.finish(outcome, now);
+                            ticket.finish(outcome, &mut now);
                             return Poll::Ready(Ok(response));
                         }
                         if let Some(wait) = response.quota().and_then(|q| q.exhausted_until()) {
-                            ticket.shared.park(wait, now);
+                            ticket.shared.park(wait, now.get());
                         }
                         let settings = &ticket.shared.settings;
                         let slow = settings
                             .slow_call
-                            .is_some_and(|threshold| now - ticket.started > threshold);
+                            .zip(ticket.started)
+                            .is_some_and(|(threshold, started)| now.get() - started > threshold);
                         if slow {
-                            ticket.finish(Outcome::HealthFailure, now);
+                            ticket.finish(Outcome::HealthFailure, &mut now);
                         } else if let Some(stream) = response.take_stream() {
                             // The outcome waits for the first content of the stream.
                             response.put_stream(EventStream::new(Watched {
@@ -163,7 +165,7 @@ where
                                 saw_finish: false,
                             }));
                         } else {
-                            ticket.finish(Outcome::Success, now);
+                            ticket.finish(Outcome::Success, &mut now);
                         }
                         Poll::Ready(Ok(response))
                     }
@@ -187,16 +189,16 @@ impl Stream for Watched {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<StreamEvent>> {
         let event = ready!(Pin::new(&mut self.inner).poll_next(cx));
         if self.ticket.is_some() {
-            let now = Instant::now();
+            let mut now = LazyNow::default();
             let outcome = match &event {
                 Some(event) if event.is_content() => {
                     let ticket = self.ticket.as_ref().expect("checked above");
-                    let first_token = now - ticket.started;
                     let slow = ticket
                         .shared
                         .settings
                         .slow_first_token
-                        .is_some_and(|threshold| first_token > threshold);
+                        .zip(ticket.started)
+                        .is_some_and(|(threshold, started)| now.get() - started > threshold);
                     Some(if slow {
                         Outcome::HealthFailure
                     } else {
@@ -219,7 +221,7 @@ impl Stream for Watched {
             if let Some(outcome) = outcome
                 && let Some(ticket) = self.ticket.take()
             {
-                ticket.finish(outcome, now);
+                ticket.finish(outcome, &mut now);
             }
         }
         Poll::Ready(event)

@@ -3,11 +3,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use seawall_core::{BoxError, LlmResponse};
-use tokio::time::Instant;
 use tower_service::Service;
 
 use super::future::{ResponseFuture, Ticket};
-use super::state::{BreakerHandle, Shared};
+use super::state::{BreakerHandle, LazyNow, Shared};
 use crate::streaming::StreamingResponse;
 
 /// The service of [`BreakerLayer`](super::BreakerLayer).
@@ -64,14 +63,15 @@ where
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
-        let now = Instant::now();
-        match self.shared.admit(now) {
+        let mut now = LazyNow::default();
+        match self.shared.admit(&mut now) {
             // Not sent: the readied inner service stays ready for the next call.
             Err(open) => ResponseFuture::rejected(open),
             Ok(admission) => {
                 let clone = self.inner.clone();
                 let mut inner = mem::replace(&mut self.inner, clone);
-                let ticket = Ticket::new(self.shared.clone(), admission, now);
+                let started = self.shared.settings.times_calls().then(|| now.get());
+                let ticket = Ticket::new(self.shared.clone(), admission, started);
                 ResponseFuture::new(inner.call(request), ticket)
             }
         }

@@ -27,6 +27,23 @@ fn state_of(raw: u8) -> BreakerState {
     }
 }
 
+/// The clock, read at most once and only if needed (a clock read is a large part of the
+/// closed path's cost).
+#[derive(Debug, Default)]
+pub(crate) struct LazyNow(Option<Instant>);
+
+impl LazyNow {
+    pub(crate) fn get(&mut self) -> Instant {
+        *self.0.get_or_insert_with(Instant::now)
+    }
+}
+
+impl From<Instant> for LazyNow {
+    fn from(now: Instant) -> Self {
+        Self(Some(now))
+    }
+}
+
 /// How a call was admitted; its outcome only counts in the same epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Admission {
@@ -226,17 +243,18 @@ impl Shared {
         }
     }
 
-    fn cooling_down(&self, now: Instant) -> Option<Duration> {
+    fn cooling_down(&self, now: &mut LazyNow) -> Option<Duration> {
         let until = self.cooldown_until.load(Ordering::Acquire);
         if until == 0 {
             return None;
         }
-        let now = self.nanos(now);
+        let now = self.nanos(now.get());
         (now < until).then(|| Duration::from_nanos(until - now))
     }
 
-    /// Admits a call, or says why not. Lock-free when closed.
-    pub(crate) fn admit(&self, now: Instant) -> Result<Admission, CircuitOpen> {
+    /// Admits a call, or says why not. Lock-free when closed, and reads the clock only
+    /// when a cooldown was ever started or the breaker is not closed.
+    pub(crate) fn admit(&self, now: &mut LazyNow) -> Result<Admission, CircuitOpen> {
         if let Some(wait) = self.cooling_down(now) {
             return Err(self.open_error(Rejection::Capacity(wait)));
         }
@@ -244,7 +262,7 @@ impl Shared {
         if self.state.load(Ordering::Acquire) == CLOSED {
             return Ok(Admission::Closed { epoch });
         }
-        self.admit_slow(now)
+        self.admit_slow(now.get())
     }
 
     fn admit_slow(&self, now: Instant) -> Result<Admission, CircuitOpen> {
@@ -285,7 +303,7 @@ impl Shared {
 
     /// Whether a call would be admitted now, without taking a probe slot.
     pub(crate) fn check(&self, now: Instant) -> Result<(), CircuitOpen> {
-        if let Some(wait) = self.cooling_down(now) {
+        if let Some(wait) = self.cooling_down(&mut LazyNow::from(now)) {
             return Err(self.open_error(Rejection::Capacity(wait)));
         }
         match self.state.load(Ordering::Acquire) {
@@ -310,9 +328,9 @@ impl Shared {
     }
 
     /// Records a finished call.
-    pub(crate) fn record(&self, admission: Admission, outcome: Outcome, now: Instant) {
+    pub(crate) fn record(&self, admission: Admission, outcome: Outcome, now: &mut LazyNow) {
         if let Outcome::OutOfCapacity(wait) = outcome {
-            self.park(wait, now);
+            self.park(wait, now.get());
         }
         match admission {
             Admission::Closed { epoch } => self.record_closed(epoch, outcome, now),
@@ -320,7 +338,7 @@ impl Shared {
         }
     }
 
-    fn record_closed(&self, epoch: u64, outcome: Outcome, now: Instant) {
+    fn record_closed(&self, epoch: u64, outcome: Outcome, now: &mut LazyNow) {
         let failed = match outcome {
             Outcome::Success => false,
             Outcome::HealthFailure => true,
@@ -343,13 +361,13 @@ impl Shared {
         let ratio_trip = self
             .window
             .as_ref()
-            .is_some_and(|window| window.record(self.nanos(now), failed));
+            .is_some_and(|window| window.record(self.nanos(now.get()), failed));
         if consecutive_trip || ratio_trip {
-            self.open(epoch, CLOSED, now);
+            self.open(epoch, CLOSED, now.get());
         }
     }
 
-    fn record_probe(&self, epoch: u64, outcome: Outcome, now: Instant) {
+    fn record_probe(&self, epoch: u64, outcome: Outcome, now: &mut LazyNow) {
         let mut event = None;
         {
             let mut transitions = self.lock();
@@ -374,7 +392,7 @@ impl Shared {
                 }
                 Outcome::HealthFailure => {
                     drop(transitions);
-                    self.open(epoch, HALF_OPEN, now);
+                    self.open(epoch, HALF_OPEN, now.get());
                     return;
                 }
                 Outcome::OutOfCapacity(_) | Outcome::Neutral => {
