@@ -23,8 +23,8 @@
 //! event (or at an error or the end before it).
 //!
 //! A call that is not admitted fails in the response future with
-//! [`CircuitOpen`](seawall_core::CircuitOpen) (target, time until a call could be admitted,
-//! [`OpenReason`](seawall_core::OpenReason)) and is not sent; `poll_ready` only delegates.
+//! [`CircuitOpen`] (target, time until a call could be admitted,
+//! [`OpenReason`]) and is not sent; `poll_ready` only delegates.
 //! The closed path is lock-free (atomics); a mutex guards transitions and the half-open
 //! bookkeeping, never across an `.await`. Transitions are logged as `tracing` events
 //! (target `seawall::breaker`) and passed to an optional [callback](BreakerBuilder::on_event).

@@ -2,10 +2,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use seawall_core::ClassifyPolicy;
-use tower::retry::budget::TpsBudget;
+use tower::retry::budget::{Budget, TpsBudget};
 use tower_layer::Layer;
 
-use super::policy::{Backoff, RetryConfig};
+use super::policy::{Backoff, RetryConfig, SharedBudget};
 use super::service::Retry;
 
 /// Retries the same target when the classifier says so, honouring the server's wait, within
@@ -60,11 +60,12 @@ impl RetryLayer {
         self.edit(|config| config.max_server_wait = wait)
     }
 
-    /// The retry budget (tower's [`TpsBudget`]): every call deposits, every retry
-    /// withdraws, and a retry the budget refuses is not made. Share one `Arc` between
-    /// layers to share the budget across targets.
+    /// The retry budget, by default tower's [`TpsBudget`] (20 % of calls plus 10 retries
+    /// per second, over 10 s): every call deposits, every retry withdraws, and a retry the
+    /// budget refuses is not made. Share one `Arc` between layers to share the budget
+    /// across targets; any [`Budget`] will do (a distributed one, say).
     #[must_use]
-    pub fn budget(self, budget: Arc<TpsBudget>) -> Self {
+    pub fn budget<B: Budget + Send + Sync + 'static>(self, budget: Arc<B>) -> Self {
         self.edit(|config| config.budget = budget)
     }
 
@@ -75,8 +76,9 @@ impl RetryLayer {
     }
 
     /// The shared retry budget.
-    pub fn shared_budget(&self) -> &Arc<TpsBudget> {
-        &self.config.budget
+    pub fn shared_budget(&self) -> Arc<dyn Budget + Send + Sync> {
+        let budget: &SharedBudget = &self.config.budget;
+        budget.clone()
     }
 }
 

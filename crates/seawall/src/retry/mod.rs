@@ -19,7 +19,7 @@
 //!    wait is a [`Backoff`] with full jitter;
 //! 4. the wait fits in what is left of the call's deadline
 //!    ([`RequestContext::deadline`](seawall_core::RequestContext));
-//! 5. the shared retry budget (tower's [`TpsBudget`](tower::retry::budget::TpsBudget))
+//! 5. the shared retry budget (tower's [`TpsBudget`])
 //!    grants a retry.
 //!
 //! Otherwise it returns at once with the last error (or the last failed raw response),

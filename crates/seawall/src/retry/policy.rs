@@ -3,7 +3,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use seawall_core::{Classification, ClassifyPolicy, Disposition, LlmRequest, classify_with};
-use tower::retry::budget::{Budget, TpsBudget};
+use tower::retry::budget::Budget;
 use tower::util::rng::{HasherRng, Rng};
 
 /// Exponential backoff with full jitter: before retry `n` (from 0) the wait is uniform in
@@ -42,13 +42,16 @@ impl Default for Backoff {
     }
 }
 
+/// A retry budget shared by clones, and by layers that were given the same one.
+pub(crate) type SharedBudget = Arc<dyn Budget + Send + Sync>;
+
 /// What the retry layer does, shared by every clone of its services.
 #[derive(Clone)]
 pub(crate) struct RetryConfig {
     pub(crate) max_attempts: u32,
     pub(crate) backoff: Backoff,
     pub(crate) max_server_wait: Duration,
-    pub(crate) budget: Arc<TpsBudget>,
+    pub(crate) budget: SharedBudget,
     pub(crate) classify: ClassifyPolicy,
 }
 
@@ -58,7 +61,6 @@ impl fmt::Debug for RetryConfig {
             .field("max_attempts", &self.max_attempts)
             .field("backoff", &self.backoff)
             .field("max_server_wait", &self.max_server_wait)
-            .field("budget", &self.budget)
             .field("classify", &self.classify)
             .finish()
     }

@@ -3,7 +3,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use seawall_core::{BoxError, LlmRequest, LlmResponse};
-use tower::retry::budget::Budget;
 use tower_service::Service;
 
 use super::future::ResponseFuture;
