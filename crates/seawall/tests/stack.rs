@@ -89,3 +89,23 @@ async fn a_429_is_waited_out_then_answered() {
     assert_eq!(call.await.unwrap().unwrap().text(), "Paris");
     assert_eq!(breaker.state(), BreakerState::Closed);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_429_without_a_wait_is_retried_after_a_backoff_not_parked() {
+    let (service, mut target, breaker) = stack();
+    let call = tokio::spawn(service.oneshot(request()));
+    let (_, reply) = target.next_request().await.unwrap();
+    let at = Instant::now();
+    reply.send_error(error(ErrorKind::RateLimited, 429));
+    assert!(
+        breaker.check(Instant::now()).is_ok(),
+        "no wait given: not parked"
+    );
+    let (_, reply) = target.next_request().await.unwrap();
+    assert!(
+        at.elapsed() <= Duration::from_millis(100),
+        "the first backoff ceiling"
+    );
+    reply.send_response(answer("Paris"));
+    assert_eq!(call.await.unwrap().unwrap().text(), "Paris");
+}

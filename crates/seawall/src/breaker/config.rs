@@ -86,7 +86,7 @@ impl Default for BreakerSettings {
             break_base: Duration::from_secs(5),
             break_max: Duration::from_secs(20),
             break_growth: 2.0,
-            default_cooldown: Duration::from_secs(1),
+            default_cooldown: Duration::ZERO,
         }
     }
 }
@@ -196,8 +196,10 @@ impl BreakerBuilder {
         self
     }
 
-    /// How long a 429 or exhausted quota without a server wait parks the target
-    /// (default 1 s).
+    /// How long a 429 or exhausted quota without any server wait (no retry-after, no quota
+    /// reset) parks the target. The default is zero, no parking: such a failure says
+    /// nothing about how long the target is out, and a cooldown longer than the retry
+    /// layer's backoff would reject its retry on this target.
     #[must_use]
     pub fn default_cooldown(mut self, cooldown: Duration) -> Self {
         self.settings.default_cooldown = cooldown;

@@ -10,8 +10,9 @@
 //!   next calls are [probes](BreakerBuilder::half_open_probes): that many successes close
 //!   it, one failure opens it again.
 //! - **Capacity cooldown.** A 429, an exhausted quota, or a response whose quota headers
-//!   are at zero parks the target until the server's reset (or a
-//!   [default](BreakerBuilder::default_cooldown)) without counting a health failure.
+//!   are at zero parks the target until the server's reset (retry-after or quota reset; an
+//!   optional [default](BreakerBuilder::default_cooldown) when there is neither) without
+//!   counting a health failure.
 //!
 //! What counts is decided by [`classify`](seawall_core::classify()): `health_failure`
 //! failures count, `out_of_capacity` ones park the target, an answer from the target (even
