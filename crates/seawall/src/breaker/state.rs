@@ -546,7 +546,26 @@ impl Shared {
 /// call, and lets an operator force it open or reset it.
 ///
 /// Every clone of a [`BreakerLayer`](super::BreakerLayer) and of its services shares the
-/// state this handle sees.
+/// state this handle sees; cloning the handle is an `Arc` clone.
+///
+/// A failover picker skips a target whose breaker would not admit the call:
+///
+/// ```
+/// use seawall::breaker::{BreakerLayer, OpenReason};
+/// use tokio::time::Instant;
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let targets = [BreakerLayer::new("openai/gpt-4o"), BreakerLayer::new("anthropic/claude")];
+/// let handles: Vec<_> = targets.iter().map(BreakerLayer::handle).collect();
+/// handles[0].force_open(); // an operator isolates the first target
+///
+/// let now = Instant::now();
+/// let pick = handles.iter().find(|handle| handle.check(now).is_ok()).unwrap();
+/// assert_eq!(pick.target().as_str(), "anthropic/claude");
+/// assert_eq!(handles[0].check(now).unwrap_err().reason, OpenReason::Unhealthy);
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct BreakerHandle {
     pub(crate) shared: Arc<Shared>,
