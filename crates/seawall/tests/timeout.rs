@@ -281,3 +281,23 @@ async fn a_timeout_ends_only_its_own_call() {
     let error: BoxError = slow.await.unwrap().unwrap_err();
     assert!(error.is::<TimedOut>());
 }
+
+#[tokio::test(start_paused = true)]
+async fn without_a_first_token_timeout_idle_counts_from_the_stream_head() {
+    let (service, mut handle) = mock::pair::<ChatRequest, ChatResponse>();
+    let service = AttemptTimeoutLayer::streams_only()
+        .idle(Duration::from_secs(2))
+        .layer(service);
+    let call = tokio::spawn(service.oneshot(request().streaming()));
+    let (_, reply) = handle.next_request().await.unwrap();
+    // The head takes 3 s, longer than the idle timeout: that is the attempt's business.
+    sleep(Duration::from_secs(3)).await;
+    let (response, events) = streaming();
+    reply.send_response(response);
+    let mut stream = call.await.unwrap().unwrap().stream.take().unwrap();
+    let head_at = Instant::now();
+    let (timed_out, _) = timed_out_in(next_event(&mut stream).await);
+    assert_eq!(timed_out.kind, TimeoutKind::Idle);
+    assert_eq!(head_at.elapsed(), Duration::from_secs(2));
+    drop(events);
+}

@@ -79,7 +79,9 @@ impl Watched {
         deadline: Option<(Instant, Duration)>,
         started: Instant,
     ) -> Self {
-        let (at, fire) = next_bound(&timeouts, deadline, started, false, started);
+        // Silence is counted from when the stream is handed over, not from the attempt's
+        // start (which the first-token timeout measures).
+        let (at, fire) = next_bound(&timeouts, deadline, started, false, Instant::now());
         Self {
             inner,
             timer: sleep_until(at),
