@@ -2,25 +2,55 @@
 //!
 //! One module per resilience primitive, each usable with `tower::ServiceBuilder` around the
 //! typed provider adapters of `seawall-providers` or around any HTTP service that speaks an
-//! LLM API. The request and error model, and the one classifier every layer consults, live
-//! in [`seawall-core`](seawall_core).
+//! LLM API. The request and error model, and the one classifier every layer consults, live in
+//! [`seawall-core`](seawall_core).
 //!
-//! - [`rate_limit`]: per-target limits on requests and tokens, FIFO waits, reconciliation
-//!   with real usage and sync from provider headers.
+//! - [`timeout`]: the call's one overall deadline, the per-attempt timeout, and the
+//!   time-to-first-token and idle timeouts of streamed responses.
 //! - [`failover`]: an ordered plan of targets per call, gates, model mapping, bounded
 //!   hops, a streaming commit point, and the per-call trail.
+//! - [`retry`]: retries the same target when the classifier says so, waiting what the server
+//!   asked for (or a jittered backoff), within a shared retry budget and the call's deadline.
+//! - [`breaker`]: the per-target health breaker and capacity cooldown.
+//! - [`rate_limit`]: per-target limits on requests and tokens, FIFO waits, reconciliation
+//!   with real usage and sync from provider headers.
+//! - [`ServiceBuilderExt`]: `.deadline(..)`, `.retry_target(..)`, `.breaker(..)`,
+//!   `.rate_limit(..)`, `.attempt_timeout(..)` on `tower::ServiceBuilder`.
+//!
+//! # Stack order
 //!
 //! The recommended stack, outermost first:
 //!
 //! ```text
 //! Deadline → Failover → per target [Retry → Breaker → RateLimit → AttemptTimeout → Adapter]
 //! ```
+//!
+//! - The deadline is outermost, so limiter waits and backoff sleeps all count against the
+//!   caller's one deadline.
+//! - Failover walks an ordered plan of targets and skips those whose breaker or limiter
+//!   would not admit the call in time; it sees members that are always ready.
+//! - Retry sits outside the breaker so that every attempt passes the breaker (an open
+//!   breaker ends the retries at once, and each attempt counts once) and passes the limiter
+//!   again (each retry is counted against the quota).
+//! - The breaker sits outside the limiter, so an open breaker spends no quota.
+//! - The attempt timeout sits inside, so that a timed-out attempt is a health failure of the
+//!   target.
+//!
+//! Every layer works on the typed path (`ChatRequest` → `ChatResponse`) and, except the
+//! failover router, on raw HTTP (`http::Request<B>` → `http::Response<B>`) through
+//! [`seawall_core::LlmRequest`] and [`seawall_core::LlmResponse`]; on raw HTTP a 4xx or 5xx
+//! response is a failure.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod breaker;
 mod builder;
 pub mod failover;
 pub mod rate_limit;
+pub mod retry;
+mod streaming;
+pub mod timeout;
 
 pub use builder::ServiceBuilderExt;
 pub use seawall_core::BoxError;
+pub use streaming::StreamingResponse;

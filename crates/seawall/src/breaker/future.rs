@@ -1,0 +1,229 @@
+//! The response future of the breaker, and the watcher it puts on streamed responses.
+
+use std::error::Error;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use futures_core::Stream;
+use pin_project_lite::pin_project;
+use seawall_core::{
+    BoxError, Cause, CircuitOpen, EventStream, LlmResponse, StreamEvent, classify_with,
+};
+use tokio::time::Instant;
+
+use super::state::{Admission, LazyNow, Outcome, Shared};
+use crate::streaming::StreamingResponse;
+
+/// One admitted call, until its outcome is recorded. Dropped unrecorded (the caller gave
+/// up, a timeout outside ended it), it frees its half-open probe slot.
+pub(crate) struct Ticket {
+    shared: Arc<Shared>,
+    admission: Admission,
+    /// When the call started, if the settings need it.
+    started: Option<Instant>,
+    recorded: bool,
+}
+
+impl Ticket {
+    pub(crate) fn new(shared: Arc<Shared>, admission: Admission, started: Option<Instant>) -> Self {
+        Self {
+            shared,
+            admission,
+            started,
+            recorded: false,
+        }
+    }
+
+    fn finish(mut self, outcome: Outcome, now: &mut LazyNow) {
+        self.recorded = true;
+        self.shared.record(self.admission, outcome, now);
+    }
+
+    fn error_outcome(&self, error: &(dyn Error + 'static)) -> Outcome {
+        let verdict = classify_with(error, &self.shared.classify);
+        if verdict.out_of_capacity {
+            let wait = verdict
+                .server_wait()
+                .unwrap_or(self.shared.settings.default_cooldown);
+            Outcome::OutOfCapacity(wait)
+        } else if verdict.health_failure {
+            Outcome::HealthFailure
+        } else if matches!(verdict.cause, Cause::Provider(_)) {
+            // The target answered (a bad request, a refusal): it is alive.
+            Outcome::Success
+        } else {
+            // A local rejection or an unknown error says nothing about the target.
+            Outcome::Neutral
+        }
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if !self.recorded && matches!(self.admission, Admission::Probe { .. }) {
+            self.shared
+                .record(self.admission, Outcome::Neutral, &mut LazyNow::default());
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`Breaker`](super::Breaker): the call, or its rejection.
+    pub struct ResponseFuture<F> {
+        #[pin]
+        state: State<F>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        Running {
+            #[pin]
+            inner: F,
+            ticket: Option<Ticket>,
+        },
+        Rejected {
+            error: Option<CircuitOpen>,
+        },
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    pub(crate) fn new(inner: F, ticket: Ticket) -> Self {
+        Self {
+            state: State::Running {
+                inner,
+                ticket: Some(ticket),
+            },
+        }
+    }
+
+    pub(crate) fn rejected(error: CircuitOpen) -> Self {
+        Self {
+            state: State::Rejected { error: Some(error) },
+        }
+    }
+}
+
+impl<F> fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, R, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<R, E>>,
+    E: Into<BoxError>,
+    R: LlmResponse + StreamingResponse,
+{
+    type Output = Result<R, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Rejected { error } => Poll::Ready(Err(error
+                .take()
+                .expect("breaker future polled after completion")
+                .into())),
+            StateProj::Running { inner, ticket } => {
+                let result = ready!(inner.poll(cx)).map_err(Into::into);
+                let ticket = ticket
+                    .take()
+                    .expect("breaker future polled after completion");
+                let mut now = LazyNow::default();
+                match result {
+                    Err(error) => {
+                        let outcome = ticket.error_outcome(error.as_ref());
+                        ticket.finish(outcome, &mut now);
+                        Poll::Ready(Err(error))
+                    }
+                    Ok(mut response) => {
+                        if let Some(failure) = response.failure() {
+                            let outcome = ticket.error_outcome(&failure);
+                            ticket.finish(outcome, &mut now);
+                            return Poll::Ready(Ok(response));
+                        }
+                        if let Some(wait) = response.quota().and_then(|q| q.exhausted_until()) {
+                            ticket.shared.park(wait, now.get());
+                        }
+                        let settings = &ticket.shared.settings;
+                        let slow = settings
+                            .slow_call
+                            .zip(ticket.started)
+                            .is_some_and(|(threshold, started)| now.get() - started > threshold);
+                        if slow {
+                            ticket.finish(Outcome::HealthFailure, &mut now);
+                        } else if let Some(stream) = response.take_stream() {
+                            // The outcome waits for the first content of the stream.
+                            response.put_stream(EventStream::new(Watched {
+                                inner: stream,
+                                ticket: Some(ticket),
+                                saw_finish: false,
+                            }));
+                        } else {
+                            ticket.finish(Outcome::Success, &mut now);
+                        }
+                        Poll::Ready(Ok(response))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Records a streamed call's outcome at its first content event (slow if later than the
+/// first-token threshold), at an error event before it, or at its end.
+struct Watched {
+    inner: EventStream,
+    ticket: Option<Ticket>,
+    saw_finish: bool,
+}
+
+impl Stream for Watched {
+    type Item = StreamEvent;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<StreamEvent>> {
+        let event = ready!(Pin::new(&mut self.inner).poll_next(cx));
+        if self.ticket.is_some() {
+            let mut now = LazyNow::default();
+            let outcome = match &event {
+                Some(event) if event.is_content() => {
+                    let ticket = self.ticket.as_ref().expect("checked above");
+                    let slow = ticket
+                        .shared
+                        .settings
+                        .slow_first_token
+                        .zip(ticket.started)
+                        .is_some_and(|(threshold, started)| now.get() - started > threshold);
+                    Some(if slow {
+                        Outcome::HealthFailure
+                    } else {
+                        Outcome::Success
+                    })
+                }
+                Some(StreamEvent::Error(error)) => {
+                    let ticket = self.ticket.as_ref().expect("checked above");
+                    Some(ticket.error_outcome(error))
+                }
+                Some(StreamEvent::Finish(_)) => {
+                    self.saw_finish = true;
+                    None
+                }
+                Some(_) => None,
+                // An end without the end of message is a truncated stream.
+                None if self.saw_finish => Some(Outcome::Success),
+                None => Some(Outcome::HealthFailure),
+            };
+            if let Some(outcome) = outcome
+                && let Some(ticket) = self.ticket.take()
+            {
+                ticket.finish(outcome, &mut now);
+            }
+        }
+        Poll::Ready(event)
+    }
+}

@@ -1,0 +1,197 @@
+//! The response futures of the timeout layers.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use pin_project_lite::pin_project;
+use seawall_core::{BoxError, DeadlineExceeded, TimedOut, TimeoutKind};
+use tokio::time::{Instant, Sleep, sleep_until};
+
+use super::stream::{StreamTimeouts, watch_deadline};
+use crate::streaming::StreamingResponse;
+
+pin_project! {
+    /// The response future of [`EnforceDeadline`](super::EnforceDeadline).
+    pub struct DeadlineFuture<F> {
+        #[pin]
+        state: DeadlineState<F>,
+    }
+}
+
+pin_project! {
+    #[project = DeadlineProj]
+    enum DeadlineState<F> {
+        Running {
+            #[pin]
+            inner: F,
+            #[pin]
+            timer: Sleep,
+            at: Instant,
+            budget: Duration,
+            cover_streams: bool,
+        },
+        Expired { budget: Duration },
+    }
+}
+
+impl<F> DeadlineFuture<F> {
+    pub(crate) fn new(inner: F, at: Instant, budget: Duration, cover_streams: bool) -> Self {
+        Self {
+            state: DeadlineState::Running {
+                inner,
+                timer: sleep_until(at),
+                at,
+                budget,
+                cover_streams,
+            },
+        }
+    }
+
+    pub(crate) fn expired(budget: Duration) -> Self {
+        Self {
+            state: DeadlineState::Expired { budget },
+        }
+    }
+}
+
+impl<F> fmt::Debug for DeadlineFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeadlineFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, R, E> Future for DeadlineFuture<F>
+where
+    F: Future<Output = Result<R, E>>,
+    E: Into<BoxError>,
+    R: StreamingResponse,
+{
+    type Output = Result<R, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            DeadlineProj::Expired { budget } => {
+                Poll::Ready(Err(DeadlineExceeded { budget: *budget }.into()))
+            }
+            DeadlineProj::Running {
+                inner,
+                timer,
+                at,
+                budget,
+                cover_streams,
+            } => {
+                // The inner result is polled first: one that is ready exactly at the
+                // deadline is kept.
+                if let Poll::Ready(result) = inner.poll(cx) {
+                    let mut response = result.map_err(Into::into)?;
+                    if *cover_streams && let Some(stream) = response.take_stream() {
+                        response.put_stream(watch_deadline(stream, *at, *budget));
+                    }
+                    return Poll::Ready(Ok(response));
+                }
+                ready!(timer.poll(cx));
+                Poll::Ready(Err(DeadlineExceeded { budget: *budget }.into()))
+            }
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`AttemptTimeout`](super::AttemptTimeout).
+    pub struct AttemptTimeoutFuture<F> {
+        #[pin]
+        state: AttemptState<F>,
+        started: Instant,
+        streams: StreamTimeouts,
+    }
+}
+
+pin_project! {
+    #[project = AttemptProj]
+    enum AttemptState<F> {
+        Bounded {
+            #[pin]
+            inner: F,
+            #[pin]
+            timer: Sleep,
+            after: Duration,
+        },
+        Unbounded {
+            #[pin]
+            inner: F,
+        },
+    }
+}
+
+impl<F> AttemptTimeoutFuture<F> {
+    pub(crate) fn new(
+        inner: F,
+        started: Instant,
+        attempt: Option<Duration>,
+        streams: StreamTimeouts,
+    ) -> Self {
+        let state = match attempt {
+            Some(after) => AttemptState::Bounded {
+                inner,
+                timer: sleep_until(started + after),
+                after,
+            },
+            None => AttemptState::Unbounded { inner },
+        };
+        Self {
+            state,
+            started,
+            streams,
+        }
+    }
+}
+
+impl<F> fmt::Debug for AttemptTimeoutFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AttemptTimeoutFuture")
+            .field("started", &self.started)
+            .field("streams", &self.streams)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F, R, E> Future for AttemptTimeoutFuture<F>
+where
+    F: Future<Output = Result<R, E>>,
+    E: Into<BoxError>,
+    R: StreamingResponse,
+{
+    type Output = Result<R, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = match this.state.project() {
+            AttemptProj::Bounded {
+                inner,
+                timer,
+                after,
+            } => match inner.poll(cx) {
+                Poll::Ready(result) => result,
+                Poll::Pending => {
+                    ready!(timer.poll(cx));
+                    let timed_out = TimedOut {
+                        kind: TimeoutKind::Attempt,
+                        after: *after,
+                    };
+                    return Poll::Ready(Err(timed_out.into()));
+                }
+            },
+            AttemptProj::Unbounded { inner } => ready!(inner.poll(cx)),
+        };
+        let mut response = result.map_err(Into::into)?;
+        if !this.streams.is_none()
+            && let Some(stream) = response.take_stream()
+        {
+            response.put_stream(this.streams.watch(stream, *this.started));
+        }
+        Poll::Ready(Ok(response))
+    }
+}
