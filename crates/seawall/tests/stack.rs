@@ -1,5 +1,6 @@
 //! The layers composed as recommended:
-//! `Deadline → [Retry → Breaker → AttemptTimeout → target]`.
+//! `Deadline → [Retry → Breaker → AttemptTimeout → target]`, and two such targets behind
+//! the failover router with their breakers as gates.
 
 mod support;
 
@@ -108,4 +109,99 @@ async fn a_429_without_a_wait_is_retried_after_a_backoff_not_parked() {
     );
     reply.send_response(answer("Paris"));
     assert_eq!(call.await.unwrap().unwrap().text(), "Paris");
+}
+
+/// Two targets, each `Retry → Breaker → AttemptTimeout → mock`, behind the failover router
+/// with each breaker as its target's gate.
+fn routed() -> (
+    seawall::failover::Failover,
+    [mock::Handle<ChatRequest, ChatResponse>; 2],
+    [BreakerHandle; 2],
+) {
+    use seawall::failover::{Failover, Target};
+    use std::sync::Arc;
+
+    let mut handles = Vec::new();
+    let mut breakers = Vec::new();
+    let mut targets = Vec::new();
+    for (id, model) in [
+        ("openai/gpt-4o", "gpt-4o"),
+        ("anthropic/claude", "claude-sonnet-4-5"),
+    ] {
+        let (service, handle) = mock::pair::<ChatRequest, ChatResponse>();
+        let breaker = BreakerLayer::builder(id)
+            .consecutive_failures(2)
+            .no_failure_ratio()
+            .break_duration(Duration::from_secs(5), Duration::from_secs(20))
+            .build();
+        let gate = breaker.handle();
+        let member = ServiceBuilder::new()
+            .retry_target(RetryLayer::new().max_attempts(5).backoff(Backoff::new(
+                Duration::from_millis(100),
+                Duration::from_millis(100),
+            )))
+            .breaker(breaker)
+            .attempt_timeout(AttemptTimeoutLayer::new(Duration::from_secs(2)))
+            .service(service);
+        targets.push(
+            Target::new(id, member)
+                .model(model)
+                .gate(Arc::new(gate.clone())),
+        );
+        handles.push(handle);
+        breakers.push(gate);
+    }
+    let failover = Failover::builder().targets(targets).build();
+    let [a, b] = <[_; 2]>::try_from(handles).unwrap();
+    let [x, y] = <[_; 2]>::try_from(breakers).unwrap();
+    (failover, [a, b], [x, y])
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_open_breaker_shifts_traffic_and_a_probe_brings_it_back() {
+    use seawall_core::AttemptOutcome;
+
+    let (failover, [mut openai, mut anthropic], [openai_breaker, _]) = routed();
+
+    // Two 500s trip OpenAI's breaker inside its retry loop; the call fails over to Anthropic.
+    let call = tokio::spawn(failover.clone().oneshot(request()));
+    for _ in 0..2 {
+        let (_, reply) = openai.next_request().await.unwrap();
+        reply.send_error(error(ErrorKind::Server, 500));
+    }
+    let (sent, reply) = anthropic.next_request().await.unwrap();
+    assert_eq!(
+        &*sent.model, "claude-sonnet-4-5",
+        "the target's own model name"
+    );
+    reply.send_response(answer("Paris"));
+    let response = call.await.unwrap().unwrap();
+    assert_eq!(response.text(), "Paris");
+    assert_eq!(openai_breaker.state(), BreakerState::Open);
+
+    // While the break lasts, OpenAI is skipped by its gate: no request reaches it.
+    let call = tokio::spawn(failover.clone().oneshot(request()));
+    let (_, reply) = anthropic.next_request().await.unwrap();
+    reply.send_response(answer("Berlin"));
+    let response = call.await.unwrap().unwrap();
+    let first = &response.trail.attempts[0];
+    assert_eq!(first.target.as_str(), "openai/gpt-4o");
+    assert!(
+        matches!(first.outcome, AttemptOutcome::Skipped { .. }),
+        "{first:?}"
+    );
+    assert!(
+        response
+            .trail
+            .breaker_states
+            .contains(&("openai/gpt-4o".into(), BreakerState::Open))
+    );
+
+    // After the break a half-open probe goes to OpenAI; it succeeds and closes the breaker.
+    tokio::time::advance(Duration::from_secs(5)).await;
+    let call = tokio::spawn(failover.clone().oneshot(request()));
+    let (_, reply) = openai.next_request().await.unwrap();
+    reply.send_response(answer("Rome"));
+    assert_eq!(call.await.unwrap().unwrap().text(), "Rome");
+    assert_eq!(openai_breaker.state(), BreakerState::Closed);
 }

@@ -7,10 +7,12 @@ use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use seawall_core::tokens::TokenEstimate;
 use seawall_core::{BreakerState, CircuitOpen, ClassifyPolicy, OpenReason, TargetId};
 use tokio::time::Instant;
 
 use super::config::{BreakerEvent, BreakerSettings, EventCallback};
+use crate::failover::{SkipReason, TargetGate};
 
 const CLOSED: u8 = 0;
 const OPEN: u8 = 1;
@@ -605,6 +607,23 @@ impl BreakerHandle {
     /// cooldown.
     pub fn reset(&self) {
         self.shared.reset();
+    }
+}
+
+/// A breaker is a failover gate: a target whose breaker is open, whose probe slots are
+/// taken, or which is cooling down after a rate limit is skipped without a request.
+impl TargetGate for BreakerHandle {
+    fn check(
+        &self,
+        now: Instant,
+        _estimate: &TokenEstimate,
+        _remaining: Option<Duration>,
+    ) -> Result<(), SkipReason> {
+        BreakerHandle::check(self, now).map_err(SkipReason::from)
+    }
+
+    fn breaker_state(&self) -> Option<BreakerState> {
+        Some(self.state())
     }
 }
 

@@ -13,9 +13,9 @@ use tokio::time::Instant;
 /// when it is sent.
 ///
 /// [`RateLimiter`](crate::rate_limit::RateLimiter) is a gate (can it admit the call within
-/// the remaining deadline?). A breaker handle is one too (open, or cooling down after a
-/// rate limit): `check` maps its `CircuitOpen` with `SkipReason::from`, and
-/// `breaker_state` reports its state.
+/// the remaining deadline?), and so is [`BreakerHandle`](crate::breaker::BreakerHandle)
+/// (open, probe slots taken, or cooling down after a rate limit; its state is recorded in the
+/// trail).
 ///
 /// ```
 /// use std::sync::atomic::{AtomicBool, Ordering};
