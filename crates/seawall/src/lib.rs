@@ -14,6 +14,8 @@
 //! - [`breaker`]: the per-target health breaker and capacity cooldown.
 //! - [`rate_limit`]: per-target limits on requests and tokens, FIFO waits, reconciliation
 //!   with real usage and sync from provider headers.
+//! - [`stack`]: one target's layers composed in the recommended order, with its breaker and
+//!   limiter installed as failover gates.
 //! - [`ServiceBuilderExt`]: `.deadline(..)`, `.retry_target(..)`, `.breaker(..)`,
 //!   `.rate_limit(..)`, `.attempt_timeout(..)` on `tower::ServiceBuilder`.
 //!
@@ -48,6 +50,7 @@ mod builder;
 pub mod failover;
 pub mod rate_limit;
 pub mod retry;
+pub mod stack;
 mod streaming;
 pub mod timeout;
 

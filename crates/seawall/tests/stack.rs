@@ -111,15 +111,15 @@ async fn a_429_without_a_wait_is_retried_after_a_backoff_not_parked() {
     assert_eq!(call.await.unwrap().unwrap().text(), "Paris");
 }
 
-/// Two targets, each `Retry → Breaker → AttemptTimeout → mock`, behind the failover router
-/// with each breaker as its target's gate.
+/// Two targets, each `Retry → Breaker → AttemptTimeout → mock` built by `TargetStack`,
+/// behind the failover router with each breaker as its target's gate.
 fn routed() -> (
     seawall::failover::Failover,
     [mock::Handle<ChatRequest, ChatResponse>; 2],
     [BreakerHandle; 2],
 ) {
-    use seawall::failover::{Failover, Target};
-    use std::sync::Arc;
+    use seawall::failover::Failover;
+    use seawall::stack::TargetStack;
 
     let mut handles = Vec::new();
     let mut breakers = Vec::new();
@@ -129,27 +129,23 @@ fn routed() -> (
         ("anthropic/claude", "claude-sonnet-4-5"),
     ] {
         let (service, handle) = mock::pair::<ChatRequest, ChatResponse>();
-        let breaker = BreakerLayer::builder(id)
-            .consecutive_failures(2)
-            .no_failure_ratio()
-            .break_duration(Duration::from_secs(5), Duration::from_secs(20))
-            .build();
-        let gate = breaker.handle();
-        let member = ServiceBuilder::new()
-            .retry_target(RetryLayer::new().max_attempts(5).backoff(Backoff::new(
+        let guarded = TargetStack::new(id)
+            .retry(RetryLayer::new().max_attempts(5).backoff(Backoff::new(
                 Duration::from_millis(100),
                 Duration::from_millis(100),
             )))
-            .breaker(breaker)
+            .breaker(
+                BreakerLayer::builder(id)
+                    .consecutive_failures(2)
+                    .no_failure_ratio()
+                    .break_duration(Duration::from_secs(5), Duration::from_secs(20))
+                    .build(),
+            )
             .attempt_timeout(AttemptTimeoutLayer::new(Duration::from_secs(2)))
-            .service(service);
-        targets.push(
-            Target::new(id, member)
-                .model(model)
-                .gate(Arc::new(gate.clone())),
-        );
+            .build(service);
+        targets.push(guarded.target.model(model));
         handles.push(handle);
-        breakers.push(gate);
+        breakers.push(guarded.breaker);
     }
     let failover = Failover::builder().targets(targets).build();
     let [a, b] = <[_; 2]>::try_from(handles).unwrap();
