@@ -201,3 +201,32 @@ async fn an_open_breaker_shifts_traffic_and_a_probe_brings_it_back() {
     assert_eq!(call.await.unwrap().unwrap().text(), "Rome");
     assert_eq!(openai_breaker.state(), BreakerState::Closed);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_deadline_that_runs_out_returns_one_error_with_the_attempt_trail() {
+    use seawall::timeout::DeadlineLayer;
+    use seawall_core::{AttemptOutcome, DeadlineExceeded, ErrorWithTrail};
+    use tower::Layer;
+
+    let (failover, [mut openai, mut anthropic], _) = routed();
+    let service = DeadlineLayer::new(Duration::from_secs(1)).layer(failover);
+    let start = Instant::now();
+    let call = tokio::spawn(service.oneshot(request()));
+    // OpenAI asks for a wait longer than the wait-or-fail-over threshold: the call moves on
+    // to Anthropic at once, which never answers.
+    let (_, reply) = openai.next_request().await.unwrap();
+    reply.send_error(error(ErrorKind::RateLimited, 429).with_retry_after(Duration::from_secs(30)));
+    let (_, _silent) = anthropic.next_request().await.unwrap();
+
+    let error = call.await.unwrap().unwrap_err();
+    assert_eq!(start.elapsed(), Duration::from_secs(1));
+    let with_trail = ErrorWithTrail::find(error.as_ref()).expect("the error carries the trail");
+    assert!(with_trail.downcast_inner::<DeadlineExceeded>().is_some());
+    assert_eq!(classify(error.as_ref()).disposition, Disposition::Fatal);
+    let first = &with_trail.trail().attempts[0];
+    assert_eq!(first.target.as_str(), "openai/gpt-4o");
+    assert!(
+        matches!(first.outcome, AttemptOutcome::Failed { .. }),
+        "{first:?}"
+    );
+}

@@ -10,7 +10,8 @@ use seawall::retry::RetryLayer;
 use seawall::timeout::{AttemptTimeoutLayer, DeadlineLayer};
 use seawall_core::{
     BoxError, Cause, ChatRequest, ChatResponse, Deadline, DeadlineExceeded, Disposition, ErrorKind,
-    FinishReason, LlmError, LlmRequest, StreamEvent, TimedOut, TimeoutKind, classify,
+    ErrorWithTrail, FinishReason, LlmError, LlmRequest, StreamEvent, TimedOut, TimeoutKind,
+    classify,
 };
 use support::{answer, error, next_event, request, streaming};
 use tokio::time::{Instant, sleep};
@@ -73,7 +74,7 @@ async fn the_deadline_ends_a_call_exactly_when_it_passes() {
     let (_, _never_answered) = handle.next_request().await.unwrap();
     let error = call.await.unwrap().unwrap_err();
     assert_eq!(start.elapsed(), Duration::from_secs(3));
-    let exceeded = error.downcast_ref::<DeadlineExceeded>().unwrap();
+    let exceeded = deadline_exceeded(&error);
     assert_eq!(exceeded.budget, Duration::from_secs(3));
     assert_eq!(classify(error.as_ref()).disposition, Disposition::Fatal);
 }
@@ -95,7 +96,7 @@ async fn an_expired_deadline_fails_without_a_call() {
         .call(request)
         .await
         .unwrap_err();
-    assert!(error.is::<DeadlineExceeded>());
+    deadline_exceeded(&error);
     drop(service);
     assert!(handle.next_request().await.is_none(), "nothing was sent");
 }
@@ -114,7 +115,7 @@ async fn the_deadline_bounds_retries_end_to_end() {
     reply.send_error(error(ErrorKind::RateLimited, 429).with_retry_after(Duration::from_secs(1)));
     let (_, _never_answered) = handle.next_request().await.unwrap();
     let error = call.await.unwrap().unwrap_err();
-    assert!(error.is::<DeadlineExceeded>());
+    deadline_exceeded(&error);
     assert_eq!(start.elapsed(), Duration::from_secs(2));
 }
 
@@ -129,7 +130,7 @@ async fn raw_http_calls_get_the_deadline_in_their_extensions() {
     let (sent, _never_answered) = handle.next_request().await.unwrap();
     let deadline = sent.context().and_then(|context| context.deadline).unwrap();
     assert_eq!(deadline.budget(), Duration::from_secs(4));
-    assert!(call.await.unwrap().unwrap_err().is::<DeadlineExceeded>());
+    deadline_exceeded(&call.await.unwrap().unwrap_err());
     assert_eq!(start.elapsed(), Duration::from_secs(4));
 }
 
@@ -300,4 +301,11 @@ async fn without_a_first_token_timeout_idle_counts_from_the_stream_head() {
     assert_eq!(timed_out.kind, TimeoutKind::Idle);
     assert_eq!(head_at.elapsed(), Duration::from_secs(2));
     drop(events);
+}
+
+/// The deadline error inside the trail wrapper every deadline error comes in.
+fn deadline_exceeded(error: &BoxError) -> &DeadlineExceeded {
+    ErrorWithTrail::find(error.as_ref())
+        .and_then(ErrorWithTrail::downcast_inner::<DeadlineExceeded>)
+        .expect("a deadline error carrying its trail")
 }

@@ -7,7 +7,9 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use pin_project_lite::pin_project;
-use seawall_core::{BoxError, DeadlineExceeded, TimedOut, TimeoutKind};
+use seawall_core::{
+    BoxError, DeadlineExceeded, ErrorWithTrail, TimedOut, TimeoutKind, TrailRecorder,
+};
 use tokio::time::{Instant, Sleep, sleep_until};
 
 use super::stream::{StreamTimeouts, watch_deadline};
@@ -32,13 +34,20 @@ pin_project! {
             at: Instant,
             budget: Duration,
             cover_streams: bool,
+            trail: TrailRecorder,
         },
-        Expired { budget: Duration },
+        Expired { budget: Duration, trail: TrailRecorder },
     }
 }
 
 impl<F> DeadlineFuture<F> {
-    pub(crate) fn new(inner: F, at: Instant, budget: Duration, cover_streams: bool) -> Self {
+    pub(crate) fn new(
+        inner: F,
+        at: Instant,
+        budget: Duration,
+        cover_streams: bool,
+        trail: TrailRecorder,
+    ) -> Self {
         Self {
             state: DeadlineState::Running {
                 inner,
@@ -46,13 +55,14 @@ impl<F> DeadlineFuture<F> {
                 at,
                 budget,
                 cover_streams,
+                trail,
             },
         }
     }
 
-    pub(crate) fn expired(budget: Duration) -> Self {
+    pub(crate) fn expired(budget: Duration, trail: TrailRecorder) -> Self {
         Self {
-            state: DeadlineState::Expired { budget },
+            state: DeadlineState::Expired { budget, trail },
         }
     }
 }
@@ -73,15 +83,14 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
-            DeadlineProj::Expired { budget } => {
-                Poll::Ready(Err(DeadlineExceeded { budget: *budget }.into()))
-            }
+            DeadlineProj::Expired { budget, trail } => Poll::Ready(Err(exceeded(*budget, trail))),
             DeadlineProj::Running {
                 inner,
                 timer,
                 at,
                 budget,
                 cover_streams,
+                trail,
             } => {
                 // The inner result is polled first: one that is ready exactly at the
                 // deadline is kept.
@@ -93,10 +102,18 @@ where
                     return Poll::Ready(Ok(response));
                 }
                 ready!(timer.poll(cx));
-                Poll::Ready(Err(DeadlineExceeded { budget: *budget }.into()))
+                Poll::Ready(Err(exceeded(*budget, trail)))
             }
         }
     }
+}
+
+/// The deadline error, carrying what the call's layers recorded before it passed.
+fn exceeded(budget: Duration, trail: &TrailRecorder) -> BoxError {
+    Box::new(ErrorWithTrail::new(
+        Box::new(DeadlineExceeded { budget }),
+        trail.snapshot(),
+    ))
 }
 
 pin_project! {

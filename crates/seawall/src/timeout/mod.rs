@@ -4,8 +4,10 @@
 //! - [`DeadlineLayer`] sets [`RequestContext::deadline`](seawall_core::RequestContext) (or
 //!   keeps an earlier one already set) so that every layer inside sees the remaining budget,
 //!   and enforces it end to end: when it passes the call fails with
-//!   [`DeadlineExceeded`](seawall_core::DeadlineExceeded), and a streamed response ends with
-//!   a timeout error event. Put it outermost: limiter waits, backoff sleeps and every attempt
+//!   [`DeadlineExceeded`](seawall_core::DeadlineExceeded) inside an
+//!   [`ErrorWithTrail`](seawall_core::ErrorWithTrail) that carries the attempts made so far
+//!   (the layer installs the call's trail recorder), and a streamed response ends with a
+//!   timeout error event. Put it outermost: limiter waits, backoff sleeps and every attempt
 //!   count against it.
 //! - [`AttemptTimeoutLayer`] bounds one attempt ([`TimedOut`](seawall_core::TimedOut) of
 //!   kind `Attempt`), and on typed streamed responses the time to the first content event

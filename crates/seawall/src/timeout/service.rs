@@ -69,10 +69,13 @@ where
             None => ours,
         };
         context.deadline = Some(deadline);
+        // Installed here so that the error of a call cut by the deadline still carries what
+        // the inner layers recorded.
+        let trail = context.trail().clone();
         let at = Instant::from_std(deadline.at());
         if now >= at {
             // Already past: the readied inner service stays ready for the next call.
-            return DeadlineFuture::expired(deadline.budget());
+            return DeadlineFuture::expired(deadline.budget(), trail);
         }
         let clone = self.inner.clone();
         let mut inner = mem::replace(&mut self.inner, clone);
@@ -81,6 +84,7 @@ where
             at,
             deadline.budget(),
             self.cover_streams,
+            trail,
         )
     }
 }
