@@ -1,5 +1,6 @@
-//! Added cost per call of each layer over a bare, always-ready service, on the happy path
-//! (a complete response on the first attempt, breaker closed, no timer firing).
+//! Added cost per call of each layer, and of the full recommended stack, over a bare,
+//! always-ready service, on the happy path (a complete response on the first attempt,
+//! breakers closed, limiters admitting at once, no timer firing).
 //!
 //! `cargo bench -p seawall --bench layers`
 //!
@@ -16,11 +17,15 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use seawall::breaker::BreakerLayer;
+use seawall::failover::Failover;
+use seawall::rate_limit::{Rate, RateLimitConfig, RateLimitLayer, RateLimiter};
 use seawall::retry::RetryLayer;
+use seawall::stack::TargetStack;
 use seawall::timeout::{AttemptTimeoutLayer, DeadlineLayer};
 use seawall_core::{
     AssistantMessage, BoxError, ChatRequest, ChatResponse, FinishReason, Message, ProviderKind,
 };
+use tower::layer::layer_fn;
 use tower::{Layer, Service};
 
 /// Answers at once with an empty complete response (no allocation).
@@ -125,6 +130,39 @@ fn layers(c: &mut Criterion) {
     );
     bench_layer(c, "retry", &RetryLayer::new());
     bench_layer(c, "breaker", &BreakerLayer::new("openai/gpt-4o"));
+    bench_layer(
+        c,
+        "rate_limit",
+        &RateLimitLayer::new(limiter("openai/gpt-4o")),
+    );
+    // Deadline → Failover over 3 targets → per target Retry → Breaker → RateLimit →
+    // AttemptTimeout, the first target answering.
+    let full_stack = layer_fn(|bare: Bare| {
+        let mut router = Failover::builder();
+        for id in ["openai/gpt-4o", "anthropic/claude", "gemini/flash"] {
+            let guarded = TargetStack::new(id)
+                .rate_limit(limiter(id))
+                .attempt_timeout(
+                    AttemptTimeoutLayer::new(Duration::from_secs(30))
+                        .first_token(Duration::from_secs(5))
+                        .idle(Duration::from_secs(10)),
+                )
+                .build(bare);
+            router = router.target(guarded.target);
+        }
+        DeadlineLayer::new(Duration::from_secs(60)).layer(router.build())
+    });
+    bench_layer(c, "full_stack", &full_stack);
+}
+
+/// A limiter whose quota the benchmark never exhausts.
+fn limiter(target: &str) -> RateLimiter {
+    RateLimiter::new(
+        target,
+        RateLimitConfig::new()
+            .requests(Rate::per_second(1_000_000_000))
+            .tokens(Rate::per_second(1_000_000_000_000)),
+    )
 }
 
 criterion_group!(benches, layers);
