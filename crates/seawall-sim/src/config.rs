@@ -144,6 +144,30 @@ pub struct ProviderSettings {
     pub quota: QuotaConfig,
     /// Faults installed at start.
     pub faults: Vec<FaultRule>,
+    /// Scripted replies: the first whose `when_prompt_contains` occurs in the last user
+    /// message replaces the generated text (still deterministic: same request, same reply).
+    pub replies: Vec<ScriptedReply>,
+}
+
+/// A fixed reply text for requests whose last user message contains a phrase, so that a demo
+/// or a test can show a meaningful answer ("Paris") instead of the generated words.
+///
+/// The text is split into pieces at spaces (one completion token each, the space leading);
+/// `max_tokens`, prefill continuation, faults and quotas apply to it as to a generated reply.
+/// Tool calls still take precedence when tools are offered.
+///
+/// ```toml
+/// [[openai.replies]]
+/// when_prompt_contains = "capital of France"
+/// text = "Paris."
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptedReply {
+    /// A phrase to look for in the last user message (case-sensitive).
+    pub when_prompt_contains: String,
+    /// The reply text.
+    pub text: String,
 }
 
 impl std::fmt::Debug for ProviderSettings {
@@ -167,6 +191,7 @@ impl std::fmt::Debug for ProviderSettings {
             .field("context_window", &self.context_window)
             .field("quota", &self.quota)
             .field("faults", &self.faults)
+            .field("replies", &self.replies)
             .finish()
     }
 }
@@ -185,6 +210,7 @@ impl Default for ProviderSettings {
             context_window: None,
             quota: QuotaConfig::default(),
             faults: Vec::new(),
+            replies: Vec::new(),
         }
     }
 }

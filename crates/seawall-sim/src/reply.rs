@@ -10,6 +10,8 @@
 //! prompt adds 3 tokens of reply priming. Each reply piece (one word with its leading space)
 //! is one completion token.
 
+use crate::config::ScriptedReply;
+
 /// Words the replies are made of; short, lowercase ASCII so that byte and char offsets agree.
 const WORDS: &[&str] = &[
     "the", "tide", "rises", "over", "a", "quiet", "harbor", "while", "gulls", "circle", "above",
@@ -163,6 +165,7 @@ pub(crate) fn generate(
     seed: u64,
     reply_tokens: u32,
     max_tokens: Option<u64>,
+    scripted: &[ScriptedReply],
 ) -> Reply {
     let hash = prompt.content_hash(seed);
     let prompt_tokens = prompt.prompt_tokens();
@@ -184,7 +187,10 @@ pub(crate) fn generate(
             };
         }
     }
-    let full = full_pieces(hash, reply_tokens.clamp(1, MAX_REPLY_TOKENS) as usize);
+    let full = match scripted_text(prompt, scripted) {
+        Some(text) => scripted_pieces(text),
+        None => full_pieces(hash, reply_tokens.clamp(1, MAX_REPLY_TOKENS) as usize),
+    };
     let mut pieces = match prompt.prefill() {
         Some(prefill) if !prefill.is_empty() => continue_after(&full, prefill),
         _ => full,
@@ -204,6 +210,35 @@ pub(crate) fn generate(
         finish,
         prompt_tokens,
     }
+}
+
+/// The text of the first scripted reply whose phrase is in the last user message.
+fn scripted_text<'a>(prompt: &Prompt, scripted: &'a [ScriptedReply]) -> Option<&'a str> {
+    let (_, last_user) = prompt
+        .messages
+        .iter()
+        .rev()
+        .find(|(role, _)| role == "user")?;
+    scripted
+        .iter()
+        .find(|reply| last_user.contains(&reply.when_prompt_contains))
+        .map(|reply| reply.text.as_str())
+}
+
+/// A scripted text as pieces: words, each after the first with its leading space.
+fn scripted_pieces(text: &str) -> Vec<String> {
+    let mut pieces: Vec<String> = Vec::new();
+    for (i, word) in text.split(' ').filter(|w| !w.is_empty()).enumerate() {
+        pieces.push(if i == 0 {
+            word.to_owned()
+        } else {
+            format!(" {word}")
+        });
+    }
+    if pieces.is_empty() {
+        pieces.push(String::new());
+    }
+    pieces
 }
 
 /// The pieces that follow `prefill` in `full`; the whole reply if `prefill` is not a prefix.
@@ -274,9 +309,9 @@ mod tests {
     #[test]
     fn same_conversation_same_reply_other_seed_other_reply() {
         let p = prompt(&[("user", "hello there")]);
-        let a = generate(&p, 7, 12, None);
-        let b = generate(&p, 7, 12, None);
-        let c = generate(&p, 8, 12, None);
+        let a = generate(&p, 7, 12, None, &[]);
+        let b = generate(&p, 7, 12, None, &[]);
+        let c = generate(&p, 8, 12, None, &[]);
         assert_eq!(a.text(), b.text());
         assert_ne!(a.text(), c.text());
         assert_eq!(a.pieces.len(), 12);
@@ -287,24 +322,43 @@ mod tests {
     #[test]
     fn prefill_gets_the_suffix_of_the_full_reply() {
         let p = prompt(&[("user", "tell me")]);
-        let full = generate(&p, 1, 10, None).text();
+        let full = generate(&p, 1, 10, None, &[]).text();
         for cut in [1, 5, 9, full.len() - 1] {
             let prefill = &full[..cut];
             let p2 = prompt(&[("user", "tell me"), ("assistant", prefill)]);
-            let rest = generate(&p2, 1, 10, None).text();
+            let rest = generate(&p2, 1, 10, None, &[]).text();
             assert_eq!(format!("{prefill}{rest}"), full, "cut at {cut}");
         }
         let p3 = prompt(&[("user", "tell me"), ("assistant", "Something else")]);
-        assert_eq!(generate(&p3, 1, 10, None).text(), full);
+        assert_eq!(generate(&p3, 1, 10, None, &[]).text(), full);
     }
 
     #[test]
     fn max_tokens_caps_the_reply() {
         let p = prompt(&[("user", "x")]);
-        let r = generate(&p, 1, 10, Some(3));
+        let r = generate(&p, 1, 10, Some(3), &[]);
         assert_eq!(r.pieces.len(), 3);
         assert_eq!(r.completion_tokens, 3);
         assert_eq!(r.finish, Finish::Length);
+    }
+
+    #[test]
+    fn scripted_reply_replaces_the_text_of_matching_prompts() {
+        let scripted = [ScriptedReply {
+            when_prompt_contains: "capital of France".to_owned(),
+            text: "Paris, of course.".to_owned(),
+        }];
+        let p = prompt(&[("user", "What is the capital of France?")]);
+        let r = generate(&p, 1, 10, None, &scripted);
+        assert_eq!(r.text(), "Paris, of course.");
+        assert_eq!(r.completion_tokens, 3);
+        let other = prompt(&[("user", "What is the capital of Spain?")]);
+        assert_eq!(
+            generate(&other, 1, 10, None, &scripted).text(),
+            generate(&other, 1, 10, None, &[]).text()
+        );
+        let capped = generate(&p, 1, 10, Some(1), &scripted);
+        assert_eq!(capped.text(), "Paris,");
     }
 
     #[test]

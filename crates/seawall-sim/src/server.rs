@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::body::{Aborted, SimBody, StreamEnd, TimedFrame};
-use crate::config::{Provider, ProviderSettings, QuotaConfig, SimConfig};
+use crate::config::{Provider, ProviderSettings, QuotaConfig, ScriptedReply, SimConfig};
 use crate::fault::{Fault, FaultRule, FaultSlot, RateLimitKind, RetryAfter, RetryHeaders};
 use crate::log::{LoggedRequest, RequestLog, redact_query};
 use crate::quota::{QuotaView, Quotas};
@@ -123,6 +123,17 @@ impl SimulatorBuilder {
     /// Whether one provider rejects assistant prefill.
     pub fn reject_prefill(self, provider: Provider, reject: bool) -> Self {
         self.configure(provider, |s| s.reject_prefill = reject)
+    }
+
+    /// A scripted reply on every provider: a request whose last user message contains
+    /// `phrase` is answered with `text` instead of generated words (see [`ScriptedReply`]).
+    pub fn scripted_reply(self, phrase: &str, text: &str) -> Self {
+        self.all(|s| {
+            s.replies.push(ScriptedReply {
+                when_prompt_contains: phrase.to_owned(),
+                text: text.to_owned(),
+            });
+        })
     }
 
     /// Faults installed at start for one provider.
@@ -1258,6 +1269,7 @@ async fn serve(
         settings.seed,
         settings.reply_tokens,
         parsed.max_tokens,
+        &settings.replies,
     );
     if stream_fault == Some(Fault::ContentFiltered) {
         let kept = reply.pieces.len() / 2;
