@@ -19,7 +19,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use seawall::ServiceBuilderExt;
 use seawall::breaker::BreakerLayer;
-use seawall::rate_limit::{Rate, RateLimitConfig, RateLimitLayer, RateLimiter};
+use seawall::rate_limit::{Rate, RateLimitConfig, RateLimiter};
 use seawall::retry::RetryLayer;
 use seawall::timeout::AttemptTimeoutLayer;
 use seawall_core::BoxError;
@@ -53,9 +53,7 @@ async fn main() -> Result<(), BoxError> {
         .deadline(Duration::from_secs(10))
         .retry_target(RetryLayer::new().max_attempts(3))
         .breaker(BreakerLayer::new("vllm/llama"))
-        // `.layer(..)` rather than `.rate_limit(..)`: with tower's `limit` feature on (the
-        // examples use it), `ServiceBuilder::rate_limit` is tower's own inherent method.
-        .layer(RateLimitLayer::new(limiter.clone()))
+        .rate_limit_target(limiter.clone())
         .attempt_timeout(AttemptTimeoutLayer::new(Duration::from_secs(5)))
         .service(client);
 

@@ -48,7 +48,11 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed {
 
     /// Admits calls through one target's rate limiter (see
     /// [`rate_limit`](crate::rate_limit)). The limiter is shared, not copied.
-    fn rate_limit(self, limiter: RateLimiter) -> ServiceBuilder<Stack<RateLimitLayer, L>>;
+    ///
+    /// Not named `rate_limit`: with tower's `limit` feature on (anywhere in the build, as
+    /// features unify), `tower::ServiceBuilder` has an inherent `rate_limit(num, per)`
+    /// method, which would win over this one.
+    fn rate_limit_target(self, limiter: RateLimiter) -> ServiceBuilder<Stack<RateLimitLayer, L>>;
 
     /// Bounds each attempt, and the first token and idle time of streams
     /// ([`AttemptTimeoutLayer`]).
@@ -71,7 +75,7 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
         self.layer(layer)
     }
 
-    fn rate_limit(self, limiter: RateLimiter) -> ServiceBuilder<Stack<RateLimitLayer, L>> {
+    fn rate_limit_target(self, limiter: RateLimiter) -> ServiceBuilder<Stack<RateLimitLayer, L>> {
         self.layer(RateLimitLayer::new(limiter))
     }
 

@@ -17,7 +17,7 @@
 //! - [`stack`]: one target's layers composed in the recommended order, with its breaker and
 //!   limiter installed as failover gates.
 //! - [`ServiceBuilderExt`]: `.deadline(..)`, `.retry_target(..)`, `.breaker(..)`,
-//!   `.rate_limit(..)`, `.attempt_timeout(..)` on `tower::ServiceBuilder`.
+//!   `.rate_limit_target(..)`, `.attempt_timeout(..)` on `tower::ServiceBuilder`.
 //!
 //! # Stack order
 //!

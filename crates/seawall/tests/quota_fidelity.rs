@@ -53,7 +53,7 @@ async fn twice_the_quota_offered_serves_it_all_without_a_single_429() {
             .max_wait(Duration::from_millis(500)),
     );
     let service = ServiceBuilder::new()
-        .rate_limit(limiter.clone())
+        .rate_limit_target(limiter.clone())
         .service(adapter);
 
     // Each call costs 30 tokens at the provider (10 prompt + 20 reply), so the token quota
