@@ -45,6 +45,9 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[macro_use]
+mod macros;
+
 pub mod breaker;
 mod builder;
 pub mod failover;
