@@ -642,3 +642,38 @@ async fn with_recovery_off_the_break_is_the_callers_error() {
     assert_eq!(fallback.calls(), 0);
     assert!(trail.recoveries.is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_continuation_prefill_leaves_out_trailing_whitespace_without_losing_it() {
+    // Anthropic refuses a prefill that ends with whitespace; the continuation is sent
+    // "The tide" and its leading space, already delivered, is not repeated.
+    let (primary, fallback) = (Model::default(), Model::default());
+    let router = Failover::builder()
+        .target(Target::new(
+            "primary",
+            primary.service(|_, r| {
+                Ok(streamed(
+                    &r.model,
+                    Duration::ZERO,
+                    vec![start(), text("The"), text(" tide "), cut()],
+                ))
+            }),
+        ))
+        .target(
+            Target::new("fallback", fallback.service(|_, r| continuing(r)))
+                .provider(ProviderKind::Anthropic),
+        )
+        .build();
+
+    let (events, trail) = run(&router, request()).await;
+
+    assert_eq!(fallback.prefills(), vec![Some("The tide".to_owned())]);
+    let (text, complete, _, error) = fold(&events);
+    assert_eq!(error, None);
+    assert!(complete);
+    assert_eq!(text, FULL);
+    assert_eq!(
+        recovered_by(&trail),
+        vec![(RecoveryPath::Continuation, "fallback".to_owned())]
+    );
+}

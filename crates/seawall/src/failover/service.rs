@@ -201,8 +201,9 @@ impl FailoverBuilder {
         self
     }
 
-    /// Sets the most targets one call is sent to (skipped targets do not count). Default:
-    /// every target.
+    /// Sets the most attempts one call is sent (skipped targets do not count; the attempts
+    /// that recover a broken stream do, a refused continuation and the restart that
+    /// replaces it counting as one). Default: as many as there are targets.
     #[must_use]
     pub fn max_hops(mut self, hops: usize) -> Self {
         self.max_hops = Some(hops);

@@ -75,6 +75,10 @@ enum Relay {
 enum Mode {
     /// Events go to the caller as they come.
     Pass,
+    /// A continuation whose prefill left out the delivered text's trailing whitespace
+    /// (Anthropic refuses a prefill that ends with whitespace): the continuation's leading
+    /// whitespace that repeats it, from byte `at` of the delivered text, is dropped.
+    Continue { at: usize },
     /// A restart: its content is matched against what was delivered.
     Restart(Matcher),
 }
@@ -296,6 +300,13 @@ impl RelayStream {
                 }
                 let out = match &mut self.mode {
                     Mode::Pass => event,
+                    Mode::Continue { at } => match skip_repeated(&self.delivered.text, at, event) {
+                        Some(event) => {
+                            self.mode = Mode::Pass;
+                            event
+                        }
+                        None => return None,
+                    },
                     Mode::Restart(matcher) => match matcher.feed(&self.delivered, event) {
                         Fed::Consumed => return None,
                         Fed::Emit(event) => {
@@ -431,7 +442,7 @@ impl RelayStream {
                 let shared = &self.walk.router.shared;
                 let path = if shared.accepts_prefill(attempt.index)
                     && self.delivered.tools.is_empty()
-                    && !self.delivered.text.is_empty()
+                    && !self.delivered.text.trim_end().is_empty()
                 {
                     RecoveryPath::Continuation
                 } else {
@@ -528,7 +539,7 @@ impl RelayStream {
         if path == RecoveryPath::Continuation {
             let mut messages = Vec::with_capacity(request.messages.len() + 1);
             messages.extend(request.messages.iter().cloned());
-            messages.push(Message::assistant(self.delivered.text.clone()));
+            messages.push(Message::assistant(self.delivered.text.trim_end()));
             request.messages = messages.into();
         }
         request
@@ -546,11 +557,44 @@ impl RelayStream {
         self.path = Some(path);
         self.first_content = None;
         self.mode = match path {
-            RecoveryPath::Continuation => Mode::Pass,
+            RecoveryPath::Continuation => {
+                let at = self.delivered.text.trim_end().len();
+                if at < self.delivered.text.len() {
+                    Mode::Continue { at }
+                } else {
+                    Mode::Pass
+                }
+            }
             RecoveryPath::Restart => Mode::Restart(Matcher::new(&self.delivered)),
         };
         self.state = Relay::Streaming(stream);
     }
+}
+
+/// Drops the part of a continuation's first text that repeats the delivered whitespace
+/// `delivered[*at..]` left out of the prefill. `None` while the event only repeats it;
+/// otherwise what the caller gets (everything else passes unchanged).
+fn skip_repeated(delivered: &str, at: &mut usize, event: StreamEvent) -> Option<StreamEvent> {
+    let StreamEvent::TextDelta(text) = event else {
+        return Some(event);
+    };
+    let tail = delivered.get(*at..).unwrap_or_default();
+    let mut n = text
+        .bytes()
+        .zip(tail.bytes())
+        .take_while(|(a, b)| a == b)
+        .count();
+    while !text.is_char_boundary(n) {
+        n -= 1;
+    }
+    *at += n;
+    if n == text.len() {
+        return None;
+    }
+    if n == 0 {
+        return Some(StreamEvent::TextDelta(text));
+    }
+    Some(StreamEvent::TextDelta(text[n..].to_owned()))
 }
 
 /// A complete response as the events of a stream (a target may answer a streamed
