@@ -677,3 +677,99 @@ async fn a_continuation_prefill_leaves_out_trailing_whitespace_without_losing_it
         vec![(RecoveryPath::Continuation, "fallback".to_owned())]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_end_without_the_end_of_message_is_recovered() {
+    let (primary, fallback) = (Model::default(), Model::default());
+    let router = Failover::builder()
+        .target(Target::new(
+            "primary",
+            primary.service(|_, r| {
+                // A clean end of body, but no finish: truncated.
+                Ok(streamed(
+                    &r.model,
+                    Duration::ZERO,
+                    vec![start(), text("The"), text(" tide")],
+                ))
+            }),
+        ))
+        .target(
+            Target::new("fallback", fallback.service(|_, r| continuing(r))).accepts_prefill(true),
+        )
+        .build();
+
+    let (events, trail) = run(&router, request()).await;
+
+    let (text, complete, _, error) = fold(&events);
+    assert_eq!((text.as_str(), complete, error), (FULL, true, None));
+    assert!(trail.recoveries[0].cause.contains("end of message"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restart_that_stops_short_of_the_delivered_text_is_an_error() {
+    let (primary, fallback) = (Model::default(), Model::default());
+    let router = Failover::builder()
+        .target(Target::new("primary", primary.service(breaking(cut()))))
+        .target(Target::new(
+            "fallback",
+            fallback.service(|_, r| {
+                Ok(streamed(
+                    &r.model,
+                    Duration::ZERO,
+                    vec![
+                        start(),
+                        text("The"),
+                        StreamEvent::Finish(FinishReason::Stop),
+                    ],
+                ))
+            }),
+        ))
+        .build();
+
+    let (events, _) = run(&router, request()).await;
+
+    let (text, complete, _, error) = fold(&events);
+    assert_eq!(text, "The tide");
+    assert!(!complete);
+    assert!(error.unwrap().message().contains("before reproducing"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn when_nothing_recovers_the_caller_sees_the_original_failure_not_the_prefill_refusal() {
+    let (primary, fallback) = (Model::default(), Model::default());
+    let router = Failover::builder()
+        .target(Target::new("primary", primary.service(breaking(cut()))))
+        .target(
+            Target::new(
+                "fallback",
+                fallback.service(|_, r| {
+                    if prefill(r).is_some() {
+                        rejecting_prefill(r)
+                    } else {
+                        Err(LlmError::new(ErrorKind::Overloaded, "overloaded")
+                            .with_status(529)
+                            .into())
+                    }
+                }),
+            )
+            .accepts_prefill(true),
+        )
+        .build();
+
+    let (events, trail) = run(&router, request()).await;
+
+    let error = fold(&events).3.expect("an explicit error");
+    assert_eq!(error.kind(), ErrorKind::StreamTruncated, "{error}");
+    assert_eq!(error.status(), None, "not the 400 of the refused prefill");
+    assert!(
+        error
+            .message()
+            .starts_with("the connection closed before the end of message"),
+        "{error}"
+    );
+    assert_eq!(fallback.calls(), 2);
+    assert!(matches!(
+        trail.recoveries[0].outcome,
+        RecoveryOutcome::Failed { .. }
+    ));
+}
