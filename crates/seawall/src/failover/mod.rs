@@ -82,6 +82,65 @@
 //! target that finished the answer, or why it failed); recovery attempts are recorded as
 //! attempts.
 //!
+//! ```
+//! use seawall::failover::{Failover, Target};
+//! use seawall_core::{
+//!     BoxError, ChatRequest, ChatResponse, ErrorKind, EventStream, FinishReason, LlmError,
+//!     Message, ProviderKind, RecoveryPath, RecoveryOutcome, StreamAccumulator, StreamEvent,
+//! };
+//! use tower::{ServiceExt, service_fn};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), BoxError> {
+//! let streamed = |events: Vec<StreamEvent>| {
+//!     ChatResponse::streaming(ProviderKind::Anthropic, "m", EventStream::from_events(events))
+//! };
+//! // The first target's connection is cut after "Paris is".
+//! let cut = service_fn(move |_: ChatRequest| async move {
+//!     Ok::<_, BoxError>(streamed(vec![
+//!         StreamEvent::TextDelta("Paris".into()),
+//!         StreamEvent::TextDelta(" is".into()),
+//!         StreamEvent::Error(LlmError::new(ErrorKind::StreamTruncated, "connection reset")),
+//!     ]))
+//! });
+//! // The second continues the prefill it is sent.
+//! let continues = service_fn(move |request: ChatRequest| async move {
+//!     let prefill = request.messages.last().map(Message::joined_text).unwrap_or_default();
+//!     assert_eq!(prefill, "Paris is");
+//!     Ok::<_, BoxError>(streamed(vec![
+//!         StreamEvent::TextDelta(" the capital.".into()),
+//!         StreamEvent::Finish(FinishReason::Stop),
+//!     ]))
+//! });
+//! let router = Failover::builder()
+//!     .target(Target::new("a", cut))
+//!     .target(Target::new("b", continues).provider(ProviderKind::Anthropic))
+//!     .build();
+//!
+//! let mut request = ChatRequest::new("chat", [Message::user("Capital of France?")]).streaming();
+//! let trail = request.context.trail().clone(); // read after the stream ends
+//! let mut response = router.oneshot(request).await?;
+//! let mut stream = response.stream.take().expect("streamed");
+//! let mut answer = StreamAccumulator::new();
+//! while let Some(event) = std::future::poll_fn(|cx| {
+//!     futures_core::Stream::poll_next(std::pin::Pin::new(&mut stream), cx)
+//! })
+//! .await
+//! {
+//!     answer.push(&event)?;
+//! }
+//! assert_eq!(answer.text(), "Paris is the capital.");
+//! assert!(answer.is_complete());
+//! let recovery = &trail.snapshot().recoveries[0];
+//! assert_eq!(recovery.delivered_chars, 8);
+//! assert!(matches!(
+//!     &recovery.outcome,
+//!     RecoveryOutcome::Recovered { path: RecoveryPath::Continuation, target } if target.as_str() == "b"
+//! ));
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Why a dedicated service rather than `tower::steer::Steer`
 //!
 //! `Steer` routes each call once and waits for **every** member to be ready before any
