@@ -331,3 +331,72 @@ async fn an_error_frame_mid_stream_is_recovered() {
         Some((RecoveryPath::Continuation, "anthropic".into()))
     );
 }
+
+#[tokio::test]
+async fn a_stream_cut_inside_tool_call_arguments_is_restarted_with_prefix_match() {
+    let sim = simulator(|b| b).await;
+    let tools = [seawall_core::ToolDefinition::new(
+        "get_weather",
+        "The weather in a city.",
+        serde_json::json!({
+            "type": "object",
+            "properties": {
+                "city": {"type": "string"},
+                "days": {"type": "integer"},
+                "unit": {"enum": ["celsius", "fahrenheit"]}
+            }
+        }),
+    )];
+    let with_tools = || request().with_tools(tools.clone());
+    // The reference call, clean.
+    let adapter = OpenAi::new(
+        client(),
+        OpenAiConfig::new("sk-test").with_base_url(sim.base_url(Provider::OpenAi)),
+    );
+    let mut clean = adapter.oneshot(with_tools()).await.unwrap();
+    let mut reference = StreamAccumulator::new();
+    for event in collect(clean.stream.take().unwrap()).await {
+        reference.push(&event).unwrap();
+    }
+    let expected = reference.tool_calls()[0].clone();
+    sim.clear_log();
+
+    // The role chunk, the call's head and a fragment of its arguments, then the cut.
+    sim.set_faults(
+        Provider::OpenAi,
+        vec![FaultRule::first(1, Fault::CutAfter { events: 3 })],
+    );
+    let router = Failover::builder()
+        .target(openai(&sim, None))
+        .target(anthropic(&sim))
+        .build();
+    let mut request = with_tools();
+    let trail = request.context.trail().clone();
+    let mut response = router.clone().oneshot(request).await.unwrap();
+    let events = collect(response.stream.take().unwrap()).await;
+    let trail = trail.snapshot();
+
+    let mut answer = StreamAccumulator::new();
+    for event in &events {
+        answer.push(event).unwrap();
+    }
+    assert!(answer.is_complete());
+    assert_eq!(answer.tool_calls().len(), 1);
+    let call = &answer.tool_calls()[0];
+    assert_eq!(call.name, expected.name);
+    assert_eq!(
+        call.arguments, expected.arguments,
+        "the arguments whole, once"
+    );
+    // The call's head and at least one fragment of its arguments reached the caller.
+    assert!(
+        trail.recoveries[0].delivered_deltas >= 2,
+        "{:?}",
+        trail.recoveries
+    );
+    assert_eq!(
+        recovered(&trail),
+        Some((RecoveryPath::Restart, "anthropic".into()))
+    );
+    assert_eq!(prefills(&sim, Provider::Anthropic), vec![None]);
+}
