@@ -76,7 +76,8 @@ pub use response::{AssistantMessage, ChatResponse, FinishReason, Usage};
 pub use stream::{EventStream, StreamAccumulator, StreamEvent};
 pub use tokens::{HeuristicEstimator, TokenEstimate, TokenEstimator};
 pub use trail::{
-    AttemptOutcome, AttemptRecord, BreakerState, ErrorWithTrail, Trail, TrailRecorder,
+    AttemptOutcome, AttemptRecord, BreakerState, ErrorWithTrail, RecoveryOutcome, RecoveryPath,
+    RecoveryRecord, Trail, TrailRecorder,
 };
 
 /// The error type at every layer boundary, the same shape as tower's.

@@ -26,6 +26,65 @@ pub struct Trail {
     pub tokens_estimated: Option<u64>,
     /// The tokens the call actually used, summed over attempts.
     pub tokens_used: Option<u64>,
+    /// Streams that broke after the commit point, and how each was recovered, in order.
+    pub recoveries: Vec<RecoveryRecord>,
+}
+
+/// A streamed response that broke after content reached the caller, and what the router
+/// did about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveryRecord {
+    /// The target whose stream broke.
+    pub broken_target: TargetId,
+    /// Why it broke (the error event's message, or the truncation).
+    pub cause: String,
+    /// Characters of text delivered to the caller before the break.
+    pub delivered_chars: u64,
+    /// Content events (text or tool-call fragments) delivered before the break; providers
+    /// send about one token per event.
+    pub delivered_deltas: u64,
+    /// How it ended.
+    pub outcome: RecoveryOutcome,
+}
+
+/// How a recovery ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecoveryOutcome {
+    /// Still under way (the stream has not ended yet).
+    Pending,
+    /// The answer was finished on `target` by `path`.
+    Recovered {
+        /// How.
+        path: RecoveryPath,
+        /// The target that finished the answer.
+        target: TargetId,
+    },
+    /// The answer could not be finished; the caller got an error event.
+    Failed {
+        /// Why (no target left, deadline, a restart that diverged).
+        reason: String,
+    },
+}
+
+/// How a broken stream was finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RecoveryPath {
+    /// The text already delivered was sent as a trailing assistant message (prefill) and
+    /// the target's output appended.
+    Continuation,
+    /// The request was sent again without prefill; the new stream's output was checked
+    /// against what was delivered and only what follows it was passed on.
+    Restart,
+}
+
+impl RecoveryPath {
+    /// A short snake_case name for logs and metrics.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Continuation => "continuation",
+            Self::Restart => "restart",
+        }
+    }
 }
 
 impl Trail {

@@ -1,5 +1,6 @@
-//! Benchmarks: rate limiter admission (uncontended, and with a second thread contending)
-//! and failover planning for 3 and 10 targets.
+//! Benchmarks: rate limiter admission (uncontended, and with a second thread contending),
+//! failover planning for 3 and 10 targets, and relaying a stream through the router
+//! (with and without a mid-stream recovery).
 
 // criterion_group! generates an undocumented public function.
 #![allow(missing_docs)]
@@ -10,9 +11,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use futures_core::Stream as _;
 use seawall::failover::{Failover, Strategy, Target};
 use seawall::rate_limit::{Rate, RateLimitConfig, RateLimiter};
-use seawall_core::{BoxError, ChatRequest, ChatResponse, TokenEstimate};
+use seawall_core::{
+    BoxError, ChatRequest, ChatResponse, ErrorKind, EventStream, FinishReason, LlmError, Message,
+    ProviderKind, StreamEvent, TokenEstimate,
+};
+use tower::ServiceExt;
 
 /// A limiter so large it always admits: the benchmarks measure the admission path, not
 /// waits.
@@ -101,11 +107,98 @@ fn planning(c: &mut Criterion) {
     group.finish();
 }
 
+/// Events of a streamed answer of `words` one-word deltas; `broken` replaces the end of
+/// message with a cut connection.
+fn answer(words: usize, broken: bool) -> Vec<StreamEvent> {
+    let mut events = Vec::with_capacity(words + 2);
+    events.push(StreamEvent::Start {
+        id: None,
+        model: None,
+    });
+    events.extend((0..words).map(|_| StreamEvent::TextDelta(" word".into())));
+    events.push(if broken {
+        StreamEvent::Error(LlmError::new(ErrorKind::StreamTruncated, "cut"))
+    } else {
+        StreamEvent::Finish(FinishReason::Stop)
+    });
+    events
+}
+
+fn streamed(events: Vec<StreamEvent>) -> ChatResponse {
+    ChatResponse::streaming(
+        ProviderKind::Anthropic,
+        "m",
+        EventStream::from_events(events),
+    )
+}
+
+async fn drain(mut stream: EventStream) -> usize {
+    let mut count = 0;
+    while let Some(event) =
+        std::future::poll_fn(|cx| std::pin::Pin::new(&mut stream).poll_next(cx)).await
+    {
+        count += usize::from(black_box(event).is_content());
+    }
+    count
+}
+
+fn relay(c: &mut Criterion) {
+    const WORDS: usize = 256;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let whole = tower::service_fn(|_: ChatRequest| async {
+        Ok::<_, BoxError>(streamed(answer(WORDS, false)))
+    });
+    let half_broken = tower::service_fn(|_: ChatRequest| async {
+        Ok::<_, BoxError>(streamed(answer(WORDS / 2, true)))
+    });
+    let half = tower::service_fn(|_: ChatRequest| async {
+        Ok::<_, BoxError>(streamed(answer(WORDS / 2, false)))
+    });
+    let request = ChatRequest::new("m", [Message::user("hi")]).streaming();
+    let relayed = Failover::builder().target(Target::new("a", whole)).build();
+    let recovered = Failover::builder()
+        .target(Target::new("a", half_broken))
+        .target(Target::new("b", half).accepts_prefill(true))
+        .build();
+
+    let mut group = c.benchmark_group("failover/stream_256_deltas");
+    group.bench_function("direct", |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                let mut response = whole.oneshot(request.clone()).await.unwrap();
+                drain(response.stream.take().unwrap()).await
+            })
+        });
+    });
+    group.bench_function("relayed", |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                let mut response = relayed.clone().oneshot(request.clone()).await.unwrap();
+                drain(response.stream.take().unwrap()).await
+            })
+        });
+    });
+    group.bench_function("recovered_by_continuation", |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                let mut response = recovered.clone().oneshot(request.clone()).await.unwrap();
+                let delivered = drain(response.stream.take().unwrap()).await;
+                assert_eq!(delivered, WORDS);
+                delivered
+            })
+        });
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = admission, planning
+    targets = admission, planning, relay
 }
 criterion_main!(benches);

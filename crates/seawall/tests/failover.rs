@@ -641,7 +641,7 @@ async fn stream_failures_before_the_first_token_fail_over_transparently() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn stream_failures_after_the_first_token_surface_as_error_events() {
+async fn without_recovery_stream_failures_after_the_first_token_surface_as_error_events() {
     let first = Scripted::new();
     let second = Scripted::new();
     let router = Failover::builder()
@@ -660,6 +660,7 @@ async fn stream_failures_after_the_first_token_surface_as_error_events() {
             }),
         ))
         .target(Target::new("second", second.service(ok)))
+        .recover_streams(false)
         .build();
     let mut response = router.oneshot(weighing(1).streaming()).await.unwrap();
     let events = collect(response.stream.take().unwrap()).await;
@@ -673,7 +674,7 @@ async fn stream_failures_after_the_first_token_surface_as_error_events() {
     assert_eq!(
         second.calls(),
         0,
-        "past the commit point nothing is retried silently"
+        "with recovery off, past the commit point nothing is retried"
     );
 }
 

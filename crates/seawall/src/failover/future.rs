@@ -11,18 +11,18 @@ use std::time::Duration;
 use futures_core::Stream;
 use seawall_core::{
     AllTargetsFailed, AttemptOutcome, AttemptRecord, BoxError, ChatRequest, ChatResponse,
-    DeadlineExceeded, Disposition, ErrorKind, ErrorWithTrail, EventStream, LlmError, RouteHint,
-    StreamEvent, TokenEstimate, TrailRecorder, classify_with,
+    Classification, DeadlineExceeded, Disposition, ErrorKind, ErrorWithTrail, EventStream,
+    LlmError, RouteHint, StreamEvent, TokenEstimate, TrailRecorder, classify_with,
 };
 use tokio::time::Instant;
 use tower_service::Service;
 
 use super::gate::SkipReason;
 use super::service::Failover;
-use super::stream::CommitStream;
+use super::stream::RelayStream;
 use super::target::{Target, TargetService};
 
-type MemberFuture = <TargetService as Service<ChatRequest>>::Future;
+pub(crate) type MemberFuture = <TargetService as Service<ChatRequest>>::Future;
 
 /// Walks the call's plan: skips targets whose gates refuse, sends the call to the next
 /// one, and moves on when the classifier says the failure is worth a failover.
@@ -30,13 +30,7 @@ type MemberFuture = <TargetService as Service<ChatRequest>>::Future;
 /// A streamed response is read up to its first content event (the commit point) before
 /// it is returned, so failures before it fail over transparently.
 pub struct ResponseFuture {
-    router: Failover,
-    request: ChatRequest,
-    trail: TrailRecorder,
-    estimate: TokenEstimate,
-    plan: Vec<usize>,
-    next: usize,
-    hops: usize,
+    walk: Walk,
     state: State,
     /// The streamed response being read up to the commit point, without its stream.
     committing: Option<ChatResponse>,
@@ -62,42 +56,31 @@ enum State {
     Done,
 }
 
-struct Attempt {
-    index: usize,
-    hop: u32,
-    model: Arc<str>,
-    started: Instant,
-    limiter_wait_before: Duration,
+/// One attempt on one target.
+pub(crate) struct Attempt {
+    pub(crate) index: usize,
+    pub(crate) hop: u32,
+    pub(crate) model: Arc<str>,
+    pub(crate) started: Instant,
+    pub(crate) limiter_wait_before: Duration,
 }
 
-impl ResponseFuture {
-    pub(crate) fn new(router: Failover, mut request: ChatRequest) -> Self {
-        let trail = request.context.trail().clone();
-        let shared = &router.shared;
-        let estimate = shared
-            .estimator
-            .estimate(&request, shared.default_output_tokens);
-        trail.update(|trail| {
-            trail.tokens_estimated.get_or_insert(estimate.total());
-        });
-        let mut plan = Vec::with_capacity(shared.targets.len());
-        router.plan_into(&mut plan);
-        Self {
-            router,
-            request,
-            trail,
-            estimate,
-            plan,
-            next: 0,
-            hops: 0,
-            state: State::Next,
-            committing: None,
-            buffered: Vec::new(),
-        }
-    }
+/// The call's routing state: the plan, how far along it the call is, and the trail. The
+/// response future owns it up to the commit point; a streamed response's relay takes it
+/// over to recover a stream that breaks after it.
+pub(crate) struct Walk {
+    pub(crate) router: Failover,
+    pub(crate) request: ChatRequest,
+    pub(crate) trail: TrailRecorder,
+    estimate: TokenEstimate,
+    pub(crate) plan: Vec<usize>,
+    pub(crate) next: usize,
+    pub(crate) hops: usize,
+}
 
+impl Walk {
     /// The next target that passes its gates, or the error that ends the call.
-    fn next_attempt(&mut self) -> Result<State, BoxError> {
+    pub(crate) fn next_attempt(&mut self) -> Result<(Attempt, TargetService), BoxError> {
         let shared = Arc::clone(&self.router.shared);
         loop {
             let now = Instant::now();
@@ -137,21 +120,21 @@ impl ResponseFuture {
             }
             let hop = u32::try_from(self.hops).unwrap_or(u32::MAX);
             self.hops += 1;
-            return Ok(State::Ready {
-                attempt: Attempt {
+            return Ok((
+                Attempt {
                     index,
                     hop,
                     model,
                     started: now,
                     limiter_wait_before: self.trail.update(|trail| trail.limiter_wait),
                 },
-                service: target.service.clone(),
-            });
+                target.service.clone(),
+            ));
         }
     }
 
     /// The request for `attempt`: the target's model name and route.
-    fn attempt_request(&self, attempt: &Attempt) -> ChatRequest {
+    pub(crate) fn attempt_request(&self, attempt: &Attempt) -> ChatRequest {
         let target = &self.router.shared.targets[attempt.index];
         let mut request = self.request.clone();
         request.model = attempt.model.clone();
@@ -186,7 +169,12 @@ impl ResponseFuture {
         Ok(())
     }
 
-    fn record(&self, attempt: &Attempt, outcome: AttemptOutcome, ttft: Option<Duration>) {
+    pub(crate) fn record(
+        &self,
+        attempt: &Attempt,
+        outcome: AttemptOutcome,
+        ttft: Option<Duration>,
+    ) {
         let target = &self.router.shared.targets[attempt.index];
         let latency = Instant::now().saturating_duration_since(attempt.started);
         self.trail.update(|trail| {
@@ -204,13 +192,14 @@ impl ResponseFuture {
         });
     }
 
-    /// Records a failed attempt; returns the error if it ends the call.
-    fn failed(&mut self, attempt: &Attempt, error: BoxError) -> Option<BoxError> {
-        // Whatever the failed stream produced before its commit point is dropped unseen.
-        self.committing = None;
-        self.buffered.clear();
+    /// Records a failed attempt and classifies its error.
+    pub(crate) fn record_failure(
+        &self,
+        attempt: &Attempt,
+        error: &(dyn std::error::Error + 'static),
+    ) -> Classification {
         let shared = &self.router.shared;
-        let verdict = classify_with(&*error, &shared.classify_policy);
+        let verdict = classify_with(error, &shared.classify_policy);
         let outcome = AttemptOutcome::Failed {
             cause: verdict.cause,
             message: error.to_string(),
@@ -218,8 +207,14 @@ impl ResponseFuture {
         self.record(attempt, outcome, None);
         let latency = Instant::now().saturating_duration_since(attempt.started);
         shared.latency[attempt.index].observe(latency + shared.failure_penalty);
+        verdict
+    }
+
+    /// Records a failed attempt; returns the error if it ends the call.
+    fn failed(&self, attempt: &Attempt, error: BoxError) -> Option<BoxError> {
+        let verdict = self.record_failure(attempt, &*error);
         if verdict.disposition == Disposition::Fatal {
-            let target = shared.targets[attempt.index].id.clone();
+            let target = self.router.shared.targets[attempt.index].id.clone();
             self.trail.update(|trail| {
                 trail.final_target = Some(target);
                 trail.final_model = Some(attempt.model.to_string());
@@ -229,37 +224,100 @@ impl ResponseFuture {
         None
     }
 
+    /// Records a successful attempt as the call's final target.
+    pub(crate) fn record_success(&self, attempt: &Attempt, model: &str, ttft: Option<Duration>) {
+        let shared = &self.router.shared;
+        self.record(attempt, AttemptOutcome::Succeeded, ttft);
+        let latency = Instant::now().saturating_duration_since(attempt.started);
+        shared.latency[attempt.index].observe(ttft.unwrap_or(latency));
+        let target = shared.targets[attempt.index].id.clone();
+        let model = if model.is_empty() {
+            attempt.model.to_string()
+        } else {
+            model.to_owned()
+        };
+        self.trail.update(|trail| {
+            trail.final_target = Some(target);
+            trail.final_model = Some(model);
+        });
+    }
+
     fn succeeded(
         &self,
         attempt: &Attempt,
         mut response: ChatResponse,
         ttft: Option<Duration>,
     ) -> ChatResponse {
-        let shared = &self.router.shared;
-        self.record(attempt, AttemptOutcome::Succeeded, ttft);
-        let latency = Instant::now().saturating_duration_since(attempt.started);
-        shared.latency[attempt.index].observe(ttft.unwrap_or(latency));
-        let target = shared.targets[attempt.index].id.clone();
-        let model = if response.model.is_empty() {
-            attempt.model.to_string()
-        } else {
-            response.model.clone()
-        };
-        let usage = response.usage;
-        self.trail.update(|trail| {
-            trail.final_target = Some(target);
-            trail.final_model = Some(model);
-            if let Some(usage) = usage {
+        self.router
+            .shared
+            .learn_provider(attempt.index, response.provider);
+        self.record_success(attempt, &response.model, ttft);
+        if let Some(usage) = response.usage {
+            self.trail.update(|trail| {
                 let used = trail.tokens_used.unwrap_or(0).saturating_add(usage.total());
                 trail.tokens_used = Some(used);
-            }
-        });
+            });
+        }
         response.trail = self.trail.snapshot();
         response
     }
 
     fn with_trail(&self, error: BoxError) -> BoxError {
         Box::new(ErrorWithTrail::new(error, self.trail.snapshot()))
+    }
+}
+
+impl ResponseFuture {
+    pub(crate) fn new(router: Failover, mut request: ChatRequest) -> Self {
+        let trail = request.context.trail().clone();
+        let shared = &router.shared;
+        let estimate = shared
+            .estimator
+            .estimate(&request, shared.default_output_tokens);
+        trail.update(|trail| {
+            trail.tokens_estimated.get_or_insert(estimate.total());
+        });
+        let mut plan = Vec::with_capacity(shared.targets.len());
+        router.plan_into(&mut plan);
+        Self {
+            walk: Walk {
+                router,
+                request,
+                trail,
+                estimate,
+                plan,
+                next: 0,
+                hops: 0,
+            },
+            state: State::Next,
+            committing: None,
+            buffered: Vec::new(),
+        }
+    }
+
+    /// Records a failed attempt; returns the error if it ends the call.
+    fn failed(&mut self, attempt: &Attempt, error: BoxError) -> Option<BoxError> {
+        // Whatever the failed stream produced before its commit point is dropped unseen.
+        self.committing = None;
+        self.buffered.clear();
+        self.walk.failed(attempt, error)
+    }
+
+    fn with_trail(&self, error: BoxError) -> BoxError {
+        self.walk.with_trail(error)
+    }
+
+    /// The relay's copy of the routing state (the plan moves; the rest is shared).
+    fn hand_over(&mut self) -> Walk {
+        Walk {
+            router: self.walk.router.clone(),
+            request: self.walk.request.clone(),
+            trail: self.walk.trail.clone(),
+            estimate: self.walk.estimate,
+            plan: mem::take(&mut self.walk.plan),
+            next: self.walk.next,
+            hops: self.walk.hops,
+        }
     }
 }
 
@@ -270,8 +328,8 @@ impl Future for ResponseFuture {
         let this = self.get_mut();
         loop {
             match mem::replace(&mut this.state, State::Done) {
-                State::Next => match this.next_attempt() {
-                    Ok(state) => this.state = state,
+                State::Next => match this.walk.next_attempt() {
+                    Ok((attempt, service)) => this.state = State::Ready { attempt, service },
                     Err(error) => return Poll::Ready(Err(this.with_trail(error))),
                 },
                 State::Ready {
@@ -283,7 +341,7 @@ impl Future for ResponseFuture {
                         return Poll::Pending;
                     }
                     Poll::Ready(Ok(())) => {
-                        let future = service.call(this.attempt_request(&attempt));
+                        let future = service.call(this.walk.attempt_request(&attempt));
                         this.state = State::Calling { attempt, future };
                     }
                     Poll::Ready(Err(error)) => {
@@ -307,7 +365,9 @@ impl Future for ResponseFuture {
                             this.buffered.clear();
                             this.state = State::Committing { attempt, stream };
                         }
-                        None => return Poll::Ready(Ok(this.succeeded(&attempt, response, None))),
+                        None => {
+                            return Poll::Ready(Ok(this.walk.succeeded(&attempt, response, None)));
+                        }
                     },
                     Poll::Ready(Err(error)) => {
                         if let Some(error) = this.failed(&attempt, error) {
@@ -331,14 +391,24 @@ impl Future for ResponseFuture {
                         let ttft = event
                             .is_content()
                             .then(|| Instant::now().saturating_duration_since(attempt.started));
-                        let Some(mut response) = this.committing.take() else {
+                        let Some(response) = this.committing.take() else {
                             return Poll::Ready(Err("failover stream lost its response".into()));
                         };
                         let mut buffered = mem::take(&mut this.buffered);
                         buffered.push(event);
-                        response.stream =
-                            Some(EventStream::new(CommitStream::new(buffered, stream)));
-                        return Poll::Ready(Ok(this.succeeded(&attempt, response, ttft)));
+                        let tokens_before = this.walk.trail.update(|trail| trail.tokens_used);
+                        let upfront = response.usage;
+                        let mut response = this.walk.succeeded(&attempt, response, ttft);
+                        let walk = this.hand_over();
+                        response.stream = Some(EventStream::new(RelayStream::new(
+                            buffered,
+                            stream,
+                            walk,
+                            attempt,
+                            upfront,
+                            tokens_before,
+                        )));
+                        return Poll::Ready(Ok(response));
                     }
                     Poll::Ready(Some(StreamEvent::Error(error))) => {
                         if let Some(error) = this.failed(&attempt, Box::new(error)) {
@@ -379,7 +449,7 @@ impl fmt::Debug for ResponseFuture {
             State::Done => "done",
         };
         f.debug_struct("ResponseFuture")
-            .field("hops", &self.hops)
+            .field("hops", &self.walk.hops)
             .field("state", &state)
             .finish_non_exhaustive()
     }

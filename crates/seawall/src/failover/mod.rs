@@ -23,19 +23,123 @@
 //!   (target, outcome, wait).
 //! - **Streaming commit point.** A streamed response is read up to its first content event
 //!   before it is returned. Before that point, an error status, a first-token timeout, an
-//!   error frame or a stream that ends fail over transparently. After it, a failure reaches
-//!   the caller as an explicit `Error` event, and a stream that ends without the provider's
-//!   end of message ends with a `StreamTruncated` error event, never as a complete one.
+//!   error frame or a stream that ends fail over transparently. After it, the stream is
+//!   never passed off as complete when it is not: it is recovered, or it ends with an
+//!   explicit `Error` event (see below).
 //! - **Trail.** Every response carries the call's [`Trail`](seawall_core::Trail) in
 //!   `ChatResponse::trail`, and every error is an [`ErrorWithTrail`] whose `source()` is
 //!   the original error (so classification sees through it): attempts with target,
 //!   outcome, wait and latency (and time to first token), limiter wait, breaker states
-//!   seen, final target and model, tokens estimated vs used. The router records one
-//!   attempt per target it sends the call to (and one per skip); the trail recorder is
-//!   shared through the request's context, so layers inside a target (the limiter's wait,
-//!   a retry layer's own attempts) write to the same trail. For a stream, the trail is
-//!   taken at the commit point, so it holds the usage only if the response carried it
-//!   up front; the rate limiter still reconciles with the usage at the stream's end.
+//!   seen, final target and model, tokens estimated vs used, stream recoveries. The router
+//!   records one attempt per target it sends the call to (and one per skip); the trail
+//!   recorder is shared through the request's context, so layers inside a target (the
+//!   limiter's wait, a retry layer's own attempts) write to the same trail. For a stream,
+//!   `ChatResponse::trail` is a copy taken at the commit point; what happens after it
+//!   (recoveries, summed usage, the final target) is written to the shared recorder, which
+//!   a caller reads by installing one before the call:
+//!   `let trail = request.context.trail().clone();` then `trail.snapshot()` once the stream
+//!   has ended.
+//!
+//! # Mid-stream recovery
+//!
+//! When a committed stream breaks — a cut connection (a `StreamTruncated` error event), an
+//! idle stall (the timeout error event of
+//! [`AttemptTimeoutLayer`](crate::timeout::AttemptTimeoutLayer)), an end without the
+//! provider's end of message, or an error frame — and the classifier does not call the
+//! failure fatal, the router finishes the answer within the call's remaining deadline and
+//! hop budget ([`FailoverBuilder::recover_streams`] turns this off). It walks the rest of
+//! the plan, then the broken target itself if the failure is one worth retrying there (not
+//! after a timeout: a target that went silent is not tried again in the call), skipping
+//! targets whose gates refuse, and for each:
+//!
+//! 1. **Continuation**, when the target accepts an assistant prefill and the delivered
+//!    content is text: the original request plus the text already delivered as a trailing
+//!    assistant message. Its output is appended to the caller's stream.
+//! 2. **Restart with prefix match** otherwise: the original request again. Its output is
+//!    compared with what was delivered; while it matches nothing is sent, past it the rest
+//!    flows to the caller. If it differs (other text, another tool, or an end before the
+//!    delivered prefix), the stream ends with an error event: the caller cannot be given
+//!    a coherent answer. A tool call broken inside its arguments is always restarted, the
+//!    arguments matched like text; the caller keeps the call id it already has.
+//! 3. When no target is left, or the deadline has passed, one error event: the original
+//!    failure's kind, its message followed by why it was not recovered.
+//!
+//! Which targets get a continuation: [`Target::accepts_prefill`] when set; otherwise the
+//! default of its [`Target::provider`] (Anthropic and OpenAI-compatible servers yes,
+//! OpenAI and Gemini no, since they answer afresh instead of continuing); otherwise the
+//! protocol of the first response the target gave (`ChatResponse::provider`); until then,
+//! restart only. A continuation refused with an invalid-request error (the 400 a server
+//! gives for a final assistant message) marks the target as not accepting one
+//! ([`Failover::accepts_prefill`] reports it) and is replaced by a restart on the same
+//! target, within the same hop; the refusal is never what the caller sees.
+//!
+//! The caller's stream stays one message: recovery attempts' `Start` events are dropped.
+//! Once a stream has broken, usage is reported once, at the end: one `Usage` event with
+//! the sum over attempts (before the final error event if recovery fails). Each attempt
+//! still settles its own target's rate limiter with its own usage. The trail gets one
+//! [`RecoveryRecord`](seawall_core::RecoveryRecord) per break: the broken target, the
+//! cause, the characters and content events delivered before it, and the outcome (path and
+//! target that finished the answer, or why it failed); recovery attempts are recorded as
+//! attempts.
+//!
+//! ```
+//! use seawall::failover::{Failover, Target};
+//! use seawall_core::{
+//!     BoxError, ChatRequest, ChatResponse, ErrorKind, EventStream, FinishReason, LlmError,
+//!     Message, ProviderKind, RecoveryPath, RecoveryOutcome, StreamAccumulator, StreamEvent,
+//! };
+//! use tower::{ServiceExt, service_fn};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), BoxError> {
+//! let streamed = |events: Vec<StreamEvent>| {
+//!     ChatResponse::streaming(ProviderKind::Anthropic, "m", EventStream::from_events(events))
+//! };
+//! // The first target's connection is cut after "Paris is".
+//! let cut = service_fn(move |_: ChatRequest| async move {
+//!     Ok::<_, BoxError>(streamed(vec![
+//!         StreamEvent::TextDelta("Paris".into()),
+//!         StreamEvent::TextDelta(" is".into()),
+//!         StreamEvent::Error(LlmError::new(ErrorKind::StreamTruncated, "connection reset")),
+//!     ]))
+//! });
+//! // The second continues the prefill it is sent.
+//! let continues = service_fn(move |request: ChatRequest| async move {
+//!     let prefill = request.messages.last().map(Message::joined_text).unwrap_or_default();
+//!     assert_eq!(prefill, "Paris is");
+//!     Ok::<_, BoxError>(streamed(vec![
+//!         StreamEvent::TextDelta(" the capital.".into()),
+//!         StreamEvent::Finish(FinishReason::Stop),
+//!     ]))
+//! });
+//! let router = Failover::builder()
+//!     .target(Target::new("a", cut))
+//!     .target(Target::new("b", continues).provider(ProviderKind::Anthropic))
+//!     .build();
+//!
+//! let mut request = ChatRequest::new("chat", [Message::user("Capital of France?")]).streaming();
+//! let trail = request.context.trail().clone(); // read after the stream ends
+//! let mut response = router.oneshot(request).await?;
+//! let mut stream = response.stream.take().expect("streamed");
+//! let mut answer = StreamAccumulator::new();
+//! while let Some(event) = std::future::poll_fn(|cx| {
+//!     futures_core::Stream::poll_next(std::pin::Pin::new(&mut stream), cx)
+//! })
+//! .await
+//! {
+//!     answer.push(&event)?;
+//! }
+//! assert_eq!(answer.text(), "Paris is the capital.");
+//! assert!(answer.is_complete());
+//! let recovery = &trail.snapshot().recoveries[0];
+//! assert_eq!(recovery.delivered_chars, 8);
+//! assert!(matches!(
+//!     &recovery.outcome,
+//!     RecoveryOutcome::Recovered { path: RecoveryPath::Continuation, target } if target.as_str() == "b"
+//! ));
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! # Why a dedicated service rather than `tower::steer::Steer`
 //!

@@ -1,5 +1,6 @@
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -33,6 +34,41 @@ pub(crate) struct Shared {
     pub(crate) classify_policy: ClassifyPolicy,
     pub(crate) failure_penalty: Duration,
     pub(crate) rng: Rng,
+    pub(crate) recover_streams: bool,
+    /// Per target: [`PREFILL_UNKNOWN`], [`PREFILL_ACCEPTED`] or [`PREFILL_REFUSED`].
+    pub(crate) prefill: Vec<AtomicU8>,
+}
+
+pub(crate) const PREFILL_UNKNOWN: u8 = 0;
+pub(crate) const PREFILL_ACCEPTED: u8 = 1;
+pub(crate) const PREFILL_REFUSED: u8 = 2;
+
+impl Shared {
+    /// Whether target `index` is known to continue a prefill.
+    pub(crate) fn accepts_prefill(&self, index: usize) -> bool {
+        self.prefill[index].load(Ordering::Relaxed) == PREFILL_ACCEPTED
+    }
+
+    /// Learns target `index`'s protocol from a response, unless already known.
+    pub(crate) fn learn_provider(&self, index: usize, provider: seawall_core::ProviderKind) {
+        let state = if super::target::provider_accepts_prefill(provider) {
+            PREFILL_ACCEPTED
+        } else {
+            PREFILL_REFUSED
+        };
+        // Only an unknown state changes: configuration and rejections win.
+        let _ = self.prefill[index].compare_exchange(
+            PREFILL_UNKNOWN,
+            state,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Remembers that target `index` rejected a prefill.
+    pub(crate) fn refuse_prefill(&self, index: usize) {
+        self.prefill[index].store(PREFILL_REFUSED, Ordering::Relaxed);
+    }
 }
 
 impl Failover {
@@ -47,6 +83,7 @@ impl Failover {
             classify_policy: ClassifyPolicy::default(),
             failure_penalty: Duration::from_secs(5),
             seed: 0x5EA_3A11,
+            recover_streams: true,
         }
     }
 
@@ -68,6 +105,23 @@ impl Failover {
             &shared.rng,
             plan,
         );
+    }
+
+    /// Whether the target named `id` is sent continuations (an assistant prefill) to
+    /// recover a broken stream: `Some(true)` or `Some(false)` once configured, learned
+    /// from its protocol, or learned from a rejection; `None` while unknown (or no such
+    /// target).
+    pub fn accepts_prefill(&self, id: &str) -> Option<bool> {
+        let index = self
+            .shared
+            .targets
+            .iter()
+            .position(|target| target.id.as_str() == id)?;
+        match self.shared.prefill[index].load(Ordering::Relaxed) {
+            PREFILL_ACCEPTED => Some(true),
+            PREFILL_REFUSED => Some(false),
+            _ => None,
+        }
     }
 
     /// Each target's moving average latency; `None` until measured.
@@ -122,6 +176,7 @@ pub struct FailoverBuilder {
     classify_policy: ClassifyPolicy,
     failure_penalty: Duration,
     seed: u64,
+    recover_streams: bool,
 }
 
 impl FailoverBuilder {
@@ -146,8 +201,9 @@ impl FailoverBuilder {
         self
     }
 
-    /// Sets the most targets one call is sent to (skipped targets do not count). Default:
-    /// every target.
+    /// Sets the most attempts one call is sent (skipped targets do not count; the attempts
+    /// that recover a broken stream do, a refused continuation and the restart that
+    /// replaces it counting as one). Default: as many as there are targets.
     #[must_use]
     pub fn max_hops(mut self, hops: usize) -> Self {
         self.max_hops = Some(hops);
@@ -191,6 +247,15 @@ impl FailoverBuilder {
         self
     }
 
+    /// Whether a stream that breaks after its commit point is recovered (continued or
+    /// restarted on a target, within the remaining deadline and hops) rather than ended
+    /// with an error event. Default: on.
+    #[must_use]
+    pub fn recover_streams(mut self, recover: bool) -> Self {
+        self.recover_streams = recover;
+        self
+    }
+
     /// The router.
     pub fn build(self) -> Failover {
         let weights = self.targets.iter().map(|t| t.weight).collect();
@@ -199,8 +264,24 @@ impl FailoverBuilder {
             .iter()
             .map(|_| LatencyEwma::default())
             .collect();
+        let prefill = self
+            .targets
+            .iter()
+            .map(|target| {
+                let accepts = target
+                    .accepts_prefill
+                    .or_else(|| target.provider.map(super::target::provider_accepts_prefill));
+                AtomicU8::new(match accepts {
+                    Some(true) => PREFILL_ACCEPTED,
+                    Some(false) => PREFILL_REFUSED,
+                    None => PREFILL_UNKNOWN,
+                })
+            })
+            .collect();
         Failover {
             shared: Arc::new(Shared {
+                recover_streams: self.recover_streams,
+                prefill,
                 max_hops: self.max_hops.unwrap_or(self.targets.len()),
                 targets: self.targets,
                 weights,

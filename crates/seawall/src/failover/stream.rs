@@ -1,74 +1,703 @@
-//! The stream handed to the caller once a target has passed the commit point.
+//! The stream handed to the caller once a target has passed the commit point, and the
+//! recovery of that stream when it breaks.
 
 use std::fmt;
+use std::mem;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use futures_core::Stream;
-use seawall_core::{ErrorKind, EventStream, LlmError, StreamEvent};
+use seawall_core::{
+    AttemptOutcome, Cause, ChatResponse, Disposition, ErrorKind, EventStream, FinishReason,
+    LlmError, Message, RecoveryOutcome, RecoveryPath, RecoveryRecord, StreamEvent, ToolCall, Usage,
+    classify_with,
+};
+use tokio::time::Instant;
+use tower_service::Service;
 
-/// Replays the events read before the commit point, then passes the target's stream
-/// through. Past the commit point nothing can be retried transparently, so a failure
-/// arrives as an explicit `Error` event, and a stream that ends without the provider's end
-/// of message gets one (`StreamTruncated`) rather than looking complete.
-pub(crate) struct CommitStream {
+use super::future::{Attempt, MemberFuture, Walk};
+use super::target::TargetService;
+
+/// Relays the committed stream to the caller: first the events read before the commit
+/// point, then the target's stream.
+///
+/// Past the commit point nothing is retried transparently: when the stream breaks (an
+/// error event, such as a cut connection or an idle timeout, or an end without the
+/// provider's end of message) the relay **recovers** it within the call's remaining hops
+/// and deadline: it sends the call to the next target (the broken one last, if the
+/// failure is one worth retrying there), as a *continuation* (the text already delivered
+/// as a trailing assistant message) when the target accepts a prefill, otherwise as a
+/// *restart* whose output is matched against what was delivered and passed on only
+/// past it. When nothing is left, or a restart diverges, the caller gets one explicit
+/// `Error` event, never a truncated stream that looks complete.
+pub(crate) struct RelayStream {
     prefix: std::vec::IntoIter<StreamEvent>,
-    inner: Option<EventStream>,
+    state: Relay,
+    walk: Walk,
+    /// The attempt whose stream is relayed (or, while recovering, being called).
+    attempt: Attempt,
+    /// `None` for the committed attempt, else how the current attempt recovers.
+    path: Option<RecoveryPath>,
+    mode: Mode,
+    delivered: Delivered,
     complete: bool,
+    /// When the current recovery attempt's first content arrived.
+    first_content: Option<Duration>,
+    /// Usage summed over the attempts that ended.
+    usage_done: Option<Usage>,
+    /// The last usage the current attempt reported.
+    usage_now: Option<Usage>,
+    /// The trail's `tokens_used` before this stream's attempts.
+    tokens_before: Option<u64>,
+    /// The failure that started recovery: what the caller sees if recovery fails.
+    original: Option<LlmError>,
+    /// An event to yield after the one being yielded.
+    pending: Option<StreamEvent>,
+    /// Whether the stream broke and recovery began.
+    recovering: bool,
 }
 
-impl CommitStream {
-    pub(crate) fn new(prefix: Vec<StreamEvent>, inner: EventStream) -> Self {
-        Self {
-            prefix: prefix.into_iter(),
-            inner: Some(inner),
-            complete: false,
-        }
-    }
+enum Relay {
+    Streaming(EventStream),
+    Ready {
+        service: TargetService,
+        path: RecoveryPath,
+    },
+    Calling {
+        future: MemberFuture,
+        path: RecoveryPath,
+    },
+    Done,
+}
 
-    fn pass(&mut self, event: StreamEvent) -> Poll<Option<StreamEvent>> {
-        match &event {
-            StreamEvent::Finish(_) => self.complete = true,
-            // Nothing follows an error.
-            StreamEvent::Error(_) => self.inner = None,
+enum Mode {
+    /// Events go to the caller as they come.
+    Pass,
+    /// A continuation whose prefill left out the delivered text's trailing whitespace
+    /// (Anthropic refuses a prefill that ends with whitespace): the continuation's leading
+    /// whitespace that repeats it, from byte `at` of the delivered text, is dropped.
+    Continue { at: usize },
+    /// A restart: its content is matched against what was delivered.
+    Restart(Matcher),
+}
+
+/// What the caller has received.
+#[derive(Default)]
+struct Delivered {
+    text: String,
+    tools: Vec<ToolCall>,
+    deltas: u64,
+}
+
+impl Delivered {
+    fn push(&mut self, event: &StreamEvent) {
+        match event {
+            StreamEvent::TextDelta(text) => {
+                self.deltas += 1;
+                self.text.push_str(text);
+            }
+            StreamEvent::ToolCallDelta {
+                index,
+                id,
+                name,
+                arguments,
+            } => {
+                self.deltas += 1;
+                let index = *index as usize;
+                if self.tools.len() <= index {
+                    self.tools.resize_with(index + 1, || ToolCall {
+                        id: String::new(),
+                        name: String::new(),
+                        arguments: String::new(),
+                    });
+                }
+                let call = &mut self.tools[index];
+                if let Some(id) = id {
+                    call.id.clone_from(id);
+                }
+                if let Some(name) = name {
+                    call.name.clone_from(name);
+                }
+                call.arguments.push_str(arguments);
+            }
             _ => {}
         }
-        Poll::Ready(Some(event))
+    }
+
+    fn chars_before(&self, byte: usize) -> usize {
+        self.text
+            .get(..byte)
+            .map_or(byte, |text| text.chars().count())
     }
 }
 
-impl Stream for CommitStream {
+/// How far a restart has reproduced what was delivered: bytes of text and of each tool
+/// call's arguments.
+struct Matcher {
+    text: usize,
+    tools: Vec<usize>,
+}
+
+enum Fed {
+    /// The event only repeated what was delivered.
+    Consumed,
+    /// The event (or its part past the delivered content) goes to the caller.
+    Emit(StreamEvent),
+    /// The restart differs from what was delivered.
+    Diverged(String),
+}
+
+impl Matcher {
+    fn new(delivered: &Delivered) -> Self {
+        Self {
+            text: 0,
+            tools: vec![0; delivered.tools.len()],
+        }
+    }
+
+    fn complete(&self, delivered: &Delivered) -> bool {
+        self.text == delivered.text.len()
+            && self
+                .tools
+                .iter()
+                .zip(&delivered.tools)
+                .all(|(matched, call)| *matched == call.arguments.len())
+    }
+
+    fn feed(&mut self, delivered: &Delivered, event: StreamEvent) -> Fed {
+        if self.complete(delivered) {
+            return Fed::Emit(event);
+        }
+        match event {
+            StreamEvent::TextDelta(text) => {
+                let want = &delivered.text.as_bytes()[self.text..];
+                let n = want.len().min(text.len());
+                if text.as_bytes()[..n] != want[..n] {
+                    return Fed::Diverged(format!(
+                        "its text differs from the delivered text after {} characters",
+                        delivered.chars_before(self.text)
+                    ));
+                }
+                self.text += n;
+                if n == text.len() {
+                    return Fed::Consumed;
+                }
+                if !delivered.tools.is_empty() {
+                    return Fed::Diverged(
+                        "it goes on with text where the delivered answer called a tool".into(),
+                    );
+                }
+                match text.get(n..) {
+                    Some(rest) => Fed::Emit(StreamEvent::TextDelta(rest.to_owned())),
+                    None => Fed::Diverged("its text splits a character".into()),
+                }
+            }
+            StreamEvent::ToolCallDelta {
+                index,
+                name,
+                arguments,
+                ..
+            } => {
+                let i = index as usize;
+                if self.text != delivered.text.len() {
+                    return Fed::Diverged(format!(
+                        "it calls a tool after {} of the {} characters delivered",
+                        delivered.chars_before(self.text),
+                        delivered.text.chars().count()
+                    ));
+                }
+                let Some(call) = delivered.tools.get(i) else {
+                    return Fed::Diverged(format!(
+                        "it makes tool call {i}, which the delivered answer did not have"
+                    ));
+                };
+                if let Some(name) = &name
+                    && !call.name.is_empty()
+                    && *name != call.name
+                {
+                    return Fed::Diverged(format!(
+                        "tool call {i} calls `{name}`, not `{}`",
+                        call.name
+                    ));
+                }
+                if self.tools[..i]
+                    .iter()
+                    .zip(&delivered.tools)
+                    .any(|(matched, call)| *matched != call.arguments.len())
+                {
+                    return Fed::Diverged(format!(
+                        "tool call {i} starts before the earlier calls were reproduced"
+                    ));
+                }
+                let want = &call.arguments.as_bytes()[self.tools[i]..];
+                let n = want.len().min(arguments.len());
+                if arguments.as_bytes()[..n] != want[..n] {
+                    return Fed::Diverged(format!("tool call {i}'s arguments differ"));
+                }
+                self.tools[i] += n;
+                if n == arguments.len() {
+                    return Fed::Consumed;
+                }
+                if i + 1 < delivered.tools.len() {
+                    return Fed::Diverged(format!(
+                        "tool call {i}'s arguments go on where another call followed"
+                    ));
+                }
+                match arguments.get(n..) {
+                    Some(rest) => Fed::Emit(StreamEvent::ToolCallDelta {
+                        index,
+                        id: None,
+                        name: None,
+                        arguments: rest.to_owned(),
+                    }),
+                    None => Fed::Diverged("its arguments split a character".into()),
+                }
+            }
+            other => Fed::Emit(other),
+        }
+    }
+}
+
+impl RelayStream {
+    pub(crate) fn new(
+        prefix: Vec<StreamEvent>,
+        inner: EventStream,
+        walk: Walk,
+        attempt: Attempt,
+        upfront_usage: Option<Usage>,
+        tokens_before: Option<u64>,
+    ) -> Self {
+        Self {
+            prefix: prefix.into_iter(),
+            state: Relay::Streaming(inner),
+            walk,
+            attempt,
+            path: None,
+            mode: Mode::Pass,
+            delivered: Delivered::default(),
+            complete: false,
+            first_content: None,
+            usage_done: None,
+            usage_now: upfront_usage,
+            tokens_before,
+            original: None,
+            pending: None,
+            recovering: false,
+        }
+    }
+
+    /// Handles one event of the relayed stream; returns what the caller gets, if anything.
+    fn on_event(&mut self, event: StreamEvent) -> Option<StreamEvent> {
+        match event {
+            // The caller already has a start.
+            StreamEvent::Start { .. } if self.path.is_some() => None,
+            StreamEvent::TextDelta(_) | StreamEvent::ToolCallDelta { .. } => {
+                if self.path.is_some() && self.first_content.is_none() {
+                    self.first_content =
+                        Some(Instant::now().saturating_duration_since(self.attempt.started));
+                }
+                let out = match &mut self.mode {
+                    Mode::Pass => event,
+                    Mode::Continue { at } => match skip_repeated(&self.delivered.text, at, event) {
+                        Some(event) => {
+                            self.mode = Mode::Pass;
+                            event
+                        }
+                        None => return None,
+                    },
+                    Mode::Restart(matcher) => match matcher.feed(&self.delivered, event) {
+                        Fed::Consumed => return None,
+                        Fed::Emit(event) => {
+                            self.mode = Mode::Pass;
+                            event
+                        }
+                        Fed::Diverged(reason) => return self.diverged(&reason),
+                    },
+                };
+                self.delivered.push(&out);
+                Some(out)
+            }
+            StreamEvent::Usage(usage) => {
+                self.usage_now = Some(usage);
+                // Once recovering, the caller gets one usage summed over attempts at the end.
+                (!self.recovering).then_some(event)
+            }
+            StreamEvent::Finish(_) => {
+                if let Mode::Restart(matcher) = &self.mode
+                    && !matcher.complete(&self.delivered)
+                {
+                    return self.diverged("it ended before reproducing the delivered answer");
+                }
+                self.complete = true;
+                if let Some(path) = self.path {
+                    self.walk
+                        .record_success(&self.attempt, "", self.first_content);
+                    let target = self.target_id();
+                    self.update_record(RecoveryOutcome::Recovered { path, target });
+                }
+                Some(event)
+            }
+            StreamEvent::Error(error) if !self.complete => self.broke(error),
+            other => Some(other),
+        }
+    }
+
+    /// The relayed stream ended.
+    fn on_end(&mut self) -> Option<StreamEvent> {
+        if !self.complete {
+            return self.broke(LlmError::new(
+                ErrorKind::StreamTruncated,
+                "the stream ended before the provider's end of message",
+            ));
+        }
+        self.state = Relay::Done;
+        let total = self.settle_usage();
+        if self.recovering {
+            return total.map(StreamEvent::Usage);
+        }
+        None
+    }
+
+    /// Adds the current attempt's usage to the sum.
+    fn fold_usage(&mut self) {
+        if let Some(usage) = self.usage_now.take() {
+            self.usage_done = Some(self.usage_done.unwrap_or_default().plus(usage));
+        }
+    }
+
+    /// Ends the usage count: the sum over attempts, also written to the trail.
+    fn settle_usage(&mut self) -> Option<Usage> {
+        self.fold_usage();
+        let total = self.usage_done?;
+        let before = self.tokens_before.unwrap_or(0);
+        self.walk.trail.update(|trail| {
+            trail.tokens_used = Some(before.saturating_add(total.total()));
+        });
+        Some(total)
+    }
+
+    fn target_id(&self) -> seawall_core::TargetId {
+        self.walk.router.shared.targets[self.attempt.index]
+            .id
+            .clone()
+    }
+
+    fn update_record(&self, outcome: RecoveryOutcome) {
+        self.walk.trail.update(|trail| {
+            if let Some(record) = trail.recoveries.last_mut()
+                && record.outcome == RecoveryOutcome::Pending
+            {
+                record.outcome = outcome;
+            }
+        });
+    }
+
+    /// The relayed stream broke with `error`.
+    fn broke(&mut self, error: LlmError) -> Option<StreamEvent> {
+        // Dropping the stream settles its target's rate limiter with what it reported.
+        self.state = Relay::Done;
+        self.fold_usage();
+        let shared = Arc::clone(&self.walk.router.shared);
+        if self.path.is_some() {
+            self.walk.record_failure(&self.attempt, &error);
+            self.update_record(RecoveryOutcome::Failed {
+                reason: format!("the recovering stream broke too: {error}"),
+            });
+        }
+        let verdict = classify_with(&error, &shared.classify_policy);
+        if !shared.recover_streams || verdict.disposition == Disposition::Fatal {
+            let reason = error.to_string();
+            self.original.get_or_insert(error);
+            return self.give_up(&reason);
+        }
+        let target = self.target_id();
+        self.walk.trail.update(|trail| {
+            trail.recoveries.push(RecoveryRecord {
+                broken_target: target,
+                cause: error.to_string(),
+                delivered_chars: self.delivered.text.chars().count() as u64,
+                delivered_deltas: self.delivered.deltas,
+                outcome: RecoveryOutcome::Pending,
+            });
+        });
+        self.original.get_or_insert(error);
+        self.recovering = true;
+        // The same target may finish the answer last, unless it went silent (a timeout
+        // fails over, it is not retried in the same call).
+        let index = self.attempt.index;
+        if verdict.disposition == Disposition::Retry
+            && !self.walk.plan[self.walk.next..].contains(&index)
+        {
+            self.walk.plan.push(index);
+        }
+        self.next_recovery()
+    }
+
+    /// Picks the next target to recover on, or gives up.
+    fn next_recovery(&mut self) -> Option<StreamEvent> {
+        match self.walk.next_attempt() {
+            Ok((attempt, service)) => {
+                let shared = &self.walk.router.shared;
+                let path = if shared.accepts_prefill(attempt.index)
+                    && self.delivered.tools.is_empty()
+                    && !self.delivered.text.trim_end().is_empty()
+                {
+                    RecoveryPath::Continuation
+                } else {
+                    RecoveryPath::Restart
+                };
+                self.attempt = attempt;
+                self.state = Relay::Ready { service, path };
+                None
+            }
+            Err(error) => self.give_up(&error.to_string()),
+        }
+    }
+
+    /// A recovery attempt failed before its stream.
+    fn attempt_failed(
+        &mut self,
+        error: &(dyn std::error::Error + 'static),
+        path: RecoveryPath,
+    ) -> Option<StreamEvent> {
+        let verdict = self.walk.record_failure(&self.attempt, error);
+        if path == RecoveryPath::Continuation
+            && verdict.cause == Cause::Provider(ErrorKind::InvalidRequest)
+        {
+            // A 400 to a continuation is the target refusing the prefill: remember it and
+            // restart on the same target, within the same hop.
+            let shared = &self.walk.router.shared;
+            shared.refuse_prefill(self.attempt.index);
+            self.attempt.started = Instant::now();
+            let service = shared.targets[self.attempt.index].service.clone();
+            self.state = Relay::Ready {
+                service,
+                path: RecoveryPath::Restart,
+            };
+            return None;
+        }
+        self.next_recovery()
+    }
+
+    /// A restart differs from what was delivered: the caller cannot get a coherent answer.
+    fn diverged(&mut self, reason: &str) -> Option<StreamEvent> {
+        self.state = Relay::Done;
+        let reason = format!("the restart on {} diverged: {reason}", self.target_id());
+        let error = LlmError::new(ErrorKind::StreamTruncated, reason.clone());
+        self.walk.record(
+            &self.attempt,
+            AttemptOutcome::Failed {
+                cause: Cause::Provider(ErrorKind::StreamTruncated),
+                message: error.to_string(),
+            },
+            self.first_content,
+        );
+        self.give_up(&reason)
+    }
+
+    /// Ends the stream with the original failure, explained; the summed usage first.
+    fn give_up(&mut self, reason: &str) -> Option<StreamEvent> {
+        self.state = Relay::Done;
+        self.update_record(RecoveryOutcome::Failed {
+            reason: reason.to_owned(),
+        });
+        let original = self
+            .original
+            .take()
+            .unwrap_or_else(|| LlmError::new(ErrorKind::StreamTruncated, "the stream broke"));
+        let recovering = self.recovering;
+        let error = if recovering {
+            let mut error = LlmError::new(
+                original.kind(),
+                format!("{}; not recovered: {reason}", original.message()),
+            );
+            if let Some(status) = original.status() {
+                error = error.with_status(status);
+            }
+            if let Some(provider) = original.provider() {
+                error = error.with_provider(provider);
+            }
+            error.with_source(original)
+        } else {
+            original
+        };
+        let total = self.settle_usage();
+        match total {
+            Some(total) if recovering => {
+                self.pending = Some(StreamEvent::Error(error));
+                Some(StreamEvent::Usage(total))
+            }
+            _ => Some(StreamEvent::Error(error)),
+        }
+    }
+
+    /// The request for a recovery attempt on `path`.
+    fn recovery_request(&self, path: RecoveryPath) -> seawall_core::ChatRequest {
+        let mut request = self.walk.attempt_request(&self.attempt);
+        if path == RecoveryPath::Continuation {
+            let mut messages = Vec::with_capacity(request.messages.len() + 1);
+            messages.extend(request.messages.iter().cloned());
+            messages.push(Message::assistant(self.delivered.text.trim_end()));
+            request.messages = messages.into();
+        }
+        request
+    }
+
+    /// Starts relaying a recovery attempt's response.
+    fn start_relay(&mut self, mut response: ChatResponse, path: RecoveryPath) {
+        let shared = &self.walk.router.shared;
+        shared.learn_provider(self.attempt.index, response.provider);
+        self.usage_now = response.usage;
+        let stream = response
+            .stream
+            .take()
+            .unwrap_or_else(|| complete_as_events(response));
+        self.path = Some(path);
+        self.first_content = None;
+        self.mode = match path {
+            RecoveryPath::Continuation => {
+                let at = self.delivered.text.trim_end().len();
+                if at < self.delivered.text.len() {
+                    Mode::Continue { at }
+                } else {
+                    Mode::Pass
+                }
+            }
+            RecoveryPath::Restart => Mode::Restart(Matcher::new(&self.delivered)),
+        };
+        self.state = Relay::Streaming(stream);
+    }
+}
+
+/// Drops the part of a continuation's first text that repeats the delivered whitespace
+/// `delivered[*at..]` left out of the prefill. `None` while the event only repeats it;
+/// otherwise what the caller gets (everything else passes unchanged).
+fn skip_repeated(delivered: &str, at: &mut usize, event: StreamEvent) -> Option<StreamEvent> {
+    let StreamEvent::TextDelta(text) = event else {
+        return Some(event);
+    };
+    let tail = delivered.get(*at..).unwrap_or_default();
+    let mut n = text
+        .bytes()
+        .zip(tail.bytes())
+        .take_while(|(a, b)| a == b)
+        .count();
+    while !text.is_char_boundary(n) {
+        n -= 1;
+    }
+    *at += n;
+    if n == text.len() {
+        return None;
+    }
+    if n == 0 {
+        return Some(StreamEvent::TextDelta(text));
+    }
+    Some(StreamEvent::TextDelta(text[n..].to_owned()))
+}
+
+/// A complete response as the events of a stream (a target may answer a streamed
+/// request in one piece).
+fn complete_as_events(response: ChatResponse) -> EventStream {
+    let mut events = Vec::with_capacity(2 + response.message.tool_calls.len());
+    if !response.message.text.is_empty() {
+        events.push(StreamEvent::TextDelta(response.message.text));
+    }
+    for (index, call) in response.message.tool_calls.into_iter().enumerate() {
+        events.push(StreamEvent::ToolCallDelta {
+            index: u32::try_from(index).unwrap_or(u32::MAX),
+            id: Some(call.id),
+            name: Some(call.name),
+            arguments: call.arguments,
+        });
+    }
+    events.push(StreamEvent::Finish(
+        response.finish_reason.unwrap_or(FinishReason::Stop),
+    ));
+    EventStream::from_events(events)
+}
+
+impl Stream for RelayStream {
     type Item = StreamEvent;
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<StreamEvent>> {
-        if let Some(event) = self.prefix.next() {
-            return self.pass(event);
-        }
-        let Some(inner) = self.inner.as_mut() else {
-            return Poll::Ready(None);
-        };
-        match ready!(Pin::new(inner).poll_next(cx)) {
-            Some(event) => self.pass(event),
-            None => {
-                self.inner = None;
-                if self.complete {
-                    Poll::Ready(None)
-                } else {
-                    Poll::Ready(Some(StreamEvent::Error(LlmError::new(
-                        ErrorKind::StreamTruncated,
-                        "the stream ended before the provider's end of message",
-                    ))))
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<StreamEvent>> {
+        let this = self.get_mut();
+        loop {
+            if let Some(event) = this.pending.take() {
+                return Poll::Ready(Some(event));
+            }
+            if let Some(event) = this.prefix.next() {
+                if let Some(out) = this.on_event(event) {
+                    return Poll::Ready(Some(out));
                 }
+                continue;
+            }
+            match mem::replace(&mut this.state, Relay::Done) {
+                Relay::Streaming(mut stream) => match Pin::new(&mut stream).poll_next(cx) {
+                    Poll::Pending => {
+                        this.state = Relay::Streaming(stream);
+                        return Poll::Pending;
+                    }
+                    Poll::Ready(Some(event)) => {
+                        this.state = Relay::Streaming(stream);
+                        if let Some(out) = this.on_event(event) {
+                            return Poll::Ready(Some(out));
+                        }
+                    }
+                    Poll::Ready(None) => {
+                        drop(stream);
+                        if let Some(out) = this.on_end() {
+                            return Poll::Ready(Some(out));
+                        }
+                    }
+                },
+                Relay::Ready { mut service, path } => match service.poll_ready(cx) {
+                    Poll::Pending => {
+                        this.state = Relay::Ready { service, path };
+                        return Poll::Pending;
+                    }
+                    Poll::Ready(Ok(())) => {
+                        let future = service.call(this.recovery_request(path));
+                        this.state = Relay::Calling { future, path };
+                    }
+                    Poll::Ready(Err(error)) => {
+                        if let Some(out) = this.attempt_failed(&*error, path) {
+                            return Poll::Ready(Some(out));
+                        }
+                    }
+                },
+                Relay::Calling { mut future, path } => match future.as_mut().poll(cx) {
+                    Poll::Pending => {
+                        this.state = Relay::Calling { future, path };
+                        return Poll::Pending;
+                    }
+                    Poll::Ready(Ok(response)) => this.start_relay(response, path),
+                    Poll::Ready(Err(error)) => {
+                        if let Some(out) = this.attempt_failed(&*error, path) {
+                            return Poll::Ready(Some(out));
+                        }
+                    }
+                },
+                Relay::Done => return Poll::Ready(None),
             }
         }
     }
 }
 
-impl fmt::Debug for CommitStream {
+impl fmt::Debug for RelayStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CommitStream")
+        let state = match self.state {
+            Relay::Streaming(_) => "streaming",
+            Relay::Ready { .. } => "ready",
+            Relay::Calling { .. } => "calling",
+            Relay::Done => "done",
+        };
+        f.debug_struct("RelayStream")
+            .field("state", &state)
+            .field("path", &self.path)
             .field("complete", &self.complete)
-            .field("open", &self.inner.is_some())
-            .finish()
+            .field("delivered_chars", &self.delivered.text.len())
+            .finish_non_exhaustive()
     }
 }

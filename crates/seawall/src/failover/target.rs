@@ -1,7 +1,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use seawall_core::{BoxError, ChatRequest, ChatResponse, TargetId};
+use seawall_core::{BoxError, ChatRequest, ChatResponse, ProviderKind, TargetId};
 use tower::ServiceExt;
 use tower::util::BoxCloneSyncService;
 use tower_service::Service;
@@ -25,6 +25,8 @@ pub struct Target {
     pub(crate) gates: Vec<Arc<dyn TargetGate>>,
     pub(crate) context_window: Option<u64>,
     pub(crate) weight: u32,
+    pub(crate) provider: Option<ProviderKind>,
+    pub(crate) accepts_prefill: Option<bool>,
 }
 
 impl Target {
@@ -43,6 +45,8 @@ impl Target {
             gates: Vec::new(),
             context_window: None,
             weight: 1,
+            provider: None,
+            accepts_prefill: None,
         }
     }
 
@@ -84,6 +88,29 @@ impl Target {
         self
     }
 
+    /// The protocol the target speaks. It sets whether the target is sent continuations
+    /// (an assistant prefill) to recover a broken stream, unless
+    /// [`accepts_prefill`](Self::accepts_prefill) says otherwise: Anthropic and
+    /// OpenAI-compatible servers accept a prefill, OpenAI and Gemini do not (they answer
+    /// afresh instead of continuing, so a continuation would repeat the answer). Without
+    /// this setting, the router learns the protocol from the first response the target
+    /// gives; until then a broken stream is recovered on it by restart only.
+    #[must_use]
+    pub fn provider(mut self, provider: ProviderKind) -> Self {
+        self.provider = Some(provider);
+        self
+    }
+
+    /// Whether the target continues a trailing assistant message (a prefill), which
+    /// recovery uses to finish a broken stream; overrides the
+    /// [`provider`](Self::provider)'s default. A target that rejects a continuation
+    /// anyway (a 400) is remembered as not accepting one.
+    #[must_use]
+    pub fn accepts_prefill(mut self, accepts: bool) -> Self {
+        self.accepts_prefill = Some(accepts);
+        self
+    }
+
     /// The target's name.
     pub fn id(&self) -> &TargetId {
         &self.id
@@ -98,6 +125,17 @@ impl fmt::Debug for Target {
             .field("gates", &self.gates)
             .field("context_window", &self.context_window)
             .field("weight", &self.weight)
+            .field("provider", &self.provider)
+            .field("accepts_prefill", &self.accepts_prefill)
             .finish_non_exhaustive()
+    }
+}
+
+/// Whether `provider` continues a trailing assistant message rather than answering afresh.
+pub(crate) const fn provider_accepts_prefill(provider: ProviderKind) -> bool {
+    match provider {
+        ProviderKind::Anthropic | ProviderKind::OpenAiCompatible => true,
+        // OpenAI and Gemini, and any protocol added later until known otherwise.
+        _ => false,
     }
 }
