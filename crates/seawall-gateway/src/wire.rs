@@ -1,5 +1,5 @@
 //! The OpenAI Chat Completions wire format, server side: inbound request bodies to
-//! [`ChatRequest`], and [`ChatResponse`] / [`StreamEvent`] to response bodies and SSE chunks.
+//! [`ChatRequest`], and [`ChatResponse`] / [`StreamEvent`](seawall_core::StreamEvent) to response bodies and SSE chunks.
 //!
 //! The client side of the same format lives in `seawall_providers::openai`; the two meet
 //! in the round-trip tests, where the gateway's output is decoded by that adapter and by
