@@ -69,6 +69,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             "demo mode: no --config, so the upstream is an in-process simulator at http://{}",
             simulator.addr()
         );
+        println!("simulator admin {}", simulator.admin_url());
         println!(
             "try: curl -s http://{addr}/v1/chat/completions -H 'content-type: application/json' \
              -d '{{\"model\":\"demo\",\"messages\":[{{\"role\":\"user\",\"content\":\"hello\"}}]}}'"
