@@ -703,3 +703,83 @@ fn config_errors_name_the_key() {
         .validate(&env_all)
         .unwrap();
 }
+
+#[tokio::test]
+async fn client_disconnect_mid_stream_drops_the_upstream_stream() {
+    let (sim, gw) = start(|_| {}).await;
+    sim.set_faults(
+        Provider::OpenAi,
+        vec![FaultRule::always(Fault::StallAfter {
+            events: 3,
+            ms: 5_000,
+        })],
+    );
+    let addr = gw.local_addr();
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let body = serde_json::to_vec(&hello(true)).unwrap();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&body).await.unwrap();
+    let mut first = [0u8; 512];
+    let n = stream.read(&mut first).await.unwrap();
+    assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
+    drop(stream);
+
+    // The relay (and with it the upstream stream) is dropped long before the stall ends:
+    // its latency is recorded when it goes away.
+    let started = std::time::Instant::now();
+    loop {
+        let metrics = send(addr, "GET", "/metrics", &[], b"").await.body;
+        if metrics.contains("seawall_gateway_request_duration_seconds_count 1\n") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "the upstream stream outlived the client"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_pattern_group_passes_the_requested_model_to_its_primary() {
+    let (sim, gw) = start(|c| {
+        c.groups.push(seawall_gateway::GroupConfig {
+            name: "gpt-*".into(),
+            targets: vec!["sim-openai".into(), "sim-anthropic".into()],
+            strategy: Default::default(),
+            timeout: Duration::from_secs(30),
+        })
+    })
+    .await;
+    let addr = gw.local_addr();
+    let request = json!({"model": "gpt-4.1-nano", "messages": [{"role": "user", "content": "hi"}]});
+    let reply = chat(addr, request.clone()).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["model"], "gpt-4.1-nano");
+    assert_eq!(
+        sim.requests()[0].body_json().unwrap()["model"],
+        "gpt-4.1-nano"
+    );
+
+    // Its fallback gets its own model.
+    sim.set_faults(
+        Provider::OpenAi,
+        vec![FaultRule::always(Fault::status(500))],
+    );
+    let reply = chat(addr, request).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["model"], "claude-3-5-haiku-latest");
+    // A name that only equals the prefix is no match.
+    let reply = chat(
+        addr,
+        json!({"model": "gpt-", "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!(reply.status, 404);
+    gw.shutdown().await;
+}
