@@ -54,7 +54,6 @@ pub(crate) struct Metrics {
     pub(crate) latency: Histogram,
     pub(crate) ttft: Histogram,
     pub(crate) upstream_attempts: AtomicU64,
-    pub(crate) retries: AtomicU64,
     pub(crate) failovers: AtomicU64,
     pub(crate) stream_errors: AtomicU64,
     pub(crate) limiter_wait_micros: AtomicU64,
@@ -75,7 +74,7 @@ impl Metrics {
         self.requests[i].fetch_add(1, Relaxed);
     }
 
-    /// Counts the attempts, retries and failovers of one call from its trail.
+    /// Counts the attempts (targets tried) and failovers of one call from its trail.
     pub(crate) fn trail(&self, trail: &Trail) {
         let mut previous: Option<&str> = None;
         for attempt in &trail.attempts {
@@ -83,14 +82,8 @@ impl Metrics {
                 continue;
             }
             self.upstream_attempts.fetch_add(1, Relaxed);
-            match previous {
-                Some(p) if p == attempt.target.as_str() => {
-                    self.retries.fetch_add(1, Relaxed);
-                }
-                Some(_) => {
-                    self.failovers.fetch_add(1, Relaxed);
-                }
-                None => {}
+            if previous.is_some_and(|p| p != attempt.target.as_str()) {
+                self.failovers.fetch_add(1, Relaxed);
             }
             previous = Some(attempt.target.as_str());
         }
@@ -122,16 +115,18 @@ impl Metrics {
             "seawall_gateway_time_to_first_token_seconds",
             "Time from request to the first content of a stream.",
         );
+        let attempts = self.upstream_attempts.load(Relaxed);
+        let sent: u64 = targets.iter().map(|t| t.sent).sum();
         let counters: [(&str, &str, u64); 8] = [
             (
                 "seawall_gateway_upstream_attempts_total",
-                "Attempts sent upstream.",
-                self.upstream_attempts.load(Relaxed),
+                "Targets tried by the failover router (a target's retries count once).",
+                attempts,
             ),
             (
                 "seawall_gateway_retries_total",
-                "Attempts that repeated the previous attempt's target.",
-                self.retries.load(Relaxed),
+                "Requests the retry layers sent again to the same target.",
+                sent.saturating_sub(attempts),
             ),
             (
                 "seawall_gateway_failovers_total",
@@ -191,6 +186,18 @@ impl Metrics {
         }
         let _ = writeln!(
             out,
+            "# HELP seawall_gateway_upstream_requests_total Requests sent to a target, retries included.\n\
+             # TYPE seawall_gateway_upstream_requests_total counter"
+        );
+        for t in targets {
+            let _ = writeln!(
+                out,
+                "seawall_gateway_upstream_requests_total{{target=\"{}\"}} {}",
+                t.name, t.sent
+            );
+        }
+        let _ = writeln!(
+            out,
             "# HELP seawall_gateway_limiter_queue_length Calls waiting in a target's rate limiter.\n\
              # TYPE seawall_gateway_limiter_queue_length gauge"
         );
@@ -210,4 +217,5 @@ pub(crate) struct TargetGauges {
     pub(crate) name: String,
     pub(crate) breaker: u8,
     pub(crate) queue: usize,
+    pub(crate) sent: u64,
 }

@@ -76,8 +76,41 @@ struct VirtualKey {
     used: AtomicU64,
 }
 
+/// Counts the requests a target's adapter sends (each retry included), under the retry
+/// layer where the router's trail cannot see them.
+#[derive(Clone)]
+struct Counted<S> {
+    inner: S,
+    sent: Arc<AtomicU64>,
+}
+
+impl<S: tower_service::Service<seawall_core::ChatRequest>>
+    tower_service::Service<seawall_core::ChatRequest> for Counted<S>
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: seawall_core::ChatRequest) -> S::Future {
+        self.sent.fetch_add(1, Relaxed);
+        self.inner.call(request)
+    }
+}
+
+fn counted<S>(inner: S, sent: &Arc<AtomicU64>) -> Counted<S> {
+    Counted {
+        inner,
+        sent: Arc::clone(sent),
+    }
+}
+
 struct TargetInfo {
     name: String,
+    sent: Arc<AtomicU64>,
     breaker: BreakerHandle,
     limiter: Option<RateLimiter>,
     /// USD per million tokens, which is millionths of a USD per token.
@@ -210,20 +243,23 @@ impl GatewayBuilder {
             if let Some(l) = timeout {
                 stack = stack.attempt_timeout(l);
             }
+            let sent = Arc::new(AtomicU64::new(0));
             targets.push(TargetInfo {
                 name: t.name.clone(),
+                sent: Arc::clone(&sent),
                 breaker: breaker.handle(),
                 limiter,
                 input_price: t.input_price_per_mtok.unwrap_or(0.0),
                 output_price: t.output_price_per_mtok.unwrap_or(0.0),
             });
-            stacks.insert(t.name.clone(), (stack, t, key));
+            stacks.insert(t.name.clone(), (stack, t, key, sent));
         }
 
         let build_target = |name: &str, pass_through: bool| {
-            let (stack, t, key) = &stacks[name];
+            let (stack, t, key, sent) = &stacks[name];
             let stack = stack.clone();
             let http = http.clone();
+
             let guarded = match t.provider {
                 ProviderConfig::Openai | ProviderConfig::OpenaiCompatible => {
                     let mut c = match (t.provider, key) {
@@ -239,7 +275,7 @@ impl GatewayBuilder {
                     if let (Some(key), ProviderConfig::OpenaiCompatible) = (key, t.provider) {
                         c = c.with_api_key(key.clone());
                     }
-                    stack.build(seawall_providers::OpenAi::new(http, c))
+                    stack.build(counted(seawall_providers::OpenAi::new(http, c), sent))
                 }
                 ProviderConfig::Anthropic => {
                     let key = key.clone().unwrap_or_else(|| ApiKey::new(""));
@@ -247,7 +283,7 @@ impl GatewayBuilder {
                     if let Some(url) = &t.base_url {
                         c = c.with_base_url(url.clone());
                     }
-                    stack.build(seawall_providers::Anthropic::new(http, c))
+                    stack.build(counted(seawall_providers::Anthropic::new(http, c), sent))
                 }
                 ProviderConfig::Gemini => {
                     let key = key.clone().unwrap_or_else(|| ApiKey::new(""));
@@ -255,7 +291,7 @@ impl GatewayBuilder {
                     if let Some(url) = &t.base_url {
                         c = c.with_base_url(url.clone());
                     }
-                    stack.build(seawall_providers::Gemini::new(http, c))
+                    stack.build(counted(seawall_providers::Gemini::new(http, c), sent))
                 }
             };
             let mut target = guarded.target.weight(t.weight);
@@ -774,6 +810,7 @@ fn render_metrics(shared: &Shared) -> String {
                 _ => 2,
             },
             queue: t.limiter.as_ref().map_or(0, |l| l.snapshot().queue_len),
+            sent: t.sent.load(Relaxed),
         })
         .collect();
     let mut out = String::with_capacity(4096);

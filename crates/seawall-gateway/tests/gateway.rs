@@ -552,11 +552,24 @@ async fn metrics_count_a_known_sequence_of_calls() {
     assert_eq!(value("seawall_gateway_upstream_attempts_total"), attempts);
     assert!(moved >= 1.0);
     assert_eq!(value("seawall_gateway_failovers_total"), moved);
+    let sent = sim.requests().len() as f64;
+    let per_target: f64 = ["sim-openai", "sim-anthropic", "sim-gemini"]
+        .iter()
+        .map(|t| {
+            value(&format!(
+                "seawall_gateway_upstream_requests_total{{target=\"{t}\"}}"
+            ))
+        })
+        .sum();
     assert_eq!(
-        value("seawall_gateway_retries_total") + moved,
-        attempts - 4.0,
-        "every extra attempt is a retry or a failover"
+        per_target, sent,
+        "every request the simulator saw is counted"
     );
+    assert!(
+        sent > attempts,
+        "the retry layer retried the 500s on OpenAI"
+    );
+    assert_eq!(value("seawall_gateway_retries_total"), sent - attempts);
     assert_eq!(
         value("seawall_gateway_breaker_state{target=\"sim-openai\"}"),
         0.0
