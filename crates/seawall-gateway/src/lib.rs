@@ -1,4 +1,49 @@
-//! An OpenAI-compatible HTTP gateway built from the seawall layers, for programs that are
-//! not written in Rust.
+//! An OpenAI-compatible gateway built from the seawall layers.
 //!
-//! The gateway has not been written yet; this crate holds no code.
+//! Any program that speaks the OpenAI Chat Completions API (the official SDKs, curl) points
+//! its base URL at the gateway and gets the seawall stack behind it: per target
+//! `Retry → Breaker → RateLimit → AttemptTimeout → adapter`
+//! ([`TargetStack`](seawall::stack::TargetStack)), per model group a
+//! [`Failover`](seawall::failover::Failover) router over its targets, and an overall
+//! [`DeadlineLayer`](seawall::timeout::DeadlineLayer) outermost.
+//!
+//! Routes: `POST /v1/chat/completions` (streaming and not), `GET /v1/models`,
+//! `GET /healthz`, `GET /readyz`, `GET /metrics` (Prometheus text), `GET /status` (JSON).
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use seawall_gateway::{Config, Gateway};
+//!
+//! let config = Config::from_toml(r#"
+//!     [[targets]]
+//!     name = "openai"
+//!     provider = "openai"
+//!     model = "gpt-4o-mini"
+//!     api_key_env = "OPENAI_API_KEY"
+//!
+//!     [[groups]]
+//!     name = "chat"
+//!     targets = ["openai"]
+//! "#)?;
+//! let gateway = Gateway::builder(config).build()?;
+//! let handle = gateway.listen("127.0.0.1:0".parse()?).serve().await?;
+//! println!("listening on http://{}", handle.local_addr());
+//! handle.shutdown().await; // drains in-flight streams
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! See the crate README for the configuration reference and the metrics.
+
+mod config;
+mod demo;
+mod metrics;
+mod server;
+pub mod wire;
+
+pub use config::{
+    Config, ConfigError, GroupConfig, ProviderConfig, ServerConfig, StrategyConfig, TargetConfig,
+    VirtualKeyConfig, parse_duration,
+};
+pub use demo::{Demo, demo_config};
+pub use server::{Gateway, GatewayBody, GatewayBuilder, GatewayHandle};

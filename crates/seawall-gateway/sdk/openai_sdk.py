@@ -1,0 +1,218 @@
+"""The official `openai` Python SDK against seawall-gateway, with the simulator behind it.
+
+Starts the gateway binary in demo mode (no --config: an in-process simulator serves the
+`demo` group's OpenAI, Anthropic and Gemini targets, in that order), scripts faults through
+the simulator's admin endpoint, and checks what the SDK sees: answers after failover, the
+model that answered, streams (usage chunk, in-band error), exception classes when every
+target fails, and that the SDK's own retries do not multiply the gateway's.
+
+usage: python openai_sdk.py PATH/TO/seawall-gateway
+Exits non-zero on any failure; the last line is "N passed, M failed".
+"""
+import json
+import subprocess
+import sys
+import traceback
+import urllib.request
+
+import openai
+
+RESULTS = []
+
+
+class Gateway:
+    def __init__(self, binary):
+        self.proc = subprocess.Popen([binary, "--listen", "127.0.0.1:0"],
+                                     stdout=subprocess.PIPE, text=True)
+        self.base = self.admin = None
+        while self.base is None or self.admin is None:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise SystemExit("gateway exited before printing its addresses")
+            if line.startswith("seawall-gateway listening on "):
+                self.base = line.split()[-1]
+            elif line.startswith("simulator admin "):
+                self.admin = line.split()[-1]
+
+    def sim(self, method, path, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.admin + path, data=data, method=method,
+                                     headers={"content-type": "application/json"})
+        with urllib.request.urlopen(req) as resp:
+            raw = resp.read()
+            return json.loads(raw) if raw else None
+
+    def reset(self):
+        self.sim("POST", "/reset")
+
+    def fail(self, provider, fault):
+        self.sim("PUT", f"/faults/{provider}", [{"fault": fault}])
+
+    def upstream_calls(self):
+        return sum(len(self.sim("GET", f"/log?provider={p}")) for p in ("openai", "anthropic", "gemini"))
+
+    def metric(self, name):
+        with urllib.request.urlopen(self.base + "/metrics") as resp:
+            for line in resp.read().decode().splitlines():
+                if line.startswith(name + " "):
+                    return float(line.split()[-1])
+        raise AssertionError(f"metric {name} missing")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def client(gw, max_retries=0):
+    # max_retries=0: the gateway already retries and fails over; SDK retries on top would
+    # multiply the attempts. The gateway also sends `x-should-retry: false` on errors it
+    # produced after retrying, which the SDK honours even with its default max_retries=2.
+    return openai.OpenAI(base_url=gw.base + "/v1", api_key="unused", max_retries=max_retries)
+
+
+MESSAGES = [{"role": "user", "content": "hello"}]
+
+
+def scenario(name):
+    def wrap(fn):
+        def run(gw):
+            gw.reset()
+            try:
+                fn(gw)
+                RESULTS.append((name, None))
+                print(f"ok    {name}")
+            except Exception as e:  # noqa: BLE001 - report every failure and carry on
+                RESULTS.append((name, e))
+                print(f"FAIL  {name}: {e!r}")
+                traceback.print_exc()
+        return run
+    return wrap
+
+
+def expect(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+@scenario("non-streaming answer from the primary")
+def plain(gw):
+    r = client(gw).chat.completions.with_raw_response.create(model="demo", messages=MESSAGES)
+    c = r.parse()
+    expect(c.model == "gpt-4o-mini", c.model)
+    expect(c.choices[0].message.content, "empty content")
+    expect(c.usage.total_tokens > 0, c.usage)
+    expect(r.headers["x-seawall-target"] == "sim-openai", r.headers)
+
+
+@scenario("streaming answer with the usage chunk")
+def streaming(gw):
+    chunks = list(client(gw).chat.completions.create(
+        model="demo", messages=MESSAGES, stream=True, stream_options={"include_usage": True}))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    expect(text, "no text")
+    expect(chunks[-1].choices == [] and chunks[-1].usage.completion_tokens > 0, chunks[-1])
+    expect(all(c.model == "gpt-4o-mini" for c in chunks), "model")
+
+
+@scenario("failover: answer from the second target, model reports it")
+def failover(gw):
+    gw.fail("openai", {"kind": "status", "status": 500})
+    c = client(gw).chat.completions.create(model="demo", messages=MESSAGES)
+    expect(c.model == "claude-3-5-haiku-latest", c.model)
+    expect(c.choices[0].message.content, "empty content")
+
+
+@scenario("failover while streaming: every chunk names the answering model")
+def failover_stream(gw):
+    gw.fail("openai", {"kind": "overloaded"})
+    gw.fail("anthropic", {"kind": "status", "status": 503})
+    chunks = list(client(gw).chat.completions.create(model="demo", messages=MESSAGES, stream=True))
+    expect(chunks and all(c.model == "gemini-2.0-flash" for c in chunks), [c.model for c in chunks])
+    expect(chunks[-1].choices[0].finish_reason == "stop", chunks[-1])
+
+
+@scenario("all targets fail: InternalServerError, and SDK retries do not multiply ours")
+def all_fail(gw):
+    for p in ("openai", "anthropic", "gemini"):
+        gw.fail(p, {"kind": "status", "status": 500})
+    # Default max_retries=2: x-should-retry: false keeps the SDK from retrying.
+    answered = 'seawall_gateway_requests_total{status="502"}'
+    before = gw.metric(answered)
+    try:
+        client(gw, max_retries=2).chat.completions.create(model="demo", messages=MESSAGES)
+        raise AssertionError("no exception")
+    except openai.InternalServerError as e:
+        expect(e.status_code == 502, e.status_code)
+        expect(e.body["code"] == "all_targets_failed", e.body)
+        expect(gw.metric(answered) - before == 1, "the SDK retried the gateway's 502")
+
+
+@scenario("all targets fail while streaming: the error arrives before any chunk")
+def all_fail_stream(gw):
+    for p in ("openai", "anthropic", "gemini"):
+        gw.fail(p, {"kind": "status", "status": 500})
+    try:
+        list(client(gw).chat.completions.create(model="demo", messages=MESSAGES, stream=True))
+        raise AssertionError("no exception")
+    except openai.InternalServerError as e:
+        expect(e.status_code == 502, e.status_code)
+
+
+@scenario("all targets rate limited: RateLimitError")
+def all_limited(gw):
+    for p in ("openai", "anthropic", "gemini"):
+        gw.fail(p, {"kind": "status", "status": 429})
+    try:
+        client(gw).chat.completions.create(model="demo", messages=MESSAGES)
+        raise AssertionError("no exception")
+    except openai.RateLimitError as e:
+        expect(e.status_code == 429, e.status_code)
+
+
+@scenario("stream broken after the first token: APIError in-band, no clean end")
+def broken_stream(gw):
+    # On every target: whichever answers (a breaker may still be open from before) breaks.
+    for p in ("openai", "anthropic", "gemini"):
+        gw.fail(p, {"kind": "cut_after", "events": 4})
+    text = ""
+    try:
+        for c in client(gw).chat.completions.create(model="demo", messages=MESSAGES, stream=True):
+            text += (c.choices[0].delta.content or "") if c.choices else ""
+        raise AssertionError("the stream ended cleanly with a partial answer")
+    except openai.APIError as e:
+        expect(not isinstance(e, openai.APIStatusError), type(e))
+        expect(text, "no content before the break")
+
+
+@scenario("bad input: NotFoundError and BadRequestError, nothing sent upstream")
+def bad_input(gw):
+    try:
+        client(gw).chat.completions.create(model="no-such-group", messages=MESSAGES)
+        raise AssertionError("no exception")
+    except openai.NotFoundError as e:
+        expect(e.body["code"] == "model_not_found", e.body)
+    try:
+        client(gw).chat.completions.create(model="demo", messages=[])
+        raise AssertionError("no exception")
+    except openai.BadRequestError as e:
+        expect(e.body["param"] == "messages", e.body)
+    expect(gw.upstream_calls() == 0, gw.upstream_calls())
+
+
+def main():
+    if len(sys.argv) != 2:
+        raise SystemExit(__doc__)
+    gw = Gateway(sys.argv[1])
+    try:
+        for run in (plain, streaming, failover, failover_stream, all_fail, all_fail_stream,
+                    all_limited, broken_stream, bad_input):
+            run(gw)
+    finally:
+        gw.stop()
+    failed = sum(1 for _, e in RESULTS if e is not None)
+    print(f"{len(RESULTS) - failed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

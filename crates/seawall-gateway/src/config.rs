@@ -1,0 +1,404 @@
+//! The gateway's TOML configuration, validated at start.
+//!
+//! See `gateway.example.toml` next to the crate's manifest for a documented example, and
+//! the crate README for the full reference.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer};
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Server settings.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Upstream targets by name.
+    #[serde(default)]
+    pub targets: Vec<TargetConfig>,
+    /// Model groups: what clients may name in `model`.
+    #[serde(default)]
+    pub groups: Vec<GroupConfig>,
+    /// Virtual keys. With none, the gateway accepts calls without a key.
+    #[serde(default)]
+    pub keys: Vec<VirtualKeyConfig>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// `listen`: the address to bind (port 0 picks one). `--listen` overrides it.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// `max_body_bytes`: the largest request body accepted (413 above it).
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// `shutdown_grace`: how long in-flight requests and streams may run after a shutdown
+    /// signal (e.g. `"30s"`).
+    #[serde(default = "default_grace", deserialize_with = "duration")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            max_body_bytes: default_max_body(),
+            shutdown_grace: default_grace(),
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_max_body() -> usize {
+    1024 * 1024
+}
+fn default_grace() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// The provider API a target speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderConfig {
+    /// OpenAI Chat Completions.
+    Openai,
+    /// Anthropic Messages.
+    Anthropic,
+    /// Google Gemini `generateContent`.
+    Gemini,
+    /// An OpenAI-compatible server (Ollama, vLLM, llama.cpp, ...); the key is optional.
+    OpenaiCompatible,
+}
+
+/// `[[targets]]`: one upstream.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    /// `name`: a unique name, used in groups, headers, metrics and `/status`.
+    pub name: String,
+    /// `provider`: `openai`, `anthropic`, `gemini` or `openai_compatible`.
+    pub provider: ProviderConfig,
+    /// `model`: the model name sent to this target (an alias group maps to it).
+    pub model: String,
+    /// `base_url`: the API's base URL; the provider's public API when absent
+    /// (required for `openai_compatible`).
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// `api_key_env`: the environment variable holding the key.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// `weight`: the target's weight in a `weighted` group.
+    #[serde(default = "one")]
+    pub weight: u32,
+    /// `context_window`: the model's context window in tokens; calls that cannot fit skip it.
+    #[serde(default)]
+    pub context_window: Option<u64>,
+    /// `requests_per_minute`: the target's request limit.
+    #[serde(default)]
+    pub requests_per_minute: Option<u64>,
+    /// `tokens_per_minute`: the target's token limit.
+    #[serde(default)]
+    pub tokens_per_minute: Option<u64>,
+    /// `max_attempts`: attempts on this target per call, retries included.
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
+    /// `max_server_wait`: the longest `retry-after` the gateway waits on this target; a
+    /// longer one fails over at once.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub max_server_wait: Option<Duration>,
+    /// `attempt_timeout`: the limit on one attempt until its response.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub attempt_timeout: Option<Duration>,
+    /// `first_token_timeout`: the limit on a stream's first content.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub first_token_timeout: Option<Duration>,
+    /// `idle_timeout`: the limit between two stream events.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub idle_timeout: Option<Duration>,
+    /// `breaker_failures`: consecutive failures that open the breaker.
+    #[serde(default)]
+    pub breaker_failures: Option<u32>,
+    /// `breaker_cooldown`: how long an opened breaker stays open at first.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub breaker_cooldown: Option<Duration>,
+    /// `input_price_per_mtok`: USD per million input tokens, for the cost metric.
+    #[serde(default)]
+    pub input_price_per_mtok: Option<f64>,
+    /// `output_price_per_mtok`: USD per million output tokens, for the cost metric.
+    #[serde(default)]
+    pub output_price_per_mtok: Option<f64>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// How a group orders its targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StrategyConfig {
+    /// In the listed order.
+    #[default]
+    Priority,
+    /// Drawn by the targets' weights.
+    Weighted,
+    /// Fastest first.
+    LeastLatency,
+}
+
+/// `[[groups]]`: what a client names in `model`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupConfig {
+    /// `name`: an alias (`chat`), or a pattern with one `*` at the end (`openai/*`,
+    /// `team-*`): the requested model then passes through unchanged to the first target,
+    /// with the other targets (and their own models) behind it.
+    pub name: String,
+    /// `targets`: target names, in priority order.
+    pub targets: Vec<String>,
+    /// `strategy`: `priority` (default), `weighted` or `least_latency`.
+    #[serde(default)]
+    pub strategy: StrategyConfig,
+    /// `timeout`: the overall deadline of a call, retries and failovers included.
+    #[serde(default = "default_overall", deserialize_with = "duration")]
+    pub timeout: Duration,
+}
+
+fn default_overall() -> Duration {
+    Duration::from_secs(120)
+}
+
+impl GroupConfig {
+    /// The pattern's prefix when the name ends with `*`.
+    pub fn prefix(&self) -> Option<&str> {
+        self.name.strip_suffix('*')
+    }
+}
+
+/// `[[keys]]`: a virtual key clients send as `Authorization: Bearer <key>`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VirtualKeyConfig {
+    /// `name`: shown in metrics and logs (never the key itself).
+    pub name: String,
+    /// `key_env`: the environment variable holding the key.
+    pub key_env: String,
+    /// `requests_per_minute`: the key's inbound request limit.
+    #[serde(default)]
+    pub requests_per_minute: Option<u32>,
+    /// `token_budget`: total tokens (in + out) the key may use; 429 once spent.
+    #[serde(default)]
+    pub token_budget: Option<u64>,
+}
+
+/// A configuration problem, naming the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The key, such as `targets[1].api_key_env`.
+    pub key: String,
+    /// What is wrong.
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "config: {}: {}", self.key, self.problem)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn problem(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        key: key.into(),
+        problem: problem.into(),
+    }
+}
+
+impl Config {
+    /// Parses `text` and checks its structure (keys are checked when the gateway is built,
+    /// see [`Config::validate`]).
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| problem("(file)", e.to_string()))
+    }
+
+    /// Checks names, references and limits, and that every key's environment variable is
+    /// set, looking variables up with `env`.
+    pub fn validate(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let mut names = HashSet::new();
+        for (i, t) in self.targets.iter().enumerate() {
+            let key = |field: &str| format!("targets[{i}].{field}");
+            if t.name.is_empty() {
+                return Err(problem(key("name"), "must not be empty"));
+            }
+            if !names.insert(t.name.as_str()) {
+                return Err(problem(
+                    key("name"),
+                    format!("duplicate target {:?}", t.name),
+                ));
+            }
+            if t.model.is_empty() {
+                return Err(problem(key("model"), "must not be empty"));
+            }
+            if let Some(url) = &t.base_url
+                && !(url.starts_with("http://") || url.starts_with("https://"))
+            {
+                return Err(problem(
+                    key("base_url"),
+                    "must start with http:// or https://",
+                ));
+            }
+            if t.provider == ProviderConfig::OpenaiCompatible && t.base_url.is_none() {
+                return Err(problem(key("base_url"), "required for openai_compatible"));
+            }
+            match (&t.api_key_env, t.provider) {
+                (None, ProviderConfig::OpenaiCompatible) => {}
+                (None, _) => return Err(problem(key("api_key_env"), "required for this provider")),
+                (Some(var), _) => {
+                    if env(var).is_none_or(|v| v.is_empty()) {
+                        return Err(problem(
+                            key("api_key_env"),
+                            format!("environment variable {var} is not set"),
+                        ));
+                    }
+                }
+            }
+            if t.weight == 0 {
+                return Err(problem(key("weight"), "must be at least 1"));
+            }
+            if t.max_attempts == Some(0) {
+                return Err(problem(key("max_attempts"), "must be at least 1"));
+            }
+            if t.requests_per_minute == Some(0) {
+                return Err(problem(key("requests_per_minute"), "must be at least 1"));
+            }
+            if t.tokens_per_minute == Some(0) {
+                return Err(problem(key("tokens_per_minute"), "must be at least 1"));
+            }
+            if t.breaker_failures == Some(0) {
+                return Err(problem(key("breaker_failures"), "must be at least 1"));
+            }
+            for (field, price) in [
+                ("input_price_per_mtok", t.input_price_per_mtok),
+                ("output_price_per_mtok", t.output_price_per_mtok),
+            ] {
+                if price.is_some_and(|p| !(p.is_finite() && p >= 0.0)) {
+                    return Err(problem(key(field), "must be a non-negative number"));
+                }
+            }
+        }
+        if self.groups.is_empty() {
+            return Err(problem("groups", "at least one group is required"));
+        }
+        let mut groups = HashSet::new();
+        for (i, g) in self.groups.iter().enumerate() {
+            let key = |field: &str| format!("groups[{i}].{field}");
+            if g.name.is_empty() || g.name == "*" {
+                return Err(problem(
+                    key("name"),
+                    "must name an alias or a prefix pattern",
+                ));
+            }
+            if g.name.matches('*').count() > 1 || (g.name.contains('*') && g.prefix().is_none()) {
+                return Err(problem(key("name"), "a pattern has one `*`, at the end"));
+            }
+            if !groups.insert(g.name.as_str()) {
+                return Err(problem(
+                    key("name"),
+                    format!("duplicate group {:?}", g.name),
+                ));
+            }
+            if g.targets.is_empty() {
+                return Err(problem(key("targets"), "at least one target is required"));
+            }
+            for (j, t) in g.targets.iter().enumerate() {
+                if !names.contains(t.as_str()) {
+                    return Err(problem(
+                        format!("groups[{i}].targets[{j}]"),
+                        format!("unknown target {t:?}"),
+                    ));
+                }
+            }
+            if g.timeout.is_zero() {
+                return Err(problem(key("timeout"), "must be more than zero"));
+            }
+        }
+        let mut keys = HashMap::new();
+        for (i, k) in self.keys.iter().enumerate() {
+            let key = |field: &str| format!("keys[{i}].{field}");
+            if k.name.is_empty() {
+                return Err(problem(key("name"), "must not be empty"));
+            }
+            match env(&k.key_env) {
+                Some(v) if !v.is_empty() => {
+                    if let Some(other) = keys.insert(v, i) {
+                        return Err(problem(
+                            key("key_env"),
+                            format!("same key as keys[{other}]"),
+                        ));
+                    }
+                }
+                _ => {
+                    return Err(problem(
+                        key("key_env"),
+                        format!("environment variable {} is not set", k.key_env),
+                    ));
+                }
+            }
+            if k.requests_per_minute == Some(0) {
+                return Err(problem(key("requests_per_minute"), "must be at least 1"));
+            }
+        }
+        if self.server.max_body_bytes == 0 {
+            return Err(problem("server.max_body_bytes", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+/// Parses `"250ms"`, `"30s"`, `"2m"` or a number of seconds.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let value: f64 = number.parse().ok()?;
+    let seconds = match unit.trim() {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return None,
+    };
+    Duration::try_from_secs_f64(seconds).ok()
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawDuration {
+    Text(String),
+    Seconds(f64),
+}
+
+fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    let parsed = match RawDuration::deserialize(deserializer)? {
+        RawDuration::Text(text) => parse_duration(&text),
+        RawDuration::Seconds(s) => Duration::try_from_secs_f64(s).ok(),
+    };
+    parsed
+        .ok_or_else(|| de::Error::custom("expected a duration such as \"250ms\", \"30s\", \"2m\""))
+}
+
+fn opt_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
+    duration(deserializer).map(Some)
+}

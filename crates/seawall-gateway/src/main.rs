@@ -1,0 +1,110 @@
+//! `seawall-gateway [--listen ADDR] [--config FILE]`: the OpenAI-compatible gateway.
+//!
+//! Without `--config` it starts an in-process simulator as the upstream of the `demo`
+//! model group.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use seawall_gateway::{Config, Demo, Gateway};
+
+/// Many small, short-lived buffers per request: mimalloc is cheaper than the system
+/// allocator for that (as measured for the simulator, see its README).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn usage() -> &'static str {
+    "usage: seawall-gateway [--listen 127.0.0.1:8080] [--config gateway.toml]"
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            println!("seawall-gateway: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let mut listen: Option<SocketAddr> = None;
+    let mut config_path: Option<String> = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--listen" => {
+                let value = args.next().ok_or(usage())?;
+                listen = Some(
+                    value
+                        .parse()
+                        .map_err(|e| format!("--listen {value}: {e}"))?,
+                );
+            }
+            "--config" => config_path = Some(args.next().ok_or(usage())?),
+            "-h" | "--help" => {
+                println!("{}", usage());
+                return Ok(());
+            }
+            other => return Err(format!("unknown argument {other:?}\n{}", usage()).into()),
+        }
+    }
+
+    let (gateway, demo) = match &config_path {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+            let config = Config::from_toml(&text)?;
+            (Gateway::builder(config).build()?, None)
+        }
+        None => {
+            let demo = Demo::start(|_| {}, |b| b).await?;
+            (demo.gateway, Some(demo.simulator))
+        }
+    };
+    let gateway = match listen {
+        Some(addr) => gateway.listen(addr),
+        None => gateway,
+    };
+    let handle = gateway.serve().await?;
+    let addr = handle.local_addr();
+    println!("seawall-gateway listening on http://{addr}");
+    if let Some(simulator) = &demo {
+        println!(
+            "demo mode: no --config, so the upstream is an in-process simulator at http://{}",
+            simulator.addr()
+        );
+        println!("simulator admin {}", simulator.admin_url());
+        println!(
+            "try: curl -s http://{addr}/v1/chat/completions -H 'content-type: application/json' \
+             -d '{{\"model\":\"demo\",\"messages\":[{{\"role\":\"user\",\"content\":\"hello\"}}]}}'"
+        );
+    }
+
+    shutdown_signal().await;
+    println!("seawall-gateway: shutting down, draining in-flight requests");
+    handle.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

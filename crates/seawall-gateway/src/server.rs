@@ -1,0 +1,1215 @@
+//! The gateway: routes, upstream stacks, the accept loop and graceful shutdown.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::fmt;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures_core::Stream;
+use governor::clock::Clock;
+use governor::middleware::NoOpMiddleware;
+use governor::nanos::Nanos;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter as Governor};
+use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use seawall::breaker::{BreakerHandle, BreakerLayer};
+use seawall::failover::{Failover, Strategy};
+use seawall::rate_limit::{Rate, RateLimitConfig, RateLimiter};
+use seawall::retry::RetryLayer;
+use seawall::stack::TargetStack;
+use seawall::timeout::{AttemptTimeoutLayer, DeadlineLayer, EnforceDeadline};
+use seawall_core::{
+    AttemptOutcome, BoxError, BreakerState, Cause, ChatResponse, ErrorKind, ErrorWithTrail,
+    EventStream, LlmError, StreamEvent, Trail, Usage, classify,
+};
+use seawall_providers::http::HttpClient;
+use seawall_providers::{
+    AnthropicConfig, ApiKey, GeminiConfig, OpenAiConfig, ServerKind, http::default_client,
+};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+use tower::{Layer, ServiceExt};
+
+use crate::config::{Config, ConfigError, ProviderConfig, StrategyConfig};
+use crate::metrics::{Metrics, TargetGauges};
+use crate::wire::{self, ChunkHead};
+
+/// A clock on tokio's `Instant`, so inbound limits follow the one clock (and paused time
+/// in tests).
+#[derive(Debug, Clone)]
+struct TokioClock {
+    start: tokio::time::Instant,
+}
+
+impl Clock for TokioClock {
+    type Instant = Nanos;
+
+    fn now(&self) -> Nanos {
+        Nanos::from(self.start.elapsed())
+    }
+}
+
+/// A lock-free direct limiter per key: the key map is read-only after start, so the hot
+/// path is one hash lookup and one CAS.
+type InboundLimiter = Governor<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<Nanos>>;
+
+struct VirtualKey {
+    name: String,
+    limiter: Option<InboundLimiter>,
+    budget: Option<u64>,
+    used: AtomicU64,
+}
+
+/// Counts the requests a target's adapter sends (each retry included), under the retry
+/// layer where the router's trail cannot see them.
+#[derive(Clone)]
+struct Counted<S> {
+    inner: S,
+    sent: Arc<AtomicU64>,
+}
+
+impl<S: tower_service::Service<seawall_core::ChatRequest>>
+    tower_service::Service<seawall_core::ChatRequest> for Counted<S>
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: seawall_core::ChatRequest) -> S::Future {
+        self.sent.fetch_add(1, Relaxed);
+        self.inner.call(request)
+    }
+}
+
+fn counted<S>(inner: S, sent: &Arc<AtomicU64>) -> Counted<S> {
+    Counted {
+        inner,
+        sent: Arc::clone(sent),
+    }
+}
+
+struct TargetInfo {
+    name: String,
+    sent: Arc<AtomicU64>,
+    breaker: BreakerHandle,
+    limiter: Option<RateLimiter>,
+    /// USD per million tokens, which is millionths of a USD per token.
+    input_price: f64,
+    output_price: f64,
+}
+
+type GroupService = EnforceDeadline<Failover>;
+
+struct Shared {
+    exact: HashMap<String, GroupService>,
+    patterns: Vec<(String, GroupService)>,
+    targets: Vec<TargetInfo>,
+    target_index: HashMap<String, usize>,
+    keys: HashMap<String, Arc<VirtualKey>>,
+    metrics: Metrics,
+    max_body: usize,
+    ready: AtomicBool,
+    models: Bytes,
+    next_id: AtomicU64,
+    clock_start: tokio::time::Instant,
+}
+
+/// Builds a [`Gateway`] from a [`Config`].
+pub struct GatewayBuilder {
+    config: Config,
+    env: HashMap<String, String>,
+    http: Option<HttpClient>,
+}
+
+impl fmt::Debug for GatewayBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The values are secrets: show only which variables are supplied.
+        f.debug_struct("GatewayBuilder")
+            .field("config", &self.config)
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl GatewayBuilder {
+    /// Supplies the value of an environment variable named in the config (an upstream
+    /// `api_key_env` or a virtual `key_env`), ahead of the process environment.
+    #[must_use]
+    pub fn env(mut self, variable: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.insert(variable.into(), value.into());
+        self
+    }
+
+    /// Uses `http` for every upstream instead of the default pooled client.
+    #[must_use]
+    pub fn http_client(mut self, http: HttpClient) -> Self {
+        self.http = Some(http);
+        self
+    }
+
+    /// Validates the config and builds the upstream stacks.
+    pub fn build(self) -> Result<Gateway, ConfigError> {
+        let env = |name: &str| {
+            self.env
+                .get(name)
+                .cloned()
+                .or_else(|| std::env::var(name).ok())
+        };
+        let config = &self.config;
+        config.validate(&env)?;
+        let http = match self.http {
+            Some(http) => http,
+            None => default_client().map_err(|e| ConfigError {
+                key: "(http client)".into(),
+                problem: e.to_string(),
+            })?,
+        };
+
+        // One breaker and limiter per target, shared by every group that uses it.
+        let mut targets = Vec::new();
+        let mut stacks = HashMap::new();
+        for t in &config.targets {
+            let key = t.api_key_env.as_deref().and_then(&env).map(ApiKey::new);
+            let breaker = {
+                let mut b = BreakerLayer::builder(t.name.as_str());
+                if let Some(n) = t.breaker_failures {
+                    b = b.consecutive_failures(n);
+                }
+                if let Some(cooldown) = t.breaker_cooldown {
+                    b = b.break_duration(cooldown, cooldown * 8);
+                }
+                b.build()
+            };
+            let limiter =
+                (t.requests_per_minute.is_some() || t.tokens_per_minute.is_some()).then(|| {
+                    let mut c = RateLimitConfig::new();
+                    if let Some(rpm) = t.requests_per_minute {
+                        c = c.requests(Rate::per_minute(rpm));
+                    }
+                    if let Some(tpm) = t.tokens_per_minute {
+                        c = c.tokens(Rate::per_minute(tpm));
+                    }
+                    RateLimiter::new(t.name.as_str(), c)
+                });
+            let mut retry = RetryLayer::new();
+            if let Some(n) = t.max_attempts {
+                retry = retry.max_attempts(n);
+            }
+            if let Some(wait) = t.max_server_wait {
+                retry = retry.max_server_wait(wait);
+            }
+            let timeout = match (t.attempt_timeout, t.first_token_timeout, t.idle_timeout) {
+                (None, None, None) => None,
+                (attempt, first, idle) => {
+                    let mut l = match attempt {
+                        Some(a) => AttemptTimeoutLayer::new(a),
+                        None => AttemptTimeoutLayer::streams_only(),
+                    };
+                    if let Some(f) = first {
+                        l = l.first_token(f);
+                    }
+                    if let Some(i) = idle {
+                        l = l.idle(i);
+                    }
+                    Some(l)
+                }
+            };
+            let mut stack = TargetStack::new(t.name.as_str())
+                .retry(retry)
+                .breaker(breaker.clone());
+            if let Some(l) = &limiter {
+                stack = stack.rate_limit(l.clone());
+            }
+            if let Some(l) = timeout {
+                stack = stack.attempt_timeout(l);
+            }
+            let sent = Arc::new(AtomicU64::new(0));
+            targets.push(TargetInfo {
+                name: t.name.clone(),
+                sent: Arc::clone(&sent),
+                breaker: breaker.handle(),
+                limiter,
+                input_price: t.input_price_per_mtok.unwrap_or(0.0),
+                output_price: t.output_price_per_mtok.unwrap_or(0.0),
+            });
+            stacks.insert(t.name.clone(), (stack, t, key, sent));
+        }
+
+        let build_target = |name: &str, pass_through: bool| {
+            let (stack, t, key, sent) = &stacks[name];
+            let stack = stack.clone();
+            let http = http.clone();
+
+            let guarded = match t.provider {
+                ProviderConfig::Openai | ProviderConfig::OpenaiCompatible => {
+                    let mut c = match (t.provider, key) {
+                        (ProviderConfig::Openai, Some(key)) => OpenAiConfig::new(key.clone()),
+                        _ => OpenAiConfig::compatible(
+                            t.base_url.clone().unwrap_or_default(),
+                            ServerKind::Other,
+                        ),
+                    };
+                    if let Some(url) = &t.base_url {
+                        c = c.with_base_url(url.clone());
+                    }
+                    if let (Some(key), ProviderConfig::OpenaiCompatible) = (key, t.provider) {
+                        c = c.with_api_key(key.clone());
+                    }
+                    stack.build(counted(seawall_providers::OpenAi::new(http, c), sent))
+                }
+                ProviderConfig::Anthropic => {
+                    let key = key.clone().unwrap_or_else(|| ApiKey::new(""));
+                    let mut c = AnthropicConfig::new(key);
+                    if let Some(url) = &t.base_url {
+                        c = c.with_base_url(url.clone());
+                    }
+                    stack.build(counted(seawall_providers::Anthropic::new(http, c), sent))
+                }
+                ProviderConfig::Gemini => {
+                    let key = key.clone().unwrap_or_else(|| ApiKey::new(""));
+                    let mut c = GeminiConfig::new(key);
+                    if let Some(url) = &t.base_url {
+                        c = c.with_base_url(url.clone());
+                    }
+                    stack.build(counted(seawall_providers::Gemini::new(http, c), sent))
+                }
+            };
+            let mut target = guarded.target.weight(t.weight);
+            if !pass_through {
+                target = target.model(t.model.as_str());
+            }
+            if let Some(window) = t.context_window {
+                target = target.context_window(window);
+            }
+            target
+        };
+
+        let mut exact = HashMap::new();
+        let mut patterns = Vec::new();
+        let mut model_names = Vec::new();
+        for g in &config.groups {
+            let pattern = g.prefix().is_some();
+            let mut failover = Failover::builder().strategy(match g.strategy {
+                StrategyConfig::Priority => Strategy::Priority,
+                StrategyConfig::Weighted => Strategy::Weighted,
+                StrategyConfig::LeastLatency => Strategy::LeastLatency,
+            });
+            for (i, name) in g.targets.iter().enumerate() {
+                failover = failover.target(build_target(name, pattern && i == 0));
+            }
+            let service = DeadlineLayer::new(g.timeout).layer(failover.build());
+            match g.prefix() {
+                Some(prefix) => patterns.push((prefix.to_owned(), service)),
+                None => {
+                    exact.insert(g.name.clone(), service);
+                }
+            }
+            model_names.push(g.name.clone());
+        }
+        // Longest prefix first, so `team-a-*` wins over `team-*`.
+        patterns.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
+
+        let clock_start = tokio::time::Instant::now();
+        let mut keys = HashMap::new();
+        for k in &config.keys {
+            let secret = env(&k.key_env).unwrap_or_default();
+            let limiter = k.requests_per_minute.and_then(NonZeroU32::new).map(|rpm| {
+                Governor::direct_with_clock(
+                    Quota::per_minute(rpm),
+                    TokioClock { start: clock_start },
+                )
+            });
+            keys.insert(
+                secret,
+                Arc::new(VirtualKey {
+                    name: k.name.clone(),
+                    limiter,
+                    budget: k.token_budget,
+                    used: AtomicU64::new(0),
+                }),
+            );
+        }
+
+        let models = json!({
+            "object": "list",
+            "data": model_names.iter().map(|name| json!({
+                "id": name, "object": "model", "created": 0, "owned_by": "seawall-gateway",
+            })).collect::<Vec<_>>(),
+        });
+        let target_index = targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name.clone(), i))
+            .collect();
+        Ok(Gateway {
+            shared: Arc::new(Shared {
+                exact,
+                patterns,
+                targets,
+                target_index,
+                keys,
+                metrics: Metrics::default(),
+                max_body: config.server.max_body_bytes,
+                ready: AtomicBool::new(true),
+                models: Bytes::from(serde_json::to_vec(&models).unwrap_or_default()),
+                next_id: AtomicU64::new(1),
+                clock_start,
+            }),
+            listen: config.server.listen,
+            grace: config.server.shutdown_grace,
+        })
+    }
+}
+
+/// An OpenAI-compatible gateway, ready to serve.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use seawall_gateway::{Config, Gateway};
+///
+/// let config = Config::from_toml(&std::fs::read_to_string("gateway.toml")?)?;
+/// let handle = Gateway::builder(config).build()?.serve().await?;
+/// println!("listening on http://{}", handle.local_addr());
+/// handle.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
+pub struct Gateway {
+    shared: Arc<Shared>,
+    listen: SocketAddr,
+    grace: Duration,
+}
+
+impl fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Gateway")
+            .field("listen", &self.listen)
+            .field(
+                "targets",
+                &self
+                    .shared
+                    .targets
+                    .iter()
+                    .map(|t| &t.name)
+                    .collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// A builder over `config`.
+    pub fn builder(config: Config) -> GatewayBuilder {
+        GatewayBuilder {
+            config,
+            env: HashMap::new(),
+            http: None,
+        }
+    }
+
+    /// Overrides the configured listen address.
+    #[must_use]
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = addr;
+        self
+    }
+
+    /// Overrides the configured shutdown grace period.
+    #[must_use]
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// Binds the listen address and starts serving on the current runtime.
+    pub async fn serve(self) -> std::io::Result<GatewayHandle> {
+        let listener = TcpListener::bind(self.listen).await?;
+        let addr = listener.local_addr()?;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(accept_loop(
+            listener,
+            Arc::clone(&self.shared),
+            stop_rx,
+            self.grace,
+        ));
+        Ok(GatewayHandle {
+            addr,
+            shared: self.shared,
+            stop: stop_tx,
+            task,
+        })
+    }
+}
+
+/// A running gateway.
+pub struct GatewayHandle {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl fmt::Debug for GatewayHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GatewayHandle")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GatewayHandle {
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, lets in-flight requests and streams finish for up to the grace
+    /// period, then closes what is left. `/readyz` answers 503 from the start of the drain.
+    pub async fn shutdown(self) {
+        self.shared.ready.store(false, Relaxed);
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+    grace: Duration,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.changed() => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            accepted = listener.accept() => accepted,
+        };
+        let Ok((stream, _)) = accepted else {
+            // Out of file descriptors or similar: back off briefly instead of spinning.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = Arc::clone(&shared);
+        let mut stop = stop.clone();
+        connections.spawn(async move {
+            let service = service_fn(move |request| handle(Arc::clone(&shared), request));
+            let connection = http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                _ = stop.changed() => {
+                    // Finish the response in flight (a stream included), then close.
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+        });
+    }
+    drop(listener);
+    let drained = tokio::time::timeout(grace, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        connections.shutdown().await;
+    }
+}
+
+/// A response body: a complete buffer or a relayed stream.
+pub struct GatewayBody(BodyKind);
+
+enum BodyKind {
+    Full(Option<Bytes>),
+    Sse(Box<SseRelay>),
+}
+
+impl fmt::Debug for GatewayBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            BodyKind::Full(_) => f.write_str("GatewayBody::Full"),
+            BodyKind::Sse(_) => f.write_str("GatewayBody::Sse"),
+        }
+    }
+}
+
+impl Body for GatewayBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match &mut self.get_mut().0 {
+            BodyKind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            BodyKind::Sse(relay) => relay.poll_frame(cx).map(|f| f.map(|b| Ok(Frame::data(b)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(&self.0, BodyKind::Full(None))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.0 {
+            BodyKind::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
+            BodyKind::Full(None) => SizeHint::with_exact(0),
+            BodyKind::Sse(_) => SizeHint::default(),
+        }
+    }
+}
+
+/// Relays a [`StreamEvent`] stream as OpenAI SSE chunks. Dropping it (the client went
+/// away) drops the upstream stream, which cancels the upstream call.
+struct SseRelay {
+    stream: Option<EventStream>,
+    head: ChunkHead,
+    include_usage: bool,
+    usage: Option<Usage>,
+    finished: bool,
+    first_content: bool,
+    started: tokio::time::Instant,
+    shared: Arc<Shared>,
+    key: Option<Arc<VirtualKey>>,
+    target: Option<usize>,
+    role_sent: bool,
+}
+
+impl SseRelay {
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        let mut out = Vec::new();
+        if !self.role_sent {
+            self.role_sent = true;
+            self.head.role(&mut out);
+        }
+        loop {
+            let Some(stream) = self.stream.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match Pin::new(stream).poll_next(cx) {
+                Poll::Pending => {
+                    return if out.is_empty() {
+                        Poll::Pending
+                    } else {
+                        Poll::Ready(Some(out.into()))
+                    };
+                }
+                Poll::Ready(Some(event)) => {
+                    match event {
+                        StreamEvent::Start { .. } => {}
+                        StreamEvent::TextDelta(text) => {
+                            self.first_content();
+                            self.head.text(&mut out, &text);
+                        }
+                        StreamEvent::ToolCallDelta {
+                            index,
+                            id,
+                            name,
+                            arguments,
+                        } => {
+                            self.first_content();
+                            self.head.tool_call(
+                                &mut out,
+                                index,
+                                id.as_deref(),
+                                name.as_deref(),
+                                &arguments,
+                            );
+                        }
+                        StreamEvent::Usage(usage) => self.usage = Some(usage),
+                        StreamEvent::Finish(reason) => {
+                            self.finished = true;
+                            self.head.finish(&mut out, &reason);
+                        }
+                        StreamEvent::Error(error) => {
+                            self.fail(&mut out, &error);
+                            return Poll::Ready(Some(out.into()));
+                        }
+                    }
+                    // Relay what we have at once: streams are read as they arrive.
+                    if !out.is_empty() {
+                        return Poll::Ready(Some(out.into()));
+                    }
+                }
+                Poll::Ready(None) => {
+                    if self.finished {
+                        if let (true, Some(usage)) = (self.include_usage, &self.usage) {
+                            self.head.usage(&mut out, usage);
+                        }
+                        wire::done(&mut out);
+                        self.end();
+                    } else {
+                        let error = LlmError::new(
+                            ErrorKind::StreamTruncated,
+                            "the upstream stream ended before the end of the message",
+                        );
+                        self.fail(&mut out, &error);
+                    }
+                    return Poll::Ready(Some(out.into()));
+                }
+            }
+        }
+    }
+
+    fn first_content(&mut self) {
+        if !self.first_content {
+            self.first_content = true;
+            self.shared.metrics.ttft.observe(self.started.elapsed());
+        }
+    }
+
+    fn fail(&mut self, out: &mut Vec<u8>, error: &LlmError) {
+        wire::stream_error(out, error);
+        self.shared.metrics.stream_errors.fetch_add(1, Relaxed);
+        self.end();
+    }
+
+    fn end(&mut self) {
+        self.stream = None;
+        account_usage(&self.shared, self.key.as_deref(), self.target, self.usage);
+        self.usage = None;
+    }
+}
+
+impl Drop for SseRelay {
+    fn drop(&mut self) {
+        self.shared.metrics.latency.observe(self.started.elapsed());
+        if self.stream.is_some() {
+            // Client went away mid-stream: count what was used so far.
+            account_usage(&self.shared, self.key.as_deref(), self.target, self.usage);
+        }
+    }
+}
+
+fn account_usage(
+    shared: &Shared,
+    key: Option<&VirtualKey>,
+    target: Option<usize>,
+    usage: Option<Usage>,
+) {
+    let Some(usage) = usage else { return };
+    let m = &shared.metrics;
+    m.tokens_in.fetch_add(usage.input_tokens, Relaxed);
+    m.tokens_out.fetch_add(usage.output_tokens, Relaxed);
+    if let Some(t) = target.and_then(|i| shared.targets.get(i)) {
+        let cost =
+            usage.input_tokens as f64 * t.input_price + usage.output_tokens as f64 * t.output_price;
+        m.cost_micro_usd.fetch_add(cost.round() as u64, Relaxed);
+    }
+    if let Some(key) = key {
+        key.used.fetch_add(usage.total(), Relaxed);
+    }
+}
+
+type Reply = Response<GatewayBody>;
+
+fn full(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Reply {
+    let mut response = Response::new(GatewayBody(BodyKind::Full(Some(body.into()))));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+fn json_reply(status: StatusCode, body: impl Into<Bytes>) -> Reply {
+    full(status, "application/json", body)
+}
+
+fn error_reply(
+    status: StatusCode,
+    kind: &str,
+    code: Option<&str>,
+    param: Option<&str>,
+    message: &str,
+) -> Reply {
+    let body = wire::error_body(message, kind, param, code);
+    json_reply(status, serde_json::to_vec(&body).unwrap_or_default())
+}
+
+async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Reply, Infallible> {
+    let reply = match (request.method(), request.uri().path()) {
+        (&Method::POST, "/v1/chat/completions") => {
+            let started = tokio::time::Instant::now();
+            let reply = chat(&shared, request, started).await;
+            if !matches!(reply.body().0, BodyKind::Sse(_)) {
+                shared.metrics.latency.observe(started.elapsed());
+            }
+            shared.metrics.request(reply.status().as_u16());
+            return Ok(reply);
+        }
+        (&Method::GET, "/v1/models") => json_reply(StatusCode::OK, shared.models.clone()),
+        (&Method::GET, "/healthz") => full(StatusCode::OK, "text/plain", "ok\n"),
+        (&Method::GET, "/readyz") => {
+            if shared.ready.load(Relaxed) {
+                full(StatusCode::OK, "text/plain", "ready\n")
+            } else {
+                full(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "draining\n")
+            }
+        }
+        (&Method::GET, "/metrics") => full(
+            StatusCode::OK,
+            "text/plain; version=0.0.4",
+            render_metrics(&shared),
+        ),
+        (&Method::GET, "/status") => json_reply(StatusCode::OK, status_json(&shared)),
+        (
+            _,
+            "/v1/chat/completions" | "/v1/models" | "/healthz" | "/readyz" | "/metrics" | "/status",
+        ) => error_reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request_error",
+            Some("method_not_allowed"),
+            None,
+            "method not allowed",
+        ),
+        (_, path) => error_reply(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            Some("unknown_url"),
+            None,
+            &format!("unknown path {path}"),
+        ),
+    };
+    Ok(reply)
+}
+
+fn render_metrics(shared: &Shared) -> String {
+    let gauges: Vec<TargetGauges> = shared
+        .targets
+        .iter()
+        .map(|t| TargetGauges {
+            name: t.name.clone(),
+            breaker: match t.breaker.state() {
+                BreakerState::Closed => 0,
+                BreakerState::HalfOpen => 1,
+                _ => 2,
+            },
+            queue: t.limiter.as_ref().map_or(0, |l| l.snapshot().queue_len),
+            sent: t.sent.load(Relaxed),
+        })
+        .collect();
+    let mut out = String::with_capacity(4096);
+    shared.metrics.render(&mut out, &gauges);
+    out
+}
+
+fn status_json(shared: &Shared) -> Vec<u8> {
+    let targets: Vec<_> = shared
+        .targets
+        .iter()
+        .map(|t| {
+            let limiter = t.limiter.as_ref().map(|l| {
+                let s = l.snapshot();
+                json!({
+                    "requests_admitted": s.requests_admitted,
+                    "requests_in_flight": s.requests_in_flight,
+                    "tokens_reserved": s.tokens_reserved,
+                    "tokens_used": s.tokens_used,
+                    "tokens_in_flight": s.tokens_in_flight,
+                    "queue_len": s.queue_len,
+                })
+            });
+            json!({
+                "name": t.name,
+                "breaker": t.breaker.state().as_str(),
+                "limiter": limiter,
+            })
+        })
+        .collect();
+    let keys: Vec<_> = shared
+        .keys
+        .values()
+        .map(|k| {
+            json!({
+                "name": k.name,
+                "tokens_used": k.used.load(Relaxed),
+                "token_budget": k.budget,
+            })
+        })
+        .collect();
+    let body = json!({
+        "ready": shared.ready.load(Relaxed),
+        "targets": targets,
+        "keys": keys,
+    });
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+async fn chat(
+    shared: &Arc<Shared>,
+    request: Request<Incoming>,
+    started: tokio::time::Instant,
+) -> Reply {
+    // Who is calling.
+    let key = if shared.keys.is_empty() {
+        None
+    } else {
+        let bearer = request
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let Some(bearer) = bearer else {
+            return error_reply(
+                StatusCode::UNAUTHORIZED,
+                "invalid_request_error",
+                Some("missing_api_key"),
+                None,
+                "missing API key: send Authorization: Bearer <key>",
+            );
+        };
+        let Some(key) = shared.keys.get(bearer.trim()) else {
+            return error_reply(
+                StatusCode::UNAUTHORIZED,
+                "invalid_request_error",
+                Some("invalid_api_key"),
+                None,
+                "invalid API key",
+            );
+        };
+        if let Some(limiter) = &key.limiter
+            && let Err(not_until) = limiter.check()
+        {
+            shared.metrics.inbound_rejected.fetch_add(1, Relaxed);
+            let now = TokioClock {
+                start: shared.clock_start,
+            }
+            .now();
+            let wait: Duration = not_until.wait_time_from(now);
+            let mut reply = error_reply(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                Some("rate_limit_exceeded"),
+                None,
+                &format!("request limit of key {:?} reached", key.name),
+            );
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            reply
+                .headers_mut()
+                .insert("retry-after", HeaderValue::from(secs.max(1)));
+            return reply;
+        }
+        if let Some(budget) = key.budget
+            && key.used.load(Relaxed) >= budget
+        {
+            shared.metrics.inbound_rejected.fetch_add(1, Relaxed);
+            return error_reply(
+                StatusCode::TOO_MANY_REQUESTS,
+                "insufficient_quota",
+                Some("insufficient_quota"),
+                None,
+                &format!("token budget of key {:?} is spent", key.name),
+            );
+        }
+        Some(Arc::clone(key))
+    };
+
+    // The body, bounded.
+    let too_large = || {
+        error_reply(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            Some("request_too_large"),
+            None,
+            &format!("request body larger than {} bytes", shared.max_body),
+        )
+    };
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > shared.max_body as u64) {
+        return too_large();
+    }
+    let body = match Limited::new(request.into_body(), shared.max_body)
+        .collect()
+        .await
+    {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
+        Err(e) => {
+            return error_reply(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                None,
+                None,
+                &format!("could not read the request body: {e}"),
+            );
+        }
+    };
+    let inbound = match wire::decode_request(&body) {
+        Ok(inbound) => inbound,
+        Err(bad) => {
+            return error_reply(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                None,
+                bad.param.as_deref(),
+                &bad.message,
+            );
+        }
+    };
+
+    // Which group.
+    let model = &*inbound.request.model;
+    let service = shared.exact.get(model).or_else(|| {
+        shared
+            .patterns
+            .iter()
+            .find(|(prefix, _)| model.starts_with(prefix.as_str()) && model.len() > prefix.len())
+            .map(|(_, service)| service)
+    });
+    let Some(service) = service else {
+        return error_reply(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            Some("model_not_found"),
+            Some("model"),
+            &format!("the model `{model}` does not exist"),
+        );
+    };
+    let requested = inbound.request.model.clone();
+    let stream = inbound.request.stream;
+
+    match service.clone().oneshot(inbound.request).await {
+        Ok(response) => {
+            shared.metrics.trail(&response.trail);
+            let id = format!("chatcmpl-sw{:x}", shared.next_id.fetch_add(1, Relaxed));
+            let answered = answering_model(&response, &requested);
+            let target = response
+                .trail
+                .final_target
+                .as_ref()
+                .and_then(|t| shared.target_index.get(t.as_str()).copied());
+            if stream {
+                let mut response = response;
+                let relay = SseRelay {
+                    stream: response.stream.take(),
+                    head: ChunkHead {
+                        id,
+                        model: answered.clone(),
+                        created: unix_now(),
+                    },
+                    include_usage: inbound.include_usage,
+                    usage: None,
+                    finished: false,
+                    first_content: false,
+                    started,
+                    shared: Arc::clone(shared),
+                    key,
+                    target,
+                    role_sent: false,
+                };
+                let mut reply = Response::new(GatewayBody(BodyKind::Sse(Box::new(relay))));
+                let headers = reply.headers_mut();
+                headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+                headers.insert("cache-control", HeaderValue::from_static("no-cache"));
+                trail_headers(headers, &response.trail, &answered);
+                reply
+            } else {
+                account_usage(shared, key.as_deref(), target, response.usage);
+                let body = wire::encode_response(&response, &id, &answered, unix_now());
+                let mut reply = json_reply(StatusCode::OK, body);
+                trail_headers(reply.headers_mut(), &response.trail, &answered);
+                reply
+            }
+        }
+        Err(error) => upstream_error(shared, &error),
+    }
+}
+
+/// The model that answered: the provider's own name for it when it gave one, else the
+/// name the gateway sent to the answering target.
+fn answering_model(response: &ChatResponse, requested: &str) -> String {
+    if !response.model.is_empty() {
+        return response.model.clone();
+    }
+    match &response.trail.final_model {
+        Some(model) if !model.is_empty() => model.clone(),
+        _ => requested.to_owned(),
+    }
+}
+
+fn trail_headers(headers: &mut http::HeaderMap, trail: &Trail, model: &str) {
+    headers.insert(
+        "x-seawall-attempts",
+        HeaderValue::from(trail.sent_attempts() as u64),
+    );
+    if let Some(target) = &trail.final_target
+        && let Ok(value) = HeaderValue::from_str(target.as_str())
+    {
+        headers.insert("x-seawall-target", value);
+    }
+    if let Ok(value) = HeaderValue::from_str(model) {
+        headers.insert("x-seawall-model", value);
+    }
+}
+
+/// Maps an upstream failure to an OpenAI-shaped error through the one classifier.
+fn upstream_error(shared: &Shared, error: &BoxError) -> Reply {
+    let trail = ErrorWithTrail::find(&**error).map(ErrorWithTrail::trail);
+    if let Some(trail) = trail {
+        shared.metrics.trail(trail);
+    }
+    let classification = classify(&**error);
+    let (status, kind, code) = match classification.cause {
+        Cause::InvalidRequest => (
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "invalid_request",
+        ),
+        Cause::Provider(kind) => match kind {
+            ErrorKind::InvalidRequest
+            | ErrorKind::ContextLengthExceeded
+            | ErrorKind::RequestTooLarge => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                kind.as_str(),
+            ),
+            ErrorKind::ContentFiltered => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                kind.as_str(),
+            ),
+            ErrorKind::RateLimited | ErrorKind::QuotaExhausted => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                kind.as_str(),
+            ),
+            ErrorKind::Overloaded => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                kind.as_str(),
+            ),
+            ErrorKind::Timeout => (StatusCode::GATEWAY_TIMEOUT, "server_error", kind.as_str()),
+            _ => (StatusCode::BAD_GATEWAY, "server_error", kind.as_str()),
+        },
+        Cause::CircuitOpen | Cause::RateLimitRejected => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            classification.cause.as_str(),
+        ),
+        Cause::TimedOut(_) | Cause::DeadlineExceeded => (
+            StatusCode::GATEWAY_TIMEOUT,
+            "server_error",
+            classification.cause.as_str(),
+        ),
+        Cause::AllTargetsFailed => all_failed_status(trail),
+        _ => (
+            StatusCode::BAD_GATEWAY,
+            "server_error",
+            classification.cause.as_str(),
+        ),
+    };
+    let mut message = error.to_string();
+    if let Some(trail) = trail
+        && classification.cause != Cause::AllTargetsFailed
+        && !trail.attempts.is_empty()
+    {
+        message.push_str(" (attempts: ");
+        for (i, attempt) in trail.attempts.iter().enumerate() {
+            if i > 0 {
+                message.push_str("; ");
+            }
+            message.push_str(&attempt.to_string());
+        }
+        message.push(')');
+    }
+    let mut reply = error_reply(status, kind, Some(code), None, &message);
+    let headers = reply.headers_mut();
+    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+        // The gateway already retried and failed over: a client retry would multiply that.
+        headers.insert("x-should-retry", HeaderValue::from_static("false"));
+    }
+    if let Some(wait) = classification.retry_after {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        headers.insert("retry-after", HeaderValue::from(secs));
+    }
+    if let Some(trail) = trail {
+        headers.insert(
+            "x-seawall-attempts",
+            HeaderValue::from(trail.sent_attempts() as u64),
+        );
+    }
+    reply
+}
+
+/// A status for a call every target failed: 429 when each attempt was rate limited, 504
+/// when each timed out, 503 when no target could be tried, 502 otherwise.
+fn all_failed_status(trail: Option<&Trail>) -> (StatusCode, &'static str, &'static str) {
+    let causes: Vec<Cause> = trail
+        .map(|t| {
+            t.attempts
+                .iter()
+                .filter_map(|a| match &a.outcome {
+                    AttemptOutcome::Failed { cause, .. } => Some(*cause),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let all = |f: fn(&Cause) -> bool| !causes.is_empty() && causes.iter().all(f);
+    if causes.is_empty() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "all_targets_unavailable",
+        )
+    } else if all(|c| {
+        matches!(
+            c,
+            Cause::Provider(ErrorKind::RateLimited | ErrorKind::QuotaExhausted)
+                | Cause::RateLimitRejected
+        )
+    }) {
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_error",
+            "all_targets_rate_limited",
+        )
+    } else if all(|c| matches!(c, Cause::TimedOut(_) | Cause::Provider(ErrorKind::Timeout))) {
+        (
+            StatusCode::GATEWAY_TIMEOUT,
+            "server_error",
+            "all_targets_timed_out",
+        )
+    } else {
+        (
+            StatusCode::BAD_GATEWAY,
+            "server_error",
+            "all_targets_failed",
+        )
+    }
+}

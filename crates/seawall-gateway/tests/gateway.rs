@@ -1,0 +1,798 @@
+//! The gateway over loopback, in front of the in-process simulator.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use seawall_gateway::{Config, Demo, GatewayHandle, VirtualKeyConfig};
+use seawall_sim::{Fault, FaultRule, Provider, Simulator};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+
+    /// The `data:` payloads of an SSE body.
+    fn events(&self) -> Vec<&str> {
+        self.body
+            .split("\n\n")
+            .filter_map(|e| e.strip_prefix("data: "))
+            .collect()
+    }
+}
+
+/// One HTTP/1.1 exchange with `Connection: close`; chunked bodies are decoded.
+async fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Reply {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.expect("write");
+    stream.write_all(body).await.expect("write");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.expect("read");
+    parse(&raw)
+}
+
+fn parse(raw: &[u8]) -> Reply {
+    let text = String::from_utf8_lossy(raw);
+    let (head, rest) = text.split_once("\r\n\r\n").expect("a response head");
+    let mut lines = head.lines();
+    let status = lines.next().expect("status line")[9..12]
+        .parse()
+        .expect("status");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(": "))
+        .map(|(n, v)| (n.to_ascii_lowercase(), v.to_owned()))
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v == "chunked");
+    let body = if chunked {
+        let mut body = String::new();
+        let mut rest = rest;
+        while let Some((size, tail)) = rest.split_once("\r\n") {
+            let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if size == 0 || tail.len() < size {
+                break;
+            }
+            body.push_str(&tail[..size]);
+            rest = &tail[size + 2..];
+        }
+        body
+    } else {
+        rest.to_owned()
+    };
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+async fn chat(addr: SocketAddr, body: Value) -> Reply {
+    let body = serde_json::to_vec(&body).expect("json");
+    send(
+        addr,
+        "POST",
+        "/v1/chat/completions",
+        &[("content-type", "application/json")],
+        &body,
+    )
+    .await
+}
+
+async fn start(adjust: impl FnOnce(&mut Config)) -> (Simulator, GatewayHandle) {
+    start_with(adjust, &[]).await
+}
+
+async fn start_with(
+    adjust: impl FnOnce(&mut Config),
+    env: &[(&str, &str)],
+) -> (Simulator, GatewayHandle) {
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let demo = Demo::start(adjust, |mut b| {
+        for (k, v) in env {
+            b = b.env(k, v);
+        }
+        b
+    })
+    .await
+    .expect("demo");
+    let handle = demo
+        .gateway
+        .listen("127.0.0.1:0".parse().unwrap())
+        .shutdown_grace(Duration::from_secs(5))
+        .serve()
+        .await
+        .expect("serve");
+    (demo.simulator, handle)
+}
+
+fn hello(stream: bool) -> Value {
+    json!({"model": "demo", "stream": stream, "messages": [{"role": "user", "content": "hello"}]})
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_before_anything_goes_upstream() {
+    let (sim, gw) = start(|c| c.server.max_body_bytes = 2048).await;
+    let addr = gw.local_addr();
+    let cases: Vec<(&str, Vec<u8>, u16, Option<&str>)> = vec![
+        (
+            "malformed json",
+            b"{\"model\": \"demo\", ".to_vec(),
+            400,
+            None,
+        ),
+        ("not an object", b"[1,2]".to_vec(), 400, None),
+        (
+            "missing model",
+            br#"{"messages":[{"role":"user","content":"hi"}]}"#.to_vec(),
+            400,
+            None,
+        ),
+        (
+            "missing messages",
+            br#"{"model":"demo"}"#.to_vec(),
+            400,
+            None,
+        ),
+        (
+            "empty messages",
+            br#"{"model":"demo","messages":[]}"#.to_vec(),
+            400,
+            Some("messages"),
+        ),
+        (
+            "unknown role",
+            br#"{"model":"demo","messages":[{"role":"wizard","content":"hi"}]}"#.to_vec(),
+            400,
+            Some("messages[0].role"),
+        ),
+        (
+            "temperature out of range",
+            br#"{"model":"demo","temperature":7,"messages":[{"role":"user","content":"hi"}]}"#
+                .to_vec(),
+            400,
+            Some("temperature"),
+        ),
+        (
+            "unknown model group",
+            br#"{"model":"gpt-nope","messages":[{"role":"user","content":"hi"}]}"#.to_vec(),
+            404,
+            Some("model"),
+        ),
+        (
+            "oversize body",
+            serde_json::to_vec(
+                &json!({"model":"demo","messages":[{"role":"user","content":"x".repeat(4096)}]}),
+            )
+            .unwrap(),
+            413,
+            None,
+        ),
+    ];
+    for (name, body, status, param) in cases {
+        let reply = send(addr, "POST", "/v1/chat/completions", &[], &body).await;
+        assert_eq!(reply.status, status, "{name}: {}", reply.body);
+        let error = &reply.json()["error"];
+        assert!(
+            error["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{name}"
+        );
+        assert!(error["type"].is_string(), "{name}");
+        assert!(
+            error.get("code").is_some() && error.get("param").is_some(),
+            "{name}"
+        );
+        if let Some(param) = param {
+            assert_eq!(error["param"], param, "{name}");
+        }
+    }
+    assert!(sim.requests().is_empty(), "nothing reaches the simulator");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn missing_or_unknown_virtual_key_is_401_and_nothing_goes_upstream() {
+    let (sim, gw) = start_with(
+        |c| {
+            c.keys.push(VirtualKeyConfig {
+                name: "team-a".into(),
+                key_env: "TEAM_A_KEY".into(),
+                requests_per_minute: None,
+                token_budget: None,
+            })
+        },
+        &[("TEAM_A_KEY", "vk-team-a")],
+    )
+    .await;
+    let addr = gw.local_addr();
+    let body = serde_json::to_vec(&hello(false)).unwrap();
+    let missing = send(addr, "POST", "/v1/chat/completions", &[], &body).await;
+    assert_eq!(missing.status, 401);
+    assert_eq!(missing.json()["error"]["code"], "missing_api_key");
+    let wrong = send(
+        addr,
+        "POST",
+        "/v1/chat/completions",
+        &[("authorization", "Bearer vk-other")],
+        &body,
+    )
+    .await;
+    assert_eq!(wrong.status, 401);
+    assert_eq!(wrong.json()["error"]["code"], "invalid_api_key");
+    assert!(sim.requests().is_empty());
+    let right = send(
+        addr,
+        "POST",
+        "/v1/chat/completions",
+        &[("authorization", "Bearer vk-team-a")],
+        &body,
+    )
+    .await;
+    assert_eq!(right.status, 200, "{}", right.body);
+    assert_eq!(sim.requests().len(), 1);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn virtual_key_request_limit_and_token_budget_answer_429() {
+    let (_sim, gw) = start_with(
+        |c| {
+            c.keys.push(VirtualKeyConfig {
+                name: "limited".into(),
+                key_env: "LIMITED_KEY".into(),
+                requests_per_minute: Some(1),
+                token_budget: None,
+            });
+            c.keys.push(VirtualKeyConfig {
+                name: "budget".into(),
+                key_env: "BUDGET_KEY".into(),
+                requests_per_minute: None,
+                token_budget: Some(1),
+            });
+        },
+        &[("LIMITED_KEY", "vk-limited"), ("BUDGET_KEY", "vk-budget")],
+    )
+    .await;
+    let addr = gw.local_addr();
+    let body = serde_json::to_vec(&hello(false)).unwrap();
+    for (key, code) in [
+        ("vk-limited", "rate_limit_exceeded"),
+        ("vk-budget", "insufficient_quota"),
+    ] {
+        let auth = format!("Bearer {key}");
+        let first = send(
+            addr,
+            "POST",
+            "/v1/chat/completions",
+            &[("authorization", &auth)],
+            &body,
+        )
+        .await;
+        assert_eq!(first.status, 200, "{}", first.body);
+        let second = send(
+            addr,
+            "POST",
+            "/v1/chat/completions",
+            &[("authorization", &auth)],
+            &body,
+        )
+        .await;
+        assert_eq!(second.status, 429, "{key}: {}", second.body);
+        assert_eq!(second.json()["error"]["code"], code);
+    }
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn non_streaming_success_carries_model_and_trail_headers() {
+    let (sim, gw) = start(|_| {}).await;
+    let reply = chat(gw.local_addr(), hello(false)).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let body = reply.json();
+    assert_eq!(body["object"], "chat.completion");
+    assert_eq!(body["model"], "gpt-4o-mini");
+    assert_eq!(body["choices"][0]["message"]["role"], "assistant");
+    assert!(
+        !body["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(body["choices"][0]["finish_reason"], "stop");
+    assert!(body["usage"]["total_tokens"].as_u64().unwrap() > 0);
+    assert_eq!(reply.header("x-seawall-attempts"), Some("1"));
+    assert_eq!(reply.header("x-seawall-target"), Some("sim-openai"));
+    let sent = sim.requests();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].body_json().unwrap()["model"], "gpt-4o-mini");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn streaming_success_ends_with_usage_chunk_and_done() {
+    let (_sim, gw) = start(|_| {}).await;
+    let mut request = hello(true);
+    request["stream_options"] = json!({"include_usage": true});
+    let reply = chat(gw.local_addr(), request).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("content-type"), Some("text/event-stream"));
+    let events = reply.events();
+    assert_eq!(events.last(), Some(&"[DONE]"));
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    assert!(
+        chunks
+            .iter()
+            .all(|c| c["model"] == "gpt-4o-mini" && c["object"] == "chat.completion.chunk")
+    );
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert!(!text.is_empty());
+    let usage = chunks.last().unwrap();
+    assert_eq!(usage["choices"], json!([]));
+    assert!(usage["usage"]["completion_tokens"].as_u64().unwrap() > 0);
+    let finish = &chunks[chunks.len() - 2];
+    assert_eq!(finish["choices"][0]["finish_reason"], "stop");
+
+    // Without include_usage: no usage chunk.
+    let reply = chat(gw.local_addr(), hello(true)).await;
+    assert!(reply.events().iter().all(|e| !e.contains("\"usage\"")));
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn failover_reports_the_model_that_answered() {
+    let (sim, gw) = start(|_| {}).await;
+    sim.set_faults(
+        Provider::OpenAi,
+        vec![FaultRule::always(Fault::status(500))],
+    );
+    let reply = chat(gw.local_addr(), hello(false)).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["model"], "claude-3-5-haiku-latest");
+    assert_eq!(reply.header("x-seawall-target"), Some("sim-anthropic"));
+    let attempts: u32 = reply.header("x-seawall-attempts").unwrap().parse().unwrap();
+    assert!(
+        attempts >= 2,
+        "OpenAI failed, then Anthropic answered: {attempts}"
+    );
+
+    let reply = chat(gw.local_addr(), hello(true)).await;
+    assert_eq!(reply.status, 200);
+    let events = reply.events();
+    assert_eq!(events.last(), Some(&"[DONE]"));
+    for event in &events[..events.len() - 1] {
+        let chunk: Value = serde_json::from_str(event).unwrap();
+        assert_eq!(chunk["model"], "claude-3-5-haiku-latest", "{event}");
+    }
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_stream_that_breaks_after_the_first_token_ends_with_an_in_band_error() {
+    let (sim, gw) = start(|_| {}).await;
+    sim.set_faults(
+        Provider::OpenAi,
+        vec![FaultRule::always(Fault::CutAfter { events: 4 })],
+    );
+    let reply = chat(gw.local_addr(), hello(true)).await;
+    assert_eq!(reply.status, 200);
+    let events = reply.events();
+    assert!(!events.contains(&"[DONE]"), "{events:?}");
+    let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
+    assert!(last["error"]["message"].is_string(), "{last}");
+    assert!(last["error"]["type"].is_string());
+    let text: String = events[..events.len() - 1]
+        .iter()
+        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert!(
+        !text.is_empty(),
+        "some content was relayed before the break"
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn all_targets_failed_is_an_openai_shaped_error_listing_the_attempts() {
+    let (sim, gw) = start(|_| {}).await;
+    for p in [Provider::OpenAi, Provider::Anthropic, Provider::Gemini] {
+        sim.set_faults(p, vec![FaultRule::always(Fault::status(500))]);
+    }
+    for stream in [false, true] {
+        let reply = chat(gw.local_addr(), hello(stream)).await;
+        assert_eq!(reply.status, 502, "{}", reply.body);
+        assert_eq!(reply.header("x-should-retry"), Some("false"));
+        let error = &reply.json()["error"];
+        assert_eq!(error["type"], "server_error");
+        assert_eq!(error["code"], "all_targets_failed");
+        let message = error["message"].as_str().unwrap();
+        for target in ["sim-openai", "sim-anthropic", "sim-gemini"] {
+            assert!(message.contains(target), "{message}");
+        }
+    }
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_drains_a_live_stream() {
+    let (sim, gw) = start(|_| {}).await;
+    sim.set_faults(
+        Provider::OpenAi,
+        vec![FaultRule::always(Fault::StallAfter { events: 2, ms: 300 })],
+    );
+    let addr = gw.local_addr();
+    let call = tokio::spawn(chat(addr, hello(true)));
+    // Wait until the stream is under way upstream.
+    while sim.requests().is_empty() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    gw.shutdown().await;
+    let reply = call.await.unwrap();
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.events().last(), Some(&"[DONE]"), "{}", reply.body);
+    // The listener is closed once shutdown returns.
+    assert!(TcpStream::connect(addr).await.is_err());
+}
+
+#[tokio::test]
+async fn metrics_count_a_known_sequence_of_calls() {
+    let (sim, gw) = start(|c| {
+        c.targets[0].input_price_per_mtok = Some(2.0);
+        c.targets[0].output_price_per_mtok = Some(10.0);
+    })
+    .await;
+    let addr = gw.local_addr();
+    let a = chat(addr, hello(false)).await;
+    let b = chat(addr, hello(true)).await;
+    assert_eq!((a.status, b.status), (200, 200));
+    let usage = a.json()["usage"].clone();
+    let missing = chat(
+        addr,
+        json!({"model": "nope", "messages": [{"role": "user", "content": "x"}]}),
+    )
+    .await;
+    assert_eq!(missing.status, 404);
+    sim.set_faults(
+        Provider::OpenAi,
+        vec![FaultRule::first(1, Fault::status(500))],
+    );
+    let retried = chat(addr, hello(false)).await;
+    assert_eq!(retried.status, 200);
+    sim.set_faults(
+        Provider::OpenAi,
+        vec![FaultRule::always(Fault::status(500))],
+    );
+    let failed_over = chat(addr, hello(false)).await;
+    assert_eq!(
+        failed_over.header("x-seawall-target"),
+        Some("sim-anthropic")
+    );
+
+    let calls = [&a, &b, &retried, &failed_over];
+    let attempts: f64 = calls
+        .iter()
+        .map(|r| {
+            r.header("x-seawall-attempts")
+                .unwrap()
+                .parse::<f64>()
+                .unwrap()
+        })
+        .sum();
+    let moved = calls
+        .iter()
+        .filter(|r| r.header("x-seawall-target") != Some("sim-openai"))
+        .count() as f64;
+
+    let metrics = send(addr, "GET", "/metrics", &[], b"").await;
+    assert_eq!(metrics.status, 200);
+    let value = |name: &str| -> f64 {
+        metrics
+            .body
+            .lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
+            .unwrap_or_else(|| panic!("{name} missing:\n{}", metrics.body))
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(value("seawall_gateway_requests_total{status=\"200\"}"), 4.0);
+    assert_eq!(value("seawall_gateway_requests_total{status=\"404\"}"), 1.0);
+    assert_eq!(value("seawall_gateway_request_duration_seconds_count"), 5.0);
+    assert_eq!(
+        value("seawall_gateway_time_to_first_token_seconds_count"),
+        1.0
+    );
+    assert!(
+        attempts >= 5.0,
+        "the failed-over call needed two attempts: {attempts}"
+    );
+    assert_eq!(value("seawall_gateway_upstream_attempts_total"), attempts);
+    assert!(moved >= 1.0);
+    assert_eq!(value("seawall_gateway_failovers_total"), moved);
+    let sent = sim.requests().len() as f64;
+    let per_target: f64 = ["sim-openai", "sim-anthropic", "sim-gemini"]
+        .iter()
+        .map(|t| {
+            value(&format!(
+                "seawall_gateway_upstream_requests_total{{target=\"{t}\"}}"
+            ))
+        })
+        .sum();
+    assert_eq!(
+        per_target, sent,
+        "every request the simulator saw is counted"
+    );
+    assert!(
+        sent > attempts,
+        "the retry layer retried the 500s on OpenAI"
+    );
+    assert_eq!(value("seawall_gateway_retries_total"), sent - attempts);
+    assert_eq!(
+        value("seawall_gateway_breaker_state{target=\"sim-openai\"}"),
+        0.0
+    );
+    assert_eq!(
+        value("seawall_gateway_limiter_queue_length{target=\"sim-openai\"}"),
+        0.0
+    );
+    assert!(
+        value("seawall_gateway_tokens_input_total")
+            >= 4.0 * usage["prompt_tokens"].as_f64().unwrap()
+    );
+    assert!(value("seawall_gateway_tokens_output_total") > 0.0);
+    assert!(value("seawall_gateway_cost_micro_usd_total") > 0.0);
+
+    let status = send(addr, "GET", "/status", &[], b"").await.json();
+    assert_eq!(status["targets"][0]["name"], "sim-openai");
+    assert_eq!(status["targets"][0]["breaker"], "closed");
+    for path in ["/healthz", "/readyz", "/v1/models"] {
+        assert_eq!(
+            send(addr, "GET", path, &[], b"").await.status,
+            200,
+            "{path}"
+        );
+    }
+    let models = send(addr, "GET", "/v1/models", &[], b"").await.json();
+    assert_eq!(models["data"][0]["id"], "demo");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn keys_never_appear_in_debug_status_metrics_or_errors() {
+    let upstream = "sk-upstream-secret-4242";
+    let virtual_key = "vk-virtual-secret-4242";
+    let sim = Simulator::builder()
+        .listen("127.0.0.1:0".parse().unwrap())
+        .start()
+        .await
+        .unwrap();
+    let mut config = seawall_gateway::demo_config(&sim);
+    for t in &mut config.targets {
+        t.api_key_env = Some("UPSTREAM_KEY".into());
+    }
+    config.keys.push(VirtualKeyConfig {
+        name: "team".into(),
+        key_env: "VIRTUAL_KEY".into(),
+        requests_per_minute: None,
+        token_budget: None,
+    });
+    let builder = seawall_gateway::Gateway::builder(config)
+        .env("UPSTREAM_KEY", upstream)
+        .env("VIRTUAL_KEY", virtual_key);
+    let mut seen = format!("{builder:?}");
+    let gateway = builder.build().unwrap();
+    seen.push_str(&format!("{gateway:?}"));
+    let gw = gateway
+        .listen("127.0.0.1:0".parse().unwrap())
+        .serve()
+        .await
+        .unwrap();
+    seen.push_str(&format!("{gw:?}"));
+    let addr = gw.local_addr();
+    for p in [Provider::OpenAi, Provider::Anthropic, Provider::Gemini] {
+        sim.set_faults(p, vec![FaultRule::always(Fault::status(401))]);
+    }
+    let auth = format!("Bearer {virtual_key}");
+    let body = serde_json::to_vec(&hello(false)).unwrap();
+    let failed = send(
+        addr,
+        "POST",
+        "/v1/chat/completions",
+        &[("authorization", &auth)],
+        &body,
+    )
+    .await;
+    assert!(failed.status >= 400);
+    seen.push_str(&failed.body);
+    seen.push_str(&send(addr, "GET", "/status", &[], b"").await.body);
+    seen.push_str(&send(addr, "GET", "/metrics", &[], b"").await.body);
+    assert!(!seen.contains(upstream), "upstream key leaked");
+    assert!(!seen.contains(virtual_key), "virtual key leaked");
+    // The call did reach the simulator (with the key), so the error path was exercised.
+    assert!(!sim.requests().is_empty());
+    gw.shutdown().await;
+}
+
+#[test]
+fn config_errors_name_the_key() {
+    let env = |name: &str| (name == "SET").then(|| "x".to_owned());
+    let check = |text: &str| Config::from_toml(text).and_then(|c| c.validate(&env).map(|_| c));
+    let unknown = check(
+        r#"
+        [[targets]]
+        name = "a"
+        provider = "openai"
+        model = "m"
+        api_key_env = "SET"
+        [[groups]]
+        name = "g"
+        targets = ["b"]
+        "#,
+    )
+    .unwrap_err();
+    assert_eq!(unknown.key, "groups[0].targets[0]");
+    let unset = check(
+        r#"
+        [[targets]]
+        name = "a"
+        provider = "anthropic"
+        model = "m"
+        api_key_env = "UNSET"
+        [[groups]]
+        name = "g"
+        targets = ["a"]
+        "#,
+    )
+    .unwrap_err();
+    assert_eq!(unset.key, "targets[0].api_key_env");
+    assert!(unset.problem.contains("UNSET"));
+    let bad_duration = check(
+        r#"
+        [[targets]]
+        name = "a"
+        provider = "openai"
+        model = "m"
+        api_key_env = "SET"
+        attempt_timeout = "soon"
+        [[groups]]
+        name = "g"
+        targets = ["a"]
+        "#,
+    )
+    .unwrap_err();
+    assert!(
+        bad_duration.problem.contains("attempt_timeout"),
+        "{bad_duration}"
+    );
+    let example =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/gateway.example.toml"))
+            .unwrap();
+    let env_all = |_: &str| Some("x".to_owned());
+    Config::from_toml(&example)
+        .unwrap()
+        .validate(&env_all)
+        .unwrap();
+}
+
+#[tokio::test]
+async fn client_disconnect_mid_stream_drops_the_upstream_stream() {
+    let (sim, gw) = start(|_| {}).await;
+    sim.set_faults(
+        Provider::OpenAi,
+        vec![FaultRule::always(Fault::StallAfter {
+            events: 3,
+            ms: 5_000,
+        })],
+    );
+    let addr = gw.local_addr();
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let body = serde_json::to_vec(&hello(true)).unwrap();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&body).await.unwrap();
+    let mut first = [0u8; 512];
+    let n = stream.read(&mut first).await.unwrap();
+    assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
+    drop(stream);
+
+    // The relay (and with it the upstream stream) is dropped long before the stall ends:
+    // its latency is recorded when it goes away.
+    let started = std::time::Instant::now();
+    loop {
+        let metrics = send(addr, "GET", "/metrics", &[], b"").await.body;
+        if metrics.contains("seawall_gateway_request_duration_seconds_count 1\n") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "the upstream stream outlived the client"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_pattern_group_passes_the_requested_model_to_its_primary() {
+    let (sim, gw) = start(|c| {
+        c.groups.push(seawall_gateway::GroupConfig {
+            name: "gpt-*".into(),
+            targets: vec!["sim-openai".into(), "sim-anthropic".into()],
+            strategy: Default::default(),
+            timeout: Duration::from_secs(30),
+        })
+    })
+    .await;
+    let addr = gw.local_addr();
+    let request = json!({"model": "gpt-4.1-nano", "messages": [{"role": "user", "content": "hi"}]});
+    let reply = chat(addr, request.clone()).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["model"], "gpt-4.1-nano");
+    assert_eq!(
+        sim.requests()[0].body_json().unwrap()["model"],
+        "gpt-4.1-nano"
+    );
+
+    // Its fallback gets its own model.
+    sim.set_faults(
+        Provider::OpenAi,
+        vec![FaultRule::always(Fault::status(500))],
+    );
+    let reply = chat(addr, request).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["model"], "claude-3-5-haiku-latest");
+    // A name that only equals the prefix is no match.
+    let reply = chat(
+        addr,
+        json!({"model": "gpt-", "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!(reply.status, 404);
+    gw.shutdown().await;
+}
