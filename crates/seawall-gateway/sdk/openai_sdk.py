@@ -3,8 +3,10 @@
 Starts the gateway binary in demo mode (no --config: an in-process simulator serves the
 `demo` group's OpenAI, Anthropic and Gemini targets, in that order), scripts faults through
 the simulator's admin endpoint, and checks what the SDK sees: answers after failover, the
-model that answered, streams (usage chunk, in-band error), exception classes when every
-target fails, and that the SDK's own retries do not multiply the gateway's.
+model that answered, streams (usage chunk, in-band error), streams broken after their first
+tokens and recovered (continued with a prefill, or restarted and matched) or ending in an
+error when the restart diverges, exception classes when every target fails, and that the
+SDK's own retries do not multiply the gateway's.
 
 usage: python openai_sdk.py PATH/TO/seawall-gateway
 Exits non-zero on any failure; the last line is "N passed, M failed".
@@ -184,6 +186,61 @@ def broken_stream(gw):
         expect(text, "no content before the break")
 
 
+def stream_text(gw):
+    text = ""
+    for c in client(gw).chat.completions.create(model="demo", messages=MESSAGES, stream=True):
+        text += (c.choices[0].delta.content or "") if c.choices else ""
+    return text
+
+
+def logged(gw, provider):
+    return [json.loads(e["body"]) for e in gw.sim("GET", f"/log?provider={provider}")]
+
+
+@scenario("stream cut after the first tokens, prefill fallback: the whole answer exactly once")
+def recovered_by_continuation(gw):
+    full = stream_text(gw)
+    gw.reset()
+    gw.fail("openai", {"kind": "cut_after", "events": 4})
+    expect(stream_text(gw) == full, "the recovered answer is the whole answer, once")
+    expect(len(logged(gw, "openai")) == 1, "the cut stream came from openai")
+    continued = logged(gw, "anthropic")
+    expect(len(continued) == 1, continued)
+    expect(continued[0]["messages"][-1]["role"] == "assistant",
+           "anthropic was asked to continue the delivered text")
+
+
+@scenario("stream cut, fallback refuses prefill: restarted, the whole answer exactly once")
+def recovered_by_restart(gw):
+    full = stream_text(gw)
+    gw.reset()
+    gw.fail("openai", {"kind": "cut_after", "events": 4})
+    gw.sim("PUT", "/reject_prefill/anthropic", True)
+    expect(stream_text(gw) == full, "the restarted answer is the whole answer, once")
+    sent = logged(gw, "anthropic")
+    expect([m["messages"][-1]["role"] for m in sent] == ["assistant", "user"],
+           "a refused continuation, then a restart without prefill")
+
+
+@scenario("stream cut, restart gives other text: APIError, never a clean end")
+def divergent_restart(gw):
+    full = stream_text(gw)
+    gw.reset()
+    gw.fail("openai", {"kind": "cut_after", "events": 4})
+    for p in ("anthropic", "gemini"):
+        gw.sim("PUT", f"/reject_prefill/{p}", True)
+        gw.sim("PUT", f"/seed/{p}", 987654321)
+    text = ""
+    try:
+        for c in client(gw).chat.completions.create(model="demo", messages=MESSAGES, stream=True):
+            text += (c.choices[0].delta.content or "") if c.choices else ""
+        raise AssertionError("the stream ended cleanly")
+    except openai.APIError as e:
+        expect(not isinstance(e, openai.APIStatusError), type(e))
+        expect(text and full.startswith(text) and text != full,
+               f"only the delivered prefix reached the caller: {text!r}")
+
+
 @scenario("bad input: NotFoundError and BadRequestError, nothing sent upstream")
 def bad_input(gw):
     try:
@@ -204,7 +261,8 @@ def main():
         raise SystemExit(__doc__)
     gw = Gateway(sys.argv[1])
     try:
-        for run in (plain, streaming, failover, failover_stream, all_fail, all_fail_stream,
+        for run in (plain, streaming, recovered_by_continuation, recovered_by_restart,
+                    divergent_restart, failover, failover_stream, all_fail, all_fail_stream,
                     all_limited, broken_stream, bad_input):
             run(gw)
     finally:

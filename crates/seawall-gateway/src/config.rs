@@ -3,6 +3,7 @@
 //! See `gateway.example.toml` next to the crate's manifest for a documented example, and
 //! the crate README for the full reference.
 
+use seawall_core::ProviderKind;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
@@ -136,6 +137,12 @@ pub struct TargetConfig {
     /// `output_price_per_mtok`: USD per million output tokens, for the cost metric.
     #[serde(default)]
     pub output_price_per_mtok: Option<f64>,
+    /// `accepts_prefill`: whether a stream broken after its first token may be continued on
+    /// this target with the delivered text as an assistant prefill. Defaults by provider:
+    /// `anthropic` and `openai_compatible` yes, `openai` and `gemini` no (they are restarted
+    /// and their text matched against what was delivered instead).
+    #[serde(default)]
+    pub accepts_prefill: Option<bool>,
 }
 
 fn one() -> u32 {
@@ -153,6 +160,18 @@ pub enum StrategyConfig {
     Weighted,
     /// Fastest first.
     LeastLatency,
+}
+
+impl ProviderConfig {
+    /// The wire protocol of the provider.
+    pub fn kind(self) -> ProviderKind {
+        match self {
+            Self::Openai => ProviderKind::OpenAi,
+            Self::Anthropic => ProviderKind::Anthropic,
+            Self::Gemini => ProviderKind::Gemini,
+            Self::OpenaiCompatible => ProviderKind::OpenAiCompatible,
+        }
+    }
 }
 
 /// `[[groups]]`: what a client names in `model`.

@@ -33,6 +33,7 @@ pub fn demo_config(simulator: &Simulator) -> Config {
         breaker_cooldown: None,
         input_price_per_mtok: None,
         output_price_per_mtok: None,
+        accepts_prefill: None,
     };
     Config {
         targets: vec![

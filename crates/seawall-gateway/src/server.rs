@@ -294,7 +294,10 @@ impl GatewayBuilder {
                     stack.build(counted(seawall_providers::Gemini::new(http, c), sent))
                 }
             };
-            let mut target = guarded.target.weight(t.weight);
+            let mut target = guarded.target.weight(t.weight).provider(t.provider.kind());
+            if let Some(accepts) = t.accepts_prefill {
+                target = target.accepts_prefill(accepts);
+            }
             if !pass_through {
                 target = target.model(t.model.as_str());
             }

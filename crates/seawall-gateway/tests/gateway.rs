@@ -408,10 +408,13 @@ async fn failover_reports_the_model_that_answered() {
 #[tokio::test]
 async fn a_stream_that_breaks_after_the_first_token_ends_with_an_in_band_error() {
     let (sim, gw) = start(|_| {}).await;
-    sim.set_faults(
-        Provider::OpenAi,
-        vec![FaultRule::always(Fault::CutAfter { events: 4 })],
-    );
+    // Every target breaks, so the broken stream cannot be recovered on another one.
+    for provider in [Provider::OpenAi, Provider::Anthropic, Provider::Gemini] {
+        sim.set_faults(
+            provider,
+            vec![FaultRule::always(Fault::CutAfter { events: 4 })],
+        );
+    }
     let reply = chat(gw.local_addr(), hello(true)).await;
     assert_eq!(reply.status, 200);
     let events = reply.events();

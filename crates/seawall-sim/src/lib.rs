@@ -48,7 +48,8 @@
 //!
 //! `GET /__sim/log[?provider=openai]`, `DELETE /__sim/log`, `GET|PUT|DELETE
 //! /__sim/faults/{provider}`, `GET|PUT /__sim/quota/{provider}` (a [`QuotaConfig`] as JSON),
-//! `PUT /__sim/reject_prefill/{provider}` (`true`/`false`), `PUT /__sim/refuse_connections`
+//! `PUT /__sim/reject_prefill/{provider}` (`true`/`false`), `PUT /__sim/seed/{provider}` (a
+//! number: the seed of that provider's replies), `PUT /__sim/refuse_connections`
 //! (`{"ms": N}`: reset new connections for N ms), `POST /__sim/reset`,
 //! `GET /__sim/urls`.
 //!

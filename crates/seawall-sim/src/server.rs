@@ -45,6 +45,8 @@ struct Shared {
     quotas: [Quotas; 6],
     /// Live copy of `ProviderSettings::reject_prefill`, switchable while running.
     reject_prefill: [AtomicBool; 6],
+    /// Live copy of `ProviderSettings::seed`, switchable while running.
+    seeds: [AtomicU64; 6],
     log: RequestLog,
     /// New connections are reset until this many ms after `started` (0: never).
     refuse_until_ms: AtomicU64,
@@ -216,9 +218,11 @@ impl SimulatorBuilder {
         let faults = std::array::from_fn(|_| FaultSlot::new());
         let quotas = std::array::from_fn(|i| Quotas::new(&settings[i].quota));
         let reject_prefill = std::array::from_fn(|i| AtomicBool::new(settings[i].reject_prefill));
+        let seeds = std::array::from_fn(|i| AtomicU64::new(settings[i].seed));
         let shared = Arc::new(Shared {
             faults,
             reject_prefill,
+            seeds,
             quotas,
             log: RequestLog::new(self.config.log_capacity.unwrap_or(DEFAULT_LOG_CAPACITY)),
             refuse_until_ms: AtomicU64::new(0),
@@ -304,6 +308,13 @@ impl Simulator {
         self.shared.reject_prefill[provider.index()].store(reject, Ordering::Release);
     }
 
+    /// Changes the seed of `provider`'s replies while running (see
+    /// [`ProviderSettings::seed`]): a provider with another seed gives other text for the
+    /// same conversation.
+    pub fn set_seed(&self, provider: Provider, seed: u64) {
+        self.shared.seeds[provider.index()].store(seed, Ordering::Release);
+    }
+
     /// Resets every new connection (TCP RST right after accept, before any byte is read) for
     /// the given time: what a client sees when a server refuses connections. Connections
     /// already open keep working.
@@ -330,7 +341,8 @@ impl Simulator {
     }
 
     /// Restores every provider to its configured state: no faults (not even the configured
-    /// ones), configured quotas with no usage, configured prefill policy; empties the log.
+    /// ones), configured quotas with no usage, configured prefill policy and seed; empties the
+    /// log.
     pub fn reset(&self) {
         reset_all(&self.shared);
     }
@@ -376,6 +388,7 @@ fn reset_all(shared: &Shared) {
         shared.quotas[p.index()].configure(&shared.settings[p.index()].quota);
         shared.reject_prefill[p.index()]
             .store(shared.settings[p.index()].reject_prefill, Ordering::Release);
+        shared.seeds[p.index()].store(shared.settings[p.index()].seed, Ordering::Release);
     }
     shared.log.clear();
 }
@@ -1266,7 +1279,7 @@ async fn serve(
     }
     let mut reply = reply::generate(
         &parsed.prompt,
-        settings.seed,
+        shared.seeds[provider.index()].load(Ordering::Acquire),
         settings.reply_tokens,
         parsed.max_tokens,
         &settings.replies,
@@ -1564,6 +1577,18 @@ fn handle_admin(
                     respond(204, Vec::new(), SimBody::full(Bytes::new()))
                 }
                 Err(e) => admin_error(400, format!("expected true or false: {e}")),
+            }
+        }
+        (&Method::PUT | &Method::POST, ["seed", name]) => {
+            let Some(provider) = Provider::from_name(name) else {
+                return admin_error(404, format!("unknown provider {name:?}"));
+            };
+            match serde_json::from_slice::<u64>(&body) {
+                Ok(seed) => {
+                    shared.seeds[provider.index()].store(seed, Ordering::Release);
+                    respond(204, Vec::new(), SimBody::full(Bytes::new()))
+                }
+                Err(e) => admin_error(400, format!("expected a number: {e}")),
             }
         }
         (&Method::PUT | &Method::POST, ["refuse_connections"]) => {

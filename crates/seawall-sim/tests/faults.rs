@@ -921,3 +921,40 @@ async fn absurd_settings_never_panic() {
         assert!(r.status >= 200, "answered: {status} -> {}", r.status);
     }
 }
+
+#[tokio::test]
+async fn the_seed_changes_while_running_and_a_reset_restores_it() {
+    let sim = sim().await;
+    let addr = sim.addr();
+    let text = |body: serde_json::Value| {
+        body["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let first = text(openai(addr, OAI_BODY).await.json());
+    assert_eq!(
+        text(openai(addr, OAI_BODY).await.json()),
+        first,
+        "deterministic"
+    );
+
+    let r = send(addr, "PUT", "/__sim/seed/openai", &[JSON], "42").await;
+    assert_eq!(r.status, 204);
+    let reseeded = text(openai(addr, OAI_BODY).await.json());
+    assert_ne!(reseeded, first, "another seed gives other text");
+    sim.set_seed(Provider::OpenAi, 42);
+    assert_eq!(text(openai(addr, OAI_BODY).await.json()), reseeded);
+
+    let r = send(addr, "PUT", "/__sim/seed/openai", &[JSON], "\"x\"").await;
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        send(addr, "POST", "/__sim/reset", &[], "").await.status,
+        204
+    );
+    assert_eq!(
+        text(openai(addr, OAI_BODY).await.json()),
+        first,
+        "reset restores the seed"
+    );
+}
