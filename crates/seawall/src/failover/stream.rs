@@ -11,8 +11,8 @@ use std::time::Duration;
 use futures_core::Stream;
 use seawall_core::{
     AttemptOutcome, Cause, ChatResponse, Disposition, ErrorKind, EventStream, FinishReason,
-    LlmError, Message, RecoveryOutcome, RecoveryPath, RecoveryRecord, StreamEvent, ToolCall, Usage,
-    classify_with,
+    LlmError, Message, RecoveryOutcome, RecoveryPath, RecoveryRecord, StreamAccumulator,
+    StreamEvent, Usage, classify_with,
 };
 use tokio::time::Instant;
 use tower_service::Service;
@@ -41,7 +41,7 @@ pub(crate) struct RelayStream {
     /// `None` for the committed attempt, else how the current attempt recovers.
     path: Option<RecoveryPath>,
     mode: Mode,
-    delivered: Delivered,
+    delivered: StreamAccumulator,
     complete: bool,
     /// When the current recovery attempt's first content arrived.
     first_content: Option<Duration>,
@@ -83,54 +83,9 @@ enum Mode {
     Restart(Matcher),
 }
 
-/// What the caller has received.
-#[derive(Default)]
-struct Delivered {
-    text: String,
-    tools: Vec<ToolCall>,
-    deltas: u64,
-}
-
-impl Delivered {
-    fn push(&mut self, event: &StreamEvent) {
-        match event {
-            StreamEvent::TextDelta(text) => {
-                self.deltas += 1;
-                self.text.push_str(text);
-            }
-            StreamEvent::ToolCallDelta {
-                index,
-                id,
-                name,
-                arguments,
-            } => {
-                self.deltas += 1;
-                let index = *index as usize;
-                if self.tools.len() <= index {
-                    self.tools.resize_with(index + 1, || ToolCall {
-                        id: String::new(),
-                        name: String::new(),
-                        arguments: String::new(),
-                    });
-                }
-                let call = &mut self.tools[index];
-                if let Some(id) = id {
-                    call.id.clone_from(id);
-                }
-                if let Some(name) = name {
-                    call.name.clone_from(name);
-                }
-                call.arguments.push_str(arguments);
-            }
-            _ => {}
-        }
-    }
-
-    fn chars_before(&self, byte: usize) -> usize {
-        self.text
-            .get(..byte)
-            .map_or(byte, |text| text.chars().count())
-    }
+/// The characters in `text` before byte `byte` (for messages that count characters).
+fn chars_before(text: &str, byte: usize) -> usize {
+    text.get(..byte).map_or(byte, |text| text.chars().count())
 }
 
 /// How far a restart has reproduced what was delivered: bytes of text and of each tool
@@ -150,41 +105,41 @@ enum Fed {
 }
 
 impl Matcher {
-    fn new(delivered: &Delivered) -> Self {
+    fn new(delivered: &StreamAccumulator) -> Self {
         Self {
             text: 0,
-            tools: vec![0; delivered.tools.len()],
+            tools: vec![0; delivered.tool_calls().len()],
         }
     }
 
-    fn complete(&self, delivered: &Delivered) -> bool {
-        self.text == delivered.text.len()
+    fn complete(&self, delivered: &StreamAccumulator) -> bool {
+        self.text == delivered.text().len()
             && self
                 .tools
                 .iter()
-                .zip(&delivered.tools)
+                .zip(delivered.tool_calls())
                 .all(|(matched, call)| *matched == call.arguments.len())
     }
 
-    fn feed(&mut self, delivered: &Delivered, event: StreamEvent) -> Fed {
+    fn feed(&mut self, delivered: &StreamAccumulator, event: StreamEvent) -> Fed {
         if self.complete(delivered) {
             return Fed::Emit(event);
         }
         match event {
             StreamEvent::TextDelta(text) => {
-                let want = &delivered.text.as_bytes()[self.text..];
+                let want = &delivered.text().as_bytes()[self.text..];
                 let n = want.len().min(text.len());
                 if text.as_bytes()[..n] != want[..n] {
                     return Fed::Diverged(format!(
                         "its text differs from the delivered text after {} characters",
-                        delivered.chars_before(self.text)
+                        chars_before(delivered.text(), self.text)
                     ));
                 }
                 self.text += n;
                 if n == text.len() {
                     return Fed::Consumed;
                 }
-                if !delivered.tools.is_empty() {
+                if !delivered.tool_calls().is_empty() {
                     return Fed::Diverged(
                         "it goes on with text where the delivered answer called a tool".into(),
                     );
@@ -201,14 +156,14 @@ impl Matcher {
                 ..
             } => {
                 let i = index as usize;
-                if self.text != delivered.text.len() {
+                if self.text != delivered.text().len() {
                     return Fed::Diverged(format!(
                         "it calls a tool after {} of the {} characters delivered",
-                        delivered.chars_before(self.text),
-                        delivered.text.chars().count()
+                        chars_before(delivered.text(), self.text),
+                        delivered.text().chars().count()
                     ));
                 }
-                let Some(call) = delivered.tools.get(i) else {
+                let Some(call) = delivered.tool_calls().get(i) else {
                     return Fed::Diverged(format!(
                         "it makes tool call {i}, which the delivered answer did not have"
                     ));
@@ -224,7 +179,7 @@ impl Matcher {
                 }
                 if self.tools[..i]
                     .iter()
-                    .zip(&delivered.tools)
+                    .zip(delivered.tool_calls())
                     .any(|(matched, call)| *matched != call.arguments.len())
                 {
                     return Fed::Diverged(format!(
@@ -240,7 +195,7 @@ impl Matcher {
                 if n == arguments.len() {
                     return Fed::Consumed;
                 }
-                if i + 1 < delivered.tools.len() {
+                if i + 1 < delivered.tool_calls().len() {
                     return Fed::Diverged(format!(
                         "tool call {i}'s arguments go on where another call followed"
                     ));
@@ -276,7 +231,7 @@ impl RelayStream {
             attempt,
             path: None,
             mode: Mode::Pass,
-            delivered: Delivered::default(),
+            delivered: StreamAccumulator::new(),
             complete: false,
             first_content: None,
             usage_done: None,
@@ -300,13 +255,15 @@ impl RelayStream {
                 }
                 let out = match &mut self.mode {
                     Mode::Pass => event,
-                    Mode::Continue { at } => match skip_repeated(&self.delivered.text, at, event) {
-                        Some(event) => {
-                            self.mode = Mode::Pass;
-                            event
+                    Mode::Continue { at } => {
+                        match skip_repeated(self.delivered.text(), at, event) {
+                            Some(event) => {
+                                self.mode = Mode::Pass;
+                                event
+                            }
+                            None => return None,
                         }
-                        None => return None,
-                    },
+                    }
                     Mode::Restart(matcher) => match matcher.feed(&self.delivered, event) {
                         Fed::Consumed => return None,
                         Fed::Emit(event) => {
@@ -316,7 +273,8 @@ impl RelayStream {
                         Fed::Diverged(reason) => return self.diverged(&reason),
                     },
                 };
-                self.delivered.push(&out);
+                // A content event: the accumulator fails only on error events.
+                let _content = self.delivered.push(&out);
                 Some(out)
             }
             StreamEvent::Usage(usage) => {
@@ -417,8 +375,8 @@ impl RelayStream {
             trail.recoveries.push(RecoveryRecord {
                 broken_target: target,
                 cause: error.to_string(),
-                delivered_chars: self.delivered.text.chars().count() as u64,
-                delivered_deltas: self.delivered.deltas,
+                delivered_chars: self.delivered.text().chars().count() as u64,
+                delivered_deltas: self.delivered.content_events(),
                 outcome: RecoveryOutcome::Pending,
             });
         });
@@ -441,8 +399,8 @@ impl RelayStream {
             Ok((attempt, service)) => {
                 let shared = &self.walk.router.shared;
                 let path = if shared.accepts_prefill(attempt.index)
-                    && self.delivered.tools.is_empty()
-                    && !self.delivered.text.trim_end().is_empty()
+                    && self.delivered.tool_calls().is_empty()
+                    && !self.delivered.text().trim_end().is_empty()
                 {
                     RecoveryPath::Continuation
                 } else {
@@ -539,7 +497,7 @@ impl RelayStream {
         if path == RecoveryPath::Continuation {
             let mut messages = Vec::with_capacity(request.messages.len() + 1);
             messages.extend(request.messages.iter().cloned());
-            messages.push(Message::assistant(self.delivered.text.trim_end()));
+            messages.push(Message::assistant(self.delivered.text().trim_end()));
             request.messages = messages.into();
         }
         request
@@ -558,8 +516,8 @@ impl RelayStream {
         self.first_content = None;
         self.mode = match path {
             RecoveryPath::Continuation => {
-                let at = self.delivered.text.trim_end().len();
-                if at < self.delivered.text.len() {
+                let at = self.delivered.text().trim_end().len();
+                if at < self.delivered.text().len() {
                     Mode::Continue { at }
                 } else {
                     Mode::Pass
@@ -697,7 +655,7 @@ impl fmt::Debug for RelayStream {
             .field("state", &state)
             .field("path", &self.path)
             .field("complete", &self.complete)
-            .field("delivered_chars", &self.delivered.text.len())
+            .field("delivered_chars", &self.delivered.text().len())
             .finish_non_exhaustive()
     }
 }
