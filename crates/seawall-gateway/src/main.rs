@@ -22,7 +22,7 @@ async fn main() -> ExitCode {
     match run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            println!("seawall-gateway: {error}");
+            eprintln!("seawall-gateway: {error}");
             ExitCode::FAILURE
         }
     }
