@@ -17,7 +17,8 @@ use crate::response::{AssistantMessage, FinishReason, Usage};
 /// [`ErrorKind::StreamTruncated`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamEvent {
-    /// The assistant's message starts.
+    /// The assistant's message starts. A second `Start` after content comes from mid-stream
+    /// recovery: its `id` is `None` and its `model` names the model that answers from then on.
     Start {
         /// The provider's response id, when the provider sends it up front.
         id: Option<String>,

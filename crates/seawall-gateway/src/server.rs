@@ -623,6 +623,11 @@ impl SseRelay {
                 }
                 Poll::Ready(Some(event)) => {
                     match event {
+                        // After a mid-stream recovery the chunks name the model that
+                        // answers them.
+                        StreamEvent::Start {
+                            model: Some(model), ..
+                        } if !model.is_empty() => self.head.model = model,
                         StreamEvent::Start { .. } => {}
                         StreamEvent::TextDelta(text) => {
                             self.first_content();

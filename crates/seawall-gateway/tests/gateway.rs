@@ -799,3 +799,42 @@ async fn a_pattern_group_passes_the_requested_model_to_its_primary() {
     assert_eq!(reply.status, 404);
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_stream_recovered_on_another_target_is_whole_and_names_the_model_that_answered() {
+    let (sim, gw) = start(|_| {}).await;
+    let content = |events: &[&str]| -> Vec<(String, String)> {
+        events
+            .iter()
+            .filter_map(|e| serde_json::from_str::<Value>(e).ok())
+            .filter_map(|c| {
+                let text = c["choices"][0]["delta"]["content"].as_str()?.to_owned();
+                Some((c["model"].as_str().unwrap_or_default().to_owned(), text))
+            })
+            .filter(|(_, text)| !text.is_empty())
+            .collect()
+    };
+    let unbroken = chat(gw.local_addr(), hello(true)).await;
+    let full: String = content(&unbroken.events())
+        .into_iter()
+        .map(|(_, text)| text)
+        .collect();
+
+    sim.set_faults(
+        Provider::OpenAi,
+        vec![FaultRule::always(Fault::CutAfter { events: 4 })],
+    );
+    let reply = chat(gw.local_addr(), hello(true)).await;
+    let events = reply.events();
+    assert_eq!(events.last(), Some(&"[DONE]"), "{events:?}");
+    let pieces = content(&events);
+    let text: String = pieces.iter().map(|(_, text)| text.as_str()).collect();
+    assert_eq!(text, full, "the whole answer, exactly once");
+    assert_eq!(pieces.first().unwrap().0, "gpt-4o-mini", "before the break");
+    assert_eq!(
+        pieces.last().unwrap().0,
+        "claude-3-5-haiku-latest",
+        "after the break, the model that answered"
+    );
+    gw.shutdown().await;
+}

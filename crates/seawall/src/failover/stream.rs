@@ -246,8 +246,14 @@ impl RelayStream {
     /// Handles one event of the relayed stream; returns what the caller gets, if anything.
     fn on_event(&mut self, event: StreamEvent) -> Option<StreamEvent> {
         match event {
-            // The caller already has a start.
-            StreamEvent::Start { .. } if self.path.is_some() => None,
+            // The caller already has a start; a recovery's start only says which model
+            // answers from now on.
+            StreamEvent::Start { model, .. } if self.path.is_some() => {
+                model.map(|model| StreamEvent::Start {
+                    id: None,
+                    model: Some(model),
+                })
+            }
             StreamEvent::TextDelta(_) | StreamEvent::ToolCallDelta { .. } => {
                 if self.path.is_some() && self.first_content.is_none() {
                     self.first_content =
