@@ -8,7 +8,8 @@
 //!
 //! This process starts the simulator (zero latency) on its own single-threaded runtime, a
 //! second simulator that streams slowly (one chunk per `--chunk-interval-ms`) for the
-//! open-stream phase, and the gateway on another runtime with the full stack on (deadline,
+//! open-stream phase in a child process of its own (this binary with `--slow-sim`, so the
+//! gateway's RSS with the streams open is measured alone), and the gateway on another runtime with the full stack on (deadline,
 //! failover, retry, breaker, rate limit with quotas that never bind, attempt timeouts). The
 //! load comes from a child process (this binary re-executed with `--loadgen JSON`), so CPU
 //! read here from `/proc/self/task/*/schedstat` is the servers' alone, split by thread name
@@ -91,7 +92,11 @@ fn parse_options() -> Result<Options, String> {
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
-    if args.next().as_deref() == Some("--loadgen") {
+    let first = args.next();
+    if first.as_deref() == Some("--slow-sim") {
+        return serve_slow_simulator(args.next(), args.next());
+    }
+    if first.as_deref() == Some("--loadgen") {
         let Some(job) = args
             .next()
             .and_then(|j| serde_json::from_str::<Job>(&j).ok())
@@ -130,7 +135,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The gateway's configuration: group `fast` over the zero-latency simulator, group `slow`
 /// over the slowly streaming one, each target with every layer of the stack on.
-fn gateway_config(fast: &Simulator, slow: &Simulator) -> Result<Config, BoxError> {
+fn gateway_config(fast: &Simulator, slow_base_url: &str) -> Result<Config, BoxError> {
     let target = |name: &str, base: String| {
         format!(
             r#"
@@ -170,7 +175,7 @@ targets = ["sim-slow"]
 timeout = "60s"
 "#,
         target("sim-fast", fast.base_url(Provider::OpenAi)),
-        target("sim-slow", slow.base_url(Provider::OpenAi)),
+        target("sim-slow", slow_base_url.to_owned()),
     );
     Ok(Config::from_toml(&toml)?)
 }
@@ -200,7 +205,12 @@ fn cpu_ns(prefix: &str) -> u64 {
 
 /// A field of `/proc/self/status` in kB (e.g. `VmRSS`, `VmHWM`).
 fn status_kb(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+    process_status_kb("self", field)
+}
+
+/// A field of `/proc/{process}/status` in kB.
+fn process_status_kb(process: &str, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{process}/status"))
         .unwrap_or_default()
         .lines()
         .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
@@ -282,13 +292,14 @@ fn closed_loop(job: &Job) -> Result<Measured, BoxError> {
 }
 
 /// A streaming phase with the peak RSS while the streams are open.
-fn stream_phase(job: &Job) -> Result<(StreamReport, u64, u64, String), BoxError> {
+/// `process` is the `/proc` entry whose RSS is sampled (`self` or a pid).
+fn stream_phase(job: &Job, process: &str) -> Result<(StreamReport, u64, u64, String), BoxError> {
     // Let the allocator return what the previous phase freed, so `before` is a settled base.
     std::thread::sleep(Duration::from_secs(1));
-    let before = status_kb("VmRSS");
+    let before = process_status_kb(process, "VmRSS");
     let mut peak = before;
     let report: StreamReport = serde_json::from_str(&run_child(job, || {
-        peak = peak.max(status_kb("VmRSS"));
+        peak = peak.max(process_status_kb(process, "VmRSS"));
     })?)?;
     Ok((report, before, peak, load_average()))
 }
@@ -305,13 +316,7 @@ fn bench(options: &Options) -> Result<(), BoxError> {
         .chunk_interval(Duration::ZERO)
         .log_capacity(1)
         .start_threaded(options.sim_threads)?;
-    let slow = Simulator::builder()
-        .listen(any)
-        .first_token(Duration::ZERO)
-        .chunk_interval(Duration::from_millis(options.chunk_interval_ms))
-        .reply_tokens(options.stream_chunks)
-        .log_capacity(1)
-        .start_threaded(1)?;
+    let slow = SlowSimulator::spawn(options)?;
     std::thread::sleep(Duration::from_millis(200));
     let rss_sims = status_kb("VmRSS");
 
@@ -321,7 +326,7 @@ fn bench(options: &Options) -> Result<(), BoxError> {
         .thread_name(GATEWAY_THREAD)
         .enable_all()
         .build()?;
-    let config = gateway_config(&fast, &slow)?;
+    let config = gateway_config(&fast, &format!("http://{}/openai/v1", slow.addr))?;
     let handle = runtime.block_on(async {
         Gateway::builder(config)
             .env("SEAWALL_BENCH_KEY", "sk-bench")
@@ -343,9 +348,9 @@ fn bench(options: &Options) -> Result<(), BoxError> {
         duration_ms: options.duration_ms,
     };
     let direct = |connections, stream| {
-        let sim = if stream { &slow } else { &fast };
+        let addr = if stream { slow.addr } else { fast.addr() };
         job(
-            sim.addr(),
+            addr,
             "/openai/v1/chat/completions",
             "gpt-4o-mini",
             stream,
@@ -378,13 +383,15 @@ fn bench(options: &Options) -> Result<(), BoxError> {
     let one_direct = closed_loop(&direct(1, false))?;
     let one_gateway = closed_loop(&through(1, false))?;
     let rss_after_load = status_kb("VmRSS");
-    let streams_direct = stream_phase(&direct(options.streams, true))?;
-    let streams_gateway = stream_phase(&through(options.streams, true))?;
+    let slow_pid = slow.child.id().to_string();
+    let streams_direct = stream_phase(&direct(options.streams, true), &slow_pid)?;
+    let streams_gateway = stream_phase(&through(options.streams, true), "self")?;
     let rss_hwm = status_kb("VmHWM");
 
     runtime.block_on(handle.shutdown());
     drop(runtime);
-    drop((fast, slow));
+    drop(fast);
+    slow.stop();
 
     print_table(
         options,
@@ -479,22 +486,16 @@ fn print_table(
         sg.gap_p99_us - sd.gap_p99_us
     );
     println!(
-        "| process RSS with the streams open (before → peak) | {} → {} | {} → {} | gateway's share {} to {} | |",
+        "| RSS with the streams open (before → peak): simulator process / gateway process | {} → {} | {} → {} | gateway added {} | |",
         mb(*sd_before),
         mb(*sd_peak),
         mb(*sg_before),
         mb(*sg_peak),
-        // The gateway phase runs second: if the simulator reuses all the memory its streams
-        // freed in the direct phase, the whole growth is the gateway's; if it reuses none,
-        // only the growth beyond the direct phase's is.
-        mb(sg_peak
-            .saturating_sub(*sg_before)
-            .saturating_sub(sd_peak.saturating_sub(*sd_before))),
         mb(sg_peak.saturating_sub(*sg_before)),
     );
     println!();
     println!(
-        "process RSS (simulators and gateway share the process): empty {}, simulators started {}, gateway started (idle) {} (gateway's share {}), after the request phases {}, peak (VmHWM) {}",
+        "gateway process RSS (it also holds the zero-latency simulator): empty {}, simulator started {}, gateway started (idle) {} (gateway's share {}), after the request phases {}, peak (VmHWM) {}",
         mb(rss_empty),
         mb(rss_sims),
         mb(rss_idle),
@@ -502,4 +503,75 @@ fn print_table(
         mb(rss_after_load),
         mb(rss_hwm)
     );
+}
+
+/// The slowly streaming simulator in a child process (this binary with `--slow-sim`).
+#[derive(Debug)]
+struct SlowSimulator {
+    child: std::process::Child,
+    addr: SocketAddr,
+}
+
+impl SlowSimulator {
+    fn spawn(options: &Options) -> Result<Self, BoxError> {
+        use std::io::BufRead;
+        let mut child = Command::new(std::env::current_exe()?)
+            .arg("--slow-sim")
+            .arg(options.chunk_interval_ms.to_string())
+            .arg(options.stream_chunks.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let mut line = String::new();
+        if let Some(stdout) = child.stdout.take() {
+            std::io::BufReader::new(stdout).read_line(&mut line)?;
+        }
+        match line.trim().parse() {
+            Ok(addr) => Ok(Self { child, addr }),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(format!("the slow simulator did not start: {line}").into())
+            }
+        }
+    }
+
+    /// Closing its stdin stops it; it is killed if it has not stopped within a second.
+    fn stop(mut self) {
+        drop(self.child.stdin.take());
+        for _ in 0..50 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `--slow-sim CHUNK_INTERVAL_MS CHUNKS`: prints its address, serves until stdin closes.
+fn serve_slow_simulator(interval: Option<String>, chunks: Option<String>) -> ExitCode {
+    let interval = interval.and_then(|v| v.parse().ok()).unwrap_or(50);
+    let chunks = chunks.and_then(|v| v.parse().ok()).unwrap_or(40);
+    let started = Simulator::builder()
+        .listen(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .first_token(Duration::ZERO)
+        .chunk_interval(Duration::from_millis(interval))
+        .reply_tokens(chunks)
+        .log_capacity(1)
+        .start_threaded(1);
+    let Ok(simulator) = started else {
+        println!("failed to start");
+        return ExitCode::FAILURE;
+    };
+    println!("{}", simulator.addr());
+    // Blocks until the parent closes the pipe or exits: the simulator stops with it.
+    let mut sink = String::new();
+    while matches!(std::io::stdin().read_line(&mut sink), Ok(n) if n > 0) {
+        sink.clear();
+    }
+    drop(simulator);
+    ExitCode::SUCCESS
 }
