@@ -48,8 +48,8 @@ fn fixtures_root() -> PathBuf {
     if let Ok(root) = std::env::var("SEAWALL_FIXTURES") {
         return PathBuf::from(root);
     }
-    // `shared/` sits beside the repository root (`../shared/fixtures` from the root); a git
-    // worktree may sit deeper, so take the nearest ancestor that has one.
+    // `shared/` sits beside the repository root (`../shared/fixtures` from the root); a
+    // checkout may sit deeper, so take the nearest ancestor that has one.
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     manifest
         .ancestors()
