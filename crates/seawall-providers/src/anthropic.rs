@@ -27,8 +27,6 @@
 //! # }
 //! ```
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
 use http_body_util::Full;
@@ -132,31 +130,13 @@ impl AnthropicConfig {
     }
 }
 
-/// The Anthropic Messages wire format.
-#[derive(Debug, Clone)]
-pub struct AnthropicDialect(Arc<AnthropicConfig>);
-
-impl AnthropicDialect {
-    /// The dialect for `config`.
-    pub fn new(config: AnthropicConfig) -> Self {
-        Self(Arc::new(config))
-    }
-
-    /// The configuration.
-    pub fn config(&self) -> &AnthropicConfig {
-        &self.0
-    }
+dialect! {
+    /// The Anthropic Messages wire format.
+    AnthropicDialect, AnthropicConfig
 }
 
 /// An adapter for Anthropic Messages over the HTTP service `S`.
 pub type Anthropic<S> = Adapter<AnthropicDialect, S>;
-
-impl<S> Adapter<AnthropicDialect, S> {
-    /// An adapter for `config` over the HTTP service `http`.
-    pub fn new(http: S, config: AnthropicConfig) -> Self {
-        Self::with_dialect(AnthropicDialect::new(config), http)
-    }
-}
 
 fn invalid(problem: impl Into<String>) -> LlmError {
     LlmError::new(ErrorKind::InvalidRequest, problem).with_provider(ProviderKind::Anthropic)

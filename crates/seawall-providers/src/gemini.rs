@@ -28,8 +28,6 @@
 //! # }
 //! ```
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use http::HeaderMap;
 use http_body_util::Full;
@@ -85,31 +83,13 @@ impl GeminiConfig {
     }
 }
 
-/// The Gemini `generateContent` wire format.
-#[derive(Debug, Clone)]
-pub struct GeminiDialect(Arc<GeminiConfig>);
-
-impl GeminiDialect {
-    /// The dialect for `config`.
-    pub fn new(config: GeminiConfig) -> Self {
-        Self(Arc::new(config))
-    }
-
-    /// The configuration.
-    pub fn config(&self) -> &GeminiConfig {
-        &self.0
-    }
+dialect! {
+    /// The Gemini `generateContent` wire format.
+    GeminiDialect, GeminiConfig
 }
 
 /// An adapter for Gemini over the HTTP service `S`.
 pub type Gemini<S> = Adapter<GeminiDialect, S>;
-
-impl<S> Adapter<GeminiDialect, S> {
-    /// An adapter for `config` over the HTTP service `http`.
-    pub fn new(http: S, config: GeminiConfig) -> Self {
-        Self::with_dialect(GeminiDialect::new(config), http)
-    }
-}
 
 fn invalid(problem: impl Into<String>) -> LlmError {
     LlmError::new(ErrorKind::InvalidRequest, problem).with_provider(ProviderKind::Gemini)

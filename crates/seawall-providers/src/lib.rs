@@ -57,6 +57,9 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[macro_use]
+mod macros;
+
 mod adapter;
 pub mod anthropic;
 pub mod dialect;

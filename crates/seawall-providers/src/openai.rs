@@ -24,7 +24,6 @@
 //! ```
 
 use std::borrow::Cow;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use http::HeaderMap;
@@ -137,20 +136,9 @@ impl OpenAiConfig {
     }
 }
 
-/// The OpenAI Chat Completions wire format.
-#[derive(Debug, Clone)]
-pub struct OpenAiDialect(Arc<OpenAiConfig>);
-
-impl OpenAiDialect {
-    /// The dialect for `config`.
-    pub fn new(config: OpenAiConfig) -> Self {
-        Self(Arc::new(config))
-    }
-
-    /// The configuration.
-    pub fn config(&self) -> &OpenAiConfig {
-        &self.0
-    }
+dialect! {
+    /// The OpenAI Chat Completions wire format.
+    OpenAiDialect, OpenAiConfig
 }
 
 /// An adapter for OpenAI Chat Completions (or, with [`OpenAiConfig::compatible`], an
@@ -159,13 +147,6 @@ pub type OpenAi<S> = Adapter<OpenAiDialect, S>;
 
 /// The same adapter type as [`OpenAi`], named for OpenAI-compatible servers.
 pub type OpenAiCompatible<S> = Adapter<OpenAiDialect, S>;
-
-impl<S> Adapter<OpenAiDialect, S> {
-    /// An adapter for `config` over the HTTP service `http`.
-    pub fn new(http: S, config: OpenAiConfig) -> Self {
-        Self::with_dialect(OpenAiDialect::new(config), http)
-    }
-}
 
 impl Dialect for OpenAiDialect {
     type Decoder = OpenAiStreamDecoder;
