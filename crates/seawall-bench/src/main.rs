@@ -3,7 +3,8 @@
 //! ```text
 //! cargo run --release -p seawall-bench --bin seawall-load -- \
 //!     [--duration-ms 5000] [--connections 32] [--streams 1000] \
-//!     [--chunk-interval-ms 50] [--stream-chunks 40] [--gateway-threads 2] [--sim-threads 1]
+//!     [--chunk-interval-ms 50] [--stream-chunks 40] [--gateway-threads 2] [--sim-threads 1] \
+//!     [--gateway-runtime per-thread|work-stealing]
 //! ```
 //!
 //! This process starts the simulator (zero latency) on its own single-threaded runtime, a
@@ -45,6 +46,9 @@ struct Options {
     stream_chunks: u32,
     gateway_threads: usize,
     sim_threads: usize,
+    /// The gateway's server threads each on a runtime of their own (what the binary does),
+    /// or one work-stealing runtime with that many workers.
+    work_stealing: bool,
 }
 
 impl Default for Options {
@@ -57,12 +61,14 @@ impl Default for Options {
             stream_chunks: 40,
             gateway_threads: 2,
             sim_threads: 1,
+            work_stealing: false,
         }
     }
 }
 
 const USAGE: &str = "usage: seawall-load [--duration-ms 5000] [--connections 32] [--streams 1000] \
-[--chunk-interval-ms 50] [--stream-chunks 40] [--gateway-threads 2] [--sim-threads 1]";
+[--chunk-interval-ms 50] [--stream-chunks 40] [--gateway-threads 2] [--sim-threads 1] \
+[--gateway-runtime per-thread|work-stealing]";
 
 fn parse_options() -> Result<Options, String> {
     let mut options = Options::default();
@@ -71,6 +77,14 @@ fn parse_options() -> Result<Options, String> {
         let value = args
             .next()
             .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
+        if flag == "--gateway-runtime" {
+            options.work_stealing = match value.as_str() {
+                "per-thread" => false,
+                "work-stealing" => true,
+                _ => return Err(format!("{flag}: per-thread or work-stealing\n{USAGE}")),
+            };
+            continue;
+        }
         let number = || {
             value
                 .parse::<u64>()
@@ -320,16 +334,30 @@ fn bench(options: &Options) -> Result<(), BoxError> {
     std::thread::sleep(Duration::from_millis(200));
     let rss_sims = status_kb("VmRSS");
 
-    // The gateway on its own multi-threaded runtime.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(options.gateway_threads)
-        .thread_name(GATEWAY_THREAD)
-        .enable_all()
-        .build()?;
+    // The gateway on server threads of its own (named `seawall-gw-N` by the gateway), or
+    // on a work-stealing runtime whose workers are named alike; this thread only starts
+    // and stops it.
+    let runtime = if options.work_stealing {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(options.gateway_threads)
+            .thread_name(GATEWAY_THREAD)
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    };
+    let server_threads = if options.work_stealing {
+        0
+    } else {
+        options.gateway_threads
+    };
     let config = gateway_config(&fast, &format!("http://{}/openai/v1", slow.addr))?;
     let handle = runtime.block_on(async {
         Gateway::builder(config)
             .env("SEAWALL_BENCH_KEY", "sk-bench")
+            .threads(server_threads)
             .build()?
             .listen(any)
             .serve()
@@ -369,13 +397,18 @@ fn bench(options: &Options) -> Result<(), BoxError> {
     };
 
     println!(
-        "seawall-load: {} ms per phase, {} connections, {} streams (one chunk per {} ms, {} chunks), gateway {} worker threads, simulator {} thread(s); load average at start {started_load}",
+        "seawall-load: {} ms per phase, {} connections, {} streams (one chunk per {} ms, {} chunks), gateway {} {}, simulator {} thread(s); load average at start {started_load}",
         options.duration_ms,
         options.connections,
         options.streams,
         options.chunk_interval_ms,
         options.stream_chunks,
         options.gateway_threads,
+        if options.work_stealing {
+            "workers of one work-stealing runtime"
+        } else {
+            "server threads, a runtime each"
+        },
         options.sim_threads
     );
     let rate_direct = closed_loop(&direct(options.connections, false))?;

@@ -44,6 +44,13 @@ pub struct ServerConfig {
     /// signal (e.g. `"30s"`).
     #[serde(default = "default_grace", deserialize_with = "duration")]
     pub shutdown_grace: Duration,
+    /// `threads`: how many server threads to run, each with its own single-threaded
+    /// runtime and its own upstream connection pool, so that a request, its upstream call
+    /// and its response stay on one thread. `0` serves on the caller's runtime instead.
+    /// Unset: the caller's runtime for [`Gateway::serve`](crate::Gateway::serve) in a
+    /// program of yours; one thread per core for the `seawall-gateway` binary.
+    #[serde(default)]
+    pub threads: Option<usize>,
 }
 
 impl Default for ServerConfig {
@@ -52,9 +59,13 @@ impl Default for ServerConfig {
             listen: default_listen(),
             max_body_bytes: default_max_body(),
             shutdown_grace: default_grace(),
+            threads: None,
         }
     }
 }
+
+/// More server threads than this is a typo, not a plan.
+const MAX_SERVER_THREADS: usize = 1024;
 
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
@@ -253,6 +264,12 @@ impl Config {
     /// Checks names, references and limits, and that every key's environment variable is
     /// set, looking variables up with `env`.
     pub fn validate(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if self.server.threads.is_some_and(|n| n > MAX_SERVER_THREADS) {
+            return Err(problem(
+                "server.threads",
+                format!("at most {MAX_SERVER_THREADS}"),
+            ));
+        }
         let mut names = HashSet::new();
         for (i, t) in self.targets.iter().enumerate() {
             let key = |field: &str| format!("targets[{i}].{field}");

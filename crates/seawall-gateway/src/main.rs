@@ -51,14 +51,18 @@ async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         }
     }
 
+    // One server thread per core unless the config says otherwise: each with its own
+    // runtime and upstream pool, so a request never changes threads.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (gateway, demo) = match &config_path {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
             let config = Config::from_toml(&text)?;
-            (Gateway::builder(config).build()?, None)
+            let threads = config.server.threads.unwrap_or(cores);
+            (Gateway::builder(config).threads(threads).build()?, None)
         }
         None => {
-            let demo = Demo::start(|_| {}, |b| b).await?;
+            let demo = Demo::start(|_| {}, |b| b.threads(cores)).await?;
             (demo.gateway, Some(demo.simulator))
         }
     };

@@ -1,5 +1,6 @@
 //! The gateway: routes, upstream stacks, the accept loop and graceful shutdown.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::fmt;
@@ -21,7 +22,7 @@ use governor::{Quota, RateLimiter as Governor};
 use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -42,7 +43,7 @@ use seawall_providers::{
 };
 use serde_json::json;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tower::{Layer, ServiceExt};
 
@@ -108,6 +109,41 @@ fn counted<S>(inner: S, sent: &Arc<AtomicU64>) -> Counted<S> {
     }
 }
 
+thread_local! {
+    /// The index of the gateway server thread this is (0 on any other thread).
+    static SERVER_THREAD: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The upstream HTTP service of every adapter: one pooled client per server thread, the
+/// calling thread's own. A request served on thread `i` goes upstream through pool `i`,
+/// whose connections that thread's runtime drives, so a call never crosses threads.
+/// Cloned per call by the adapters: one reference count, not a client clone.
+#[derive(Clone)]
+struct UpstreamClient {
+    pools: Arc<[HttpClient]>,
+}
+
+impl UpstreamClient {
+    fn current(&self) -> &HttpClient {
+        &self.pools[SERVER_THREAD.with(Cell::get) % self.pools.len()]
+    }
+}
+
+impl tower_service::Service<Request<Full<Bytes>>> for UpstreamClient {
+    type Response = <HttpClient as tower_service::Service<Request<Full<Bytes>>>>::Response;
+    type Error = <HttpClient as tower_service::Service<Request<Full<Bytes>>>>::Error;
+    type Future = <HttpClient as tower_service::Service<Request<Full<Bytes>>>>::Future;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // hyper-util's pooled client is always ready.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Full<Bytes>>) -> Self::Future {
+        self.current().request(request)
+    }
+}
+
 struct TargetInfo {
     name: String,
     sent: Arc<AtomicU64>,
@@ -139,6 +175,7 @@ pub struct GatewayBuilder {
     config: Config,
     env: HashMap<String, String>,
     http: Option<HttpClient>,
+    threads: Option<usize>,
 }
 
 impl fmt::Debug for GatewayBuilder {
@@ -160,30 +197,54 @@ impl GatewayBuilder {
         self
     }
 
-    /// Uses `http` for every upstream instead of the default pooled client.
+    /// Uses `http` for every upstream instead of the default pooled clients (one per
+    /// server thread). With several server threads they then share its one pool.
     #[must_use]
     pub fn http_client(mut self, http: HttpClient) -> Self {
         self.http = Some(http);
         self
     }
 
+    /// Serves on `threads` dedicated threads, each with its own single-threaded runtime
+    /// and upstream connection pool, overriding the config's `server.threads`; `0` serves
+    /// on the caller's runtime (the default when neither sets it).
+    #[must_use]
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads = Some(threads);
+        self
+    }
+
     /// Validates the config and builds the upstream stacks.
     pub fn build(self) -> Result<Gateway, ConfigError> {
+        let GatewayBuilder {
+            mut config,
+            env: supplied,
+            http,
+            threads,
+        } = self;
         let env = |name: &str| {
-            self.env
+            supplied
                 .get(name)
                 .cloned()
                 .or_else(|| std::env::var(name).ok())
         };
-        let config = &self.config;
+        if threads.is_some() {
+            config.server.threads = threads;
+        }
+        let config = &config;
         config.validate(&env)?;
-        let http = match self.http {
-            Some(http) => http,
-            None => default_client().map_err(|e| ConfigError {
-                key: "(http client)".into(),
-                problem: e.to_string(),
-            })?,
+        let threads = config.server.threads.unwrap_or(0);
+        let pools: Arc<[HttpClient]> = match http {
+            Some(http) => Arc::new([http]),
+            None => (0..threads.max(1))
+                .map(|_| default_client())
+                .collect::<Result<_, _>>()
+                .map_err(|e| ConfigError {
+                    key: "(http client)".into(),
+                    problem: e.to_string(),
+                })?,
         };
+        let http = UpstreamClient { pools };
 
         // One breaker and limiter per target, shared by every group that uses it.
         let mut targets = Vec::new();
@@ -380,6 +441,7 @@ impl GatewayBuilder {
             }),
             listen: config.server.listen,
             grace: config.server.shutdown_grace,
+            threads,
         })
     }
 }
@@ -401,6 +463,8 @@ pub struct Gateway {
     shared: Arc<Shared>,
     listen: SocketAddr,
     grace: Duration,
+    /// Dedicated server threads; 0 serves on the caller's runtime.
+    threads: usize,
 }
 
 impl fmt::Debug for Gateway {
@@ -427,6 +491,7 @@ impl Gateway {
             config,
             env: HashMap::new(),
             http: None,
+            threads: None,
         }
     }
 
@@ -444,32 +509,91 @@ impl Gateway {
         self
     }
 
-    /// Binds the listen address and starts serving on the current runtime.
+    /// Binds the listen address and starts serving: on the configured number of dedicated
+    /// server threads (`server.threads`, [`GatewayBuilder::threads`]), or, with none, on
+    /// the current runtime.
     pub async fn serve(self) -> std::io::Result<GatewayHandle> {
-        let listener = TcpListener::bind(self.listen).await?;
-        let addr = listener.local_addr()?;
         let (stop_tx, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(accept_loop(
-            listener,
-            Arc::clone(&self.shared),
-            stop_rx,
-            self.grace,
-        ));
+        if self.threads == 0 {
+            let listener = TcpListener::bind(self.listen).await?;
+            let addr = listener.local_addr()?;
+            let task = tokio::spawn(accept_loop(
+                listener,
+                Arc::clone(&self.shared),
+                stop_rx,
+                self.grace,
+            ));
+            return Ok(GatewayHandle {
+                addr,
+                shared: self.shared,
+                stop: stop_tx,
+                serving: Serving::Task(task),
+            });
+        }
+
+        let listener = std::net::TcpListener::bind(self.listen)?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        // Each thread holds a sender; the channel closes when the last thread is done.
+        let (done_tx, done_rx) = mpsc::channel::<()>(1);
+        let mut threads = Vec::with_capacity(self.threads);
+        for index in 0..self.threads {
+            let listener = listener.try_clone()?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let shared = Arc::clone(&self.shared);
+            let stop = stop_rx.clone();
+            let done = done_tx.clone();
+            let grace = self.grace;
+            let thread = std::thread::Builder::new()
+                .name(format!("seawall-gw-{index}"))
+                .spawn(move || {
+                    SERVER_THREAD.with(|thread| thread.set(index));
+                    runtime.block_on(async move {
+                        if let Ok(listener) = TcpListener::from_std(listener) {
+                            accept_loop(listener, shared, stop, grace).await;
+                        }
+                    });
+                    drop(done);
+                });
+            match thread {
+                Ok(thread) => threads.push(thread),
+                Err(error) => {
+                    // Stop the threads already started before reporting.
+                    let _ = stop_tx.send(true);
+                    return Err(error);
+                }
+            }
+        }
         Ok(GatewayHandle {
             addr,
             shared: self.shared,
             stop: stop_tx,
-            task,
+            serving: Serving::Threads { threads, done_rx },
         })
     }
 }
 
-/// A running gateway.
+/// Where the accept loops run.
+enum Serving {
+    /// One task on the caller's runtime.
+    Task(JoinHandle<()>),
+    /// Dedicated threads, each with its own runtime; `done_rx` closes when all are done.
+    Threads {
+        threads: Vec<std::thread::JoinHandle<()>>,
+        done_rx: mpsc::Receiver<()>,
+    },
+}
+
+/// A running gateway. Dropping it stops accepting and lets in-flight requests finish
+/// within the grace period, as [`shutdown`](GatewayHandle::shutdown) does, without
+/// waiting for them.
 pub struct GatewayHandle {
     addr: SocketAddr,
     shared: Arc<Shared>,
     stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
+    serving: Serving,
 }
 
 impl fmt::Debug for GatewayHandle {
@@ -491,7 +615,21 @@ impl GatewayHandle {
     pub async fn shutdown(self) {
         self.shared.ready.store(false, Relaxed);
         let _ = self.stop.send(true);
-        let _ = self.task.await;
+        match self.serving {
+            Serving::Task(task) => {
+                let _ = task.await;
+            }
+            Serving::Threads {
+                threads,
+                mut done_rx,
+            } => {
+                while done_rx.recv().await.is_some() {}
+                for thread in threads {
+                    // Each has dropped its sender at its very end: these joins do not wait.
+                    let _ = thread.join();
+                }
+            }
+        }
     }
 }
 
@@ -763,7 +901,11 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Reply
     let reply = match (request.method(), request.uri().path()) {
         (&Method::POST, "/v1/chat/completions") => {
             let started = tokio::time::Instant::now();
-            let reply = chat(&shared, request, started).await;
+            // Boxed: hyper keeps a slot the size of this future for each connection's
+            // whole life, and the call's state (the stack's futures, ~2.7 KB) is needed
+            // only until the response head; open streams and idle keep-alive connections
+            // then hold a pointer, not the state.
+            let reply = Box::pin(chat(&shared, request, started)).await;
             if !matches!(reply.body().0, BodyKind::Sse(_)) {
                 shared.metrics.latency.observe(started.elapsed());
             }

@@ -138,6 +138,25 @@ async fn start_with(
     (demo.simulator, handle)
 }
 
+/// The demo gateway on `threads` server threads of its own (a runtime and an upstream
+/// pool each) instead of the test's runtime.
+async fn start_threaded(
+    threads: usize,
+    adjust: impl FnOnce(&mut Config),
+) -> (Simulator, GatewayHandle) {
+    let demo = Demo::start(adjust, |b| b.threads(threads))
+        .await
+        .expect("demo");
+    let handle = demo
+        .gateway
+        .listen("127.0.0.1:0".parse().unwrap())
+        .shutdown_grace(Duration::from_secs(5))
+        .serve()
+        .await
+        .expect("serve");
+    (demo.simulator, handle)
+}
+
 fn hello(stream: bool) -> Value {
     json!({"model": "demo", "stream": stream, "messages": [{"role": "user", "content": "hello"}]})
 }
@@ -659,6 +678,64 @@ async fn keys_never_appear_in_debug_status_metrics_or_errors() {
     gw.shutdown().await;
 }
 
+#[tokio::test]
+async fn server_threads_answer_concurrent_calls_and_share_each_targets_breaker() {
+    let (sim, gw) = start_threaded(2, |c| {
+        let openai = &mut c.targets[0];
+        openai.max_attempts = Some(1);
+        openai.breaker_failures = Some(2);
+        openai.breaker_cooldown = Some(Duration::from_secs(60));
+    })
+    .await;
+    let addr = gw.local_addr();
+
+    // Concurrent calls, streaming and not, each on its own connection: every one answered.
+    let calls: Vec<_> = (0..16)
+        .map(|i| tokio::spawn(chat(addr, hello(i % 2 == 0))))
+        .collect();
+    for call in calls {
+        let reply = call.await.unwrap();
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(reply.header("x-seawall-target"), Some("sim-openai"));
+    }
+    assert_eq!(sim.requests_for(Provider::OpenAi).len(), 16);
+
+    // OpenAI fails from now on. Its breaker is one for every server thread: two failures
+    // open it, whichever threads the calls land on, and later calls skip OpenAI.
+    sim.set_faults(
+        Provider::OpenAi,
+        vec![FaultRule::always(Fault::status(500))],
+    );
+    for _ in 0..8 {
+        let reply = chat(addr, hello(false)).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(reply.header("x-seawall-target"), Some("sim-anthropic"));
+    }
+    assert_eq!(sim.requests_for(Provider::OpenAi).len(), 16 + 2);
+    assert_eq!(sim.requests_for(Provider::Anthropic).len(), 8);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_of_server_threads_drains_a_live_stream_and_closes_the_listener() {
+    let (sim, gw) = start_threaded(2, |_| {}).await;
+    sim.set_faults(
+        Provider::OpenAi,
+        vec![FaultRule::always(Fault::StallAfter { events: 2, ms: 300 })],
+    );
+    let addr = gw.local_addr();
+    let call = tokio::spawn(chat(addr, hello(true)));
+    while sim.requests().is_empty() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    gw.shutdown().await;
+    let reply = call.await.unwrap();
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.events().last(), Some(&"[DONE]"), "{}", reply.body);
+    assert!(TcpStream::connect(addr).await.is_err());
+}
+
 #[test]
 fn config_errors_name_the_key() {
     let env = |name: &str| (name == "SET").then(|| "x".to_owned());
@@ -710,6 +787,14 @@ fn config_errors_name_the_key() {
         bad_duration.problem.contains("attempt_timeout"),
         "{bad_duration}"
     );
+    let too_many_threads = check(
+        r#"
+        [server]
+        threads = 100000
+        "#,
+    )
+    .unwrap_err();
+    assert_eq!(too_many_threads.key, "server.threads");
     let example =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/gateway.example.toml"))
             .unwrap();
