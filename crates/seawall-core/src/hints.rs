@@ -25,7 +25,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderValue};
 use serde_json::Value;
 
 use crate::error::RetryHints;
@@ -63,50 +63,88 @@ pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
 }
 
 /// The rate-limit state in the headers, OpenAI's and Anthropic's families both.
+///
+/// One pass over the headers (every response is read, and most carry a dozen or two):
+/// no header name is built or hashed. Where a header repeats, its first value counts.
 pub fn quota_snapshot(headers: &HeaderMap, now: SystemTime) -> QuotaSnapshot {
-    let openai = |name: &str| {
-        window(
-            headers,
-            &format!("x-ratelimit-limit-{name}"),
-            &format!("x-ratelimit-remaining-{name}"),
-            &format!("x-ratelimit-reset-{name}"),
-            parse_go_duration,
-        )
-    };
-    let anthropic = |name: &str| {
-        window(
-            headers,
-            &format!("anthropic-ratelimit-{name}-limit"),
-            &format!("anthropic-ratelimit-{name}-remaining"),
-            &format!("anthropic-ratelimit-{name}-reset"),
-            |value| {
-                let at = parse_rfc3339(value)?;
-                Some(at.duration_since(now).unwrap_or(Duration::ZERO))
-            },
-        )
-    };
+    // OpenAI: requests, tokens. Anthropic: requests, tokens, input-tokens, output-tokens.
+    let mut openai = [WindowFields::default(); 2];
+    let mut anthropic = [WindowFields::default(); 4];
+    for (name, value) in headers {
+        let name = name.as_str();
+        let (fields, field) = if let Some(rest) = name.strip_prefix("x-ratelimit-") {
+            // `limit-requests`, `remaining-tokens`, `reset-requests`.
+            let Some((field, family)) = rest.split_once('-') else {
+                continue;
+            };
+            let slot = match family {
+                "requests" => 0,
+                "tokens" => 1,
+                _ => continue,
+            };
+            (&mut openai[slot], field)
+        } else if let Some(rest) = name.strip_prefix("anthropic-ratelimit-") {
+            // `requests-limit`, `input-tokens-remaining`, `output-tokens-reset`.
+            let Some((family, field)) = rest.rsplit_once('-') else {
+                continue;
+            };
+            let slot = match family {
+                "requests" => 0,
+                "tokens" => 1,
+                "input-tokens" => 2,
+                "output-tokens" => 3,
+                _ => continue,
+            };
+            (&mut anthropic[slot], field)
+        } else {
+            continue;
+        };
+        let slot = match field {
+            "limit" => &mut fields.limit,
+            "remaining" => &mut fields.remaining,
+            "reset" => &mut fields.reset,
+            _ => continue,
+        };
+        if slot.is_none() {
+            *slot = Some(value);
+        }
+    }
+    let openai = openai.map(|fields| fields.window(parse_go_duration));
+    let anthropic = anthropic.map(|fields| {
+        fields.window(|value| {
+            let at = parse_rfc3339(value)?;
+            Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+        })
+    });
     QuotaSnapshot {
-        requests: openai("requests").or_else(|| anthropic("requests")),
-        tokens: openai("tokens").or_else(|| anthropic("tokens")),
-        input_tokens: anthropic("input-tokens"),
-        output_tokens: anthropic("output-tokens"),
+        requests: openai[0].or(anthropic[0]),
+        tokens: openai[1].or(anthropic[1]),
+        input_tokens: anthropic[2],
+        output_tokens: anthropic[3],
     }
 }
 
-fn window(
-    headers: &HeaderMap,
-    limit: &str,
-    remaining: &str,
-    reset: &str,
-    parse_reset: impl Fn(&str) -> Option<Duration>,
-) -> Option<QuotaWindow> {
-    let number = |name: &str| header(headers, name).and_then(|v| v.trim().parse::<u64>().ok());
-    let window = QuotaWindow {
-        limit: number(limit),
-        remaining: number(remaining),
-        reset_after: header(headers, reset).and_then(|v| parse_reset(v.trim())),
-    };
-    (window != QuotaWindow::default()).then_some(window)
+/// The raw values of one rate-limit window's headers.
+#[derive(Clone, Copy, Default)]
+struct WindowFields<'a> {
+    limit: Option<&'a HeaderValue>,
+    remaining: Option<&'a HeaderValue>,
+    reset: Option<&'a HeaderValue>,
+}
+
+impl WindowFields<'_> {
+    fn window(self, parse_reset: impl Fn(&str) -> Option<Duration>) -> Option<QuotaWindow> {
+        fn text(value: Option<&HeaderValue>) -> Option<&str> {
+            value?.to_str().ok()
+        }
+        let number = |value| text(value).and_then(|v| v.trim().parse::<u64>().ok());
+        let window = QuotaWindow {
+            limit: number(self.limit),
+            remaining: number(self.remaining),
+            reset_after: text(self.reset).and_then(|v| parse_reset(v.trim())),
+        };
+        (window != QuotaWindow::default()).then_some(window)
+    }
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

@@ -183,6 +183,42 @@ fn quota_snapshots_from_both_header_families() {
 }
 
 #[test]
+fn quota_headers_first_value_counts_and_unknown_names_are_ignored() {
+    let mut map = headers(&[
+        ("x-ratelimit-remaining-tokens", "10"),
+        ("x-ratelimit-reset-tokens", "not a duration"),
+        // Neither family nor field known: ignored, not misread.
+        ("x-ratelimit-limit-images", "5"),
+        ("x-ratelimit-limit", "7"),
+        ("anthropic-ratelimit-requests", "9"),
+        ("anthropic-ratelimit-tokens-used", "3"),
+        ("anthropic-ratelimit-output-tokens-remaining", " 42 "),
+    ]);
+    map.append("x-ratelimit-remaining-tokens", "99".parse().unwrap());
+    let snapshot = quota_snapshot(&map, at(0));
+    assert_eq!(
+        snapshot.tokens,
+        Some(QuotaWindow {
+            limit: None,
+            remaining: Some(10),
+            reset_after: None,
+        })
+    );
+    assert_eq!(snapshot.requests, None);
+    assert_eq!(snapshot.input_tokens, None);
+    assert_eq!(snapshot.output_tokens.unwrap().remaining, Some(42));
+    // OpenAI's family wins where both report the same window.
+    let both = headers(&[
+        ("anthropic-ratelimit-requests-remaining", "1"),
+        ("x-ratelimit-remaining-requests", "2"),
+    ]);
+    assert_eq!(
+        quota_snapshot(&both, at(0)).requests.unwrap().remaining,
+        Some(2)
+    );
+}
+
+#[test]
 fn gemini_retry_info_is_read_from_the_error_body() {
     let body = json!({"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "details": [
         {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": []},
