@@ -18,12 +18,14 @@
 
 mod histogram;
 mod loadgen;
+mod proxy;
 
 use std::net::SocketAddr;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use loadgen::{Job, LoadReport, StreamReport};
+use proxy::{BareProxy, PROXY_THREAD};
 use seawall_gateway::{Config, Gateway};
 use seawall_sim::{Provider, Simulator};
 
@@ -282,6 +284,7 @@ struct Measured {
     report: LoadReport,
     sim_cpu_ns: u64,
     gateway_cpu_ns: u64,
+    proxy_cpu_ns: u64,
     load: String,
 }
 
@@ -295,11 +298,16 @@ impl Measured {
 }
 
 fn closed_loop(job: &Job) -> Result<Measured, BoxError> {
-    let (sim0, gw0) = (cpu_ns(SIM_THREAD), cpu_ns(GATEWAY_THREAD));
+    let (sim0, gw0, proxy0) = (
+        cpu_ns(SIM_THREAD),
+        cpu_ns(GATEWAY_THREAD),
+        cpu_ns(PROXY_THREAD),
+    );
     let report: LoadReport = serde_json::from_str(&run_child(job, || {})?)?;
     Ok(Measured {
         sim_cpu_ns: cpu_ns(SIM_THREAD) - sim0,
         gateway_cpu_ns: cpu_ns(GATEWAY_THREAD) - gw0,
+        proxy_cpu_ns: cpu_ns(PROXY_THREAD) - proxy0,
         load: load_average(),
         report,
     })
@@ -366,6 +374,8 @@ fn bench(options: &Options) -> Result<(), BoxError> {
     })?;
     std::thread::sleep(Duration::from_millis(200));
     let rss_idle = status_kb("VmRSS");
+    // The floor: the same HTTP plumbing as the gateway with nothing of the gateway's own.
+    let proxy = BareProxy::start(options.gateway_threads, fast.addr())?;
 
     let job = |addr: SocketAddr, path: &str, model: &str, stream: bool, connections: usize| Job {
         addr,
@@ -411,10 +421,22 @@ fn bench(options: &Options) -> Result<(), BoxError> {
         },
         options.sim_threads
     );
+    let bare = |connections| {
+        job(
+            proxy.addr(),
+            "/openai/v1/chat/completions",
+            "gpt-4o-mini",
+            false,
+            connections,
+        )
+    };
     let rate_direct = closed_loop(&direct(options.connections, false))?;
     let rate_gateway = closed_loop(&through(options.connections, false))?;
+    let rate_proxy = closed_loop(&bare(options.connections))?;
     let one_direct = closed_loop(&direct(1, false))?;
     let one_gateway = closed_loop(&through(1, false))?;
+    let one_proxy = closed_loop(&bare(1))?;
+    drop(proxy);
     let rss_after_load = status_kb("VmRSS");
     let slow_pid = slow.child.id().to_string();
     let streams_direct = stream_phase(&direct(options.streams, true), &slow_pid)?;
@@ -429,6 +451,7 @@ fn bench(options: &Options) -> Result<(), BoxError> {
     print_table(
         options,
         [&rate_direct, &rate_gateway, &one_direct, &one_gateway],
+        [&rate_proxy, &one_proxy],
         [&streams_direct, &streams_gateway],
         [rss_empty, rss_sims, rss_idle, rss_after_load, rss_hwm],
     );
@@ -438,6 +461,7 @@ fn bench(options: &Options) -> Result<(), BoxError> {
 fn print_table(
     options: &Options,
     [rate_direct, rate_gateway, one_direct, one_gateway]: [&Measured; 4],
+    [rate_proxy, one_proxy]: [&Measured; 2],
     [streams_direct, streams_gateway]: [&(StreamReport, u64, u64, String); 2],
     [rss_empty, rss_sims, rss_idle, rss_after_load, rss_hwm]: [u64; 5],
 ) {
@@ -490,6 +514,19 @@ fn print_table(
         one_gateway.rate(),
         one_gateway.per_request_us(one_gateway.sim_cpu_ns),
         one_gateway.per_request_us(one_gateway.gateway_cpu_ns),
+    );
+    println!(
+        "| the floor: a bare pass-through proxy (same server, client and threads; no JSON, no layers): requests/s at {c} connections; CPU per request simulator / proxy; p50 / p99 at 1 connection | {:.0} ({} errors); {:.1} / {:.1} µs; {:.1} / {:.1} µs (added {:.1} / {:.1} µs) | | | {} / {} |",
+        rate_proxy.rate(),
+        rate_proxy.report.errors + one_proxy.report.errors,
+        rate_proxy.per_request_us(rate_proxy.sim_cpu_ns),
+        rate_proxy.per_request_us(rate_proxy.proxy_cpu_ns),
+        one_proxy.report.p50_us,
+        one_proxy.report.p99_us,
+        one_proxy.report.p50_us - one_direct.report.p50_us,
+        one_proxy.report.p99_us - one_direct.report.p99_us,
+        rate_proxy.load,
+        one_proxy.load
     );
     let (sd, sd_before, sd_peak, sd_load) = streams_direct;
     let (sg, sg_before, sg_peak, sg_load) = streams_gateway;
