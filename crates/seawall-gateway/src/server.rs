@@ -42,7 +42,7 @@ use seawall_providers::{
     AnthropicConfig, ApiKey, GeminiConfig, OpenAiConfig, ServerKind, http::default_client,
 };
 use serde_json::json;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tower::{Layer, ServiceExt};
@@ -515,7 +515,7 @@ impl Gateway {
     pub async fn serve(self) -> std::io::Result<GatewayHandle> {
         let (stop_tx, stop_rx) = watch::channel(false);
         if self.threads == 0 {
-            let listener = TcpListener::bind(self.listen).await?;
+            let listener = listen(self.listen)?;
             let addr = listener.local_addr()?;
             let task = tokio::spawn(accept_loop(
                 listener,
@@ -531,8 +531,8 @@ impl Gateway {
             });
         }
 
-        let listener = std::net::TcpListener::bind(self.listen)?;
-        listener.set_nonblocking(true)?;
+        // One socket, shared by the threads' runtimes.
+        let listener = listen(self.listen)?.into_std()?;
         let addr = listener.local_addr()?;
         // Each thread holds a sender; the channel closes when the last thread is done.
         let (done_tx, done_rx) = mpsc::channel::<()>(1);
@@ -573,6 +573,23 @@ impl Gateway {
             serving: Serving::Threads { threads, done_rx },
         })
     }
+}
+
+/// The most connections the kernel queues before they are accepted. tokio's and std's
+/// `bind` ask for 128: a burst of connections beyond it (a thousand clients opening streams
+/// at once) has its SYNs dropped, and each waits a second or more for a retransmit.
+const BACKLOG: u32 = 1024;
+
+/// A listening socket with a backlog of [`BACKLOG`].
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
 }
 
 /// Where the accept loops run.
@@ -1361,5 +1378,29 @@ fn all_failed_status(trail: Option<&Trail>) -> (StatusCode, &'static str, &'stat
             "server_error",
             "all_targets_failed",
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::net::TcpStream;
+
+    /// 400 clients connecting at once all complete their handshakes before anything is
+    /// accepted: none waits for a SYN retransmit.
+    #[tokio::test]
+    async fn the_listener_queues_a_burst_of_connections_beyond_128() {
+        let listener = super::listen("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connects: Vec<_> = (0..400)
+            .map(|_| tokio::spawn(async move { TcpStream::connect(addr).await }))
+            .collect();
+        let mut handshakes = 0;
+        for connect in connects {
+            let done = tokio::time::timeout(Duration::from_millis(500), connect).await;
+            handshakes += usize::from(matches!(done, Ok(Ok(Ok(_)))));
+        }
+        assert_eq!(handshakes, 400);
     }
 }

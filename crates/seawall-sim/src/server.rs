@@ -14,7 +14,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -163,7 +163,7 @@ impl SimulatorBuilder {
 
     /// Binds the listener and starts serving.
     pub async fn start(self) -> std::io::Result<Simulator> {
-        let listener = TcpListener::bind(self.listen).await?;
+        let listener = listen(self.listen)?;
         let addr = listener.local_addr()?;
         let shared = self.shared(addr);
         let (stop_tx, stop_rx) = watch::channel(());
@@ -181,8 +181,7 @@ impl SimulatorBuilder {
     /// threads, so there are no cross-thread wake-ups: the fastest layout for a standalone
     /// server (the binary uses it). Needs no runtime; call it outside async code.
     pub fn start_threaded(self, threads: usize) -> std::io::Result<Simulator> {
-        let listener = std::net::TcpListener::bind(self.listen)?;
-        listener.set_nonblocking(true)?;
+        let listener = bind_shared(self.listen)?;
         let addr = listener.local_addr()?;
         let shared = self.shared(addr);
         let (stop_tx, stop_rx) = watch::channel(());
@@ -236,6 +235,40 @@ impl SimulatorBuilder {
         }
         shared
     }
+}
+
+/// The most connections the kernel queues before they are accepted. tokio's and std's
+/// `bind` ask for 128: a burst of connections beyond it has its SYNs dropped, and each
+/// waits a second or more for a retransmit.
+const BACKLOG: u32 = 1024;
+
+/// A listening socket with a backlog of [`BACKLOG`]. Needs a runtime's context.
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
+/// A non-blocking listening socket (see [`listen`]) for several runtimes to accept from,
+/// made on a runtime that lives only for the bind, on a thread of its own so that a caller
+/// inside a runtime is served too.
+fn bind_shared(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_io()
+                    .build()?
+                    .block_on(async { listen(addr)?.into_std() })
+            })
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("binding the listener panicked")))
+    })
 }
 
 /// Where the accept loops run.
@@ -1605,5 +1638,35 @@ fn handle_admin(
             }
         }
         _ => admin_error(404, "unknown admin route"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::net::TcpStream;
+
+    /// A burst of connections larger than std's backlog of 128 completes its handshakes
+    /// at once, even before anything is accepted (a SYN dropped on a full backlog is
+    /// retried only after a second).
+    #[tokio::test]
+    async fn a_burst_of_connections_beyond_128_is_queued_not_dropped() {
+        let listener = super::bind_shared("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connects: Vec<_> = (0..400)
+            .map(|_| {
+                tokio::spawn(tokio::time::timeout(
+                    Duration::from_millis(500),
+                    TcpStream::connect(addr),
+                ))
+            })
+            .collect();
+        let mut connected = Vec::new();
+        for connect in connects {
+            let stream = connect.await.unwrap();
+            connected.push(stream.is_ok());
+        }
+        assert_eq!(connected.iter().filter(|c| **c).count(), 400);
     }
 }
