@@ -88,7 +88,7 @@ impl LlmResponse for ChatResponse {
     }
 
     fn quota(&self) -> Option<QuotaSnapshot> {
-        self.quota
+        self.quota.as_deref().copied()
     }
 }
 

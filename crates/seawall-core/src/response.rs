@@ -28,7 +28,10 @@ pub struct ChatResponse {
     /// Token usage, once known.
     pub usage: Option<Usage>,
     /// The provider's rate-limit state, parsed from the response headers.
-    pub quota: Option<QuotaSnapshot>,
+    ///
+    /// Boxed: a snapshot is large (four optional windows) and a response is moved through
+    /// every layer of a stack, so it stays small while the snapshot stays put.
+    pub quota: Option<Box<QuotaSnapshot>>,
     /// What happened on the way: attempts, waits, breaker states, final target.
     pub trail: Trail,
     /// The events of a streamed response, to be consumed by the caller.
@@ -78,6 +81,12 @@ impl ChatResponse {
     /// Sets the usage.
     pub fn with_usage(mut self, usage: Usage) -> Self {
         self.usage = Some(usage);
+        self
+    }
+
+    /// Sets the quota snapshot.
+    pub fn with_quota(mut self, quota: QuotaSnapshot) -> Self {
+        self.quota = Some(Box::new(quota));
         self
     }
 
@@ -204,5 +213,31 @@ impl Usage {
                 .saturating_add(other.cache_write_tokens),
             reasoning_tokens: self.reasoning_tokens.saturating_add(other.reasoning_tokens),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every layer of a stack moves the response by value: a field that makes it grow
+    /// (an unboxed quota snapshot, a larger trail) slows every call.
+    #[test]
+    fn a_response_stays_small() {
+        let size = std::mem::size_of::<ChatResponse>();
+        assert!(size <= 400, "ChatResponse is {size} bytes");
+    }
+
+    #[test]
+    fn with_quota_boxes_the_snapshot() {
+        let quota = QuotaSnapshot::default();
+        let response = ChatResponse::new(
+            ProviderKind::OpenAi,
+            "m",
+            AssistantMessage::default(),
+            FinishReason::Stop,
+        )
+        .with_quota(quota);
+        assert_eq!(response.quota.as_deref(), Some(&quota));
     }
 }

@@ -224,7 +224,7 @@ fn complete<D: Dialect>(
         .map_err(|error| Box::new(error.with_status(status.as_u16())) as BoxError)?;
     let quota = hints::quota_snapshot(headers, SystemTime::now());
     if !quota.is_empty() {
-        response.quota = Some(quota);
+        response.quota = Some(Box::new(quota));
     }
     if call.streaming {
         // A server that ignored `stream: true` answered in one piece: replay it as events so
@@ -252,7 +252,7 @@ where
     let mut response = ChatResponse::streaming(provider, String::new(), EventStream::new(stream));
     let quota = hints::quota_snapshot(headers, SystemTime::now());
     if !quota.is_empty() {
-        response.quota = Some(quota);
+        response.quota = Some(Box::new(quota));
     }
     response
 }

@@ -707,7 +707,7 @@ fn check_named(exchange: &Exchange, outcome: &Outcome) {
             assert_eq!(r.model, "gpt-5.1-chat-latest");
             let usage = r.usage.unwrap();
             assert_eq!((usage.input_tokens, usage.output_tokens), (20, 18));
-            let quota = r.quota.unwrap();
+            let quota = r.quota.as_deref().unwrap();
             let requests = quota.requests.unwrap();
             assert_eq!(
                 (requests.limit, requests.remaining),
@@ -763,7 +763,7 @@ fn check_named(exchange: &Exchange, outcome: &Outcome) {
         ("tidyllm__messages-e050b5-POST.R#0", Outcome::Complete(r)) => {
             assert_eq!(r.provider, ProviderKind::Anthropic);
             assert!(r.model.starts_with("claude-3-5-sonnet"));
-            let quota = r.quota.unwrap();
+            let quota = r.quota.as_deref().unwrap();
             let requests = quota.requests.unwrap();
             assert_eq!((requests.limit, requests.remaining), (Some(50), Some(49)));
             assert_eq!(quota.tokens.unwrap().limit, Some(40_000));

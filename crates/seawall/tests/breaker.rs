@@ -321,14 +321,14 @@ async fn cooldowns_use_the_quota_reset_or_the_default_and_end_on_reset() {
     let call = tokio::spawn(service.clone().oneshot(request()));
     let (_, reply) = target.next_request().await.unwrap();
     let mut response = answer("ok");
-    response.quota = Some(QuotaSnapshot {
+    response.quota = Some(Box::new(QuotaSnapshot {
         requests: Some(QuotaWindow {
             limit: Some(60),
             remaining: Some(0),
             reset_after: Some(Duration::from_secs(7)),
         }),
         ..QuotaSnapshot::default()
-    });
+    }));
     reply.send_response(response);
     call.await.unwrap().unwrap();
     let open = handle.check(Instant::now()).unwrap_err();

@@ -256,7 +256,7 @@ async fn a_stream_is_reconciled_with_the_usage_at_its_end() {
 async fn provider_headers_move_the_remaining_capacity() {
     let limiter = RateLimiter::new("t", config(10_000).requests(Rate::per_minute(100)));
     let mut response = reply("m", "ok").with_usage(Usage::new(10, 10));
-    response.quota = Some(QuotaSnapshot {
+    response.quota = Some(Box::new(QuotaSnapshot {
         tokens: Some(QuotaWindow {
             limit: Some(10_000),
             remaining: Some(2_000),
@@ -268,7 +268,7 @@ async fn provider_headers_move_the_remaining_capacity() {
             reset_after: Some(Duration::from_secs(20)),
         }),
         ..QuotaSnapshot::default()
-    });
+    }));
     send(&limiter, weighing(10), response).await.unwrap();
     let snapshot = limiter.snapshot();
     assert_eq!(

@@ -33,7 +33,9 @@ pub struct ResponseFuture {
     walk: Walk,
     state: State,
     /// The streamed response being read up to the commit point, without its stream.
-    committing: Option<ChatResponse>,
+    /// Boxed so that the future, moved by every layer above the router, stays small on the
+    /// path that never holds one.
+    committing: Option<Box<ChatResponse>>,
     /// The events read before the commit point, replayed to the caller after it.
     buffered: Vec<StreamEvent>,
 }
@@ -169,12 +171,13 @@ impl Walk {
         Ok(())
     }
 
+    /// Records an attempt; returns its latency.
     pub(crate) fn record(
         &self,
         attempt: &Attempt,
         outcome: AttemptOutcome,
         ttft: Option<Duration>,
-    ) {
+    ) -> Duration {
         let target = &self.router.shared.targets[attempt.index];
         let latency = Instant::now().saturating_duration_since(attempt.started);
         self.trail.update(|trail| {
@@ -190,6 +193,7 @@ impl Walk {
                 time_to_first_token: ttft,
             });
         });
+        latency
     }
 
     /// Records a failed attempt and classifies its error.
@@ -204,8 +208,7 @@ impl Walk {
             cause: verdict.cause,
             message: error.to_string(),
         };
-        self.record(attempt, outcome, None);
-        let latency = Instant::now().saturating_duration_since(attempt.started);
+        let latency = self.record(attempt, outcome, None);
         shared.latency[attempt.index].observe(latency + shared.failure_penalty);
         verdict
     }
@@ -227,8 +230,7 @@ impl Walk {
     /// Records a successful attempt as the call's final target.
     pub(crate) fn record_success(&self, attempt: &Attempt, model: &str, ttft: Option<Duration>) {
         let shared = &self.router.shared;
-        self.record(attempt, AttemptOutcome::Succeeded, ttft);
-        let latency = Instant::now().saturating_duration_since(attempt.started);
+        let latency = self.record(attempt, AttemptOutcome::Succeeded, ttft);
         shared.latency[attempt.index].observe(ttft.unwrap_or(latency));
         let target = shared.targets[attempt.index].id.clone();
         let model = if model.is_empty() {
@@ -361,7 +363,7 @@ impl Future for ResponseFuture {
                     }
                     Poll::Ready(Ok(mut response)) => match response.stream.take() {
                         Some(stream) => {
-                            this.committing = Some(response);
+                            this.committing = Some(Box::new(response));
                             this.buffered.clear();
                             this.state = State::Committing { attempt, stream };
                         }
@@ -398,7 +400,7 @@ impl Future for ResponseFuture {
                         buffered.push(event);
                         let tokens_before = this.walk.trail.update(|trail| trail.tokens_used);
                         let upfront = response.usage;
-                        let mut response = this.walk.succeeded(&attempt, response, ttft);
+                        let mut response = this.walk.succeeded(&attempt, *response, ttft);
                         let walk = this.hand_over();
                         response.stream = Some(EventStream::new(RelayStream::new(
                             buffered,
@@ -452,5 +454,18 @@ impl fmt::Debug for ResponseFuture {
             .field("hops", &self.walk.hops)
             .field("state", &state)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ResponseFuture;
+
+    /// Every layer above the router moves its future: what only a streamed response needs
+    /// is boxed.
+    #[test]
+    fn the_future_stays_small() {
+        let size = std::mem::size_of::<ResponseFuture>();
+        assert!(size <= 512, "the failover future is {size} bytes");
     }
 }

@@ -18,29 +18,31 @@ pin_project! {
     /// usage the response reports.
     pub struct ResponseFuture<F, S, Req> {
         #[pin]
-        state: State<F>,
+        state: State<F, S, Req>,
         acquire: Acquire,
         sleep: Option<Pin<Box<Sleep>>>,
-        pending: Option<(S, Req)>,
         reservation: Option<Reservation>,
     }
 }
 
 pin_project! {
+    /// The service and the request wait in `Admitting` and share their room with the
+    /// call's future, so the response future is no larger than the larger of the two.
     #[project = StateProj]
-    enum State<F> {
-        Admitting,
+    #[project_replace = StateReplace]
+    enum State<F, S, Req> {
+        Admitting { inner: S, request: Req },
         Calling { #[pin] future: F },
+        Done,
     }
 }
 
 impl<F, S, Req> ResponseFuture<F, S, Req> {
     pub(crate) fn new(acquire: Acquire, inner: S, request: Req) -> Self {
         Self {
-            state: State::Admitting,
+            state: State::Admitting { inner, request },
             acquire,
             sleep: None,
-            pending: Some((inner, request)),
             reservation: None,
         }
     }
@@ -60,12 +62,12 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::Admitting => {
+                StateProj::Admitting { .. } => {
                     let reservation = ready!(this.acquire.poll_acquire(cx, this.sleep))?;
-                    let Some((mut inner, request)) = this.pending.take() else {
-                        return Poll::Ready(
-                            Err("rate limit future polled after completion".into()),
-                        );
+                    let StateReplace::Admitting { mut inner, request } =
+                        this.state.as_mut().project_replace(State::Done)
+                    else {
+                        unreachable!("matched above");
                     };
                     if let Some(trail) = request.context().and_then(|c| c.trail.as_ref()) {
                         trail.update(|trail| trail.limiter_wait += reservation.waited());
@@ -90,6 +92,10 @@ where
                         }
                     });
                 }
+                // Only between taking the service and the request and setting the call.
+                StateProj::Done => {
+                    return Poll::Ready(Err("rate limit future polled after completion".into()));
+                }
             }
         }
     }
@@ -110,7 +116,7 @@ impl<F, S, Req> fmt::Debug for ResponseFuture<F, S, Req> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture")
             .field("acquire", &self.acquire)
-            .field("sent", &self.pending.is_none())
+            .field("sent", &!matches!(self.state, State::Admitting { .. }))
             .finish_non_exhaustive()
     }
 }

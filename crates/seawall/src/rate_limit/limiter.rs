@@ -331,6 +331,10 @@ impl RateLimiter {
     fn settle(&self, weight: &Weight, usage: Option<Usage>, quota: Option<&QuotaSnapshot>) {
         let stats = &self.shared.stats;
         stats.remove_in_flight(weight);
+        if usage.is_none() && quota.is_none() {
+            // Charged as estimated: nothing to correct, no clock to read.
+            return;
+        }
         let now = Instant::now();
         if let Some(usage) = usage {
             stats
@@ -345,9 +349,7 @@ impl RateLimiter {
         if let Some(quota) = quota {
             self.shared.state.sync(now, quota, &stats.in_flight());
         }
-        if usage.is_some() || quota.is_some() {
-            self.wake_head();
-        }
+        self.wake_head();
     }
 
     /// Capacity may have grown: let the head of the queue look again now rather than when

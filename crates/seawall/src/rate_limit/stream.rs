@@ -28,10 +28,10 @@ impl Reconcile for ChatResponse {
                     inner: stream,
                     reservation: Some(reservation),
                     usage: self.usage,
-                    quota: self.quota,
+                    quota: self.quota.as_deref().copied(),
                 }));
             }
-            None => reservation.settle(self.usage, self.quota.as_ref()),
+            None => reservation.settle(self.usage, self.quota.as_deref()),
         }
         self
     }
