@@ -19,7 +19,9 @@ use governor::middleware::NoOpMiddleware;
 use governor::nanos::Nanos;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter as Governor};
-use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use http::header::{
+    AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue,
+};
 use http::{Method, Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Full, Limited};
@@ -1202,7 +1204,7 @@ async fn chat(
                 let mut reply = Response::new(GatewayBody(BodyKind::Sse(Box::new(relay))));
                 let headers = reply.headers_mut();
                 headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-                headers.insert("cache-control", HeaderValue::from_static("no-cache"));
+                headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
                 trail_headers(headers, &response.trail, &answered);
                 reply
             } else {
@@ -1229,18 +1231,23 @@ fn answering_model(response: &ChatResponse, requested: &str) -> String {
     }
 }
 
+// Header names written on every reply, parsed once.
+static X_SEAWALL_ATTEMPTS: HeaderName = HeaderName::from_static("x-seawall-attempts");
+static X_SEAWALL_TARGET: HeaderName = HeaderName::from_static("x-seawall-target");
+static X_SEAWALL_MODEL: HeaderName = HeaderName::from_static("x-seawall-model");
+
 fn trail_headers(headers: &mut http::HeaderMap, trail: &Trail, model: &str) {
     headers.insert(
-        "x-seawall-attempts",
+        &X_SEAWALL_ATTEMPTS,
         HeaderValue::from(trail.sent_attempts() as u64),
     );
     if let Some(target) = &trail.final_target
         && let Ok(value) = HeaderValue::from_str(target.as_str())
     {
-        headers.insert("x-seawall-target", value);
+        headers.insert(&X_SEAWALL_TARGET, value);
     }
     if let Ok(value) = HeaderValue::from_str(model) {
-        headers.insert("x-seawall-model", value);
+        headers.insert(&X_SEAWALL_MODEL, value);
     }
 }
 
@@ -1326,7 +1333,7 @@ fn upstream_error(shared: &Shared, error: &BoxError) -> Reply {
     }
     if let Some(trail) = trail {
         headers.insert(
-            "x-seawall-attempts",
+            &X_SEAWALL_ATTEMPTS,
             HeaderValue::from(trail.sent_attempts() as u64),
         );
     }
