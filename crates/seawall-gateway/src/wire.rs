@@ -7,8 +7,8 @@
 
 use std::sync::Arc;
 
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
 use seawall_core::{
     ChatRequest, ChatResponse, ContentPart, FinishReason, ImageDetail, ImageSource, InvalidRequest,
@@ -303,72 +303,174 @@ pub fn finish_reason(reason: &FinishReason) -> &str {
     }
 }
 
-fn usage_json(usage: &Usage) -> Value {
-    let mut value = json!({
-        "prompt_tokens": usage.input_tokens,
-        "completion_tokens": usage.output_tokens,
-        "total_tokens": usage.total(),
-    });
-    if usage.cached_input_tokens > 0 {
-        value["prompt_tokens_details"] = json!({"cached_tokens": usage.cached_input_tokens});
-    }
-    if usage.reasoning_tokens > 0 {
-        value["completion_tokens_details"] = json!({"reasoning_tokens": usage.reasoning_tokens});
-    }
-    value
-}
+/// The response bodies and chunks, as typed structs that borrow what they write. Fields are
+/// declared in name order, the order a `serde_json::Map` writes them in.
+mod out {
+    use serde::Serialize;
 
-fn tool_calls_json(calls: &[ToolCall]) -> Value {
-    Value::Array(
-        calls
-            .iter()
-            .map(|c| {
-                json!({
-                    "id": c.id,
-                    "type": "function",
-                    "function": {"name": c.name, "arguments": c.arguments},
-                })
-            })
-            .collect(),
-    )
+    use seawall_core::{ToolCall, Usage};
+
+    #[derive(Serialize)]
+    pub(super) struct Completion<'a, C> {
+        pub(super) choices: C,
+        pub(super) created: u64,
+        pub(super) id: &'a str,
+        pub(super) model: &'a str,
+        pub(super) object: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub(super) usage: Option<OutUsage>,
+    }
+
+    #[derive(Serialize)]
+    pub(super) struct Choice<'a> {
+        pub(super) finish_reason: &'a str,
+        pub(super) index: u32,
+        pub(super) logprobs: (),
+        pub(super) message: Message<'a>,
+    }
+
+    #[derive(Serialize)]
+    pub(super) struct Message<'a> {
+        pub(super) content: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub(super) refusal: Option<&'a str>,
+        pub(super) role: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub(super) tool_calls: Option<ToolCalls<'a>>,
+    }
+
+    pub(super) struct ToolCalls<'a>(pub(super) &'a [ToolCall]);
+
+    impl Serialize for ToolCalls<'_> {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.collect_seq(self.0.iter().map(|call| Call {
+                function: Function {
+                    arguments: &call.arguments,
+                    name: Some(&call.name),
+                },
+                id: Some(&call.id),
+                index: None,
+                kind: Some("function"),
+            }))
+        }
+    }
+
+    /// A tool call: whole in a response, a fragment (with its `index`) in a chunk.
+    #[derive(Serialize)]
+    pub(super) struct Call<'a> {
+        pub(super) function: Function<'a>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub(super) id: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub(super) index: Option<u32>,
+        #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+        pub(super) kind: Option<&'static str>,
+    }
+
+    #[derive(Serialize)]
+    pub(super) struct Function<'a> {
+        pub(super) arguments: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub(super) name: Option<&'a str>,
+    }
+
+    #[derive(Serialize)]
+    pub(super) struct ChunkChoice<'a, D> {
+        pub(super) delta: D,
+        pub(super) finish_reason: Option<&'a str>,
+        pub(super) index: u32,
+        pub(super) logprobs: (),
+    }
+
+    #[derive(Serialize)]
+    pub(super) struct RoleDelta {
+        pub(super) content: &'static str,
+        pub(super) role: &'static str,
+    }
+
+    #[derive(Serialize)]
+    pub(super) struct TextDelta<'a> {
+        pub(super) content: &'a str,
+    }
+
+    #[derive(Serialize)]
+    pub(super) struct ToolCallDelta<'a> {
+        pub(super) tool_calls: [Call<'a>; 1],
+    }
+
+    #[derive(Serialize)]
+    pub(super) struct EmptyDelta {}
+
+    #[derive(Serialize)]
+    pub(super) struct OutUsage {
+        completion_tokens: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        completion_tokens_details: Option<CompletionDetails>,
+        prompt_tokens: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        prompt_tokens_details: Option<PromptDetails>,
+        total_tokens: u64,
+    }
+
+    #[derive(Serialize)]
+    struct CompletionDetails {
+        reasoning_tokens: u64,
+    }
+
+    #[derive(Serialize)]
+    struct PromptDetails {
+        cached_tokens: u64,
+    }
+
+    impl From<&Usage> for OutUsage {
+        fn from(usage: &Usage) -> Self {
+            Self {
+                completion_tokens: usage.output_tokens,
+                completion_tokens_details: (usage.reasoning_tokens > 0).then_some(
+                    CompletionDetails {
+                        reasoning_tokens: usage.reasoning_tokens,
+                    },
+                ),
+                prompt_tokens: usage.input_tokens,
+                prompt_tokens_details: (usage.cached_input_tokens > 0).then_some(PromptDetails {
+                    cached_tokens: usage.cached_input_tokens,
+                }),
+                total_tokens: usage.total(),
+            }
+        }
+    }
 }
 
 /// The body of a complete response. `model` is the model that answered.
 pub fn encode_response(response: &ChatResponse, id: &str, model: &str, created: u64) -> Vec<u8> {
-    let mut message = Map::new();
-    message.insert("role".into(), "assistant".into());
-    message.insert(
-        "content".into(),
-        if response.message.text.is_empty() && !response.message.tool_calls.is_empty() {
-            Value::Null
-        } else {
-            response.message.text.clone().into()
-        },
-    );
-    if !response.message.tool_calls.is_empty() {
-        message.insert(
-            "tool_calls".into(),
-            tool_calls_json(&response.message.tool_calls),
-        );
-    }
-    if let Some(refusal) = &response.message.refusal {
-        message.insert("refusal".into(), refusal.clone().into());
-    }
-    let mut body = json!({
-        "id": id,
-        "object": "chat.completion",
-        "created": created,
-        "model": model,
-        "choices": [{
-            "index": 0,
-            "message": message,
-            "finish_reason": response.finish_reason.as_ref().map(finish_reason).unwrap_or("stop"),
-            "logprobs": null,
+    let message = &response.message;
+    let body = out::Completion {
+        choices: [out::Choice {
+            finish_reason: response
+                .finish_reason
+                .as_ref()
+                .map(finish_reason)
+                .unwrap_or("stop"),
+            index: 0,
+            logprobs: (),
+            message: out::Message {
+                content: if message.text.is_empty() && !message.tool_calls.is_empty() {
+                    None
+                } else {
+                    Some(&message.text)
+                },
+                refusal: message.refusal.as_deref(),
+                role: "assistant",
+                tool_calls: (!message.tool_calls.is_empty())
+                    .then_some(out::ToolCalls(&message.tool_calls)),
+            },
         }],
-    });
-    if let Some(usage) = &response.usage {
-        body["usage"] = usage_json(usage);
-    }
+        created,
+        id,
+        model,
+        object: "chat.completion",
+        usage: response.usage.as_ref().map(out::OutUsage::from),
+    };
     serde_json::to_vec(&body).unwrap_or_default()
 }
 
@@ -384,31 +486,39 @@ pub struct ChunkHead {
 }
 
 impl ChunkHead {
-    fn chunk(&self, choices: Value) -> Value {
-        json!({
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": choices,
-        })
+    fn chunk<C: Serialize>(&self, choices: C, usage: Option<&Usage>) -> out::Completion<'_, C> {
+        out::Completion {
+            choices,
+            created: self.created,
+            id: &self.id,
+            model: &self.model,
+            object: "chat.completion.chunk",
+            usage: usage.map(out::OutUsage::from),
+        }
     }
 
-    fn delta(&self, delta: Value, finish: Option<&str>) -> Value {
-        self.chunk(json!([{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": null}]))
+    fn delta<D: Serialize>(&self, out: &mut Vec<u8>, delta: D, finish: Option<&str>) {
+        let choice = out::ChunkChoice {
+            delta,
+            finish_reason: finish,
+            index: 0,
+            logprobs: (),
+        };
+        sse(out, &self.chunk([choice], None));
     }
 
     /// The first chunk: the assistant's role.
     pub fn role(&self, out: &mut Vec<u8>) {
-        sse(
-            out,
-            &self.delta(json!({"role": "assistant", "content": ""}), None),
-        );
+        let delta = out::RoleDelta {
+            content: "",
+            role: "assistant",
+        };
+        self.delta(out, delta, None);
     }
 
     /// A text fragment.
     pub fn text(&self, out: &mut Vec<u8>, text: &str) {
-        sse(out, &self.delta(json!({"content": text}), None));
+        self.delta(out, out::TextDelta { content: text }, None);
     }
 
     /// A tool call fragment.
@@ -420,27 +530,24 @@ impl ChunkHead {
         name: Option<&str>,
         arguments: &str,
     ) {
-        let mut call = json!({"index": index, "function": {"arguments": arguments}});
-        if let Some(id) = id {
-            call["id"] = id.into();
-            call["type"] = "function".into();
-        }
-        if let Some(name) = name {
-            call["function"]["name"] = name.into();
-        }
-        sse(out, &self.delta(json!({"tool_calls": [call]}), None));
+        let call = out::Call {
+            function: out::Function { arguments, name },
+            id,
+            index: Some(index),
+            kind: id.map(|_| "function"),
+        };
+        let delta = out::ToolCallDelta { tool_calls: [call] };
+        self.delta(out, delta, None);
     }
 
     /// The chunk that carries the finish reason.
     pub fn finish(&self, out: &mut Vec<u8>, reason: &FinishReason) {
-        sse(out, &self.delta(json!({}), Some(finish_reason(reason))));
+        self.delta(out, out::EmptyDelta {}, Some(finish_reason(reason)));
     }
 
     /// The usage chunk (`stream_options.include_usage`): no choices.
     pub fn usage(&self, out: &mut Vec<u8>, usage: &Usage) {
-        let mut chunk = self.chunk(json!([]));
-        chunk["usage"] = usage_json(usage);
-        sse(out, &chunk);
+        sse(out, &self.chunk([(); 0], Some(usage)));
     }
 }
 
@@ -460,9 +567,9 @@ pub fn stream_error(out: &mut Vec<u8>, error: &LlmError) {
     sse(out, &body);
 }
 
-fn sse(out: &mut Vec<u8>, value: &Value) {
+fn sse(out: &mut Vec<u8>, value: &impl Serialize) {
     out.extend_from_slice(b"data: ");
-    // Writing a `Value` into a `Vec` cannot fail.
+    // Writing these values into a `Vec` cannot fail: every map key is a string.
     let _ = serde_json::to_writer(&mut *out, value);
     out.extend_from_slice(b"\n\n");
 }
@@ -470,4 +577,157 @@ fn sse(out: &mut Vec<u8>, value: &Value) {
 /// An OpenAI-shaped error body: `{"error":{"message","type","param","code"}}`.
 pub fn error_body(message: &str, kind: &str, param: Option<&str>, code: Option<&str>) -> Value {
     json!({"error": {"message": message, "type": kind, "param": param, "code": code}})
+}
+
+#[cfg(test)]
+mod tests {
+    use seawall_core::{AssistantMessage, ProviderKind};
+
+    use super::*;
+
+    /// The JSON of one SSE event, checked to be written in the key order (and number
+    /// format) a `serde_json::Value` writes, so the bytes are those of a `Value`-built chunk.
+    fn event(sse: &[u8]) -> Value {
+        let json = sse
+            .strip_prefix(b"data: ")
+            .and_then(|rest| rest.strip_suffix(b"\n\n"))
+            .expect("one SSE event");
+        json_in_key_order(json)
+    }
+
+    fn json_in_key_order(json: &[u8]) -> Value {
+        let value: Value = serde_json::from_slice(json).unwrap();
+        assert_eq!(
+            serde_json::to_vec(&value).unwrap(),
+            json,
+            "{}",
+            String::from_utf8_lossy(json)
+        );
+        value
+    }
+
+    fn head() -> ChunkHead {
+        ChunkHead {
+            id: "chatcmpl-1".into(),
+            model: "m\"1".into(),
+            created: 1_700_000_000,
+        }
+    }
+
+    fn chunk(choices: Value) -> Value {
+        json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1_700_000_000,
+               "model": "m\"1", "choices": choices})
+    }
+
+    fn delta(delta: Value, finish: Option<&str>) -> Value {
+        chunk(json!([{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": null}]))
+    }
+
+    #[test]
+    fn chunks() {
+        let head = head();
+        let mut out = Vec::new();
+        head.role(&mut out);
+        assert_eq!(
+            event(&out),
+            delta(json!({"role": "assistant", "content": ""}), None)
+        );
+
+        out.clear();
+        head.text(&mut out, "caf\u{e9} \"\n");
+        assert_eq!(
+            event(&out),
+            delta(json!({"content": "caf\u{e9} \"\n"}), None)
+        );
+
+        out.clear();
+        head.tool_call(&mut out, 2, Some("call_1"), Some("weather"), "{\"ci");
+        assert_eq!(
+            event(&out),
+            delta(
+                json!({"tool_calls": [{"index": 2, "id": "call_1", "type": "function",
+                    "function": {"name": "weather", "arguments": "{\"ci"}}]}),
+                None
+            )
+        );
+
+        out.clear();
+        head.tool_call(&mut out, 0, None, None, "ty\"}");
+        assert_eq!(
+            event(&out),
+            delta(
+                json!({"tool_calls": [{"index": 0, "function": {"arguments": "ty\"}"}}]}),
+                None
+            )
+        );
+
+        out.clear();
+        head.finish(&mut out, &FinishReason::Other("pause_turn".into()));
+        assert_eq!(event(&out), delta(json!({}), Some("pause_turn")));
+
+        out.clear();
+        head.usage(&mut out, &Usage::new(10, 5));
+        let mut expected = chunk(json!([]));
+        expected["usage"] =
+            json!({"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15});
+        assert_eq!(event(&out), expected);
+
+        out.clear();
+        let usage = Usage {
+            cached_input_tokens: 4,
+            reasoning_tokens: 3,
+            ..Usage::new(10, 5)
+        };
+        head.usage(&mut out, &usage);
+        expected["usage"] = json!({"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15,
+            "prompt_tokens_details": {"cached_tokens": 4},
+            "completion_tokens_details": {"reasoning_tokens": 3}});
+        assert_eq!(event(&out), expected);
+    }
+
+    #[test]
+    fn responses() {
+        let text = ChatResponse::new(
+            ProviderKind::OpenAi,
+            "ignored",
+            AssistantMessage::text("Hi \u{1F44B}"),
+            FinishReason::Stop,
+        );
+        assert_eq!(
+            json_in_key_order(&encode_response(&text, "chatcmpl-1", "m", 7)),
+            json!({"id": "chatcmpl-1", "object": "chat.completion", "created": 7, "model": "m",
+                "choices": [{"index": 0, "finish_reason": "stop", "logprobs": null,
+                    "message": {"role": "assistant", "content": "Hi \u{1F44B}"}}]})
+        );
+
+        let mut calls = ChatResponse::new(
+            ProviderKind::OpenAi,
+            "ignored",
+            AssistantMessage {
+                text: String::new(),
+                tool_calls: vec![ToolCall {
+                    id: "call_1".into(),
+                    name: "weather".into(),
+                    arguments: "{\"city\":\"Paris\"}".into(),
+                }],
+                refusal: Some("no".into()),
+            },
+            FinishReason::ToolCalls,
+        );
+        calls.finish_reason = None;
+        calls.usage = Some(Usage {
+            reasoning_tokens: 1,
+            ..Usage::new(3, 2)
+        });
+        assert_eq!(
+            json_in_key_order(&encode_response(&calls, "chatcmpl-2", "m", 7)),
+            json!({"id": "chatcmpl-2", "object": "chat.completion", "created": 7, "model": "m",
+                "choices": [{"index": 0, "finish_reason": "stop", "logprobs": null,
+                    "message": {"role": "assistant", "content": null, "refusal": "no",
+                        "tool_calls": [{"id": "call_1", "type": "function",
+                            "function": {"name": "weather", "arguments": "{\"city\":\"Paris\"}"}}]}}],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5,
+                    "completion_tokens_details": {"reasoning_tokens": 1}}})
+        );
+    }
 }

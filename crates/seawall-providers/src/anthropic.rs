@@ -27,6 +27,8 @@
 //! # }
 //! ```
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
 use http_body_util::Full;
@@ -40,7 +42,7 @@ use serde_json::{Map, Value, json};
 use crate::adapter::Adapter;
 use crate::dialect::{Dialect, Flow, Malformed, StreamDecoder, header_text};
 use crate::error::{decode_error, from_response, mentions_context_length, non_json_message};
-use crate::json::{get, join_url, merge_extra, post, str_at};
+use crate::json::{get, is_object, join_url, merge_extra, post, str_at};
 use crate::key::ApiKey;
 use crate::sse::SseEvent;
 
@@ -191,6 +193,45 @@ impl Dialect for AnthropicDialect {
     }
 
     fn decode_response(&self, _headers: &HeaderMap, body: &[u8]) -> Result<ChatResponse, LlmError> {
+        // The typed reading is the fast path; error bodies and fields of unexpected types are
+        // read again loosely.
+        if is_object(body)
+            && let Ok(typed) = serde_json::from_slice::<wire::Message<'_>>(body)
+            && typed.kind.as_deref() != Some("error")
+            && let Some(blocks) = typed.content
+        {
+            let mut message = AssistantMessage::default();
+            for block in blocks {
+                match block.kind.as_deref() {
+                    Some("text") => message.text.push_str(block.text.as_deref().unwrap_or("")),
+                    Some("tool_use") => message.tool_calls.push(ToolCall {
+                        id: block.id.map(Cow::into_owned).unwrap_or_default(),
+                        name: block.name.map(Cow::into_owned).unwrap_or_default(),
+                        arguments: block
+                            .input
+                            .map_or_else(|| "{}".to_owned(), |input| input.to_string()),
+                    }),
+                    _ => {}
+                }
+            }
+            let finish = typed
+                .stop_reason
+                .as_deref()
+                .map_or(FinishReason::Stop, stop_reason);
+            let mut response = ChatResponse::new(
+                ProviderKind::Anthropic,
+                typed.model.unwrap_or_default(),
+                message,
+                finish,
+            )
+            .with_id(typed.id.unwrap_or_default());
+            if let Some(usage) = typed.usage {
+                let mut totals = UsageTotals::default();
+                totals.merge_typed(&usage);
+                response.usage = Some(totals.usage());
+            }
+            return Ok(response);
+        }
         let provider = ProviderKind::Anthropic;
         let value: Value =
             serde_json::from_slice(body).map_err(|e| decode_error(provider, "response", e))?;
@@ -345,6 +386,25 @@ impl UsageTotals {
         set(
             &mut self.thinking,
             &["output_tokens_details", "thinking_tokens"],
+        );
+    }
+
+    fn merge_typed(&mut self, usage: &wire::Usage) {
+        let set = |field: &mut u64, value: Option<u64>| {
+            if let Some(n) = value {
+                *field = n;
+            }
+        };
+        set(&mut self.input, usage.input_tokens);
+        set(&mut self.cache_read, usage.cache_read_input_tokens);
+        set(&mut self.cache_creation, usage.cache_creation_input_tokens);
+        set(&mut self.output, usage.output_tokens);
+        set(
+            &mut self.thinking,
+            usage
+                .output_tokens_details
+                .as_ref()
+                .and_then(|d| d.thinking_tokens),
         );
     }
 
@@ -553,8 +613,49 @@ impl AnthropicStreamDecoder {
     }
 }
 
+impl AnthropicStreamDecoder {
+    fn content_delta(
+        &mut self,
+        index: u64,
+        delta: Option<wire::Delta<'_>>,
+        out: &mut Vec<StreamEvent>,
+    ) {
+        let Some(delta) = delta else { return };
+        match (self.block(index).copied(), delta.kind.as_deref()) {
+            (Some(Block::Text), Some("text_delta")) => {
+                if let Some(text) = delta.text.filter(|t| !t.is_empty()) {
+                    out.push(StreamEvent::TextDelta(text.into_owned()));
+                }
+            }
+            (Some(Block::Tool { call, .. }), Some("input_json_delta")) => {
+                if let Some(fragment) = delta.partial_json.filter(|f| !f.is_empty()) {
+                    out.push(StreamEvent::ToolCallDelta {
+                        index: call,
+                        id: None,
+                        name: None,
+                        arguments: fragment.into_owned(),
+                    });
+                    if let Some(Block::Tool { has_arguments, .. }) = self.block(index) {
+                        *has_arguments = true;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 impl StreamDecoder for AnthropicStreamDecoder {
     fn decode(&mut self, event: &SseEvent, out: &mut Vec<StreamEvent>) -> Result<Flow, Malformed> {
+        // Content deltas, nearly all of a stream, are read typed; the other events, and
+        // deltas with fields of unexpected types, are read loosely.
+        if is_object(event.data.as_bytes())
+            && let Ok(typed) = serde_json::from_str::<wire::Event<'_>>(&event.data)
+            && typed.kind.as_deref().or(event.event.as_deref()) == Some("content_block_delta")
+        {
+            self.content_delta(typed.index.unwrap_or(0), typed.delta, out);
+            return Ok(Flow::Continue);
+        }
         let value: Value = serde_json::from_str(&event.data)?;
         let kind = str_at(&value, &["type"]).or(event.event.as_deref());
         let index = get(&value, &["index"]).and_then(Value::as_u64).unwrap_or(0);
@@ -669,5 +770,86 @@ impl StreamDecoder for AnthropicStreamDecoder {
     fn finish(&mut self, _clean: bool, _out: &mut Vec<StreamEvent>) -> bool {
         // Only `message_stop` completes a message, and it ends decoding by itself.
         false
+    }
+}
+
+/// Typed messages and content-delta events: the fast paths of `decode_response` and
+/// [`AnthropicStreamDecoder`]. Strings borrow from the input unless they hold escapes. A
+/// field of an unexpected type fails the typed reading, and the caller falls back to the
+/// loose one.
+mod wire {
+    use std::borrow::Cow;
+
+    use serde::Deserialize;
+    use serde_json::Value;
+
+    #[derive(Deserialize)]
+    pub(super) struct Message<'a> {
+        #[serde(rename = "type", borrow, default)]
+        pub(super) kind: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        pub(super) id: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        pub(super) model: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        pub(super) content: Option<Vec<ContentBlock<'a>>>,
+        #[serde(borrow, default)]
+        pub(super) stop_reason: Option<Cow<'a, str>>,
+        #[serde(default)]
+        pub(super) usage: Option<Usage>,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct ContentBlock<'a> {
+        #[serde(rename = "type", borrow, default)]
+        pub(super) kind: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        pub(super) text: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        pub(super) id: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        pub(super) name: Option<Cow<'a, str>>,
+        #[serde(default)]
+        pub(super) input: Option<Value>,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct Usage {
+        #[serde(default)]
+        pub(super) input_tokens: Option<u64>,
+        #[serde(default)]
+        pub(super) cache_read_input_tokens: Option<u64>,
+        #[serde(default)]
+        pub(super) cache_creation_input_tokens: Option<u64>,
+        #[serde(default)]
+        pub(super) output_tokens: Option<u64>,
+        #[serde(default)]
+        pub(super) output_tokens_details: Option<UsageDetails>,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct UsageDetails {
+        #[serde(default)]
+        pub(super) thinking_tokens: Option<u64>,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct Event<'a> {
+        #[serde(rename = "type", borrow, default)]
+        pub(super) kind: Option<Cow<'a, str>>,
+        #[serde(default)]
+        pub(super) index: Option<u64>,
+        #[serde(borrow, default)]
+        pub(super) delta: Option<Delta<'a>>,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct Delta<'a> {
+        #[serde(rename = "type", borrow, default)]
+        pub(super) kind: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        pub(super) text: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        pub(super) partial_json: Option<Cow<'a, str>>,
     }
 }

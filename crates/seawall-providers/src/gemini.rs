@@ -28,6 +28,8 @@
 //! # }
 //! ```
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use http::HeaderMap;
 use http_body_util::Full;
@@ -128,6 +130,37 @@ impl Dialect for GeminiDialect {
     }
 
     fn decode_response(&self, _headers: &HeaderMap, body: &[u8]) -> Result<ChatResponse, LlmError> {
+        // The typed reading is the fast path; error bodies, blocked prompts and fields of
+        // unexpected types are read again loosely.
+        if let Some(typed) = wire::read(body)
+            && let Some(candidate) = typed.candidates.and_then(|c| c.into_iter().next())
+        {
+            let mut message = AssistantMessage::default();
+            let finish = candidate.finish_reason.clone();
+            for part in candidate.parts() {
+                match part {
+                    wire::Read::Text(text) => message.text.push_str(&text),
+                    wire::Read::Call(call) => {
+                        let index = message.tool_calls.len();
+                        message.tool_calls.push(call.tool_call(index));
+                    }
+                    wire::Read::Nothing => {}
+                }
+            }
+            let finish = finish_reason(
+                finish.as_deref().unwrap_or("STOP"),
+                !message.tool_calls.is_empty(),
+            );
+            let mut response = ChatResponse::new(
+                ProviderKind::Gemini,
+                typed.model_version.unwrap_or_default(),
+                message,
+                finish,
+            )
+            .with_id(typed.response_id.unwrap_or_default());
+            response.usage = typed.usage_metadata.map(Usage::from);
+            return Ok(response);
+        }
         let provider = ProviderKind::Gemini;
         let value: Value =
             serde_json::from_slice(body).map_err(|e| decode_error(provider, "response", e))?;
@@ -488,8 +521,59 @@ pub struct GeminiStreamDecoder {
     finish: Option<String>,
 }
 
+impl GeminiStreamDecoder {
+    fn decode_typed(&mut self, chunk: wire::Response<'_>, out: &mut Vec<StreamEvent>) {
+        if !self.started {
+            self.started = true;
+            out.push(StreamEvent::Start {
+                id: chunk.response_id.map(Cow::into_owned),
+                model: chunk.model_version.map(Cow::into_owned),
+            });
+        }
+        if let Some(candidate) = chunk.candidates.and_then(|c| c.into_iter().next()) {
+            let finish = candidate.finish_reason.clone();
+            for part in candidate.parts() {
+                match part {
+                    wire::Read::Text(text) => {
+                        if !text.is_empty() {
+                            out.push(StreamEvent::TextDelta(text.into_owned()));
+                        }
+                    }
+                    wire::Read::Call(call) => {
+                        let index = self.tool_calls;
+                        self.tool_calls += 1;
+                        let call = call.tool_call(index as usize);
+                        out.push(StreamEvent::ToolCallDelta {
+                            index,
+                            id: Some(call.id),
+                            name: Some(call.name),
+                            arguments: call.arguments,
+                        });
+                    }
+                    wire::Read::Nothing => {}
+                }
+            }
+            if let Some(reason) = finish {
+                self.finish = Some(reason.into_owned());
+            }
+        }
+        if let Some(usage) = chunk.usage_metadata.map(Usage::from)
+            && self.last_usage != Some(usage)
+        {
+            self.last_usage = Some(usage);
+            out.push(StreamEvent::Usage(usage));
+        }
+    }
+}
+
 impl StreamDecoder for GeminiStreamDecoder {
     fn decode(&mut self, event: &SseEvent, out: &mut Vec<StreamEvent>) -> Result<Flow, Malformed> {
+        // The typed reading is the fast path; error frames, blocked prompts and fields of
+        // unexpected types are read again loosely.
+        if let Some(chunk) = wire::read(event.data.as_bytes()) {
+            self.decode_typed(chunk, out);
+            return Ok(Flow::Continue);
+        }
         let chunk: Value = serde_json::from_str(&event.data)?;
         if get(&chunk, &["error"]).is_some() {
             out.push(StreamEvent::Error(gemini_error(None, &chunk)));
@@ -550,6 +634,163 @@ impl StreamDecoder for GeminiStreamDecoder {
                 true
             }
             None => false,
+        }
+    }
+}
+
+/// Typed `GenerateContentResponse`s: the fast path of [`GeminiStreamDecoder`] and of
+/// `decode_response`. Strings borrow from the input unless they hold escapes. A field of an
+/// unexpected type fails the typed reading, and the caller falls back to the loose one.
+mod wire {
+    use std::borrow::Cow;
+
+    use seawall_core::{ToolCall, Usage};
+    use serde::Deserialize;
+    use serde::de::IgnoredAny;
+    use serde_json::Value;
+
+    use crate::json::is_object;
+
+    /// The typed reading of `json`, when it is an object of the expected types that is
+    /// neither an error nor a blocked prompt.
+    pub(super) fn read(json: &[u8]) -> Option<Response<'_>> {
+        if !is_object(json) {
+            return None;
+        }
+        let response: Response<'_> = serde_json::from_slice(json).ok()?;
+        let blocked = response
+            .prompt_feedback
+            .as_ref()
+            .is_some_and(|feedback| feedback.block_reason.is_some());
+        (response.error.is_none() && !blocked).then_some(response)
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub(super) struct Response<'a> {
+        #[serde(borrow, default)]
+        pub(super) candidates: Option<Vec<Candidate<'a>>>,
+        #[serde(default)]
+        pub(super) usage_metadata: Option<UsageMetadata>,
+        #[serde(borrow, default)]
+        pub(super) model_version: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        pub(super) response_id: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        prompt_feedback: Option<PromptFeedback<'a>>,
+        #[serde(default)]
+        error: Option<IgnoredAny>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct PromptFeedback<'a> {
+        #[serde(borrow, default)]
+        block_reason: Option<Cow<'a, str>>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub(super) struct Candidate<'a> {
+        #[serde(borrow, default)]
+        content: Option<Content<'a>>,
+        #[serde(borrow, default)]
+        pub(super) finish_reason: Option<Cow<'a, str>>,
+    }
+
+    #[derive(Deserialize)]
+    struct Content<'a> {
+        #[serde(borrow, default)]
+        parts: Option<Vec<Part<'a>>>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Part<'a> {
+        #[serde(borrow, default)]
+        text: Option<Cow<'a, str>>,
+        #[serde(default)]
+        thought: Option<bool>,
+        #[serde(borrow, default)]
+        function_call: Option<FunctionCall<'a>>,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct FunctionCall<'a> {
+        #[serde(borrow, default)]
+        name: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        id: Option<Cow<'a, str>>,
+        #[serde(default)]
+        args: Option<Value>,
+    }
+
+    /// What a part holds for the reply.
+    pub(super) enum Read<'a> {
+        /// Visible text (empty for a thought summary, which is not part of the answer).
+        Text(Cow<'a, str>),
+        Call(FunctionCall<'a>),
+        Nothing,
+    }
+
+    impl<'a> Candidate<'a> {
+        pub(super) fn parts(self) -> impl Iterator<Item = Read<'a>> {
+            let parts = self.content.and_then(|c| c.parts).unwrap_or_default();
+            parts.into_iter().map(|part| {
+                if part.thought == Some(true) {
+                    Read::Text(Cow::Borrowed(""))
+                } else if let Some(text) = part.text {
+                    Read::Text(text)
+                } else if let Some(call) = part.function_call {
+                    Read::Call(call)
+                } else {
+                    Read::Nothing
+                }
+            })
+        }
+    }
+
+    impl FunctionCall<'_> {
+        pub(super) fn tool_call(self, index: usize) -> ToolCall {
+            let name = self.name.map(Cow::into_owned).unwrap_or_default();
+            ToolCall {
+                // Older models send no call id; the name and position identify the call.
+                id: self
+                    .id
+                    .map_or_else(|| format!("{name}-{index}"), Cow::into_owned),
+                arguments: self.args.map_or_else(|| "{}".to_owned(), |a| a.to_string()),
+                name,
+            }
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub(super) struct UsageMetadata {
+        #[serde(default)]
+        prompt_token_count: Option<u64>,
+        #[serde(default)]
+        tool_use_prompt_token_count: Option<u64>,
+        #[serde(default)]
+        candidates_token_count: Option<u64>,
+        #[serde(default)]
+        cached_content_token_count: Option<u64>,
+        #[serde(default)]
+        thoughts_token_count: Option<u64>,
+    }
+
+    /// As `super::usage` reads the same fields from a `Value`.
+    impl From<UsageMetadata> for Usage {
+        fn from(usage: UsageMetadata) -> Self {
+            let thoughts = usage.thoughts_token_count.unwrap_or(0);
+            Usage {
+                input_tokens: usage.prompt_token_count.unwrap_or(0)
+                    + usage.tool_use_prompt_token_count.unwrap_or(0),
+                output_tokens: usage.candidates_token_count.unwrap_or(0) + thoughts,
+                cached_input_tokens: usage.cached_content_token_count.unwrap_or(0),
+                cache_write_tokens: 0,
+                reasoning_tokens: thoughts,
+            }
         }
     }
 }

@@ -29,6 +29,12 @@ pub(crate) fn merge_extra(body: &mut Map<String, Value>, extra: &Map<String, Val
     }
 }
 
+/// Whether `json` (after leading whitespace) is an object. Typed readings check this first:
+/// a derived struct would also accept an array, reading its elements as the fields in order.
+pub(crate) fn is_object(json: &[u8]) -> bool {
+    json.trim_ascii_start().first() == Some(&b'{')
+}
+
 /// A JSON POST to `url` with the given extra headers.
 pub(crate) fn post(
     url: &str,
@@ -37,6 +43,16 @@ pub(crate) fn post(
     headers: impl IntoIterator<Item = (&'static str, HeaderValue)>,
 ) -> Result<http::Request<Full<Bytes>>, String> {
     let bytes = serde_json::to_vec(body).map_err(|e| e.to_string())?;
+    post_bytes(url, bytes, streaming, headers)
+}
+
+/// A POST to `url` of a body already written as JSON, with the given extra headers.
+pub(crate) fn post_bytes(
+    url: &str,
+    bytes: Vec<u8>,
+    streaming: bool,
+    headers: impl IntoIterator<Item = (&'static str, HeaderValue)>,
+) -> Result<http::Request<Full<Bytes>>, String> {
     let mut builder = http::Request::post(url)
         .header(http::header::CONTENT_TYPE, "application/json")
         .header(

@@ -29,18 +29,17 @@ use bytes::Bytes;
 use http::HeaderMap;
 use http_body_util::Full;
 use seawall_core::{
-    AssistantMessage, ChatRequest, ChatResponse, ContentPart, ErrorKind, FinishReason, ImageDetail,
-    ImageSource, LlmError, Message, ProviderKind, ResponseFormat, Role, StreamEvent, ToolCall,
-    ToolChoice, Usage,
+    AssistantMessage, ChatRequest, ChatResponse, ErrorKind, FinishReason, LlmError, Message,
+    ProviderKind, ResponseFormat, StreamEvent, ToolCall, ToolChoice, Usage,
 };
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 use crate::adapter::Adapter;
 use crate::dialect::{Dialect, Flow, Malformed, StreamDecoder, header_text};
 use crate::error::{
     decode_error, from_response, mentions_context_length, non_json_message, scalar_text,
 };
-use crate::json::{get, join_url, merge_extra, post, str_at, u64_at};
+use crate::json::{get, is_object, join_url, merge_extra, post_bytes, str_at, u64_at};
 use crate::key::ApiKey;
 use crate::sse::SseEvent;
 
@@ -159,7 +158,10 @@ impl Dialect for OpenAiDialect {
     }
 
     fn encode(&self, request: &ChatRequest) -> Result<http::Request<Full<Bytes>>, LlmError> {
-        let body = encode_body(request, self.0.server);
+        let invalid = |problem| {
+            LlmError::new(ErrorKind::InvalidRequest, problem).with_provider(self.provider())
+        };
+        let body = encode_body(request, self.0.server).map_err(invalid)?;
         let mut headers = Vec::new();
         if let Some(key) = &self.0.api_key {
             let value = key.header_value("Bearer ").ok_or_else(|| {
@@ -180,12 +182,93 @@ impl Dialect for OpenAiDialect {
             }
         }
         let url = join_url(&self.0.base_url, "chat/completions");
-        post(&url, &body, request.stream, headers).map_err(|problem| {
-            LlmError::new(ErrorKind::InvalidRequest, problem).with_provider(self.provider())
-        })
+        post_bytes(&url, body, request.stream, headers).map_err(invalid)
     }
 
     fn decode_response(&self, headers: &HeaderMap, body: &[u8]) -> Result<ChatResponse, LlmError> {
+        // The typed reading is the fast path; an error body, or a body whose fields have
+        // unexpected types (some compatible servers), is read again loosely.
+        if is_object(body)
+            && let Ok(typed) = serde_json::from_slice::<wire::Response<'_>>(body)
+            && typed.error.is_none()
+            && let Some(response) = self.decode_typed_response(typed)
+        {
+            return Ok(response);
+        }
+        self.decode_value_response(headers, body)
+    }
+
+    fn decode_error(&self, status: u16, headers: &HeaderMap, body: &[u8]) -> LlmError {
+        match serde_json::from_slice::<Value>(body) {
+            Ok(value) if value.is_object() => self.error_from_json(Some(status), headers, &value),
+            _ => from_response(
+                self.provider(),
+                ErrorKind::from_status(status),
+                status,
+                headers,
+                non_json_message(status, headers, body),
+                "x-request-id",
+            ),
+        }
+    }
+
+    fn stream_decoder(&self) -> OpenAiStreamDecoder {
+        OpenAiStreamDecoder {
+            provider: self.provider(),
+            ..OpenAiStreamDecoder::default()
+        }
+    }
+
+    fn request_id(&self, headers: &HeaderMap) -> Option<String> {
+        header_text(headers, "x-request-id")
+    }
+}
+
+impl OpenAiDialect {
+    /// The response a typed body stands for; `None` when it has no choice (the loose reading
+    /// then reports the problem).
+    fn decode_typed_response(&self, body: wire::Response<'_>) -> Option<ChatResponse> {
+        let choice = body.choices?.into_iter().next()?;
+        let message = choice.message.unwrap_or_default();
+        let tool_calls = message
+            .tool_calls
+            .unwrap_or_default()
+            .into_iter()
+            .map(|call| {
+                let function = call.function.unwrap_or_default();
+                ToolCall {
+                    id: call.id.map(Cow::into_owned).unwrap_or_default(),
+                    name: function.name.map(Cow::into_owned).unwrap_or_default(),
+                    arguments: function.arguments.map(Cow::into_owned).unwrap_or_default(),
+                }
+            })
+            .collect();
+        let assistant = AssistantMessage {
+            text: message.content.map(|c| c.0).unwrap_or_default(),
+            tool_calls,
+            refusal: message.refusal.map(Cow::into_owned),
+        };
+        let finish = choice
+            .finish_reason
+            .as_deref()
+            .map_or(FinishReason::Stop, finish_reason);
+        let mut response = ChatResponse::new(
+            self.provider(),
+            body.model.unwrap_or_default(),
+            assistant,
+            finish,
+        )
+        .with_id(body.id.unwrap_or_default());
+        response.usage = body.usage.map(Usage::from);
+        Some(response)
+    }
+
+    /// The loose reading of a complete body: any JSON shape, the error bodies included.
+    fn decode_value_response(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<ChatResponse, LlmError> {
         let provider = self.provider();
         let value: Value =
             serde_json::from_slice(body).map_err(|e| decode_error(provider, "response", e))?;
@@ -230,33 +313,6 @@ impl Dialect for OpenAiDialect {
         Ok(response)
     }
 
-    fn decode_error(&self, status: u16, headers: &HeaderMap, body: &[u8]) -> LlmError {
-        match serde_json::from_slice::<Value>(body) {
-            Ok(value) if value.is_object() => self.error_from_json(Some(status), headers, &value),
-            _ => from_response(
-                self.provider(),
-                ErrorKind::from_status(status),
-                status,
-                headers,
-                non_json_message(status, headers, body),
-                "x-request-id",
-            ),
-        }
-    }
-
-    fn stream_decoder(&self) -> OpenAiStreamDecoder {
-        OpenAiStreamDecoder {
-            provider: self.provider(),
-            ..OpenAiStreamDecoder::default()
-        }
-    }
-
-    fn request_id(&self, headers: &HeaderMap) -> Option<String> {
-        header_text(headers, "x-request-id")
-    }
-}
-
-impl OpenAiDialect {
     fn error_from_json(&self, status: Option<u16>, headers: &HeaderMap, value: &Value) -> LlmError {
         let error = openai_error(self.provider(), status, value);
         match status {
@@ -400,154 +456,307 @@ fn legacy_max_tokens(model: &str) -> bool {
         || model.starts_with("gpt-4-")
 }
 
-fn encode_body(request: &ChatRequest, server: ServerKind) -> Value {
-    let mut body = Map::new();
-    body.insert("model".into(), Value::from(&*request.model));
-    body.insert(
-        "messages".into(),
-        request.messages.iter().map(encode_message).collect(),
-    );
-    if let Some(max) = request.max_output_tokens {
-        let field = if server == ServerKind::OpenAi && !legacy_max_tokens(&request.model) {
-            "max_completion_tokens"
-        } else {
-            "max_tokens"
-        };
-        body.insert(field.into(), max.into());
-    }
-    if let Some(t) = request.temperature {
-        body.insert("temperature".into(), json!(t));
-    }
-    if let Some(p) = request.top_p {
-        body.insert("top_p".into(), json!(p));
-    }
-    if !request.stop.is_empty() {
-        body.insert("stop".into(), json!(&*request.stop));
-    }
-    if !request.tools.is_empty() {
-        let tools = request
-            .tools
-            .iter()
-            .map(|tool| {
-                let mut function = Map::new();
-                function.insert("name".into(), tool.name.clone().into());
-                if let Some(description) = &tool.description {
-                    function.insert("description".into(), description.clone().into());
-                }
-                function.insert("parameters".into(), tool.parameters.clone());
-                json!({"type": "function", "function": function})
-            })
-            .collect();
-        body.insert("tools".into(), tools);
-    }
-    if let Some(choice) = &request.tool_choice {
-        let choice = match choice {
-            ToolChoice::Auto => json!("auto"),
-            ToolChoice::None => json!("none"),
-            ToolChoice::Required => json!("required"),
-            ToolChoice::Tool(name) => json!({"type": "function", "function": {"name": name}}),
-        };
-        body.insert("tool_choice".into(), choice);
-    }
-    match &request.response_format {
-        ResponseFormat::Text => {}
-        ResponseFormat::JsonObject => {
-            body.insert("response_format".into(), json!({"type": "json_object"}));
+fn encode_body(request: &ChatRequest, server: ServerKind) -> Result<Vec<u8>, String> {
+    let (max_completion_tokens, max_tokens) = match request.max_output_tokens {
+        Some(max) if server == ServerKind::OpenAi && !legacy_max_tokens(&request.model) => {
+            (Some(max), None)
         }
-        ResponseFormat::JsonSchema {
-            name,
-            schema,
-            strict,
-        } => {
-            body.insert(
-                "response_format".into(),
-                json!({"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": strict}}),
-            );
-        }
-    }
-    if request.stream {
-        body.insert("stream".into(), true.into());
-        body.insert("stream_options".into(), json!({"include_usage": true}));
-    }
-    if let Some(user) = &request.user {
-        body.insert("user".into(), Value::from(&**user));
-    }
-    merge_extra(&mut body, &request.extra);
-    Value::Object(body)
-}
-
-fn encode_message(message: &Message) -> Value {
-    let mut out = Map::new();
-    out.insert("role".into(), message.role.as_str().into());
-    match message.role {
-        Role::System | Role::Tool => {
-            out.insert("content".into(), message.joined_text().into());
-        }
-        Role::Assistant => {
-            let text = message.joined_text();
-            out.insert(
-                "content".into(),
-                if text.is_empty() && !message.tool_calls.is_empty() {
-                    Value::Null
-                } else {
-                    text.into()
-                },
-            );
-        }
-        Role::User => {
-            let only_text = message
-                .content
-                .iter()
-                .all(|part| matches!(part, ContentPart::Text { .. }));
-            let content = if only_text {
-                message.joined_text().into()
-            } else {
-                message.content.iter().map(encode_part).collect()
-            };
-            out.insert("content".into(), content);
-        }
-    }
-    if let Some(name) = &message.name {
-        out.insert("name".into(), name.clone().into());
-    }
-    if !message.tool_calls.is_empty() {
-        let calls = message
-            .tool_calls
-            .iter()
-            .map(|call| {
-                json!({"id": call.id, "type": "function",
-                       "function": {"name": call.name, "arguments": call.arguments}})
-            })
-            .collect();
-        out.insert("tool_calls".into(), calls);
-    }
-    if let Some(id) = &message.tool_call_id {
-        out.insert("tool_call_id".into(), id.clone().into());
-    }
-    Value::Object(out)
-}
-
-fn encode_part(part: &ContentPart) -> Value {
-    match part {
-        ContentPart::Text { text, .. } => json!({"type": "text", "text": text}),
-        ContentPart::Image { source, detail, .. } => {
-            let url = match source {
-                ImageSource::Url { url } => url.clone(),
-                ImageSource::Base64 { media_type, data } => {
-                    format!("data:{media_type};base64,{data}")
-                }
-            };
-            let mut image = Map::new();
-            image.insert("url".into(), url.into());
-            if let Some(detail) = detail {
-                let detail = match detail {
-                    ImageDetail::Auto => "auto",
-                    ImageDetail::Low => "low",
-                    ImageDetail::High => "high",
-                };
-                image.insert("detail".into(), detail.into());
+        max => (None, max),
+    };
+    let body = out::Body {
+        max_completion_tokens,
+        max_tokens,
+        messages: out::Messages(&request.messages),
+        model: &request.model,
+        response_format: match &request.response_format {
+            ResponseFormat::Text => None,
+            ResponseFormat::JsonObject => Some(out::ResponseFormat {
+                json_schema: None,
+                kind: "json_object",
+            }),
+            ResponseFormat::JsonSchema {
+                name,
+                schema,
+                strict,
+            } => Some(out::ResponseFormat {
+                json_schema: Some(out::JsonSchema {
+                    name,
+                    schema,
+                    strict: *strict,
+                }),
+                kind: "json_schema",
+            }),
+        },
+        stop: (!request.stop.is_empty()).then_some(&*request.stop),
+        stream: request.stream.then_some(true),
+        stream_options: request.stream.then_some(out::StreamOptions {
+            include_usage: true,
+        }),
+        // Widened as a `serde_json::Value` widens an `f32`, so the bytes stay the same.
+        temperature: request.temperature.map(f64::from),
+        tool_choice: request.tool_choice.as_ref().map(|choice| match choice {
+            ToolChoice::Auto => out::ToolChoice::Mode("auto"),
+            ToolChoice::None => out::ToolChoice::Mode("none"),
+            ToolChoice::Required => out::ToolChoice::Mode("required"),
+            ToolChoice::Tool(name) => out::ToolChoice::Function {
+                function: out::Name { name },
+                kind: "function",
+            },
+        }),
+        tools: (!request.tools.is_empty()).then_some(out::Tools(&request.tools)),
+        top_p: request.top_p.map(f64::from),
+        user: request.user.as_deref(),
+    };
+    if request.extra.is_empty() {
+        serde_json::to_vec(&body)
+    } else {
+        // Pass-through fields go in among the adapter's own, never over them.
+        serde_json::to_value(&body).and_then(|mut body| {
+            if let Value::Object(map) = &mut body {
+                merge_extra(map, &request.extra);
             }
-            json!({"type": "image_url", "image_url": image})
+            serde_json::to_vec(&body)
+        })
+    }
+    .map_err(|e| e.to_string())
+}
+
+/// The text of a message, borrowed when it is a single part.
+fn joined_text(message: &Message) -> Cow<'_, str> {
+    let mut texts = message.texts();
+    match (texts.next(), texts.next()) {
+        (None, _) => Cow::Borrowed(""),
+        (Some(text), None) => Cow::Borrowed(text),
+        _ => Cow::Owned(message.joined_text()),
+    }
+}
+
+/// The request body, as typed structs that borrow from the [`ChatRequest`]. Fields are
+/// declared in name order: the order a `serde_json::Map` writes them in, so a body with
+/// pass-through fields (written through a map) and one without agree.
+mod out {
+    use std::borrow::Cow;
+
+    use seawall_core::{ContentPart, ImageDetail, ImageSource, Message, Role, ToolDefinition};
+    use serde::ser::{SerializeMap, SerializeSeq};
+    use serde::{Serialize, Serializer};
+    use serde_json::Value;
+
+    #[derive(Serialize)]
+    pub(super) struct Body<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub(super) max_completion_tokens: Option<u32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub(super) max_tokens: Option<u32>,
+        pub(super) messages: Messages<'a>,
+        pub(super) model: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub(super) response_format: Option<ResponseFormat<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub(super) stop: Option<&'a [String]>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub(super) stream: Option<bool>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub(super) stream_options: Option<StreamOptions>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub(super) temperature: Option<f64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub(super) tool_choice: Option<ToolChoice<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub(super) tools: Option<Tools<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub(super) top_p: Option<f64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub(super) user: Option<&'a str>,
+    }
+
+    #[derive(Serialize)]
+    pub(super) struct ResponseFormat<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub(super) json_schema: Option<JsonSchema<'a>>,
+        #[serde(rename = "type")]
+        pub(super) kind: &'static str,
+    }
+
+    #[derive(Serialize)]
+    pub(super) struct JsonSchema<'a> {
+        pub(super) name: &'a str,
+        pub(super) schema: &'a Value,
+        pub(super) strict: bool,
+    }
+
+    #[derive(Serialize)]
+    pub(super) struct StreamOptions {
+        pub(super) include_usage: bool,
+    }
+
+    #[derive(Serialize)]
+    #[serde(untagged)]
+    pub(super) enum ToolChoice<'a> {
+        Mode(&'static str),
+        Function {
+            function: Name<'a>,
+            #[serde(rename = "type")]
+            kind: &'static str,
+        },
+    }
+
+    #[derive(Serialize)]
+    pub(super) struct Name<'a> {
+        pub(super) name: &'a str,
+    }
+
+    pub(super) struct Tools<'a>(pub(super) &'a [ToolDefinition]);
+
+    impl Serialize for Tools<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            #[derive(Serialize)]
+            struct Tool<'a> {
+                function: Function<'a>,
+                #[serde(rename = "type")]
+                kind: &'static str,
+            }
+            #[derive(Serialize)]
+            struct Function<'a> {
+                #[serde(skip_serializing_if = "Option::is_none")]
+                description: Option<&'a str>,
+                name: &'a str,
+                parameters: &'a Value,
+            }
+            serializer.collect_seq(self.0.iter().map(|tool| Tool {
+                function: Function {
+                    description: tool.description.as_deref(),
+                    name: &tool.name,
+                    parameters: &tool.parameters,
+                },
+                kind: "function",
+            }))
+        }
+    }
+
+    pub(super) struct Messages<'a>(pub(super) &'a [Message]);
+
+    impl Serialize for Messages<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+            for message in self.0 {
+                seq.serialize_element(&OutMessage(message))?;
+            }
+            seq.end()
+        }
+    }
+
+    struct OutMessage<'a>(&'a Message);
+
+    impl Serialize for OutMessage<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            let message = self.0;
+            let mut map = serializer.serialize_map(None)?;
+            match message.role {
+                Role::System | Role::Tool => {
+                    map.serialize_entry("content", &super::joined_text(message))?;
+                }
+                Role::Assistant => {
+                    let text = super::joined_text(message);
+                    if text.is_empty() && !message.tool_calls.is_empty() {
+                        map.serialize_entry("content", &())?;
+                    } else {
+                        map.serialize_entry("content", &text)?;
+                    }
+                }
+                Role::User => {
+                    let only_text = message
+                        .content
+                        .iter()
+                        .all(|part| matches!(part, ContentPart::Text { .. }));
+                    if only_text {
+                        map.serialize_entry("content", &super::joined_text(message))?;
+                    } else {
+                        map.serialize_entry("content", &Parts(&message.content))?;
+                    }
+                }
+            }
+            if let Some(name) = &message.name {
+                map.serialize_entry("name", name)?;
+            }
+            map.serialize_entry("role", message.role.as_str())?;
+            if let Some(id) = &message.tool_call_id {
+                map.serialize_entry("tool_call_id", id)?;
+            }
+            if !message.tool_calls.is_empty() {
+                #[derive(Serialize)]
+                struct Call<'a> {
+                    function: CallFunction<'a>,
+                    id: &'a str,
+                    #[serde(rename = "type")]
+                    kind: &'static str,
+                }
+                #[derive(Serialize)]
+                struct CallFunction<'a> {
+                    arguments: &'a str,
+                    name: &'a str,
+                }
+                let calls: Vec<Call<'_>> = message
+                    .tool_calls
+                    .iter()
+                    .map(|call| Call {
+                        function: CallFunction {
+                            arguments: &call.arguments,
+                            name: &call.name,
+                        },
+                        id: &call.id,
+                        kind: "function",
+                    })
+                    .collect();
+                map.serialize_entry("tool_calls", &calls)?;
+            }
+            map.end()
+        }
+    }
+
+    struct Parts<'a>(&'a [ContentPart]);
+
+    impl Serialize for Parts<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            #[derive(Serialize)]
+            #[serde(untagged)]
+            enum Part<'a> {
+                Text {
+                    text: &'a str,
+                    #[serde(rename = "type")]
+                    kind: &'static str,
+                },
+                Image {
+                    image_url: ImageUrl<'a>,
+                    #[serde(rename = "type")]
+                    kind: &'static str,
+                },
+            }
+            #[derive(Serialize)]
+            struct ImageUrl<'a> {
+                #[serde(skip_serializing_if = "Option::is_none")]
+                detail: Option<&'static str>,
+                url: Cow<'a, str>,
+            }
+            serializer.collect_seq(self.0.iter().map(|part| match part {
+                ContentPart::Text { text, .. } => Part::Text { text, kind: "text" },
+                ContentPart::Image { source, detail, .. } => Part::Image {
+                    image_url: ImageUrl {
+                        detail: detail.map(|detail| match detail {
+                            ImageDetail::Auto => "auto",
+                            ImageDetail::Low => "low",
+                            ImageDetail::High => "high",
+                        }),
+                        url: match source {
+                            ImageSource::Url { url } => Cow::Borrowed(url.as_str()),
+                            ImageSource::Base64 { media_type, data } => {
+                                Cow::Owned(format!("data:{media_type};base64,{data}"))
+                            }
+                        },
+                    },
+                    kind: "image_url",
+                },
+            }))
         }
     }
 }
@@ -717,13 +926,14 @@ impl StreamDecoder for OpenAiStreamDecoder {
         }
         // The typed reading is the fast path; a chunk whose fields have unexpected types
         // (some compatible servers) is read again loosely rather than lost.
-        match serde_json::from_str::<wire::Chunk<'_>>(data) {
-            Ok(chunk) if chunk.error.is_none() => {
-                self.decode_typed(chunk, out);
-                Ok(Flow::Continue)
-            }
-            _ => self.decode_value(serde_json::from_str(data)?, out),
+        if is_object(data.as_bytes())
+            && let Ok(chunk) = serde_json::from_str::<wire::Chunk<'_>>(data)
+            && chunk.error.is_none()
+        {
+            self.decode_typed(chunk, out);
+            return Ok(Flow::Continue);
         }
+        self.decode_value(serde_json::from_str(data)?, out)
     }
 
     fn finish(&mut self, clean: bool, out: &mut Vec<StreamEvent>) -> bool {
@@ -736,14 +946,93 @@ impl StreamDecoder for OpenAiStreamDecoder {
     }
 }
 
-/// Typed stream chunks: the fast path of [`OpenAiStreamDecoder`]. Strings borrow from the
-/// event's data unless they hold escapes.
+/// Typed stream chunks and response bodies: the fast paths of [`OpenAiStreamDecoder`] and
+/// [`OpenAiDialect::decode_response`]. Strings borrow from the input unless they hold escapes.
+/// A field of an unexpected type fails the typed reading, and the caller falls back to the
+/// loose one.
 mod wire {
     use std::borrow::Cow;
+    use std::fmt;
 
     use seawall_core::Usage;
     use serde::Deserialize;
-    use serde::de::IgnoredAny;
+    use serde::de::{Deserializer, IgnoredAny, SeqAccess, Visitor};
+
+    #[derive(Deserialize)]
+    pub(super) struct Response<'a> {
+        #[serde(borrow, default)]
+        pub(super) id: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        pub(super) model: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        pub(super) choices: Option<Vec<ResponseChoice<'a>>>,
+        #[serde(default)]
+        pub(super) usage: Option<WireUsage>,
+        #[serde(default)]
+        pub(super) error: Option<IgnoredAny>,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct ResponseChoice<'a> {
+        #[serde(borrow, default)]
+        pub(super) message: Option<ResponseMessage<'a>>,
+        #[serde(borrow, default)]
+        pub(super) finish_reason: Option<Cow<'a, str>>,
+    }
+
+    #[derive(Deserialize, Default)]
+    pub(super) struct ResponseMessage<'a> {
+        #[serde(default)]
+        pub(super) content: Option<Content>,
+        #[serde(borrow, default)]
+        pub(super) tool_calls: Option<Vec<ToolCallDelta<'a>>>,
+        #[serde(borrow, default)]
+        pub(super) refusal: Option<Cow<'a, str>>,
+    }
+
+    /// The reply text: a string, or (some compatible servers) an array of parts whose
+    /// `text`s are joined.
+    pub(super) struct Content(pub(super) String);
+
+    #[derive(Deserialize)]
+    struct Part<'a> {
+        #[serde(borrow, default)]
+        text: Option<Cow<'a, str>>,
+    }
+
+    impl<'de> Deserialize<'de> for Content {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            struct ContentVisitor;
+
+            impl<'de> Visitor<'de> for ContentVisitor {
+                type Value = Content;
+
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("a string or an array of text parts")
+                }
+
+                fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Content, E> {
+                    Ok(Content(text.to_owned()))
+                }
+
+                fn visit_string<E: serde::de::Error>(self, text: String) -> Result<Content, E> {
+                    Ok(Content(text))
+                }
+
+                fn visit_seq<A: SeqAccess<'de>>(self, mut parts: A) -> Result<Content, A::Error> {
+                    let mut text = String::new();
+                    while let Some(part) = parts.next_element::<Part<'de>>()? {
+                        if let Some(part) = part.text {
+                            text.push_str(&part);
+                        }
+                    }
+                    Ok(Content(text))
+                }
+            }
+
+            deserializer.deserialize_any(ContentVisitor)
+        }
+    }
 
     #[derive(Deserialize)]
     pub(super) struct Chunk<'a> {
@@ -789,7 +1078,7 @@ mod wire {
         pub(super) function: Option<Function<'a>>,
     }
 
-    #[derive(Deserialize)]
+    #[derive(Deserialize, Default)]
     pub(super) struct Function<'a> {
         #[serde(borrow, default)]
         pub(super) name: Option<Cow<'a, str>>,

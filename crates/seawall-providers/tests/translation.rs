@@ -4,8 +4,8 @@
 mod support;
 
 use seawall_core::{
-    CacheControl, ChatRequest, ContentPart, ErrorKind, FinishReason, ImageSource, Message,
-    ResponseFormat, ToolCall, ToolChoice, ToolDefinition,
+    CacheControl, ChatRequest, ContentPart, ErrorKind, FinishReason, ImageDetail, ImageSource,
+    Message, ResponseFormat, ToolCall, ToolChoice, ToolDefinition,
 };
 use seawall_providers::{
     Anthropic, AnthropicAuth, AnthropicConfig, ApiKey, Gemini, GeminiConfig, OpenAi, OpenAiConfig,
@@ -195,6 +195,116 @@ async fn openai_streaming_always_asks_for_usage_and_event_stream() {
     let body = sent.json();
     assert_eq!(body["stream"], true);
     assert_eq!(body["stream_options"], json!({"include_usage": true}));
+}
+
+/// Every field the OpenAI body can carry, without pass-through fields: the body is written
+/// from typed structs, in the key order a `serde_json::Value` writes (so the bytes are those
+/// of the map-built body).
+#[tokio::test]
+async fn openai_request_bytes_for_every_field_in_key_order() {
+    let http = Canned::sse(ChunkedBody::whole("data: [DONE]\n\n"));
+    let adapter = OpenAi::new(http.clone(), OpenAiConfig::new("sk"));
+    let mut system = Message::system("Be ");
+    system.content.push(ContentPart::text("brief."));
+    let mut user = Message::user("What is in these?").with_name("ann");
+    user.content.push(ContentPart::Image {
+        source: ImageSource::Url {
+            url: "https://example.com/a.png".into(),
+        },
+        detail: Some(ImageDetail::High),
+        cache_control: None,
+    });
+    user.content.push(ContentPart::Image {
+        source: ImageSource::Base64 {
+            media_type: "image/png".into(),
+            data: "iVBORw0K".into(),
+        },
+        detail: None,
+        cache_control: None,
+    });
+    let call = ToolCall {
+        id: "call_1".into(),
+        name: "weather".into(),
+        arguments: r#"{"city":"Paris"}"#.into(),
+    };
+    let mut speaking_call = Message::assistant("Checking \"Paris\"\u{1F326}");
+    speaking_call.tool_calls.push(call.clone());
+    let mut request = ChatRequest::new(
+        "gpt-4o",
+        [
+            system,
+            user,
+            speaking_call,
+            Message::assistant_tool_calls([call]),
+            Message::tool_result("call_1", r#"{"temp_c":21}"#),
+            Message::assistant(""),
+        ],
+    )
+    .with_tools([
+        weather_tool(),
+        ToolDefinition {
+            description: None,
+            ..weather_tool()
+        },
+    ])
+    .with_tool_choice(ToolChoice::Tool("weather".into()))
+    .with_response_format(ResponseFormat::JsonSchema {
+        name: "answer".into(),
+        schema: json!({"type": "object"}),
+        strict: true,
+    })
+    .with_max_output_tokens(64)
+    .with_temperature(0.5)
+    .with_user("tenant-7")
+    .streaming();
+    request.top_p = Some(0.25);
+    request.stop = vec!["END".to_owned(), "STOP".to_owned()].into();
+    adapter.oneshot(request).await.unwrap();
+    let sent = http.last();
+    let body = sent.json();
+    assert_eq!(
+        serde_json::to_vec(&body).unwrap(),
+        sent.body,
+        "the bytes of a Value-built body"
+    );
+    assert_eq!(
+        body,
+        json!({
+            "model": "gpt-4o",
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "name": "ann", "content": [
+                    {"type": "text", "text": "What is in these?"},
+                    {"type": "image_url", "image_url": {"url": "https://example.com/a.png", "detail": "high"}},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0K"}}]},
+                {"role": "assistant", "content": "Checking \"Paris\"\u{1F326}", "tool_calls": [
+                    {"id": "call_1", "type": "function",
+                     "function": {"name": "weather", "arguments": "{\"city\":\"Paris\"}"}}]},
+                {"role": "assistant", "content": null, "tool_calls": [
+                    {"id": "call_1", "type": "function",
+                     "function": {"name": "weather", "arguments": "{\"city\":\"Paris\"}"}}]},
+                {"role": "tool", "content": "{\"temp_c\":21}", "tool_call_id": "call_1"},
+                {"role": "assistant", "content": ""}
+            ],
+            "max_completion_tokens": 64,
+            "temperature": 0.5,
+            "top_p": 0.25,
+            "stop": ["END", "STOP"],
+            "tools": [
+                {"type": "function", "function": {"name": "weather",
+                    "description": "Current weather",
+                    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}},
+                {"type": "function", "function": {"name": "weather",
+                    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+            ],
+            "tool_choice": {"type": "function", "function": {"name": "weather"}},
+            "response_format": {"type": "json_schema",
+                "json_schema": {"name": "answer", "schema": {"type": "object"}, "strict": true}},
+            "stream": true,
+            "stream_options": {"include_usage": true},
+            "user": "tenant-7"
+        })
+    );
 }
 
 #[tokio::test]
@@ -502,4 +612,40 @@ async fn reply_content_given_as_text_parts_is_joined() {
     .await
     .unwrap();
     assert_eq!(response.text(), "Hello, world");
+}
+
+/// Bodies the typed readings refuse (fields of unexpected types, an array at the top)
+/// decode as the loose `Value` reading always decoded them.
+#[test]
+fn loosely_typed_response_bodies_decode_as_before() {
+    use seawall_providers::{Dialect, GeminiDialect, OpenAiDialect};
+
+    let headers = http::HeaderMap::new();
+    let openai = OpenAiDialect::new(OpenAiConfig::new("sk"));
+    let odd = br#"{"id":"x","model":"m","choices":[{"message":{"content":7,"tool_calls":{}},
+        "finish_reason":"length"}],"usage":{"prompt_tokens":1.5,"completion_tokens":3}}"#;
+    let response = openai.decode_response(&headers, odd).unwrap();
+    assert_eq!(response.text(), "");
+    assert!(response.message.tool_calls.is_empty());
+    assert_eq!(response.finish_reason, Some(FinishReason::Length));
+    let usage = response.usage.unwrap();
+    assert_eq!((usage.input_tokens, usage.output_tokens), (0, 3));
+    let parts = br#"{"choices":[{"message":{"content":[{"text":"a"},{"type":"image"},"x",{"text":"b"}]}}]}"#;
+    assert_eq!(
+        openai.decode_response(&headers, parts).unwrap().text(),
+        "ab"
+    );
+    let array = br#"[null, null, [{"message": {"content": "x"}}]]"#;
+    let error = openai.decode_response(&headers, array).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Decode);
+    let source = std::error::Error::source(&error).map(ToString::to_string);
+    assert_eq!(source.as_deref(), Some("no `choices` in the body"));
+
+    let gemini = GeminiDialect::new(GeminiConfig::new("sk"));
+    let odd = br#"{"candidates":[{"content":{"parts":[{"text":"a","thought":"yes"},
+        {"functionCall":"weather"}]}}],"usageMetadata":{"promptTokenCount":-1}}"#;
+    let response = gemini.decode_response(&headers, odd).unwrap();
+    assert_eq!(response.text(), "a");
+    assert_eq!(response.message.tool_calls[0].id, "-0");
+    assert_eq!(response.usage.unwrap().input_tokens, 0);
 }
