@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use seawall_gateway::{Config, Demo, GatewayHandle, VirtualKeyConfig};
+use seawall_gateway::{Config, Demo, GatewayBuilder, GatewayHandle, VirtualKeyConfig};
 use seawall_sim::{Fault, FaultRule, Provider, Simulator};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -120,22 +120,13 @@ async fn start_with(
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let demo = Demo::start(adjust, |mut b| {
+    start_built(adjust, |mut b| {
         for (k, v) in env {
             b = b.env(k, v);
         }
         b
     })
     .await
-    .expect("demo");
-    let handle = demo
-        .gateway
-        .listen("127.0.0.1:0".parse().unwrap())
-        .shutdown_grace(Duration::from_secs(5))
-        .serve()
-        .await
-        .expect("serve");
-    (demo.simulator, handle)
 }
 
 /// The demo gateway on `threads` server threads of its own (a runtime and an upstream
@@ -144,9 +135,14 @@ async fn start_threaded(
     threads: usize,
     adjust: impl FnOnce(&mut Config),
 ) -> (Simulator, GatewayHandle) {
-    let demo = Demo::start(adjust, |b| b.threads(threads))
-        .await
-        .expect("demo");
+    start_built(adjust, |b| b.threads(threads)).await
+}
+
+async fn start_built(
+    adjust: impl FnOnce(&mut Config),
+    builder: impl FnOnce(GatewayBuilder) -> GatewayBuilder,
+) -> (Simulator, GatewayHandle) {
+    let demo = Demo::start(adjust, builder).await.expect("demo");
     let handle = demo
         .gateway
         .listen("127.0.0.1:0".parse().unwrap())
@@ -478,9 +474,9 @@ async fn all_targets_failed_is_an_openai_shaped_error_listing_the_attempts() {
     gw.shutdown().await;
 }
 
-#[tokio::test]
-async fn shutdown_drains_a_live_stream() {
-    let (sim, gw) = start(|_| {}).await;
+/// Shuts `gw` down while a stream through it is under way (stalled upstream) and checks
+/// that the stream still ends whole and that the listener is closed once shutdown returns.
+async fn assert_shutdown_drains_a_live_stream(sim: Simulator, gw: GatewayHandle) {
     sim.set_faults(
         Provider::OpenAi,
         vec![FaultRule::always(Fault::StallAfter { events: 2, ms: 300 })],
@@ -498,6 +494,12 @@ async fn shutdown_drains_a_live_stream() {
     assert_eq!(reply.events().last(), Some(&"[DONE]"), "{}", reply.body);
     // The listener is closed once shutdown returns.
     assert!(TcpStream::connect(addr).await.is_err());
+}
+
+#[tokio::test]
+async fn shutdown_drains_a_live_stream() {
+    let (sim, gw) = start(|_| {}).await;
+    assert_shutdown_drains_a_live_stream(sim, gw).await;
 }
 
 #[tokio::test]
@@ -719,21 +721,7 @@ async fn server_threads_answer_concurrent_calls_and_share_each_targets_breaker()
 #[tokio::test]
 async fn shutdown_of_server_threads_drains_a_live_stream_and_closes_the_listener() {
     let (sim, gw) = start_threaded(2, |_| {}).await;
-    sim.set_faults(
-        Provider::OpenAi,
-        vec![FaultRule::always(Fault::StallAfter { events: 2, ms: 300 })],
-    );
-    let addr = gw.local_addr();
-    let call = tokio::spawn(chat(addr, hello(true)));
-    while sim.requests().is_empty() {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    gw.shutdown().await;
-    let reply = call.await.unwrap();
-    assert_eq!(reply.status, 200);
-    assert_eq!(reply.events().last(), Some(&"[DONE]"), "{}", reply.body);
-    assert!(TcpStream::connect(addr).await.is_err());
+    assert_shutdown_drains_a_live_stream(sim, gw).await;
 }
 
 #[test]
