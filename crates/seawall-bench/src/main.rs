@@ -10,11 +10,14 @@
 //! This process starts the simulator (zero latency) on its own single-threaded runtime, a
 //! second simulator that streams slowly (one chunk per `--chunk-interval-ms`) for the
 //! open-stream phase in a child process of its own (this binary with `--slow-sim`, so the
-//! gateway's RSS with the streams open is measured alone), and the gateway on another runtime with the full stack on (deadline,
-//! failover, retry, breaker, rate limit with quotas that never bind, attempt timeouts). The
-//! load comes from a child process (this binary re-executed with `--loadgen JSON`), so CPU
-//! read here from `/proc/self/task/*/schedstat` is the servers' alone, split by thread name
-//! into simulator and gateway. Everything binds 127.0.0.1:0; every phase is bounded in time.
+//! gateway's RSS with the streams open is measured alone), the gateway with the full stack on
+//! (deadline, failover, retry, breaker, rate limit with quotas that never bind, attempt
+//! timeouts) on server threads of its own as the binary runs it (or one work-stealing
+//! runtime), and a bare pass-through proxy built from the same HTTP plumbing, the floor under
+//! the gateway's cost. The load comes from a child process (this binary re-executed with
+//! `--loadgen JSON`), so CPU read here from `/proc/self/task/*/schedstat` is the servers'
+//! alone, split by thread name into simulator, gateway and proxy. Everything binds
+//! 127.0.0.1:0; every phase is bounded in time.
 
 mod histogram;
 mod loadgen;

@@ -25,6 +25,8 @@ pin_project! {
     }
 }
 
+const POLLED_AFTER_COMPLETION: &str = "rate limit future polled after completion";
+
 pin_project! {
     /// The service and the request wait in `Admitting` and share their room with the
     /// call's future, so the response future is no larger than the larger of the two.
@@ -67,7 +69,8 @@ where
                     let StateReplace::Admitting { mut inner, request } =
                         this.state.as_mut().project_replace(State::Done)
                     else {
-                        unreachable!("matched above");
+                        // Matched `Admitting` just above: not reached.
+                        return Poll::Ready(Err(POLLED_AFTER_COMPLETION.into()));
                     };
                     if let Some(trail) = request.context().and_then(|c| c.trail.as_ref()) {
                         trail.update(|trail| trail.limiter_wait += reservation.waited());
@@ -94,7 +97,7 @@ where
                 }
                 // Only between taking the service and the request and setting the call.
                 StateProj::Done => {
-                    return Poll::Ready(Err("rate limit future polled after completion".into()));
+                    return Poll::Ready(Err(POLLED_AFTER_COMPLETION.into()));
                 }
             }
         }
