@@ -194,42 +194,12 @@ impl Dialect for AnthropicDialect {
 
     fn decode_response(&self, _headers: &HeaderMap, body: &[u8]) -> Result<ChatResponse, LlmError> {
         // The typed reading is the fast path; error bodies and fields of unexpected types are
-        // read again loosely.
+        // read again loosely, into the same typed message.
         if is_object(body)
             && let Ok(typed) = serde_json::from_slice::<wire::Message<'_>>(body)
             && typed.kind.as_deref() != Some("error")
-            && let Some(blocks) = typed.content
+            && let Some(response) = message_response(typed)
         {
-            let mut message = AssistantMessage::default();
-            for block in blocks {
-                match block.kind.as_deref() {
-                    Some("text") => message.text.push_str(block.text.as_deref().unwrap_or("")),
-                    Some("tool_use") => message.tool_calls.push(ToolCall {
-                        id: block.id.map(Cow::into_owned).unwrap_or_default(),
-                        name: block.name.map(Cow::into_owned).unwrap_or_default(),
-                        arguments: block
-                            .input
-                            .map_or_else(|| "{}".to_owned(), |input| input.to_string()),
-                    }),
-                    _ => {}
-                }
-            }
-            let finish = typed
-                .stop_reason
-                .as_deref()
-                .map_or(FinishReason::Stop, stop_reason);
-            let mut response = ChatResponse::new(
-                ProviderKind::Anthropic,
-                typed.model.unwrap_or_default(),
-                message,
-                finish,
-            )
-            .with_id(typed.id.unwrap_or_default());
-            if let Some(usage) = typed.usage {
-                let mut totals = UsageTotals::default();
-                totals.merge_typed(&usage);
-                response.usage = Some(totals.usage());
-            }
             return Ok(response);
         }
         let provider = ProviderKind::Anthropic;
@@ -238,38 +208,8 @@ impl Dialect for AnthropicDialect {
         if str_at(&value, &["type"]) == Some("error") {
             return Err(anthropic_error(None, &value));
         }
-        let blocks = get(&value, &["content"])
-            .and_then(Value::as_array)
-            .ok_or_else(|| decode_error(provider, "response", "no `content` in the body"))?;
-        let mut message = AssistantMessage::default();
-        for block in blocks {
-            match str_at(block, &["type"]) {
-                Some("text") => message
-                    .text
-                    .push_str(str_at(block, &["text"]).unwrap_or_default()),
-                Some("tool_use") => message.tool_calls.push(ToolCall {
-                    id: str_at(block, &["id"]).unwrap_or_default().to_owned(),
-                    name: str_at(block, &["name"]).unwrap_or_default().to_owned(),
-                    arguments: get(block, &["input"])
-                        .map_or_else(|| "{}".to_owned(), Value::to_string),
-                }),
-                _ => {}
-            }
-        }
-        let finish = str_at(&value, &["stop_reason"]).map_or(FinishReason::Stop, stop_reason);
-        let mut response = ChatResponse::new(
-            provider,
-            str_at(&value, &["model"]).unwrap_or_default(),
-            message,
-            finish,
-        )
-        .with_id(str_at(&value, &["id"]).unwrap_or_default());
-        if let Some(value) = get(&value, &["usage"]) {
-            let mut totals = UsageTotals::default();
-            totals.merge(value);
-            response.usage = Some(totals.usage());
-        }
-        Ok(response)
+        message_response(wire::Message::loose(&value))
+            .ok_or_else(|| decode_error(provider, "response", "no `content` in the body"))
     }
 
     fn decode_error(&self, status: u16, headers: &HeaderMap, body: &[u8]) -> LlmError {
@@ -362,6 +302,41 @@ fn stop_reason(reason: &str) -> FinishReason {
     }
 }
 
+/// The response a message stands for; `None` when it has no `content`.
+fn message_response(body: wire::Message<'_>) -> Option<ChatResponse> {
+    let mut message = AssistantMessage::default();
+    for block in body.content? {
+        match block.kind.as_deref() {
+            Some("text") => message.text.push_str(block.text.as_deref().unwrap_or("")),
+            Some("tool_use") => message.tool_calls.push(ToolCall {
+                id: block.id.map(Cow::into_owned).unwrap_or_default(),
+                name: block.name.map(Cow::into_owned).unwrap_or_default(),
+                arguments: block
+                    .input
+                    .map_or_else(|| "{}".to_owned(), |input| input.to_string()),
+            }),
+            _ => {}
+        }
+    }
+    let finish = body
+        .stop_reason
+        .as_deref()
+        .map_or(FinishReason::Stop, stop_reason);
+    let mut response = ChatResponse::new(
+        ProviderKind::Anthropic,
+        body.model.unwrap_or_default(),
+        message,
+        finish,
+    )
+    .with_id(body.id.unwrap_or_default());
+    if let Some(usage) = body.usage {
+        let mut totals = UsageTotals::default();
+        totals.merge(&usage);
+        response.usage = Some(totals.usage());
+    }
+    Some(response)
+}
+
 /// Anthropic's usage, cumulative: later values overwrite earlier ones field by field.
 #[derive(Debug, Clone, Copy, Default)]
 struct UsageTotals {
@@ -373,23 +348,7 @@ struct UsageTotals {
 }
 
 impl UsageTotals {
-    fn merge(&mut self, value: &Value) {
-        let set = |field: &mut u64, path: &[&str]| {
-            if let Some(n) = get(value, path).and_then(Value::as_u64) {
-                *field = n;
-            }
-        };
-        set(&mut self.input, &["input_tokens"]);
-        set(&mut self.cache_read, &["cache_read_input_tokens"]);
-        set(&mut self.cache_creation, &["cache_creation_input_tokens"]);
-        set(&mut self.output, &["output_tokens"]);
-        set(
-            &mut self.thinking,
-            &["output_tokens_details", "thinking_tokens"],
-        );
-    }
-
-    fn merge_typed(&mut self, usage: &wire::Usage) {
+    fn merge(&mut self, usage: &wire::Usage) {
         let set = |field: &mut u64, value: Option<u64>| {
             if let Some(n) = value {
                 *field = n;
@@ -666,7 +625,7 @@ impl StreamDecoder for AnthropicStreamDecoder {
                     model: str_at(&value, &["message", "model"]).map(str::to_owned),
                 });
                 if let Some(usage) = get(&value, &["message", "usage"]) {
-                    self.usage.merge(usage);
+                    self.usage.merge(&wire::Usage::loose(usage));
                     out.push(StreamEvent::Usage(self.usage.usage()));
                 }
             }
@@ -704,29 +663,8 @@ impl StreamDecoder for AnthropicStreamDecoder {
                 self.blocks.push((index, kind));
             }
             Some("content_block_delta") => {
-                let delta = get(&value, &["delta"]).unwrap_or(&Value::Null);
-                match (self.block(index).copied(), str_at(delta, &["type"])) {
-                    (Some(Block::Text), Some("text_delta")) => {
-                        if let Some(text) = str_at(delta, &["text"]).filter(|t| !t.is_empty()) {
-                            out.push(StreamEvent::TextDelta(text.to_owned()));
-                        }
-                    }
-                    (Some(Block::Tool { call, .. }), Some("input_json_delta")) => {
-                        let fragment = str_at(delta, &["partial_json"]).unwrap_or_default();
-                        if !fragment.is_empty() {
-                            out.push(StreamEvent::ToolCallDelta {
-                                index: call,
-                                id: None,
-                                name: None,
-                                arguments: fragment.to_owned(),
-                            });
-                            if let Some(Block::Tool { has_arguments, .. }) = self.block(index) {
-                                *has_arguments = true;
-                            }
-                        }
-                    }
-                    _ => {}
-                }
+                let delta = get(&value, &["delta"]).map(wire::Delta::loose);
+                self.content_delta(index, delta, out);
             }
             Some("content_block_stop") => {
                 if let Some(Block::Tool {
@@ -748,7 +686,7 @@ impl StreamDecoder for AnthropicStreamDecoder {
                     self.stop = Some(stop_reason(reason));
                 }
                 if let Some(usage) = get(&value, &["usage"]) {
-                    self.usage.merge(usage);
+                    self.usage.merge(&wire::Usage::loose(usage));
                     out.push(StreamEvent::Usage(self.usage.usage()));
                 }
             }
@@ -783,6 +721,18 @@ mod wire {
     use serde::Deserialize;
     use serde_json::Value;
 
+    use crate::json::{get, str_at};
+
+    /// A string field of a loosely read value; another type reads as absent.
+    fn text<'a>(value: &'a Value, path: &[&str]) -> Option<Cow<'a, str>> {
+        str_at(value, path).map(Cow::Borrowed)
+    }
+
+    /// A count field of a loosely read value; another type reads as absent.
+    fn count(value: &Value, path: &[&str]) -> Option<u64> {
+        get(value, path).and_then(Value::as_u64)
+    }
+
     #[derive(Deserialize)]
     pub(super) struct Message<'a> {
         #[serde(rename = "type", borrow, default)]
@@ -797,6 +747,33 @@ mod wire {
         pub(super) stop_reason: Option<Cow<'a, str>>,
         #[serde(default)]
         pub(super) usage: Option<Usage>,
+    }
+
+    impl<'a> Message<'a> {
+        /// The same fields read from any JSON value: a field of another type is absent.
+        pub(super) fn loose(value: &'a Value) -> Self {
+            Self {
+                kind: text(value, &["type"]),
+                id: text(value, &["id"]),
+                model: text(value, &["model"]),
+                content: get(value, &["content"])
+                    .and_then(Value::as_array)
+                    .map(|blocks| {
+                        blocks
+                            .iter()
+                            .map(|block| ContentBlock {
+                                kind: text(block, &["type"]),
+                                text: text(block, &["text"]),
+                                id: text(block, &["id"]),
+                                name: text(block, &["name"]),
+                                input: get(block, &["input"]).cloned(),
+                            })
+                            .collect()
+                    }),
+                stop_reason: text(value, &["stop_reason"]),
+                usage: get(value, &["usage"]).map(Usage::loose),
+            }
+        }
     }
 
     #[derive(Deserialize)]
@@ -827,6 +804,21 @@ mod wire {
         pub(super) output_tokens_details: Option<UsageDetails>,
     }
 
+    impl Usage {
+        /// The same fields read from any JSON value: a field of another type is absent.
+        pub(super) fn loose(value: &Value) -> Self {
+            Self {
+                input_tokens: count(value, &["input_tokens"]),
+                cache_read_input_tokens: count(value, &["cache_read_input_tokens"]),
+                cache_creation_input_tokens: count(value, &["cache_creation_input_tokens"]),
+                output_tokens: count(value, &["output_tokens"]),
+                output_tokens_details: Some(UsageDetails {
+                    thinking_tokens: count(value, &["output_tokens_details", "thinking_tokens"]),
+                }),
+            }
+        }
+    }
+
     #[derive(Deserialize)]
     pub(super) struct UsageDetails {
         #[serde(default)]
@@ -851,5 +843,16 @@ mod wire {
         pub(super) text: Option<Cow<'a, str>>,
         #[serde(borrow, default)]
         pub(super) partial_json: Option<Cow<'a, str>>,
+    }
+
+    impl<'a> Delta<'a> {
+        /// The same fields read from any JSON value: a field of another type is absent.
+        pub(super) fn loose(value: &'a Value) -> Self {
+            Self {
+                kind: text(value, &["type"]),
+                text: text(value, &["text"]),
+                partial_json: text(value, &["partial_json"]),
+            }
+        }
     }
 }

@@ -649,3 +649,78 @@ fn loosely_typed_response_bodies_decode_as_before() {
     assert_eq!(response.message.tool_calls[0].id, "-0");
     assert_eq!(response.usage.unwrap().input_tokens, 0);
 }
+
+/// Anthropic bodies and stream events the typed readings refuse (fields of unexpected
+/// types) decode as the loose `Value` reading always decoded them: a field of another type
+/// counts as absent.
+#[test]
+fn loosely_typed_anthropic_bodies_and_deltas_decode_as_before() {
+    use seawall_core::StreamEvent;
+    use seawall_providers::sse::SseEvent;
+    use seawall_providers::{AnthropicDialect, Dialect, StreamDecoder};
+
+    let anthropic = AnthropicDialect::new(AnthropicConfig::new("sk"));
+    let odd = br#"{"id":"x","model":"m","content":[{"type":"text","text":5},
+        {"type":"text","text":"hi"},{"type":"tool_use","id":7,"name":"w","input":{"a":1}}],
+        "stop_reason":"max_tokens","usage":{"input_tokens":"3","output_tokens":4,
+        "cache_read_input_tokens":2}}"#;
+    let response = anthropic
+        .decode_response(&http::HeaderMap::new(), odd)
+        .unwrap();
+    assert_eq!(response.text(), "hi");
+    assert_eq!(response.message.tool_calls.len(), 1);
+    let call = &response.message.tool_calls[0];
+    assert_eq!(
+        (&*call.id, &*call.name, &*call.arguments),
+        ("", "w", r#"{"a":1}"#)
+    );
+    assert_eq!(response.finish_reason, Some(FinishReason::Length));
+    let usage = response.usage.unwrap();
+    assert_eq!((usage.input_tokens, usage.output_tokens), (2, 4));
+    let no_content = anthropic.decode_response(&http::HeaderMap::new(), br#"{"content":3}"#);
+    assert_eq!(no_content.unwrap_err().kind(), ErrorKind::Decode);
+
+    let event = |data: &str| SseEvent {
+        event: None,
+        data: data.to_owned(),
+        id: None,
+    };
+    let mut decoder = anthropic.stream_decoder();
+    let mut out = Vec::new();
+    for data in [
+        r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a"}}"#,
+        // A non-string text: nothing to add, the stream goes on.
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":9}}"#,
+        r#"{"type":"content_block_delta","index":"0","delta":{"type":"text_delta","text":"b"}}"#,
+        r#"{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"t","name":"w"}}"#,
+        r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":7}}"#,
+        r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{}","x":[]}}"#,
+        r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":"5"}}"#,
+    ] {
+        decoder.decode(&event(data), &mut out).unwrap();
+    }
+    let texts: String = out
+        .iter()
+        .filter_map(|e| match e {
+            StreamEvent::TextDelta(text) => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    // The delta at index "0" (a string) reads as index 0.
+    assert_eq!(texts, "ab");
+    let arguments: Vec<&str> = out
+        .iter()
+        .filter_map(|e| match e {
+            StreamEvent::ToolCallDelta { arguments, .. } if !arguments.is_empty() => {
+                Some(arguments.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(arguments, ["{}"]);
+    assert!(
+        out.iter()
+            .any(|e| matches!(e, StreamEvent::Usage(u) if u.output_tokens == 0))
+    );
+}
