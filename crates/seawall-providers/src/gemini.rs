@@ -28,21 +28,19 @@
 //! # }
 //! ```
 
-use std::borrow::Cow;
-
 use bytes::Bytes;
 use http::HeaderMap;
 use http_body_util::Full;
 use seawall_core::{
     AssistantMessage, ChatRequest, ChatResponse, ContentPart, ErrorKind, FinishReason, ImageSource,
-    LlmError, ProviderKind, ResponseFormat, Role, StreamEvent, ToolCall, ToolChoice, Usage, hints,
+    LlmError, ProviderKind, ResponseFormat, Role, StreamEvent, ToolChoice, Usage, hints,
 };
 use serde_json::{Map, Value, json};
 
 use crate::adapter::Adapter;
 use crate::dialect::{Dialect, Flow, Malformed, StreamDecoder};
 use crate::error::{decode_error, from_response, mentions_context_length, non_json_message};
-use crate::json::{get, join_url, merge_extra, post, str_at, u64_at};
+use crate::json::{get, join_url, merge_extra, post, str_at};
 use crate::key::ApiKey;
 use crate::sse::SseEvent;
 
@@ -131,34 +129,10 @@ impl Dialect for GeminiDialect {
 
     fn decode_response(&self, _headers: &HeaderMap, body: &[u8]) -> Result<ChatResponse, LlmError> {
         // The typed reading is the fast path; error bodies, blocked prompts and fields of
-        // unexpected types are read again loosely.
+        // unexpected types are read again loosely, into the same typed response.
         if let Some(typed) = wire::read(body)
-            && let Some(candidate) = typed.candidates.and_then(|c| c.into_iter().next())
+            && let Some(response) = candidate_response(typed)
         {
-            let mut message = AssistantMessage::default();
-            let finish = candidate.finish_reason.clone();
-            for part in candidate.parts() {
-                match part {
-                    wire::Read::Text(text) => message.text.push_str(&text),
-                    wire::Read::Call(call) => {
-                        let index = message.tool_calls.len();
-                        message.tool_calls.push(call.tool_call(index));
-                    }
-                    wire::Read::Nothing => {}
-                }
-            }
-            let finish = finish_reason(
-                finish.as_deref().unwrap_or("STOP"),
-                !message.tool_calls.is_empty(),
-            );
-            let mut response = ChatResponse::new(
-                ProviderKind::Gemini,
-                typed.model_version.unwrap_or_default(),
-                message,
-                finish,
-            )
-            .with_id(typed.response_id.unwrap_or_default());
-            response.usage = typed.usage_metadata.map(Usage::from);
             return Ok(response);
         }
         let provider = ProviderKind::Gemini;
@@ -170,31 +144,8 @@ impl Dialect for GeminiDialect {
         if let Some(blocked) = prompt_block(&value) {
             return Err(blocked);
         }
-        let candidate = get(&value, &["candidates"])
-            .and_then(|c| c.get(0))
-            .ok_or_else(|| decode_error(provider, "response", "no `candidates` in the body"))?;
-        let mut message = AssistantMessage::default();
-        for part in parts(candidate) {
-            if let Some(text) = text_of(part) {
-                message.text.push_str(text);
-            } else if let Some(call) = get(part, &["functionCall"]) {
-                let index = message.tool_calls.len();
-                message.tool_calls.push(tool_call(call, index));
-            }
-        }
-        let finish = finish_reason(
-            str_at(candidate, &["finishReason"]).unwrap_or("STOP"),
-            !message.tool_calls.is_empty(),
-        );
-        let mut response = ChatResponse::new(
-            provider,
-            str_at(&value, &["modelVersion"]).unwrap_or_default(),
-            message,
-            finish,
-        )
-        .with_id(str_at(&value, &["responseId"]).unwrap_or_default());
-        response.usage = get(&value, &["usageMetadata"]).map(usage);
-        Ok(response)
+        candidate_response(wire::Response::loose(&value))
+            .ok_or_else(|| decode_error(provider, "response", "no `candidates` in the body"))
     }
 
     fn decode_error(&self, status: u16, headers: &HeaderMap, body: &[u8]) -> LlmError {
@@ -313,29 +264,34 @@ fn prompt_block(value: &Value) -> Option<LlmError> {
     )
 }
 
-fn parts(candidate: &Value) -> &[Value] {
-    get(candidate, &["content", "parts"])
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-}
-
-/// The visible text of a part; thought summaries are not part of the answer.
-fn text_of(part: &Value) -> Option<&str> {
-    if get(part, &["thought"]).and_then(Value::as_bool) == Some(true) {
-        return Some("");
+/// The response the first candidate stands for; `None` when there is none.
+fn candidate_response(body: wire::Response<'_>) -> Option<ChatResponse> {
+    let candidate = body.candidates?.into_iter().next()?;
+    let mut message = AssistantMessage::default();
+    let finish = candidate.finish_reason.clone();
+    for part in candidate.parts() {
+        match part {
+            wire::Read::Text(text) => message.text.push_str(&text),
+            wire::Read::Call(call) => {
+                let index = message.tool_calls.len();
+                message.tool_calls.push(call.tool_call(index));
+            }
+            wire::Read::Nothing => {}
+        }
     }
-    str_at(part, &["text"])
-}
-
-fn tool_call(call: &Value, index: usize) -> ToolCall {
-    let name = str_at(call, &["name"]).unwrap_or_default().to_owned();
-    ToolCall {
-        // Older models send no call id; the name and position identify the call.
-        id: str_at(call, &["id"]).map_or_else(|| format!("{name}-{index}"), str::to_owned),
-        arguments: get(call, &["args"]).map_or_else(|| "{}".to_owned(), Value::to_string),
-        name,
-    }
+    let finish = finish_reason(
+        finish.as_deref().unwrap_or("STOP"),
+        !message.tool_calls.is_empty(),
+    );
+    let mut response = ChatResponse::new(
+        ProviderKind::Gemini,
+        body.model_version.unwrap_or_default(),
+        message,
+        finish,
+    )
+    .with_id(body.response_id.unwrap_or_default());
+    response.usage = body.usage_metadata.map(Usage::from);
+    Some(response)
 }
 
 fn finish_reason(reason: &str, has_calls: bool) -> FinishReason {
@@ -353,20 +309,6 @@ fn finish_reason(reason: &str, has_calls: bool) -> FinishReason {
         | "IMAGE_RECITATION"
         | "MODEL_ARMOR" => FinishReason::ContentFilter,
         other => FinishReason::Other(other.to_owned()),
-    }
-}
-
-/// `promptTokenCount` includes cached tokens; thoughts are output the unified model counts
-/// in `output_tokens` (and again in `reasoning_tokens`).
-fn usage(value: &Value) -> Usage {
-    let thoughts = u64_at(value, &["thoughtsTokenCount"]);
-    Usage {
-        input_tokens: u64_at(value, &["promptTokenCount"])
-            + u64_at(value, &["toolUsePromptTokenCount"]),
-        output_tokens: u64_at(value, &["candidatesTokenCount"]) + thoughts,
-        cached_input_tokens: u64_at(value, &["cachedContentTokenCount"]),
-        cache_write_tokens: 0,
-        reasoning_tokens: thoughts,
     }
 }
 
@@ -522,14 +464,19 @@ pub struct GeminiStreamDecoder {
 }
 
 impl GeminiStreamDecoder {
-    fn decode_typed(&mut self, chunk: wire::Response<'_>, out: &mut Vec<StreamEvent>) {
+    /// The stream's start, on its first chunk.
+    fn start(&mut self, chunk: &wire::Response<'_>, out: &mut Vec<StreamEvent>) {
         if !self.started {
             self.started = true;
             out.push(StreamEvent::Start {
-                id: chunk.response_id.map(Cow::into_owned),
-                model: chunk.model_version.map(Cow::into_owned),
+                id: chunk.response_id.as_deref().map(str::to_owned),
+                model: chunk.model_version.as_deref().map(str::to_owned),
             });
         }
+    }
+
+    fn decode_chunk(&mut self, chunk: wire::Response<'_>, out: &mut Vec<StreamEvent>) {
+        self.start(&chunk, out);
         if let Some(candidate) = chunk.candidates.and_then(|c| c.into_iter().next()) {
             let finish = candidate.finish_reason.clone();
             for part in candidate.parts() {
@@ -571,7 +518,7 @@ impl StreamDecoder for GeminiStreamDecoder {
         // The typed reading is the fast path; error frames, blocked prompts and fields of
         // unexpected types are read again loosely.
         if let Some(chunk) = wire::read(event.data.as_bytes()) {
-            self.decode_typed(chunk, out);
+            self.decode_chunk(chunk, out);
             return Ok(Flow::Continue);
         }
         let chunk: Value = serde_json::from_str(&event.data)?;
@@ -579,46 +526,13 @@ impl StreamDecoder for GeminiStreamDecoder {
             out.push(StreamEvent::Error(gemini_error(None, &chunk)));
             return Ok(Flow::End);
         }
-        if !self.started {
-            self.started = true;
-            out.push(StreamEvent::Start {
-                id: str_at(&chunk, &["responseId"]).map(str::to_owned),
-                model: str_at(&chunk, &["modelVersion"]).map(str::to_owned),
-            });
-        }
+        let loose = wire::Response::loose(&chunk);
         if let Some(blocked) = prompt_block(&chunk) {
+            self.start(&loose, out);
             out.push(StreamEvent::Error(blocked));
             return Ok(Flow::End);
         }
-        if let Some(candidate) = get(&chunk, &["candidates"]).and_then(|c| c.get(0)) {
-            for part in parts(candidate) {
-                if let Some(text) = text_of(part) {
-                    if !text.is_empty() {
-                        out.push(StreamEvent::TextDelta(text.to_owned()));
-                    }
-                } else if let Some(call) = get(part, &["functionCall"]) {
-                    let index = self.tool_calls;
-                    self.tool_calls += 1;
-                    let call = tool_call(call, index as usize);
-                    out.push(StreamEvent::ToolCallDelta {
-                        index,
-                        id: Some(call.id),
-                        name: Some(call.name),
-                        arguments: call.arguments,
-                    });
-                }
-            }
-            if let Some(reason) = str_at(candidate, &["finishReason"]) {
-                self.finish = Some(reason.to_owned());
-            }
-        }
-        if let Some(value) = get(&chunk, &["usageMetadata"]) {
-            let usage = usage(value);
-            if self.last_usage != Some(usage) {
-                self.last_usage = Some(usage);
-                out.push(StreamEvent::Usage(usage));
-            }
-        }
+        self.decode_chunk(loose, out);
         Ok(Flow::Continue)
     }
 
@@ -649,7 +563,17 @@ mod wire {
     use serde::de::IgnoredAny;
     use serde_json::Value;
 
-    use crate::json::is_object;
+    use crate::json::{get, is_object, str_at};
+
+    /// A string field of a loosely read value; another type reads as absent.
+    fn text<'a>(value: &'a Value, path: &[&str]) -> Option<Cow<'a, str>> {
+        str_at(value, path).map(Cow::Borrowed)
+    }
+
+    /// A count field of a loosely read value; another type reads as absent.
+    fn count(value: &Value, path: &[&str]) -> Option<u64> {
+        get(value, path).and_then(Value::as_u64)
+    }
 
     /// The typed reading of `json`, when it is an object of the expected types that is
     /// neither an error nor a blocked prompt.
@@ -682,6 +606,22 @@ mod wire {
         error: Option<IgnoredAny>,
     }
 
+    impl<'a> Response<'a> {
+        /// The same fields read from any JSON value: a field of another type is absent.
+        pub(super) fn loose(value: &'a Value) -> Self {
+            Self {
+                candidates: get(value, &["candidates"])
+                    .and_then(Value::as_array)
+                    .map(|candidates| candidates.iter().map(Candidate::loose).collect()),
+                usage_metadata: get(value, &["usageMetadata"]).map(UsageMetadata::loose),
+                model_version: text(value, &["modelVersion"]),
+                response_id: text(value, &["responseId"]),
+                prompt_feedback: None,
+                error: None,
+            }
+        }
+    }
+
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct PromptFeedback<'a> {
@@ -696,6 +636,31 @@ mod wire {
         content: Option<Content<'a>>,
         #[serde(borrow, default)]
         pub(super) finish_reason: Option<Cow<'a, str>>,
+    }
+
+    impl<'a> Candidate<'a> {
+        fn loose(value: &'a Value) -> Self {
+            let parts = get(value, &["content", "parts"])
+                .and_then(Value::as_array)
+                .map(|parts| {
+                    parts
+                        .iter()
+                        .map(|part| Part {
+                            text: text(part, &["text"]),
+                            thought: get(part, &["thought"]).and_then(Value::as_bool),
+                            function_call: get(part, &["functionCall"]).map(|call| FunctionCall {
+                                name: text(call, &["name"]),
+                                id: text(call, &["id"]),
+                                args: get(call, &["args"]).cloned(),
+                            }),
+                        })
+                        .collect()
+                });
+            Self {
+                content: Some(Content { parts }),
+                finish_reason: text(value, &["finishReason"]),
+            }
+        }
     }
 
     #[derive(Deserialize)]
@@ -779,7 +744,20 @@ mod wire {
         thoughts_token_count: Option<u64>,
     }
 
-    /// As `super::usage` reads the same fields from a `Value`.
+    impl UsageMetadata {
+        fn loose(value: &Value) -> Self {
+            Self {
+                prompt_token_count: count(value, &["promptTokenCount"]),
+                tool_use_prompt_token_count: count(value, &["toolUsePromptTokenCount"]),
+                candidates_token_count: count(value, &["candidatesTokenCount"]),
+                cached_content_token_count: count(value, &["cachedContentTokenCount"]),
+                thoughts_token_count: count(value, &["thoughtsTokenCount"]),
+            }
+        }
+    }
+
+    /// `promptTokenCount` includes cached tokens; thoughts are output the unified model
+    /// counts in `output_tokens` (and again in `reasoning_tokens`).
     impl From<UsageMetadata> for Usage {
         fn from(usage: UsageMetadata) -> Self {
             let thoughts = usage.thoughts_token_count.unwrap_or(0);

@@ -648,6 +648,37 @@ fn loosely_typed_response_bodies_decode_as_before() {
     assert_eq!(response.text(), "a");
     assert_eq!(response.message.tool_calls[0].id, "-0");
     assert_eq!(response.usage.unwrap().input_tokens, 0);
+
+    // The same chunk in a stream, then a blocked prompt opening another stream.
+    use seawall_core::StreamEvent;
+    use seawall_providers::StreamDecoder;
+    use seawall_providers::sse::SseEvent;
+    let event = |data: &[u8]| SseEvent {
+        event: None,
+        data: String::from_utf8(data.to_vec()).unwrap(),
+        id: None,
+    };
+    let mut decoder = gemini.stream_decoder();
+    let mut out = Vec::new();
+    decoder.decode(&event(odd), &mut out).unwrap();
+    let Some(StreamEvent::Start { id: None, model: None }) = out.first() else {
+        panic!("{out:?}");
+    };
+    assert!(matches!(&out[1], StreamEvent::TextDelta(text) if text == "a"));
+    assert!(matches!(
+        &out[2],
+        StreamEvent::ToolCallDelta { index: 0, id: Some(id), name: Some(name), arguments }
+            if id == "-0" && name.is_empty() && arguments == "{}"
+    ));
+    assert!(matches!(&out[3], StreamEvent::Usage(u) if u.input_tokens == 0));
+    assert_eq!(out.len(), 4);
+    let mut decoder = gemini.stream_decoder();
+    let mut out = Vec::new();
+    let blocked = br#"{"responseId":"r","promptFeedback":{"blockReason":"SAFETY"}}"#;
+    let flow = decoder.decode(&event(blocked), &mut out).unwrap();
+    assert!(matches!(flow, seawall_providers::dialect::Flow::End));
+    assert!(matches!(&out[0], StreamEvent::Start { id: Some(id), .. } if id == "r"));
+    assert!(matches!(&out[1], StreamEvent::Error(e) if e.kind() == ErrorKind::ContentFiltered));
 }
 
 /// Anthropic bodies and stream events the typed readings refuse (fields of unexpected
