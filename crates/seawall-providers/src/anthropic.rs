@@ -721,17 +721,7 @@ mod wire {
     use serde::Deserialize;
     use serde_json::Value;
 
-    use crate::json::{get, str_at};
-
-    /// A string field of a loosely read value; another type reads as absent.
-    fn text<'a>(value: &'a Value, path: &[&str]) -> Option<Cow<'a, str>> {
-        str_at(value, path).map(Cow::Borrowed)
-    }
-
-    /// A count field of a loosely read value; another type reads as absent.
-    fn count(value: &Value, path: &[&str]) -> Option<u64> {
-        get(value, path).and_then(Value::as_u64)
-    }
+    use crate::json::{cow_at, get, u64_at};
 
     #[derive(Deserialize)]
     pub(super) struct Message<'a> {
@@ -753,24 +743,24 @@ mod wire {
         /// The same fields read from any JSON value: a field of another type is absent.
         pub(super) fn loose(value: &'a Value) -> Self {
             Self {
-                kind: text(value, &["type"]),
-                id: text(value, &["id"]),
-                model: text(value, &["model"]),
+                kind: cow_at(value, &["type"]),
+                id: cow_at(value, &["id"]),
+                model: cow_at(value, &["model"]),
                 content: get(value, &["content"])
                     .and_then(Value::as_array)
                     .map(|blocks| {
                         blocks
                             .iter()
                             .map(|block| ContentBlock {
-                                kind: text(block, &["type"]),
-                                text: text(block, &["text"]),
-                                id: text(block, &["id"]),
-                                name: text(block, &["name"]),
+                                kind: cow_at(block, &["type"]),
+                                text: cow_at(block, &["text"]),
+                                id: cow_at(block, &["id"]),
+                                name: cow_at(block, &["name"]),
                                 input: get(block, &["input"]).cloned(),
                             })
                             .collect()
                     }),
-                stop_reason: text(value, &["stop_reason"]),
+                stop_reason: cow_at(value, &["stop_reason"]),
                 usage: get(value, &["usage"]).map(Usage::loose),
             }
         }
@@ -808,12 +798,12 @@ mod wire {
         /// The same fields read from any JSON value: a field of another type is absent.
         pub(super) fn loose(value: &Value) -> Self {
             Self {
-                input_tokens: count(value, &["input_tokens"]),
-                cache_read_input_tokens: count(value, &["cache_read_input_tokens"]),
-                cache_creation_input_tokens: count(value, &["cache_creation_input_tokens"]),
-                output_tokens: count(value, &["output_tokens"]),
+                input_tokens: u64_at(value, &["input_tokens"]),
+                cache_read_input_tokens: u64_at(value, &["cache_read_input_tokens"]),
+                cache_creation_input_tokens: u64_at(value, &["cache_creation_input_tokens"]),
+                output_tokens: u64_at(value, &["output_tokens"]),
                 output_tokens_details: Some(UsageDetails {
-                    thinking_tokens: count(value, &["output_tokens_details", "thinking_tokens"]),
+                    thinking_tokens: u64_at(value, &["output_tokens_details", "thinking_tokens"]),
                 }),
             }
         }
@@ -849,9 +839,9 @@ mod wire {
         /// The same fields read from any JSON value: a field of another type is absent.
         pub(super) fn loose(value: &'a Value) -> Self {
             Self {
-                kind: text(value, &["type"]),
-                text: text(value, &["text"]),
-                partial_json: text(value, &["partial_json"]),
+                kind: cow_at(value, &["type"]),
+                text: cow_at(value, &["text"]),
+                partial_json: cow_at(value, &["partial_json"]),
             }
         }
     }

@@ -563,17 +563,7 @@ mod wire {
     use serde::de::IgnoredAny;
     use serde_json::Value;
 
-    use crate::json::{get, is_object, str_at};
-
-    /// A string field of a loosely read value; another type reads as absent.
-    fn text<'a>(value: &'a Value, path: &[&str]) -> Option<Cow<'a, str>> {
-        str_at(value, path).map(Cow::Borrowed)
-    }
-
-    /// A count field of a loosely read value; another type reads as absent.
-    fn count(value: &Value, path: &[&str]) -> Option<u64> {
-        get(value, path).and_then(Value::as_u64)
-    }
+    use crate::json::{cow_at, get, is_object, u64_at};
 
     /// The typed reading of `json`, when it is an object of the expected types that is
     /// neither an error nor a blocked prompt.
@@ -614,8 +604,8 @@ mod wire {
                     .and_then(Value::as_array)
                     .map(|candidates| candidates.iter().map(Candidate::loose).collect()),
                 usage_metadata: get(value, &["usageMetadata"]).map(UsageMetadata::loose),
-                model_version: text(value, &["modelVersion"]),
-                response_id: text(value, &["responseId"]),
+                model_version: cow_at(value, &["modelVersion"]),
+                response_id: cow_at(value, &["responseId"]),
                 prompt_feedback: None,
                 error: None,
             }
@@ -646,11 +636,11 @@ mod wire {
                     parts
                         .iter()
                         .map(|part| Part {
-                            text: text(part, &["text"]),
+                            text: cow_at(part, &["text"]),
                             thought: get(part, &["thought"]).and_then(Value::as_bool),
                             function_call: get(part, &["functionCall"]).map(|call| FunctionCall {
-                                name: text(call, &["name"]),
-                                id: text(call, &["id"]),
+                                name: cow_at(call, &["name"]),
+                                id: cow_at(call, &["id"]),
                                 args: get(call, &["args"]).cloned(),
                             }),
                         })
@@ -658,7 +648,7 @@ mod wire {
                 });
             Self {
                 content: Some(Content { parts }),
-                finish_reason: text(value, &["finishReason"]),
+                finish_reason: cow_at(value, &["finishReason"]),
             }
         }
     }
@@ -747,11 +737,11 @@ mod wire {
     impl UsageMetadata {
         fn loose(value: &Value) -> Self {
             Self {
-                prompt_token_count: count(value, &["promptTokenCount"]),
-                tool_use_prompt_token_count: count(value, &["toolUsePromptTokenCount"]),
-                candidates_token_count: count(value, &["candidatesTokenCount"]),
-                cached_content_token_count: count(value, &["cachedContentTokenCount"]),
-                thoughts_token_count: count(value, &["thoughtsTokenCount"]),
+                prompt_token_count: u64_at(value, &["promptTokenCount"]),
+                tool_use_prompt_token_count: u64_at(value, &["toolUsePromptTokenCount"]),
+                candidates_token_count: u64_at(value, &["candidatesTokenCount"]),
+                cached_content_token_count: u64_at(value, &["cachedContentTokenCount"]),
+                thoughts_token_count: u64_at(value, &["thoughtsTokenCount"]),
             }
         }
     }

@@ -1,5 +1,7 @@
 //! Small helpers to read loosely-typed provider JSON without panicking.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use http::HeaderValue;
 use http_body_util::Full;
@@ -15,8 +17,14 @@ pub(crate) fn str_at<'a>(value: &'a Value, path: &[&str]) -> Option<&'a str> {
     get(value, path)?.as_str()
 }
 
-pub(crate) fn u64_at(value: &Value, path: &[&str]) -> u64 {
-    get(value, path).and_then(Value::as_u64).unwrap_or(0)
+/// A string field, borrowed, as a typed reading holds it; a field of another type is absent.
+pub(crate) fn cow_at<'a>(value: &'a Value, path: &[&str]) -> Option<Cow<'a, str>> {
+    str_at(value, path).map(Cow::Borrowed)
+}
+
+/// A count field; a field of another type is absent.
+pub(crate) fn u64_at(value: &Value, path: &[&str]) -> Option<u64> {
+    get(value, path)?.as_u64()
 }
 
 /// Merges the request's pass-through fields into the body, never over a field the adapter

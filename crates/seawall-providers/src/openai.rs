@@ -39,7 +39,7 @@ use crate::dialect::{Dialect, Flow, Malformed, StreamDecoder, header_text};
 use crate::error::{
     decode_error, from_response, mentions_context_length, non_json_message, scalar_text,
 };
-use crate::json::{get, is_object, join_url, merge_extra, post_bytes, str_at, u64_at};
+use crate::json::{get, is_object, join_url, merge_extra, post_bytes, str_at};
 use crate::key::ApiKey;
 use crate::sse::SseEvent;
 
@@ -275,42 +275,8 @@ impl OpenAiDialect {
         if get(&value, &["error"]).is_some() {
             return Err(self.error_from_json(Some(200), headers, &value));
         }
-        let choice = get(&value, &["choices"])
-            .and_then(|c| c.get(0))
-            .ok_or_else(|| decode_error(provider, "response", "no `choices` in the body"))?;
-        let message = get(choice, &["message"]).unwrap_or(&Value::Null);
-        let tool_calls = get(message, &["tool_calls"])
-            .and_then(Value::as_array)
-            .map(|calls| {
-                calls
-                    .iter()
-                    .map(|call| ToolCall {
-                        id: str_at(call, &["id"]).unwrap_or_default().to_owned(),
-                        name: str_at(call, &["function", "name"])
-                            .unwrap_or_default()
-                            .to_owned(),
-                        arguments: str_at(call, &["function", "arguments"])
-                            .unwrap_or_default()
-                            .to_owned(),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let assistant = AssistantMessage {
-            text: content_text(get(message, &["content"])),
-            tool_calls,
-            refusal: str_at(message, &["refusal"]).map(str::to_owned),
-        };
-        let finish = str_at(choice, &["finish_reason"]).map_or(FinishReason::Stop, finish_reason);
-        let mut response = ChatResponse::new(
-            provider,
-            str_at(&value, &["model"]).unwrap_or_default(),
-            assistant,
-            finish,
-        )
-        .with_id(str_at(&value, &["id"]).unwrap_or_default());
-        response.usage = get(&value, &["usage"]).map(usage);
-        Ok(response)
+        self.decode_typed_response(wire::Response::loose(&value))
+            .ok_or_else(|| decode_error(provider, "response", "no `choices` in the body"))
     }
 
     fn error_from_json(&self, status: Option<u16>, headers: &HeaderMap, value: &Value) -> LlmError {
@@ -417,17 +383,6 @@ fn openai_kind(status: Option<u16>, kind: &str, code: &str, message: &str) -> Er
 }
 
 /// The reply text: a string, or (some compatible servers) an array of text parts.
-fn content_text(content: Option<&Value>) -> String {
-    match content {
-        Some(Value::String(text)) => text.clone(),
-        Some(Value::Array(parts)) => parts
-            .iter()
-            .filter_map(|part| str_at(part, &["text"]))
-            .collect(),
-        _ => String::new(),
-    }
-}
-
 fn finish_reason(reason: &str) -> FinishReason {
     match reason {
         "stop" => FinishReason::Stop,
@@ -439,13 +394,7 @@ fn finish_reason(reason: &str) -> FinishReason {
 }
 
 fn usage(value: &Value) -> Usage {
-    Usage {
-        input_tokens: u64_at(value, &["prompt_tokens"]),
-        output_tokens: u64_at(value, &["completion_tokens"]),
-        cached_input_tokens: u64_at(value, &["prompt_tokens_details", "cached_tokens"]),
-        cache_write_tokens: u64_at(value, &["prompt_tokens_details", "cache_write_tokens"]),
-        reasoning_tokens: u64_at(value, &["completion_tokens_details", "reasoning_tokens"]),
-    }
+    wire::WireUsage::loose(value).into()
 }
 
 /// Whether `model` belongs to a family that predates `max_completion_tokens`.
@@ -957,6 +906,9 @@ mod wire {
     use seawall_core::Usage;
     use serde::Deserialize;
     use serde::de::{Deserializer, IgnoredAny, SeqAccess, Visitor};
+    use serde_json::Value;
+
+    use crate::json::{cow_at, get, str_at, u64_at};
 
     #[derive(Deserialize)]
     pub(super) struct Response<'a> {
@@ -970,6 +922,29 @@ mod wire {
         pub(super) usage: Option<WireUsage>,
         #[serde(default)]
         pub(super) error: Option<IgnoredAny>,
+    }
+
+    impl<'a> Response<'a> {
+        /// The same fields read from any JSON value: a field of another type is absent,
+        /// and only the first choice is read.
+        pub(super) fn loose(value: &'a Value) -> Self {
+            Self {
+                id: cow_at(value, &["id"]),
+                model: cow_at(value, &["model"]),
+                choices: get(value, &["choices"])
+                    .and_then(|choices| choices.get(0))
+                    .map(|choice| {
+                        vec![ResponseChoice {
+                            message: Some(ResponseMessage::loose(
+                                get(choice, &["message"]).unwrap_or(&Value::Null),
+                            )),
+                            finish_reason: cow_at(choice, &["finish_reason"]),
+                        }]
+                    }),
+                usage: get(value, &["usage"]).map(WireUsage::loose),
+                error: None,
+            }
+        }
     }
 
     #[derive(Deserialize)]
@@ -990,9 +965,47 @@ mod wire {
         pub(super) refusal: Option<Cow<'a, str>>,
     }
 
+    impl<'a> ResponseMessage<'a> {
+        fn loose(message: &'a Value) -> Self {
+            Self {
+                content: Some(Content::loose(get(message, &["content"]))),
+                tool_calls: get(message, &["tool_calls"])
+                    .and_then(Value::as_array)
+                    .map(|calls| {
+                        calls
+                            .iter()
+                            .map(|call| ToolCallDelta {
+                                index: None,
+                                id: cow_at(call, &["id"]),
+                                function: Some(Function {
+                                    name: cow_at(call, &["function", "name"]),
+                                    arguments: cow_at(call, &["function", "arguments"]),
+                                }),
+                            })
+                            .collect()
+                    }),
+                refusal: cow_at(message, &["refusal"]),
+            }
+        }
+    }
+
     /// The reply text: a string, or (some compatible servers) an array of parts whose
     /// `text`s are joined.
     pub(super) struct Content(pub(super) String);
+
+    impl Content {
+        /// Any JSON value: a string, the `text`s of an array's parts, or nothing.
+        fn loose(content: Option<&Value>) -> Self {
+            Self(match content {
+                Some(Value::String(text)) => text.clone(),
+                Some(Value::Array(parts)) => parts
+                    .iter()
+                    .filter_map(|part| str_at(part, &["text"]))
+                    .collect(),
+                _ => String::new(),
+            })
+        }
+    }
 
     #[derive(Deserialize)]
     struct Part<'a> {
@@ -1090,6 +1103,25 @@ mod wire {
     pub(super) struct XGroq {
         #[serde(default)]
         pub(super) usage: Option<WireUsage>,
+    }
+
+    impl WireUsage {
+        /// The same fields read from any JSON value: a field of another type is absent.
+        pub(super) fn loose(value: &Value) -> Self {
+            let details = |path: &str| {
+                Some(Details {
+                    cached_tokens: u64_at(value, &[path, "cached_tokens"]),
+                    cache_write_tokens: u64_at(value, &[path, "cache_write_tokens"]),
+                    reasoning_tokens: u64_at(value, &[path, "reasoning_tokens"]),
+                })
+            };
+            Self {
+                prompt_tokens: u64_at(value, &["prompt_tokens"]),
+                completion_tokens: u64_at(value, &["completion_tokens"]),
+                prompt_tokens_details: details("prompt_tokens_details"),
+                completion_tokens_details: details("completion_tokens_details"),
+            }
+        }
     }
 
     #[derive(Deserialize)]

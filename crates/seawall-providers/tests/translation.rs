@@ -661,7 +661,11 @@ fn loosely_typed_response_bodies_decode_as_before() {
     let mut decoder = gemini.stream_decoder();
     let mut out = Vec::new();
     decoder.decode(&event(odd), &mut out).unwrap();
-    let Some(StreamEvent::Start { id: None, model: None }) = out.first() else {
+    let Some(StreamEvent::Start {
+        id: None,
+        model: None,
+    }) = out.first()
+    else {
         panic!("{out:?}");
     };
     assert!(matches!(&out[1], StreamEvent::TextDelta(text) if text == "a"));
