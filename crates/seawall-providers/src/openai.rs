@@ -486,8 +486,10 @@ fn joined_text(message: &Message) -> Cow<'_, str> {
 mod out {
     use std::borrow::Cow;
 
-    use seawall_core::{ContentPart, ImageDetail, ImageSource, Message, Role, ToolDefinition};
-    use serde::ser::{SerializeMap, SerializeSeq};
+    use seawall_core::{
+        ContentPart, ImageDetail, ImageSource, Message, Role, ToolCall, ToolDefinition,
+    };
+    use serde::ser::SerializeMap;
     use serde::{Serialize, Serializer};
     use serde_json::Value;
 
@@ -587,11 +589,7 @@ mod out {
 
     impl Serialize for Messages<'_> {
         fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-            let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
-            for message in self.0 {
-                seq.serialize_element(&OutMessage(message))?;
-            }
-            seq.end()
+            serializer.collect_seq(self.0.iter().map(OutMessage))
         }
     }
 
@@ -633,33 +631,36 @@ mod out {
                 map.serialize_entry("tool_call_id", id)?;
             }
             if !message.tool_calls.is_empty() {
-                #[derive(Serialize)]
-                struct Call<'a> {
-                    function: CallFunction<'a>,
-                    id: &'a str,
-                    #[serde(rename = "type")]
-                    kind: &'static str,
-                }
-                #[derive(Serialize)]
-                struct CallFunction<'a> {
-                    arguments: &'a str,
-                    name: &'a str,
-                }
-                let calls: Vec<Call<'_>> = message
-                    .tool_calls
-                    .iter()
-                    .map(|call| Call {
-                        function: CallFunction {
-                            arguments: &call.arguments,
-                            name: &call.name,
-                        },
-                        id: &call.id,
-                        kind: "function",
-                    })
-                    .collect();
-                map.serialize_entry("tool_calls", &calls)?;
+                map.serialize_entry("tool_calls", &ToolCalls(&message.tool_calls))?;
             }
             map.end()
+        }
+    }
+
+    struct ToolCalls<'a>(&'a [ToolCall]);
+
+    impl Serialize for ToolCalls<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            #[derive(Serialize)]
+            struct Call<'a> {
+                function: CallFunction<'a>,
+                id: &'a str,
+                #[serde(rename = "type")]
+                kind: &'static str,
+            }
+            #[derive(Serialize)]
+            struct CallFunction<'a> {
+                arguments: &'a str,
+                name: &'a str,
+            }
+            serializer.collect_seq(self.0.iter().map(|call| Call {
+                function: CallFunction {
+                    arguments: &call.arguments,
+                    name: &call.name,
+                },
+                id: &call.id,
+                kind: "function",
+            }))
         }
     }
 
