@@ -18,7 +18,7 @@
 //!   [`ErrorKind::ContextLengthExceeded`].
 //!
 //! Known gap: Gemini 3 models want each `functionCall`'s `thoughtSignature` echoed back;
-//! the unified [`ToolCall`] has no place for it, so multi-turn tool use with those models
+//! the unified [`ToolCall`](seawall_core::ToolCall) has no place for it, so multi-turn tool use with those models
 //! needs the signature passed through `extra` by the caller.
 //!
 //! ```
