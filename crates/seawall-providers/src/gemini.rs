@@ -18,8 +18,8 @@
 //!   [`ErrorKind::ContextLengthExceeded`].
 //!
 //! Known gap: Gemini 3 models want each `functionCall`'s `thoughtSignature` echoed back;
-//! the unified [`ToolCall`](seawall_core::ToolCall) has no place for it, so multi-turn tool use with those models
-//! needs the signature passed through `extra` by the caller.
+//! the unified [`ToolCall`](seawall_core::ToolCall) has no place for it, so multi-turn tool
+//! use with those models needs the signature passed through `extra` by the caller.
 //!
 //! ```
 //! use seawall_providers::{ApiKey, Gemini, GeminiConfig};
