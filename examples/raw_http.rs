@@ -2,12 +2,14 @@
 //! (here the simulator's vLLM profile), with no typed adapter in between.
 //!
 //! ```text
-//! Deadline → Retry → Breaker → RateLimit → AttemptTimeout → hyper-util client
+//! Deadline → Retry → Breaker → RateLimit → AttemptTimeout → ReadErrorBody → hyper-util client
 //! ```
 //!
 //! Every layer works on `http::Request<Full<Bytes>>` → `http::Response<B>`: a 4xx or 5xx
-//! response is a failure classified from its status and headers (`retry-after-ms` here), and
-//! the limiter is corrected from the `x-ratelimit-*` headers of every response.
+//! response is a failure classified from its status, its headers (`retry-after-ms` here) and
+//! its body, which `ReadErrorBodyLayer` decodes in the provider's dialect (so a 429
+//! `insufficient_quota` is not retried); the limiter is corrected from the `x-ratelimit-*`
+//! headers of every response.
 //!
 //! Run with `cargo run --example raw_http`.
 
@@ -23,6 +25,7 @@ use seawall::rate_limit::{Rate, RateLimitConfig, RateLimiter};
 use seawall::retry::RetryLayer;
 use seawall::timeout::AttemptTimeoutLayer;
 use seawall_core::BoxError;
+use seawall_providers::raw::ReadErrorBodyLayer;
 use seawall_sim::{Fault, FaultRule, Provider, RetryHeaders, Simulator};
 use tower::{ServiceBuilder, ServiceExt};
 
@@ -55,6 +58,7 @@ async fn main() -> Result<(), BoxError> {
         .breaker(BreakerLayer::new("vllm/llama"))
         .rate_limit_target(limiter.clone())
         .attempt_timeout(AttemptTimeoutLayer::new(Duration::from_secs(5)))
+        .layer(ReadErrorBodyLayer::openai())
         .service(client);
 
     let body = r#"{"model":"llama-3.1-8b","max_tokens":32,"messages":[{"role":"user","content":"Say hello to the harbor."}]}"#;

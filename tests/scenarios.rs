@@ -525,17 +525,12 @@ async fn content_filter_is_returned_as_is_by_default() {
 async fn content_filter_fails_over_when_the_policy_allows() {
     let sim = sim().await;
     sim.set_faults(Provider::OpenAi, vec![FaultRule::always(content_filter())]);
-    let policy = ClassifyPolicy {
-        content_filter: ContentFilterPolicy::Failover,
-    };
-    let openai = guarded(
-        &sim,
-        Provider::OpenAi,
-        stack(Provider::OpenAi).retry(fast_retry(3).classify_policy(policy)),
-    );
+    // Set once, on the router: it reaches every target's retry layer and breaker.
+    let policy = ClassifyPolicy::default().content_filter(ContentFilterPolicy::Failover);
+    let openai = guarded(&sim, Provider::OpenAi, stack(Provider::OpenAi));
     let anthropic = guarded(&sim, Provider::Anthropic, stack(Provider::Anthropic));
     let router = Failover::builder()
-        .classify_policy(policy)
+        .classifier(policy)
         .target(openai.target)
         .target(anthropic.target)
         .build();

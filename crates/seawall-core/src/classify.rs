@@ -1,5 +1,7 @@
 use std::error::Error;
+use std::fmt;
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{ErrorKind, LlmError};
@@ -39,6 +41,8 @@ pub enum Cause {
     AllTargetsFailed,
     /// An I/O error with no provider error around it (connect refused, reset, ...).
     Io(io::ErrorKind),
+    /// An error a user's [`Classify`] recognised, with its name for logs and metrics.
+    Custom(&'static str),
     /// Nothing the classifier knows.
     Unknown,
 }
@@ -57,13 +61,17 @@ impl Cause {
             Self::DeadlineExceeded => "deadline_exceeded",
             Self::AllTargetsFailed => "all_targets_failed",
             Self::Io(_) => "io",
+            Self::Custom(name) => name,
             Self::Unknown => "unknown",
         }
     }
 }
 
 /// The classifier's verdict on one error.
+///
+/// Built with [`new`](Self::new) and the `with_*` methods by a [`Classify`] of your own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Classification {
     /// Retry the same target, fail over, or give up.
     pub disposition: Disposition,
@@ -83,7 +91,8 @@ pub struct Classification {
 }
 
 impl Classification {
-    const fn new(disposition: Disposition, cause: Cause) -> Self {
+    /// A verdict with no wait, no health failure and no capacity cooldown.
+    pub const fn new(disposition: Disposition, cause: Cause) -> Self {
         Self {
             disposition,
             cause,
@@ -94,8 +103,31 @@ impl Classification {
         }
     }
 
-    const fn unhealthy(mut self) -> Self {
+    /// Counts the failure towards the target's breaker.
+    #[must_use]
+    pub const fn unhealthy(mut self) -> Self {
         self.health_failure = true;
+        self
+    }
+
+    /// Parks the target (without a health failure) until the server's wait has passed.
+    #[must_use]
+    pub const fn out_of_capacity(mut self) -> Self {
+        self.out_of_capacity = true;
+        self
+    }
+
+    /// Sets the server's wait before the target can be tried again.
+    #[must_use]
+    pub const fn with_retry_after(mut self, wait: Duration) -> Self {
+        self.retry_after = Some(wait);
+        self
+    }
+
+    /// Sets when an exhausted quota window resets.
+    #[must_use]
+    pub const fn with_quota_reset(mut self, reset: Duration) -> Self {
+        self.quota_reset = Some(reset);
         self
     }
 
@@ -121,9 +153,155 @@ pub enum ContentFilterPolicy {
 
 /// Choices the classification table leaves to the user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct ClassifyPolicy {
     /// What a content-filter refusal leads to.
     pub content_filter: ContentFilterPolicy,
+}
+
+impl ClassifyPolicy {
+    /// The default policy with `policy` for content-filter refusals.
+    #[must_use]
+    pub const fn content_filter(mut self, policy: ContentFilterPolicy) -> Self {
+        self.content_filter = policy;
+        self
+    }
+}
+
+/// Decides what a failure leads to: the trait behind every retry, failover and breaker
+/// decision, modelled on tower-http's `ClassifyResponse`.
+///
+/// An implementation recognises **one** error of a chain
+/// ([`recognise`](Self::recognise)); the provided [`classify`](Self::classify) walks the
+/// `source()` chain from the outside in and takes the first error recognised, so an
+/// [`LlmError`] wrapped in your own error type is still found. [`BuiltinClassifier`] is
+/// the table every layer uses unless given another; to classify your own error types,
+/// recognise them and hand everything else to the built-in table:
+///
+/// ```
+/// use std::error::Error;
+/// use seawall_core::{
+///     BuiltinClassifier, Cause, Classification, Classifier, Classify, Disposition,
+/// };
+///
+/// #[derive(Debug)]
+/// struct QueueFull;
+/// impl std::fmt::Display for QueueFull {
+///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+///         f.write_str("the upstream queue is full")
+///     }
+/// }
+/// impl Error for QueueFull {}
+///
+/// struct MyClassifier(BuiltinClassifier);
+///
+/// impl Classify for MyClassifier {
+///     fn recognise(&self, error: &(dyn Error + 'static)) -> Option<Classification> {
+///         if error.is::<QueueFull>() {
+///             return Some(Classification::new(Disposition::Retry, Cause::Custom("queue_full")));
+///         }
+///         self.0.recognise(error)
+///     }
+/// }
+///
+/// let classifier = Classifier::new(MyClassifier(BuiltinClassifier::default()));
+/// let verdict = classifier.classify(&QueueFull);
+/// assert_eq!(verdict.disposition, Disposition::Retry);
+/// assert_eq!(verdict.cause.as_str(), "queue_full");
+/// ```
+pub trait Classify: Send + Sync + 'static {
+    /// The verdict on `error` alone (not its sources), or `None` if it is not recognised.
+    fn recognise(&self, error: &(dyn Error + 'static)) -> Option<Classification>;
+
+    /// The verdict on `error`: the first error of its `source()` chain that
+    /// [`recognise`](Self::recognise) knows, or fatal [`Cause::Unknown`] when none is:
+    /// seawall does not retry what it does not understand.
+    fn classify(&self, error: &(dyn Error + 'static)) -> Classification {
+        let mut current = Some(error);
+        while let Some(error) = current {
+            if let Some(verdict) = self.recognise(error) {
+                return verdict;
+            }
+            current = error.source();
+        }
+        Classification::new(Disposition::Fatal, Cause::Unknown)
+    }
+}
+
+/// The built-in classification table (see [`classify_with`]) with its policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BuiltinClassifier {
+    policy: ClassifyPolicy,
+}
+
+impl BuiltinClassifier {
+    /// The table with `policy`.
+    pub const fn new(policy: ClassifyPolicy) -> Self {
+        Self { policy }
+    }
+
+    /// The policy the table applies.
+    pub const fn policy(&self) -> ClassifyPolicy {
+        self.policy
+    }
+}
+
+impl Classify for BuiltinClassifier {
+    fn recognise(&self, error: &(dyn Error + 'static)) -> Option<Classification> {
+        classify_one(error, &self.policy)
+    }
+}
+
+/// The classifier of one stack: a cheap, cloneable handle on a [`Classify`].
+///
+/// Give it once, to the outermost router (or to a
+/// [`TargetStack`](https://docs.rs/seawall/latest/seawall/stack/struct.TargetStack.html)
+/// used alone); it travels in the request's [`RequestContext`](crate::RequestContext) to
+/// every layer inside, so the retry layer, the breaker and the router all decide with the
+/// same table. The default is the [`BuiltinClassifier`] with the default policy.
+#[derive(Clone)]
+pub struct Classifier(Arc<dyn Classify>);
+
+impl Classifier {
+    /// A handle on `classify`.
+    pub fn new(classify: impl Classify) -> Self {
+        Self(Arc::new(classify))
+    }
+
+    /// The built-in table with `policy`.
+    pub fn builtin(policy: ClassifyPolicy) -> Self {
+        Self::new(BuiltinClassifier::new(policy))
+    }
+
+    /// The verdict on `error`; see [`Classify::classify`].
+    pub fn classify(&self, error: &(dyn Error + 'static)) -> Classification {
+        self.0.classify(error)
+    }
+}
+
+impl Default for Classifier {
+    fn default() -> Self {
+        Self::builtin(ClassifyPolicy::default())
+    }
+}
+
+impl From<ClassifyPolicy> for Classifier {
+    fn from(policy: ClassifyPolicy) -> Self {
+        Self::builtin(policy)
+    }
+}
+
+impl fmt::Debug for Classifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Classifier")
+    }
+}
+
+/// Two handles are equal when they share one classifier.
+impl PartialEq for Classifier {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 /// Classifies any error with the default policy. See [`classify_with`].
@@ -159,14 +337,7 @@ pub fn classify(error: &(dyn Error + 'static)) -> Classification {
 /// `x-should-retry: true` turns the verdict into a retry; `x-should-retry: false` turns a
 /// retry into a failover.
 pub fn classify_with(error: &(dyn Error + 'static), policy: &ClassifyPolicy) -> Classification {
-    let mut current = Some(error);
-    while let Some(error) = current {
-        if let Some(verdict) = classify_one(error, policy) {
-            return verdict;
-        }
-        current = error.source();
-    }
-    Classification::new(Disposition::Fatal, Cause::Unknown)
+    BuiltinClassifier::new(*policy).classify(error)
 }
 
 fn classify_one(error: &(dyn Error + 'static), policy: &ClassifyPolicy) -> Option<Classification> {

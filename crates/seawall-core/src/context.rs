@@ -1,5 +1,6 @@
 use std::time::{Duration, Instant};
 
+use crate::classify::Classifier;
 use crate::provider::TargetId;
 use crate::trail::TrailRecorder;
 
@@ -79,6 +80,10 @@ pub struct RequestContext {
     pub route: RouteHint,
     /// The call's trail, if a layer installed one.
     pub trail: Option<TrailRecorder>,
+    /// The stack's classifier, set by the outermost layer that was given one (the failover
+    /// router, or a target stack used alone); the layers inside decide with it unless they
+    /// were given their own.
+    pub classifier: Option<Classifier>,
 }
 
 impl RequestContext {

@@ -8,8 +8,10 @@
 //! - [`LlmError`] with an [`ErrorKind`], retry hints and a [`QuotaSnapshot`]; the layer-local
 //!   rejections in [`rejection`] ([`CircuitOpen`], [`RateLimitRejected`], [`TimedOut`],
 //!   [`DeadlineExceeded`], [`AllTargetsFailed`]).
-//! - [`classify`]: the **one** classifier that every retry, failover and breaker decision goes
-//!   through. It walks an error's `source()` chain and returns a [`Classification`].
+//! - [`Classify`]: the classifier trait behind every retry, failover and breaker decision,
+//!   with the built-in table ([`BuiltinClassifier`], or the [`classify`] function) as its
+//!   default. It walks an error's `source()` chain and returns a [`Classification`]; a
+//!   stack is given one [`Classifier`] and hands it to every layer.
 //! - [`tokens`]: token estimation behind the [`TokenEstimator`] trait: a fast heuristic upper
 //!   bound for any model, and exact counts for OpenAI model families (feature `tiktoken`).
 //! - [`hints`]: retry and quota hints from response headers and error bodies.
@@ -57,8 +59,8 @@ mod trail;
 
 pub use call::{LlmRequest, LlmResponse};
 pub use classify::{
-    Cause, Classification, ClassifyPolicy, ContentFilterPolicy, Disposition, classify,
-    classify_with,
+    BuiltinClassifier, Cause, Classification, Classifier, Classify, ClassifyPolicy,
+    ContentFilterPolicy, Disposition, classify, classify_with,
 };
 pub use context::{Deadline, RequestContext, RouteHint};
 pub use error::{ErrorKind, LlmError, RetryHints};

@@ -131,9 +131,7 @@ fn x_should_retry_overrides_the_status() {
 #[test]
 fn content_filter_policy_decides_between_return_and_failover() {
     let error = LlmError::new(ErrorKind::ContentFiltered, "blocked");
-    let failover = ClassifyPolicy {
-        content_filter: ContentFilterPolicy::Failover,
-    };
+    let failover = ClassifyPolicy::default().content_filter(ContentFilterPolicy::Failover);
     assert_eq!(classify(&error).disposition, Fatal);
     assert_eq!(classify_with(&error, &failover).disposition, Failover);
 }
@@ -352,4 +350,72 @@ fn all_targets_failed_lists_every_attempt_in_its_message() {
         text.contains("gemini/flash (gpt-4o) skipped: circuit open"),
         "{text}"
     );
+}
+
+// --- the classifier trait ------------------------------------------------------------------
+
+#[derive(Debug)]
+struct ClientError(LlmError);
+
+impl std::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("my client failed")
+    }
+}
+
+impl std::error::Error for ClientError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+#[test]
+fn the_default_classifier_is_the_builtin_table() {
+    use seawall_core::Classifier;
+    let error = LlmError::new(ErrorKind::Overloaded, "overloaded").with_status(529);
+    assert_eq!(Classifier::default().classify(&error), classify(&error));
+    let policy = ClassifyPolicy::default().content_filter(ContentFilterPolicy::Failover);
+    let refusal = LlmError::new(ErrorKind::ContentFiltered, "refused");
+    assert_eq!(
+        Classifier::from(policy).classify(&refusal).disposition,
+        Disposition::Failover
+    );
+}
+
+#[test]
+fn a_user_classifier_sees_its_own_errors_first_and_the_table_finds_the_rest() {
+    use seawall_core::{BuiltinClassifier, Cause, Classification, Classifier, Classify};
+
+    struct Mine;
+    impl Classify for Mine {
+        fn recognise(&self, error: &(dyn std::error::Error + 'static)) -> Option<Classification> {
+            if let Some(wrapper) = error.downcast_ref::<ClientError>()
+                && wrapper.0.kind() == ErrorKind::Server
+            {
+                return Some(Classification::new(
+                    Disposition::Failover,
+                    Cause::Custom("mine"),
+                ));
+            }
+            BuiltinClassifier::default().recognise(error)
+        }
+    }
+    let classifier = Classifier::new(Mine);
+
+    let mine = ClientError(LlmError::new(ErrorKind::Server, "boom").with_status(500));
+    let verdict = classifier.classify(&mine);
+    assert_eq!(verdict.disposition, Disposition::Failover);
+    assert_eq!(verdict.cause.as_str(), "mine");
+    assert!(!verdict.health_failure);
+
+    // Not recognised by the user's rule: the walk reaches the LlmError inside.
+    let wrapped = ClientError(
+        LlmError::new(ErrorKind::RateLimited, "slow down")
+            .with_status(429)
+            .with_retry_after(Duration::from_secs(2)),
+    );
+    let verdict = classifier.classify(&wrapped);
+    assert_eq!(verdict.disposition, Disposition::Retry);
+    assert_eq!(verdict.retry_after, Some(Duration::from_secs(2)));
+    assert!(verdict.out_of_capacity);
 }

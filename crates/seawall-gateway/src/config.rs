@@ -3,7 +3,7 @@
 //! See `gateway.example.toml` next to the crate's manifest for a documented example, and
 //! the crate README for the full reference.
 
-use seawall_core::ProviderKind;
+use seawall_core::{ClassifyPolicy, ContentFilterPolicy, ProviderKind};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
@@ -201,6 +201,32 @@ pub struct GroupConfig {
     /// `timeout`: the overall deadline of a call, retries and failovers included.
     #[serde(default = "default_overall", deserialize_with = "duration")]
     pub timeout: Duration,
+    /// `content_filter`: what a content-filter refusal leads to: `return` it to the client
+    /// (default) or `failover` to the next target. The group's one classifier applies it
+    /// to the router, the retry layers and the breakers alike.
+    #[serde(default)]
+    pub content_filter: ContentFilterConfig,
+}
+
+/// What a content-filter refusal leads to in a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContentFilterConfig {
+    /// Return the refusal to the client.
+    #[default]
+    Return,
+    /// Try the next target.
+    Failover,
+}
+
+impl ContentFilterConfig {
+    /// The classification policy for this choice.
+    pub fn policy(self) -> ClassifyPolicy {
+        ClassifyPolicy::default().content_filter(match self {
+            Self::Return => ContentFilterPolicy::Return,
+            Self::Failover => ContentFilterPolicy::Failover,
+        })
+    }
 }
 
 fn default_overall() -> Duration {

@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use seawall_sim::{Provider, Simulator};
 
-use crate::config::{Config, GroupConfig, ProviderConfig, StrategyConfig, TargetConfig};
+use crate::config::{
+    Config, ContentFilterConfig, GroupConfig, ProviderConfig, StrategyConfig, TargetConfig,
+};
 use crate::server::{Gateway, GatewayBuilder};
 
 /// The environment variable name the demo targets read their (simulated) key from; the
@@ -65,6 +67,7 @@ pub fn demo_config(simulator: &Simulator) -> Config {
             ],
             strategy: StrategyConfig::Priority,
             timeout: Duration::from_secs(60),
+            content_filter: ContentFilterConfig::default(),
         }],
         ..Config::default()
     }

@@ -42,8 +42,8 @@ mod server;
 pub mod wire;
 
 pub use config::{
-    Config, ConfigError, GroupConfig, ProviderConfig, ServerConfig, StrategyConfig, TargetConfig,
-    VirtualKeyConfig, parse_duration,
+    Config, ConfigError, ContentFilterConfig, GroupConfig, ProviderConfig, ServerConfig,
+    StrategyConfig, TargetConfig, VirtualKeyConfig, parse_duration,
 };
 pub use demo::{Demo, demo_config};
 pub use server::{Gateway, GatewayBody, GatewayBuilder, GatewayHandle};

@@ -36,8 +36,8 @@ use seawall::retry::RetryLayer;
 use seawall::stack::TargetStack;
 use seawall::timeout::{AttemptTimeoutLayer, DeadlineLayer, EnforceDeadline};
 use seawall_core::{
-    AttemptOutcome, BoxError, BreakerState, Cause, ChatResponse, ErrorKind, ErrorWithTrail,
-    EventStream, LlmError, StreamEvent, Trail, Usage, classify,
+    AttemptOutcome, BoxError, BreakerState, Cause, ChatResponse, Classifier, ErrorKind,
+    ErrorWithTrail, EventStream, LlmError, StreamEvent, Trail, Usage,
 };
 use seawall_providers::http::HttpClient;
 use seawall_providers::{
@@ -158,9 +158,16 @@ struct TargetInfo {
 
 type GroupService = EnforceDeadline<Failover>;
 
+/// A model group: its router and the one classifier its layers decide with.
+#[derive(Clone)]
+struct Group {
+    service: GroupService,
+    classifier: Classifier,
+}
+
 struct Shared {
-    exact: HashMap<String, GroupService>,
-    patterns: Vec<(String, GroupService)>,
+    exact: HashMap<String, Group>,
+    patterns: Vec<(String, Group)>,
     targets: Vec<TargetInfo>,
     target_index: HashMap<String, usize>,
     keys: HashMap<String, Arc<VirtualKey>>,
@@ -375,15 +382,21 @@ impl GatewayBuilder {
         let mut model_names = Vec::new();
         for g in &config.groups {
             let pattern = g.prefix().is_some();
-            let mut failover = Failover::builder().strategy(match g.strategy {
-                StrategyConfig::Priority => Strategy::Priority,
-                StrategyConfig::Weighted => Strategy::Weighted,
-                StrategyConfig::LeastLatency => Strategy::LeastLatency,
-            });
+            let classifier = Classifier::builtin(g.content_filter.policy());
+            let mut failover = Failover::builder()
+                .classifier(classifier.clone())
+                .strategy(match g.strategy {
+                    StrategyConfig::Priority => Strategy::Priority,
+                    StrategyConfig::Weighted => Strategy::Weighted,
+                    StrategyConfig::LeastLatency => Strategy::LeastLatency,
+                });
             for (i, name) in g.targets.iter().enumerate() {
                 failover = failover.target(build_target(name, pattern && i == 0));
             }
-            let service = DeadlineLayer::new(g.timeout).layer(failover.build());
+            let service = Group {
+                service: DeadlineLayer::new(g.timeout).layer(failover.build()),
+                classifier,
+            };
             match g.prefix() {
                 Some(prefix) => patterns.push((prefix.to_owned(), service)),
                 None => {
@@ -1153,14 +1166,14 @@ async fn chat(
 
     // Which group.
     let model = &*inbound.request.model;
-    let service = shared.exact.get(model).or_else(|| {
+    let group = shared.exact.get(model).or_else(|| {
         shared
             .patterns
             .iter()
             .find(|(prefix, _)| model.starts_with(prefix.as_str()) && model.len() > prefix.len())
-            .map(|(_, service)| service)
+            .map(|(_, group)| group)
     });
-    let Some(service) = service else {
+    let Some(group) = group else {
         return error_reply(
             StatusCode::NOT_FOUND,
             "invalid_request_error",
@@ -1172,7 +1185,7 @@ async fn chat(
     let requested = inbound.request.model.clone();
     let stream = inbound.request.stream;
 
-    match service.clone().oneshot(inbound.request).await {
+    match group.service.clone().oneshot(inbound.request).await {
         Ok(response) => {
             shared.metrics.trail(&response.trail);
             let id = format!("chatcmpl-sw{:x}", shared.next_id.fetch_add(1, Relaxed));
@@ -1215,7 +1228,7 @@ async fn chat(
                 reply
             }
         }
-        Err(error) => upstream_error(shared, &error),
+        Err(error) => upstream_error(shared, &group.classifier, &error),
     }
 }
 
@@ -1251,13 +1264,13 @@ fn trail_headers(headers: &mut http::HeaderMap, trail: &Trail, model: &str) {
     }
 }
 
-/// Maps an upstream failure to an OpenAI-shaped error through the one classifier.
-fn upstream_error(shared: &Shared, error: &BoxError) -> Reply {
+/// Maps an upstream failure to an OpenAI-shaped error through the group's classifier.
+fn upstream_error(shared: &Shared, classifier: &Classifier, error: &BoxError) -> Reply {
     let trail = ErrorWithTrail::find(&**error).map(ErrorWithTrail::trail);
     if let Some(trail) = trail {
         shared.metrics.trail(trail);
     }
-    let classification = classify(&**error);
+    let classification = classifier.classify(&**error);
     let (status, kind, code) = match classification.cause {
         Cause::InvalidRequest => (
             StatusCode::BAD_REQUEST,

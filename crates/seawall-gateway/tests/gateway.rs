@@ -3,7 +3,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use seawall_gateway::{Config, Demo, GatewayBuilder, GatewayHandle, VirtualKeyConfig};
+use seawall_gateway::{
+    Config, ContentFilterConfig, Demo, GatewayBuilder, GatewayHandle, VirtualKeyConfig,
+};
 use seawall_sim::{Fault, FaultRule, Provider, Simulator};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -842,6 +844,7 @@ async fn a_pattern_group_passes_the_requested_model_to_its_primary() {
             targets: vec!["sim-openai".into(), "sim-anthropic".into()],
             strategy: Default::default(),
             timeout: Duration::from_secs(30),
+            content_filter: Default::default(),
         })
     })
     .await;
@@ -910,4 +913,61 @@ async fn a_stream_recovered_on_another_target_is_whole_and_names_the_model_that_
         "after the break, the model that answered"
     );
     gw.shutdown().await;
+}
+
+/// OpenAI's refusal of a prompt: a 400 with code `content_filter`.
+fn content_filter() -> Fault {
+    Fault::Status {
+        status: 400,
+        error_type: Some("invalid_request_error".into()),
+        message: Some(
+            "The response was filtered due to the prompt triggering the content management policy."
+                .into(),
+        ),
+        code: Some("content_filter".into()),
+        retry: Default::default(),
+    }
+}
+
+#[tokio::test]
+async fn a_group_returns_a_refusal_unless_its_policy_fails_over() {
+    let (sim, gw) = start(|_| {}).await;
+    sim.set_faults(Provider::OpenAi, vec![FaultRule::always(content_filter())]);
+    let reply = chat(gw.local_addr(), hello(false)).await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert_eq!(reply.json()["error"]["code"], "content_filtered");
+    assert_eq!(sim.requests_for(Provider::Anthropic).len(), 0);
+
+    let (sim, gw) = start(|c| c.groups[0].content_filter = ContentFilterConfig::Failover).await;
+    sim.set_faults(Provider::OpenAi, vec![FaultRule::always(content_filter())]);
+    let reply = chat(gw.local_addr(), hello(false)).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.header("x-seawall-target"), Some("sim-anthropic"));
+    assert_eq!(
+        sim.requests_for(Provider::OpenAi).len(),
+        1,
+        "a refusal is not retried"
+    );
+}
+
+#[test]
+fn a_group_reads_its_content_filter_policy() {
+    let text = r#"
+        [[targets]]
+        name = "a"
+        provider = "openai"
+        model = "gpt-4o"
+
+        [[groups]]
+        name = "chat"
+        targets = ["a"]
+        content_filter = "failover"
+    "#;
+    let config = Config::from_toml(text).expect("valid");
+    assert_eq!(
+        config.groups[0].content_filter,
+        ContentFilterConfig::Failover
+    );
+    let bad = text.replace("\"failover\"", "\"maybe\"");
+    assert!(Config::from_toml(&bad).is_err());
 }

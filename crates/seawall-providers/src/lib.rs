@@ -72,6 +72,7 @@ pub mod http;
 mod json;
 mod key;
 pub mod openai;
+pub mod raw;
 pub mod sse;
 pub mod stream;
 

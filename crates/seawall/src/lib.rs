@@ -50,6 +50,7 @@ mod macros;
 
 pub mod breaker;
 mod builder;
+mod classifier;
 pub mod failover;
 pub mod rate_limit;
 pub mod retry;

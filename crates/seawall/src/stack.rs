@@ -51,7 +51,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use seawall_core::{BoxError, ChatRequest, ChatResponse, TargetId};
+use seawall_core::{BoxError, ChatRequest, ChatResponse, Classifier, TargetId};
 use tower::ServiceBuilder;
 use tower::util::option_layer;
 use tower_service::Service;
@@ -71,6 +71,7 @@ pub struct TargetStack {
     breaker: BreakerLayer,
     rate_limit: Option<RateLimiter>,
     attempt_timeout: Option<AttemptTimeoutLayer>,
+    classifier: Option<Classifier>,
 }
 
 impl TargetStack {
@@ -83,6 +84,7 @@ impl TargetStack {
             retry: RetryLayer::new(),
             rate_limit: None,
             attempt_timeout: None,
+            classifier: None,
         }
     }
 
@@ -115,6 +117,18 @@ impl TargetStack {
         self
     }
 
+    /// Decides with `classifier` in every layer of this target (its retry layer and its
+    /// breaker), whatever the call arrives with. Inside a failover router, give the
+    /// classifier to the router instead ([`FailoverBuilder::classifier`]): it reaches every
+    /// target's layers from there.
+    ///
+    /// [`FailoverBuilder::classifier`]: crate::failover::FailoverBuilder::classifier
+    #[must_use]
+    pub fn classifier(mut self, classifier: impl Into<Classifier>) -> Self {
+        self.classifier = Some(classifier.into());
+        self
+    }
+
     /// Wraps `service` in the layers and returns the failover target with its gates.
     pub fn build<S>(self, service: S) -> Guarded
     where
@@ -123,8 +137,13 @@ impl TargetStack {
         S::Future: Send + 'static,
     {
         let breaker = self.breaker.handle();
+        // The retry layer is the outermost: it hands the classifier to the breaker inside.
+        let retry = match self.classifier {
+            Some(classifier) => self.retry.classifier(classifier),
+            None => self.retry,
+        };
         let member = ServiceBuilder::new()
-            .layer(self.retry)
+            .layer(retry)
             .layer(self.breaker)
             .layer(option_layer(
                 self.rate_limit.clone().map(RateLimitLayer::new),

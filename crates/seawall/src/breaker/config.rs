@@ -2,7 +2,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use seawall_core::{BreakerState, ClassifyPolicy, TargetId};
+use seawall_core::{BreakerState, Classifier, TargetId};
 
 use super::layer::BreakerLayer;
 
@@ -96,7 +96,7 @@ impl Default for BreakerSettings {
 pub struct BreakerBuilder {
     target: TargetId,
     settings: BreakerSettings,
-    classify: ClassifyPolicy,
+    classifier: Option<Classifier>,
     on_event: Option<EventCallback>,
 }
 
@@ -105,7 +105,7 @@ impl fmt::Debug for BreakerBuilder {
         f.debug_struct("BreakerBuilder")
             .field("target", &self.target)
             .field("settings", &self.settings)
-            .field("classify", &self.classify)
+            .field("classifier", &self.classifier)
             .field("on_event", &self.on_event.is_some())
             .finish()
     }
@@ -116,7 +116,7 @@ impl BreakerBuilder {
         Self {
             target,
             settings: BreakerSettings::default(),
-            classify: ClassifyPolicy::default(),
+            classifier: None,
             on_event: None,
         }
     }
@@ -206,10 +206,13 @@ impl BreakerBuilder {
         self
     }
 
-    /// The classification choices (content-filter refusals).
+    /// Decides what counts with `classifier` instead of the stack's (the one in the
+    /// request context, or the built-in table). A [`TargetStack`](crate::stack::TargetStack)
+    /// or a failover router given a classifier hands it down on its own; set it here only
+    /// on a breaker used without them.
     #[must_use]
-    pub fn classify_policy(mut self, policy: ClassifyPolicy) -> Self {
-        self.classify = policy;
+    pub fn classifier(mut self, classifier: impl Into<Classifier>) -> Self {
+        self.classifier = Some(classifier.into());
         self
     }
 
@@ -223,6 +226,6 @@ impl BreakerBuilder {
 
     /// The layer, with its shared state.
     pub fn build(self) -> BreakerLayer {
-        BreakerLayer::from_parts(self.target, self.settings, self.classify, self.on_event)
+        BreakerLayer::from_parts(self.target, self.settings, self.classifier, self.on_event)
     }
 }

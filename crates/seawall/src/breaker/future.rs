@@ -10,7 +10,7 @@ use std::task::{Context, Poll, ready};
 use futures_core::Stream;
 use pin_project_lite::pin_project;
 use seawall_core::{
-    BoxError, Cause, CircuitOpen, EventStream, LlmResponse, StreamEvent, classify_with,
+    BoxError, Cause, CircuitOpen, Classifier, EventStream, LlmResponse, StreamEvent,
 };
 use tokio::time::Instant;
 
@@ -24,15 +24,23 @@ pub(crate) struct Ticket {
     admission: Admission,
     /// When the call started, if the settings need it.
     started: Option<Instant>,
+    /// The stack's classifier, when the breaker has none of its own.
+    stack_classifier: Option<Classifier>,
     recorded: bool,
 }
 
 impl Ticket {
-    pub(crate) fn new(shared: Arc<Shared>, admission: Admission, started: Option<Instant>) -> Self {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        admission: Admission,
+        started: Option<Instant>,
+        stack_classifier: Option<Classifier>,
+    ) -> Self {
         Self {
             shared,
             admission,
             started,
+            stack_classifier,
             recorded: false,
         }
     }
@@ -43,7 +51,11 @@ impl Ticket {
     }
 
     fn error_outcome(&self, error: &(dyn Error + 'static)) -> Outcome {
-        let verdict = classify_with(error, &self.shared.classify);
+        let verdict = crate::classifier::classify(
+            self.shared.classifier.as_ref(),
+            self.stack_classifier.as_ref(),
+            error,
+        );
         if verdict.out_of_capacity {
             let wait = verdict
                 .server_wait()

@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use seawall_core::{ClassifyPolicy, TargetId};
+use seawall_core::{Classifier, TargetId};
 use tower_layer::Layer;
 
 use super::config::{BreakerBuilder, BreakerSettings, EventCallback};
@@ -33,11 +33,11 @@ impl BreakerLayer {
     pub(crate) fn from_parts(
         target: TargetId,
         settings: BreakerSettings,
-        classify: ClassifyPolicy,
+        classifier: Option<Classifier>,
         on_event: Option<EventCallback>,
     ) -> Self {
         Self {
-            shared: Arc::new(Shared::new(target, settings, classify, on_event)),
+            shared: Arc::new(Shared::new(target, settings, classifier, on_event)),
         }
     }
 

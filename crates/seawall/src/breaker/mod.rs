@@ -14,7 +14,8 @@
 //!   optional [default](BreakerBuilder::default_cooldown) when there is neither) without
 //!   counting a health failure.
 //!
-//! What counts is decided by [`classify`](seawall_core::classify()): `health_failure`
+//! What counts is decided by the stack's [`Classifier`](seawall_core::Classifier) (the one
+//! the request context carries, the breaker's own, or the built-in table): `health_failure`
 //! failures count, `out_of_capacity` ones park the target, an answer from the target (even
 //! a 400) is a success, and layer-local rejections (a limiter below, a cancelled call)
 //! count for nothing. On raw HTTP a 4xx or 5xx response is classified from its status and

@@ -2,7 +2,7 @@ use std::mem;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use seawall_core::{BoxError, LlmResponse};
+use seawall_core::{BoxError, LlmRequest, LlmResponse};
 use tower_service::Service;
 
 use super::future::{ResponseFuture, Ticket};
@@ -38,6 +38,7 @@ where
     S: Service<Req> + Clone,
     S::Error: Into<BoxError>,
     S::Response: LlmResponse + StreamingResponse,
+    Req: LlmRequest,
 {
     type Response = S::Response;
     type Error = BoxError;
@@ -58,7 +59,13 @@ where
                 let clone = self.inner.clone();
                 let mut inner = mem::replace(&mut self.inner, clone);
                 let started = self.shared.settings.times_calls().then(|| now.get());
-                let ticket = Ticket::new(self.shared.clone(), admission, started);
+                // The stack's classifier travels with the request; the breaker needs it when
+                // the outcome is known.
+                let stack_classifier = match self.shared.classifier {
+                    Some(_) => None,
+                    None => crate::classifier::of_context(request.context()).cloned(),
+                };
+                let ticket = Ticket::new(self.shared.clone(), admission, started, stack_classifier);
                 ResponseFuture::new(inner.call(request), ticket)
             }
         }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use seawall_core::tokens::TokenEstimate;
-use seawall_core::{BreakerState, CircuitOpen, ClassifyPolicy, OpenReason, TargetId};
+use seawall_core::{BreakerState, CircuitOpen, Classifier, OpenReason, TargetId};
 use tokio::time::Instant;
 
 use super::config::{BreakerEvent, BreakerSettings, EventCallback};
@@ -152,7 +152,8 @@ struct Transitions {
 pub(crate) struct Shared {
     pub(crate) target: TargetId,
     pub(crate) settings: BreakerSettings,
-    pub(crate) classify: ClassifyPolicy,
+    /// The breaker's own classifier; `None` decides with the stack's.
+    pub(crate) classifier: Option<Classifier>,
     on_event: Option<EventCallback>,
     origin: Instant,
     state: AtomicU8,
@@ -188,7 +189,7 @@ impl Shared {
     pub(crate) fn new(
         target: TargetId,
         settings: BreakerSettings,
-        classify: ClassifyPolicy,
+        classifier: Option<Classifier>,
         on_event: Option<EventCallback>,
     ) -> Self {
         let window = settings
@@ -197,7 +198,7 @@ impl Shared {
         Self {
             target,
             settings,
-            classify,
+            classifier,
             on_event,
             origin: Instant::now(),
             state: AtomicU8::new(CLOSED),

@@ -12,7 +12,7 @@ use futures_core::Stream;
 use seawall_core::{
     AllTargetsFailed, AttemptOutcome, AttemptRecord, BoxError, ChatRequest, ChatResponse,
     Classification, DeadlineExceeded, Disposition, ErrorKind, ErrorWithTrail, EventStream,
-    LlmError, RouteHint, StreamEvent, TokenEstimate, TrailRecorder, classify_with,
+    LlmError, RouteHint, StreamEvent, TokenEstimate, TrailRecorder,
 };
 use tokio::time::Instant;
 use tower_service::Service;
@@ -196,6 +196,12 @@ impl Walk {
         latency
     }
 
+    /// The stack's verdict on `error`: the router's classifier, or the one it was called
+    /// with, or the built-in table.
+    pub(crate) fn classify(&self, error: &(dyn std::error::Error + 'static)) -> Classification {
+        crate::classifier::classify(None, self.request.context.classifier.as_ref(), error)
+    }
+
     /// Records a failed attempt and classifies its error.
     pub(crate) fn record_failure(
         &self,
@@ -203,7 +209,7 @@ impl Walk {
         error: &(dyn std::error::Error + 'static),
     ) -> Classification {
         let shared = &self.router.shared;
-        let verdict = classify_with(error, &shared.classify_policy);
+        let verdict = self.classify(error);
         let outcome = AttemptOutcome::Failed {
             cause: verdict.cause,
             message: error.to_string(),
@@ -273,6 +279,7 @@ impl ResponseFuture {
     pub(crate) fn new(router: Failover, mut request: ChatRequest) -> Self {
         let trail = request.context.trail().clone();
         let shared = &router.shared;
+        crate::classifier::install(shared.classifier.as_ref(), &mut request.context);
         let estimate = shared
             .estimator
             .estimate(&request, shared.default_output_tokens);

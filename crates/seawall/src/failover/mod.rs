@@ -16,7 +16,9 @@
 //!   to admit the call within the remaining deadline.
 //! - The call is sent with the target's own **model name** ([`Target::model`]), so one
 //!   alias maps to a fallback chain such as expensive → cheap → local.
-//! - On failure the one [classifier](seawall_core::classify()) decides: `Failover` or
+//! - On failure the stack's one [classifier](seawall_core::Classifier) decides (given once
+//!   with [`FailoverBuilder::classifier`], it reaches every target's retry layer and
+//!   breaker through the request context): `Failover` or
 //!   `Retry` moves on to the next target (the target's own retry layer has given up by
 //!   then); `Fatal` returns at once. At most `max_hops` targets are sent the call.
 //! - When nothing is left: one [`AllTargetsFailed`] listing every attempt and skip

@@ -5,8 +5,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use seawall_core::{
-    BoxError, ChatRequest, ChatResponse, ClassifyPolicy, HeuristicEstimator, TargetId,
-    TokenEstimator,
+    BoxError, ChatRequest, ChatResponse, Classifier, HeuristicEstimator, TargetId, TokenEstimator,
 };
 use tower_service::Service;
 
@@ -31,7 +30,8 @@ pub(crate) struct Shared {
     pub(crate) max_hops: usize,
     pub(crate) estimator: Arc<dyn TokenEstimator>,
     pub(crate) default_output_tokens: u32,
-    pub(crate) classify_policy: ClassifyPolicy,
+    /// The router's own classifier, handed to every layer inside it.
+    pub(crate) classifier: Option<Classifier>,
     pub(crate) failure_penalty: Duration,
     pub(crate) rng: Rng,
     pub(crate) recover_streams: bool,
@@ -80,7 +80,7 @@ impl Failover {
             max_hops: None,
             estimator: Arc::new(HeuristicEstimator::default()),
             default_output_tokens: 1024,
-            classify_policy: ClassifyPolicy::default(),
+            classifier: None,
             failure_penalty: Duration::from_secs(5),
             seed: 0x5EA_3A11,
             recover_streams: true,
@@ -173,7 +173,7 @@ pub struct FailoverBuilder {
     max_hops: Option<usize>,
     estimator: Arc<dyn TokenEstimator>,
     default_output_tokens: u32,
-    classify_policy: ClassifyPolicy,
+    classifier: Option<Classifier>,
     failure_penalty: Duration,
     seed: u64,
     recover_streams: bool,
@@ -225,10 +225,22 @@ impl FailoverBuilder {
         self
     }
 
-    /// Sets the classification choices (content-filter refusals fail over or not).
+    /// Sets the stack's classifier: the router decides with it, and hands it in the
+    /// request context to every layer of every target (their retry layers and breakers),
+    /// unless a layer inside was given its own. Set it once, here. Default: the one the
+    /// call arrives with, or the built-in table.
+    ///
+    /// ```
+    /// use seawall::failover::Failover;
+    /// use seawall_core::{ClassifyPolicy, ContentFilterPolicy};
+    ///
+    /// let policy = ClassifyPolicy::default().content_filter(ContentFilterPolicy::Failover);
+    /// let builder = Failover::builder().classifier(policy);
+    /// # let _ = builder;
+    /// ```
     #[must_use]
-    pub fn classify_policy(mut self, policy: ClassifyPolicy) -> Self {
-        self.classify_policy = policy;
+    pub fn classifier(mut self, classifier: impl Into<Classifier>) -> Self {
+        self.classifier = Some(classifier.into());
         self
     }
 
@@ -289,7 +301,7 @@ impl FailoverBuilder {
                 strategy: self.strategy,
                 estimator: self.estimator,
                 default_output_tokens: self.default_output_tokens,
-                classify_policy: self.classify_policy,
+                classifier: self.classifier,
                 failure_penalty: self.failure_penalty,
                 rng: Rng::new(self.seed),
             }),

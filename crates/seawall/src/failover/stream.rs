@@ -12,7 +12,7 @@ use futures_core::Stream;
 use seawall_core::{
     AttemptOutcome, Cause, ChatResponse, Disposition, ErrorKind, EventStream, FinishReason,
     LlmError, Message, RecoveryOutcome, RecoveryPath, RecoveryRecord, StreamAccumulator,
-    StreamEvent, Usage, classify_with,
+    StreamEvent, Usage,
 };
 use tokio::time::Instant;
 use tower_service::Service;
@@ -370,7 +370,7 @@ impl RelayStream {
                 reason: format!("the recovering stream broke too: {error}"),
             });
         }
-        let verdict = classify_with(&error, &shared.classify_policy);
+        let verdict = self.walk.classify(&error);
         if !shared.recover_streams || verdict.disposition == Disposition::Fatal {
             let reason = error.to_string();
             self.original.get_or_insert(error);

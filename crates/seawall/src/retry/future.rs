@@ -85,10 +85,10 @@ where
                 StateProj::Calling { future } => {
                     let result = ready!(future.poll(cx)).map_err(Into::into);
                     let verdict = match &result {
-                        Err(error) => this.config.classify(error.as_ref()),
+                        Err(error) => this.config.classify(error.as_ref(), &*this.request),
                         Ok(response) => match response.failure() {
                             None => return Poll::Ready(result),
-                            Some(failure) => this.config.classify(&failure),
+                            Some(failure) => this.config.classify(&failure, &*this.request),
                         },
                     };
                     match this.config.decide(&verdict, *this.attempts, &*this.request) {

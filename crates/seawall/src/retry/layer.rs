@@ -1,7 +1,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use seawall_core::ClassifyPolicy;
+use seawall_core::Classifier;
 use tower::retry::budget::{Budget, TpsBudget};
 use tower_layer::Layer;
 
@@ -30,7 +30,7 @@ impl RetryLayer {
                 backoff: Backoff::default(),
                 max_server_wait: Duration::from_secs(5),
                 budget: Arc::new(TpsBudget::default()),
-                classify: ClassifyPolicy::default(),
+                classifier: None,
             }),
         }
     }
@@ -69,10 +69,14 @@ impl RetryLayer {
         self.edit(|config| config.budget = budget)
     }
 
-    /// The classification choices (content-filter refusals).
+    /// Decides with `classifier` instead of the stack's (the one in the request context,
+    /// or the built-in table), and hands it to the layers inside. A
+    /// [`TargetStack`](crate::stack::TargetStack) or a failover router given a classifier
+    /// hands it down on its own; set it here only on a retry layer used without them.
     #[must_use]
-    pub fn classify_policy(self, policy: ClassifyPolicy) -> Self {
-        self.edit(|config| config.classify = policy)
+    pub fn classifier(self, classifier: impl Into<Classifier>) -> Self {
+        let classifier = classifier.into();
+        self.edit(|config| config.classifier = Some(classifier))
     }
 
     /// The shared retry budget.

@@ -6,8 +6,11 @@
 //! Deadline → Failover → per target [Retry → Breaker → RateLimit → AttemptTimeout → Adapter]
 //! ```
 //!
-//! Every failed attempt goes through [`classify`](seawall_core::classify()) (errors, and on
-//! raw HTTP the 4xx/5xx responses through [`LlmResponse::failure`](seawall_core::LlmResponse)).
+//! Every failed attempt goes through the stack's [`Classifier`](seawall_core::Classifier)
+//! (the one the request context carries, or the layer's own from
+//! [`RetryLayer::classifier`], or the built-in table): errors, and on raw HTTP the 4xx/5xx
+//! responses through [`LlmResponse::failure`](seawall_core::LlmResponse), whose error body
+//! `seawall_providers::raw::ReadErrorBodyLayer` decodes.
 //! The layer tries again only when:
 //!
 //! 1. the disposition is [`Retry`](seawall_core::Disposition::Retry) (a 429, 5xx, 529,

@@ -2,7 +2,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use seawall_core::{Classification, ClassifyPolicy, Disposition, LlmRequest, classify_with};
+use seawall_core::{Classification, Classifier, Disposition, LlmRequest};
 use tower::retry::budget::Budget;
 use tower::util::rng::{HasherRng, Rng};
 
@@ -52,7 +52,8 @@ pub(crate) struct RetryConfig {
     pub(crate) backoff: Backoff,
     pub(crate) max_server_wait: Duration,
     pub(crate) budget: SharedBudget,
-    pub(crate) classify: ClassifyPolicy,
+    /// The layer's own classifier; `None` decides with the stack's.
+    pub(crate) classifier: Option<Classifier>,
 }
 
 impl fmt::Debug for RetryConfig {
@@ -61,7 +62,7 @@ impl fmt::Debug for RetryConfig {
             .field("max_attempts", &self.max_attempts)
             .field("backoff", &self.backoff)
             .field("max_server_wait", &self.max_server_wait)
-            .field("classify", &self.classify)
+            .field("classifier", &self.classifier)
             .finish()
     }
 }
@@ -123,8 +124,17 @@ impl RetryConfig {
         Ok(wait)
     }
 
-    pub(crate) fn classify(&self, error: &(dyn std::error::Error + 'static)) -> Classification {
-        classify_with(error, &self.classify)
+    pub(crate) fn classify<Req: LlmRequest>(
+        &self,
+        error: &(dyn std::error::Error + 'static),
+        request: &Req,
+    ) -> Classification {
+        use crate::classifier::{classify, of_context};
+        classify(
+            self.classifier.as_ref(),
+            of_context(request.context()),
+            error,
+        )
     }
 }
 

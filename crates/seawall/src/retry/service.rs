@@ -47,8 +47,9 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, request: Req) -> Self::Future {
+    fn call(&mut self, mut request: Req) -> Self::Future {
         self.config.budget.deposit();
+        crate::classifier::install(self.config.classifier.as_ref(), request.context_mut());
         let retry_request = request.clone();
         let clone = self.inner.clone();
         // The readied instance takes this call and stays with the future for the retries.
