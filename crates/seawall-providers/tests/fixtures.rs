@@ -1,10 +1,11 @@
 //! Every recording of real provider traffic in the fixtures directory, run through the
 //! adapters (request encoding, response and stream decoding, error mapping).
 //!
-//! The recordings are found by walking `<root>/{openai,anthropic,gemini}`, where the root is
-//! `$SEAWALL_FIXTURES` or `shared/fixtures` beside the repository (`../shared/fixtures` from
-//! the repository root). Every recording is checked for what holds for any real recording;
-//! the named ones also for exact values. A new recording needs no code change.
+//! The recordings are found by walking `<root>/{openai,anthropic,gemini}`, for the built-in
+//! root `tests/fixtures/` of this crate (see its README for each file's source and licence)
+//! and for every directory in `$SEAWALL_FIXTURES` (separated like `PATH`), which adds more.
+//! Every recording is checked for what holds for any real recording; the named ones also for
+//! exact values. A new recording needs no code change.
 
 mod support;
 
@@ -44,60 +45,70 @@ struct Exchange {
     streamed: bool,
 }
 
-fn fixtures_root() -> PathBuf {
-    if let Ok(root) = std::env::var("SEAWALL_FIXTURES") {
-        return PathBuf::from(root);
-    }
-    // `shared/` sits beside the repository root (`../shared/fixtures` from the root); a
-    // checkout may sit deeper, so take the nearest ancestor that has one.
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest
-        .ancestors()
-        .skip(2)
-        .map(|dir| dir.join("shared/fixtures"))
-        .find(|dir| dir.is_dir())
-        .unwrap_or_else(|| manifest.join("../../../shared/fixtures"))
+/// The recordings that ship with the crate.
+fn builtin_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
+/// The built-in root, then the directories `$SEAWALL_FIXTURES` adds.
+fn fixture_roots() -> Vec<PathBuf> {
+    let mut roots = vec![builtin_root()];
+    if let Some(extra) = std::env::var_os("SEAWALL_FIXTURES") {
+        roots.extend(std::env::split_paths(&extra).filter(|dir| !dir.as_os_str().is_empty()));
+    }
+    roots
+}
+
+/// How many recordings ship in `tests/fixtures/` (files, not exchanges).
+const BUILTIN_FILES: usize = 16;
+
 fn recordings() -> Vec<Exchange> {
-    let root = fixtures_root();
-    assert!(
-        root.is_dir(),
-        "no fixtures at {} (set SEAWALL_FIXTURES)",
-        root.display()
-    );
     let mut exchanges = Vec::new();
-    for (dir, provider) in [
-        ("openai", Provider::OpenAi),
-        ("anthropic", Provider::Anthropic),
-        ("gemini", Provider::Gemini),
-    ] {
-        let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
-            continue;
-        };
-        let mut files: Vec<PathBuf> = entries.map(|e| e.unwrap().path()).collect();
-        files.sort();
-        for file in files {
-            let name = file.file_name().unwrap().to_string_lossy().into_owned();
-            let text = std::fs::read_to_string(&file).unwrap();
-            let parsed = if name.ends_with(".yaml") || name.ends_with(".yml") {
-                from_cassette(&text, provider)
-            } else if name.ends_with(".chunks.txt") {
-                vec![from_chunks(&text)]
-            } else if name.ends_with(".json") {
-                vec![from_json_body(&text)]
-            } else if name.ends_with(".R") {
-                vec![from_httr2_mock(&text)]
-            } else {
+    let mut builtin_files = 0;
+    for root in fixture_roots() {
+        assert!(root.is_dir(), "no fixtures directory at {}", root.display());
+        let builtin = root == builtin_root();
+        for (dir, provider) in [
+            ("openai", Provider::OpenAi),
+            ("anthropic", Provider::Anthropic),
+            ("gemini", Provider::Gemini),
+        ] {
+            let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
                 continue;
             };
-            for (i, mut exchange) in parsed.into_iter().enumerate() {
-                exchange.name = format!("{name}#{i}");
-                exchange.provider = provider;
-                exchanges.push(exchange);
+            let mut files: Vec<PathBuf> = entries.map(|e| e.unwrap().path()).collect();
+            files.sort();
+            for file in files {
+                let name = file.file_name().unwrap().to_string_lossy().into_owned();
+                let text = std::fs::read_to_string(&file).unwrap();
+                let parsed = if name.ends_with(".yaml") || name.ends_with(".yml") {
+                    from_cassette(&text, provider)
+                } else if name.ends_with(".chunks.txt") {
+                    vec![from_chunks(&text)]
+                } else if name.ends_with(".json") {
+                    vec![from_json_body(&text)]
+                } else if name.ends_with(".R") {
+                    vec![from_httr2_mock(&text)]
+                } else {
+                    continue;
+                };
+                if builtin {
+                    builtin_files += 1;
+                }
+                for (i, mut exchange) in parsed.into_iter().enumerate() {
+                    exchange.name = format!("{name}#{i}");
+                    exchange.provider = provider;
+                    exchanges.push(exchange);
+                }
             }
         }
     }
+    assert_eq!(
+        builtin_files,
+        BUILTIN_FILES,
+        "recordings under {}",
+        builtin_root().display()
+    );
     exchanges
 }
 
@@ -849,11 +860,6 @@ const NAMED: &[&str] = &[
 #[tokio::test]
 async fn every_recording_decodes_through_its_adapter() {
     let exchanges = recordings();
-    assert!(
-        !exchanges.is_empty(),
-        "no recordings under {}",
-        fixtures_root().display()
-    );
     let mut seen = BTreeMap::new();
     for exchange in &exchanges {
         let (outcome, skipped) = run(exchange, &[]).await;
@@ -862,12 +868,10 @@ async fn every_recording_decodes_through_its_adapter() {
         seen.insert(exchange.name.clone(), ());
     }
     for name in NAMED {
-        if fixtures_root().join("openai").is_dir() && std::env::var("SEAWALL_FIXTURES").is_err() {
-            assert!(
-                seen.contains_key(*name),
-                "the named recording {name} was found"
-            );
-        }
+        assert!(
+            seen.contains_key(*name),
+            "the named recording {name} was found"
+        );
     }
 }
 
