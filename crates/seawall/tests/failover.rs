@@ -3,7 +3,7 @@
 mod support;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use seawall::failover::{
@@ -531,6 +531,135 @@ async fn power_of_two_choices_never_puts_the_slowest_first() {
     // fast wins every pair it is in (2 of 3 pairs), medium wins the other.
     let fast = first["fast"];
     assert!((340..460).contains(&fast), "{first:?}");
+}
+
+const FAST: u8 = 0;
+const FAILING: u8 = 1;
+const SLOW: u8 = 2;
+
+/// A target that answers in 100 ms, fails at once (529), or answers in 1 s, as `mode` says.
+fn switchable(
+    mode: Arc<AtomicU8>,
+) -> impl tower::Service<
+    ChatRequest,
+    Response = ChatResponse,
+    Error = BoxError,
+    Future = impl Future<Output = Result<ChatResponse, BoxError>> + Send,
+> + Clone
++ Send
++ Sync
++ 'static {
+    service_fn(move |request: ChatRequest| {
+        let mode = mode.load(Ordering::SeqCst);
+        async move {
+            match mode {
+                FAILING => overloaded(&request),
+                SLOW => {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    ok(&request)
+                }
+                _ => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    ok(&request)
+                }
+            }
+        }
+    })
+}
+
+/// Calls answered by target `a` and by the other, and when `a` first answered.
+#[derive(Debug, Default)]
+struct Share {
+    a: usize,
+    others: usize,
+    first_a: Option<Duration>,
+}
+
+impl Share {
+    fn of_a(&self) -> f64 {
+        self.a as f64 / (self.a + self.others) as f64
+    }
+}
+
+/// One call every 500 ms for `length`.
+async fn traffic(router: &Failover, length: Duration) -> Share {
+    let start = Instant::now();
+    let mut share = Share::default();
+    while start.elapsed() < length {
+        let sent = Instant::now();
+        let response = router.clone().oneshot(weighing(1)).await.unwrap();
+        if response.trail.final_target == Some(TargetId::new("a")) {
+            share.a += 1;
+            share.first_a.get_or_insert(sent - start);
+        } else {
+            share.others += 1;
+        }
+        tokio::time::sleep_until(sent + Duration::from_millis(500)).await;
+    }
+    share
+}
+
+fn two_targets(strategy: Strategy, a: &Arc<AtomicU8>) -> Failover {
+    Failover::builder()
+        .strategy(strategy)
+        .target(Target::new("a", switchable(Arc::clone(a))))
+        .target(Target::new("b", switchable(Arc::new(AtomicU8::new(FAST)))))
+        .build()
+}
+
+/// With the default 10 s decay and 5 s failure penalty.
+async fn a_target_that_failed_gets_its_share_back_once_it_recovers(strategy: Strategy) {
+    let a = Arc::new(AtomicU8::new(FAST));
+    let router = two_targets(strategy, &a);
+    let healthy = traffic(&router, Duration::from_secs(30)).await;
+    assert!(healthy.of_a() > 0.4, "{strategy:?} {healthy:?}");
+
+    a.store(FAILING, Ordering::SeqCst);
+    let down = traffic(&router, Duration::from_secs(60)).await;
+    assert_eq!(down.a, 0, "{strategy:?} {down:?}");
+
+    // The 5 s penalty fades below b's 100 ms within about 4 decay times of a's last try.
+    a.store(FAST, Ordering::SeqCst);
+    let recovering = traffic(&router, Duration::from_secs(45)).await;
+    assert!(recovering.first_a.is_some(), "{strategy:?} {recovering:?}");
+    let recovered = traffic(&router, Duration::from_secs(60)).await;
+    assert!(recovered.of_a() > 0.4, "{strategy:?} {recovered:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn least_latency_gives_a_target_that_failed_its_share_back_once_it_recovers() {
+    a_target_that_failed_gets_its_share_back_once_it_recovers(Strategy::LeastLatency).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn power_of_two_choices_gives_a_target_that_failed_its_share_back_once_it_recovers() {
+    a_target_that_failed_gets_its_share_back_once_it_recovers(Strategy::PowerOfTwoChoices).await;
+}
+
+async fn a_slow_target_gets_less_until_it_is_fast_again(strategy: Strategy) {
+    let a = Arc::new(AtomicU8::new(SLOW));
+    let router = two_targets(strategy, &a);
+    // Slow (1 s against 100 ms) for five minutes: tried now and then, never for long.
+    let slow = traffic(&router, Duration::from_secs(300)).await;
+    assert!(slow.a > 1, "{strategy:?} {slow:?}");
+    assert!(slow.of_a() < 0.1, "{strategy:?} {slow:?}");
+
+    a.store(FAST, Ordering::SeqCst);
+    let recovering = traffic(&router, Duration::from_secs(30)).await;
+    assert!(recovering.first_a.is_some(), "{strategy:?} {recovering:?}");
+    // Close to half, the last of the slow samples fading out.
+    let recovered = traffic(&router, Duration::from_secs(60)).await;
+    assert!(recovered.of_a() > 0.35, "{strategy:?} {recovered:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn least_latency_gives_a_slow_target_less_until_it_is_fast_again() {
+    a_slow_target_gets_less_until_it_is_fast_again(Strategy::LeastLatency).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn power_of_two_choices_gives_a_slow_target_less_until_it_is_fast_again() {
+    a_slow_target_gets_less_until_it_is_fast_again(Strategy::PowerOfTwoChoices).await;
 }
 
 #[tokio::test(start_paused = true)]

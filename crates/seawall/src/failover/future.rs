@@ -209,7 +209,9 @@ impl Walk {
             message: error.to_string(),
         };
         let latency = self.record(attempt, outcome, None);
-        shared.latency[attempt.index].observe(latency + shared.failure_penalty);
+        shared
+            .latency
+            .observe(attempt.index, latency + shared.failure_penalty);
         verdict
     }
 
@@ -231,7 +233,9 @@ impl Walk {
     pub(crate) fn record_success(&self, attempt: &Attempt, model: &str, ttft: Option<Duration>) {
         let shared = &self.router.shared;
         let latency = self.record(attempt, AttemptOutcome::Succeeded, ttft);
-        shared.latency[attempt.index].observe(ttft.unwrap_or(latency));
+        shared
+            .latency
+            .observe(attempt.index, ttft.unwrap_or(latency));
         let target = shared.targets[attempt.index].id.clone();
         let model = if model.is_empty() {
             attempt.model.to_string()

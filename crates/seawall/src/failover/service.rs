@@ -11,7 +11,7 @@ use seawall_core::{
 use tower_service::Service;
 
 use super::future::ResponseFuture;
-use super::strategy::{LatencyEwma, Rng, Strategy, plan_into};
+use super::strategy::{Latencies, Rng, Strategy, plan_into};
 use super::target::Target;
 
 /// The failover router: tries a call's targets in the order of a plan until one answers.
@@ -26,7 +26,7 @@ pub struct Failover {
 pub(crate) struct Shared {
     pub(crate) targets: Vec<Target>,
     pub(crate) weights: Vec<u32>,
-    pub(crate) latency: Vec<LatencyEwma>,
+    pub(crate) latency: Latencies,
     pub(crate) strategy: Strategy,
     pub(crate) max_hops: usize,
     pub(crate) estimator: Arc<dyn TokenEstimator>,
@@ -82,6 +82,7 @@ impl Failover {
             default_output_tokens: 1024,
             classify_policy: ClassifyPolicy::default(),
             failure_penalty: Duration::from_secs(5),
+            latency_decay: DEFAULT_LATENCY_DECAY,
             seed: 0x5EA_3A11,
             recover_streams: true,
         }
@@ -124,16 +125,22 @@ impl Failover {
         }
     }
 
-    /// Each target's moving average latency; `None` until measured.
+    /// Each target's moving average latency as the latency-aware strategies see it now
+    /// (faded since its last sample, see [`Strategy::LeastLatency`]); `None` until
+    /// measured.
     pub fn latencies(&self) -> Vec<(TargetId, Option<Duration>)> {
+        let latency = &self.shared.latency;
+        let now = latency.millis(tokio::time::Instant::now());
         self.shared
             .targets
             .iter()
-            .zip(&self.shared.latency)
-            .map(|(target, ewma)| {
-                let nanos = ewma.get();
-                let latency = (nanos > 0.0).then(|| Duration::from_secs_f64(nanos / 1e9));
-                (target.id.clone(), latency)
+            .enumerate()
+            .map(|(index, target)| {
+                let estimate = latency.measured(index).then(|| {
+                    Duration::try_from_secs_f64(latency.estimate(index, now) / 1e9)
+                        .unwrap_or(Duration::MAX)
+                });
+                (target.id.clone(), estimate)
             })
             .collect()
     }
@@ -175,9 +182,13 @@ pub struct FailoverBuilder {
     default_output_tokens: u32,
     classify_policy: ClassifyPolicy,
     failure_penalty: Duration,
+    latency_decay: Duration,
     seed: u64,
     recover_streams: bool,
 }
+
+/// The default [`FailoverBuilder::latency_decay`].
+const DEFAULT_LATENCY_DECAY: Duration = Duration::from_secs(10);
 
 impl FailoverBuilder {
     /// Adds a target; targets keep the order they are added in (the priority order).
@@ -233,10 +244,28 @@ impl FailoverBuilder {
     }
 
     /// Sets what a failed attempt adds to its latency sample for the latency-aware
-    /// strategies (default 5 s), so failing targets sink in the order.
+    /// strategies (default 5 s), so failing targets sink in the order. Like any sample, it
+    /// fades over the [decay time](Self::latency_decay): a target that failed is tried
+    /// again once its estimate has faded below the others'.
     #[must_use]
     pub fn failure_penalty(mut self, penalty: Duration) -> Self {
         self.failure_penalty = penalty;
+        self
+    }
+
+    /// Sets the time constant τ of the latency-aware strategies' moving averages (default
+    /// 10 s, as in linkerd's and tower's `PeakEwma` balancers). A sample lower than the
+    /// estimate moves it by `1 - exp(-elapsed / τ)` (`elapsed`: the time since the
+    /// target's previous sample), and a target with no calls sees its estimate fade by
+    /// `exp(-elapsed / τ)`, so its weight falls to about 1/e after τ and 1/20 after 3τ.
+    /// With the defaults, a target that failed once (its latency plus the 5 s
+    /// [penalty](Self::failure_penalty)) is tried again within about 4τ when the others
+    /// answer in 100 ms, sooner when they are slower. A shorter τ forgets faster (and
+    /// probes a slow target more often); a longer one is steadier. Timestamps have a
+    /// resolution of 1 ms, which is also the smallest τ.
+    #[must_use]
+    pub fn latency_decay(mut self, decay: Duration) -> Self {
+        self.latency_decay = decay;
         self
     }
 
@@ -259,11 +288,7 @@ impl FailoverBuilder {
     /// The router.
     pub fn build(self) -> Failover {
         let weights = self.targets.iter().map(|t| t.weight).collect();
-        let latency = self
-            .targets
-            .iter()
-            .map(|_| LatencyEwma::default())
-            .collect();
+        let latency = Latencies::new(self.targets.len(), self.latency_decay);
         let prefill = self
             .targets
             .iter()
