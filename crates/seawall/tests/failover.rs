@@ -907,3 +907,208 @@ async fn a_member_that_fails_readiness_is_one_failed_attempt_not_a_broken_router
     }
     assert_eq!(b.calls(), 2);
 }
+
+/// A member whose readiness never comes, as a stuck buffer's or pool's would.
+#[derive(Clone)]
+struct NeverReady;
+
+impl tower::Service<ChatRequest> for NeverReady {
+    type Response = ChatResponse;
+    type Error = BoxError;
+    type Future = std::future::Ready<Result<ChatResponse, BoxError>>;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), BoxError>> {
+        std::task::Poll::Pending
+    }
+
+    fn call(&mut self, _request: ChatRequest) -> Self::Future {
+        panic!("called although not ready");
+    }
+}
+
+/// The call, or a panic if it has not ended within a minute of the paused clock.
+async fn within_a_minute<F: Future>(call: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(60), call)
+        .await
+        .expect("the call still waits after a minute")
+}
+
+fn skip_reason(trail: &seawall_core::Trail, index: usize) -> &str {
+    match &trail.attempts[index].outcome {
+        AttemptOutcome::Skipped { reason } => reason,
+        other => panic!("expected a skip, got {other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_member_that_stays_unready_is_skipped_after_the_readiness_timeout() {
+    // A tower-test mock allowed no call: its poll_ready stays pending.
+    let (stuck, mut handle) = tower_test::mock::pair::<ChatRequest, ChatResponse>();
+    handle.allow(0);
+    let b = Scripted::new();
+    let router = Failover::builder()
+        .target(Target::new("stuck", stuck))
+        .target(Target::new("b", b.service(ok)))
+        .build();
+
+    let started = Instant::now();
+    let response = within_a_minute(router.clone().oneshot(weighing(1)))
+        .await
+        .unwrap();
+    // The default bound: one second.
+    assert_eq!(started.elapsed(), Duration::from_secs(1));
+    let trail = &response.trail;
+    assert_eq!(
+        targets_tried(trail),
+        vec![("stuck".into(), "skipped"), ("b".into(), "succeeded")]
+    );
+    assert_eq!(
+        skip_reason(trail, 0),
+        SkipReason::NotReady {
+            waited: Duration::from_secs(1)
+        }
+        .to_string()
+    );
+    assert_eq!(trail.attempts[0].latency, Duration::from_secs(1));
+    assert_eq!(
+        trail.sent_attempts(),
+        1,
+        "nothing was sent to the stuck member"
+    );
+    assert_eq!(b.calls(), 1);
+
+    // A configured bound.
+    let router = Failover::builder()
+        .ready_timeout(Duration::from_millis(250))
+        .target(Target::new("stuck", NeverReady))
+        .target(Target::new("b", b.service(ok)))
+        .build();
+    let started = Instant::now();
+    let response = within_a_minute(router.oneshot(weighing(1))).await.unwrap();
+    assert_eq!(started.elapsed(), Duration::from_millis(250));
+    assert_eq!(
+        targets_tried(&response.trail),
+        vec![("stuck".into(), "skipped"), ("b".into(), "succeeded")]
+    );
+    assert_eq!(
+        SkipReason::NotReady {
+            waited: Duration::ZERO
+        }
+        .as_str(),
+        "not_ready"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_single_member_that_is_never_ready_ends_the_call_with_all_targets_failed() {
+    let router = Failover::builder()
+        .target(Target::new("stuck", NeverReady))
+        .build();
+    let started = Instant::now();
+    let error = within_a_minute(router.oneshot(weighing(1)))
+        .await
+        .unwrap_err();
+    assert_eq!(started.elapsed(), Duration::from_secs(1));
+    let failed = ErrorWithTrail::find(&*error)
+        .and_then(|e| e.downcast_inner::<AllTargetsFailed>())
+        .unwrap_or_else(|| panic!("expected AllTargetsFailed, got {error}"));
+    assert_eq!(failed.attempts.len(), 1);
+    assert!(
+        skip_reason(trail_of(&error), 0).contains("not ready"),
+        "{error}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_wait_for_readiness_never_passes_the_deadline() {
+    let b = Scripted::new();
+    let router = Failover::builder()
+        .target(Target::new("stuck", NeverReady))
+        .target(Target::new("b", b.service(ok)))
+        .build();
+    let mut request = weighing(1);
+    request.context.deadline = Some(Deadline::new(
+        Instant::now().into_std(),
+        Duration::from_millis(300),
+    ));
+    let started = Instant::now();
+    let error = within_a_minute(router.oneshot(request)).await.unwrap_err();
+    assert_eq!(started.elapsed(), Duration::from_millis(300));
+    assert_eq!(
+        seawall_core::classify(&*error).cause,
+        Cause::DeadlineExceeded
+    );
+    assert_eq!(
+        targets_tried(trail_of(&error)),
+        vec![("stuck".into(), "skipped")]
+    );
+    assert_eq!(b.calls(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_recovery_target_that_stays_unready_is_skipped() {
+    let cut = Scripted::new();
+    let continues = Scripted::new();
+    let router = Failover::builder()
+        .target(Target::new(
+            "cut",
+            cut.service(|request| {
+                Ok(streamed(
+                    &request.model,
+                    Duration::ZERO,
+                    vec![
+                        StreamEvent::TextDelta("Paris".into()),
+                        StreamEvent::Error(LlmError::new(
+                            ErrorKind::StreamTruncated,
+                            "connection reset",
+                        )),
+                    ],
+                ))
+            }),
+        ))
+        .target(Target::new("stuck", NeverReady))
+        .target(
+            Target::new(
+                "continues",
+                continues.service(|request| {
+                    Ok(streamed(
+                        &request.model,
+                        Duration::ZERO,
+                        vec![
+                            StreamEvent::TextDelta(" is the capital.".into()),
+                            StreamEvent::Finish(FinishReason::Stop),
+                        ],
+                    ))
+                }),
+            )
+            .accepts_prefill(true),
+        )
+        .build();
+    let mut request = weighing(1).streaming();
+    let trail = request.context.trail().clone();
+    let started = Instant::now();
+    let mut response = router.oneshot(request).await.unwrap();
+    let events = within_a_minute(collect(response.stream.take().unwrap())).await;
+    assert_eq!(started.elapsed(), Duration::from_secs(1));
+    let text: String = events
+        .iter()
+        .filter_map(|event| match event {
+            StreamEvent::TextDelta(text) => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(text, "Paris is the capital.");
+    let trail = trail.snapshot();
+    assert_eq!(
+        targets_tried(&trail),
+        vec![
+            ("cut".into(), "succeeded"),
+            ("stuck".into(), "skipped"),
+            ("continues".into(), "succeeded"),
+        ]
+    );
+    assert!(skip_reason(&trail, 1).contains("not ready"));
+}

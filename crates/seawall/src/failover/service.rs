@@ -33,6 +33,7 @@ pub(crate) struct Shared {
     pub(crate) default_output_tokens: u32,
     pub(crate) classify_policy: ClassifyPolicy,
     pub(crate) failure_penalty: Duration,
+    pub(crate) ready_timeout: Duration,
     pub(crate) rng: Rng,
     pub(crate) recover_streams: bool,
     /// Per target: [`PREFILL_UNKNOWN`], [`PREFILL_ACCEPTED`] or [`PREFILL_REFUSED`].
@@ -83,6 +84,7 @@ impl Failover {
             classify_policy: ClassifyPolicy::default(),
             failure_penalty: Duration::from_secs(5),
             latency_decay: DEFAULT_LATENCY_DECAY,
+            ready_timeout: DEFAULT_READY_TIMEOUT,
             seed: 0x5EA_3A11,
             recover_streams: true,
         }
@@ -183,9 +185,13 @@ pub struct FailoverBuilder {
     classify_policy: ClassifyPolicy,
     failure_penalty: Duration,
     latency_decay: Duration,
+    ready_timeout: Duration,
     seed: u64,
     recover_streams: bool,
 }
+
+/// The default [`FailoverBuilder::ready_timeout`].
+const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The default [`FailoverBuilder::latency_decay`].
 const DEFAULT_LATENCY_DECAY: Duration = Duration::from_secs(10);
@@ -269,6 +275,23 @@ impl FailoverBuilder {
         self
     }
 
+    /// Sets how long an attempt waits for its target's service to be ready (default 1 s).
+    ///
+    /// The router drives a member's `poll_ready` in the response future, and members of
+    /// the recommended stack are always ready; one that stays pending (a full `Buffer` or
+    /// `ConcurrencyLimit`, a saturated connection pool) is waited for this long, never
+    /// past the call's deadline, then skipped: nothing is sent, no hop is spent, the trail
+    /// records a skip ([`SkipReason::NotReady`](super::SkipReason::NotReady)), the wait
+    /// counts as a failure for the latency-aware strategies, and the call moves to the
+    /// next target. The default lets a brief burst of backpressure clear without letting
+    /// a stuck member hold the call; a call whose only target never becomes ready ends
+    /// with [`AllTargetsFailed`](super::AllTargetsFailed).
+    #[must_use]
+    pub fn ready_timeout(mut self, timeout: Duration) -> Self {
+        self.ready_timeout = timeout;
+        self
+    }
+
     /// Seeds the random source of the weighted and P2C strategies.
     #[must_use]
     pub fn seed(mut self, seed: u64) -> Self {
@@ -316,6 +339,7 @@ impl FailoverBuilder {
                 default_output_tokens: self.default_output_tokens,
                 classify_policy: self.classify_policy,
                 failure_penalty: self.failure_penalty,
+                ready_timeout: self.ready_timeout,
                 rng: Rng::new(self.seed),
             }),
         }
