@@ -127,14 +127,26 @@ pub struct TargetConfig {
     /// longer one fails over at once.
     #[serde(default, deserialize_with = "opt_duration")]
     pub max_server_wait: Option<Duration>,
-    /// `attempt_timeout`: the limit on one attempt until its response.
-    #[serde(default, deserialize_with = "opt_duration")]
+    /// `attempt_timeout`: the limit on one attempt until its response (for a call that is
+    /// not streamed, the whole answer; for a stream, its head), after which the call fails
+    /// over. Default 60 s when the file leaves it out; `"off"` (here: `None`) disables it.
+    #[serde(
+        default = "default_attempt_timeout",
+        deserialize_with = "duration_or_off"
+    )]
     pub attempt_timeout: Option<Duration>,
-    /// `first_token_timeout`: the limit on a stream's first content.
-    #[serde(default, deserialize_with = "opt_duration")]
+    /// `first_token_timeout`: the limit on a stream's first content, after which the
+    /// stream fails over. Default 30 s when the file leaves it out; `"off"` (here: `None`)
+    /// disables it.
+    #[serde(
+        default = "default_first_token_timeout",
+        deserialize_with = "duration_or_off"
+    )]
     pub first_token_timeout: Option<Duration>,
-    /// `idle_timeout`: the limit between two stream events.
-    #[serde(default, deserialize_with = "opt_duration")]
+    /// `idle_timeout`: the limit between two stream events, after which the stream is
+    /// recovered or ends with an error. Default 30 s when the file leaves it out; `"off"`
+    /// (here: `None`) disables it.
+    #[serde(default = "default_idle_timeout", deserialize_with = "duration_or_off")]
     pub idle_timeout: Option<Duration>,
     /// `breaker_failures`: consecutive failures that open the breaker.
     #[serde(default)]
@@ -158,6 +170,25 @@ pub struct TargetConfig {
 
 fn one() -> u32 {
     1
+}
+
+/// One attempt until its response. A call that is not streamed waits this long for its
+/// whole answer: about 3,000 to 6,000 output tokens at common speeds, and the 120 s
+/// default group timeout still has room for a failover after it.
+fn default_attempt_timeout() -> Option<Duration> {
+    Some(Duration::from_secs(60))
+}
+
+/// A stream's first content: usually a few seconds, more for long prompts or a busy
+/// provider; 30 s leaves most of the group timeout to fail over a silent stream.
+fn default_first_token_timeout() -> Option<Duration> {
+    Some(Duration::from_secs(30))
+}
+
+/// Between two stream events: usually well under a second; 30 s tolerates long pauses
+/// and still catches a stalled connection.
+fn default_idle_timeout() -> Option<Duration> {
+    Some(Duration::from_secs(30))
 }
 
 /// How a group orders its targets.
@@ -320,6 +351,18 @@ impl Config {
             if t.tokens_per_minute == Some(0) {
                 return Err(problem(key("tokens_per_minute"), "must be at least 1"));
             }
+            for (field, timeout) in [
+                ("attempt_timeout", t.attempt_timeout),
+                ("first_token_timeout", t.first_token_timeout),
+                ("idle_timeout", t.idle_timeout),
+            ] {
+                if timeout.is_some_and(|t| t.is_zero()) {
+                    return Err(problem(
+                        key(field),
+                        "must be more than zero (\"off\" disables it)",
+                    ));
+                }
+            }
             if t.breaker_failures == Some(0) {
                 return Err(problem(key("breaker_failures"), "must be at least 1"));
             }
@@ -437,4 +480,18 @@ fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::E
 
 fn opt_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
     duration(deserializer).map(Some)
+}
+
+/// A duration, or `"off"` for none.
+fn duration_or_off<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Duration>, D::Error> {
+    let parsed = match RawDuration::deserialize(deserializer)? {
+        RawDuration::Text(text) if text.trim().eq_ignore_ascii_case("off") => return Ok(None),
+        RawDuration::Text(text) => parse_duration(&text),
+        RawDuration::Seconds(s) => Duration::try_from_secs_f64(s).ok(),
+    };
+    parsed.map(Some).ok_or_else(|| {
+        de::Error::custom("expected a duration such as \"250ms\", \"30s\", \"2m\", or \"off\"")
+    })
 }

@@ -793,6 +793,116 @@ fn config_errors_name_the_key() {
         .unwrap();
 }
 
+#[test]
+fn attempt_first_token_and_idle_timeouts_have_defaults_and_can_be_set_or_turned_off() {
+    let env = |_: &str| Some("x".to_owned());
+    let target = |timeouts: &str| {
+        let text = format!(
+            r#"
+            [[targets]]
+            name = "a"
+            provider = "openai"
+            model = "m"
+            api_key_env = "KEY"
+            {timeouts}
+            [[groups]]
+            name = "g"
+            targets = ["a"]
+            "#
+        );
+        Config::from_toml(&text)
+            .and_then(|c| c.validate(&env).map(|()| c))
+            .map(|c| {
+                let t = &c.targets[0];
+                (t.attempt_timeout, t.first_token_timeout, t.idle_timeout)
+            })
+    };
+    let secs = |s| Some(Duration::from_secs(s));
+    assert_eq!(target(""), Ok((secs(60), secs(30), secs(30))));
+    assert_eq!(
+        target("attempt_timeout = \"2m\"\nidle_timeout = 5"),
+        Ok((secs(120), secs(30), secs(5)))
+    );
+    assert_eq!(
+        target("attempt_timeout = \"off\"\nfirst_token_timeout = \"off\"\nidle_timeout = \"Off\""),
+        Ok((None, None, None))
+    );
+    let zero = target("first_token_timeout = \"0s\"").unwrap_err();
+    assert_eq!(zero.key, "targets[0].first_token_timeout");
+    assert!(zero.problem.contains("off"), "{zero}");
+}
+
+/// The demo's targets through a config file that sets no timeout but the group's default.
+fn without_timeouts(config: &mut Config) {
+    let url = |i: usize| config.targets[i].base_url.clone().unwrap();
+    let text = format!(
+        r#"
+        [[targets]]
+        name = "sim-openai"
+        provider = "openai"
+        model = "gpt-4o-mini"
+        base_url = "{}"
+        api_key_env = "SEAWALL_DEMO_KEY"
+        [[targets]]
+        name = "sim-anthropic"
+        provider = "anthropic"
+        model = "claude-3-5-haiku-latest"
+        base_url = "{}"
+        api_key_env = "SEAWALL_DEMO_KEY"
+        [[groups]]
+        name = "demo"
+        targets = ["sim-openai", "sim-anthropic"]
+        "#,
+        url(0),
+        url(1),
+    );
+    *config = Config::from_toml(&text).unwrap();
+    assert_eq!(config.groups[0].timeout, Duration::from_secs(120));
+}
+
+/// Real sockets on the paused clock: while the gateway waits on a silent upstream the
+/// runtime has nothing to do, so the clock jumps to the next timer.
+#[tokio::test(start_paused = true)]
+async fn a_silent_upstream_fails_over_after_the_default_timeouts_not_the_group_timeout() {
+    let (sim, gw) = start(without_timeouts).await;
+    let addr = gw.local_addr();
+
+    // No response head at all: the 60 s attempt timeout.
+    sim.set_faults(
+        Provider::OpenAi,
+        vec![FaultRule::always(Fault::Hang { ms: None })],
+    );
+    let started = tokio::time::Instant::now();
+    let reply = chat(addr, hello(false)).await;
+    let elapsed = started.elapsed();
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.header("x-seawall-target"), Some("sim-anthropic"));
+    assert!(
+        (Duration::from_secs(60)..Duration::from_secs(61)).contains(&elapsed),
+        "{elapsed:?}"
+    );
+
+    // A stream whose head comes and then nothing: the 30 s first-token timeout.
+    sim.set_faults(
+        Provider::OpenAi,
+        vec![FaultRule::always(Fault::StallAfter {
+            events: 0,
+            ms: 3_600_000,
+        })],
+    );
+    let started = tokio::time::Instant::now();
+    let reply = chat(addr, hello(true)).await;
+    let elapsed = started.elapsed();
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.header("x-seawall-target"), Some("sim-anthropic"));
+    assert_eq!(reply.events().last(), Some(&"[DONE]"));
+    assert!(
+        (Duration::from_secs(30)..Duration::from_secs(31)).contains(&elapsed),
+        "{elapsed:?}"
+    );
+    gw.shutdown().await;
+}
+
 #[tokio::test]
 async fn client_disconnect_mid_stream_drops_the_upstream_stream() {
     let (sim, gw) = start(|_| {}).await;
