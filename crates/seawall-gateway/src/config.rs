@@ -95,7 +95,8 @@ pub enum ProviderConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TargetConfig {
-    /// `name`: a unique name, used in groups, headers, metrics and `/status`.
+    /// `name`: a unique name, used in groups, headers, metrics and `/status`; at most 128
+    /// characters, without control characters or whitespace at either end.
     pub name: String,
     /// `provider`: `openai`, `anthropic`, `gemini` or `openai_compatible`.
     pub provider: ProviderConfig,
@@ -222,7 +223,8 @@ impl ProviderConfig {
 pub struct GroupConfig {
     /// `name`: an alias (`chat`), or a pattern with one `*` at the end (`openai/*`,
     /// `team-*`): the requested model then passes through unchanged to the first target,
-    /// with the other targets (and their own models) behind it.
+    /// with the other targets (and their own models) behind it. At most 128 characters,
+    /// without control characters or whitespace at either end.
     pub name: String,
     /// `targets`: target names, in priority order.
     pub targets: Vec<String>,
@@ -249,7 +251,8 @@ impl GroupConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VirtualKeyConfig {
-    /// `name`: shown in metrics and logs (never the key itself).
+    /// `name`: shown in metrics and logs (never the key itself); at most 128 characters,
+    /// without control characters or whitespace at either end.
     pub name: String,
     /// `key_env`: the environment variable holding the key.
     pub key_env: String,
@@ -304,9 +307,7 @@ impl Config {
         let mut names = HashSet::new();
         for (i, t) in self.targets.iter().enumerate() {
             let key = |field: &str| format!("targets[{i}].{field}");
-            if t.name.is_empty() {
-                return Err(problem(key("name"), "must not be empty"));
-            }
+            check_name(&key("name"), &t.name)?;
             if !names.insert(t.name.as_str()) {
                 return Err(problem(
                     key("name"),
@@ -381,7 +382,8 @@ impl Config {
         let mut groups = HashSet::new();
         for (i, g) in self.groups.iter().enumerate() {
             let key = |field: &str| format!("groups[{i}].{field}");
-            if g.name.is_empty() || g.name == "*" {
+            check_name(&key("name"), &g.name)?;
+            if g.name == "*" {
                 return Err(problem(
                     key("name"),
                     "must name an alias or a prefix pattern",
@@ -414,9 +416,7 @@ impl Config {
         let mut keys = HashMap::new();
         for (i, k) in self.keys.iter().enumerate() {
             let key = |field: &str| format!("keys[{i}].{field}");
-            if k.name.is_empty() {
-                return Err(problem(key("name"), "must not be empty"));
-            }
+            check_name(&key("name"), &k.name)?;
             match env(&k.key_env) {
                 Some(v) if !v.is_empty() => {
                     if let Some(other) = keys.insert(v, i) {
@@ -442,6 +442,40 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// The longest target, group or key name, in characters.
+const MAX_NAME_CHARS: usize = 128;
+
+/// Checks a target, group or key name, which appears in metrics labels, response headers,
+/// `/status` and logs: not empty, at most [`MAX_NAME_CHARS`] characters, no control
+/// characters (line feeds, tabs, escapes), no whitespace at either end.
+fn check_name(key: &str, name: &str) -> Result<(), ConfigError> {
+    if name.is_empty() {
+        return Err(problem(key, "must not be empty"));
+    }
+    if let Some(c) = name.chars().find(|c| c.is_control()) {
+        return Err(problem(
+            key,
+            format!(
+                "must not contain control characters (found U+{:04X} in {name:?})",
+                u32::from(c)
+            ),
+        ));
+    }
+    if name.starts_with(char::is_whitespace) || name.ends_with(char::is_whitespace) {
+        return Err(problem(
+            key,
+            format!("must not start or end with whitespace ({name:?})"),
+        ));
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(problem(
+            key,
+            format!("must be at most {MAX_NAME_CHARS} characters"),
+        ));
+    }
+    Ok(())
 }
 
 /// Parses `"250ms"`, `"30s"`, `"2m"` or a number of seconds.
