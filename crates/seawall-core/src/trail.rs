@@ -142,7 +142,7 @@ pub enum AttemptOutcome {
         message: String,
     },
     /// The target was not tried (breaker open, cooling down, limiter full, context too
-    /// small).
+    /// small, service not ready in time).
     Skipped {
         /// Why.
         reason: String,

@@ -95,7 +95,8 @@ pub enum ProviderConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TargetConfig {
-    /// `name`: a unique name, used in groups, headers, metrics and `/status`.
+    /// `name`: a unique name, used in groups, headers, metrics and `/status`; at most 128
+    /// characters, without control characters or whitespace at either end.
     pub name: String,
     /// `provider`: `openai`, `anthropic`, `gemini` or `openai_compatible`.
     pub provider: ProviderConfig,
@@ -127,14 +128,26 @@ pub struct TargetConfig {
     /// longer one fails over at once.
     #[serde(default, deserialize_with = "opt_duration")]
     pub max_server_wait: Option<Duration>,
-    /// `attempt_timeout`: the limit on one attempt until its response.
-    #[serde(default, deserialize_with = "opt_duration")]
+    /// `attempt_timeout`: the limit on one attempt until its response (for a call that is
+    /// not streamed, the whole answer; for a stream, its head), after which the call fails
+    /// over. Default 60 s when the file leaves it out; `"off"` (here: `None`) disables it.
+    #[serde(
+        default = "default_attempt_timeout",
+        deserialize_with = "duration_or_off"
+    )]
     pub attempt_timeout: Option<Duration>,
-    /// `first_token_timeout`: the limit on a stream's first content.
-    #[serde(default, deserialize_with = "opt_duration")]
+    /// `first_token_timeout`: the limit on a stream's first content, after which the
+    /// stream fails over. Default 30 s when the file leaves it out; `"off"` (here: `None`)
+    /// disables it.
+    #[serde(
+        default = "default_first_token_timeout",
+        deserialize_with = "duration_or_off"
+    )]
     pub first_token_timeout: Option<Duration>,
-    /// `idle_timeout`: the limit between two stream events.
-    #[serde(default, deserialize_with = "opt_duration")]
+    /// `idle_timeout`: the limit between two stream events, after which the stream is
+    /// recovered or ends with an error. Default 30 s when the file leaves it out; `"off"`
+    /// (here: `None`) disables it.
+    #[serde(default = "default_idle_timeout", deserialize_with = "duration_or_off")]
     pub idle_timeout: Option<Duration>,
     /// `breaker_failures`: consecutive failures that open the breaker.
     #[serde(default)]
@@ -158,6 +171,25 @@ pub struct TargetConfig {
 
 fn one() -> u32 {
     1
+}
+
+/// One attempt until its response. A call that is not streamed waits this long for its
+/// whole answer: about 3,000 to 6,000 output tokens at common speeds, and the 120 s
+/// default group timeout still has room for a failover after it.
+fn default_attempt_timeout() -> Option<Duration> {
+    Some(Duration::from_secs(60))
+}
+
+/// A stream's first content: usually a few seconds, more for long prompts or a busy
+/// provider; 30 s leaves most of the group timeout to fail over a silent stream.
+fn default_first_token_timeout() -> Option<Duration> {
+    Some(Duration::from_secs(30))
+}
+
+/// Between two stream events: usually well under a second; 30 s tolerates long pauses
+/// and still catches a stalled connection.
+fn default_idle_timeout() -> Option<Duration> {
+    Some(Duration::from_secs(30))
 }
 
 /// How a group orders its targets.
@@ -191,7 +223,8 @@ impl ProviderConfig {
 pub struct GroupConfig {
     /// `name`: an alias (`chat`), or a pattern with one `*` at the end (`openai/*`,
     /// `team-*`): the requested model then passes through unchanged to the first target,
-    /// with the other targets (and their own models) behind it.
+    /// with the other targets (and their own models) behind it. At most 128 characters,
+    /// without control characters or whitespace at either end.
     pub name: String,
     /// `targets`: target names, in priority order.
     pub targets: Vec<String>,
@@ -244,7 +277,8 @@ impl GroupConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VirtualKeyConfig {
-    /// `name`: shown in metrics and logs (never the key itself).
+    /// `name`: shown in metrics and logs (never the key itself); at most 128 characters,
+    /// without control characters or whitespace at either end.
     pub name: String,
     /// `key_env`: the environment variable holding the key.
     pub key_env: String,
@@ -299,9 +333,7 @@ impl Config {
         let mut names = HashSet::new();
         for (i, t) in self.targets.iter().enumerate() {
             let key = |field: &str| format!("targets[{i}].{field}");
-            if t.name.is_empty() {
-                return Err(problem(key("name"), "must not be empty"));
-            }
+            check_name(&key("name"), &t.name)?;
             if !names.insert(t.name.as_str()) {
                 return Err(problem(
                     key("name"),
@@ -346,6 +378,18 @@ impl Config {
             if t.tokens_per_minute == Some(0) {
                 return Err(problem(key("tokens_per_minute"), "must be at least 1"));
             }
+            for (field, timeout) in [
+                ("attempt_timeout", t.attempt_timeout),
+                ("first_token_timeout", t.first_token_timeout),
+                ("idle_timeout", t.idle_timeout),
+            ] {
+                if timeout.is_some_and(|t| t.is_zero()) {
+                    return Err(problem(
+                        key(field),
+                        "must be more than zero (\"off\" disables it)",
+                    ));
+                }
+            }
             if t.breaker_failures == Some(0) {
                 return Err(problem(key("breaker_failures"), "must be at least 1"));
             }
@@ -364,7 +408,8 @@ impl Config {
         let mut groups = HashSet::new();
         for (i, g) in self.groups.iter().enumerate() {
             let key = |field: &str| format!("groups[{i}].{field}");
-            if g.name.is_empty() || g.name == "*" {
+            check_name(&key("name"), &g.name)?;
+            if g.name == "*" {
                 return Err(problem(
                     key("name"),
                     "must name an alias or a prefix pattern",
@@ -397,9 +442,7 @@ impl Config {
         let mut keys = HashMap::new();
         for (i, k) in self.keys.iter().enumerate() {
             let key = |field: &str| format!("keys[{i}].{field}");
-            if k.name.is_empty() {
-                return Err(problem(key("name"), "must not be empty"));
-            }
+            check_name(&key("name"), &k.name)?;
             match env(&k.key_env) {
                 Some(v) if !v.is_empty() => {
                     if let Some(other) = keys.insert(v, i) {
@@ -425,6 +468,40 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// The longest target, group or key name, in characters.
+const MAX_NAME_CHARS: usize = 128;
+
+/// Checks a target, group or key name, which appears in metrics labels, response headers,
+/// `/status` and logs: not empty, at most [`MAX_NAME_CHARS`] characters, no control
+/// characters (line feeds, tabs, escapes), no whitespace at either end.
+fn check_name(key: &str, name: &str) -> Result<(), ConfigError> {
+    if name.is_empty() {
+        return Err(problem(key, "must not be empty"));
+    }
+    if let Some(c) = name.chars().find(|c| c.is_control()) {
+        return Err(problem(
+            key,
+            format!(
+                "must not contain control characters (found U+{:04X} in {name:?})",
+                u32::from(c)
+            ),
+        ));
+    }
+    if name.starts_with(char::is_whitespace) || name.ends_with(char::is_whitespace) {
+        return Err(problem(
+            key,
+            format!("must not start or end with whitespace ({name:?})"),
+        ));
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(problem(
+            key,
+            format!("must be at most {MAX_NAME_CHARS} characters"),
+        ));
+    }
+    Ok(())
 }
 
 /// Parses `"250ms"`, `"30s"`, `"2m"` or a number of seconds.
@@ -463,4 +540,18 @@ fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::E
 
 fn opt_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
     duration(deserializer).map(Some)
+}
+
+/// A duration, or `"off"` for none.
+fn duration_or_off<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Duration>, D::Error> {
+    let parsed = match RawDuration::deserialize(deserializer)? {
+        RawDuration::Text(text) if text.trim().eq_ignore_ascii_case("off") => return Ok(None),
+        RawDuration::Text(text) => parse_duration(&text),
+        RawDuration::Seconds(s) => Duration::try_from_secs_f64(s).ok(),
+    };
+    parsed.map(Some).ok_or_else(|| {
+        de::Error::custom("expected a duration such as \"250ms\", \"30s\", \"2m\", or \"off\"")
+    })
 }

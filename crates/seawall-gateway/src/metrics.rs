@@ -1,6 +1,6 @@
 //! Counters and histograms as atomics, rendered in the Prometheus text format.
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
@@ -181,7 +181,8 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "seawall_gateway_breaker_state{{target=\"{}\"}} {}",
-                t.name, t.breaker
+                LabelValue(&t.name),
+                t.breaker
             );
         }
         let _ = writeln!(
@@ -193,7 +194,8 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "seawall_gateway_upstream_requests_total{{target=\"{}\"}} {}",
-                t.name, t.sent
+                LabelValue(&t.name),
+                t.sent
             );
         }
         let _ = writeln!(
@@ -205,9 +207,30 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "seawall_gateway_limiter_queue_length{{target=\"{}\"}} {}",
-                t.name, t.queue
+                LabelValue(&t.name),
+                t.queue
             );
         }
+    }
+}
+
+/// A label value as the Prometheus text format writes it between its double quotes:
+/// backslash, double quote and line feed escaped as `\\`, `\"` and `\n`.
+struct LabelValue<'a>(&'a str);
+
+impl fmt::Display for LabelValue<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut rest = self.0;
+        while let Some(i) = rest.find(['\\', '"', '\n']) {
+            f.write_str(&rest[..i])?;
+            f.write_str(match rest.as_bytes()[i] {
+                b'\\' => "\\\\",
+                b'"' => "\\\"",
+                _ => "\\n",
+            })?;
+            rest = &rest[i + 1..];
+        }
+        f.write_str(rest)
     }
 }
 
@@ -218,4 +241,104 @@ pub(crate) struct TargetGauges {
     pub(crate) breaker: u8,
     pub(crate) queue: usize,
     pub(crate) sent: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sample's metric name, labels (values unescaped) and value.
+    type Sample<'a> = (&'a str, Vec<(&'a str, String)>, f64);
+
+    /// One sample line of the Prometheus text format, read strictly.
+    fn sample(line: &str) -> Result<Sample<'_>, String> {
+        let name_end = line
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+            .ok_or("no value")?;
+        let (name, mut rest) = line.split_at(name_end);
+        if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
+            return Err(format!("bad metric name in {line:?}"));
+        }
+        let mut labels = Vec::new();
+        if let Some(inner) = rest.strip_prefix('{') {
+            rest = inner;
+            while !rest.starts_with('}') {
+                let (label, tail) = rest.split_once("=\"").ok_or("no label value")?;
+                if label.is_empty() || !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                {
+                    return Err(format!("bad label name {label:?}"));
+                }
+                let mut value = String::new();
+                let mut chars = tail.char_indices();
+                rest = loop {
+                    match chars.next().ok_or("unterminated label value")? {
+                        (i, '"') => break &tail[i + 1..],
+                        (_, '\\') => match chars.next().ok_or("dangling escape")?.1 {
+                            '\\' => value.push('\\'),
+                            '"' => value.push('"'),
+                            'n' => value.push('\n'),
+                            other => return Err(format!("bad escape \\{other}")),
+                        },
+                        (_, '\n') => return Err("a line feed in a label value".into()),
+                        (_, c) => value.push(c),
+                    }
+                };
+                labels.push((label, value));
+                rest = rest.strip_prefix(',').unwrap_or(rest);
+                if !(rest.starts_with('}') || rest.starts_with(|c: char| c.is_ascii_alphabetic())) {
+                    return Err(format!("bad label list in {line:?}"));
+                }
+            }
+            rest = &rest[1..];
+        }
+        let value = rest.strip_prefix(' ').ok_or("no space before the value")?;
+        let value = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            other => other
+                .parse()
+                .map_err(|_| format!("bad value {other:?} in {line:?}"))?,
+        };
+        Ok((name, labels, value))
+    }
+
+    #[test]
+    fn label_values_are_escaped_so_the_exposition_parses() {
+        let name = "a \"quoted\" \\ name\nand a second line";
+        let metrics = Metrics::default();
+        let mut out = String::new();
+        metrics.render(
+            &mut out,
+            &[TargetGauges {
+                name: name.to_owned(),
+                breaker: 2,
+                queue: 3,
+                sent: 4,
+            }],
+        );
+        let mut per_target = Vec::new();
+        for line in out.lines() {
+            if line.starts_with("# HELP ") || line.starts_with("# TYPE ") {
+                continue;
+            }
+            let (metric, labels, value) =
+                sample(line).unwrap_or_else(|e| panic!("{e}\nin:\n{out}"));
+            if let [("target", target)] = labels.as_slice() {
+                assert_eq!(target, name);
+                per_target.push((metric, value));
+            }
+        }
+        assert_eq!(
+            per_target,
+            [
+                ("seawall_gateway_breaker_state", 2.0),
+                ("seawall_gateway_upstream_requests_total", 4.0),
+                ("seawall_gateway_limiter_queue_length", 3.0),
+            ]
+        );
+        assert!(
+            out.contains(r#"{target="a \"quoted\" \\ name\nand a second line"} 2"#),
+            "{out}"
+        );
+    }
 }

@@ -795,6 +795,260 @@ fn config_errors_name_the_key() {
         .unwrap();
 }
 
+#[test]
+fn attempt_first_token_and_idle_timeouts_have_defaults_and_can_be_set_or_turned_off() {
+    let env = |_: &str| Some("x".to_owned());
+    let target = |timeouts: &str| {
+        let text = format!(
+            r#"
+            [[targets]]
+            name = "a"
+            provider = "openai"
+            model = "m"
+            api_key_env = "KEY"
+            {timeouts}
+            [[groups]]
+            name = "g"
+            targets = ["a"]
+            "#
+        );
+        Config::from_toml(&text)
+            .and_then(|c| c.validate(&env).map(|()| c))
+            .map(|c| {
+                let t = &c.targets[0];
+                (t.attempt_timeout, t.first_token_timeout, t.idle_timeout)
+            })
+    };
+    let secs = |s| Some(Duration::from_secs(s));
+    assert_eq!(target(""), Ok((secs(60), secs(30), secs(30))));
+    assert_eq!(
+        target("attempt_timeout = \"2m\"\nidle_timeout = 5"),
+        Ok((secs(120), secs(30), secs(5)))
+    );
+    assert_eq!(
+        target("attempt_timeout = \"off\"\nfirst_token_timeout = \"off\"\nidle_timeout = \"Off\""),
+        Ok((None, None, None))
+    );
+    let zero = target("first_token_timeout = \"0s\"").unwrap_err();
+    assert_eq!(zero.key, "targets[0].first_token_timeout");
+    assert!(zero.problem.contains("off"), "{zero}");
+}
+
+/// The demo's targets through a config file that sets no timeout but the group's default.
+fn without_timeouts(config: &mut Config) {
+    let url = |i: usize| config.targets[i].base_url.clone().unwrap();
+    let text = format!(
+        r#"
+        [[targets]]
+        name = "sim-openai"
+        provider = "openai"
+        model = "gpt-4o-mini"
+        base_url = "{}"
+        api_key_env = "SEAWALL_DEMO_KEY"
+        [[targets]]
+        name = "sim-anthropic"
+        provider = "anthropic"
+        model = "claude-3-5-haiku-latest"
+        base_url = "{}"
+        api_key_env = "SEAWALL_DEMO_KEY"
+        [[groups]]
+        name = "demo"
+        targets = ["sim-openai", "sim-anthropic"]
+        "#,
+        url(0),
+        url(1),
+    );
+    *config = Config::from_toml(&text).unwrap();
+    assert_eq!(config.groups[0].timeout, Duration::from_secs(120));
+}
+
+/// Real sockets on the paused clock: while the gateway waits on a silent upstream the
+/// runtime has nothing to do, so the clock jumps to the next timer.
+#[tokio::test(start_paused = true)]
+async fn a_silent_upstream_fails_over_after_the_default_timeouts_not_the_group_timeout() {
+    let (sim, gw) = start(without_timeouts).await;
+    let addr = gw.local_addr();
+
+    // No response head at all: the 60 s attempt timeout.
+    sim.set_faults(
+        Provider::OpenAi,
+        vec![FaultRule::always(Fault::Hang { ms: None })],
+    );
+    let started = tokio::time::Instant::now();
+    let reply = chat(addr, hello(false)).await;
+    let elapsed = started.elapsed();
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.header("x-seawall-target"), Some("sim-anthropic"));
+    assert!(
+        (Duration::from_secs(60)..Duration::from_secs(61)).contains(&elapsed),
+        "{elapsed:?}"
+    );
+
+    // A stream whose head comes and then nothing: the 30 s first-token timeout.
+    sim.set_faults(
+        Provider::OpenAi,
+        vec![FaultRule::always(Fault::StallAfter {
+            events: 0,
+            ms: 3_600_000,
+        })],
+    );
+    let started = tokio::time::Instant::now();
+    let reply = chat(addr, hello(true)).await;
+    let elapsed = started.elapsed();
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.header("x-seawall-target"), Some("sim-anthropic"));
+    assert_eq!(reply.events().last(), Some(&"[DONE]"));
+    assert!(
+        (Duration::from_secs(30)..Duration::from_secs(31)).contains(&elapsed),
+        "{elapsed:?}"
+    );
+    gw.shutdown().await;
+}
+
+#[test]
+fn names_with_control_characters_or_surrounding_whitespace_are_refused() {
+    let env = |_: &str| Some("x".to_owned());
+    let check = |target: &str, group: &str, key: &str| {
+        let mut config = Config::from_toml(
+            "[[targets]]\nname = \"t\"\nprovider = \"openai\"\nmodel = \"m\"\napi_key_env = \"K\"",
+        )
+        .unwrap();
+        config.targets[0].name = target.to_owned();
+        let config = Config {
+            groups: vec![seawall_gateway::GroupConfig {
+                name: group.to_owned(),
+                targets: vec![target.to_owned()],
+                strategy: Default::default(),
+                timeout: Duration::from_secs(30),
+            }],
+            keys: vec![VirtualKeyConfig {
+                name: key.to_owned(),
+                key_env: "VK".into(),
+                requests_per_minute: None,
+                token_budget: None,
+            }],
+            ..config
+        };
+        config.validate(&env)
+    };
+    assert_eq!(check("openai \"4o\" \\ primary", "chat", "team-a"), Ok(()));
+    let cases = [
+        (("a\nb", "chat", "team"), "targets[0].name", "U+000A"),
+        (("a\u{1b}[31m", "chat", "team"), "targets[0].name", "U+001B"),
+        (("a", "chat\t", "team"), "groups[0].name", "U+0009"),
+        (("a", " chat", "team"), "groups[0].name", "whitespace"),
+        (("a", "chat", "team\u{7f}"), "keys[0].name", "U+007F"),
+        (("a", "chat", "team "), "keys[0].name", "whitespace"),
+        (
+            (&*"x".repeat(129), "chat", "team"),
+            "targets[0].name",
+            "128",
+        ),
+    ];
+    for ((target, group, key), field, problem) in cases {
+        let error = check(target, group, key).unwrap_err();
+        assert_eq!(error.key, field, "{error}");
+        assert!(error.problem.contains(problem), "{error}");
+    }
+}
+
+/// A sample's metric name, labels (values unescaped) and value.
+type Sample = (String, Vec<(String, String)>, f64);
+
+/// Every line of a Prometheus text exposition, read strictly: `# HELP` and `# TYPE`
+/// comments, or `name{label="value",...} number` with label values escaped as the format
+/// says (`\\`, `\"`, `\n`; no raw line feed, quote or other escape). Returns the samples
+/// with their labels unescaped.
+fn exposition(body: &str) -> Vec<Sample> {
+    let mut samples = Vec::new();
+    for line in body.lines() {
+        if line.starts_with("# HELP ") || line.starts_with("# TYPE ") {
+            continue;
+        }
+        let bad = |why: &str| -> ! { panic!("{why}: {line:?}\nin:\n{body}") };
+        let end = line
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+            .unwrap_or_else(|| bad("no value"));
+        let (name, mut rest) = line.split_at(end);
+        if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
+            bad("bad metric name");
+        }
+        let mut labels = Vec::new();
+        if let Some(inner) = rest.strip_prefix('{') {
+            rest = inner;
+            while !rest.starts_with('}') {
+                let (label, tail) = rest
+                    .split_once("=\"")
+                    .unwrap_or_else(|| bad("no label value"));
+                if label.is_empty() || !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                {
+                    bad("bad label name");
+                }
+                let mut value = String::new();
+                let mut chars = tail.char_indices();
+                rest = loop {
+                    match chars.next() {
+                        Some((i, '"')) => break &tail[i + 1..],
+                        Some((_, '\\')) => match chars.next() {
+                            Some((_, '\\')) => value.push('\\'),
+                            Some((_, '"')) => value.push('"'),
+                            Some((_, 'n')) => value.push('\n'),
+                            _ => bad("bad escape"),
+                        },
+                        Some((_, c)) => value.push(c),
+                        None => bad("unterminated label value"),
+                    }
+                };
+                labels.push((label.to_owned(), value));
+                rest = rest.strip_prefix(',').unwrap_or(rest);
+                if !(rest.starts_with('}') || rest.starts_with(|c: char| c.is_ascii_alphabetic())) {
+                    bad("bad label list");
+                }
+            }
+            rest = &rest[1..];
+        }
+        let value = match rest.strip_prefix(' ') {
+            Some("+Inf") => f64::INFINITY,
+            Some(value) => value.parse().unwrap_or_else(|_| bad("bad value")),
+            None => bad("no space before the value"),
+        };
+        samples.push((name.to_owned(), labels, value));
+    }
+    samples
+}
+
+#[tokio::test]
+async fn metrics_escape_label_values_so_the_exposition_parses() {
+    let name = r#"sim "openai" \ primary"#;
+    let (_sim, gw) = start(|c| {
+        c.targets[0].name = name.to_owned();
+        c.groups[0].targets[0] = name.to_owned();
+    })
+    .await;
+    let addr = gw.local_addr();
+    let reply = chat(addr, hello(false)).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let metrics = send(addr, "GET", "/metrics", &[], b"").await;
+    assert_eq!(metrics.status, 200);
+    let samples = exposition(&metrics.body);
+    let sent = samples
+        .iter()
+        .find(|(metric, labels, _)| {
+            metric == "seawall_gateway_upstream_requests_total"
+                && labels == &[("target".to_owned(), name.to_owned())]
+        })
+        .unwrap_or_else(|| panic!("no sample for {name:?}:\n{}", metrics.body));
+    assert_eq!(sent.2, 1.0);
+    assert!(
+        metrics
+            .body
+            .contains(r#"seawall_gateway_breaker_state{target="sim \"openai\" \\ primary"} 0"#),
+        "{}",
+        metrics.body
+    );
+    gw.shutdown().await;
+}
+
 #[tokio::test]
 async fn client_disconnect_mid_stream_drops_the_upstream_stream() {
     let (sim, gw) = start(|_| {}).await;

@@ -2,6 +2,7 @@
 
 mod support;
 
+use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -130,6 +131,55 @@ async fn an_open_breaker_rejects_in_the_call_with_the_time_until_a_probe() {
     assert_eq!(verdict.disposition, Disposition::Failover);
     assert!(!verdict.health_failure);
     assert_eq!(reached.load(Ordering::SeqCst), 3);
+}
+
+/// Polls `future` once.
+async fn poll_again<F: Future>(mut future: Pin<&mut F>) -> std::task::Poll<F::Output> {
+    std::future::poll_fn(|cx| std::task::Poll::Ready(future.as_mut().poll(cx))).await
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_response_future_polled_after_completion_errs_instead_of_panicking() {
+    let reached = Arc::new(AtomicU32::new(0));
+    let mut service = table_breaker().layer(scripted(reached.clone()));
+
+    // A call that went through: done once, then an error on every later poll.
+    let mut call = pin!(service.call(ChatRequest::new("S", [])));
+    assert!(call.as_mut().await.is_ok());
+    for _ in 0..2 {
+        match poll_again(call.as_mut()).await {
+            std::task::Poll::Ready(Err(error)) => {
+                assert!(
+                    error.to_string().contains("polled after completion"),
+                    "{error}"
+                );
+            }
+            other => panic!("expected an error, got {:?}", other.map(|r| r.is_ok())),
+        }
+    }
+    assert_eq!(
+        reached.load(Ordering::SeqCst),
+        1,
+        "the target is not called again"
+    );
+
+    // A rejected call: the rejection once, then the same error.
+    for _ in 0..3 {
+        let _ = service.clone().oneshot(ChatRequest::new("F", [])).await;
+    }
+    let mut rejected = pin!(service.call(ChatRequest::new("S", [])));
+    let error = rejected.as_mut().await.unwrap_err();
+    assert!(error.downcast_ref::<CircuitOpen>().is_some(), "{error}");
+    match poll_again(rejected.as_mut()).await {
+        std::task::Poll::Ready(Err(error)) => {
+            assert!(error.downcast_ref::<CircuitOpen>().is_none());
+            assert!(
+                error.to_string().contains("polled after completion"),
+                "{error}"
+            );
+        }
+        other => panic!("expected an error, got {:?}", other.map(|r| r.is_ok())),
+    }
 }
 
 #[tokio::test(start_paused = true)]

@@ -3,7 +3,7 @@
 mod support;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use seawall::failover::{
@@ -533,6 +533,135 @@ async fn power_of_two_choices_never_puts_the_slowest_first() {
     assert!((340..460).contains(&fast), "{first:?}");
 }
 
+const FAST: u8 = 0;
+const FAILING: u8 = 1;
+const SLOW: u8 = 2;
+
+/// A target that answers in 100 ms, fails at once (529), or answers in 1 s, as `mode` says.
+fn switchable(
+    mode: Arc<AtomicU8>,
+) -> impl tower::Service<
+    ChatRequest,
+    Response = ChatResponse,
+    Error = BoxError,
+    Future = impl Future<Output = Result<ChatResponse, BoxError>> + Send,
+> + Clone
++ Send
++ Sync
++ 'static {
+    service_fn(move |request: ChatRequest| {
+        let mode = mode.load(Ordering::SeqCst);
+        async move {
+            match mode {
+                FAILING => overloaded(&request),
+                SLOW => {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    ok(&request)
+                }
+                _ => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    ok(&request)
+                }
+            }
+        }
+    })
+}
+
+/// Calls answered by target `a` and by the other, and when `a` first answered.
+#[derive(Debug, Default)]
+struct Share {
+    a: usize,
+    others: usize,
+    first_a: Option<Duration>,
+}
+
+impl Share {
+    fn of_a(&self) -> f64 {
+        self.a as f64 / (self.a + self.others) as f64
+    }
+}
+
+/// One call every 500 ms for `length`.
+async fn traffic(router: &Failover, length: Duration) -> Share {
+    let start = Instant::now();
+    let mut share = Share::default();
+    while start.elapsed() < length {
+        let sent = Instant::now();
+        let response = router.clone().oneshot(weighing(1)).await.unwrap();
+        if response.trail.final_target == Some(TargetId::new("a")) {
+            share.a += 1;
+            share.first_a.get_or_insert(sent - start);
+        } else {
+            share.others += 1;
+        }
+        tokio::time::sleep_until(sent + Duration::from_millis(500)).await;
+    }
+    share
+}
+
+fn two_targets(strategy: Strategy, a: &Arc<AtomicU8>) -> Failover {
+    Failover::builder()
+        .strategy(strategy)
+        .target(Target::new("a", switchable(Arc::clone(a))))
+        .target(Target::new("b", switchable(Arc::new(AtomicU8::new(FAST)))))
+        .build()
+}
+
+/// With the default 10 s decay and 5 s failure penalty.
+async fn a_target_that_failed_gets_its_share_back_once_it_recovers(strategy: Strategy) {
+    let a = Arc::new(AtomicU8::new(FAST));
+    let router = two_targets(strategy, &a);
+    let healthy = traffic(&router, Duration::from_secs(30)).await;
+    assert!(healthy.of_a() > 0.4, "{strategy:?} {healthy:?}");
+
+    a.store(FAILING, Ordering::SeqCst);
+    let down = traffic(&router, Duration::from_secs(60)).await;
+    assert_eq!(down.a, 0, "{strategy:?} {down:?}");
+
+    // The 5 s penalty fades below b's 100 ms within about 4 decay times of a's last try.
+    a.store(FAST, Ordering::SeqCst);
+    let recovering = traffic(&router, Duration::from_secs(45)).await;
+    assert!(recovering.first_a.is_some(), "{strategy:?} {recovering:?}");
+    let recovered = traffic(&router, Duration::from_secs(60)).await;
+    assert!(recovered.of_a() > 0.4, "{strategy:?} {recovered:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn least_latency_gives_a_target_that_failed_its_share_back_once_it_recovers() {
+    a_target_that_failed_gets_its_share_back_once_it_recovers(Strategy::LeastLatency).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn power_of_two_choices_gives_a_target_that_failed_its_share_back_once_it_recovers() {
+    a_target_that_failed_gets_its_share_back_once_it_recovers(Strategy::PowerOfTwoChoices).await;
+}
+
+async fn a_slow_target_gets_less_until_it_is_fast_again(strategy: Strategy) {
+    let a = Arc::new(AtomicU8::new(SLOW));
+    let router = two_targets(strategy, &a);
+    // Slow (1 s against 100 ms) for five minutes: tried now and then, never for long.
+    let slow = traffic(&router, Duration::from_secs(300)).await;
+    assert!(slow.a > 1, "{strategy:?} {slow:?}");
+    assert!(slow.of_a() < 0.1, "{strategy:?} {slow:?}");
+
+    a.store(FAST, Ordering::SeqCst);
+    let recovering = traffic(&router, Duration::from_secs(30)).await;
+    assert!(recovering.first_a.is_some(), "{strategy:?} {recovering:?}");
+    // Close to half, the last of the slow samples fading out.
+    let recovered = traffic(&router, Duration::from_secs(60)).await;
+    assert!(recovered.of_a() > 0.35, "{strategy:?} {recovered:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn least_latency_gives_a_slow_target_less_until_it_is_fast_again() {
+    a_slow_target_gets_less_until_it_is_fast_again(Strategy::LeastLatency).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn power_of_two_choices_gives_a_slow_target_less_until_it_is_fast_again() {
+    a_slow_target_gets_less_until_it_is_fast_again(Strategy::PowerOfTwoChoices).await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn stream_failures_before_the_first_token_fail_over_transparently() {
     let cut = Scripted::new();
@@ -777,4 +906,209 @@ async fn a_member_that_fails_readiness_is_one_failed_attempt_not_a_broken_router
         );
     }
     assert_eq!(b.calls(), 2);
+}
+
+/// A member whose readiness never comes, as a stuck buffer's or pool's would.
+#[derive(Clone)]
+struct NeverReady;
+
+impl tower::Service<ChatRequest> for NeverReady {
+    type Response = ChatResponse;
+    type Error = BoxError;
+    type Future = std::future::Ready<Result<ChatResponse, BoxError>>;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), BoxError>> {
+        std::task::Poll::Pending
+    }
+
+    fn call(&mut self, _request: ChatRequest) -> Self::Future {
+        panic!("called although not ready");
+    }
+}
+
+/// The call, or a panic if it has not ended within a minute of the paused clock.
+async fn within_a_minute<F: Future>(call: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(60), call)
+        .await
+        .expect("the call still waits after a minute")
+}
+
+fn skip_reason(trail: &seawall_core::Trail, index: usize) -> &str {
+    match &trail.attempts[index].outcome {
+        AttemptOutcome::Skipped { reason } => reason,
+        other => panic!("expected a skip, got {other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_member_that_stays_unready_is_skipped_after_the_readiness_timeout() {
+    // A tower-test mock allowed no call: its poll_ready stays pending.
+    let (stuck, mut handle) = tower_test::mock::pair::<ChatRequest, ChatResponse>();
+    handle.allow(0);
+    let b = Scripted::new();
+    let router = Failover::builder()
+        .target(Target::new("stuck", stuck))
+        .target(Target::new("b", b.service(ok)))
+        .build();
+
+    let started = Instant::now();
+    let response = within_a_minute(router.clone().oneshot(weighing(1)))
+        .await
+        .unwrap();
+    // The default bound: one second.
+    assert_eq!(started.elapsed(), Duration::from_secs(1));
+    let trail = &response.trail;
+    assert_eq!(
+        targets_tried(trail),
+        vec![("stuck".into(), "skipped"), ("b".into(), "succeeded")]
+    );
+    assert_eq!(
+        skip_reason(trail, 0),
+        SkipReason::NotReady {
+            waited: Duration::from_secs(1)
+        }
+        .to_string()
+    );
+    assert_eq!(trail.attempts[0].latency, Duration::from_secs(1));
+    assert_eq!(
+        trail.sent_attempts(),
+        1,
+        "nothing was sent to the stuck member"
+    );
+    assert_eq!(b.calls(), 1);
+
+    // A configured bound.
+    let router = Failover::builder()
+        .ready_timeout(Duration::from_millis(250))
+        .target(Target::new("stuck", NeverReady))
+        .target(Target::new("b", b.service(ok)))
+        .build();
+    let started = Instant::now();
+    let response = within_a_minute(router.oneshot(weighing(1))).await.unwrap();
+    assert_eq!(started.elapsed(), Duration::from_millis(250));
+    assert_eq!(
+        targets_tried(&response.trail),
+        vec![("stuck".into(), "skipped"), ("b".into(), "succeeded")]
+    );
+    assert_eq!(
+        SkipReason::NotReady {
+            waited: Duration::ZERO
+        }
+        .as_str(),
+        "not_ready"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_single_member_that_is_never_ready_ends_the_call_with_all_targets_failed() {
+    let router = Failover::builder()
+        .target(Target::new("stuck", NeverReady))
+        .build();
+    let started = Instant::now();
+    let error = within_a_minute(router.oneshot(weighing(1)))
+        .await
+        .unwrap_err();
+    assert_eq!(started.elapsed(), Duration::from_secs(1));
+    let failed = ErrorWithTrail::find(&*error)
+        .and_then(|e| e.downcast_inner::<AllTargetsFailed>())
+        .unwrap_or_else(|| panic!("expected AllTargetsFailed, got {error}"));
+    assert_eq!(failed.attempts.len(), 1);
+    assert!(
+        skip_reason(trail_of(&error), 0).contains("not ready"),
+        "{error}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_wait_for_readiness_never_passes_the_deadline() {
+    let b = Scripted::new();
+    let router = Failover::builder()
+        .target(Target::new("stuck", NeverReady))
+        .target(Target::new("b", b.service(ok)))
+        .build();
+    let mut request = weighing(1);
+    request.context.deadline = Some(Deadline::new(
+        Instant::now().into_std(),
+        Duration::from_millis(300),
+    ));
+    let started = Instant::now();
+    let error = within_a_minute(router.oneshot(request)).await.unwrap_err();
+    assert_eq!(started.elapsed(), Duration::from_millis(300));
+    assert_eq!(
+        seawall_core::classify(&*error).cause,
+        Cause::DeadlineExceeded
+    );
+    assert_eq!(
+        targets_tried(trail_of(&error)),
+        vec![("stuck".into(), "skipped")]
+    );
+    assert_eq!(b.calls(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_recovery_target_that_stays_unready_is_skipped() {
+    let cut = Scripted::new();
+    let continues = Scripted::new();
+    let router = Failover::builder()
+        .target(Target::new(
+            "cut",
+            cut.service(|request| {
+                Ok(streamed(
+                    &request.model,
+                    Duration::ZERO,
+                    vec![
+                        StreamEvent::TextDelta("Paris".into()),
+                        StreamEvent::Error(LlmError::new(
+                            ErrorKind::StreamTruncated,
+                            "connection reset",
+                        )),
+                    ],
+                ))
+            }),
+        ))
+        .target(Target::new("stuck", NeverReady))
+        .target(
+            Target::new(
+                "continues",
+                continues.service(|request| {
+                    Ok(streamed(
+                        &request.model,
+                        Duration::ZERO,
+                        vec![
+                            StreamEvent::TextDelta(" is the capital.".into()),
+                            StreamEvent::Finish(FinishReason::Stop),
+                        ],
+                    ))
+                }),
+            )
+            .accepts_prefill(true),
+        )
+        .build();
+    let mut request = weighing(1).streaming();
+    let trail = request.context.trail().clone();
+    let started = Instant::now();
+    let mut response = router.oneshot(request).await.unwrap();
+    let events = within_a_minute(collect(response.stream.take().unwrap())).await;
+    assert_eq!(started.elapsed(), Duration::from_secs(1));
+    let text: String = events
+        .iter()
+        .filter_map(|event| match event {
+            StreamEvent::TextDelta(text) => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(text, "Paris is the capital.");
+    let trail = trail.snapshot();
+    assert_eq!(
+        targets_tried(&trail),
+        vec![
+            ("cut".into(), "succeeded"),
+            ("stuck".into(), "skipped"),
+            ("continues".into(), "succeeded"),
+        ]
+    );
+    assert!(skip_reason(&trail, 1).contains("not ready"));
 }

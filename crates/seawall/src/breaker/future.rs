@@ -84,6 +84,8 @@ impl Drop for Ticket {
 
 pin_project! {
     /// The response future of [`Breaker`](super::Breaker): the call, or its rejection.
+    ///
+    /// Polled again after it completed, it returns an error instead of panicking.
     pub struct ResponseFuture<F> {
         #[pin]
         state: State<F>,
@@ -92,31 +94,33 @@ pin_project! {
 
 pin_project! {
     #[project = StateProj]
+    #[project_replace = StateReplace]
     enum State<F> {
         Running {
             #[pin]
             inner: F,
-            ticket: Option<Ticket>,
+            ticket: Ticket,
         },
         Rejected {
-            error: Option<CircuitOpen>,
+            error: CircuitOpen,
         },
+        Done,
     }
 }
+
+/// What a future polled again after it completed returns (it never panics).
+const POLLED_AFTER_COMPLETION: &str = "breaker future polled after completion";
 
 impl<F> ResponseFuture<F> {
     pub(crate) fn new(inner: F, ticket: Ticket) -> Self {
         Self {
-            state: State::Running {
-                inner,
-                ticket: Some(ticket),
-            },
+            state: State::Running { inner, ticket },
         }
     }
 
     pub(crate) fn rejected(error: CircuitOpen) -> Self {
         Self {
-            state: State::Rejected { error: Some(error) },
+            state: State::Rejected { error },
         }
     }
 }
@@ -136,16 +140,21 @@ where
     type Output = Result<R, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            StateProj::Rejected { error } => Poll::Ready(Err(error
-                .take()
-                .expect("breaker future polled after completion")
-                .into())),
-            StateProj::Running { inner, ticket } => {
+        let mut state = self.project().state;
+        match state.as_mut().project() {
+            StateProj::Done => Poll::Ready(Err(POLLED_AFTER_COMPLETION.into())),
+            StateProj::Rejected { .. } => match state.project_replace(State::Done) {
+                StateReplace::Rejected { error } => Poll::Ready(Err(error.into())),
+                // Matched `Rejected` just above: not reached.
+                _ => Poll::Ready(Err(POLLED_AFTER_COMPLETION.into())),
+            },
+            StateProj::Running { inner, .. } => {
                 let result = ready!(inner.poll(cx)).map_err(Into::into);
-                let ticket = ticket
-                    .take()
-                    .expect("breaker future polled after completion");
+                let StateReplace::Running { ticket, .. } = state.project_replace(State::Done)
+                else {
+                    // Matched `Running` just above: not reached.
+                    return Poll::Ready(Err(POLLED_AFTER_COMPLETION.into()));
+                };
                 let mut now = LazyNow::default();
                 match result {
                     Err(error) => {

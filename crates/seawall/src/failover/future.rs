@@ -14,7 +14,7 @@ use seawall_core::{
     Classification, DeadlineExceeded, Disposition, ErrorKind, ErrorWithTrail, EventStream,
     LlmError, RouteHint, StreamEvent, TokenEstimate, TrailRecorder,
 };
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep, sleep_until};
 use tower_service::Service;
 
 use super::gate::SkipReason;
@@ -38,6 +38,9 @@ pub struct ResponseFuture {
     committing: Option<Box<ChatResponse>>,
     /// The events read before the commit point, replayed to the caller after it.
     buffered: Vec<StreamEvent>,
+    /// Bounds the wait for a member's readiness; allocated the first time a member is not
+    /// ready at once, then reused.
+    not_ready: Option<Pin<Box<Sleep>>>,
 }
 
 enum State {
@@ -64,7 +67,46 @@ pub(crate) struct Attempt {
     pub(crate) hop: u32,
     pub(crate) model: Arc<str>,
     pub(crate) started: Instant,
+    /// When the member is skipped if it is still not ready.
+    pub(crate) ready_by: Instant,
     pub(crate) limiter_wait_before: Duration,
+}
+
+/// How the wait for a member's readiness ended.
+pub(crate) enum Readiness {
+    Ready,
+    Failed(BoxError),
+    /// Still not ready at the attempt's `ready_by`.
+    NotReady,
+}
+
+/// Polls `service` for readiness until `ready_by`. `timer` wakes the task then; it is
+/// allocated the first time a member is not ready at once and reset for the next ones.
+pub(crate) fn poll_ready_by(
+    service: &mut TargetService,
+    cx: &mut Context<'_>,
+    ready_by: Instant,
+    timer: &mut Option<Pin<Box<Sleep>>>,
+) -> Poll<Readiness> {
+    match service.poll_ready(cx) {
+        Poll::Ready(Ok(())) => Poll::Ready(Readiness::Ready),
+        Poll::Ready(Err(error)) => Poll::Ready(Readiness::Failed(error)),
+        Poll::Pending => {
+            let timer = match timer {
+                Some(timer) => {
+                    if timer.deadline() != ready_by {
+                        timer.as_mut().reset(ready_by);
+                    }
+                    timer
+                }
+                None => timer.insert(Box::pin(sleep_until(ready_by))),
+            };
+            match timer.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Readiness::NotReady),
+                Poll::Pending => Poll::Pending,
+            }
+        }
+    }
 }
 
 /// The call's routing state: the plan, how far along it the call is, and the trail. The
@@ -128,11 +170,49 @@ impl Walk {
                     hop,
                     model,
                     started: now,
+                    ready_by: self.ready_by(now),
                     limiter_wait_before: self.trail.update(|trail| trail.limiter_wait),
                 },
                 target.service.clone(),
             ));
         }
+    }
+
+    /// When a member asked for readiness at `now` is skipped if it is still not ready:
+    /// after the router's readiness timeout, and never past the call's deadline.
+    pub(crate) fn ready_by(&self, now: Instant) -> Instant {
+        let timeout = self.router.shared.ready_timeout;
+        let bound = self
+            .request
+            .context
+            .remaining(now.into_std())
+            .map_or(timeout, |remaining| remaining.min(timeout));
+        now.checked_add(bound)
+            // A bound too far to represent: about thirty years.
+            .or_else(|| now.checked_add(Duration::from_secs(30 * 365 * 86_400)))
+            .unwrap_or(now)
+    }
+
+    /// Skips `attempt`'s target, whose member was not ready by `attempt.ready_by`: records
+    /// the skip (nothing was sent, so no hop is spent) and, for the latency-aware
+    /// strategies, the wait as a failure.
+    pub(crate) fn skip_not_ready(&mut self, attempt: &Attempt) {
+        let shared = Arc::clone(&self.router.shared);
+        let waited = Instant::now().saturating_duration_since(attempt.started);
+        self.hops = self.hops.saturating_sub(1);
+        self.trail.record(AttemptRecord {
+            target: shared.targets[attempt.index].id.clone(),
+            model: attempt.model.to_string(),
+            outcome: AttemptOutcome::Skipped {
+                reason: SkipReason::NotReady { waited }.to_string(),
+            },
+            wait: Duration::ZERO,
+            latency: waited,
+            time_to_first_token: None,
+        });
+        shared
+            .latency
+            .observe(attempt.index, waited + shared.failure_penalty);
     }
 
     /// The request for `attempt`: the target's model name and route.
@@ -215,7 +295,9 @@ impl Walk {
             message: error.to_string(),
         };
         let latency = self.record(attempt, outcome, None);
-        shared.latency[attempt.index].observe(latency + shared.failure_penalty);
+        shared
+            .latency
+            .observe(attempt.index, latency + shared.failure_penalty);
         verdict
     }
 
@@ -237,7 +319,9 @@ impl Walk {
     pub(crate) fn record_success(&self, attempt: &Attempt, model: &str, ttft: Option<Duration>) {
         let shared = &self.router.shared;
         let latency = self.record(attempt, AttemptOutcome::Succeeded, ttft);
-        shared.latency[attempt.index].observe(ttft.unwrap_or(latency));
+        shared
+            .latency
+            .observe(attempt.index, ttft.unwrap_or(latency));
         let target = shared.targets[attempt.index].id.clone();
         let model = if model.is_empty() {
             attempt.model.to_string()
@@ -301,6 +385,7 @@ impl ResponseFuture {
             state: State::Next,
             committing: None,
             buffered: Vec::new(),
+            not_ready: None,
         }
     }
 
@@ -344,19 +429,23 @@ impl Future for ResponseFuture {
                 State::Ready {
                     attempt,
                     mut service,
-                } => match service.poll_ready(cx) {
+                } => match poll_ready_by(&mut service, cx, attempt.ready_by, &mut this.not_ready) {
                     Poll::Pending => {
                         this.state = State::Ready { attempt, service };
                         return Poll::Pending;
                     }
-                    Poll::Ready(Ok(())) => {
+                    Poll::Ready(Readiness::Ready) => {
                         let future = service.call(this.walk.attempt_request(&attempt));
                         this.state = State::Calling { attempt, future };
                     }
-                    Poll::Ready(Err(error)) => {
+                    Poll::Ready(Readiness::Failed(error)) => {
                         if let Some(error) = this.failed(&attempt, error) {
                             return Poll::Ready(Err(this.with_trail(error)));
                         }
+                        this.state = State::Next;
+                    }
+                    Poll::Ready(Readiness::NotReady) => {
+                        this.walk.skip_not_ready(&attempt);
                         this.state = State::Next;
                     }
                 },

@@ -73,6 +73,14 @@ pub enum SkipReason {
         /// The target's context window.
         window: u64,
     },
+    /// Its service was still not ready (its `poll_ready` pending: a full buffer or
+    /// concurrency limit, a connection pool at capacity) when the router's
+    /// [readiness timeout](super::FailoverBuilder::ready_timeout) or the call's deadline
+    /// came. Recorded by the router itself, not by a gate.
+    NotReady {
+        /// How long the call waited for it.
+        waited: Duration,
+    },
     /// Any other reason a custom gate gives.
     Other(String),
 }
@@ -83,7 +91,7 @@ impl SkipReason {
         match self {
             Self::CircuitOpen(open) => Some(open.retry_in),
             Self::RateLimited(rejected) => rejected.wait(),
-            Self::ContextTooSmall { .. } | Self::Other(_) => None,
+            Self::ContextTooSmall { .. } | Self::NotReady { .. } | Self::Other(_) => None,
         }
     }
 
@@ -96,6 +104,7 @@ impl SkipReason {
             },
             Self::RateLimited(_) => "rate_limited",
             Self::ContextTooSmall { .. } => "context_too_small",
+            Self::NotReady { .. } => "not_ready",
             Self::Other(_) => "other",
         }
     }
@@ -109,6 +118,11 @@ impl fmt::Display for SkipReason {
             Self::ContextTooSmall { needed, window } => write!(
                 f,
                 "context window of {window} tokens is smaller than the {needed} the call needs"
+            ),
+            Self::NotReady { waited } => write!(
+                f,
+                "its service was not ready after {} ms",
+                waited.as_millis()
             ),
             Self::Other(reason) => f.write_str(reason),
         }

@@ -13,7 +13,9 @@
 //! - A target is **skipped** (recorded in the trail, nothing sent) when its context window
 //!   is smaller than the estimated prompt plus reserved output, or when one of its
 //!   [`TargetGate`]s refuses: breaker open, capacity cooldown not over, rate limiter unable
-//!   to admit the call within the remaining deadline.
+//!   to admit the call within the remaining deadline. A target whose service is still not
+//!   ready after the [readiness timeout](FailoverBuilder::ready_timeout) (1 s by default,
+//!   never past the deadline) is skipped too.
 //! - The call is sent with the target's own **model name** ([`Target::model`]), so one
 //!   alias maps to a fallback chain such as expensive → cheap → local.
 //! - On failure the stack's one [classifier](seawall_core::Classifier) decides (given once
@@ -150,7 +152,8 @@
 //! before sending, and drive only the readiness of the member it is about to use. So the
 //! router keeps its members as [`TargetService`]s (`BoxCloneSyncService`, boxed once when
 //! the router is built), reports itself always ready, and in each attempt clones the chosen
-//! member (one allocation), drives its `poll_ready` in the response future, and calls it.
+//! member (one allocation), drives its `poll_ready` in the response future (for at most
+//! the [readiness timeout](FailoverBuilder::ready_timeout)), and calls it.
 //! The member's future is boxed by `BoxCloneSyncService`; the router's own future is a
 //! hand-written state machine with no further box.
 //!

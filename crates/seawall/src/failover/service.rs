@@ -10,7 +10,7 @@ use seawall_core::{
 use tower_service::Service;
 
 use super::future::ResponseFuture;
-use super::strategy::{LatencyEwma, Rng, Strategy, plan_into};
+use super::strategy::{Latencies, Rng, Strategy, plan_into};
 use super::target::Target;
 
 /// The failover router: tries a call's targets in the order of a plan until one answers.
@@ -25,7 +25,7 @@ pub struct Failover {
 pub(crate) struct Shared {
     pub(crate) targets: Vec<Target>,
     pub(crate) weights: Vec<u32>,
-    pub(crate) latency: Vec<LatencyEwma>,
+    pub(crate) latency: Latencies,
     pub(crate) strategy: Strategy,
     pub(crate) max_hops: usize,
     pub(crate) estimator: Arc<dyn TokenEstimator>,
@@ -33,6 +33,7 @@ pub(crate) struct Shared {
     /// The router's own classifier, handed to every layer inside it.
     pub(crate) classifier: Option<Classifier>,
     pub(crate) failure_penalty: Duration,
+    pub(crate) ready_timeout: Duration,
     pub(crate) rng: Rng,
     pub(crate) recover_streams: bool,
     /// Per target: [`PREFILL_UNKNOWN`], [`PREFILL_ACCEPTED`] or [`PREFILL_REFUSED`].
@@ -82,6 +83,8 @@ impl Failover {
             default_output_tokens: 1024,
             classifier: None,
             failure_penalty: Duration::from_secs(5),
+            latency_decay: DEFAULT_LATENCY_DECAY,
+            ready_timeout: DEFAULT_READY_TIMEOUT,
             seed: 0x5EA_3A11,
             recover_streams: true,
         }
@@ -124,16 +127,22 @@ impl Failover {
         }
     }
 
-    /// Each target's moving average latency; `None` until measured.
+    /// Each target's moving average latency as the latency-aware strategies see it now
+    /// (faded since its last sample, see [`Strategy::LeastLatency`]); `None` until
+    /// measured.
     pub fn latencies(&self) -> Vec<(TargetId, Option<Duration>)> {
+        let latency = &self.shared.latency;
+        let now = latency.millis(tokio::time::Instant::now());
         self.shared
             .targets
             .iter()
-            .zip(&self.shared.latency)
-            .map(|(target, ewma)| {
-                let nanos = ewma.get();
-                let latency = (nanos > 0.0).then(|| Duration::from_secs_f64(nanos / 1e9));
-                (target.id.clone(), latency)
+            .enumerate()
+            .map(|(index, target)| {
+                let estimate = latency.measured(index).then(|| {
+                    Duration::try_from_secs_f64(latency.estimate(index, now) / 1e9)
+                        .unwrap_or(Duration::MAX)
+                });
+                (target.id.clone(), estimate)
             })
             .collect()
     }
@@ -175,9 +184,17 @@ pub struct FailoverBuilder {
     default_output_tokens: u32,
     classifier: Option<Classifier>,
     failure_penalty: Duration,
+    latency_decay: Duration,
+    ready_timeout: Duration,
     seed: u64,
     recover_streams: bool,
 }
+
+/// The default [`FailoverBuilder::ready_timeout`].
+const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The default [`FailoverBuilder::latency_decay`].
+const DEFAULT_LATENCY_DECAY: Duration = Duration::from_secs(10);
 
 impl FailoverBuilder {
     /// Adds a target; targets keep the order they are added in (the priority order).
@@ -245,10 +262,45 @@ impl FailoverBuilder {
     }
 
     /// Sets what a failed attempt adds to its latency sample for the latency-aware
-    /// strategies (default 5 s), so failing targets sink in the order.
+    /// strategies (default 5 s), so failing targets sink in the order. Like any sample, it
+    /// fades over the [decay time](Self::latency_decay): a target that failed is tried
+    /// again once its estimate has faded below the others'.
     #[must_use]
     pub fn failure_penalty(mut self, penalty: Duration) -> Self {
         self.failure_penalty = penalty;
+        self
+    }
+
+    /// Sets the time constant τ of the latency-aware strategies' moving averages (default
+    /// 10 s, as in linkerd's and tower's `PeakEwma` balancers). A sample lower than the
+    /// estimate moves it by `1 - exp(-elapsed / τ)` (`elapsed`: the time since the
+    /// target's previous sample), and a target with no calls sees its estimate fade by
+    /// `exp(-elapsed / τ)`, so its weight falls to about 1/e after τ and 1/20 after 3τ.
+    /// With the defaults, a target that failed once (its latency plus the 5 s
+    /// [penalty](Self::failure_penalty)) is tried again within about 4τ when the others
+    /// answer in 100 ms, sooner when they are slower. A shorter τ forgets faster (and
+    /// probes a slow target more often); a longer one is steadier. Timestamps have a
+    /// resolution of 1 ms, which is also the smallest τ.
+    #[must_use]
+    pub fn latency_decay(mut self, decay: Duration) -> Self {
+        self.latency_decay = decay;
+        self
+    }
+
+    /// Sets how long an attempt waits for its target's service to be ready (default 1 s).
+    ///
+    /// The router drives a member's `poll_ready` in the response future, and members of
+    /// the recommended stack are always ready; one that stays pending (a full `Buffer` or
+    /// `ConcurrencyLimit`, a saturated connection pool) is waited for this long, never
+    /// past the call's deadline, then skipped: nothing is sent, no hop is spent, the trail
+    /// records a skip ([`SkipReason::NotReady`](super::SkipReason::NotReady)), the wait
+    /// counts as a failure for the latency-aware strategies, and the call moves to the
+    /// next target. The default lets a brief burst of backpressure clear without letting
+    /// a stuck member hold the call; a call whose only target never becomes ready ends
+    /// with [`AllTargetsFailed`](super::AllTargetsFailed).
+    #[must_use]
+    pub fn ready_timeout(mut self, timeout: Duration) -> Self {
+        self.ready_timeout = timeout;
         self
     }
 
@@ -271,11 +323,7 @@ impl FailoverBuilder {
     /// The router.
     pub fn build(self) -> Failover {
         let weights = self.targets.iter().map(|t| t.weight).collect();
-        let latency = self
-            .targets
-            .iter()
-            .map(|_| LatencyEwma::default())
-            .collect();
+        let latency = Latencies::new(self.targets.len(), self.latency_decay);
         let prefill = self
             .targets
             .iter()
@@ -303,6 +351,7 @@ impl FailoverBuilder {
                 default_output_tokens: self.default_output_tokens,
                 classifier: self.classifier,
                 failure_penalty: self.failure_penalty,
+                ready_timeout: self.ready_timeout,
                 rng: Rng::new(self.seed),
             }),
         }

@@ -1,6 +1,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 /// How the router orders the targets of each call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -11,41 +13,137 @@ pub enum Strategy {
     /// A random order drawn by weight: a target of weight 3 comes first three times as
     /// often as one of weight 1 (weighted sampling without replacement).
     Weighted,
-    /// Fastest first, by an exponentially weighted moving average of each target's
-    /// latency (time to first token for streams). Targets not measured yet come first,
-    /// in priority order, so they get measured.
+    /// Fastest first, by a moving average of each target's latency (time to first token
+    /// for streams) that decays with time, like tower's `PeakEwma`: a slower sample (or a
+    /// failure, counted as its latency plus the
+    /// [failure penalty](super::FailoverBuilder::failure_penalty)) raises the estimate at
+    /// once, faster ones lower it over the [decay time](super::FailoverBuilder::latency_decay),
+    /// and a target that gets no calls sees its estimate fade toward zero over that time.
+    /// So a target that failed or was slow is tried again after a while and, once it
+    /// has recovered, gets its share back; one that is still slow sinks again. Targets not
+    /// measured yet come first, in priority order, so they get measured.
     LeastLatency,
-    /// Power of two choices: two targets drawn at random, the faster (by moving average)
-    /// first, then the others fastest first. Spreads load while avoiding slow targets.
+    /// Power of two choices: two targets drawn at random, the faster (by the decaying
+    /// moving average of [`LeastLatency`](Self::LeastLatency)) first, then the others
+    /// fastest first. Spreads load while avoiding slow targets.
     PowerOfTwoChoices,
 }
 
-/// A target's moving average latency, in nanoseconds (as `f64` bits; 0 when unmeasured).
+/// The latency estimates of a router's targets, one [`LatencyEwma`] each, on tokio's clock.
+///
+/// Like [`tower::load::PeakEwma`]: a sample above the estimate replaces it at once (a
+/// target that got slower or failed sinks now); a lower one pulls it down by
+/// `1 - exp(-elapsed / decay)`, `elapsed` being the time since the previous sample; and
+/// read between samples, the estimate fades toward zero by `exp(-elapsed / decay)`. So a
+/// target that stops getting calls because it failed or was slow is tried again after a
+/// while (its estimate fades below the others'), and one that has recovered gets its share
+/// back; one that is still slow or failing measures high again and sinks again.
+///
+/// [`tower::load::PeakEwma`]: https://docs.rs/tower/latest/tower/load/struct.PeakEwma.html
+#[derive(Debug)]
+pub(crate) struct Latencies {
+    /// Time 0 of the cells' timestamps.
+    epoch: Instant,
+    /// The decay time constant, in milliseconds.
+    decay_ms: f64,
+    cells: Vec<LatencyEwma>,
+}
+
+impl Latencies {
+    pub(crate) fn new(targets: usize, decay: Duration) -> Self {
+        Self {
+            epoch: Instant::now(),
+            // At least a millisecond, the resolution of the timestamps.
+            decay_ms: (decay.as_secs_f64() * 1e3).max(1.0),
+            cells: (0..targets).map(|_| LatencyEwma::default()).collect(),
+        }
+    }
+
+    /// Milliseconds from the epoch to `now`.
+    pub(crate) fn millis(&self, now: Instant) -> u64 {
+        let millis = now.saturating_duration_since(self.epoch).as_millis();
+        u64::try_from(millis).unwrap_or(u64::MAX)
+    }
+
+    /// Target `index`'s estimate at `now_ms`, in nanoseconds; 0 when never measured (or
+    /// faded to nothing).
+    pub(crate) fn estimate(&self, index: usize, now_ms: u64) -> f64 {
+        match self.cells[index].load() {
+            Some((value, at)) => value * self.decay(at, now_ms),
+            None => 0.0,
+        }
+    }
+
+    /// Whether target `index` has been measured.
+    pub(crate) fn measured(&self, index: usize) -> bool {
+        self.cells[index].load().is_some()
+    }
+
+    /// Records a sample of target `index`'s latency, now.
+    pub(crate) fn observe(&self, index: usize, sample: Duration) {
+        let now_ms = self.millis(Instant::now());
+        let sample = sample.as_secs_f64() * 1e9;
+        self.cells[index].update(now_ms, |previous| match previous {
+            Some((value, at)) if sample <= value => {
+                let decay = self.decay(at, now_ms);
+                value * decay + sample * (1.0 - decay)
+            }
+            // The first sample, or a peak.
+            _ => sample,
+        });
+    }
+
+    /// `exp(-elapsed / decay)` from `at` to `now` (both in milliseconds).
+    fn decay(&self, at: u64, now: u64) -> f64 {
+        let elapsed = now.saturating_sub(at) as f64;
+        (-elapsed / self.decay_ms).exp()
+    }
+}
+
+/// One target's estimate and when it was last sampled, in one atomic word so that the
+/// pair changes together without a lock: the timestamp (milliseconds from the epoch, plus
+/// one so that 0 means never sampled) in the high 40 bits, the estimate (nanoseconds, an
+/// `f32` without its sign bit and its 8 lowest mantissa bits: 2⁻¹⁵ relative precision) in
+/// the low 24.
 #[derive(Debug, Default)]
 pub(crate) struct LatencyEwma(AtomicU64);
 
-/// The weight of a new sample.
-const ALPHA: f64 = 0.3;
+const VALUE_BITS: u32 = 24;
+const VALUE_MASK: u64 = (1 << VALUE_BITS) - 1;
+const MAX_STAMP: u64 = (1 << (64 - VALUE_BITS)) - 1;
 
 impl LatencyEwma {
-    pub(crate) fn get(&self) -> f64 {
-        f64::from_bits(self.0.load(Ordering::Relaxed))
+    /// The estimate (nanoseconds) and the time of its last sample (milliseconds).
+    fn load(&self) -> Option<(f64, u64)> {
+        unpack(self.0.load(Ordering::Relaxed))
     }
 
-    pub(crate) fn observe(&self, sample: Duration) {
-        let sample = sample.as_secs_f64() * 1e9;
+    /// Replaces the estimate with `next(previous)`, stamped `now_ms`.
+    fn update(&self, now_ms: u64, next: impl Fn(Option<(f64, u64)>) -> f64) {
         let _ = self
             .0
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
-                let current = f64::from_bits(bits);
-                let next = if current == 0.0 {
-                    sample
-                } else {
-                    current + ALPHA * (sample - current)
-                };
-                Some(next.to_bits())
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |word| {
+                let previous = unpack(word);
+                // Never stamp a sample earlier than the one it follows.
+                let at = previous.map_or(now_ms, |(_, at)| at.max(now_ms));
+                Some(pack(next(previous), at))
             });
     }
+}
+
+fn pack(nanos: f64, at_ms: u64) -> u64 {
+    let value = u64::from((nanos.max(0.0) as f32).to_bits() >> 8) & VALUE_MASK;
+    let stamp = at_ms.saturating_add(1).min(MAX_STAMP);
+    (stamp << VALUE_BITS) | value
+}
+
+fn unpack(word: u64) -> Option<(f64, u64)> {
+    let stamp = word >> VALUE_BITS;
+    if stamp == 0 {
+        return None;
+    }
+    let value = f32::from_bits(((word & VALUE_MASK) as u32) << 8);
+    Some((f64::from(value), stamp - 1))
 }
 
 /// A small lock-free random source (SplitMix64) for the weighted and P2C strategies.
@@ -81,7 +179,7 @@ impl Rng {
 pub(crate) fn plan_into(
     strategy: Strategy,
     weights: &[u32],
-    latency: &[LatencyEwma],
+    latency: &Latencies,
     rng: &Rng,
     plan: &mut Vec<usize>,
 ) {
@@ -105,15 +203,29 @@ pub(crate) fn plan_into(
             plan.clear();
             plan.extend(keys.into_iter().map(|(_, i)| i));
         }
-        Strategy::LeastLatency => {
-            plan.sort_by(|&a, &b| latency[a].get().total_cmp(&latency[b].get()));
-        }
-        Strategy::PowerOfTwoChoices => {
-            plan.sort_by(|&a, &b| latency[a].get().total_cmp(&latency[b].get()));
-            if n >= 2 {
+        Strategy::LeastLatency | Strategy::PowerOfTwoChoices => {
+            // Each estimate read once (an `exp` each), on the stack for usual plan sizes.
+            const CACHED: usize = 16;
+            let now = latency.millis(Instant::now());
+            let mut cache = [0.0; CACHED];
+            let cached = n <= CACHED;
+            if cached {
+                for (index, slot) in cache.iter_mut().enumerate().take(n) {
+                    *slot = latency.estimate(index, now);
+                }
+            }
+            let estimate = |index: usize| {
+                if cached {
+                    cache[index]
+                } else {
+                    latency.estimate(index, now)
+                }
+            };
+            plan.sort_by(|&a, &b| estimate(a).total_cmp(&estimate(b)));
+            if strategy == Strategy::PowerOfTwoChoices && n >= 2 {
                 let a = rng.below(n);
                 let b = (a + 1 + rng.below(n - 1)) % n;
-                let (la, lb) = (latency[a].get(), latency[b].get());
+                let (la, lb) = (estimate(a), estimate(b));
                 let first = if lb < la { b } else { a };
                 if let Some(position) = plan.iter().position(|&i| i == first) {
                     plan[..=position].rotate_right(1);
@@ -127,10 +239,35 @@ pub(crate) fn plan_into(
 mod tests {
     use super::*;
 
+    #[tokio::test(start_paused = true)]
+    async fn an_estimate_rises_to_a_peak_at_once_and_fades_with_time() {
+        let latency = Latencies::new(1, Duration::from_secs(10));
+        let at = |latency: &Latencies| latency.estimate(0, latency.millis(Instant::now())) / 1e9;
+        assert!(!latency.measured(0));
+        assert_eq!(at(&latency), 0.0);
+
+        latency.observe(0, Duration::from_millis(100));
+        assert!((at(&latency) - 0.1).abs() < 1e-5, "{}", at(&latency));
+        // A peak replaces the estimate.
+        latency.observe(0, Duration::from_secs(5));
+        assert!((at(&latency) - 5.0).abs() < 1e-3, "{}", at(&latency));
+        // Unsampled, it fades by exp(-elapsed / decay).
+        tokio::time::advance(Duration::from_secs(10)).await;
+        let faded = 5.0 * (-1.0f64).exp();
+        assert!((at(&latency) - faded).abs() < 1e-3, "{}", at(&latency));
+        // A lower sample pulls the estimate toward it by 1 - exp(-elapsed / decay).
+        latency.observe(0, Duration::from_millis(100));
+        let pulled = faded + 0.1 * (1.0 - (-1.0f64).exp());
+        assert!((at(&latency) - pulled).abs() < 1e-3, "{}", at(&latency));
+        tokio::time::advance(Duration::from_secs(600)).await;
+        assert!(latency.measured(0));
+        assert!(at(&latency) < 1e-20, "{}", at(&latency));
+    }
+
     #[test]
     fn weighted_order_follows_the_weights() {
         let rng = Rng::new(7);
-        let latency: Vec<LatencyEwma> = (0..2).map(|_| LatencyEwma::default()).collect();
+        let latency = Latencies::new(2, Duration::from_secs(10));
         let mut plan = Vec::new();
         let mut heavy_first = 0;
         for _ in 0..4000 {

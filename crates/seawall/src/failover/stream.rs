@@ -14,10 +14,10 @@ use seawall_core::{
     LlmError, Message, RecoveryOutcome, RecoveryPath, RecoveryRecord, StreamAccumulator,
     StreamEvent, Usage,
 };
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
-use super::future::{Attempt, MemberFuture, Walk};
+use super::future::{Attempt, MemberFuture, Readiness, Walk, poll_ready_by};
 use super::target::TargetService;
 
 /// Relays the committed stream to the caller: first the events read before the commit
@@ -57,6 +57,8 @@ pub(crate) struct RelayStream {
     pending: Option<StreamEvent>,
     /// Whether the stream broke and recovery began.
     recovering: bool,
+    /// Bounds the wait for a recovery member's readiness (allocated when first needed).
+    not_ready: Option<Pin<Box<Sleep>>>,
 }
 
 enum Relay {
@@ -240,6 +242,7 @@ impl RelayStream {
             original: None,
             pending: None,
             recovering: false,
+            not_ready: None,
         }
     }
 
@@ -435,6 +438,7 @@ impl RelayStream {
             let shared = &self.walk.router.shared;
             shared.refuse_prefill(self.attempt.index);
             self.attempt.started = Instant::now();
+            self.attempt.ready_by = self.walk.ready_by(self.attempt.started);
             let service = shared.targets[self.attempt.index].service.clone();
             self.state = Relay::Ready {
                 service,
@@ -616,21 +620,30 @@ impl Stream for RelayStream {
                         }
                     }
                 },
-                Relay::Ready { mut service, path } => match service.poll_ready(cx) {
-                    Poll::Pending => {
-                        this.state = Relay::Ready { service, path };
-                        return Poll::Pending;
-                    }
-                    Poll::Ready(Ok(())) => {
-                        let future = service.call(this.recovery_request(path));
-                        this.state = Relay::Calling { future, path };
-                    }
-                    Poll::Ready(Err(error)) => {
-                        if let Some(out) = this.attempt_failed(&*error, path) {
-                            return Poll::Ready(Some(out));
+                Relay::Ready { mut service, path } => {
+                    let ready_by = this.attempt.ready_by;
+                    match poll_ready_by(&mut service, cx, ready_by, &mut this.not_ready) {
+                        Poll::Pending => {
+                            this.state = Relay::Ready { service, path };
+                            return Poll::Pending;
+                        }
+                        Poll::Ready(Readiness::Ready) => {
+                            let future = service.call(this.recovery_request(path));
+                            this.state = Relay::Calling { future, path };
+                        }
+                        Poll::Ready(Readiness::Failed(error)) => {
+                            if let Some(out) = this.attempt_failed(&*error, path) {
+                                return Poll::Ready(Some(out));
+                            }
+                        }
+                        Poll::Ready(Readiness::NotReady) => {
+                            this.walk.skip_not_ready(&this.attempt);
+                            if let Some(out) = this.next_recovery() {
+                                return Poll::Ready(Some(out));
+                            }
                         }
                     }
-                },
+                }
                 Relay::Calling { mut future, path } => match future.as_mut().poll(cx) {
                     Poll::Pending => {
                         this.state = Relay::Calling { future, path };
