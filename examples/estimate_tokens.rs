@@ -1,7 +1,7 @@
 //! Estimates what a request weighs against a tokens-per-minute limit, and shows how the
 //! classifier judges a few provider errors.
 //!
-//! Run with `cargo run -p examples --example estimate_tokens`.
+//! Run with `cargo run -p examples --features tiktoken --example estimate_tokens`.
 
 use std::time::Duration;
 

@@ -203,7 +203,7 @@ async fn silent_upstream_times_out_and_fails_over_without_retrying_it() {
     let sim = sim().await;
     sim.set_faults(
         Provider::OpenAi,
-        vec![FaultRule::always(Fault::Hang { ms: Some(5_000) })],
+        vec![FaultRule::always(Fault::Hang { ms: Some(60_000) })],
     );
     let openai = guarded(
         &sim,
@@ -221,7 +221,8 @@ async fn silent_upstream_times_out_and_fails_over_without_retrying_it() {
     let took = started.elapsed();
     assert_eq!(final_target(&response), "anthropic");
     assert!(took >= Duration::from_millis(200), "{took:?}");
-    assert!(took < Duration::from_secs(2), "{took:?}");
+    // Far below the minute the upstream stays silent, however loaded the machine.
+    assert!(took < Duration::from_secs(20), "{took:?}");
     assert_eq!(
         calls(&sim, Provider::OpenAi),
         1,
@@ -232,12 +233,12 @@ async fn silent_upstream_times_out_and_fails_over_without_retrying_it() {
 #[tokio::test]
 async fn slow_first_token_fails_over() {
     let sim = sim().await;
-    // The role chunk comes at once, then nothing for 2 s: no content within 200 ms.
+    // The role chunk comes at once, then nothing for a minute: no content within 200 ms.
     sim.set_faults(
         Provider::OpenAi,
         vec![FaultRule::always(Fault::StallAfter {
             events: 1,
-            ms: 2_000,
+            ms: 60_000,
         })],
     );
     let openai = guarded(
@@ -259,7 +260,8 @@ async fn slow_first_token_fails_over() {
     let drained = drain(response).await;
     assert_eq!(drained.text, "Paris.");
     assert!(drained.finished && drained.error.is_none());
-    assert!(started.elapsed() < Duration::from_millis(1_800));
+    // Far below the minute of silence, however loaded the machine.
+    assert!(started.elapsed() < Duration::from_secs(20));
     assert_eq!(calls(&sim, Provider::OpenAi), 1);
 }
 
@@ -610,7 +612,7 @@ async fn deadline_that_runs_out_is_one_clear_error_with_the_trail() {
     );
     sim.set_faults(
         Provider::Anthropic,
-        vec![FaultRule::always(Fault::Hang { ms: Some(5_000) })],
+        vec![FaultRule::always(Fault::Hang { ms: Some(60_000) })],
     );
     let openai = guarded(&sim, Provider::OpenAi, stack(Provider::OpenAi));
     let anthropic = guarded(&sim, Provider::Anthropic, stack(Provider::Anthropic));
@@ -632,7 +634,8 @@ async fn deadline_that_runs_out_is_one_clear_error_with_the_trail() {
         "{error}"
     );
     assert!(took >= Duration::from_millis(480), "{took:?}");
-    assert!(took < Duration::from_millis(1_500), "{took:?}");
+    // Ended by the deadline, not by the minute-long hang, however loaded the machine.
+    assert!(took < Duration::from_secs(20), "{took:?}");
     let trail = with_trail.trail();
     let first = &trail.attempts[0];
     assert_eq!(first.target.as_str(), "openai");
@@ -682,14 +685,8 @@ async fn every_provider_down_is_an_error_that_lists_every_attempt() {
 #[tokio::test]
 async fn flapping_provider_never_fails_a_call_and_gets_traffic_back() {
     let sim = sim().await;
-    // OpenAI is down from 0 to 300 ms and from 600 to 900 ms, up in between and after.
-    let down = |from: u64, to: u64| {
-        FaultRule::during(
-            Duration::from_millis(from),
-            Duration::from_millis(to),
-            Fault::status(503),
-        )
-    };
+    // OpenAI fails its requests 1-2 and 6-7 and answers the others: two outages, scripted by
+    // request number, so the outcome does not depend on how fast the machine is.
     let breaker = BreakerLayer::builder(target_id(Provider::OpenAi))
         .consecutive_failures(2)
         .break_duration(Duration::from_millis(100), Duration::from_millis(200))
@@ -703,33 +700,35 @@ async fn flapping_provider_never_fails_a_call_and_gets_traffic_back() {
     );
     let anthropic = guarded(&sim, Provider::Anthropic, stack(Provider::Anthropic));
     let router = router([openai.target, anthropic.target]);
+    sim.set_faults(
+        Provider::OpenAi,
+        vec![
+            FaultRule::requests(1, 2, Fault::status(503)),
+            FaultRule::requests(6, 7, Fault::status(503)),
+        ],
+    );
 
-    // Installed last: the windows count from here (building the clients takes a while).
-    sim.set_faults(Provider::OpenAi, vec![down(0, 300), down(600, 900)]);
-    let started = Instant::now();
-    let mut served = Vec::new();
-    while started.elapsed() < Duration::from_millis(1_300) {
-        let at = started.elapsed();
+    // Who served, with repeats folded: down, back, down, back.
+    let mut phases: Vec<String> = Vec::new();
+    for _ in 0..1_000 {
         let response = call(&router, question("What is the capital of France?"))
             .await
             .expect("no call fails while one provider is up");
         assert_eq!(response.text(), "Paris.");
-        served.push((at, final_target(&response).to_owned()));
-        tokio::time::sleep(Duration::from_millis(25)).await;
+        let target = final_target(&response);
+        if phases.last().map(String::as_str) != Some(target) {
+            phases.push(target.to_owned());
+        }
+        if phases.len() == 4 {
+            break;
+        }
+        // The breaker's break passes on the real clock; the bound above caps the wait.
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let by = |target: &str, from: u64, to: u64| {
-        served.iter().any(|(at, t)| {
-            t == target && *at >= Duration::from_millis(from) && *at < Duration::from_millis(to)
-        })
-    };
-    assert!(by("anthropic", 0, 300), "{served:?}");
-    assert!(
-        by("openai", 400, 600),
-        "traffic returns after the first outage: {served:?}"
-    );
-    assert!(by("anthropic", 600, 900), "{served:?}");
-    assert!(
-        by("openai", 1_050, 1_300),
-        "and after the second: {served:?}"
+    assert_eq!(phases, ["anthropic", "openai", "anthropic", "openai"]);
+    assert_eq!(
+        calls(&sim, Provider::OpenAi),
+        8,
+        "two failures, a probe and two answers, two failures, a probe: nothing sent while open"
     );
 }

@@ -36,6 +36,7 @@
 //! See the crate README for the configuration reference and the metrics.
 
 mod config;
+#[cfg(feature = "demo")]
 mod demo;
 mod metrics;
 mod server;
@@ -45,5 +46,7 @@ pub use config::{
     Config, ConfigError, ContentFilterConfig, GroupConfig, ProviderConfig, ServerConfig,
     StrategyConfig, TargetConfig, VirtualKeyConfig, parse_duration,
 };
+#[cfg(feature = "demo")]
+#[cfg_attr(docsrs, doc(cfg(feature = "demo")))]
 pub use demo::{Demo, demo_config};
 pub use server::{Gateway, GatewayBody, GatewayBuilder, GatewayHandle};

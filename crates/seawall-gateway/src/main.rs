@@ -6,10 +6,11 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use seawall_gateway::{Config, Demo, Gateway};
+use seawall_gateway::{Config, Gateway};
 
 /// Many small, short-lived buffers per request: mimalloc is cheaper than the system
 /// allocator for that (as measured for the simulator, see its README).
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -61,10 +62,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             let threads = config.server.threads.unwrap_or(cores);
             (Gateway::builder(config).threads(threads).build()?, None)
         }
-        None => {
-            let demo = Demo::start(|_| {}, |b| b.threads(cores)).await?;
-            (demo.gateway, Some(demo.simulator))
-        }
+        None => demo::start(cores).await?,
     };
     let gateway = match listen {
         Some(addr) => gateway.listen(addr),
@@ -74,6 +72,31 @@ async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let addr = handle.local_addr();
     println!("seawall-gateway listening on http://{addr}");
     if let Some(simulator) = &demo {
+        demo::announce(simulator, addr);
+    }
+
+    shutdown_signal().await;
+    println!("seawall-gateway: shutting down, draining in-flight requests");
+    handle.shutdown().await;
+    Ok(())
+}
+
+/// Demo mode: with no config, an in-process simulator is the upstream.
+#[cfg(feature = "demo")]
+mod demo {
+    use std::net::SocketAddr;
+
+    use seawall_gateway::{Demo, Gateway};
+    use seawall_sim::Simulator;
+
+    pub(crate) async fn start(
+        threads: usize,
+    ) -> Result<(Gateway, Option<Simulator>), Box<dyn std::error::Error + Send + Sync>> {
+        let demo = Demo::start(|_| {}, |b| b.threads(threads)).await?;
+        Ok((demo.gateway, Some(demo.simulator)))
+    }
+
+    pub(crate) fn announce(simulator: &Simulator, addr: SocketAddr) {
         println!(
             "demo mode: no --config, so the upstream is an in-process simulator at http://{}",
             simulator.addr()
@@ -84,11 +107,25 @@ async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
              -d '{{\"model\":\"demo\",\"messages\":[{{\"role\":\"user\",\"content\":\"hello\"}}]}}'"
         );
     }
+}
 
-    shutdown_signal().await;
-    println!("seawall-gateway: shutting down, draining in-flight requests");
-    handle.shutdown().await;
-    Ok(())
+/// Built without demo mode: a config is required.
+#[cfg(not(feature = "demo"))]
+mod demo {
+    use std::convert::Infallible;
+    use std::net::SocketAddr;
+
+    use seawall_gateway::Gateway;
+
+    pub(crate) async fn start(
+        _threads: usize,
+    ) -> Result<(Gateway, Option<Infallible>), Box<dyn std::error::Error + Send + Sync>> {
+        Err("no --config given, and this build has no demo mode (cargo feature `demo`)".into())
+    }
+
+    pub(crate) fn announce(simulator: &Infallible, _addr: SocketAddr) {
+        match *simulator {}
+    }
 }
 
 async fn shutdown_signal() {

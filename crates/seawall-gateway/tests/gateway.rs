@@ -920,6 +920,7 @@ fn names_with_control_characters_or_surrounding_whitespace_are_refused() {
                 targets: vec![target.to_owned()],
                 strategy: Default::default(),
                 timeout: Duration::from_secs(30),
+                content_filter: Default::default(),
             }],
             keys: vec![VirtualKeyConfig {
                 name: key.to_owned(),

@@ -1647,26 +1647,55 @@ mod tests {
 
     use tokio::net::TcpStream;
 
+    /// How many connections the kernel queues on a listener of ours before any is accepted:
+    /// our backlog, capped by the host's `net.core.somaxconn`. `None` where that is unknown.
+    fn kernel_queue() -> Option<usize> {
+        let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        Some(somaxconn.min(super::BACKLOG as usize))
+    }
+
+    /// The burst to send: more than std's 128, within what the host queues. `None` (and the
+    /// reason printed) on a host that cannot tell the two backlogs apart.
+    fn burst() -> Option<usize> {
+        match kernel_queue() {
+            Some(queue) if queue > 160 => Some(queue.min(400) - 8),
+            other => {
+                eprintln!(
+                    "skipped: this host queues {other:?} connections per listener \
+                     (net.core.somaxconn), too few to tell our backlog from std's 128"
+                );
+                None
+            }
+        }
+    }
+
     /// A burst of connections larger than std's backlog of 128 completes its handshakes
     /// at once, even before anything is accepted (a SYN dropped on a full backlog is
-    /// retried only after a second).
+    /// retried only after a second, against the 900 ms each is given).
     #[tokio::test]
     async fn a_burst_of_connections_beyond_128_is_queued_not_dropped() {
+        let Some(burst) = burst() else { return };
         let listener = super::bind_shared("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = listener.local_addr().unwrap();
-        let connects: Vec<_> = (0..400)
+        let connects: Vec<_> = (0..burst)
             .map(|_| {
                 tokio::spawn(tokio::time::timeout(
-                    Duration::from_millis(500),
+                    Duration::from_millis(900),
                     TcpStream::connect(addr),
                 ))
             })
             .collect();
-        let mut connected = Vec::new();
+        // Held open, so the queue really fills.
+        let mut open = Vec::new();
         for connect in connects {
-            let stream = connect.await.unwrap();
-            connected.push(stream.is_ok());
+            if let Ok(Ok(Ok(stream))) = connect.await {
+                open.push(stream);
+            }
         }
-        assert_eq!(connected.iter().filter(|c| **c).count(), 400);
+        assert_eq!(open.len(), burst);
     }
 }
