@@ -7,11 +7,8 @@
 //!
 //! Run with `cargo run --example streaming`.
 
-use std::future::poll_fn;
-use std::pin::Pin;
 use std::time::Duration;
 
-use futures_core::Stream;
 use seawall::failover::Failover;
 use seawall::stack::TargetStack;
 use seawall::timeout::AttemptTimeoutLayer;
@@ -96,7 +93,7 @@ async fn print_stream(mut response: ChatResponse) {
         return;
     };
     let mut usage = None;
-    while let Some(event) = poll_fn(|cx| Pin::new(&mut stream).poll_next(cx)).await {
+    while let Some(event) = stream.next().await {
         match event {
             StreamEvent::TextDelta(text) => print!("{text}"),
             StreamEvent::Finish(reason) => println!("\n   finished: {reason:?}"),

@@ -8,11 +8,8 @@
 //! Real sockets mean real time: durations are tens to hundreds of milliseconds and every
 //! timing assertion has a generous upper tolerance.
 
-use std::future::poll_fn;
-use std::pin::Pin;
 use std::time::Duration;
 
-use futures_core::Stream;
 use seawall::breaker::BreakerLayer;
 use seawall::retry::{Backoff, RetryLayer};
 use seawall::stack::{Guarded, TargetStack};
@@ -115,7 +112,7 @@ pub async fn drain(mut response: ChatResponse) -> Drained {
         drained.finished = true;
         return drained;
     };
-    while let Some(event) = poll_fn(|cx| Pin::new(&mut stream).poll_next(cx)).await {
+    while let Some(event) = stream.next().await {
         match &event {
             StreamEvent::TextDelta(text) => drained.text.push_str(text),
             StreamEvent::Finish(_) => drained.finished = true,

@@ -50,14 +50,7 @@ fn final_target(response: &ChatResponse) -> &str {
 }
 
 fn llm_error(error: &BoxError) -> Option<&LlmError> {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error.as_ref());
-    while let Some(error) = source {
-        if let Some(llm) = error.downcast_ref::<LlmError>() {
-            return Some(llm);
-        }
-        source = error.source();
-    }
-    None
+    seawall_core::find_error(error.as_ref())
 }
 
 // --- 429 with retry-after, each header form ---------------------------------------------

@@ -217,14 +217,9 @@ pub trait Classify: Send + Sync + 'static {
     /// [`recognise`](Self::recognise) knows, or fatal [`Cause::Unknown`] when none is:
     /// seawall does not retry what it does not understand.
     fn classify(&self, error: &(dyn Error + 'static)) -> Classification {
-        let mut current = Some(error);
-        while let Some(error) = current {
-            if let Some(verdict) = self.recognise(error) {
-                return verdict;
-            }
-            current = error.source();
-        }
-        Classification::new(Disposition::Fatal, Cause::Unknown)
+        crate::error::error_chain(error)
+            .find_map(|error| self.recognise(error))
+            .unwrap_or(Classification::new(Disposition::Fatal, Cause::Unknown))
     }
 }
 

@@ -297,3 +297,50 @@ impl PartialEq for LlmError {
             && self.0.quota == other.0.quota
     }
 }
+
+/// The errors of `error`'s `source()` chain, from `error` itself inward.
+///
+/// ```
+/// use seawall_core::{ErrorKind, LlmError, error_chain, find_error};
+///
+/// #[derive(Debug)]
+/// struct ClientFailed(LlmError);
+/// impl std::fmt::Display for ClientFailed {
+///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+///         f.write_str("my client failed")
+///     }
+/// }
+/// impl std::error::Error for ClientFailed {
+///     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+///         Some(&self.0)
+///     }
+/// }
+///
+/// let error = ClientFailed(LlmError::new(ErrorKind::Overloaded, "overloaded"));
+/// assert_eq!(error_chain(&error).count(), 2);
+/// assert_eq!(find_error::<LlmError>(&error).map(LlmError::kind), Some(ErrorKind::Overloaded));
+/// ```
+pub fn error_chain<'a>(error: &'a (dyn Error + 'static)) -> ErrorChain<'a> {
+    ErrorChain { next: Some(error) }
+}
+
+/// The first error of type `E` in `error`'s `source()` chain, `error` included.
+pub fn find_error<'a, E: Error + 'static>(error: &'a (dyn Error + 'static)) -> Option<&'a E> {
+    error_chain(error).find_map(|error| error.downcast_ref::<E>())
+}
+
+/// The iterator of [`error_chain`].
+#[derive(Debug, Clone)]
+pub struct ErrorChain<'a> {
+    next: Option<&'a (dyn Error + 'static)>,
+}
+
+impl<'a> Iterator for ErrorChain<'a> {
+    type Item = &'a (dyn Error + 'static);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let current = self.next?;
+        self.next = current.source();
+        Some(current)
+    }
+}

@@ -63,7 +63,7 @@ pub use classify::{
     ContentFilterPolicy, Disposition, classify, classify_with,
 };
 pub use context::{Deadline, RequestContext, RouteHint};
-pub use error::{ErrorKind, LlmError, RetryHints};
+pub use error::{ErrorChain, ErrorKind, LlmError, RetryHints, error_chain, find_error};
 pub use provider::{ProviderKind, TargetId};
 pub use quota::{QuotaSnapshot, QuotaWindow};
 pub use rejection::{

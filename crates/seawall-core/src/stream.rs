@@ -69,6 +69,42 @@ impl EventStream {
     pub fn from_events(events: impl IntoIterator<Item = StreamEvent>) -> Self {
         Self::new(Replay(events.into_iter().collect::<Vec<_>>().into_iter()))
     }
+
+    /// The next event, or `None` once the stream has ended.
+    ///
+    /// ```
+    /// use seawall_core::{EventStream, FinishReason, StreamEvent};
+    /// # use std::future::Future;
+    /// # use std::task::{Context, Poll, Waker};
+    /// # fn block_on<F: Future>(future: F) -> F::Output {
+    /// #     let mut future = std::pin::pin!(future);
+    /// #     let mut cx = Context::from_waker(Waker::noop());
+    /// #     loop {
+    /// #         if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+    /// #             return output;
+    /// #         }
+    /// #     }
+    /// # }
+    /// # block_on(async {
+    /// let events = [StreamEvent::TextDelta("Paris".into()), StreamEvent::Finish(FinishReason::Stop)];
+    /// let mut stream = EventStream::from_events(events.clone());
+    /// assert_eq!(stream.next().await, Some(events[0].clone()));
+    /// assert_eq!(stream.collect().await, [events[1].clone()]);
+    /// # });
+    /// ```
+    pub async fn next(&mut self) -> Option<StreamEvent> {
+        std::future::poll_fn(|cx| self.0.as_mut().poll_next(cx)).await
+    }
+
+    /// Every remaining event, in order, once the stream has ended. To get the reply itself,
+    /// fold them with a [`StreamAccumulator`].
+    pub async fn collect(mut self) -> Vec<StreamEvent> {
+        let mut events = Vec::new();
+        while let Some(event) = self.next().await {
+            events.push(event);
+        }
+        events
+    }
 }
 
 impl Stream for EventStream {

@@ -270,26 +270,12 @@ impl ErrorWithTrail {
 
     /// The outermost `ErrorWithTrail` in `error`'s `source()` chain, if any.
     pub fn find<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a Self> {
-        let mut current = Some(error);
-        while let Some(error) = current {
-            if let Some(found) = error.downcast_ref::<Self>() {
-                return Some(found);
-            }
-            current = error.source();
-        }
-        None
+        crate::error::find_error(error)
     }
 
     /// The first error of type `E` in the chain below this wrapper.
     pub fn downcast_inner<E: std::error::Error + 'static>(&self) -> Option<&E> {
-        let mut current: Option<&(dyn std::error::Error + 'static)> = Some(&*self.error);
-        while let Some(error) = current {
-            if let Some(found) = error.downcast_ref::<E>() {
-                return Some(found);
-            }
-            current = error.source();
-        }
-        None
+        crate::error::find_error(&*self.error)
     }
 }
 

@@ -292,16 +292,10 @@ fn is_event_stream(headers: &HeaderMap) -> bool {
 
 /// A failure before any response arrived: connect, TLS, reset or a client timeout.
 fn transport_error(provider: ProviderKind, error: BoxError) -> LlmError {
-    let mut timed_out = false;
-    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(&*error);
-    while let Some(e) = current {
-        if let Some(io) = e.downcast_ref::<std::io::Error>()
-            && io.kind() == std::io::ErrorKind::TimedOut
-        {
-            timed_out = true;
-        }
-        current = e.source();
-    }
+    let timed_out = seawall_core::error_chain(&*error).any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+    });
     let kind = if timed_out {
         ErrorKind::Timeout
     } else {

@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::future::{Future, poll_fn};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -14,7 +14,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_core::Stream;
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
 use hyper::server::conn::http1;
@@ -159,12 +158,7 @@ fn client() -> HttpClient {
 }
 
 async fn collect(response: seawall_core::ChatResponse) -> Vec<StreamEvent> {
-    let mut stream = response.stream.expect("streamed");
-    let mut events = Vec::new();
-    while let Some(event) = poll_fn(|cx| Pin::new(&mut stream).poll_next(cx)).await {
-        events.push(event);
-    }
-    events
+    response.stream.expect("streamed").collect().await
 }
 
 fn fold(events: &[StreamEvent]) -> (StreamAccumulator, Option<LlmError>) {

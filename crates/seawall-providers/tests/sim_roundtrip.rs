@@ -1,10 +1,6 @@
 //! Round trips against the simulator over real loopback HTTP, every provider, streaming and
 //! not, and every fault mode the simulator offers.
 
-use std::future::poll_fn;
-use std::pin::Pin;
-
-use futures_core::Stream;
 use seawall_core::{
     ChatRequest, ErrorKind, LlmError, Message, StreamAccumulator, StreamEvent, ToolDefinition,
 };
@@ -40,12 +36,7 @@ enum Outcome {
 async fn drive<D: Dialect>(adapter: Adapter<D, HttpClient>, request: ChatRequest) -> Outcome {
     match adapter.oneshot(request).await {
         Ok(mut response) if response.is_streaming() => {
-            let mut stream = response.stream.take().unwrap();
-            let mut events = Vec::new();
-            while let Some(event) = poll_fn(|cx| Pin::new(&mut stream).poll_next(cx)).await {
-                events.push(event);
-            }
-            Outcome::Stream(events)
+            Outcome::Stream(response.stream.take().unwrap().collect().await)
         }
         Ok(response) => Outcome::Complete(Box::new(response)),
         Err(error) => Outcome::Failed(*error.downcast::<LlmError>().expect("an LlmError")),

@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use futures_core::Stream as _;
 use seawall::failover::{Failover, Strategy, Target};
 use seawall::rate_limit::{Rate, RateLimitConfig, RateLimiter};
 use seawall_core::{
@@ -134,9 +133,7 @@ fn streamed(events: Vec<StreamEvent>) -> ChatResponse {
 
 async fn drain(mut stream: EventStream) -> usize {
     let mut count = 0;
-    while let Some(event) =
-        std::future::poll_fn(|cx| std::pin::Pin::new(&mut stream).poll_next(cx)).await
-    {
+    while let Some(event) = stream.next().await {
         count += usize::from(black_box(event).is_content());
     }
     count

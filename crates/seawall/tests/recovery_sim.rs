@@ -2,11 +2,8 @@
 //! recommended per-target stack, against the simulator's deterministic replies and
 //! stream faults. Real sockets run on the real clock: short durations, generous bounds.
 
-use std::future::poll_fn;
-use std::pin::Pin;
 use std::time::Duration;
 
-use futures_core::Stream;
 use seawall::failover::{Failover, Target};
 use seawall::stack::TargetStack;
 use seawall::timeout::AttemptTimeoutLayer;
@@ -90,12 +87,8 @@ fn request() -> ChatRequest {
     .streaming()
 }
 
-async fn collect(mut stream: EventStream) -> Vec<StreamEvent> {
-    let mut events = Vec::new();
-    while let Some(event) = poll_fn(|cx| Pin::new(&mut stream).poll_next(cx)).await {
-        events.push(event);
-    }
-    events
+async fn collect(stream: EventStream) -> Vec<StreamEvent> {
+    stream.collect().await
 }
 
 /// The complete reply the simulator gives this conversation, from a clean call.

@@ -4,13 +4,12 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::future::{Future, poll_fn};
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use futures_core::Stream;
 use http_body::{Body, Frame};
 use http_body_util::{BodyExt, Full};
 use seawall_core::{BoxError, ChatResponse, StreamEvent};
@@ -186,12 +185,11 @@ impl tower::Service<http::Request<Full<Bytes>>> for Canned {
 
 /// Every event of a streamed response.
 pub async fn events(response: ChatResponse) -> Vec<StreamEvent> {
-    let mut stream = response.stream.expect("a streamed response");
-    let mut events = Vec::new();
-    while let Some(event) = poll_fn(|cx| Pin::new(&mut stream).poll_next(cx)).await {
-        events.push(event);
-    }
-    events
+    response
+        .stream
+        .expect("a streamed response")
+        .collect()
+        .await
 }
 
 /// The `LlmError` inside a boxed adapter error.

@@ -126,11 +126,7 @@
 //! let mut response = router.oneshot(request).await?;
 //! let mut stream = response.stream.take().expect("streamed");
 //! let mut answer = StreamAccumulator::new();
-//! while let Some(event) = std::future::poll_fn(|cx| {
-//!     futures_core::Stream::poll_next(std::pin::Pin::new(&mut stream), cx)
-//! })
-//! .await
-//! {
+//! while let Some(event) = stream.next().await {
 //!     answer.push(&event)?;
 //! }
 //! assert_eq!(answer.text(), "Paris is the capital.");

@@ -88,7 +88,8 @@ where
                         (Err(error), reservation) => {
                             let error: BoxError = error.into();
                             if let Some(reservation) = reservation {
-                                let quota = find_llm_error(&*error).and_then(LlmError::quota);
+                                let quota = seawall_core::find_error::<LlmError>(&*error)
+                                    .and_then(LlmError::quota);
                                 reservation.settle(None, quota);
                             }
                             Err(error)
@@ -102,17 +103,6 @@ where
             }
         }
     }
-}
-
-fn find_llm_error<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a LlmError> {
-    let mut current = Some(error);
-    while let Some(error) = current {
-        if let Some(found) = error.downcast_ref::<LlmError>() {
-            return Some(found);
-        }
-        current = error.source();
-    }
-    None
 }
 
 impl<F, S, Req> fmt::Debug for ResponseFuture<F, S, Req> {

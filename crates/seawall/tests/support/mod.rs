@@ -77,12 +77,8 @@ impl Stream for Delayed {
 }
 
 /// Collects a stream's events.
-pub async fn collect(mut stream: EventStream) -> Vec<StreamEvent> {
-    let mut events = Vec::new();
-    while let Some(event) = std::future::poll_fn(|cx| Pin::new(&mut stream).poll_next(cx)).await {
-        events.push(event);
-    }
-    events
+pub async fn collect(stream: EventStream) -> Vec<StreamEvent> {
+    stream.collect().await
 }
 
 pub fn request() -> ChatRequest {
@@ -125,5 +121,5 @@ impl Stream for Channel {
 
 /// The next event of a stream.
 pub async fn next_event(stream: &mut EventStream) -> Option<StreamEvent> {
-    std::future::poll_fn(|cx| Pin::new(&mut *stream).poll_next(cx)).await
+    stream.next().await
 }
