@@ -4,12 +4,38 @@ use crate::classify::Classifier;
 use crate::provider::TargetId;
 use crate::trail::TrailRecorder;
 
+/// The clock deadlines are measured on.
+///
+/// This crate reads no clock and provides none. seawall's layers measure on tokio's
+/// (`seawall::timeout::TokioClock`), so under a paused test clock a deadline moves with the
+/// paused time. A [`Deadline`] is built, and compared, only with a [`Now`] read through a
+/// `Clock`: it cannot be built from `std::time::Instant::now()` by accident, and a clock of
+/// your own is a deliberate choice.
+pub trait Clock {
+    /// The current instant on this clock.
+    fn instant(&self) -> Instant;
+
+    /// The current instant, as deadlines take it.
+    fn now(&self) -> Now {
+        Now(self.instant())
+    }
+}
+
+/// A reading of a [`Clock`]: what a [`Deadline`] is built from and compared with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Now(Instant);
+
+impl Now {
+    /// The instant read.
+    pub fn instant(self) -> Instant {
+        self.0
+    }
+}
+
 /// The call's one overall deadline, which every layer inside sees.
 ///
-/// It holds a `std::time::Instant` because this crate has no runtime, but the layers create
-/// it from tokio's clock (`tokio::time::Instant::now().into_std()`) and pass tokio's `now`
-/// to [`remaining`](Self::remaining), so under a paused test clock the deadline moves with
-/// the paused time. This type never reads a clock itself.
+/// Built from a [`Now`] read through a [`Clock`] (tokio's, in the layers) and compared with
+/// later readings of the same clock; this type never reads a clock itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Deadline {
     at: Instant,
@@ -17,15 +43,15 @@ pub struct Deadline {
 }
 
 impl Deadline {
-    /// A deadline `budget` after `start`.
-    pub fn new(start: Instant, budget: Duration) -> Self {
+    /// A deadline `budget` after `now`.
+    pub fn after(now: Now, budget: Duration) -> Self {
         Self {
-            at: start.checked_add(budget).unwrap_or(start),
+            at: now.0.checked_add(budget).unwrap_or(now.0),
             budget,
         }
     }
 
-    /// The instant the deadline passes.
+    /// The instant the deadline passes, on the clock it was built with.
     pub fn at(&self) -> Instant {
         self.at
     }
@@ -36,17 +62,17 @@ impl Deadline {
     }
 
     /// What is left of the budget at `now`; zero once passed.
-    pub fn remaining(&self, now: Instant) -> Duration {
-        self.at.saturating_duration_since(now)
+    pub fn remaining(&self, now: Now) -> Duration {
+        self.at.saturating_duration_since(now.0)
     }
 
     /// Whether the deadline has passed at `now`.
-    pub fn is_expired(&self, now: Instant) -> bool {
-        now >= self.at
+    pub fn is_expired(&self, now: Now) -> bool {
+        now.0 >= self.at
     }
 
     /// Whether waiting `wait` from `now` still leaves some budget.
-    pub fn fits(&self, now: Instant, wait: Duration) -> bool {
+    pub fn fits(&self, now: Now, wait: Duration) -> bool {
         wait < self.remaining(now)
     }
 
@@ -88,7 +114,7 @@ pub struct RequestContext {
 
 impl RequestContext {
     /// What is left of the deadline at `now`, or `None` when there is no deadline.
-    pub fn remaining(&self, now: Instant) -> Option<Duration> {
+    pub fn remaining(&self, now: Now) -> Option<Duration> {
         self.deadline.map(|deadline| deadline.remaining(now))
     }
 

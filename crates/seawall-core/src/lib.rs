@@ -62,7 +62,7 @@ pub use classify::{
     BuiltinClassifier, Cause, Classification, Classifier, Classify, ClassifyPolicy,
     ContentFilterPolicy, Disposition, classify, classify_with,
 };
-pub use context::{Deadline, RequestContext, RouteHint};
+pub use context::{Clock, Deadline, Now, RequestContext, RouteHint};
 pub use error::{ErrorChain, ErrorKind, LlmError, RetryHints, error_chain, find_error};
 pub use provider::{ProviderKind, TargetId};
 pub use quota::{QuotaSnapshot, QuotaWindow};

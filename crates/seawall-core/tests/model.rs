@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 
 use futures_core::Stream;
 use seawall_core::{
-    AttemptOutcome, AttemptRecord, CacheControl, ChatRequest, ChatResponse, Deadline, ErrorKind,
-    EventStream, FinishReason, LlmError, Message, ProviderKind, QuotaSnapshot, QuotaWindow,
-    RequestContext, ResponseFormat, StreamAccumulator, StreamEvent, ToolCall, ToolChoice,
-    ToolDefinition, Usage,
+    AttemptOutcome, AttemptRecord, CacheControl, ChatRequest, ChatResponse, Clock, Deadline,
+    ErrorKind, EventStream, FinishReason, LlmError, Message, ProviderKind, QuotaSnapshot,
+    QuotaWindow, RequestContext, ResponseFormat, StreamAccumulator, StreamEvent, ToolCall,
+    ToolChoice, ToolDefinition, Usage,
 };
 use serde_json::json;
 
@@ -197,21 +197,33 @@ fn usage_sums_over_attempts() {
     assert_eq!((sum.cached_input_tokens, sum.reasoning_tokens), (3, 2));
 }
 
+/// A clock the test sets by hand: the one way to read a time a deadline takes.
+struct SetClock(std::cell::Cell<Instant>);
+
+impl Clock for SetClock {
+    fn instant(&self) -> Instant {
+        self.0.get()
+    }
+}
+
 #[test]
-fn deadline_counts_down_from_the_clock_it_is_given() {
+fn deadline_counts_down_on_the_clock_it_was_built_with() {
     let start = Instant::now();
-    let deadline = Deadline::new(start, Duration::from_secs(10));
-    assert_eq!(deadline.remaining(start), Duration::from_secs(10));
-    let later = start + Duration::from_secs(7);
-    assert_eq!(deadline.remaining(later), Duration::from_secs(3));
-    assert!(deadline.fits(later, Duration::from_secs(2)));
-    assert!(!deadline.fits(later, Duration::from_secs(3)));
-    assert!(deadline.is_expired(start + Duration::from_secs(10)));
-    assert_eq!(
-        deadline.remaining(start + Duration::from_secs(11)),
-        Duration::ZERO
+    let clock = SetClock(std::cell::Cell::new(start));
+    let deadline = Deadline::after(clock.now(), Duration::from_secs(10));
+    assert_eq!(deadline.remaining(clock.now()), Duration::from_secs(10));
+    clock.0.set(start + Duration::from_secs(7));
+    assert_eq!(deadline.remaining(clock.now()), Duration::from_secs(3));
+    assert!(deadline.fits(clock.now(), Duration::from_secs(2)));
+    assert!(!deadline.fits(clock.now(), Duration::from_secs(3)));
+    clock.0.set(start + Duration::from_secs(10));
+    assert!(deadline.is_expired(clock.now()));
+    clock.0.set(start + Duration::from_secs(11));
+    assert_eq!(deadline.remaining(clock.now()), Duration::ZERO);
+    let sooner = Deadline::after(
+        SetClock(std::cell::Cell::new(start)).now(),
+        Duration::from_secs(5),
     );
-    let sooner = Deadline::new(start, Duration::from_secs(5));
     assert_eq!(deadline.min(sooner), sooner);
 }
 
@@ -231,7 +243,8 @@ fn clones_of_a_request_share_one_trail() {
     let trail = request.context.trail.as_ref().unwrap().snapshot();
     assert_eq!(trail.attempts.len(), 1);
     assert_eq!(trail.sent_attempts(), 1);
-    assert_eq!(RequestContext::default().remaining(Instant::now()), None);
+    let clock = SetClock(std::cell::Cell::new(Instant::now()));
+    assert_eq!(RequestContext::default().remaining(clock.now()), None);
 }
 
 #[test]

@@ -2,6 +2,8 @@
 
 mod support;
 
+use seawall::timeout::TokioClock;
+use seawall_core::Clock as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -330,10 +332,7 @@ async fn open_cooling_saturated_and_too_small_targets_are_skipped_without_a_call
         .build();
 
     let mut request = weighing(100);
-    request.context.deadline = Some(Deadline::new(
-        Instant::now().into_std(),
-        Duration::from_secs(2),
-    ));
+    request.context.deadline = Some(Deadline::after(TokioClock.now(), Duration::from_secs(2)));
     let response = router.oneshot(request).await.unwrap();
 
     assert_eq!(
@@ -852,10 +851,7 @@ async fn a_deadline_that_passed_ends_the_call() {
         .target(Target::new("a", a.service(overloaded)))
         .build();
     let mut request = weighing(1);
-    request.context.deadline = Some(Deadline::new(
-        Instant::now().into_std(),
-        Duration::from_secs(2),
-    ));
+    request.context.deadline = Some(Deadline::after(TokioClock.now(), Duration::from_secs(2)));
     let error = slow_fail.oneshot(request).await.unwrap_err();
     assert_eq!(
         seawall_core::classify(&*error).cause,
@@ -1030,8 +1026,8 @@ async fn the_wait_for_readiness_never_passes_the_deadline() {
         .target(Target::new("b", b.service(ok)))
         .build();
     let mut request = weighing(1);
-    request.context.deadline = Some(Deadline::new(
-        Instant::now().into_std(),
+    request.context.deadline = Some(Deadline::after(
+        TokioClock.now(),
         Duration::from_millis(300),
     ));
     let started = Instant::now();

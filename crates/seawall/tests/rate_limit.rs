@@ -2,6 +2,8 @@
 
 mod support;
 
+use seawall::timeout::TokioClock;
+use seawall_core::Clock as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -123,10 +125,7 @@ async fn a_wait_past_the_deadline_fails_at_once_with_the_wait_it_needs() {
         .unwrap();
 
     let mut request = weighing(500);
-    request.context.deadline = Some(Deadline::new(
-        Instant::now().into_std(),
-        Duration::from_secs(5),
-    ));
+    request.context.deadline = Some(Deadline::after(TokioClock.now(), Duration::from_secs(5)));
     let start = Instant::now();
     let error = send(&limiter, request, reply("m", "ok")).await.unwrap_err();
     assert_eq!(start.elapsed(), Duration::ZERO);
@@ -141,10 +140,7 @@ async fn a_wait_past_the_deadline_fails_at_once_with_the_wait_it_needs() {
 
     // Within the deadline, the same call waits and is admitted.
     let mut request = weighing(50);
-    request.context.deadline = Some(Deadline::new(
-        Instant::now().into_std(),
-        Duration::from_secs(5),
-    ));
+    request.context.deadline = Some(Deadline::after(TokioClock.now(), Duration::from_secs(5)));
     send(&limiter, request, reply("m", "ok")).await.unwrap();
     assert_eq!(start.elapsed(), Duration::from_secs(3));
 }
@@ -510,10 +506,7 @@ async fn a_waiter_behind_the_head_still_gives_up_at_its_deadline() {
     let head = tokio::spawn(service.ready().await.unwrap().call(weighing(50)));
     tokio::task::yield_now().await;
     let mut request = weighing(50);
-    request.context.deadline = Some(Deadline::new(
-        Instant::now().into_std(),
-        Duration::from_secs(8),
-    ));
+    request.context.deadline = Some(Deadline::after(TokioClock.now(), Duration::from_secs(8)));
     // Predicted wait 6 s: it queues.
     let behind = tokio::spawn(service.ready().await.unwrap().call(request));
     tokio::task::yield_now().await;

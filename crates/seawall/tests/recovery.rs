@@ -4,6 +4,8 @@
 
 mod support;
 
+use seawall::timeout::TokioClock;
+use seawall_core::Clock as _;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -571,10 +573,7 @@ async fn recovery_stays_within_the_deadline() {
         )
         .build();
     let mut request = request();
-    request.context.deadline = Some(Deadline::new(
-        Instant::now().into_std(),
-        Duration::from_secs(2),
-    ));
+    request.context.deadline = Some(Deadline::after(TokioClock.now(), Duration::from_secs(2)));
 
     let (events, _) = run(&router, request).await;
 

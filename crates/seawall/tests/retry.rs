@@ -2,6 +2,8 @@
 
 mod support;
 
+use seawall::timeout::TokioClock;
+use seawall_core::Clock as _;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -369,7 +371,7 @@ async fn a_wait_past_the_deadline_returns_at_once_with_the_last_error() {
     let layer = RetryLayer::new().max_attempts(5);
     let mut request = request();
     let start = Instant::now();
-    request.context.deadline = Some(Deadline::new(start.into_std(), Duration::from_secs(2)));
+    request.context.deadline = Some(Deadline::after(TokioClock.now(), Duration::from_secs(2)));
     let (call, mut handle) = spawn_call(&layer, request);
 
     // The first wait fits the deadline and is waited out.

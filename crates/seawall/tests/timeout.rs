@@ -2,6 +2,8 @@
 
 mod support;
 
+use seawall::timeout::TokioClock;
+use seawall_core::Clock as _;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -43,7 +45,7 @@ async fn the_deadline_is_set_on_the_request_and_an_earlier_one_is_kept() {
     call.await.unwrap().unwrap();
 
     let mut tight = request();
-    tight.context.deadline = Some(Deadline::new(start.into_std(), Duration::from_secs(5)));
+    tight.context.deadline = Some(Deadline::after(TokioClock.now(), Duration::from_secs(5)));
     let call = tokio::spawn(service.clone().oneshot(tight));
     let (sent, reply) = handle.next_request().await.unwrap();
     assert_eq!(
@@ -54,7 +56,7 @@ async fn the_deadline_is_set_on_the_request_and_an_earlier_one_is_kept() {
     call.await.unwrap().unwrap();
 
     let mut loose = request();
-    loose.context.deadline = Some(Deadline::new(start.into_std(), Duration::from_secs(90)));
+    loose.context.deadline = Some(Deadline::after(TokioClock.now(), Duration::from_secs(90)));
     let call = tokio::spawn(service.oneshot(loose));
     let (sent, reply) = handle.next_request().await.unwrap();
     assert_eq!(
@@ -84,10 +86,7 @@ async fn an_expired_deadline_fails_without_a_call() {
     let (service, mut handle) = mock::pair::<ChatRequest, ChatResponse>();
     let mut service = DeadlineLayer::new(Duration::from_secs(3)).layer(service);
     let mut request = request();
-    request.context.deadline = Some(Deadline::new(
-        Instant::now().into_std(),
-        Duration::from_secs(1),
-    ));
+    request.context.deadline = Some(Deadline::after(TokioClock.now(), Duration::from_secs(1)));
     sleep(Duration::from_secs(2)).await;
     let error = service
         .ready()
@@ -308,4 +307,21 @@ fn deadline_exceeded(error: &BoxError) -> &DeadlineExceeded {
     ErrorWithTrail::find(error.as_ref())
         .and_then(ErrorWithTrail::downcast_inner::<DeadlineExceeded>)
         .expect("a deadline error carrying its trail")
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deadline_built_on_tokios_clock_expires_when_tokios_clock_says() {
+    let deadline = Deadline::after(TokioClock.now(), Duration::from_secs(30));
+    assert_eq!(
+        deadline.at(),
+        (Instant::now() + Duration::from_secs(30)).into_std()
+    );
+    tokio::time::advance(Duration::from_millis(29_999)).await;
+    assert!(!deadline.is_expired(TokioClock.now()));
+    assert_eq!(
+        deadline.remaining(TokioClock.now()),
+        Duration::from_millis(1)
+    );
+    tokio::time::advance(Duration::from_millis(1)).await;
+    assert!(deadline.is_expired(TokioClock.now()));
 }

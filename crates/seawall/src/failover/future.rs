@@ -1,5 +1,7 @@
 //! The router's response future.
 
+use crate::timeout::TokioClock;
+use seawall_core::Clock as _;
 use std::fmt;
 use std::future::Future;
 use std::mem;
@@ -127,10 +129,11 @@ impl Walk {
     pub(crate) fn next_attempt(&mut self) -> Result<(Attempt, TargetService), BoxError> {
         let shared = Arc::clone(&self.router.shared);
         loop {
-            let now = Instant::now();
+            let reading = TokioClock.now();
+            let now = Instant::from_std(reading.instant());
             let context = &self.request.context;
             if let Some(deadline) = context.deadline
-                && deadline.is_expired(now.into_std())
+                && deadline.is_expired(reading)
             {
                 return Err(DeadlineExceeded {
                     budget: deadline.budget(),
@@ -148,7 +151,7 @@ impl Walk {
                 .model
                 .clone()
                 .unwrap_or_else(|| self.request.model.clone());
-            let remaining = context.remaining(now.into_std());
+            let remaining = context.remaining(reading);
             if let Err(reason) = self.check_gates(target, now, remaining) {
                 self.trail.record(AttemptRecord {
                     target: target.id.clone(),
@@ -182,15 +185,16 @@ impl Walk {
     /// after the router's readiness timeout, and never past the call's deadline.
     pub(crate) fn ready_by(&self, now: Instant) -> Instant {
         let timeout = self.router.shared.ready_timeout;
-        let bound = self
-            .request
-            .context
-            .remaining(now.into_std())
-            .map_or(timeout, |remaining| remaining.min(timeout));
-        now.checked_add(bound)
+        let by = now
+            .checked_add(timeout)
             // A bound too far to represent: about thirty years.
             .or_else(|| now.checked_add(Duration::from_secs(30 * 365 * 86_400)))
-            .unwrap_or(now)
+            .unwrap_or(now);
+        match self.request.context.deadline {
+            // The deadline is on tokio's clock too (built by the layers from `TokioClock`).
+            Some(deadline) => by.min(Instant::from_std(deadline.at()).max(now)),
+            None => by,
+        }
     }
 
     /// Skips `attempt`'s target, whose member was not ready by `attempt.ready_by`: records

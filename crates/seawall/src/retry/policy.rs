@@ -1,3 +1,5 @@
+use crate::timeout::TokioClock;
+use seawall_core::Clock as _;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -113,8 +115,7 @@ impl RetryConfig {
                 .wait(attempts.saturating_sub(1), &mut HasherRng::default()),
         };
         if let Some(deadline) = request.context().and_then(|context| context.deadline) {
-            let now = tokio::time::Instant::now().into_std();
-            if !deadline.fits(now, wait) {
+            if !deadline.fits(TokioClock.now(), wait) {
                 return Err(GiveUp::PastDeadline);
             }
         }

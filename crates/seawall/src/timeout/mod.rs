@@ -67,12 +67,14 @@
 //! # }
 //! ```
 
+mod clock;
 pub mod error;
 pub mod future;
 mod layer;
 mod service;
 mod stream;
 
+pub use self::clock::TokioClock;
 pub use self::layer::{AttemptTimeoutLayer, DeadlineLayer};
 pub use self::service::{AttemptTimeout, EnforceDeadline};
 pub use self::stream::StreamTimeouts;

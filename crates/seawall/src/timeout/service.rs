@@ -1,3 +1,5 @@
+use crate::timeout::TokioClock;
+use seawall_core::Clock as _;
 use std::mem;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -48,8 +50,9 @@ where
     }
 
     fn call(&mut self, mut request: Req) -> Self::Future {
-        let now = Instant::now();
-        let ours = Deadline::new(now.into_std(), self.budget);
+        let reading = TokioClock.now();
+        let now = Instant::from_std(reading.instant());
+        let ours = Deadline::after(reading, self.budget);
         let context = request.context_mut();
         let deadline = match context.deadline {
             Some(earlier) => earlier.min(ours),
