@@ -509,6 +509,7 @@ fn print_trail(timeline: &Timeline, trail: &Trail) {
                 )
             }
             AttemptOutcome::Skipped { reason } => format!("{} skipped ({reason})", a.target),
+            other => format!("{} {other:?}", a.target),
         })
         .collect();
     timeline.note(format!("trail: {}", steps.join(" → ")));
@@ -521,8 +522,8 @@ fn next_recovery(breakers: &[BreakerHandle], soonest: bool) -> Option<(String, D
     let refusing = breakers.iter().filter_map(|breaker| {
         breaker.check(now).err().map(|open| {
             let why = match open.reason {
-                seawall_core::OpenReason::Unhealthy => "breaker open".to_owned(),
                 seawall_core::OpenReason::OutOfCapacity => "capacity cooldown".to_owned(),
+                _ => "breaker open".to_owned(),
             };
             (breaker.target().to_string(), open.retry_in, why)
         })

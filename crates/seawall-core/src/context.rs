@@ -84,7 +84,10 @@ impl Deadline {
 }
 
 /// Which target the failover layer should send the current attempt to.
+///
+/// Built with [`RouteHint::new`]; the default lets the router choose.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct RouteHint {
     /// The target chosen for this attempt; `None` lets the router choose.
     pub target: Option<TargetId>,
@@ -92,11 +95,19 @@ pub struct RouteHint {
     pub hop: u32,
 }
 
+impl RouteHint {
+    /// Send the attempt to `target`, the call's hop number `hop`.
+    pub fn new(target: Option<TargetId>, hop: u32) -> Self {
+        Self { target, hop }
+    }
+}
+
 /// Per-call context carried in every [`ChatRequest`](crate::ChatRequest).
 ///
 /// Retries and failover clone the request, and the clones share the same context values
 /// (the trail recorder is shared, not copied).
 #[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
 pub struct RequestContext {
     /// The overall deadline, set by the outermost deadline layer (or by the caller).
     pub deadline: Option<Deadline>,

@@ -100,6 +100,7 @@ impl fmt::Display for ErrorKind {
 
 /// What the server said about retrying.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct RetryHints {
     /// How long to wait before retrying: `retry-after-ms`, `retry-after` (seconds or HTTP
     /// date) or Gemini `RetryInfo.retryDelay`, as a duration from when the response arrived.
@@ -108,6 +109,29 @@ pub struct RetryHints {
     pub should_retry: Option<bool>,
     /// When the exhausted quota window resets, from the rate-limit headers.
     pub quota_reset: Option<Duration>,
+}
+
+impl RetryHints {
+    /// Sets the wait before retrying.
+    #[must_use]
+    pub const fn with_retry_after(mut self, wait: Duration) -> Self {
+        self.retry_after = Some(wait);
+        self
+    }
+
+    /// Sets the server's explicit yes or no (`x-should-retry`).
+    #[must_use]
+    pub const fn with_should_retry(mut self, retry: bool) -> Self {
+        self.should_retry = Some(retry);
+        self
+    }
+
+    /// Sets when the exhausted quota window resets.
+    #[must_use]
+    pub const fn with_quota_reset(mut self, reset: Duration) -> Self {
+        self.quota_reset = Some(reset);
+        self
+    }
 }
 
 /// An error from a provider call, with everything the classifier and the caller need.

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 ///
 /// Resets are durations from the moment the response was received.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct QuotaSnapshot {
     /// Requests per window.
     pub requests: Option<QuotaWindow>,
@@ -20,6 +21,34 @@ pub struct QuotaSnapshot {
 }
 
 impl QuotaSnapshot {
+    /// Sets the requests window.
+    #[must_use]
+    pub fn with_requests(mut self, window: QuotaWindow) -> Self {
+        self.requests = Some(window);
+        self
+    }
+
+    /// Sets the tokens window.
+    #[must_use]
+    pub fn with_tokens(mut self, window: QuotaWindow) -> Self {
+        self.tokens = Some(window);
+        self
+    }
+
+    /// Sets the input-tokens window.
+    #[must_use]
+    pub fn with_input_tokens(mut self, window: QuotaWindow) -> Self {
+        self.input_tokens = Some(window);
+        self
+    }
+
+    /// Sets the output-tokens window.
+    #[must_use]
+    pub fn with_output_tokens(mut self, window: QuotaWindow) -> Self {
+        self.output_tokens = Some(window);
+        self
+    }
+
     /// Whether no header was parsed.
     pub fn is_empty(&self) -> bool {
         self.windows().next().is_none()
@@ -49,6 +78,7 @@ impl QuotaSnapshot {
 
 /// One limit of a [`QuotaSnapshot`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct QuotaWindow {
     /// The limit per window.
     pub limit: Option<u64>,
@@ -56,4 +86,15 @@ pub struct QuotaWindow {
     pub remaining: Option<u64>,
     /// When the window is back to its full limit.
     pub reset_after: Option<Duration>,
+}
+
+impl QuotaWindow {
+    /// A window with its limit, what remains of it, and when it resets.
+    pub fn new(limit: Option<u64>, remaining: Option<u64>, reset_after: Option<Duration>) -> Self {
+        Self {
+            limit,
+            remaining,
+            reset_after,
+        }
+    }
 }

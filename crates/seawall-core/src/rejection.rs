@@ -13,6 +13,7 @@ use crate::trail::AttemptRecord;
 
 /// The target's breaker does not admit calls: the call was not sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CircuitOpen {
     /// The target whose breaker is open.
     pub target: TargetId,
@@ -25,6 +26,7 @@ pub struct CircuitOpen {
 
 /// Why a breaker does not admit calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum OpenReason {
     /// The health breaker is open (or half-open with every probe slot taken).
     Unhealthy,
@@ -54,8 +56,20 @@ impl fmt::Display for CircuitOpen {
 
 impl Error for CircuitOpen {}
 
+impl CircuitOpen {
+    /// `target`'s breaker does not admit calls for `retry_in`, for `reason`.
+    pub fn new(target: TargetId, reason: OpenReason, retry_in: Duration) -> Self {
+        Self {
+            target,
+            retry_in,
+            reason,
+        }
+    }
+}
+
 /// The target's rate limiter did not admit the call: it was not sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RateLimitRejected {
     /// The target whose limiter refused.
     pub target: TargetId,
@@ -96,6 +110,11 @@ pub enum RejectReason {
 }
 
 impl RateLimitRejected {
+    /// `target`'s limiter refused a call, for `reason`.
+    pub fn new(target: TargetId, reason: RejectReason) -> Self {
+        Self { target, reason }
+    }
+
     /// The wait after which the call would be admitted, if waiting can help at all.
     pub fn wait(&self) -> Option<Duration> {
         match self.reason {
@@ -141,6 +160,7 @@ impl Error for RateLimitRejected {}
 
 /// Which timeout fired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum TimeoutKind {
     /// One attempt took too long to produce its response.
     Attempt,
@@ -164,6 +184,7 @@ impl TimeoutKind {
 /// A per-attempt, time-to-first-token or idle timeout fired. It ends only its own attempt;
 /// the target is not retried again in the same call.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TimedOut {
     /// Which timeout.
     pub kind: TimeoutKind,
@@ -184,8 +205,16 @@ impl fmt::Display for TimedOut {
 
 impl Error for TimedOut {}
 
+impl TimedOut {
+    /// The timeout of `kind`, configured to `after`, fired.
+    pub fn new(kind: TimeoutKind, after: Duration) -> Self {
+        Self { kind, after }
+    }
+}
+
 /// The call's overall deadline passed. Nothing more is tried.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DeadlineExceeded {
     /// The whole budget the call had.
     pub budget: Duration,
@@ -199,11 +228,26 @@ impl fmt::Display for DeadlineExceeded {
 
 impl Error for DeadlineExceeded {}
 
+impl DeadlineExceeded {
+    /// The deadline of a call that had `budget` passed.
+    pub fn new(budget: Duration) -> Self {
+        Self { budget }
+    }
+}
+
 /// Every target of the plan was tried or skipped and none answered.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct AllTargetsFailed {
     /// Each attempt and skip, in order, with its target, outcome and wait.
     pub attempts: Vec<AttemptRecord>,
+}
+
+impl AllTargetsFailed {
+    /// Every target failed; `attempts` says how.
+    pub fn new(attempts: Vec<AttemptRecord>) -> Self {
+        Self { attempts }
+    }
 }
 
 impl fmt::Display for AllTargetsFailed {

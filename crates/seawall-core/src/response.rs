@@ -14,6 +14,7 @@ use crate::trail::Trail;
 /// one (`stream` is `Some`) holds what was known when the headers arrived; its message,
 /// finish reason and usage arrive as [`StreamEvent`](crate::StreamEvent)s, and
 /// [`StreamAccumulator`](crate::StreamAccumulator) folds them back into this shape.
+#[non_exhaustive]
 pub struct ChatResponse {
     /// The provider's response id.
     pub id: String,
@@ -125,6 +126,7 @@ impl fmt::Debug for ChatResponse {
 
 /// The assistant's reply: text and tool calls.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct AssistantMessage {
     /// The text, all parts joined.
     pub text: String,
@@ -144,11 +146,20 @@ impl AssistantMessage {
             ..Self::default()
         }
     }
+
+    /// A reply that calls tools.
+    pub fn tool_calls(calls: impl IntoIterator<Item = ToolCall>) -> Self {
+        Self {
+            tool_calls: calls.into_iter().collect(),
+            ..Self::default()
+        }
+    }
 }
 
 /// Why generation stopped, unified across providers.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum FinishReason {
     /// A natural end or a stop sequence (`stop`, `end_turn`, `stop_sequence`, `STOP`).
     Stop,
@@ -166,6 +177,7 @@ pub enum FinishReason {
 ///
 /// Providers report different subsets; fields they do not report stay 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Usage {
     /// Input tokens, including cached ones.
     pub input_tokens: u64,
@@ -192,6 +204,27 @@ impl Usage {
             cache_write_tokens: 0,
             reasoning_tokens: 0,
         }
+    }
+
+    /// Sets the input tokens read from the provider's prompt cache.
+    #[must_use]
+    pub const fn with_cached_input(mut self, tokens: u64) -> Self {
+        self.cached_input_tokens = tokens;
+        self
+    }
+
+    /// Sets the input tokens written to the provider's prompt cache.
+    #[must_use]
+    pub const fn with_cache_writes(mut self, tokens: u64) -> Self {
+        self.cache_write_tokens = tokens;
+        self
+    }
+
+    /// Sets the output tokens spent on hidden reasoning.
+    #[must_use]
+    pub const fn with_reasoning(mut self, tokens: u64) -> Self {
+        self.reasoning_tokens = tokens;
+        self
     }
 
     /// Input plus output tokens: what a tokens-per-minute limit counts.

@@ -16,6 +16,7 @@ use crate::response::{AssistantMessage, FinishReason, Usage};
 /// without either is truncated, and adapters turn that into an `Error` of kind
 /// [`ErrorKind::StreamTruncated`].
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum StreamEvent {
     /// The assistant's message starts. A second `Start` after content comes from mid-stream
     /// recovery: its `id` is `None` and its `model` names the model that answers from then on.

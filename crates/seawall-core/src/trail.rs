@@ -11,6 +11,7 @@ use crate::provider::TargetId;
 /// Every response carries one ([`ChatResponse::trail`](crate::ChatResponse::trail)), and the
 /// layers attach one to errors, so a caller can always tell what was tried.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct Trail {
     /// Attempts and skips, in order.
     pub attempts: Vec<AttemptRecord>,
@@ -33,6 +34,7 @@ pub struct Trail {
 /// A streamed response that broke after content reached the caller, and what the router
 /// did about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RecoveryRecord {
     /// The target whose stream broke.
     pub broken_target: TargetId,
@@ -47,8 +49,29 @@ pub struct RecoveryRecord {
     pub outcome: RecoveryOutcome,
 }
 
+impl RecoveryRecord {
+    /// `broken_target`'s stream broke with `cause` after `delivered_chars` characters in
+    /// `delivered_deltas` content events; `outcome` says how the recovery ended.
+    pub fn new(
+        broken_target: TargetId,
+        cause: impl Into<String>,
+        delivered_chars: u64,
+        delivered_deltas: u64,
+        outcome: RecoveryOutcome,
+    ) -> Self {
+        Self {
+            broken_target,
+            cause: cause.into(),
+            delivered_chars,
+            delivered_deltas,
+            outcome,
+        }
+    }
+}
+
 /// How a recovery ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RecoveryOutcome {
     /// Still under way (the stream has not ended yet).
     Pending,
@@ -68,6 +91,7 @@ pub enum RecoveryOutcome {
 
 /// How a broken stream was finished.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum RecoveryPath {
     /// The text already delivered was sent as a trailing assistant message (prefill) and
     /// the target's output appended.
@@ -99,6 +123,7 @@ impl Trail {
 
 /// One attempt, or one target skipped, within a call.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AttemptRecord {
     /// The target.
     pub target: TargetId,
@@ -112,6 +137,34 @@ pub struct AttemptRecord {
     pub latency: Duration,
     /// For streams: the time to the first content event.
     pub time_to_first_token: Option<Duration>,
+}
+
+impl AttemptRecord {
+    /// An attempt on (or a skip of) `target` with `model`, with no wait and no latency yet.
+    pub fn new(target: TargetId, model: impl Into<String>, outcome: AttemptOutcome) -> Self {
+        Self {
+            target,
+            model: model.into(),
+            outcome,
+            wait: Duration::ZERO,
+            latency: Duration::ZERO,
+            time_to_first_token: None,
+        }
+    }
+
+    /// Sets the wait before the attempt, its latency and its time to first token.
+    #[must_use]
+    pub fn timed(
+        mut self,
+        wait: Duration,
+        latency: Duration,
+        time_to_first_token: Option<Duration>,
+    ) -> Self {
+        self.wait = wait;
+        self.latency = latency;
+        self.time_to_first_token = time_to_first_token;
+        self
+    }
 }
 
 impl fmt::Display for AttemptRecord {
@@ -131,6 +184,7 @@ impl fmt::Display for AttemptRecord {
 
 /// The outcome of one attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AttemptOutcome {
     /// The target answered.
     Succeeded,
@@ -234,7 +288,7 @@ impl PartialEq for TrailRecorder {
 /// use std::time::Duration;
 ///
 /// let error: BoxError = ErrorWithTrail::new(
-///     DeadlineExceeded { budget: Duration::from_secs(1) }.into(),
+///     DeadlineExceeded::new(Duration::from_secs(1)).into(),
 ///     Trail::default(),
 /// )
 /// .into();

@@ -81,11 +81,11 @@ fn statuses_map_to_kinds_as_designed() {
 
 #[test]
 fn hints_are_carried_into_the_verdict() {
-    let error = LlmError::new(ErrorKind::RateLimited, "slow down").with_hints(RetryHints {
-        retry_after: Some(Duration::from_millis(1500)),
-        should_retry: None,
-        quota_reset: Some(Duration::from_secs(6)),
-    });
+    let error = LlmError::new(ErrorKind::RateLimited, "slow down").with_hints(
+        RetryHints::default()
+            .with_retry_after(Duration::from_millis(1500))
+            .with_quota_reset(Duration::from_secs(6)),
+    );
     let verdict = classify(&error);
     assert_eq!(verdict.retry_after, Some(Duration::from_millis(1500)));
     assert_eq!(verdict.quota_reset, Some(Duration::from_secs(6)));
@@ -94,29 +94,24 @@ fn hints_are_carried_into_the_verdict() {
 
 #[test]
 fn quota_reset_falls_back_to_the_exhausted_window_of_the_snapshot() {
-    let quota = QuotaSnapshot {
-        requests: Some(QuotaWindow {
-            limit: Some(60),
-            remaining: Some(12),
-            reset_after: Some(Duration::from_secs(1)),
-        }),
-        tokens: Some(QuotaWindow {
-            limit: Some(30_000),
-            remaining: Some(0),
-            reset_after: Some(Duration::from_millis(644)),
-        }),
-        ..QuotaSnapshot::default()
-    };
+    let quota = QuotaSnapshot::default()
+        .with_requests(QuotaWindow::new(
+            Some(60),
+            Some(12),
+            Some(Duration::from_secs(1)),
+        ))
+        .with_tokens(QuotaWindow::new(
+            Some(30_000),
+            Some(0),
+            Some(Duration::from_millis(644)),
+        ));
     let verdict = classify(&LlmError::new(ErrorKind::RateLimited, "").with_quota(quota));
     assert_eq!(verdict.quota_reset, Some(Duration::from_millis(644)));
 }
 
 #[test]
 fn x_should_retry_overrides_the_status() {
-    let hint = |should_retry| RetryHints {
-        should_retry: Some(should_retry),
-        ..RetryHints::default()
-    };
+    let hint = |should_retry| RetryHints::default().with_should_retry(should_retry);
     // 400 + x-should-retry: true is retried (the SDKs do).
     let verdict = classify(&LlmError::new(ErrorKind::InvalidRequest, "").with_hints(hint(true)));
     assert_eq!(verdict.disposition, Retry);
@@ -137,112 +132,100 @@ fn content_filter_policy_decides_between_return_and_failover() {
 }
 
 fn attempt() -> AttemptRecord {
-    AttemptRecord {
-        target: "openai/gpt-4o".into(),
-        model: "gpt-4o".into(),
-        outcome: AttemptOutcome::Failed {
+    AttemptRecord::new(
+        "openai/gpt-4o".into(),
+        "gpt-4o",
+        AttemptOutcome::Failed {
             cause: Cause::Provider(ErrorKind::Overloaded),
             message: "overloaded".into(),
         },
-        wait: Duration::ZERO,
-        latency: Duration::from_millis(20),
-        time_to_first_token: None,
-    }
+    )
+    .timed(Duration::ZERO, Duration::from_millis(20), None)
 }
 
 #[test]
 fn layer_local_rejections_are_never_health_failures() {
     let rows: Vec<(BoxError, Disposition, Cause, bool, Option<Duration>)> = vec![
         (
-            Box::new(CircuitOpen {
-                target: "anthropic/claude".into(),
-                retry_in: Duration::from_secs(3),
-                reason: OpenReason::Unhealthy,
-            }),
+            Box::new(CircuitOpen::new(
+                "anthropic/claude".into(),
+                OpenReason::Unhealthy,
+                Duration::from_secs(3),
+            )),
             Failover,
             Cause::CircuitOpen,
             false,
             Some(Duration::from_secs(3)),
         ),
         (
-            Box::new(RateLimitRejected {
-                target: "openai/gpt-4o".into(),
-                reason: RejectReason::PastDeadline {
+            Box::new(RateLimitRejected::new(
+                "openai/gpt-4o".into(),
+                RejectReason::PastDeadline {
                     wait: Duration::from_secs(4),
                     remaining: Duration::from_secs(1),
                 },
-            }),
+            )),
             Failover,
             Cause::RateLimitRejected,
             false,
             Some(Duration::from_secs(4)),
         ),
         (
-            Box::new(RateLimitRejected {
-                target: "openai/gpt-4o".into(),
-                reason: RejectReason::NeverFits {
+            Box::new(RateLimitRejected::new(
+                "openai/gpt-4o".into(),
+                RejectReason::NeverFits {
                     requested: 50_000,
                     capacity: 30_000,
                 },
-            }),
+            )),
             Failover,
             Cause::RateLimitRejected,
             false,
             None,
         ),
         (
-            Box::new(RateLimitRejected {
-                target: "openai/gpt-4o".into(),
-                reason: RejectReason::QueueFull { capacity: 64 },
-            }),
+            Box::new(RateLimitRejected::new(
+                "openai/gpt-4o".into(),
+                RejectReason::QueueFull { capacity: 64 },
+            )),
             Failover,
             Cause::RateLimitRejected,
             false,
             None,
         ),
         (
-            Box::new(TimedOut {
-                kind: TimeoutKind::Attempt,
-                after: Duration::from_secs(30),
-            }),
+            Box::new(TimedOut::new(TimeoutKind::Attempt, Duration::from_secs(30))),
             Failover,
             Cause::TimedOut(TimeoutKind::Attempt),
             true,
             None,
         ),
         (
-            Box::new(TimedOut {
-                kind: TimeoutKind::FirstToken,
-                after: Duration::from_secs(5),
-            }),
+            Box::new(TimedOut::new(
+                TimeoutKind::FirstToken,
+                Duration::from_secs(5),
+            )),
             Failover,
             Cause::TimedOut(TimeoutKind::FirstToken),
             true,
             None,
         ),
         (
-            Box::new(TimedOut {
-                kind: TimeoutKind::Idle,
-                after: Duration::from_secs(5),
-            }),
+            Box::new(TimedOut::new(TimeoutKind::Idle, Duration::from_secs(5))),
             Failover,
             Cause::TimedOut(TimeoutKind::Idle),
             true,
             None,
         ),
         (
-            Box::new(DeadlineExceeded {
-                budget: Duration::from_secs(60),
-            }),
+            Box::new(DeadlineExceeded::new(Duration::from_secs(60))),
             Fatal,
             Cause::DeadlineExceeded,
             false,
             None,
         ),
         (
-            Box::new(AllTargetsFailed {
-                attempts: vec![attempt()],
-            }),
+            Box::new(AllTargetsFailed::new(vec![attempt()])),
             Fatal,
             Cause::AllTargetsFailed,
             false,
@@ -338,9 +321,7 @@ fn all_targets_failed_lists_every_attempt_in_its_message() {
     skipped.outcome = AttemptOutcome::Skipped {
         reason: "circuit open".into(),
     };
-    let error = AllTargetsFailed {
-        attempts: vec![attempt(), skipped],
-    };
+    let error = AllTargetsFailed::new(vec![attempt(), skipped]);
     let text = error.to_string();
     assert!(
         text.contains("openai/gpt-4o (gpt-4o) failed: overloaded"),

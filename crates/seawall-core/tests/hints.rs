@@ -148,11 +148,11 @@ fn quota_snapshots_from_both_header_families() {
     let snapshot = quota_snapshot(&openai, at(0));
     assert_eq!(
         snapshot.requests,
-        Some(QuotaWindow {
-            limit: Some(5000),
-            remaining: Some(4999),
-            reset_after: Some(Duration::from_millis(12)),
-        })
+        Some(QuotaWindow::new(
+            Some(5000),
+            Some(4999),
+            Some(Duration::from_millis(12))
+        ))
     );
     assert_eq!(
         snapshot.tokens.unwrap().reset_after,
@@ -198,11 +198,7 @@ fn quota_headers_first_value_counts_and_unknown_names_are_ignored() {
     let snapshot = quota_snapshot(&map, at(0));
     assert_eq!(
         snapshot.tokens,
-        Some(QuotaWindow {
-            limit: None,
-            remaining: Some(10),
-            reset_after: None,
-        })
+        Some(QuotaWindow::new(None, Some(10), None))
     );
     assert_eq!(snapshot.requests, None);
     assert_eq!(snapshot.input_tokens, None);
@@ -260,13 +256,9 @@ fn raw_http_requests_carry_context_and_an_upper_bound_weight() {
 
     let mut typed = ChatRequest::new("gpt-4o", [Message::user("hi")]);
     typed.context_mut().attempt = 1;
-    assert_eq!(
-        typed.context,
-        RequestContext {
-            attempt: 1,
-            ..RequestContext::default()
-        }
-    );
+    let mut expected = RequestContext::default();
+    expected.attempt = 1;
+    assert_eq!(typed.context, expected);
 }
 
 #[test]

@@ -184,14 +184,8 @@ fn a_stream_without_its_end_of_message_is_truncated_never_complete() {
 
 #[test]
 fn usage_sums_over_attempts() {
-    let a = Usage {
-        cached_input_tokens: 3,
-        ..Usage::new(10, 5)
-    };
-    let b = Usage {
-        reasoning_tokens: 2,
-        ..Usage::new(7, 4)
-    };
+    let a = Usage::new(10, 5).with_cached_input(3);
+    let b = Usage::new(7, 4).with_reasoning(2);
     let sum = a.plus(b);
     assert_eq!(sum.total(), 26);
     assert_eq!((sum.cached_input_tokens, sum.reasoning_tokens), (3, 2));
@@ -232,14 +226,13 @@ fn clones_of_a_request_share_one_trail() {
     let mut request = valid();
     request.context.trail();
     let clone = request.clone();
-    clone.context.trail.as_ref().unwrap().record(AttemptRecord {
-        target: "openai/gpt-4o".into(),
-        model: "gpt-4o".into(),
-        outcome: AttemptOutcome::Succeeded,
-        wait: Duration::ZERO,
-        latency: Duration::from_millis(5),
-        time_to_first_token: None,
-    });
+    clone.context.trail.as_ref().unwrap().record(
+        AttemptRecord::new("openai/gpt-4o".into(), "gpt-4o", AttemptOutcome::Succeeded).timed(
+            Duration::ZERO,
+            Duration::from_millis(5),
+            None,
+        ),
+    );
     let trail = request.context.trail.as_ref().unwrap().snapshot();
     assert_eq!(trail.attempts.len(), 1);
     assert_eq!(trail.sent_attempts(), 1);
@@ -250,18 +243,12 @@ fn clones_of_a_request_share_one_trail() {
 #[test]
 fn quota_snapshot_reports_the_longest_exhausted_window() {
     let window = |remaining, reset| {
-        Some(QuotaWindow {
-            limit: Some(100),
-            remaining: Some(remaining),
-            reset_after: Some(Duration::from_secs(reset)),
-        })
+        QuotaWindow::new(Some(100), Some(remaining), Some(Duration::from_secs(reset)))
     };
-    let snapshot = QuotaSnapshot {
-        requests: window(0, 2),
-        tokens: window(0, 9),
-        input_tokens: window(50, 30),
-        output_tokens: None,
-    };
+    let snapshot = QuotaSnapshot::default()
+        .with_requests(window(0, 2))
+        .with_tokens(window(0, 9))
+        .with_input_tokens(window(50, 30));
     assert_eq!(snapshot.exhausted_until(), Some(Duration::from_secs(9)));
     assert_eq!(QuotaSnapshot::default().exhausted_until(), None);
     assert!(QuotaSnapshot::default().is_empty());

@@ -10,10 +10,7 @@ use seawall_core::{AssistantMessage, ChatResponse, FinishReason, ProviderKind, T
 use seawall_gateway::wire::{self, ChunkHead};
 
 fn encode(c: &mut Criterion) {
-    let usage = Usage {
-        cached_input_tokens: 4,
-        ..Usage::new(20, 18)
-    };
+    let usage = Usage::new(20, 18).with_cached_input(4);
     let mut response = ChatResponse::new(
         ProviderKind::OpenAi,
         "gpt-4o-mini-2024-07-18",
@@ -23,17 +20,11 @@ fn encode(c: &mut Criterion) {
         FinishReason::Stop,
     );
     response.usage = Some(usage);
-    let calls = AssistantMessage {
-        text: String::new(),
-        tool_calls: (0..2)
-            .map(|i| ToolCall {
-                id: format!("call_{i}"),
-                name: "weather".into(),
-                arguments: format!("{{\"city\":\"city {i}\"}}"),
-            })
-            .collect(),
-        refusal: None,
-    };
+    let calls = AssistantMessage::tool_calls((0..2).map(|i| ToolCall {
+        id: format!("call_{i}"),
+        name: "weather".into(),
+        arguments: format!("{{\"city\":\"city {i}\"}}"),
+    }));
     let mut with_tools = ChatResponse::new(
         ProviderKind::OpenAi,
         "gpt-4o-mini-2024-07-18",

@@ -827,6 +827,8 @@ impl SseRelay {
                             self.fail(&mut out, &error);
                             return Poll::Ready(Some(out.into()));
                         }
+                        // An event this relay does not know carries nothing for the client.
+                        _ => {}
                     }
                     // Relay what we have at once: streams are read as they arrive.
                     if !out.is_empty() {

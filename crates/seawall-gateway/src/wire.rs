@@ -300,6 +300,7 @@ pub fn finish_reason(reason: &FinishReason) -> &str {
         FinishReason::ToolCalls => "tool_calls",
         FinishReason::ContentFilter => "content_filter",
         FinishReason::Other(other) => other,
+        _ => "stop",
     }
 }
 
@@ -673,11 +674,7 @@ mod tests {
         assert_eq!(event(&out), expected);
 
         out.clear();
-        let usage = Usage {
-            cached_input_tokens: 4,
-            reasoning_tokens: 3,
-            ..Usage::new(10, 5)
-        };
+        let usage = Usage::new(10, 5).with_cached_input(4).with_reasoning(3);
         head.usage(&mut out, &usage);
         expected["usage"] = json!({"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15,
             "prompt_tokens_details": {"cached_tokens": 4},
@@ -703,22 +700,19 @@ mod tests {
         let mut calls = ChatResponse::new(
             ProviderKind::OpenAi,
             "ignored",
-            AssistantMessage {
-                text: String::new(),
-                tool_calls: vec![ToolCall {
+            {
+                let mut message = AssistantMessage::tool_calls([ToolCall {
                     id: "call_1".into(),
                     name: "weather".into(),
                     arguments: "{\"city\":\"Paris\"}".into(),
-                }],
-                refusal: Some("no".into()),
+                }]);
+                message.refusal = Some("no".into());
+                message
             },
             FinishReason::ToolCalls,
         );
         calls.finish_reason = None;
-        calls.usage = Some(Usage {
-            reasoning_tokens: 1,
-            ..Usage::new(3, 2)
-        });
+        calls.usage = Some(Usage::new(3, 2).with_reasoning(1));
         assert_eq!(
             json_in_key_order(&encode_response(&calls, "chatcmpl-2", "m", 7)),
             json!({"id": "chatcmpl-2", "object": "chat.completion", "created": 7, "model": "m",

@@ -369,13 +369,13 @@ impl UsageTotals {
 
     /// `input_tokens` excludes cached tokens; the unified model counts them in.
     fn usage(&self) -> Usage {
-        Usage {
-            input_tokens: self.input + self.cache_read + self.cache_creation,
-            output_tokens: self.output,
-            cached_input_tokens: self.cache_read,
-            cache_write_tokens: self.cache_creation,
-            reasoning_tokens: self.thinking,
-        }
+        Usage::new(
+            self.input + self.cache_read + self.cache_creation,
+            self.output,
+        )
+        .with_cached_input(self.cache_read)
+        .with_cache_writes(self.cache_creation)
+        .with_reasoning(self.thinking)
     }
 }
 

@@ -751,14 +751,13 @@ mod wire {
     impl From<UsageMetadata> for Usage {
         fn from(usage: UsageMetadata) -> Self {
             let thoughts = usage.thoughts_token_count.unwrap_or(0);
-            Usage {
-                input_tokens: usage.prompt_token_count.unwrap_or(0)
+            Usage::new(
+                usage.prompt_token_count.unwrap_or(0)
                     + usage.tool_use_prompt_token_count.unwrap_or(0),
-                output_tokens: usage.candidates_token_count.unwrap_or(0) + thoughts,
-                cached_input_tokens: usage.cached_content_token_count.unwrap_or(0),
-                cache_write_tokens: 0,
-                reasoning_tokens: thoughts,
-            }
+                usage.candidates_token_count.unwrap_or(0) + thoughts,
+            )
+            .with_cached_input(usage.cached_content_token_count.unwrap_or(0))
+            .with_reasoning(thoughts)
         }
     }
 }

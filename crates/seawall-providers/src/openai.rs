@@ -243,11 +243,10 @@ impl OpenAiDialect {
                 }
             })
             .collect();
-        let assistant = AssistantMessage {
-            text: message.content.map(|c| c.0).unwrap_or_default(),
-            tool_calls,
-            refusal: message.refusal.map(Cow::into_owned),
-        };
+        let mut assistant =
+            AssistantMessage::text(message.content.map(|c| c.0).unwrap_or_default());
+        assistant.tool_calls = tool_calls;
+        assistant.refusal = message.refusal.map(Cow::into_owned);
         let finish = choice
             .finish_reason
             .as_deref()
@@ -1151,13 +1150,13 @@ mod wire {
         fn from(usage: WireUsage) -> Self {
             let prompt = usage.prompt_tokens_details.as_ref();
             let completion = usage.completion_tokens_details.as_ref();
-            Usage {
-                input_tokens: usage.prompt_tokens.unwrap_or(0),
-                output_tokens: usage.completion_tokens.unwrap_or(0),
-                cached_input_tokens: prompt.and_then(|d| d.cached_tokens).unwrap_or(0),
-                cache_write_tokens: prompt.and_then(|d| d.cache_write_tokens).unwrap_or(0),
-                reasoning_tokens: completion.and_then(|d| d.reasoning_tokens).unwrap_or(0),
-            }
+            Usage::new(
+                usage.prompt_tokens.unwrap_or(0),
+                usage.completion_tokens.unwrap_or(0),
+            )
+            .with_cached_input(prompt.and_then(|d| d.cached_tokens).unwrap_or(0))
+            .with_cache_writes(prompt.and_then(|d| d.cache_write_tokens).unwrap_or(0))
+            .with_reasoning(completion.and_then(|d| d.reasoning_tokens).unwrap_or(0))
         }
     }
 }

@@ -40,10 +40,10 @@ fn scripted(
                     .with_retry_after(Duration::from_secs(1))
                     .into()),
                 "B" => Err(error(ErrorKind::InvalidRequest, 400).into()),
-                "L" => Err(RateLimitRejected {
-                    target: TargetId::from("t"),
-                    reason: RejectReason::QueueFull { capacity: 1 },
-                }
+                "L" => Err(RateLimitRejected::new(
+                    TargetId::from("t"),
+                    RejectReason::QueueFull { capacity: 1 },
+                )
                 .into()),
                 other => panic!("unknown step {other}"),
             }
@@ -371,14 +371,9 @@ async fn cooldowns_use_the_quota_reset_or_the_default_and_end_on_reset() {
     let call = tokio::spawn(service.clone().oneshot(request()));
     let (_, reply) = target.next_request().await.unwrap();
     let mut response = answer("ok");
-    response.quota = Some(Box::new(QuotaSnapshot {
-        requests: Some(QuotaWindow {
-            limit: Some(60),
-            remaining: Some(0),
-            reset_after: Some(Duration::from_secs(7)),
-        }),
-        ..QuotaSnapshot::default()
-    }));
+    response.quota = Some(Box::new(QuotaSnapshot::default().with_requests(
+        QuotaWindow::new(Some(60), Some(0), Some(Duration::from_secs(7))),
+    )));
     reply.send_response(response);
     call.await.unwrap().unwrap();
     let open = handle.check(Instant::now()).unwrap_err();

@@ -90,6 +90,7 @@ fn targets_tried(trail: &seawall_core::Trail) -> Vec<(String, &'static str)> {
                 AttemptOutcome::Succeeded => "succeeded",
                 AttemptOutcome::Failed { .. } => "failed",
                 AttemptOutcome::Skipped { .. } => "skipped",
+                other => panic!("an outcome this test does not know: {other:?}"),
             };
             (attempt.target.to_string(), outcome)
         })
@@ -174,13 +175,7 @@ async fn when_every_target_fails_one_error_lists_every_attempt() {
         )
         .target(Target::new(
             "c",
-            c.service(|_| {
-                Err(TimedOut {
-                    kind: TimeoutKind::Attempt,
-                    after: Duration::from_secs(30),
-                }
-                .into())
-            }),
+            c.service(|_| Err(TimedOut::new(TimeoutKind::Attempt, Duration::from_secs(30)).into())),
         ))
         .build();
     let error = router.oneshot(weighing(10)).await.unwrap_err();
@@ -302,21 +297,21 @@ async fn open_cooling_saturated_and_too_small_targets_are_skipped_without_a_call
         .target(
             Target::new("open", open.service(ok)).gate(Arc::new(BreakerDouble {
                 state: BreakerState::Open,
-                open: Some(CircuitOpen {
-                    target: TargetId::new("open"),
-                    retry_in: Duration::from_secs(5),
-                    reason: OpenReason::Unhealthy,
-                }),
+                open: Some(CircuitOpen::new(
+                    TargetId::new("open"),
+                    OpenReason::Unhealthy,
+                    Duration::from_secs(5),
+                )),
             })),
         )
         .target(
             Target::new("cooling", cooling.service(ok)).gate(Arc::new(BreakerDouble {
                 state: BreakerState::Closed,
-                open: Some(CircuitOpen {
-                    target: TargetId::new("cooling"),
-                    retry_in: Duration::from_secs(20),
-                    reason: OpenReason::OutOfCapacity,
-                }),
+                open: Some(CircuitOpen::new(
+                    TargetId::new("cooling"),
+                    OpenReason::OutOfCapacity,
+                    Duration::from_secs(20),
+                )),
             })),
         )
         .target(Target::new("saturated", saturated.service(ok)).gate(Arc::new(limiter)))
@@ -700,11 +695,7 @@ async fn stream_failures_before_the_first_token_fail_over_transparently() {
         .target(Target::new(
             "ttft",
             ttft_timeout.service(|_| {
-                Err(TimedOut {
-                    kind: TimeoutKind::FirstToken,
-                    after: Duration::from_secs(10),
-                }
-                .into())
+                Err(TimedOut::new(TimeoutKind::FirstToken, Duration::from_secs(10)).into())
             }),
         ))
         .target(Target::new(

@@ -252,19 +252,19 @@ async fn a_stream_is_reconciled_with_the_usage_at_its_end() {
 async fn provider_headers_move_the_remaining_capacity() {
     let limiter = RateLimiter::new("t", config(10_000).requests(Rate::per_minute(100)));
     let mut response = reply("m", "ok").with_usage(Usage::new(10, 10));
-    response.quota = Some(Box::new(QuotaSnapshot {
-        tokens: Some(QuotaWindow {
-            limit: Some(10_000),
-            remaining: Some(2_000),
-            reset_after: Some(Duration::from_secs(48)),
-        }),
-        requests: Some(QuotaWindow {
-            limit: Some(100),
-            remaining: Some(0),
-            reset_after: Some(Duration::from_secs(20)),
-        }),
-        ..QuotaSnapshot::default()
-    }));
+    response.quota = Some(Box::new(
+        QuotaSnapshot::default()
+            .with_requests(QuotaWindow::new(
+                Some(100),
+                Some(0),
+                Some(Duration::from_secs(20)),
+            ))
+            .with_tokens(QuotaWindow::new(
+                Some(10_000),
+                Some(2_000),
+                Some(Duration::from_secs(48)),
+            )),
+    ));
     send(&limiter, weighing(10), response).await.unwrap();
     let snapshot = limiter.snapshot();
     assert_eq!(
@@ -282,14 +282,11 @@ async fn provider_headers_move_the_remaining_capacity() {
     assert_eq!(start.elapsed(), Duration::from_secs(20));
 
     // A later report can raise capacity back, too.
-    limiter.sync(&QuotaSnapshot {
-        tokens: Some(QuotaWindow {
-            limit: Some(10_000),
-            remaining: Some(9_000),
-            reset_after: None,
-        }),
-        ..QuotaSnapshot::default()
-    });
+    limiter.sync(&QuotaSnapshot::default().with_tokens(QuotaWindow::new(
+        Some(10_000),
+        Some(9_000),
+        None,
+    )));
     assert_eq!(limiter.snapshot().capacity.tokens, Some(9_000));
 }
 
@@ -301,14 +298,11 @@ async fn header_sync_discounts_calls_still_in_flight() {
     let in_flight = tokio::spawn(service.ready().await.unwrap().call(weighing(3_000)));
     let (_, _pending) = handle.next_request().await.unwrap();
 
-    limiter.sync(&QuotaSnapshot {
-        tokens: Some(QuotaWindow {
-            limit: Some(10_000),
-            remaining: Some(5_000),
-            reset_after: None,
-        }),
-        ..QuotaSnapshot::default()
-    });
+    limiter.sync(&QuotaSnapshot::default().with_tokens(QuotaWindow::new(
+        Some(10_000),
+        Some(5_000),
+        None,
+    )));
     assert_eq!(limiter.snapshot().capacity.tokens, Some(2_000));
     in_flight.abort();
 }
@@ -513,14 +507,11 @@ async fn a_waiter_behind_the_head_still_gives_up_at_its_deadline() {
     assert_eq!(limiter.snapshot().queue_len, 2);
 
     // The provider then says the window is exhausted for a minute: the head keeps waiting.
-    limiter.sync(&QuotaSnapshot {
-        tokens: Some(QuotaWindow {
-            limit: Some(1_000),
-            remaining: Some(0),
-            reset_after: Some(Duration::from_secs(60)),
-        }),
-        ..QuotaSnapshot::default()
-    });
+    limiter.sync(&QuotaSnapshot::default().with_tokens(QuotaWindow::new(
+        Some(1_000),
+        Some(0),
+        Some(Duration::from_secs(60)),
+    )));
     let error = behind.await.unwrap().unwrap_err();
     assert_eq!(start.elapsed(), Duration::from_secs(8));
     assert!(

@@ -425,10 +425,7 @@ async fn failover_and_fatal_failures_are_not_retried() {
     let failures: Vec<(&str, BoxError)> = vec![
         (
             "attempt timeout",
-            Box::new(TimedOut {
-                kind: TimeoutKind::Attempt,
-                after: Duration::from_secs(10),
-            }),
+            Box::new(TimedOut::new(TimeoutKind::Attempt, Duration::from_secs(10))),
         ),
         ("provider timeout", error(ErrorKind::Timeout, 504).into()),
         ("bad request", error(ErrorKind::InvalidRequest, 400).into()),
@@ -444,10 +441,7 @@ async fn failover_and_fatal_failures_are_not_retried() {
         (
             "x-should-retry false on a 500",
             error(ErrorKind::Server, 500)
-                .with_hints(seawall_core::RetryHints {
-                    should_retry: Some(false),
-                    ..Default::default()
-                })
+                .with_hints(seawall_core::RetryHints::default().with_should_retry(false))
                 .into(),
         ),
     ];

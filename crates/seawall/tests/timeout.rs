@@ -144,10 +144,10 @@ async fn an_attempt_timeout_ends_the_attempt_with_a_typed_error() {
     assert_eq!(start.elapsed(), Duration::from_millis(2500));
     assert_eq!(
         error.downcast_ref::<TimedOut>(),
-        Some(&TimedOut {
-            kind: TimeoutKind::Attempt,
-            after: Duration::from_millis(2500)
-        })
+        Some(&TimedOut::new(
+            TimeoutKind::Attempt,
+            Duration::from_millis(2500)
+        ))
     );
     let verdict = classify(error.as_ref());
     assert_eq!(verdict.disposition, Disposition::Failover);

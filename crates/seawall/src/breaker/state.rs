@@ -231,11 +231,7 @@ impl Shared {
             Rejection::Unhealthy(wait) => (wait, OpenReason::Unhealthy),
             Rejection::Capacity(wait) => (wait, OpenReason::OutOfCapacity),
         };
-        CircuitOpen {
-            target: self.target.clone(),
-            retry_in,
-            reason,
-        }
+        CircuitOpen::new(self.target.clone(), reason, retry_in)
     }
 
     fn remaining(until: u64, now: u64) -> Duration {

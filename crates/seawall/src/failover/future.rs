@@ -135,14 +135,11 @@ impl Walk {
             if let Some(deadline) = context.deadline
                 && deadline.is_expired(reading)
             {
-                return Err(DeadlineExceeded {
-                    budget: deadline.budget(),
-                }
-                .into());
+                return Err(DeadlineExceeded::new(deadline.budget()).into());
             }
             if self.hops >= shared.max_hops || self.next >= self.plan.len() {
                 let attempts = self.trail.snapshot().attempts;
-                return Err(AllTargetsFailed { attempts }.into());
+                return Err(AllTargetsFailed::new(attempts).into());
             }
             let index = self.plan[self.next];
             self.next += 1;
@@ -153,16 +150,13 @@ impl Walk {
                 .unwrap_or_else(|| self.request.model.clone());
             let remaining = context.remaining(reading);
             if let Err(reason) = self.check_gates(target, now, remaining) {
-                self.trail.record(AttemptRecord {
-                    target: target.id.clone(),
-                    model: model.to_string(),
-                    outcome: AttemptOutcome::Skipped {
+                self.trail.record(AttemptRecord::new(
+                    target.id.clone(),
+                    model.to_string(),
+                    AttemptOutcome::Skipped {
                         reason: reason.to_string(),
                     },
-                    wait: Duration::ZERO,
-                    latency: Duration::ZERO,
-                    time_to_first_token: None,
-                });
+                ));
                 continue;
             }
             let hop = u32::try_from(self.hops).unwrap_or(u32::MAX);
@@ -204,16 +198,16 @@ impl Walk {
         let shared = Arc::clone(&self.router.shared);
         let waited = Instant::now().saturating_duration_since(attempt.started);
         self.hops = self.hops.saturating_sub(1);
-        self.trail.record(AttemptRecord {
-            target: shared.targets[attempt.index].id.clone(),
-            model: attempt.model.to_string(),
-            outcome: AttemptOutcome::Skipped {
-                reason: SkipReason::NotReady { waited }.to_string(),
-            },
-            wait: Duration::ZERO,
-            latency: waited,
-            time_to_first_token: None,
-        });
+        self.trail.record(
+            AttemptRecord::new(
+                shared.targets[attempt.index].id.clone(),
+                attempt.model.to_string(),
+                AttemptOutcome::Skipped {
+                    reason: SkipReason::NotReady { waited }.to_string(),
+                },
+            )
+            .timed(Duration::ZERO, waited, None),
+        );
         shared
             .latency
             .observe(attempt.index, waited + shared.failure_penalty);
@@ -224,10 +218,7 @@ impl Walk {
         let target = &self.router.shared.targets[attempt.index];
         let mut request = self.request.clone();
         request.model = attempt.model.clone();
-        request.context.route = RouteHint {
-            target: Some(target.id.clone()),
-            hop: attempt.hop,
-        };
+        request.context.route = RouteHint::new(Some(target.id.clone()), attempt.hop);
         request
     }
 
@@ -268,14 +259,10 @@ impl Walk {
             let wait = trail
                 .limiter_wait
                 .saturating_sub(attempt.limiter_wait_before);
-            trail.attempts.push(AttemptRecord {
-                target: target.id.clone(),
-                model: attempt.model.to_string(),
-                outcome,
-                wait,
-                latency,
-                time_to_first_token: ttft,
-            });
+            trail.attempts.push(
+                AttemptRecord::new(target.id.clone(), attempt.model.to_string(), outcome)
+                    .timed(wait, latency, ttft),
+            );
         });
         latency
     }

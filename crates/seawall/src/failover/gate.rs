@@ -99,8 +99,8 @@ impl SkipReason {
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::CircuitOpen(open) => match open.reason {
-                seawall_core::OpenReason::Unhealthy => "circuit_open",
                 seawall_core::OpenReason::OutOfCapacity => "cooling_down",
+                _ => "circuit_open",
             },
             Self::RateLimited(_) => "rate_limited",
             Self::ContextTooSmall { .. } => "context_too_small",

@@ -381,13 +381,13 @@ impl RelayStream {
         }
         let target = self.target_id();
         self.walk.trail.update(|trail| {
-            trail.recoveries.push(RecoveryRecord {
-                broken_target: target,
-                cause: error.to_string(),
-                delivered_chars: self.delivered.text().chars().count() as u64,
-                delivered_deltas: self.delivered.content_events(),
-                outcome: RecoveryOutcome::Pending,
-            });
+            trail.recoveries.push(RecoveryRecord::new(
+                target,
+                error.to_string(),
+                self.delivered.text().chars().count() as u64,
+                self.delivered.content_events(),
+                RecoveryOutcome::Pending,
+            ));
         });
         self.original.get_or_insert(error);
         self.recovering = true;
@@ -533,7 +533,8 @@ impl RelayStream {
                     Mode::Pass
                 }
             }
-            RecoveryPath::Restart => Mode::Restart(Matcher::new(&self.delivered)),
+            // A restart stitched on the delivered prefix is safe for any other path.
+            _ => Mode::Restart(Matcher::new(&self.delivered)),
         };
         self.state = Relay::Streaming(stream);
     }

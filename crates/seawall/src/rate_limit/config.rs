@@ -31,6 +31,7 @@ impl Rate {
 
 /// The limits of one target; `None` leaves a dimension unlimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct Limits {
     /// Requests per period.
     pub requests: Option<Rate>,

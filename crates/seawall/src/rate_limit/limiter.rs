@@ -100,6 +100,7 @@ fn units(weight: &Weight) -> [u64; 4] {
 
 /// What a limiter reports about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RateLimitSnapshot {
     /// The target.
     pub target: TargetId,
@@ -258,10 +259,7 @@ impl RateLimiter {
     }
 
     fn rejected(&self, reason: RejectReason) -> RateLimitRejected {
-        RateLimitRejected {
-            target: self.shared.target.clone(),
-            reason,
-        }
+        RateLimitRejected::new(self.shared.target.clone(), reason)
     }
 
     fn never_fits(&self, weight: &Weight) -> Result<(), RateLimitRejected> {

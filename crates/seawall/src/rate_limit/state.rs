@@ -12,6 +12,7 @@ use super::gcra::GcraCell;
 
 /// What one call weighs in each limited dimension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct Weight {
     /// Requests (1 for a call).
     pub requests: u64,
@@ -67,6 +68,7 @@ impl Weight {
 
 /// What is left in each limited dimension at one instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct Capacity {
     /// Requests that could be admitted now, if requests are limited.
     pub requests: Option<u64>,

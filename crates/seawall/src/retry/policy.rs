@@ -11,6 +11,7 @@ use tower::util::rng::{HasherRng, Rng};
 /// Exponential backoff with full jitter: before retry `n` (from 0) the wait is uniform in
 /// `[0, min(cap, base × 2ⁿ)]`. Used only when the server gave no wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Backoff {
     /// The upper bound of the first wait.
     pub base: Duration,

@@ -111,7 +111,7 @@ where
 /// The deadline error, carrying what the call's layers recorded before it passed.
 fn exceeded(budget: Duration, trail: &TrailRecorder) -> BoxError {
     Box::new(ErrorWithTrail::new(
-        Box::new(DeadlineExceeded { budget }),
+        Box::new(DeadlineExceeded::new(budget)),
         trail.snapshot(),
     ))
 }
@@ -194,10 +194,7 @@ where
                 Poll::Ready(result) => result,
                 Poll::Pending => {
                     ready!(timer.poll(cx));
-                    let timed_out = TimedOut {
-                        kind: TimeoutKind::Attempt,
-                        after: *after,
-                    };
+                    let timed_out = TimedOut::new(TimeoutKind::Attempt, *after);
                     return Poll::Ready(Err(timed_out.into()));
                 }
             },

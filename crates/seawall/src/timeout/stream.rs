@@ -127,21 +127,15 @@ fn next_bound(
 fn timeout_event(fire: Fire) -> StreamEvent {
     let error = match fire {
         Fire::FirstToken(after) => {
-            let timed_out = TimedOut {
-                kind: TimeoutKind::FirstToken,
-                after,
-            };
+            let timed_out = TimedOut::new(TimeoutKind::FirstToken, after);
             LlmError::new(ErrorKind::Timeout, timed_out.to_string()).with_source(timed_out)
         }
         Fire::Idle(after) => {
-            let timed_out = TimedOut {
-                kind: TimeoutKind::Idle,
-                after,
-            };
+            let timed_out = TimedOut::new(TimeoutKind::Idle, after);
             LlmError::new(ErrorKind::Timeout, timed_out.to_string()).with_source(timed_out)
         }
         Fire::Deadline(budget) => {
-            let exceeded = DeadlineExceeded { budget };
+            let exceeded = DeadlineExceeded::new(budget);
             LlmError::new(ErrorKind::Timeout, exceeded.to_string()).with_source(exceeded)
         }
     };
