@@ -47,6 +47,7 @@ mod call;
 mod classify;
 mod context;
 mod error;
+pub mod fault;
 pub mod hints;
 mod provider;
 mod quota;
