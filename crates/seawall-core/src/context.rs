@@ -102,6 +102,64 @@ impl RouteHint {
     }
 }
 
+/// The caller's instructions to a response cache, per call (the gateway reads them from the
+/// `Cache-Control` request header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct CacheDirectives {
+    /// Do not store this call's answer.
+    pub no_store: bool,
+    /// Do not answer from the cache (the fresh answer may still be stored).
+    pub no_cache: bool,
+    /// Accept a cached answer only up to this age.
+    pub max_age: Option<Duration>,
+}
+
+impl CacheDirectives {
+    /// Do not store this call's answer.
+    #[must_use]
+    pub const fn no_store(mut self) -> Self {
+        self.no_store = true;
+        self
+    }
+
+    /// Do not answer from the cache.
+    #[must_use]
+    pub const fn no_cache(mut self) -> Self {
+        self.no_cache = true;
+        self
+    }
+
+    /// Accept a cached answer only up to `age`.
+    #[must_use]
+    pub const fn max_age(mut self, age: Duration) -> Self {
+        self.max_age = Some(age);
+        self
+    }
+
+    /// Reads a `Cache-Control` header value (`no-store`, `no-cache`, `max-age=N`); unknown
+    /// directives are ignored.
+    pub fn from_header(value: &str) -> Self {
+        let mut control = Self::default();
+        for directive in value.split(',').map(str::trim) {
+            let (name, argument) = directive
+                .split_once('=')
+                .map_or((directive, None), |(n, a)| (n.trim(), Some(a.trim())));
+            match name.to_ascii_lowercase().as_str() {
+                "no-store" => control.no_store = true,
+                "no-cache" => control.no_cache = true,
+                "max-age" => {
+                    if let Some(secs) = argument.and_then(|a| a.trim_matches('"').parse().ok()) {
+                        control.max_age = Some(Duration::from_secs(secs));
+                    }
+                }
+                _ => {}
+            }
+        }
+        control
+    }
+}
+
 /// Per-call context carried in every [`ChatRequest`](crate::ChatRequest).
 ///
 /// Retries and failover clone the request, and the clones share the same context values
@@ -117,6 +175,8 @@ pub struct RequestContext {
     pub route: RouteHint,
     /// The call's trail, if a layer installed one.
     pub trail: Option<TrailRecorder>,
+    /// The caller's instructions to a response cache for this call.
+    pub cache: Option<CacheDirectives>,
     /// The stack's classifier, set by the outermost layer that was given one (the failover
     /// router, or a target stack used alone); the layers inside decide with it unless they
     /// were given their own.

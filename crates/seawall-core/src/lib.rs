@@ -47,6 +47,7 @@ mod call;
 mod classify;
 mod context;
 mod error;
+pub mod fault;
 pub mod hints;
 mod provider;
 mod quota;
@@ -62,7 +63,7 @@ pub use classify::{
     BuiltinClassifier, Cause, Classification, Classifier, Classify, ClassifyPolicy,
     ContentFilterPolicy, Disposition, classify, classify_with,
 };
-pub use context::{Clock, Deadline, Now, RequestContext, RouteHint};
+pub use context::{CacheDirectives, Clock, Deadline, Now, RequestContext, RouteHint};
 pub use error::{ErrorChain, ErrorKind, LlmError, RetryHints, error_chain, find_error};
 pub use provider::{ProviderKind, TargetId};
 pub use quota::{QuotaSnapshot, QuotaWindow};
@@ -78,8 +79,8 @@ pub use response::{AssistantMessage, ChatResponse, FinishReason, Usage};
 pub use stream::{EventStream, StreamAccumulator, StreamEvent};
 pub use tokens::{HeuristicEstimator, TokenEstimate, TokenEstimator};
 pub use trail::{
-    AttemptOutcome, AttemptRecord, BreakerState, ErrorWithTrail, RecoveryOutcome, RecoveryPath,
-    RecoveryRecord, Trail, TrailRecorder,
+    AttemptOutcome, AttemptRecord, BreakerState, CacheStatus, ErrorWithTrail, RecoveryOutcome,
+    RecoveryPath, RecoveryRecord, Trail, TrailRecorder,
 };
 
 /// The error type at every layer boundary, the same shape as tower's.

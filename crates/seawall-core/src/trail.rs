@@ -29,6 +29,31 @@ pub struct Trail {
     pub tokens_used: Option<u64>,
     /// Streams that broke after the commit point, and how each was recovered, in order.
     pub recoveries: Vec<RecoveryRecord>,
+    /// What a response cache made of the call, when one is in the stack.
+    pub cache: Option<CacheStatus>,
+}
+
+/// What a response cache made of a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CacheStatus {
+    /// Answered from the cache: nothing was sent upstream, no quota or budget was spent.
+    Hit,
+    /// Not in the cache (or the caller asked it not to be used): sent upstream.
+    Miss,
+    /// Every target failed and an expired answer, within its allowed age, was served.
+    Stale,
+}
+
+impl CacheStatus {
+    /// A short name for logs, metrics and headers.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Hit => "hit",
+            Self::Miss => "miss",
+            Self::Stale => "stale",
+        }
+    }
 }
 
 /// A streamed response that broke after content reached the caller, and what the router

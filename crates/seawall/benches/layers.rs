@@ -17,11 +17,13 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use seawall::breaker::BreakerLayer;
+use seawall::chaos::ChaosLayer;
 use seawall::failover::Failover;
 use seawall::rate_limit::{Rate, RateLimitConfig, RateLimitLayer, RateLimiter};
 use seawall::retry::RetryLayer;
 use seawall::stack::TargetStack;
 use seawall::timeout::{AttemptTimeoutLayer, DeadlineLayer};
+use seawall_core::fault::{Fault, FaultRule};
 use seawall_core::{
     AssistantMessage, BoxError, ChatRequest, ChatResponse, FinishReason, Message, ProviderKind,
 };
@@ -134,6 +136,13 @@ fn layers(c: &mut Criterion) {
         c,
         "rate_limit",
         &RateLimitLayer::new(limiter("openai/gpt-4o")),
+    );
+    bench_layer(c, "chaos_disabled", &ChaosLayer::disabled());
+    // A plan whose one rule never fires: every call counts and checks the rule.
+    bench_layer(
+        c,
+        "chaos_idle_plan",
+        &ChaosLayer::new([FaultRule::nth(u64::MAX, Fault::overloaded())]),
     );
     // Deadline → Failover over 3 targets → per target Retry → Breaker → RateLimit →
     // AttemptTimeout, the first target answering.

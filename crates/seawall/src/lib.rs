@@ -14,6 +14,10 @@
 //! - [`breaker`]: the per-target health breaker and capacity cooldown.
 //! - [`rate_limit`]: per-target limits on requests and tokens, FIFO waits, reconciliation
 //!   with real usage and sync from provider headers.
+//! - [`cache`]: answers repeated requests from earlier answers (exact match, TTL, a size
+//!   bound, streamed replay, stale-if-error when every target is down).
+//! - [`chaos`]: injects LLM-protocol faults (429s with a retry-after, 529s, hangs, cut and
+//!   stalled streams, error frames) into your own stack, by schedule or seeded probability.
 //! - [`stack`]: one target's layers composed in the recommended order, with its breaker and
 //!   limiter installed as failover gates.
 //! - [`ServiceBuilderExt`]: `.deadline(..)`, `.retry_target(..)`, `.breaker(..)`,
@@ -50,6 +54,8 @@ mod macros;
 
 pub mod breaker;
 mod builder;
+pub mod cache;
+pub mod chaos;
 mod classifier;
 pub mod failover;
 pub mod rate_limit;

@@ -1,0 +1,173 @@
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use pin_project_lite::pin_project;
+use seawall_core::{
+    BoxError, BuiltinClassifier, CacheStatus, Cause, ChatResponse, Classifier, Classify, ErrorKind,
+    ErrorWithTrail, EventStream, FinishReason,
+};
+
+use super::key::Key;
+use super::replay::Recorder;
+use super::store::{Answer, Store};
+
+/// What a missed call needs for a stale answer: its key, whether it streams, and the
+/// stack's classifier (to tell a provider's failure from the caller's).
+pub(crate) type StaleKey = (Key, bool, Option<Classifier>);
+
+pin_project! {
+    /// The response future of [`Cache`](super::Cache): a stored answer, or the call.
+    pub struct ResponseFuture<F> {
+        #[pin]
+        state: State<F>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        Hit {
+            response: Option<ChatResponse>,
+        },
+        Miss {
+            #[pin]
+            inner: F,
+            store: Arc<Store>,
+            // The key to store the answer under (none with `no-store`).
+            store_key: Option<Key>,
+            stale: Option<StaleKey>,
+        },
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    pub(crate) fn hit(response: ChatResponse) -> Self {
+        Self {
+            state: State::Hit {
+                response: Some(response),
+            },
+        }
+    }
+
+    pub(crate) fn miss(
+        inner: F,
+        stale: Option<StaleKey>,
+        store: &Arc<Store>,
+        store_key: Option<Key>,
+    ) -> Self {
+        Self {
+            state: State::Miss {
+                inner,
+                store: Arc::clone(store),
+                store_key,
+                stale,
+            },
+        }
+    }
+}
+
+impl<F> fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+/// Whether a failure is the caller's own, which no stored answer may hide.
+fn callers_fault(
+    error: &(dyn std::error::Error + 'static),
+    classifier: Option<&Classifier>,
+) -> bool {
+    let verdict = match classifier {
+        Some(classifier) => classifier.classify(error),
+        None => BuiltinClassifier::default().classify(error),
+    };
+    matches!(
+        verdict.cause,
+        Cause::InvalidRequest
+            | Cause::Provider(
+                ErrorKind::InvalidRequest
+                    | ErrorKind::ContextLengthExceeded
+                    | ErrorKind::RequestTooLarge
+                    | ErrorKind::ContentFiltered
+            )
+    )
+}
+
+impl<F, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<ChatResponse, E>>,
+    E: Into<BoxError>,
+{
+    type Output = Result<ChatResponse, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Hit { response } => {
+                Poll::Ready(response.take().ok_or_else(|| {
+                    "the cache's response future was polled after it completed".into()
+                }))
+            }
+            StateProj::Miss {
+                inner,
+                store,
+                store_key,
+                stale,
+            } => match ready!(inner.poll(cx)).map_err(Into::into) {
+                Ok(mut response) => {
+                    response.trail.cache = Some(CacheStatus::Miss);
+                    if let Some(key) = store_key.take() {
+                        keep(store, key, &mut response);
+                    }
+                    Poll::Ready(Ok(response))
+                }
+                Err(error) => {
+                    if let Some((key, streamed, classifier)) = stale.take()
+                        && !callers_fault(&*error, classifier.as_ref())
+                        && let Some(entry) = store.stale(&key)
+                    {
+                        let mut trail = ErrorWithTrail::find(&*error)
+                            .map(|e| e.trail().clone())
+                            .unwrap_or_default();
+                        trail.cache = Some(CacheStatus::Stale);
+                        if let Some(response) = entry.response(streamed, trail) {
+                            store.count_stale();
+                            return Poll::Ready(Ok(response));
+                        }
+                    }
+                    Poll::Ready(Err(error))
+                }
+            },
+        }
+    }
+}
+
+/// Stores an answer that arrived: a whole one now, a streamed one once its stream ends with
+/// its end of message. Refusals and cut answers are not stored.
+fn keep(store: &Arc<Store>, key: Key, response: &mut ChatResponse) {
+    if response.stream.is_some() {
+        if let Some(recorder) = Recorder::new(response, Arc::clone(store), key) {
+            response.stream = Some(EventStream::new(recorder));
+        }
+        return;
+    }
+    let complete = matches!(
+        response.finish_reason,
+        Some(FinishReason::Stop | FinishReason::ToolCalls | FinishReason::Length)
+    );
+    if complete {
+        store.insert(
+            key,
+            Answer::Whole {
+                id: response.id.clone(),
+                provider: response.provider,
+                model: response.model.clone(),
+                message: response.message.clone(),
+                finish_reason: response.finish_reason.clone(),
+                usage: response.usage,
+            },
+        );
+    }
+}
