@@ -255,12 +255,14 @@ impl Classify for BuiltinClassifier {
 /// every layer inside, so the retry layer, the breaker and the router all decide with the
 /// same table. The default is the [`BuiltinClassifier`] with the default policy.
 #[derive(Clone)]
-pub struct Classifier(Arc<dyn Classify>);
+pub struct Classifier(Arc<Box<dyn Classify>>);
 
 impl Classifier {
     /// A handle on `classify`.
     pub fn new(classify: impl Classify) -> Self {
-        Self(Arc::new(classify))
+        // A thin pointer: the handle rides in every request's context, and a classification
+        // (one more indirection) happens only on a failure.
+        Self(Arc::new(Box::new(classify)))
     }
 
     /// The built-in table with `policy`.

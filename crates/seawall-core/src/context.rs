@@ -175,8 +175,9 @@ pub struct RequestContext {
     pub route: RouteHint,
     /// The call's trail, if a layer installed one.
     pub trail: Option<TrailRecorder>,
-    /// The caller's instructions to a response cache for this call.
-    pub cache: Option<CacheDirectives>,
+    /// The caller's instructions to a response cache for this call (boxed: most calls
+    /// carry none, and the context rides in every request).
+    pub cache: Option<Box<CacheDirectives>>,
     /// The stack's classifier, set by the outermost layer that was given one (the failover
     /// router, or a target stack used alone); the layers inside decide with it unless they
     /// were given their own.

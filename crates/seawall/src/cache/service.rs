@@ -48,7 +48,12 @@ where
     }
 
     fn call(&mut self, mut request: ChatRequest) -> Self::Future {
-        let directives = request.context.cache.unwrap_or_default();
+        let directives = request
+            .context
+            .cache
+            .as_deref()
+            .copied()
+            .unwrap_or_default();
         let Some(key) = Key::of(&request) else {
             return ResponseFuture::miss(self.inner.call(request), None, &self.store, None);
         };
