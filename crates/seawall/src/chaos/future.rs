@@ -98,8 +98,49 @@ impl<F> fmt::Debug for ResponseFuture<F> {
 }
 
 /// The error of a future polled again after it completed.
-fn polled_after_completion() -> BoxError {
+pub(super) fn polled_after_completion() -> BoxError {
     "the chaos layer's response future was polled after it completed".into()
+}
+
+/// A hang: silent for good (`None`: only a timeout or the caller ends the call), or until
+/// `sleep` ends with a closed connection.
+pub(super) fn poll_hang(sleep: Option<Pin<&mut Sleep>>, cx: &mut Context<'_>) -> Poll<BoxError> {
+    match sleep {
+        None => Poll::Pending,
+        Some(sleep) => {
+            ready!(sleep.poll(cx));
+            Poll::Ready(
+                LlmError::new(
+                    ErrorKind::Connect,
+                    "the connection closed without a response",
+                )
+                .into(),
+            )
+        }
+    }
+}
+
+/// A response held until `sleep` ends: `inner`'s outcome, kept in `held` meanwhile.
+pub(super) fn poll_delayed<F, T, E>(
+    inner: Pin<&mut F>,
+    sleep: Pin<&mut Sleep>,
+    held: &mut Option<Result<T, BoxError>>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<T, BoxError>>
+where
+    F: Future<Output = Result<T, E>>,
+    E: Into<BoxError>,
+{
+    if held.is_none()
+        && let Poll::Ready(result) = inner.poll(cx)
+    {
+        *held = Some(result.map_err(Into::into));
+    }
+    ready!(sleep.poll(cx));
+    match held.take() {
+        Some(result) => Poll::Ready(result),
+        None => Poll::Pending,
+    }
 }
 
 impl<F, E> Future for ResponseFuture<F>
@@ -116,34 +157,12 @@ where
                 Some(error) => Err(error.into()),
                 None => Err(polled_after_completion()),
             }),
-            StateProj::Hang { sleep } => match sleep.as_pin_mut() {
-                // Silent for good: only a timeout or the caller ends the call.
-                None => Poll::Pending,
-                Some(sleep) => {
-                    ready!(sleep.poll(cx));
-                    Poll::Ready(Err(LlmError::new(
-                        ErrorKind::Connect,
-                        "the connection closed without a response",
-                    )
-                    .into()))
-                }
-            },
+            StateProj::Hang { sleep } => poll_hang(sleep.as_pin_mut(), cx).map(Err),
             StateProj::Delayed {
                 inner,
                 sleep,
                 response,
-            } => {
-                if response.is_none()
-                    && let Poll::Ready(result) = inner.poll(cx)
-                {
-                    *response = Some(result.map_err(Into::into));
-                }
-                ready!(sleep.poll(cx));
-                match response.take() {
-                    Some(response) => Poll::Ready(response),
-                    None => Poll::Pending,
-                }
-            }
+            } => poll_delayed(inner, sleep, response, cx),
             StateProj::Shaped {
                 inner,
                 fault,

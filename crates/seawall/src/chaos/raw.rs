@@ -12,11 +12,12 @@ use bytes::Bytes;
 use http::header::CONTENT_TYPE;
 use pin_project_lite::pin_project;
 use seawall_core::fault::Fault;
-use seawall_core::{BoxError, ErrorKind, LlmError, ProviderKind};
+use seawall_core::{BoxError, LlmError, ProviderKind};
 use tokio::time::{Sleep, sleep};
 use tower_service::Service;
 
 use super::body::ChaosBody;
+use super::future::{poll_delayed, poll_hang, polled_after_completion};
 use super::service::Chaos;
 use super::stream::StreamFault;
 use super::wire;
@@ -125,10 +126,6 @@ impl<F, B> fmt::Debug for RawResponseFuture<F, B> {
     }
 }
 
-fn polled_after_completion() -> BoxError {
-    "the chaos layer's response future was polled after it completed".into()
-}
-
 impl<F, E, B> Future for RawResponseFuture<F, B>
 where
     F: Future<Output = Result<http::Response<B>, E>>,
@@ -152,33 +149,13 @@ where
                 Some(error) => Err(error.into()),
                 None => Err(polled_after_completion()),
             }),
-            RawStateProj::Hang { sleep } => match sleep.as_pin_mut() {
-                None => Poll::Pending,
-                Some(sleep) => {
-                    ready!(sleep.poll(cx));
-                    Poll::Ready(Err(LlmError::new(
-                        ErrorKind::Connect,
-                        "the connection closed without a response",
-                    )
-                    .into()))
-                }
-            },
+            RawStateProj::Hang { sleep } => poll_hang(sleep.as_pin_mut(), cx).map(Err),
             RawStateProj::Delayed {
                 inner,
                 sleep,
                 response,
-            } => {
-                if response.is_none()
-                    && let Poll::Ready(result) = inner.poll(cx)
-                {
-                    *response = Some(result.map_err(Into::into));
-                }
-                ready!(sleep.poll(cx));
-                match response.take() {
-                    Some(response) => Poll::Ready(response.map(|r| r.map(ChaosBody::passthrough))),
-                    None => Poll::Pending,
-                }
-            }
+            } => poll_delayed(inner, sleep, response, cx)
+                .map(|result| result.map(|r| r.map(ChaosBody::passthrough))),
             RawStateProj::Shaped {
                 inner,
                 fault,
