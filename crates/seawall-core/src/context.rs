@@ -160,6 +160,28 @@ impl CacheDirectives {
     }
 }
 
+/// Per-call instructions that most calls do not carry: to a response cache, and the call's
+/// idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct CallOptions {
+    /// What a response cache may do with this call.
+    pub cache: CacheDirectives,
+    /// The caller's idempotency key: calls with the same key (and the same request) are one
+    /// call (the gateway reads it from the `Idempotency-Key` header).
+    pub idempotency_key: Option<std::sync::Arc<str>>,
+}
+
+/// The options of a call that set none.
+const NO_OPTIONS: CallOptions = CallOptions {
+    cache: CacheDirectives {
+        no_store: false,
+        no_cache: false,
+        max_age: None,
+    },
+    idempotency_key: None,
+};
+
 /// Per-call context carried in every [`ChatRequest`](crate::ChatRequest).
 ///
 /// Retries and failover clone the request, and the clones share the same context values
@@ -175,9 +197,10 @@ pub struct RequestContext {
     pub route: RouteHint,
     /// The call's trail, if a layer installed one.
     pub trail: Option<TrailRecorder>,
-    /// The caller's instructions to a response cache for this call (boxed: most calls
-    /// carry none, and the context rides in every request).
-    pub cache: Option<Box<CacheDirectives>>,
+    /// The caller's instructions to the cache and idempotency layers, if any (boxed: most
+    /// calls carry none, and the context rides in every request). Read them with
+    /// [`options`](Self::options), set them with [`options_mut`](Self::options_mut).
+    pub options: Option<Box<CallOptions>>,
     /// The stack's classifier, set by the outermost layer that was given one (the failover
     /// router, or a target stack used alone); the layers inside decide with it unless they
     /// were given their own.
@@ -188,6 +211,16 @@ impl RequestContext {
     /// What is left of the deadline at `now`, or `None` when there is no deadline.
     pub fn remaining(&self, now: Now) -> Option<Duration> {
         self.deadline.map(|deadline| deadline.remaining(now))
+    }
+
+    /// The call's options (the defaults when none were set).
+    pub fn options(&self) -> &CallOptions {
+        self.options.as_deref().unwrap_or(&NO_OPTIONS)
+    }
+
+    /// The call's options, to set them.
+    pub fn options_mut(&mut self) -> &mut CallOptions {
+        self.options.get_or_insert_default()
     }
 
     /// The call's trail recorder, installing one if there is none yet.

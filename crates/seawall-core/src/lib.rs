@@ -63,7 +63,7 @@ pub use classify::{
     BuiltinClassifier, Cause, Classification, Classifier, Classify, ClassifyPolicy,
     ContentFilterPolicy, Disposition, classify, classify_with,
 };
-pub use context::{CacheDirectives, Clock, Deadline, Now, RequestContext, RouteHint};
+pub use context::{CacheDirectives, CallOptions, Clock, Deadline, Now, RequestContext, RouteHint};
 pub use error::{ErrorChain, ErrorKind, LlmError, RetryHints, error_chain, find_error};
 pub use provider::{ProviderKind, TargetId};
 pub use quota::{QuotaSnapshot, QuotaWindow};

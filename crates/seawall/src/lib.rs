@@ -16,6 +16,8 @@
 //!   with real usage and sync from provider headers.
 //! - [`cache`]: answers repeated requests from earlier answers (exact match, TTL, a size
 //!   bound, streamed replay, stale-if-error when every target is down).
+//! - [`idempotency`]: calls with the same idempotency key are one call: concurrent ones
+//!   coalesced (streams fanned out), finished ones replayed, a reused key refused.
 //! - [`chaos`]: injects LLM-protocol faults (429s with a retry-after, 529s, hangs, cut and
 //!   stalled streams, error frames) into your own stack, by schedule or seeded probability.
 //! - [`stack`]: one target's layers composed in the recommended order, with its breaker and
@@ -52,12 +54,14 @@
 #[macro_use]
 mod macros;
 
+mod answer;
 pub mod breaker;
 mod builder;
 pub mod cache;
 pub mod chaos;
 mod classifier;
 pub mod failover;
+pub mod idempotency;
 pub mod rate_limit;
 pub mod retry;
 pub mod stack;

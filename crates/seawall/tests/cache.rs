@@ -205,7 +205,7 @@ async fn the_callers_directives_are_followed() {
     let service = CacheLayer::new(Duration::from_secs(600)).layer(upstream.service());
     let with = |directives: CacheDirectives| {
         let mut request = question("hi");
-        request.context.cache = Some(Box::new(directives));
+        request.context.options_mut().cache = directives;
         request
     };
 

@@ -12,7 +12,8 @@ use seawall_core::{
 
 use super::key::Key;
 use super::replay::Recorder;
-use super::store::{Answer, Store};
+use super::store::Store;
+use crate::answer::Answer;
 
 /// What a missed call needs for a stale answer: its key, whether it streams, and the
 /// stack's classifier (to tell a provider's failure from the caller's).
@@ -132,7 +133,7 @@ where
                             .map(|e| e.trail().clone())
                             .unwrap_or_default();
                         trail.cache = Some(CacheStatus::Stale);
-                        if let Some(response) = entry.response(streamed, trail) {
+                        if let Some(response) = entry.answer.response(streamed, trail) {
                             store.count_stale();
                             return Poll::Ready(Ok(response));
                         }

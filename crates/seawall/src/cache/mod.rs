@@ -16,7 +16,7 @@
 //!   target down, the deadline passed — an expired answer within the allowed age answers
 //!   it, marked [`CacheStatus::Stale`](seawall_core::CacheStatus) in the trail. Never for a
 //!   failure that is the caller's own.
-//! - **Per call** ([`RequestContext::cache`](seawall_core::RequestContext)): `no_store`,
+//! - **Per call** ([`RequestContext::options_mut`](seawall_core::RequestContext::options_mut)`.cache`): `no_store`,
 //!   `no_cache`, `max_age`, as the gateway reads them from `Cache-Control`.
 //! - The trail says [`Hit`](seawall_core::CacheStatus), `Miss` or `Stale`;
 //!   [`CacheLayer::stats`] counts them.
@@ -64,7 +64,7 @@
 //! ```
 
 mod future;
-mod key;
+pub(crate) mod key;
 mod layer;
 mod replay;
 mod service;

@@ -48,12 +48,7 @@ where
     }
 
     fn call(&mut self, mut request: ChatRequest) -> Self::Future {
-        let directives = request
-            .context
-            .cache
-            .as_deref()
-            .copied()
-            .unwrap_or_default();
+        let directives = request.context.options().cache;
         let Some(key) = Key::of(&request) else {
             return ResponseFuture::miss(self.inner.call(request), None, &self.store, None);
         };
@@ -62,7 +57,7 @@ where
         {
             let recorder = request.context.trail().clone();
             recorder.update(|trail| trail.cache = Some(CacheStatus::Hit));
-            if let Some(response) = entry.response(request.stream, recorder.snapshot()) {
+            if let Some(response) = entry.answer.response(request.stream, recorder.snapshot()) {
                 self.store.count_hit();
                 return ResponseFuture::hit(response);
             }

@@ -4,10 +4,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use seawall_core::{AssistantMessage, FinishReason, ProviderKind, StreamEvent, Usage};
 use tokio::time::Instant;
 
 use super::key::Key;
+use crate::answer::Answer;
 
 /// A stored answer.
 #[derive(Debug)]
@@ -15,52 +15,6 @@ pub(crate) struct Entry {
     pub(crate) key: Box<[u8]>,
     pub(crate) answer: Answer,
     pub(crate) stored_at: Instant,
-}
-
-/// An answer as it came: whole, or as the events of its stream (replayed as they were).
-#[derive(Debug)]
-pub(crate) enum Answer {
-    Whole {
-        id: String,
-        provider: ProviderKind,
-        model: String,
-        message: AssistantMessage,
-        finish_reason: Option<FinishReason>,
-        usage: Option<Usage>,
-    },
-    Streamed {
-        provider: ProviderKind,
-        model: String,
-        events: Vec<StreamEvent>,
-    },
-}
-
-impl Answer {
-    /// Roughly the bytes the answer holds.
-    fn weight(&self) -> usize {
-        match self {
-            Self::Whole { message, model, .. } => {
-                message.text.len()
-                    + message
-                        .tool_calls
-                        .iter()
-                        .map(|call| call.id.len() + call.name.len() + call.arguments.len())
-                        .sum::<usize>()
-                    + model.len()
-            }
-            Self::Streamed { events, model, .. } => {
-                model.len()
-                    + events
-                        .iter()
-                        .map(|event| match event {
-                            StreamEvent::TextDelta(text) => text.len() + 32,
-                            StreamEvent::ToolCallDelta { arguments, .. } => arguments.len() + 64,
-                            _ => 64,
-                        })
-                        .sum::<usize>()
-            }
-        }
-    }
 }
 
 /// Counts of what the cache did.
