@@ -145,3 +145,45 @@ impl Answer {
         Some(response)
     }
 }
+
+/// A streamed answer noted event by event as it is relayed, to be kept once whole.
+#[derive(Debug)]
+pub(crate) struct Recording {
+    provider: ProviderKind,
+    model: String,
+    events: Vec<StreamEvent>,
+    finished: bool,
+    failed: bool,
+}
+
+impl Recording {
+    /// A recording of `response`'s stream.
+    pub(crate) fn of(response: &ChatResponse) -> Self {
+        Self {
+            provider: response.provider,
+            model: response.model.clone(),
+            events: Vec::new(),
+            finished: false,
+            failed: false,
+        }
+    }
+
+    /// Notes one event.
+    pub(crate) fn note(&mut self, event: &StreamEvent) {
+        self.finished |= matches!(event, StreamEvent::Finish(_));
+        self.failed |= matches!(event, StreamEvent::Error(_));
+        if !self.failed {
+            self.events.push(event.clone());
+        }
+    }
+
+    /// The answer, if the stream reached its end of message without an error: a cut or
+    /// failed stream is never given again.
+    pub(crate) fn answer(&mut self) -> Option<Answer> {
+        (self.finished && !self.failed).then(|| Answer::Streamed {
+            provider: self.provider,
+            model: std::mem::take(&mut self.model),
+            events: std::mem::take(&mut self.events),
+        })
+    }
+}

@@ -9,29 +9,24 @@ use seawall_core::{ChatResponse, EventStream, StreamEvent};
 
 use super::key::Key;
 use super::store::Store;
-use crate::answer::Answer;
+use crate::answer::Recording;
 
 /// Passes a streamed answer on and stores it once it ended with its end of message.
 pub(crate) struct Recorder {
     inner: EventStream,
     store: Arc<Store>,
     key: Option<Key>,
-    provider: seawall_core::ProviderKind,
-    model: String,
-    events: Vec<StreamEvent>,
-    finished: bool,
+    recording: Recording,
 }
 
 impl Recorder {
     pub(crate) fn new(response: &mut ChatResponse, store: Arc<Store>, key: Key) -> Option<Self> {
+        let recording = Recording::of(response);
         Some(Self {
             inner: response.stream.take()?,
             store,
             key: Some(key),
-            provider: response.provider,
-            model: response.model.clone(),
-            events: Vec::new(),
-            finished: false,
+            recording,
         })
     }
 }
@@ -43,23 +38,11 @@ impl Stream for Recorder {
         let this = &mut *self;
         let event = ready!(Pin::new(&mut this.inner).poll_next(cx));
         match &event {
-            Some(StreamEvent::Error(_)) => this.key = None,
-            Some(event) => {
-                if this.key.is_some() {
-                    this.finished |= matches!(event, StreamEvent::Finish(_));
-                    this.events.push(event.clone());
-                }
-            }
+            Some(event) => this.recording.note(event),
             None => {
-                // Only a whole answer is stored: one that reached its end of message.
                 if let Some(key) = this.key.take()
-                    && this.finished
+                    && let Some(answer) = this.recording.answer()
                 {
-                    let answer = Answer::Streamed {
-                        provider: this.provider,
-                        model: std::mem::take(&mut this.model),
-                        events: std::mem::take(&mut this.events),
-                    };
                     this.store.insert(key, answer);
                 }
             }

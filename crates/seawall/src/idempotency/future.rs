@@ -14,7 +14,7 @@ use super::error::{FirstCallFailed, IdempotencyConflict};
 use super::flight::{Failure, Flight, Follow, Head, Seen};
 
 use super::store::Store;
-use crate::answer::Answer;
+use crate::answer::{Answer, Recording};
 
 /// The first call with a key. Dropped before it finished (its caller gave up, its stream
 /// was dropped), it fails the calls that joined it and frees the key.
@@ -266,13 +266,10 @@ fn lead(mut response: ChatResponse, leader: Leader) -> ChatResponse {
         provider: response.provider,
         model: response.model.clone(),
     });
+    let recording = Recording::of(&response);
     response.stream = Some(EventStream::new(Tee {
         inner,
-        provider: response.provider,
-        model: response.model.clone(),
-        events: Vec::new(),
-        finished: false,
-        failed: false,
+        recording,
         leader: Some(leader),
     }));
     response
@@ -281,11 +278,7 @@ fn lead(mut response: ChatResponse, leader: Leader) -> ChatResponse {
 /// The first call's stream, shared with the calls that joined it as it is relayed.
 struct Tee {
     inner: EventStream,
-    provider: ProviderKind,
-    model: String,
-    events: Vec<StreamEvent>,
-    finished: bool,
-    failed: bool,
+    recording: Recording,
     leader: Option<Leader>,
 }
 
@@ -297,9 +290,7 @@ impl Stream for Tee {
         let event = ready!(Pin::new(&mut this.inner).poll_next(cx));
         match &event {
             Some(event) => {
-                this.finished |= matches!(event, StreamEvent::Finish(_));
-                this.failed |= matches!(event, StreamEvent::Error(_));
-                this.events.push(event.clone());
+                this.recording.note(event);
                 if let Some(leader) = &this.leader {
                     leader.flight.push(event.clone());
                 }
@@ -308,12 +299,7 @@ impl Stream for Tee {
                 if let Some(leader) = this.leader.take() {
                     // Only a whole answer is replayed later; the joined calls saw every
                     // event either way.
-                    let answer = (this.finished && !this.failed).then(|| Answer::Streamed {
-                        provider: this.provider,
-                        model: std::mem::take(&mut this.model),
-                        events: std::mem::take(&mut this.events),
-                    });
-                    leader.finish(answer);
+                    leader.finish(this.recording.answer());
                 }
             }
         }
