@@ -29,11 +29,12 @@ pub struct Trail {
     pub tokens_used: Option<u64>,
     /// Streams that broke after the commit point, and how each was recovered, in order.
     pub recoveries: Vec<RecoveryRecord>,
-    /// What a response cache made of the call, when one is in the stack.
+    /// What a response cache or an idempotency layer made of the call, when one is in the
+    /// stack.
     pub cache: Option<CacheStatus>,
 }
 
-/// What a response cache made of a call.
+/// What a response cache or an idempotency layer made of a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum CacheStatus {
@@ -43,6 +44,9 @@ pub enum CacheStatus {
     Miss,
     /// Every target failed and an expired answer, within its allowed age, was served.
     Stale,
+    /// Answered by another call with the same idempotency key (joined while it ran, or
+    /// replayed after): nothing was sent upstream for this one.
+    Replayed,
 }
 
 impl CacheStatus {
@@ -52,6 +56,7 @@ impl CacheStatus {
             Self::Hit => "hit",
             Self::Miss => "miss",
             Self::Stale => "stale",
+            Self::Replayed => "replayed",
         }
     }
 }

@@ -28,6 +28,46 @@ pub struct Config {
     /// Virtual keys. With none, the gateway accepts calls without a key.
     #[serde(default)]
     pub keys: Vec<VirtualKeyConfig>,
+    /// `[cache]`: a response cache in front of every group; off unless present.
+    #[serde(default)]
+    pub cache: Option<CacheConfig>,
+    /// `[idempotency]`: `Idempotency-Key` support; off unless present.
+    #[serde(default)]
+    pub idempotency: Option<IdempotencyConfig>,
+}
+
+/// `[cache]`: exact-match response cache (see `seawall::cache`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    /// `ttl`: how long an answer is fresh (e.g. `"10m"`).
+    #[serde(deserialize_with = "duration")]
+    pub ttl: Duration,
+    /// `stale_if_error`: how long past its TTL an answer may still stand in when every
+    /// target of the group failed; unset: never.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub stale_if_error: Option<Duration>,
+    /// `max_bytes`: the most the store holds (default 64 MiB).
+    #[serde(default = "default_cache_bytes")]
+    pub max_bytes: u64,
+}
+
+fn default_cache_bytes() -> u64 {
+    64 * 1024 * 1024
+}
+
+/// `[idempotency]`: calls with the same `Idempotency-Key` header (and the same body) are
+/// one call (see `seawall::idempotency`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdempotencyConfig {
+    /// `ttl`: how long a finished answer is replayed for its key (default 24 h).
+    #[serde(default = "default_idempotency_ttl", deserialize_with = "duration")]
+    pub ttl: Duration,
+}
+
+fn default_idempotency_ttl() -> Duration {
+    Duration::from_secs(24 * 3_600)
 }
 
 /// `[server]`.

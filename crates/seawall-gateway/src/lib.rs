@@ -43,8 +43,8 @@ mod server;
 pub mod wire;
 
 pub use config::{
-    Config, ConfigError, ContentFilterConfig, GroupConfig, ProviderConfig, ServerConfig,
-    StrategyConfig, TargetConfig, VirtualKeyConfig, parse_duration,
+    CacheConfig, Config, ConfigError, ContentFilterConfig, GroupConfig, IdempotencyConfig,
+    ProviderConfig, ServerConfig, StrategyConfig, TargetConfig, VirtualKeyConfig, parse_duration,
 };
 #[cfg(feature = "demo")]
 #[cfg_attr(docsrs, doc(cfg(feature = "demo")))]

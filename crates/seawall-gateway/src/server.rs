@@ -30,14 +30,16 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use seawall::breaker::{BreakerHandle, BreakerLayer};
+use seawall::cache::{Cache, CacheLayer};
 use seawall::failover::{Failover, Strategy};
+use seawall::idempotency::{FirstCallFailed, Idempotency, IdempotencyConflict, IdempotencyLayer};
 use seawall::rate_limit::{Rate, RateLimitConfig, RateLimiter};
 use seawall::retry::RetryLayer;
 use seawall::stack::TargetStack;
 use seawall::timeout::{AttemptTimeoutLayer, DeadlineLayer, EnforceDeadline};
 use seawall_core::{
-    AttemptOutcome, BoxError, BreakerState, Cause, ChatResponse, Classifier, ErrorKind,
-    ErrorWithTrail, EventStream, LlmError, StreamEvent, Trail, Usage,
+    AttemptOutcome, BoxError, BreakerState, CacheDirectives, CacheStatus, Cause, ChatResponse,
+    Classifier, ErrorKind, ErrorWithTrail, EventStream, LlmError, StreamEvent, Trail, Usage,
 };
 use seawall_providers::http::HttpClient;
 use seawall_providers::{
@@ -47,6 +49,7 @@ use serde_json::json;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
+use tower::util::Either;
 use tower::{Layer, ServiceExt};
 
 use crate::config::{Config, ConfigError, ProviderConfig, StrategyConfig};
@@ -156,7 +159,9 @@ struct TargetInfo {
     output_price: f64,
 }
 
-type GroupService = EnforceDeadline<Failover>;
+/// A group's router behind the optional response cache and idempotency layers.
+type Cached = Either<Cache<Failover>, Failover>;
+type GroupService = EnforceDeadline<Either<Idempotency<Cached>, Cached>>;
 
 /// A model group: its router and the one classifier its layers decide with.
 #[derive(Clone)]
@@ -377,6 +382,18 @@ impl GatewayBuilder {
             target
         };
 
+        // One store each, shared by every group (the model name is part of a cache key).
+        let cache = config.cache.as_ref().map(|c| {
+            let mut builder = CacheLayer::builder(c.ttl).max_bytes(c.max_bytes);
+            if let Some(stale) = c.stale_if_error {
+                builder = builder.stale_if_error(stale);
+            }
+            builder.build()
+        });
+        let idempotency = config
+            .idempotency
+            .as_ref()
+            .map(|c| IdempotencyLayer::new(c.ttl));
         let mut exact = HashMap::new();
         let mut patterns = Vec::new();
         let mut model_names = Vec::new();
@@ -393,8 +410,17 @@ impl GatewayBuilder {
             for (i, name) in g.targets.iter().enumerate() {
                 failover = failover.target(build_target(name, pattern && i == 0));
             }
+            let router = failover.build();
+            let cached = match &cache {
+                Some(cache) => Either::Left(cache.layer(router)),
+                None => Either::Right(router),
+            };
+            let keyed = match &idempotency {
+                Some(idempotency) => Either::Left(idempotency.layer(cached)),
+                None => Either::Right(cached),
+            };
             let service = Group {
-                service: DeadlineLayer::new(g.timeout).layer(failover.build()),
+                service: DeadlineLayer::new(g.timeout).layer(keyed),
                 classifier,
             };
             match g.prefix() {
@@ -770,6 +796,9 @@ struct SseRelay {
     key: Option<Arc<VirtualKey>>,
     target: Option<usize>,
     role_sent: bool,
+    /// False for an answer given again (a cache hit, an idempotent replay): nothing was
+    /// used upstream for it, so nothing is charged.
+    charge: bool,
 }
 
 impl SseRelay {
@@ -870,7 +899,9 @@ impl SseRelay {
 
     fn end(&mut self) {
         self.stream = None;
-        account_usage(&self.shared, self.key.as_deref(), self.target, self.usage);
+        if self.charge {
+            account_usage(&self.shared, self.key.as_deref(), self.target, self.usage);
+        }
         self.usage = None;
     }
 }
@@ -878,7 +909,7 @@ impl SseRelay {
 impl Drop for SseRelay {
     fn drop(&mut self) {
         self.shared.metrics.latency.observe(self.started.elapsed());
-        if self.stream.is_some() {
+        if self.stream.is_some() && self.charge {
             // Client went away mid-stream: count what was used so far.
             account_usage(&self.shared, self.key.as_deref(), self.target, self.usage);
         }
@@ -1119,6 +1150,32 @@ async fn chat(
         Some(Arc::clone(key))
     };
 
+    // What the caller asks of the cache and the idempotency layer.
+    let cache_directives = request
+        .headers()
+        .get(CACHE_CONTROL)
+        .and_then(|v| v.to_str().ok())
+        .map(CacheDirectives::from_header);
+    let idempotency_key = match request.headers().get("idempotency-key") {
+        None => None,
+        Some(value) => match value.to_str() {
+            Ok(key)
+                if (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()) =>
+            {
+                Some(Arc::<str>::from(key))
+            }
+            _ => {
+                return error_reply(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request_error",
+                    Some("invalid_idempotency_key"),
+                    None,
+                    "Idempotency-Key must be 1 to 255 visible ASCII characters",
+                );
+            }
+        },
+    };
+
     // The body, bounded.
     let too_large = || {
         error_reply(
@@ -1184,6 +1241,14 @@ async fn chat(
             &format!("the model `{model}` does not exist"),
         );
     };
+    let mut inbound = inbound;
+    if cache_directives.is_some() || idempotency_key.is_some() {
+        let options = inbound.request.context.options_mut();
+        if let Some(directives) = cache_directives {
+            options.cache = directives;
+        }
+        options.idempotency_key = idempotency_key;
+    }
     let requested = inbound.request.model.clone();
     let stream = inbound.request.stream;
 
@@ -1192,6 +1257,11 @@ async fn chat(
             shared.metrics.trail(&response.trail);
             let id = format!("chatcmpl-sw{:x}", shared.next_id.fetch_add(1, Relaxed));
             let answered = answering_model(&response, &requested);
+            // An answer given again used nothing upstream: it is not charged.
+            let charge = !matches!(
+                response.trail.cache,
+                Some(CacheStatus::Hit | CacheStatus::Stale | CacheStatus::Replayed)
+            );
             let target = response
                 .trail
                 .final_target
@@ -1215,6 +1285,7 @@ async fn chat(
                     key,
                     target,
                     role_sent: false,
+                    charge,
                 };
                 let mut reply = Response::new(GatewayBody(BodyKind::Sse(Box::new(relay))));
                 let headers = reply.headers_mut();
@@ -1223,7 +1294,9 @@ async fn chat(
                 trail_headers(headers, &response.trail, &answered);
                 reply
             } else {
-                account_usage(shared, key.as_deref(), target, response.usage);
+                if charge {
+                    account_usage(shared, key.as_deref(), target, response.usage);
+                }
                 let body = wire::encode_response(&response, &id, &answered, unix_now());
                 let mut reply = json_reply(StatusCode::OK, body);
                 trail_headers(reply.headers_mut(), &response.trail, &answered);
@@ -1250,6 +1323,7 @@ fn answering_model(response: &ChatResponse, requested: &str) -> String {
 static X_SEAWALL_ATTEMPTS: HeaderName = HeaderName::from_static("x-seawall-attempts");
 static X_SEAWALL_TARGET: HeaderName = HeaderName::from_static("x-seawall-target");
 static X_SEAWALL_MODEL: HeaderName = HeaderName::from_static("x-seawall-model");
+static X_SEAWALL_CACHE: HeaderName = HeaderName::from_static("x-seawall-cache");
 
 fn trail_headers(headers: &mut http::HeaderMap, trail: &Trail, model: &str) {
     headers.insert(
@@ -1264,10 +1338,31 @@ fn trail_headers(headers: &mut http::HeaderMap, trail: &Trail, model: &str) {
     if let Ok(value) = HeaderValue::from_str(model) {
         headers.insert(&X_SEAWALL_MODEL, value);
     }
+    if let Some(status) = trail.cache {
+        headers.insert(&X_SEAWALL_CACHE, HeaderValue::from_static(status.as_str()));
+    }
 }
 
 /// Maps an upstream failure to an OpenAI-shaped error through the group's classifier.
 fn upstream_error(shared: &Shared, classifier: &Classifier, error: &BoxError) -> Reply {
+    if let Some(conflict) = seawall_core::find_error::<IdempotencyConflict>(&**error) {
+        return error_reply(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request_error",
+            Some("idempotency_key_conflict"),
+            None,
+            &conflict.to_string(),
+        );
+    }
+    if let Some(failed) = seawall_core::find_error::<FirstCallFailed>(&**error) {
+        return error_reply(
+            StatusCode::CONFLICT,
+            "invalid_request_error",
+            Some("idempotent_call_failed"),
+            None,
+            &failed.to_string(),
+        );
+    }
     let trail = ErrorWithTrail::find(&**error).map(ErrorWithTrail::trail);
     if let Some(trail) = trail {
         shared.metrics.trail(trail);

@@ -1226,3 +1226,78 @@ fn a_group_reads_its_content_filter_policy() {
     let bad = text.replace("\"failover\"", "\"maybe\"");
     assert!(Config::from_toml(&bad).is_err());
 }
+
+async fn chat_with(addr: SocketAddr, headers: &[(&str, &str)], body: &Value) -> Reply {
+    let body = serde_json::to_vec(body).expect("json");
+    let mut all = vec![("content-type", "application/json")];
+    all.extend_from_slice(headers);
+    send(addr, "POST", "/v1/chat/completions", &all, &body).await
+}
+
+#[tokio::test]
+async fn a_cached_answer_is_served_without_an_upstream_call() {
+    let (sim, gw) = start(|c| {
+        c.cache = Some(seawall_gateway::CacheConfig {
+            ttl: Duration::from_secs(600),
+            stale_if_error: None,
+            max_bytes: 1 << 20,
+        });
+    })
+    .await;
+    let addr = gw.local_addr();
+    let first = chat_with(addr, &[], &hello(false)).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(first.header("x-seawall-cache"), Some("miss"));
+    let second = chat_with(addr, &[], &hello(false)).await;
+    assert_eq!(second.header("x-seawall-cache"), Some("hit"));
+    assert_eq!(
+        second.json()["choices"][0]["message"]["content"],
+        first.json()["choices"][0]["message"]["content"]
+    );
+    assert_eq!(sim.requests_for(Provider::OpenAi).len(), 1);
+
+    // The caller may ask for a fresh answer.
+    let fresh = chat_with(addr, &[("cache-control", "no-cache")], &hello(false)).await;
+    assert_eq!(fresh.header("x-seawall-cache"), Some("miss"));
+    assert_eq!(sim.requests_for(Provider::OpenAi).len(), 2);
+
+    // A streamed request is answered from the cache as a stream.
+    let streamed = chat_with(addr, &[], &hello(true)).await;
+    assert_eq!(streamed.header("x-seawall-cache"), Some("hit"));
+    assert_eq!(streamed.events().last(), Some(&"[DONE]"));
+    assert_eq!(sim.requests_for(Provider::OpenAi).len(), 2);
+}
+
+#[tokio::test]
+async fn an_idempotency_key_makes_retries_one_call_and_refuses_reuse() {
+    let (sim, gw) = start(|c| {
+        c.idempotency = Some(seawall_gateway::IdempotencyConfig {
+            ttl: Duration::from_secs(3600),
+        });
+    })
+    .await;
+    let addr = gw.local_addr();
+    let key = [("idempotency-key", "order-42")];
+    let first = chat_with(addr, &key, &hello(false)).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let retry = chat_with(addr, &key, &hello(false)).await;
+    assert_eq!(retry.status, 200);
+    assert_eq!(retry.header("x-seawall-cache"), Some("replayed"));
+    assert_eq!(
+        retry.json()["choices"][0]["message"]["content"],
+        first.json()["choices"][0]["message"]["content"]
+    );
+    assert_eq!(sim.requests_for(Provider::OpenAi).len(), 1);
+
+    let other =
+        json!({"model": "demo", "messages": [{"role": "user", "content": "something else"}]});
+    let reused = chat_with(addr, &key, &other).await;
+    assert_eq!(reused.status, 422, "{}", reused.body);
+    assert_eq!(reused.json()["error"]["code"], "idempotency_key_conflict");
+    assert_eq!(sim.requests_for(Provider::OpenAi).len(), 1, "nothing sent");
+
+    let long = "k".repeat(300);
+    let bad = chat_with(addr, &[("idempotency-key", &long)], &hello(false)).await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.json()["error"]["code"], "invalid_idempotency_key");
+}

@@ -193,3 +193,13 @@ async fn an_abandoned_first_call_fails_the_joined_ones() {
     let again = service.clone().oneshot(keyed("k5", "hi")).await.unwrap();
     assert_eq!(again.text(), "answer 2");
 }
+
+#[tokio::test(start_paused = true)]
+async fn answers_given_by_another_call_say_so_in_the_trail() {
+    let upstream = Upstream::new();
+    let service = IdempotencyLayer::new(Duration::from_secs(60)).layer(upstream.service());
+    let first = service.clone().oneshot(keyed("k6", "hi")).await.unwrap();
+    assert_eq!(first.trail.cache, None, "the first call ran");
+    let again = service.clone().oneshot(keyed("k6", "hi")).await.unwrap();
+    assert_eq!(again.trail.cache, Some(seawall_core::CacheStatus::Replayed));
+}

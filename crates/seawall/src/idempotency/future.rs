@@ -7,7 +7,8 @@ use std::task::{Context, Poll, ready};
 use futures_core::Stream;
 use pin_project_lite::pin_project;
 use seawall_core::{
-    BoxError, ChatResponse, EventStream, ProviderKind, StreamAccumulator, StreamEvent, Trail,
+    BoxError, CacheStatus, ChatResponse, EventStream, ProviderKind, StreamAccumulator, StreamEvent,
+    Trail,
 };
 
 use super::error::{FirstCallFailed, IdempotencyConflict};
@@ -131,7 +132,7 @@ impl<F> ResponseFuture<F> {
 
     pub(crate) fn replay(answer: &Answer, streamed: bool) -> Self {
         let outcome = answer
-            .response(streamed, Trail::default())
+            .response(streamed, replayed())
             .ok_or_else(|| "the stored answer cannot be replayed".into());
         Self {
             state: State::Ready {
@@ -153,6 +154,13 @@ impl<F> fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
+}
+
+/// The trail of a call another call answered.
+fn replayed() -> Trail {
+    let mut trail = Trail::default();
+    trail.cache = Some(CacheStatus::Replayed);
+    trail
 }
 
 fn polled_after_completion() -> BoxError {
@@ -211,6 +219,7 @@ where
                             response.id = id;
                         }
                         response.usage = usage;
+                        response.trail = replayed();
                         return Poll::Ready(Ok(response));
                     }
                     match flight.look(cx) {
@@ -229,11 +238,13 @@ where
                                 next: 0,
                             };
                             if *streamed {
-                                return Poll::Ready(Ok(ChatResponse::streaming(
+                                let mut response = ChatResponse::streaming(
                                     provider,
                                     model.as_str(),
                                     EventStream::new(stream),
-                                )));
+                                );
+                                response.trail = replayed();
+                                return Poll::Ready(Ok(response));
                             }
                             *follow = Some((stream, StreamAccumulator::new(), provider, model));
                         }
