@@ -49,7 +49,10 @@ where
 
     fn call(&mut self, mut request: Req) -> Self::Future {
         self.config.budget.deposit();
-        crate::classifier::install(self.config.classifier.as_ref(), request.context_mut());
+        if let Some(own) = &self.config.classifier {
+            // Only then: a raw request without a context is not given one for nothing.
+            crate::classifier::install(Some(own), request.context_mut());
+        }
         let retry_request = request.clone();
         let clone = self.inner.clone();
         // The readied instance takes this call and stays with the future for the retries.
