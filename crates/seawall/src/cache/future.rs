@@ -6,8 +6,8 @@ use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
 use seawall_core::{
-    BoxError, BuiltinClassifier, CacheStatus, Cause, ChatResponse, Classifier, Classify, ErrorKind,
-    ErrorWithTrail, EventStream, FinishReason,
+    BoxError, CacheStatus, Cause, ChatResponse, Classifier, ErrorKind, ErrorWithTrail, EventStream,
+    FinishReason,
 };
 
 use super::key::Key;
@@ -81,10 +81,7 @@ fn callers_fault(
     error: &(dyn std::error::Error + 'static),
     classifier: Option<&Classifier>,
 ) -> bool {
-    let verdict = match classifier {
-        Some(classifier) => classifier.classify(error),
-        None => BuiltinClassifier::default().classify(error),
-    };
+    let verdict = crate::classifier::classify(None, classifier, error);
     matches!(
         verdict.cause,
         Cause::InvalidRequest
