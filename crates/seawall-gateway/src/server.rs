@@ -182,6 +182,8 @@ struct Shared {
     models: Bytes,
     next_id: AtomicU64,
     clock_start: tokio::time::Instant,
+    /// The upstream and virtual keys, to take out of any upstream text relayed to a client.
+    secrets: Box<[String]>,
 }
 
 /// Builds a [`Gateway`] from a [`Config`].
@@ -263,8 +265,11 @@ impl GatewayBuilder {
         // One breaker and limiter per target, shared by every group that uses it.
         let mut targets = Vec::new();
         let mut stacks = HashMap::new();
+        let mut secrets = Vec::new();
         for t in &config.targets {
-            let key = t.api_key_env.as_deref().and_then(&env).map(ApiKey::new);
+            let secret = t.api_key_env.as_deref().and_then(&env);
+            secrets.extend(secret.clone());
+            let key = secret.map(ApiKey::new);
             let breaker = {
                 let mut b = BreakerLayer::builder(t.name.as_str());
                 if let Some(n) = t.breaker_failures {
@@ -444,6 +449,7 @@ impl GatewayBuilder {
                     TokioClock { start: clock_start },
                 )
             });
+            secrets.push(secret.clone());
             keys.insert(
                 secret,
                 Arc::new(VirtualKey {
@@ -468,6 +474,7 @@ impl GatewayBuilder {
             .collect();
         Ok(Gateway {
             shared: Arc::new(Shared {
+                secrets: secrets.into_boxed_slice(),
                 exact,
                 patterns,
                 targets,
@@ -892,7 +899,8 @@ impl SseRelay {
     }
 
     fn fail(&mut self, out: &mut Vec<u8>, error: &LlmError) {
-        wire::stream_error(out, error);
+        let message = crate::redact::redact(error.message(), &self.shared.secrets);
+        wire::stream_error(out, &message, error.kind());
         self.shared.metrics.stream_errors.fetch_add(1, Relaxed);
         self.end();
     }
@@ -1094,7 +1102,12 @@ async fn chat(
             .headers()
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
+            // The scheme is case-insensitive (RFC 9110 §11.1).
+            .and_then(|v| {
+                v.get(..7)
+                    .filter(|scheme| scheme.eq_ignore_ascii_case("bearer "))
+                    .map(|_| &v[7..])
+            });
         let Some(bearer) = bearer else {
             return error_reply(
                 StatusCode::UNAUTHORIZED,
@@ -1238,7 +1251,11 @@ async fn chat(
             "invalid_request_error",
             Some("model_not_found"),
             Some("model"),
-            &format!("the model `{model}` does not exist"),
+            &format!(
+                "the model `{}` does not exist",
+                // Named back only in part: the client sent it, and it may be huge.
+                prefix(model, 128)
+            ),
         );
     };
     let mut inbound = inbound;
@@ -1305,6 +1322,15 @@ async fn chat(
         }
         Err(error) => upstream_error(shared, &group.classifier, &error),
     }
+}
+
+/// At most the first `max` bytes of `text`, cut at a character boundary.
+fn prefix(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// The model that answered: the provider's own name for it when it gave one, else the
@@ -1431,6 +1457,8 @@ fn upstream_error(shared: &Shared, classifier: &Classifier, error: &BoxError) ->
         }
         message.push(')');
     }
+    // Upstream text may echo credentials: none reaches the client.
+    let message = crate::redact::redact(&message, &shared.secrets);
     let mut reply = error_reply(status, kind, Some(code), None, &message);
     let headers = reply.headers_mut();
     if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use seawall_core::{
-    ChatRequest, ChatResponse, ContentPart, FinishReason, ImageDetail, ImageSource, InvalidRequest,
-    LlmError, Message, ResponseFormat, Role, ToolCall, ToolChoice, ToolDefinition, Usage,
+    ChatRequest, ChatResponse, ContentPart, ErrorKind, FinishReason, ImageDetail, ImageSource,
+    InvalidRequest, Message, ResponseFormat, Role, ToolCall, ToolChoice, ToolDefinition, Usage,
 };
 
 /// A request body the gateway cannot accept, with the parameter at fault.
@@ -558,13 +558,8 @@ pub fn done(out: &mut Vec<u8>) {
 }
 
 /// An in-band stream error event (OpenAI's shape for errors after the stream started).
-pub fn stream_error(out: &mut Vec<u8>, error: &LlmError) {
-    let body = error_body(
-        error.message(),
-        "server_error",
-        None,
-        Some(error.kind().as_str()),
-    );
+pub fn stream_error(out: &mut Vec<u8>, message: &str, kind: ErrorKind) {
+    let body = error_body(message, "server_error", None, Some(kind.as_str()));
     sse(out, &body);
 }
 

@@ -1301,3 +1301,111 @@ async fn an_idempotency_key_makes_retries_one_call_and_refuses_reuse() {
     assert_eq!(bad.status, 400);
     assert_eq!(bad.json()["error"]["code"], "invalid_idempotency_key");
 }
+
+#[tokio::test]
+async fn upstream_error_text_that_echoes_a_key_is_not_relayed() {
+    let upstream = "sk-proj-Zq81mfW2xkqPp7Lr0aVb3cDe5FgHiJ";
+    let sim = Simulator::builder().start().await.unwrap();
+    let mut config = seawall_gateway::demo_config(&sim);
+    for t in &mut config.targets {
+        t.api_key_env = Some("UPSTREAM_KEY".into());
+    }
+    let gw = seawall_gateway::Gateway::builder(config)
+        .env("UPSTREAM_KEY", upstream)
+        .build()
+        .unwrap()
+        .listen("127.0.0.1:0".parse().unwrap())
+        .serve()
+        .await
+        .unwrap();
+    // OpenAI's own 401 wording shows the key's start and end; a proxy echoes it whole.
+    let shown = format!(
+        "Incorrect API key provided: {}********{}. You can find your API key at https://platform.openai.com/account/api-keys.",
+        &upstream[..8],
+        &upstream[upstream.len() - 4..]
+    );
+    let echoed = format!("upstream said: authorization: Bearer {upstream}");
+    for (provider, message) in [
+        (Provider::OpenAi, shown),
+        (Provider::Anthropic, echoed.clone()),
+        (Provider::Gemini, echoed),
+    ] {
+        sim.set_faults(
+            provider,
+            vec![FaultRule::always(Fault::Status {
+                status: 401,
+                error_type: None,
+                message: Some(message),
+                code: None,
+                retry: Default::default(),
+            })],
+        );
+    }
+    for stream in [false, true] {
+        let reply = chat(gw.local_addr(), hello(stream)).await;
+        assert_eq!(reply.status, 502, "{}", reply.body);
+        assert!(!reply.body.contains(&upstream[..8]), "{}", reply.body);
+        assert!(
+            !reply.body.contains(&upstream[upstream.len() - 8..]),
+            "{}",
+            reply.body
+        );
+        assert!(reply.body.contains("[redacted]"), "{}", reply.body);
+        assert!(
+            reply.body.contains("sim-openai"),
+            "the attempts are still listed"
+        );
+    }
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive_and_a_huge_unknown_model_is_not_echoed() {
+    let (_sim, gw) = start_with(
+        |c| {
+            c.keys.push(VirtualKeyConfig {
+                name: "team".into(),
+                key_env: "TEAM_KEY".into(),
+                requests_per_minute: None,
+                token_budget: None,
+            });
+        },
+        &[("TEAM_KEY", "vk-team-1234")],
+    )
+    .await;
+    let addr = gw.local_addr();
+    let body = serde_json::to_vec(&hello(false)).unwrap();
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let auth = format!("{scheme} vk-team-1234");
+        let reply = send(
+            addr,
+            "POST",
+            "/v1/chat/completions",
+            &[
+                ("content-type", "application/json"),
+                ("authorization", &auth),
+            ],
+            &body,
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{scheme}: {}", reply.body);
+    }
+    let huge = "m".repeat(100_000);
+    let body = serde_json::to_vec(
+        &json!({"model": huge, "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .unwrap();
+    let reply = send(
+        addr,
+        "POST",
+        "/v1/chat/completions",
+        &[
+            ("content-type", "application/json"),
+            ("authorization", "Bearer vk-team-1234"),
+        ],
+        &body,
+    )
+    .await;
+    assert_eq!(reply.status, 404);
+    assert!(reply.body.len() < 1_000, "{} bytes", reply.body.len());
+}
