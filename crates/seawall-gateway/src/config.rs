@@ -91,6 +91,15 @@ pub struct ServerConfig {
     /// program of yours; one thread per core for the `seawall-gateway` binary.
     #[serde(default)]
     pub threads: Option<usize>,
+    /// `allowed_hosts`: the host names clients reach the gateway by (`Host` header, port
+    /// left out). Unset: the loopback names when listening on a loopback address, any host
+    /// otherwise.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    /// `allowed_origins`: browser origins (`https://app.example`) allowed to call the
+    /// gateway. Unset: only pages served from an allowed host.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -100,6 +109,8 @@ impl Default for ServerConfig {
             max_body_bytes: default_max_body(),
             shutdown_grace: default_grace(),
             threads: None,
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
         }
     }
 }

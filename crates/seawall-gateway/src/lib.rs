@@ -39,6 +39,7 @@ mod config;
 #[cfg(feature = "demo")]
 mod demo;
 mod metrics;
+mod origin;
 mod redact;
 mod server;
 pub mod wire;

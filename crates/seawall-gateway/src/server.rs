@@ -54,6 +54,7 @@ use tower::{Layer, ServiceExt};
 
 use crate::config::{Config, ConfigError, ProviderConfig, StrategyConfig};
 use crate::metrics::{Metrics, TargetGauges};
+use crate::origin::Refusal;
 use crate::wire::{self, ChunkHead};
 
 /// A clock on tokio's `Instant`, so inbound limits follow the one clock (and paused time
@@ -184,6 +185,19 @@ struct Shared {
     clock_start: tokio::time::Instant,
     /// The upstream and virtual keys, to take out of any upstream text relayed to a client.
     secrets: Box<[String]>,
+    /// The configured hosts and origins; what they allow is known once the listener is
+    /// bound (`allowed`).
+    allowed_config: (Vec<String>, Vec<String>),
+    allowed: std::sync::OnceLock<crate::origin::Allowed>,
+}
+
+impl Shared {
+    /// Settles which hosts and origins are answered, for a listener bound to `addr`.
+    fn bound(&self, addr: SocketAddr) {
+        let (hosts, origins) = &self.allowed_config;
+        self.allowed
+            .get_or_init(|| crate::origin::Allowed::new(hosts, origins, addr));
+    }
 }
 
 /// Builds a [`Gateway`] from a [`Config`].
@@ -475,6 +489,11 @@ impl GatewayBuilder {
         Ok(Gateway {
             shared: Arc::new(Shared {
                 secrets: secrets.into_boxed_slice(),
+                allowed_config: (
+                    config.server.allowed_hosts.clone(),
+                    config.server.allowed_origins.clone(),
+                ),
+                allowed: std::sync::OnceLock::new(),
                 exact,
                 patterns,
                 targets,
@@ -565,6 +584,7 @@ impl Gateway {
         if self.threads == 0 {
             let listener = listen(self.listen)?;
             let addr = listener.local_addr()?;
+            self.shared.bound(addr);
             let task = tokio::spawn(accept_loop(
                 listener,
                 Arc::clone(&self.shared),
@@ -582,6 +602,7 @@ impl Gateway {
         // One socket, shared by the threads' runtimes.
         let listener = listen(self.listen)?.into_std()?;
         let addr = listener.local_addr()?;
+        self.shared.bound(addr);
         // Each thread holds a sender; the channel closes when the last thread is done.
         let (done_tx, done_rx) = mpsc::channel::<()>(1);
         let mut threads = Vec::with_capacity(self.threads);
@@ -971,6 +992,34 @@ fn error_reply(
 }
 
 async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Reply, Infallible> {
+    if let Some(allowed) = shared.allowed.get()
+        && let Err(refusal) = allowed.check(request.headers())
+    {
+        let (status, code, message) = match refusal {
+            Refusal::Host => (
+                StatusCode::BAD_REQUEST,
+                "invalid_host",
+                "a request names exactly one Host",
+            ),
+            Refusal::ForeignHost => (
+                StatusCode::FORBIDDEN,
+                "forbidden_host",
+                "this gateway does not answer to that Host (see server.allowed_hosts)",
+            ),
+            Refusal::ForeignOrigin => (
+                StatusCode::FORBIDDEN,
+                "forbidden_origin",
+                "calls from that Origin are not allowed (see server.allowed_origins)",
+            ),
+        };
+        return Ok(error_reply(
+            status,
+            "invalid_request_error",
+            Some(code),
+            None,
+            message,
+        ));
+    }
     let reply = match (request.method(), request.uri().path()) {
         (&Method::POST, "/v1/chat/completions") => {
             let started = tokio::time::Instant::now();
@@ -1162,6 +1211,26 @@ async fn chat(
         }
         Some(Arc::clone(key))
     };
+
+    // A chat call is JSON: a cross-site page cannot send that without the browser asking.
+    let json = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|kind| kind.trim().eq_ignore_ascii_case("application/json"))
+        });
+    if !json {
+        return error_reply(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "invalid_request_error",
+            Some("unsupported_media_type"),
+            None,
+            "send the request body as Content-Type: application/json",
+        );
+    }
 
     // What the caller asks of the cache and the idempotency layer.
     let cache_directives = request

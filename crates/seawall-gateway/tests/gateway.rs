@@ -54,6 +54,14 @@ async fn send(
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
+    // Chat calls are JSON; a test that means to send something else says so.
+    if method == "POST"
+        && !headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("content-type"))
+    {
+        head.push_str("content-type: application/json\r\n");
+    }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes()).await.expect("write");
     stream.write_all(body).await.expect("write");
@@ -1064,7 +1072,7 @@ async fn client_disconnect_mid_stream_drops_the_upstream_stream() {
     let mut stream = TcpStream::connect(addr).await.unwrap();
     let body = serde_json::to_vec(&hello(true)).unwrap();
     let head = format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\ncontent-length: {}\r\n\r\n",
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).await.unwrap();
@@ -1408,4 +1416,75 @@ async fn the_bearer_scheme_is_case_insensitive_and_a_huge_unknown_model_is_not_e
     .await;
     assert_eq!(reply.status, 404);
     assert!(reply.body.len() < 1_000, "{} bytes", reply.body.len());
+}
+
+/// One raw HTTP/1.1 exchange, head written as given.
+async fn send_raw(addr: SocketAddr, head: &str, body: &[u8]) -> Reply {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(head.as_bytes()).await.expect("write");
+    stream.write_all(body).await.expect("write");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.expect("read");
+    parse(&raw)
+}
+
+#[tokio::test]
+async fn a_page_on_another_site_cannot_spend_a_keyless_loopback_gateway() {
+    let (sim, gw) = start(|_| {}).await;
+    let addr = gw.local_addr();
+    let body = serde_json::to_vec(&hello(false)).unwrap();
+    let len = body.len();
+    // A cross-site "simple" POST: text/plain, so the browser sends it without asking.
+    let simple = send_raw(
+        addr,
+        &format!("POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\norigin: https://evil.example\r\ncontent-type: text/plain\r\ncontent-length: {len}\r\n\r\n"),
+        &body,
+    )
+    .await;
+    assert_eq!(simple.status, 403, "{}", simple.body);
+    assert_eq!(simple.json()["error"]["code"], "forbidden_origin");
+    // The same without an Origin (a tool, not a browser), still not JSON.
+    let plain = send_raw(
+        addr,
+        &format!("POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-type: text/plain\r\ncontent-length: {len}\r\n\r\n"),
+        &body,
+    )
+    .await;
+    assert_eq!(plain.status, 415, "{}", plain.body);
+    // DNS rebinding: an attacker's name resolving to this loopback address.
+    let rebound = send_raw(
+        addr,
+        &format!("POST /v1/chat/completions HTTP/1.1\r\nhost: attacker.example:{}\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: {len}\r\n\r\n", addr.port()),
+        &body,
+    )
+    .await;
+    assert_eq!(rebound.status, 403, "{}", rebound.body);
+    assert_eq!(rebound.json()["error"]["code"], "forbidden_host");
+    let status = send_raw(
+        addr,
+        "GET /status HTTP/1.1\r\nhost: attacker.example\r\nconnection: close\r\n\r\n",
+        b"",
+    )
+    .await;
+    assert_eq!(status.status, 403);
+    // No Host, or two.
+    let hostless = send_raw(
+        addr,
+        &format!("POST /v1/chat/completions HTTP/1.1\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: {len}\r\n\r\n"),
+        &body,
+    )
+    .await;
+    assert_eq!(hostless.status, 400, "{}", hostless.body);
+    let twice = send_raw(
+        addr,
+        &format!("POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\nhost: {addr}\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: {len}\r\n\r\n"),
+        &body,
+    )
+    .await;
+    assert_eq!(twice.status, 400, "{}", twice.body);
+    assert!(sim.requests().is_empty(), "nothing went upstream");
+
+    // The gateway's own clients are served.
+    let ok = chat(addr, hello(false)).await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
 }
