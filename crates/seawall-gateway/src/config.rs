@@ -100,6 +100,12 @@ pub struct ServerConfig {
     /// gateway. Unset: only pages served from an allowed host.
     #[serde(default)]
     pub allowed_origins: Vec<String>,
+    /// `admin_key_env`: the environment variable holding the key that `/status` and
+    /// `/metrics` require (`Authorization: Bearer <key>`). Unset: they are open when no
+    /// virtual keys are configured, and closed when some are (they list every key's name
+    /// and usage).
+    #[serde(default)]
+    pub admin_key_env: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -111,6 +117,7 @@ impl Default for ServerConfig {
             threads: None,
             allowed_hosts: Vec::new(),
             allowed_origins: Vec::new(),
+            admin_key_env: None,
         }
     }
 }
@@ -375,6 +382,14 @@ impl Config {
     /// Checks names, references and limits, and that every key's environment variable is
     /// set, looking variables up with `env`.
     pub fn validate(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(variable) = &self.server.admin_key_env
+            && env(variable).is_none_or(|key| key.is_empty())
+        {
+            return Err(problem(
+                "server.admin_key_env",
+                format!("the environment variable {variable:?} is not set"),
+            ));
+        }
         if self.server.threads.is_some_and(|n| n > MAX_SERVER_THREADS) {
             return Err(problem(
                 "server.threads",

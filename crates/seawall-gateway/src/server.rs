@@ -189,6 +189,57 @@ struct Shared {
     /// bound (`allowed`).
     allowed_config: (Vec<String>, Vec<String>),
     allowed: std::sync::OnceLock<crate::origin::Allowed>,
+    /// What `/status` and `/metrics` ask of a caller.
+    admin: Admin,
+}
+
+/// Who may read `/status` and `/metrics`: they name every virtual key and its usage.
+enum Admin {
+    Open,
+    Key(String),
+    /// Virtual keys are configured and no admin key: closed.
+    Closed,
+}
+
+impl Admin {
+    /// The refusal for a caller that may not read them, if any.
+    fn refuse(&self, headers: &http::HeaderMap) -> Option<Reply> {
+        let bearer = headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.get(..7)
+                    .filter(|scheme| scheme.eq_ignore_ascii_case("bearer "))
+                    .map(|_| v[7..].trim())
+            });
+        match self {
+            Self::Open => None,
+            Self::Key(key) if bearer.is_some_and(|given| constant_time_eq(given, key)) => None,
+            Self::Key(_) => Some(error_reply(
+                StatusCode::UNAUTHORIZED,
+                "invalid_request_error",
+                Some("invalid_admin_key"),
+                None,
+                "this route needs the admin key: Authorization: Bearer <key>",
+            )),
+            Self::Closed => Some(error_reply(
+                StatusCode::FORBIDDEN,
+                "invalid_request_error",
+                Some("admin_key_not_configured"),
+                None,
+                "this route lists every virtual key's usage: set server.admin_key_env to open it",
+            )),
+        }
+    }
+}
+
+/// Compares two keys in time that depends on their lengths only.
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |diff, (x, y)| diff | (x ^ y))
+            == 0
 }
 
 impl Shared {
@@ -486,14 +537,25 @@ impl GatewayBuilder {
             .enumerate()
             .map(|(i, t)| (t.name.clone(), i))
             .collect();
+        let admin = match config.server.admin_key_env.as_deref().and_then(&env) {
+            Some(key) => Admin::Key(key),
+            None if config.keys.is_empty() => Admin::Open,
+            None => Admin::Closed,
+        };
         Ok(Gateway {
             shared: Arc::new(Shared {
-                secrets: secrets.into_boxed_slice(),
+                secrets: {
+                    if let Admin::Key(key) = &admin {
+                        secrets.push(key.clone());
+                    }
+                    secrets.into_boxed_slice()
+                },
                 allowed_config: (
                     config.server.allowed_hosts.clone(),
                     config.server.allowed_origins.clone(),
                 ),
                 allowed: std::sync::OnceLock::new(),
+                admin,
                 exact,
                 patterns,
                 targets,
@@ -1020,6 +1082,12 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Reply
             message,
         ));
     }
+    if request.method() == Method::GET
+        && matches!(request.uri().path(), "/metrics" | "/status")
+        && let Some(refused) = shared.admin.refuse(request.headers())
+    {
+        return Ok(refused);
+    }
     let reply = match (request.method(), request.uri().path()) {
         (&Method::POST, "/v1/chat/completions") => {
             let started = tokio::time::Instant::now();
@@ -1042,6 +1110,11 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Reply
             } else {
                 full(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "draining\n")
             }
+        }
+        (&Method::GET, "/metrics" | "/status")
+            if let Some(refused) = shared.admin.refuse(request.headers()) =>
+        {
+            refused
         }
         (&Method::GET, "/metrics") => full(
             StatusCode::OK,

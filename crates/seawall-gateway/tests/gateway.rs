@@ -1488,3 +1488,59 @@ async fn a_page_on_another_site_cannot_spend_a_keyless_loopback_gateway() {
     let ok = chat(addr, hello(false)).await;
     assert_eq!(ok.status, 200, "{}", ok.body);
 }
+
+#[tokio::test]
+async fn status_and_metrics_name_every_key_so_they_need_the_admin_key() {
+    let team = |c: &mut Config| {
+        c.keys.push(VirtualKeyConfig {
+            name: "team".into(),
+            key_env: "TEAM_KEY".into(),
+            requests_per_minute: None,
+            token_budget: None,
+        });
+    };
+    // Virtual keys and no admin key: closed.
+    let (_sim, gw) = start_with(team, &[("TEAM_KEY", "vk-team-1234")]).await;
+    for path in ["/status", "/metrics"] {
+        let reply = send(gw.local_addr(), "GET", path, &[], b"").await;
+        assert_eq!(reply.status, 403, "{path}: {}", reply.body);
+        assert!(!reply.body.contains("team"), "{}", reply.body);
+    }
+    gw.shutdown().await;
+
+    let (_sim, gw) = start_with(
+        |c| {
+            team(c);
+            c.server.admin_key_env = Some("ADMIN_KEY".into());
+        },
+        &[
+            ("TEAM_KEY", "vk-team-1234"),
+            ("ADMIN_KEY", "adm-secret-5678"),
+        ],
+    )
+    .await;
+    let addr = gw.local_addr();
+    for path in ["/status", "/metrics"] {
+        let without = send(addr, "GET", path, &[], b"").await;
+        assert_eq!(without.status, 401, "{path}");
+        let tenant = send(
+            addr,
+            "GET",
+            path,
+            &[("authorization", "Bearer vk-team-1234")],
+            b"",
+        )
+        .await;
+        assert_eq!(tenant.status, 401, "a tenant's key is not the admin key");
+        let admin = send(
+            addr,
+            "GET",
+            path,
+            &[("authorization", "bearer adm-secret-5678")],
+            b"",
+        )
+        .await;
+        assert_eq!(admin.status, 200, "{path}: {}", admin.body);
+    }
+    gw.shutdown().await;
+}
