@@ -106,6 +106,30 @@ pub struct ServerConfig {
     /// and usage).
     #[serde(default)]
     pub admin_key_env: Option<String>,
+    /// `header_read_timeout`: how long a client may take to send a request's headers
+    /// (silent and trickling connections are closed after it).
+    #[serde(default = "default_header_read", deserialize_with = "duration")]
+    pub header_read_timeout: Duration,
+    /// `body_read_timeout`: how long a client may take to send a request's body (408
+    /// after it).
+    #[serde(default = "default_body_read", deserialize_with = "duration")]
+    pub body_read_timeout: Duration,
+    /// `max_connections`: open client connections at most; more wait in the listen
+    /// backlog until one closes.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+}
+
+fn default_header_read() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_body_read() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_max_connections() -> usize {
+    4_096
 }
 
 impl Default for ServerConfig {
@@ -118,6 +142,9 @@ impl Default for ServerConfig {
             allowed_hosts: Vec::new(),
             allowed_origins: Vec::new(),
             admin_key_env: None,
+            header_read_timeout: default_header_read(),
+            body_read_timeout: default_body_read(),
+            max_connections: default_max_connections(),
         }
     }
 }

@@ -191,6 +191,10 @@ struct Shared {
     allowed: std::sync::OnceLock<crate::origin::Allowed>,
     /// What `/status` and `/metrics` ask of a caller.
     admin: Admin,
+    header_read_timeout: Duration,
+    body_read_timeout: Duration,
+    /// One permit per open client connection.
+    connections: Arc<tokio::sync::Semaphore>,
 }
 
 /// Who may read `/status` and `/metrics`: they name every virtual key and its usage.
@@ -556,6 +560,11 @@ impl GatewayBuilder {
                 ),
                 allowed: std::sync::OnceLock::new(),
                 admin,
+                header_read_timeout: config.server.header_read_timeout,
+                body_read_timeout: config.server.body_read_timeout,
+                connections: Arc::new(tokio::sync::Semaphore::new(
+                    config.server.max_connections.max(1),
+                )),
                 exact,
                 patterns,
                 targets,
@@ -789,9 +798,15 @@ async fn accept_loop(
 ) {
     let mut connections = JoinSet::new();
     loop {
-        let accepted = tokio::select! {
+        // At the connection cap, further clients wait in the listen backlog.
+        let permit = tokio::select! {
             _ = stop.changed() => break,
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            permit = Arc::clone(&shared.connections).acquire_owned() => permit,
+        };
+        let Ok(permit) = permit else { break };
+        let accepted = tokio::select! {
+            _ = stop.changed() => break,
             accepted = listener.accept() => accepted,
         };
         let Ok((stream, _)) = accepted else {
@@ -803,9 +818,15 @@ async fn accept_loop(
         let shared = Arc::clone(&shared);
         let mut stop = stop.clone();
         connections.spawn(async move {
+            let _permit = permit;
+            let header_read_timeout = shared.header_read_timeout;
             let service = service_fn(move |request| handle(Arc::clone(&shared), request));
+            // A client that sends no (or a trickle of) headers, on a new connection or an
+            // idle kept-alive one, is closed after the header read timeout.
             let connection = http1::Builder::new()
                 .keep_alive(true)
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_read_timeout)
                 .serve_connection(TokioIo::new(stream), service);
             tokio::pin!(connection);
             tokio::select! {
@@ -1349,10 +1370,21 @@ async fn chat(
     if declared.is_some_and(|n| n > shared.max_body as u64) {
         return too_large();
     }
-    let body = match Limited::new(request.into_body(), shared.max_body)
-        .collect()
-        .await
-    {
+    let read = tokio::time::timeout(
+        shared.body_read_timeout,
+        Limited::new(request.into_body(), shared.max_body).collect(),
+    )
+    .await;
+    let Ok(read) = read else {
+        return error_reply(
+            StatusCode::REQUEST_TIMEOUT,
+            "invalid_request_error",
+            Some("body_read_timeout"),
+            None,
+            "the request body did not arrive in time",
+        );
+    };
+    let body = match read {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
         Err(e) => {

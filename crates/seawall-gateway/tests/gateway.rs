@@ -1544,3 +1544,64 @@ async fn status_and_metrics_name_every_key_so_they_need_the_admin_key() {
     }
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn silent_trickling_and_slow_body_clients_are_closed_after_their_timeouts() {
+    let (_sim, gw) = start(|c| {
+        c.server.header_read_timeout = Duration::from_millis(300);
+        c.server.body_read_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let addr = gw.local_addr();
+    // Silent, and trickling: headers that never end.
+    for opening in [
+        &b""[..],
+        b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n",
+    ] {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream.write_all(opening).await.unwrap();
+        let started = std::time::Instant::now();
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut rest))
+            .await
+            .expect("closed by the gateway, not by the test's bound");
+        assert!(read.is_ok() || read.is_err(), "closed");
+        assert!(
+            started.elapsed() >= Duration::from_millis(250),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    // A body that stops halfway.
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: 100\r\n\r\n{{\"model\""
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
+        .await
+        .expect("answered in time")
+        .unwrap();
+    assert_eq!(parse(&raw).status, 408);
+}
+
+#[tokio::test]
+async fn past_the_connection_cap_a_client_waits_until_one_closes() {
+    let (_sim, gw) = start(|c| c.server.max_connections = 2).await;
+    let addr = gw.local_addr();
+    let idle = [
+        TcpStream::connect(addr).await.unwrap(),
+        TcpStream::connect(addr).await.unwrap(),
+    ];
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let third = tokio::spawn(chat(addr, hello(false)));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!third.is_finished(), "served past the cap");
+    drop(idle);
+    let reply = tokio::time::timeout(Duration::from_secs(10), third)
+        .await
+        .expect("served once a connection closed")
+        .unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.body);
+}
