@@ -118,6 +118,14 @@ pub struct ServerConfig {
     /// backlog until one closes.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// `max_in_flight`: chat calls handled at once; one more is answered 503 with
+    /// `retry-after` (with `max_body_bytes`, this bounds the memory request bodies take).
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+}
+
+fn default_max_in_flight() -> usize {
+    512
 }
 
 fn default_header_read() -> Duration {
@@ -145,6 +153,7 @@ impl Default for ServerConfig {
             header_read_timeout: default_header_read(),
             body_read_timeout: default_body_read(),
             max_connections: default_max_connections(),
+            max_in_flight: default_max_in_flight(),
         }
     }
 }

@@ -195,6 +195,8 @@ struct Shared {
     body_read_timeout: Duration,
     /// One permit per open client connection.
     connections: Arc<tokio::sync::Semaphore>,
+    /// One permit per chat call being handled.
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 /// Who may read `/status` and `/metrics`: they name every virtual key and its usage.
@@ -565,6 +567,9 @@ impl GatewayBuilder {
                 connections: Arc::new(tokio::sync::Semaphore::new(
                     config.server.max_connections.max(1),
                 )),
+                in_flight: Arc::new(tokio::sync::Semaphore::new(
+                    config.server.max_in_flight.max(1),
+                )),
                 exact,
                 patterns,
                 targets,
@@ -910,6 +915,8 @@ struct SseRelay {
     /// False for an answer given again (a cache hit, an idempotent replay): nothing was
     /// used upstream for it, so nothing is charged.
     charge: bool,
+    /// The call's in-flight permit, held until the stream ends.
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl SseRelay {
@@ -1116,7 +1123,31 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Reply
             // whole life, and the call's state (the stack's futures, ~2.7 KB) is needed
             // only until the response head; open streams and idle keep-alive connections
             // then hold a pointer, not the state.
+            // Beyond the bound, a call is refused before its body is read: the bodies in
+            // memory are bounded by max_in_flight × max_body_bytes.
+            let Ok(permit) = Arc::clone(&shared.in_flight).try_acquire_owned() else {
+                shared.metrics.request(503);
+                let mut reply = error_reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "server_error",
+                    Some("overloaded"),
+                    None,
+                    "the gateway is at its limit of calls in flight; retry shortly",
+                );
+                reply
+                    .headers_mut()
+                    .insert("retry-after", HeaderValue::from_static("1"));
+                return Ok(reply);
+            };
             let reply = Box::pin(chat(&shared, request, started)).await;
+            // A stream holds its permit until the relay ends.
+            let reply = match reply.into_parts() {
+                (parts, GatewayBody(BodyKind::Sse(mut relay))) => {
+                    relay.permit = Some(permit);
+                    Response::from_parts(parts, GatewayBody(BodyKind::Sse(relay)))
+                }
+                (parts, body) => Response::from_parts(parts, body),
+            };
             if !matches!(reply.body().0, BodyKind::Sse(_)) {
                 shared.metrics.latency.observe(started.elapsed());
             }
@@ -1477,6 +1508,7 @@ async fn chat(
                     target,
                     role_sent: false,
                     charge,
+                    permit: None,
                 };
                 let mut reply = Response::new(GatewayBody(BodyKind::Sse(Box::new(relay))));
                 let headers = reply.headers_mut();

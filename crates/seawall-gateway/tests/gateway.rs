@@ -1605,3 +1605,49 @@ async fn past_the_connection_cap_a_client_waits_until_one_closes() {
         .unwrap();
     assert_eq!(reply.status, 200, "{}", reply.body);
 }
+
+#[tokio::test]
+async fn past_the_in_flight_bound_a_call_is_refused_before_its_body_is_read() {
+    let (sim, gw) = start(|c| c.server.max_in_flight = 1).await;
+    sim.set_faults(
+        Provider::OpenAi,
+        vec![FaultRule::first(
+            1,
+            Fault::StallAfter {
+                events: 2,
+                ms: 60_000,
+            },
+        )],
+    );
+    let addr = gw.local_addr();
+    // A stream that holds its slot while it is open.
+    let mut open = TcpStream::connect(addr).await.unwrap();
+    let body = serde_json::to_vec(&hello(true)).unwrap();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    open.write_all(head.as_bytes()).await.unwrap();
+    open.write_all(&body).await.unwrap();
+    let mut first = [0u8; 256];
+    let n = open.read(&mut first).await.unwrap();
+    assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
+
+    let refused = chat(addr, hello(false)).await;
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    assert_eq!(refused.json()["error"]["code"], "overloaded");
+
+    // The slot comes back when the stream goes.
+    drop(open);
+    let mut served = None;
+    for _ in 0..100 {
+        let reply = chat(addr, hello(false)).await;
+        if reply.status == 200 {
+            served = Some(reply);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(served.is_some(), "served once the stream was dropped");
+}
