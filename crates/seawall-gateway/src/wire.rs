@@ -165,6 +165,12 @@ pub fn decode_request(body: &[u8]) -> Result<Inbound, BadRequest> {
         messages.push(decode_message(i, m)?);
     }
     let mut request = ChatRequest::new(raw.model, messages);
+    // The name the client used, for an error about it.
+    let max_tokens_name = if raw.max_completion_tokens.is_some() {
+        "max_completion_tokens"
+    } else {
+        "max_tokens"
+    };
     request.max_output_tokens = raw.max_completion_tokens.or(raw.max_tokens);
     request.temperature = raw.temperature;
     request.top_p = raw.top_p;
@@ -230,7 +236,17 @@ pub fn decode_request(body: &[u8]) -> Result<Inbound, BadRequest> {
         },
     };
     request.user = raw.user.map(Into::into);
-    request.validate()?;
+    request.validate().map_err(|invalid| {
+        let mut bad = BadRequest::from(invalid);
+        // The unified model's name for it is not the client's.
+        if bad.param.as_deref() == Some("max_output_tokens") {
+            bad.param = Some(max_tokens_name.to_owned());
+            bad.message = bad
+                .message
+                .replacen("max_output_tokens", max_tokens_name, 1);
+        }
+        bad
+    })?;
     let include_usage = raw
         .stream_options
         .and_then(|o| o.include_usage)

@@ -198,6 +198,20 @@ async fn bad_input_is_refused_before_anything_goes_upstream() {
             Some("messages"),
         ),
         (
+            "max_tokens of 0, named as sent",
+            br#"{"model":"demo","max_tokens":0,"messages":[{"role":"user","content":"hi"}]}"#
+                .to_vec(),
+            400,
+            Some("max_tokens"),
+        ),
+        (
+            "max_completion_tokens of 0, named as sent",
+            br#"{"model":"demo","max_completion_tokens":0,"messages":[{"role":"user","content":"hi"}]}"#
+                .to_vec(),
+            400,
+            Some("max_completion_tokens"),
+        ),
+        (
             "unknown role",
             br#"{"model":"demo","messages":[{"role":"wizard","content":"hi"}]}"#.to_vec(),
             400,
@@ -1650,4 +1664,25 @@ async fn past_the_in_flight_bound_a_call_is_refused_before_its_body_is_read() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(served.is_some(), "served once the stream was dropped");
+}
+
+#[tokio::test]
+async fn a_request_with_both_content_length_and_chunked_encoding_smuggles_nothing() {
+    let (sim, gw) = start(|_| {}).await;
+    let addr = gw.local_addr();
+    let inner = serde_json::to_string(&hello(false)).unwrap();
+    // The body, read by length, ends early; read as chunks, it carries a second request.
+    let smuggled = format!(
+        "0\r\n\r\nPOST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{inner}",
+        inner.len()
+    );
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n"
+    );
+    let reply = send_raw(addr, &head, smuggled.as_bytes()).await;
+    assert!(reply.status >= 400, "{} {}", reply.status, reply.body);
+    assert!(
+        sim.requests().is_empty(),
+        "neither request reached the upstream"
+    );
 }
