@@ -197,6 +197,8 @@ struct Shared {
     connections: Arc<tokio::sync::Semaphore>,
     /// One permit per chat call being handled.
     in_flight: Arc<tokio::sync::Semaphore>,
+    /// Set when the shutdown grace ran out: open streams end the way a failed stream ends.
+    cut_streams: watch::Sender<bool>,
 }
 
 /// Who may read `/status` and `/metrics`: they name every virtual key and its usage.
@@ -570,6 +572,7 @@ impl GatewayBuilder {
                 in_flight: Arc::new(tokio::sync::Semaphore::new(
                     config.server.max_in_flight.max(1),
                 )),
+                cut_streams: watch::Sender::new(false),
                 exact,
                 patterns,
                 targets,
@@ -850,7 +853,15 @@ async fn accept_loop(
     })
     .await;
     if drained.is_err() {
-        connections.shutdown().await;
+        // Open streams end with an in-band error event; their connections then close.
+        shared.cut_streams.send_replace(true);
+        let ended = tokio::time::timeout(Duration::from_secs(1), async {
+            while connections.join_next().await.is_some() {}
+        })
+        .await;
+        if ended.is_err() {
+            connections.shutdown().await;
+        }
     }
 }
 
@@ -917,6 +928,8 @@ struct SseRelay {
     charge: bool,
     /// The call's in-flight permit, held until the stream ends.
     permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// Resolves when the shutdown grace runs out.
+    cut: Pin<Box<dyn Future<Output = ()> + Send>>,
 }
 
 impl SseRelay {
@@ -925,6 +938,16 @@ impl SseRelay {
         if !self.role_sent {
             self.role_sent = true;
             self.head.role(&mut out);
+        }
+        if self.stream.is_some() && self.cut.as_mut().poll(cx).is_ready() {
+            // The shutdown grace ran out: end as every failed stream ends, not with a bare
+            // close the client could take for a whole answer.
+            let error = LlmError::new(
+                ErrorKind::Server,
+                "the gateway shut down before the answer was complete",
+            );
+            self.fail(&mut out, &error);
+            return Poll::Ready(Some(out.into()));
         }
         loop {
             let Some(stream) = self.stream.as_mut() else {
@@ -1509,6 +1532,12 @@ async fn chat(
                     role_sent: false,
                     charge,
                     permit: None,
+                    cut: {
+                        let mut cut = shared.cut_streams.subscribe();
+                        Box::pin(async move {
+                            let _ = cut.wait_for(|cut| *cut).await;
+                        })
+                    },
                 };
                 let mut reply = Response::new(GatewayBody(BodyKind::Sse(Box::new(relay))));
                 let headers = reply.headers_mut();

@@ -1686,3 +1686,39 @@ async fn a_request_with_both_content_length_and_chunked_encoding_smuggles_nothin
         "neither request reached the upstream"
     );
 }
+
+#[tokio::test]
+async fn a_stream_still_open_when_the_shutdown_grace_runs_out_ends_with_an_error_event() {
+    let demo = Demo::start(|_| {}, |b| b).await.expect("demo");
+    let sim = demo.simulator;
+    let gw = demo
+        .gateway
+        .listen("127.0.0.1:0".parse().unwrap())
+        .shutdown_grace(Duration::from_millis(200))
+        .serve()
+        .await
+        .expect("serve");
+    sim.set_faults(
+        Provider::OpenAi,
+        vec![FaultRule::always(Fault::StallAfter {
+            events: 2,
+            ms: 60_000,
+        })],
+    );
+    let addr = gw.local_addr();
+    let call = tokio::spawn(chat(addr, hello(true)));
+    while sim.requests().is_empty() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    gw.shutdown().await;
+    let reply = tokio::time::timeout(Duration::from_secs(10), call)
+        .await
+        .expect("the stream ended")
+        .unwrap();
+    assert_eq!(reply.status, 200);
+    let events = reply.events();
+    assert!(!events.contains(&"[DONE]"), "{events:?}");
+    let last: Value = serde_json::from_str(events.last().expect("events")).unwrap();
+    assert!(last["error"]["message"].is_string(), "{last}");
+}
