@@ -172,4 +172,69 @@ mod tests {
         assert!(cell.try_reserve(10 * SECOND - 1, 1).is_err());
         assert_eq!(cell.try_reserve(10 * SECOND, 1), Ok(()));
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::GcraCell;
+
+        const WINDOW: u64 = 60 * super::SECOND;
+        const LIMIT: u64 = 1_000;
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            Advance(u64),
+            Reserve(u64),
+            Refund(u64),
+            Debit(u64),
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                (0..WINDOW / 4).prop_map(Op::Advance),
+                (1..=LIMIT).prop_map(Op::Reserve),
+                (0..=LIMIT).prop_map(Op::Refund),
+                (0..=LIMIT / 4).prop_map(Op::Debit),
+            ]
+        }
+
+        proptest! {
+            /// Whatever the order of calls: the cell never holds more than its limit, and
+            /// what it admitted (less what came back) never passes the limit plus the
+            /// refill of the time elapsed.
+            #[test]
+            fn never_admits_past_capacity_and_refunds_never_overfill(ops in prop::collection::vec(op(), 1..200)) {
+                let cell = GcraCell::new(LIMIT, WINDOW);
+                let (mut now, mut held, mut admitted) = (0u64, 0u64, 0u64);
+                for op in ops {
+                    match op {
+                        Op::Advance(dt) => now += dt,
+                        Op::Reserve(n) => {
+                            let before = cell.available(now);
+                            match cell.try_reserve(now, n) {
+                                Ok(()) => {
+                                    prop_assert!(n <= before, "admitted {n} with {before} free");
+                                    held += n;
+                                    admitted += n;
+                                }
+                                Err(wait) => prop_assert!(wait > 0),
+                            }
+                        }
+                        Op::Refund(n) => {
+                            let n = n.min(held);
+                            cell.refund(n);
+                            held -= n;
+                            admitted -= n;
+                        }
+                        // Units used beyond a reservation: charged, never refused, and they
+                        // only make later admissions wait longer.
+                        Op::Debit(n) => cell.debit(now, n),
+                    }
+                    prop_assert!(cell.available(now) <= LIMIT);
+                    let refill = u64::try_from(u128::from(now) * u128::from(LIMIT) / u128::from(WINDOW)).unwrap();
+                    prop_assert!(admitted <= LIMIT + refill + 1, "{admitted} > {LIMIT} + {refill}");
+                }
+            }
+        }
+    }
 }
