@@ -151,13 +151,48 @@ pub struct Inbound {
     pub include_usage: bool,
 }
 
+/// The first top-level field of a body that is JSON but not a valid request, whose value has
+/// the wrong type (or that is missing): the `param` of the error, as OpenAI names it.
+fn misplaced_param(body: &[u8]) -> Option<String> {
+    let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(body) else {
+        return None;
+    };
+    for required in ["model", "messages"] {
+        if !fields.contains_key(required) {
+            return Some(required.to_owned());
+        }
+    }
+    let wrong = |name: &str, value: &Value| match name {
+        "model" | "user" => !value.is_string(),
+        "messages" | "tools" => !value.is_array(),
+        "max_tokens" | "max_completion_tokens" => !(value.is_u64() || value.is_null()),
+        "temperature" | "top_p" => !(value.is_number() || value.is_null()),
+        "stream" => !(value.is_boolean() || value.is_null()),
+        "stop" => !(value.is_string() || value.is_array() || value.is_null()),
+        "stream_options" | "response_format" => !(value.is_object() || value.is_null()),
+        _ => false,
+    };
+    fields
+        .iter()
+        .find(|(name, value)| wrong(name, value))
+        .map(|(name, _)| name.clone())
+        .or_else(|| {
+            // A message of the wrong shape.
+            let messages = fields.get("messages")?.as_array()?;
+            messages.iter().enumerate().find_map(|(i, message)| {
+                let role = message.get("role").map(Value::is_string);
+                (role != Some(true)).then(|| format!("messages[{i}]"))
+            })
+        })
+}
+
 /// Decodes and validates an OpenAI Chat Completions request body.
 ///
 /// Fields the unified model has no place for (`n`, `seed`, `logprobs`, ...) are ignored
 /// rather than forwarded, because the call may be served by a provider that rejects them.
 pub fn decode_request(body: &[u8]) -> Result<Inbound, BadRequest> {
     let raw: InRequest = serde_json::from_slice(body).map_err(|e| BadRequest {
-        param: None,
+        param: misplaced_param(body),
         message: format!("invalid request body: {e}"),
     })?;
     let mut messages = Vec::with_capacity(raw.messages.len());

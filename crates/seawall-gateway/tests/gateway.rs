@@ -183,19 +183,33 @@ async fn bad_input_is_refused_before_anything_goes_upstream() {
             "missing model",
             br#"{"messages":[{"role":"user","content":"hi"}]}"#.to_vec(),
             400,
-            None,
+            Some("model"),
         ),
         (
             "missing messages",
             br#"{"model":"demo"}"#.to_vec(),
             400,
-            None,
+            Some("messages"),
         ),
         (
             "empty messages",
             br#"{"model":"demo","messages":[]}"#.to_vec(),
             400,
             Some("messages"),
+        ),
+        (
+            "temperature of the wrong type",
+            br#"{"model":"demo","temperature":"hot","messages":[{"role":"user","content":"hi"}]}"#
+                .to_vec(),
+            400,
+            Some("temperature"),
+        ),
+        (
+            "max_tokens of the wrong type",
+            br#"{"model":"demo","max_tokens":"lots","messages":[{"role":"user","content":"hi"}]}"#
+                .to_vec(),
+            400,
+            Some("max_tokens"),
         ),
         (
             "max_tokens of 0, named as sent",
