@@ -171,6 +171,17 @@ fn default_grace() -> Duration {
     Duration::from_secs(30)
 }
 
+/// `provider_refill` of a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderRefillConfig {
+    /// Nothing comes back before the reported reset.
+    #[default]
+    UntilReset,
+    /// Linear to the limit at the reported reset.
+    Continuous,
+}
+
 /// The provider API a target speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -215,6 +226,31 @@ pub struct TargetConfig {
     /// `tokens_per_minute`: the target's token limit.
     #[serde(default)]
     pub tokens_per_minute: Option<u64>,
+    /// `limit_period`: the window `requests_per_minute` and `tokens_per_minute` count over
+    /// (default a minute; with `"1s"` they are per second).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub limit_period: Option<Duration>,
+    /// `follow_provider_headers`: a limiter for this target even with no limit configured,
+    /// that holds it to what the provider's rate-limit headers report (default false;
+    /// with a limit configured the headers are always followed).
+    #[serde(default)]
+    pub follow_provider_headers: bool,
+    /// `provider_refill`: how the provider's capacity comes back between its reports:
+    /// `until_reset` (default, right for every provider) or `continuous` (a token bucket,
+    /// as OpenAI and Anthropic document).
+    #[serde(default)]
+    pub provider_refill: ProviderRefillConfig,
+    /// `max_wait`: the longest a call waits for this target's limiter (default 30 s); a
+    /// longer wait fails over at once.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub max_wait: Option<Duration>,
+    /// `queue_capacity`: how many calls may wait for this target's limiter (default 1024).
+    #[serde(default)]
+    pub queue_capacity: Option<usize>,
+    /// `default_output_tokens`: the output tokens reserved for a call that sets no
+    /// `max_tokens` (default 1024).
+    #[serde(default)]
+    pub default_output_tokens: Option<u32>,
     /// `max_attempts`: attempts on this target per call, retries included.
     #[serde(default)]
     pub max_attempts: Option<u32>,
@@ -476,6 +512,9 @@ impl Config {
             }
             if t.requests_per_minute == Some(0) {
                 return Err(problem(key("requests_per_minute"), "must be at least 1"));
+            }
+            if t.limit_period.is_some_and(|p| p.is_zero()) {
+                return Err(problem(key("limit_period"), "must be longer than zero"));
             }
             if t.tokens_per_minute == Some(0) {
                 return Err(problem(key("tokens_per_minute"), "must be at least 1"));

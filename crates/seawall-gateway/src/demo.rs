@@ -5,7 +5,8 @@ use std::time::Duration;
 use seawall_sim::{Provider, Simulator};
 
 use crate::config::{
-    Config, ContentFilterConfig, GroupConfig, ProviderConfig, StrategyConfig, TargetConfig,
+    Config, ContentFilterConfig, GroupConfig, ProviderConfig, ProviderRefillConfig, StrategyConfig,
+    TargetConfig,
 };
 use crate::server::{Gateway, GatewayBuilder};
 
@@ -26,6 +27,12 @@ pub fn demo_config(simulator: &Simulator) -> Config {
         context_window: None,
         requests_per_minute: None,
         tokens_per_minute: None,
+        limit_period: None,
+        follow_provider_headers: false,
+        provider_refill: ProviderRefillConfig::UntilReset,
+        max_wait: None,
+        queue_capacity: None,
+        default_output_tokens: None,
         max_attempts: Some(2),
         max_server_wait: Some(Duration::from_secs(2)),
         attempt_timeout: Some(Duration::from_secs(30)),

@@ -33,7 +33,7 @@ use seawall::breaker::{BreakerHandle, BreakerLayer};
 use seawall::cache::{Cache, CacheLayer};
 use seawall::failover::{Failover, Strategy};
 use seawall::idempotency::{FirstCallFailed, Idempotency, IdempotencyConflict, IdempotencyLayer};
-use seawall::rate_limit::{Rate, RateLimitConfig, RateLimiter};
+use seawall::rate_limit::{ProviderRefill, Rate, RateLimitConfig, RateLimiter};
 use seawall::retry::RetryLayer;
 use seawall::stack::TargetStack;
 use seawall::timeout::{AttemptTimeoutLayer, DeadlineLayer, EnforceDeadline};
@@ -52,7 +52,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tower::util::Either;
 use tower::{Layer, ServiceExt};
 
-use crate::config::{Config, ConfigError, ProviderConfig, StrategyConfig};
+use crate::config::{Config, ConfigError, ProviderConfig, ProviderRefillConfig, StrategyConfig};
 use crate::metrics::{Metrics, TargetGauges};
 use crate::origin::Refusal;
 use crate::wire::{self, ChunkHead};
@@ -353,17 +353,30 @@ impl GatewayBuilder {
                 }
                 b.build()
             };
-            let limiter =
-                (t.requests_per_minute.is_some() || t.tokens_per_minute.is_some()).then(|| {
-                    let mut c = RateLimitConfig::new();
-                    if let Some(rpm) = t.requests_per_minute {
-                        c = c.requests(Rate::per_minute(rpm));
-                    }
-                    if let Some(tpm) = t.tokens_per_minute {
-                        c = c.tokens(Rate::per_minute(tpm));
-                    }
-                    RateLimiter::new(t.name.as_str(), c)
+            let limited = t.requests_per_minute.is_some() || t.tokens_per_minute.is_some();
+            let limiter = (limited || t.follow_provider_headers).then(|| {
+                let per = t.limit_period.unwrap_or(Duration::from_secs(60));
+                let mut c = RateLimitConfig::new().provider_refill(match t.provider_refill {
+                    ProviderRefillConfig::UntilReset => ProviderRefill::UntilReset,
+                    ProviderRefillConfig::Continuous => ProviderRefill::Continuous,
                 });
+                if let Some(rpm) = t.requests_per_minute {
+                    c = c.requests(Rate::new(rpm, per));
+                }
+                if let Some(tpm) = t.tokens_per_minute {
+                    c = c.tokens(Rate::new(tpm, per));
+                }
+                if let Some(wait) = t.max_wait {
+                    c = c.max_wait(wait);
+                }
+                if let Some(capacity) = t.queue_capacity {
+                    c = c.queue_capacity(capacity);
+                }
+                if let Some(tokens) = t.default_output_tokens {
+                    c = c.default_output_tokens(tokens);
+                }
+                RateLimiter::new(t.name.as_str(), c)
+            });
             let mut retry = RetryLayer::new();
             if let Some(n) = t.max_attempts {
                 retry = retry.max_attempts(n);
@@ -1700,9 +1713,18 @@ fn upstream_error(shared: &Shared, classifier: &Classifier, error: &BoxError) ->
         // The gateway already retried and failed over: a client retry would multiply that.
         headers.insert("x-should-retry", HeaderValue::from_static("false"));
     }
-    if let Some(wait) = classification.retry_after {
+    let retry_after = classification.retry_after.or_else(|| {
+        (classification.cause == Cause::AllTargetsFailed
+            && matches!(
+                status,
+                StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+            ))
+        .then(|| trail.and_then(|trail| soonest_refill(shared, trail)))
+        .flatten()
+    });
+    if let Some(wait) = retry_after {
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        headers.insert("retry-after", HeaderValue::from(secs));
+        headers.insert("retry-after", HeaderValue::from(secs.max(1)));
     }
     if let Some(trail) = trail {
         headers.insert(
@@ -1711,6 +1733,19 @@ fn upstream_error(shared: &Shared, classifier: &Classifier, error: &BoxError) ->
         );
     }
     reply
+}
+
+/// When the soonest of the targets a failed call tried has room again, by its limiter
+/// (what the provider reported, and the configured limits): the time actually left.
+fn soonest_refill(shared: &Shared, trail: &Trail) -> Option<Duration> {
+    trail
+        .attempts
+        .iter()
+        .filter_map(|attempt| shared.target_index.get(attempt.target.as_str()))
+        .filter_map(|&i| shared.targets[i].limiter.as_ref())
+        .map(|limiter| limiter.snapshot().capacity.time_to_refill)
+        .filter(|wait| !wait.is_zero())
+        .min()
 }
 
 /// A status for a call every target failed: 429 when each attempt was rate limited, 504

@@ -1736,3 +1736,40 @@ async fn a_stream_still_open_when_the_shutdown_grace_runs_out_ends_with_an_error
     let last: Value = serde_json::from_str(events.last().expect("events")).unwrap();
     assert!(last["error"]["message"].is_string(), "{last}");
 }
+
+/// A target that follows the provider's headers sends nothing the provider has said it
+/// will refuse: with no request left until the reset, the next call is refused here, with
+/// `retry-after` saying how long is actually left, and never reaches the provider.
+#[tokio::test]
+async fn the_provider_headers_hold_calls_back_and_retry_after_says_for_how_long() {
+    let (sim, gw) = start(|c| {
+        c.groups[0].targets = vec!["sim-openai".to_owned()];
+        let target = &mut c.targets[0];
+        target.follow_provider_headers = true;
+        target.max_wait = Some(Duration::from_secs(1));
+    })
+    .await;
+    sim.set_quota(
+        Provider::OpenAi,
+        seawall_sim::QuotaConfig {
+            requests: 1,
+            tokens: 1_000_000,
+            window_ms: 60_000,
+        },
+    );
+    let first = chat(gw.local_addr(), hello(false)).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+
+    let second = chat(gw.local_addr(), hello(false)).await;
+    assert!(matches!(second.status, 429 | 503), "{}", second.body);
+    let retry_after: u64 = second.header("retry-after").unwrap().parse().unwrap();
+    assert!(
+        (55..=61).contains(&retry_after),
+        "retry-after {retry_after}"
+    );
+    assert_eq!(
+        sim.requests_for(Provider::OpenAi).len(),
+        1,
+        "the refused call never reached the provider"
+    );
+}

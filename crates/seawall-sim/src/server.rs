@@ -874,12 +874,42 @@ fn rate_limit_headers(
 }
 
 /// The body of a 429 of the given kind.
+/// The figures a rate-limit message quotes: the configured limit, what was used and what
+/// the refused request asked for.
+#[derive(Debug, Clone, Copy)]
+struct LimitFigures {
+    limit: u64,
+    used: u64,
+    requested: u64,
+}
+
+impl LimitFigures {
+    /// For an injected 429: the configured limit, spent.
+    fn injected(quota: &QuotaConfig, kind: RateLimitKind) -> LimitFigures {
+        let limit = match kind {
+            RateLimitKind::Requests => quota.requests,
+            _ => quota.tokens,
+        };
+        LimitFigures {
+            limit,
+            used: limit,
+            requested: 1,
+        }
+    }
+}
+
 fn rate_limit_error(
     provider: Provider,
     kind: RateLimitKind,
     model: &str,
     retry_in: Option<Duration>,
+    figures: LimitFigures,
 ) -> ApiError {
+    let LimitFigures {
+        limit,
+        used,
+        requested,
+    } = figures;
     let wait = retry_in
         .map(|d| format!(" Please try again in {}.", timefmt::go_duration(d)))
         .unwrap_or_default();
@@ -892,7 +922,7 @@ fn rate_limit_error(
                     e = e.extra("details", json!({"error_code": "enforced_spend_limit_reached"}));
                 }
                 RateLimitKind::Tokens | RateLimitKind::RequestTooLarge => {
-                    e.message = "This request would exceed the rate limit for your organization of 20,000 input tokens per minute. For details, refer to: https://docs.anthropic.com/en/api/rate-limits. You can see the response headers for current usage. Please reduce the prompt length or the maximum tokens requested, or try again later.".into();
+                    e.message = format!("This request would exceed the rate limit for your organization of {limit} input tokens per minute. For details, refer to: https://docs.anthropic.com/en/api/rate-limits. You can see the response headers for current usage. Please reduce the prompt length or the maximum tokens requested, or try again later.");
                 }
                 RateLimitKind::Requests => {}
             }
@@ -927,19 +957,19 @@ fn rate_limit_error(
             RateLimitKind::Requests => ApiError::new(
                 429,
                 "requests",
-                format!("Rate limit reached for {model} in organization org-seawall-sim on requests per min (RPM): Limit 3, Used 3, Requested 1.{wait} Visit https://platform.openai.com/account/rate-limits to learn more."),
+                format!("Rate limit reached for {model} in organization org-seawall-sim on requests per min (RPM): Limit {limit}, Used {used}, Requested {requested}.{wait} Visit https://platform.openai.com/account/rate-limits to learn more."),
             )
             .code("rate_limit_exceeded"),
             RateLimitKind::Tokens => ApiError::new(
                 429,
                 "tokens",
-                format!("Rate limit reached for {model} in organization org-seawall-sim on tokens per min (TPM): Limit 30000, Used 29937, Requested 385.{wait} Visit https://platform.openai.com/account/rate-limits to learn more."),
+                format!("Rate limit reached for {model} in organization org-seawall-sim on tokens per min (TPM): Limit {limit}, Used {used}, Requested {requested}.{wait} Visit https://platform.openai.com/account/rate-limits to learn more."),
             )
             .code("rate_limit_exceeded"),
             RateLimitKind::RequestTooLarge => ApiError::new(
                 429,
                 "tokens",
-                format!("Request too large for {model} in organization org-seawall-sim on tokens per min (TPM): Limit 30000, Requested 31538. The input or output tokens must be reduced in order to run successfully. Visit https://platform.openai.com/account/rate-limits to learn more."),
+                format!("Request too large for {model} in organization org-seawall-sim on tokens per min (TPM): Limit {limit}, Requested {requested}. The input or output tokens must be reduced in order to run successfully. Visit https://platform.openai.com/account/rate-limits to learn more."),
             )
             .code("rate_limit_exceeded"),
             RateLimitKind::QuotaExhausted => ApiError::new(
@@ -1173,7 +1203,10 @@ async fn serve(
             }
             if provider == Provider::Gemini && status == 429 {
                 if let Some(d) = retry.retry_after.as_ref().and_then(retry_delay) {
-                    err = rate_limit_error(provider, RateLimitKind::Requests, &model, Some(d));
+                    let kind = RateLimitKind::Requests;
+                    let quota = shared.quotas[provider.index()].config();
+                    let figures = LimitFigures::injected(&quota, kind);
+                    err = rate_limit_error(provider, kind, &model, Some(d), figures);
                 }
             }
             let mut h = Vec::new();
@@ -1187,7 +1220,8 @@ async fn serve(
         }
         Some(Fault::RateLimited { limit, retry }) => {
             let delay = retry.retry_after.as_ref().and_then(retry_delay);
-            let err = rate_limit_error(provider, limit, &model, delay);
+            let figures = LimitFigures::injected(&shared.quotas[provider.index()].config(), limit);
+            let err = rate_limit_error(provider, limit, &model, delay, figures);
             let mut h = Vec::new();
             retry_headers(provider, &retry, &mut h);
             return Ok(error_response(provider, &err, seq, h));
@@ -1336,7 +1370,19 @@ async fn serve(
             RateLimitKind::Requests
         };
         let wait = quota.reset_in;
-        let err = rate_limit_error(provider, kind, &parsed.model, Some(wait));
+        let figures = match kind {
+            RateLimitKind::Requests => LimitFigures {
+                limit: quota.limit_requests,
+                used: quota.limit_requests - quota.remaining_requests,
+                requested: 1,
+            },
+            _ => LimitFigures {
+                limit: quota.limit_tokens,
+                used: quota.limit_tokens - quota.remaining_tokens,
+                requested: reply.prompt_tokens + reply.completion_tokens,
+            },
+        };
+        let err = rate_limit_error(provider, kind, &parsed.model, Some(wait), figures);
         if provider != Provider::Gemini {
             h.push((
                 HeaderName::from_static("retry-after"),

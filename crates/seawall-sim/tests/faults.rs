@@ -551,6 +551,11 @@ async fn quotas_requests_and_tokens_per_window() {
     assert_eq!(c.header("retry-after"), Some("1"));
     assert_eq!(c.json()["error"]["code"], "rate_limit_exceeded");
     assert_eq!(c.json()["error"]["type"], "requests");
+    let message = c.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(
+        message.contains("(RPM): Limit 2, Used 2, Requested 1."),
+        "the configured limit, not a fixed one: {message}"
+    );
     let reset = c.header("x-ratelimit-reset-requests").unwrap();
     assert!(reset.ends_with("ms"), "{reset}");
     // Another key has its own bucket.

@@ -1,7 +1,10 @@
-//! Quota fidelity over real loopback HTTP: the rate limiter in front of the OpenAI adapter,
-//! against the simulator enforcing a quota of R tokens and M requests per window, with an
-//! offered load of twice the quota for several windows. The limiter must serve nearly all of
-//! the quota and never let the provider answer 429.
+//! Quota fidelity over real loopback HTTP: rate limiters in front of the OpenAI adapter,
+//! against the simulator enforcing a fixed-window quota of tokens and requests, with an
+//! offered load of twice the quota for several windows. Calls do not divide the quota
+//! evenly. What the provider reports is a ceiling until its reset, so the limiters serve
+//! nearly all of the usable quota without sending a call to collect a 429, whether they
+//! are told the quota or only learn it from the headers, and several replicas sharing one
+//! account converge on it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,21 +12,62 @@ use std::time::Duration;
 
 use seawall::ServiceBuilderExt;
 use seawall::rate_limit::{Rate, RateLimitConfig, RateLimiter};
-use seawall_core::{ChatRequest, ErrorKind, LlmError, Message, RateLimitRejected};
+use seawall_core::{
+    BoxError, ChatRequest, ChatResponse, ErrorKind, LlmError, Message, RateLimitRejected,
+};
 use seawall_providers::http::default_client;
 use seawall_providers::{ApiKey, OpenAi, OpenAiConfig};
 use seawall_sim::{Provider, QuotaConfig, Simulator};
 use tokio::time::Instant;
+use tower::util::BoxCloneSyncService;
 use tower::{ServiceBuilder, ServiceExt};
 
 const WINDOW: Duration = Duration::from_secs(1);
-const QUOTA_TOKENS: u64 = 600;
+/// 20 calls of 30 tokens fit, and 20 tokens are left that no call can use.
+const QUOTA_TOKENS: u64 = 620;
+const USABLE_TOKENS: u64 = 600;
 const QUOTA_REQUESTS: u64 = 30;
 const WINDOWS: u32 = 4;
 const REPLY_TOKENS: u32 = 20;
+/// What one call costs at the provider: 10 prompt tokens and the reply.
+const CALL_TOKENS: u64 = 30;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn twice_the_quota_offered_serves_it_all_without_a_single_429() {
+type Chat = BoxCloneSyncService<ChatRequest, ChatResponse, BoxError>;
+
+#[derive(Debug, Clone, Copy)]
+enum Limiting {
+    /// No limiter: every call is sent.
+    None,
+    /// Limiters told nothing; they learn the quota from the provider's headers.
+    HeadersOnly,
+    /// Limiters told the whole quota each.
+    Configured,
+}
+
+#[derive(Debug, Default)]
+struct Figures {
+    served_tokens: AtomicU64,
+    provider_429s: AtomicU64,
+    shed_locally: AtomicU64,
+    other_errors: AtomicU64,
+    offered: AtomicU64,
+}
+
+impl Figures {
+    fn share(&self) -> f64 {
+        let usable = USABLE_TOKENS * u64::from(WINDOWS);
+        self.served_tokens.load(Ordering::Relaxed) as f64 / usable as f64
+    }
+
+    fn rate_429(&self) -> f64 {
+        self.provider_429s.load(Ordering::Relaxed) as f64
+            / self.offered.load(Ordering::Relaxed) as f64
+    }
+}
+
+/// Offers twice the quota for `WINDOWS` windows through `replicas` services that share one
+/// account, each with its own limiter (or none), round robin.
+async fn run(replicas: usize, limiting: Limiting) -> Arc<Figures> {
     let sim = Simulator::builder()
         .reply_tokens(REPLY_TOKENS)
         .quota(
@@ -37,72 +81,91 @@ async fn twice_the_quota_offered_serves_it_all_without_a_single_429() {
         .start()
         .await
         .unwrap();
-    let adapter = OpenAi::new(
-        default_client().unwrap(),
-        OpenAiConfig::new(ApiKey::new("sk-quota-fidelity"))
-            .with_base_url(sim.base_url(Provider::OpenAi)),
-    );
-    // The limiter is told the same quota the provider enforces; it does not know that the
-    // provider counts in fixed windows, and learns it from the rate-limit headers.
-    let limiter = RateLimiter::new(
-        "openai/gpt-4o-mini",
-        RateLimitConfig::new()
-            .requests(Rate::new(QUOTA_REQUESTS, WINDOW))
-            .tokens(Rate::new(QUOTA_TOKENS, WINDOW))
-            .default_output_tokens(REPLY_TOKENS)
-            .max_wait(Duration::from_millis(500)),
-    );
-    let service = ServiceBuilder::new()
-        .rate_limit_target(limiter.clone())
-        .service(adapter);
+    let services: Vec<Chat> = (0..replicas)
+        .map(|_| {
+            let adapter = OpenAi::new(
+                default_client().unwrap(),
+                OpenAiConfig::new(ApiKey::new("sk-quota-fidelity"))
+                    .with_base_url(sim.base_url(Provider::OpenAi)),
+            );
+            let config = RateLimitConfig::new()
+                .default_output_tokens(REPLY_TOKENS)
+                .max_wait(Duration::from_millis(500));
+            let config = match limiting {
+                Limiting::Configured => config
+                    .requests(Rate::new(QUOTA_REQUESTS, WINDOW))
+                    .tokens(Rate::new(QUOTA_TOKENS, WINDOW)),
+                _ => config,
+            };
+            match limiting {
+                Limiting::None => BoxCloneSyncService::new(adapter),
+                _ => BoxCloneSyncService::new(
+                    ServiceBuilder::new()
+                        .rate_limit_target(RateLimiter::new("openai/gpt-4o-mini", config))
+                        .service(adapter),
+                ),
+            }
+        })
+        .collect();
 
-    // Each call costs 30 tokens at the provider (10 prompt + 20 reply), so the token quota
-    // binds at 20 calls per window; offer 40 per window.
     let request = ChatRequest::new("gpt-4o-mini", [Message::user("Say something.")])
         .with_max_output_tokens(REPLY_TOKENS);
-    let offered_per_window = 2 * QUOTA_TOKENS / 30;
+    let offered_per_window = 2 * QUOTA_TOKENS / CALL_TOKENS;
     let interval = WINDOW / offered_per_window as u32;
-
-    let served_tokens = Arc::new(AtomicU64::new(0));
-    let served_calls = Arc::new(AtomicU64::new(0));
-    let provider_429s = Arc::new(AtomicU64::new(0));
-    let shed_locally = Arc::new(AtomicU64::new(0));
-    let other_errors = Arc::new(AtomicU64::new(0));
+    let figures = Arc::new(Figures::default());
     let start = Instant::now();
     let end = start + WINDOW * WINDOWS;
     let mut calls = Vec::new();
     let mut ticker = tokio::time::interval(interval);
+    let mut next = 0;
     while Instant::now() < end {
         ticker.tick().await;
-        let (service, request) = (service.clone(), request.clone());
-        let counters = (
-            served_tokens.clone(),
-            served_calls.clone(),
-            provider_429s.clone(),
-            shed_locally.clone(),
-            other_errors.clone(),
-        );
+        let service = services[next % replicas].clone();
+        next += 1;
+        let (request, figures) = (request.clone(), figures.clone());
+        figures.offered.fetch_add(1, Ordering::Relaxed);
         calls.push(tokio::spawn(async move {
-            let (tokens, served, too_many, shed, other) = counters;
             match service.oneshot(request).await {
                 // Count only what the provider admitted within the measured windows.
                 Ok(response) if Instant::now() <= end => {
+                    if start.elapsed().as_millis() % 1000 < 120 {
+                        println!(
+                            "DEBUG ok at {:?} {:?}",
+                            start.elapsed(),
+                            response
+                                .quota
+                                .as_deref()
+                                .and_then(|q| q.tokens)
+                                .map(|t| t.remaining)
+                        );
+                    }
                     let usage = response.usage.expect("the simulator reports usage");
-                    tokens.fetch_add(usage.total(), Ordering::Relaxed);
-                    served.fetch_add(1, Ordering::Relaxed);
+                    figures
+                        .served_tokens
+                        .fetch_add(usage.total(), Ordering::Relaxed);
                 }
                 Ok(_) => {}
                 Err(error) => {
-                    if let Some(error) = error.downcast_ref::<LlmError>()
-                        && error.kind() == ErrorKind::RateLimited
+                    let counter = if error
+                        .downcast_ref::<LlmError>()
+                        .is_some_and(|e| e.kind() == ErrorKind::RateLimited)
                     {
-                        too_many.fetch_add(1, Ordering::Relaxed);
+                        println!(
+                            "DEBUG 429 at {:?} {:?}",
+                            start.elapsed(),
+                            error
+                                .downcast_ref::<LlmError>()
+                                .and_then(|e| e.quota())
+                                .and_then(|q| q.tokens)
+                        );
+                        &figures.provider_429s
                     } else if error.is::<RateLimitRejected>() {
-                        shed.fetch_add(1, Ordering::Relaxed);
+                        &figures.shed_locally
                     } else {
-                        other.fetch_add(1, Ordering::Relaxed);
                         println!("unexpected error: {error}");
-                    }
+                        &figures.other_errors
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }));
@@ -110,29 +173,70 @@ async fn twice_the_quota_offered_serves_it_all_without_a_single_429() {
     for call in calls {
         call.await.unwrap();
     }
-
-    let quota = QUOTA_TOKENS * u64::from(WINDOWS);
-    let served = served_tokens.load(Ordering::Relaxed);
-    let share = served as f64 / quota as f64;
-    let snapshot = limiter.snapshot();
     println!(
-        "quota fidelity: {} windows of {} ms, quota {QUOTA_TOKENS} tokens / {QUOTA_REQUESTS} requests per window, \
-         offered {offered_per_window} calls per window (2x); served {} calls, {served} of {quota} tokens ({:.1}%); \
-         provider 429s: {}; shed by the limiter: {}; limiter tokens reserved {} vs used {}",
-        WINDOWS,
+        "quota fidelity, {replicas} replica(s), {limiting:?}: {WINDOWS} windows of {} ms, \
+         quota {QUOTA_TOKENS} tokens ({USABLE_TOKENS} usable by calls of {CALL_TOKENS}) / \
+         {QUOTA_REQUESTS} requests per window, offered {} calls (2x); served {} of {} usable tokens \
+         ({:.1}%); provider 429s: {} ({:.1}% of calls); shed by the limiters: {}",
         WINDOW.as_millis(),
-        served_calls.load(Ordering::Relaxed),
-        share * 100.0,
-        provider_429s.load(Ordering::Relaxed),
-        shed_locally.load(Ordering::Relaxed),
-        snapshot.tokens_reserved,
-        snapshot.tokens_used,
+        figures.offered.load(Ordering::Relaxed),
+        figures.served_tokens.load(Ordering::Relaxed),
+        USABLE_TOKENS * u64::from(WINDOWS),
+        figures.share() * 100.0,
+        figures.provider_429s.load(Ordering::Relaxed),
+        figures.rate_429() * 100.0,
+        figures.shed_locally.load(Ordering::Relaxed),
     );
-    assert_eq!(
-        provider_429s.load(Ordering::Relaxed),
-        0,
-        "the provider never answered 429"
+    assert_eq!(figures.other_errors.load(Ordering::Relaxed), 0);
+    figures
+}
+
+/// A response that a loaded machine delays past the last measured window is not counted:
+/// unloaded runs serve 100 % of the usable quota; the bound leaves room for a busy CI host.
+const SERVED_AT_LEAST: f64 = 0.97;
+
+/// One test, the scenarios one after the other: in parallel they would compete for the
+/// cores their timing depends on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_limiter_serves_the_quota_and_spares_the_provider_its_429s() {
+    // Told the quota, or learning it only from the headers: every usable token and not a
+    // single call sent to collect a 429.
+    for limiting in [Limiting::Configured, Limiting::HeadersOnly] {
+        let figures = run(1, limiting).await;
+        assert_eq!(
+            figures.provider_429s.load(Ordering::Relaxed),
+            0,
+            "{limiting:?}"
+        );
+        assert!(
+            figures.share() >= SERVED_AT_LEAST,
+            "{limiting:?}: served {:.1}%",
+            figures.share() * 100.0
+        );
+    }
+
+    // Replicas see each other only through the provider's reports. The calls each queued
+    // for the reset go out at once, and a replica whose calls landed first has reports
+    // that do not show the others' yet: a few calls per window still meet a 429 (3–5 %
+    // here).
+    let figures = run(4, Limiting::Configured).await;
+    assert!(
+        figures.share() >= 0.95,
+        "4 replicas: served {:.1}%",
+        figures.share() * 100.0
     );
-    assert_eq!(other_errors.load(Ordering::Relaxed), 0);
-    assert!(share >= 0.97, "served {:.1}% of the quota", share * 100.0);
+    assert!(
+        figures.rate_429() <= 0.10,
+        "4 replicas: {:.1}% of calls got a 429",
+        figures.rate_429() * 100.0
+    );
+
+    // Without a limiter about half the calls collect a 429: the figures above are the
+    // limiter's work.
+    let figures = run(1, Limiting::None).await;
+    assert!(
+        figures.rate_429() >= 0.4,
+        "no limiter: {:.1}% of calls got a 429",
+        figures.rate_429() * 100.0
+    );
 }

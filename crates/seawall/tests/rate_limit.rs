@@ -279,15 +279,146 @@ async fn provider_headers_move_the_remaining_capacity() {
     send(&limiter, weighing(10), reply("m", "ok"))
         .await
         .unwrap();
-    assert_eq!(start.elapsed(), Duration::from_secs(20));
+    // Headers round the reset down to the millisecond: it is taken 1 ms later.
+    assert_eq!(start.elapsed(), Duration::from_millis(20_001));
 
-    // A later report can raise capacity back, too.
+    // Reports arrive out of the order the provider wrote them: one that leaves more room
+    // than the one held is older, and ignored until the held one's window resets.
+    limiter.sync(&QuotaSnapshot::default().with_tokens(QuotaWindow::new(
+        Some(10_000),
+        Some(1_000),
+        Some(Duration::from_secs(10)),
+    )));
     limiter.sync(&QuotaSnapshot::default().with_tokens(QuotaWindow::new(
         Some(10_000),
         Some(9_000),
-        None,
+        Some(Duration::from_secs(10)),
     )));
-    assert_eq!(limiter.snapshot().capacity.tokens, Some(9_000));
+    assert_eq!(limiter.snapshot().capacity.tokens, Some(1_000));
+    tokio::time::advance(Duration::from_secs(11)).await;
+    assert_eq!(
+        limiter.snapshot().capacity.tokens,
+        Some(10_000),
+        "the whole limit once the window resets"
+    );
+}
+
+fn with_quota(response: ChatResponse, quota: QuotaSnapshot) -> ChatResponse {
+    let mut response = response;
+    response.quota = Some(Box::new(quota));
+    response
+}
+
+/// A token 429 says 144 tokens are left, not 0: that is all there is until the reset. A
+/// call of 272 tokens waits for the reset instead of being sent to collect another 429.
+#[tokio::test(start_paused = true)]
+async fn what_the_provider_says_is_left_is_a_ceiling_until_its_reset() {
+    let limiter = RateLimiter::new("t", config(60_000));
+    let report = QuotaSnapshot::default().with_tokens(QuotaWindow::new(
+        Some(60_000),
+        Some(144),
+        Some(Duration::from_secs(20)),
+    ));
+    send(
+        &limiter,
+        weighing(100),
+        with_quota(reply("m", "ok"), report),
+    )
+    .await
+    .unwrap();
+    assert_eq!(limiter.snapshot().capacity.tokens, Some(144));
+
+    // Continuous refill of the configured 60,000 a minute would admit 272 tokens within
+    // 128 ms; the provider's window does not refill before its reset.
+    let start = Instant::now();
+    send(&limiter, weighing(272), reply("m", "ok"))
+        .await
+        .unwrap();
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_secs(20) && waited <= Duration::from_millis(20_010),
+        "waited {waited:?}"
+    );
+}
+
+/// A replica told a quarter of the account keeps to its quarter, however much the provider
+/// says the account has left.
+#[tokio::test(start_paused = true)]
+async fn the_configured_limit_stays_a_ceiling_of_its_own() {
+    let limiter = RateLimiter::new("t", config(15_000));
+    let report = QuotaSnapshot::default().with_tokens(QuotaWindow::new(
+        Some(60_000),
+        Some(59_000),
+        Some(Duration::from_secs(1)),
+    ));
+    send(
+        &limiter,
+        weighing(1_000),
+        with_quota(reply("m", "ok"), report),
+    )
+    .await
+    .unwrap();
+    assert_eq!(limiter.snapshot().capacity.tokens, Some(14_000));
+    let rejected = limiter
+        .try_acquire(&limiter.weigh(&weighing(14_001)))
+        .unwrap_err();
+    assert!(matches!(rejected.reason, RejectReason::WaitTooLong { .. }));
+}
+
+/// Gemini reports its quota only in a 429's `RetryInfo`: no request is sent before that
+/// wait is over.
+#[tokio::test(start_paused = true)]
+async fn a_rate_limit_reported_only_as_a_wait_holds_requests_until_it_ends() {
+    let limiter = RateLimiter::new("t", RateLimitConfig::new().default_output_tokens(0));
+    let (service, mut handle) = mock::pair::<ChatRequest, ChatResponse>();
+    let mut service = RateLimit::new(service, limiter.clone());
+    let call = tokio::spawn(service.ready().await.unwrap().call(weighing(10)));
+    let (_, respond) = handle.next_request().await.unwrap();
+    respond.send_error(
+        seawall_core::LlmError::new(seawall_core::ErrorKind::RateLimited, "quota exceeded")
+            .with_hints(
+                seawall_core::RetryHints::default().with_retry_after(Duration::from_secs(7)),
+            ),
+    );
+    assert!(call.await.unwrap().is_err());
+    assert_eq!(limiter.snapshot().capacity.requests, Some(0));
+
+    let start = Instant::now();
+    let call = tokio::spawn(service.ready().await.unwrap().call(weighing(10)));
+    let (_, respond) = handle.next_request().await.unwrap();
+    assert!(
+        start.elapsed() >= Duration::from_secs(7),
+        "{:?}",
+        start.elapsed()
+    );
+    respond.send_response(reply("m", "ok"));
+    call.await.unwrap().unwrap();
+}
+
+/// A stream's headers are taken when it begins, not when it ends minutes later.
+#[tokio::test(start_paused = true)]
+async fn a_streams_report_is_taken_when_the_stream_begins() {
+    let limiter = RateLimiter::new("t", config(60_000));
+    let report = QuotaSnapshot::default().with_tokens(QuotaWindow::new(
+        Some(60_000),
+        Some(500),
+        Some(Duration::from_secs(30)),
+    ));
+    let response = with_quota(
+        streamed(
+            "m",
+            Duration::from_secs(60),
+            vec![StreamEvent::Usage(Usage::new(100, 0))],
+        ),
+        report,
+    );
+    let response = send(&limiter, weighing(100), response).await.unwrap();
+    assert_eq!(
+        limiter.snapshot().capacity.tokens,
+        Some(500),
+        "taken at the head, the stream's own tokens counted in it"
+    );
+    collect(response.stream.unwrap()).await;
 }
 
 #[tokio::test(start_paused = true)]

@@ -3,6 +3,8 @@ use std::time::Duration;
 
 use seawall_core::{HeuristicEstimator, TokenEstimator};
 
+use super::provider_window::ProviderRefill;
+
 /// So many units per period, refilled continuously.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rate {
@@ -58,6 +60,7 @@ pub struct Limits {
 /// assert_eq!(config.limits.tokens, Some(Rate::per_minute(30_000)));
 /// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct RateLimitConfig {
     /// The limits.
     pub limits: Limits,
@@ -69,8 +72,12 @@ pub struct RateLimitConfig {
     /// The output tokens reserved for a request that sets no `max_output_tokens`
     /// (default 1024).
     pub default_output_tokens: u32,
-    /// How prompts are weighed (default: [`HeuristicEstimator`], an upper bound).
+    /// How prompts are weighed (default: [`HeuristicEstimator`], an upper bound). The
+    /// limiter scales the estimate by what the provider reports it counted.
     pub estimator: Arc<dyn TokenEstimator>,
+    /// How the provider's capacity comes back between two of its reports (default
+    /// [`ProviderRefill::UntilReset`], right for every provider).
+    pub provider_refill: ProviderRefill,
 }
 
 impl Default for RateLimitConfig {
@@ -81,6 +88,7 @@ impl Default for RateLimitConfig {
             queue_capacity: 1024,
             default_output_tokens: 1024,
             estimator: Arc::new(HeuristicEstimator::default()),
+            provider_refill: ProviderRefill::UntilReset,
         }
     }
 }
@@ -137,6 +145,13 @@ impl RateLimitConfig {
     #[must_use]
     pub fn default_output_tokens(mut self, tokens: u32) -> Self {
         self.default_output_tokens = tokens;
+        self
+    }
+
+    /// Sets how the provider's capacity comes back between its reports.
+    #[must_use]
+    pub fn provider_refill(mut self, refill: ProviderRefill) -> Self {
+        self.provider_refill = refill;
         self
     }
 

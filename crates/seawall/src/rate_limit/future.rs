@@ -11,7 +11,7 @@ use tokio::time::Sleep;
 use tower_service::Service;
 
 use super::limiter::{Acquire, Reservation};
-use super::stream::Reconcile;
+use super::stream::{Reconcile, reported_quota};
 
 pin_project! {
     /// Waits for admission, sends the call, then reconciles the reservation with the
@@ -89,8 +89,8 @@ where
                             let error: BoxError = error.into();
                             if let Some(reservation) = reservation {
                                 let quota = seawall_core::find_error::<LlmError>(&*error)
-                                    .and_then(LlmError::quota);
-                                reservation.settle(None, quota);
+                                    .and_then(reported_quota);
+                                reservation.settle(None, quota.as_ref());
                             }
                             Err(error)
                         }

@@ -27,11 +27,6 @@ impl GcraCell {
         }
     }
 
-    /// The configured limit per window.
-    pub(crate) fn limit(&self) -> u64 {
-        self.limit
-    }
-
     /// The time `units` take to refill, rounded up so the cell never admits more than its
     /// limit. A zero limit makes every unit infinitely expensive.
     pub(crate) fn cost(&self, units: u64) -> u64 {
@@ -87,22 +82,6 @@ impl GcraCell {
     pub(crate) fn refund(&self, units: u64) {
         let cost = self.cost(units);
         self.update(|tat| tat.saturating_sub(cost));
-    }
-
-    /// Sets the capacity left at `now` to `available` units.
-    pub(crate) fn set_available(&self, now: u64, available: u64) {
-        let used = self.limit.saturating_sub(available);
-        let tat = now.saturating_add(self.cost(used));
-        self.tat.store(tat, Ordering::Release);
-    }
-
-    /// Holds the cell empty until `until`: nothing is admitted before it.
-    pub(crate) fn block_until(&self, until: u64) {
-        // The first unit fits when TAT + cost(1) - window <= now.
-        let tat = until
-            .saturating_add(self.window)
-            .saturating_sub(self.cost(1));
-        self.update(|current| current.max(tat));
     }
 
     /// The units that could be admitted at `now`.
@@ -161,16 +140,6 @@ mod tests {
         assert_eq!(cell.available(0), 500);
         cell.debit(0, 400);
         assert_eq!(cell.available(0), 100);
-    }
-
-    #[test]
-    fn set_available_and_block_until() {
-        let cell = GcraCell::new(1000, 60 * SECOND);
-        cell.set_available(0, 250);
-        assert_eq!(cell.available(0), 250);
-        cell.block_until(10 * SECOND);
-        assert!(cell.try_reserve(10 * SECOND - 1, 1).is_err());
-        assert_eq!(cell.try_reserve(10 * SECOND, 1), Ok(()));
     }
 
     mod properties {

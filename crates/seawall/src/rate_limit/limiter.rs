@@ -2,7 +2,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -38,7 +38,14 @@ struct Shared {
     queue: Mutex<Queue>,
     waiting: AtomicUsize,
     stats: Stats,
+    /// What the provider counts per estimated prompt token, learned from reported usage, in
+    /// 1/65536ths: the estimator may be an upper bound, and the provider's own report is a
+    /// ceiling that an overestimate would waste.
+    prompt_scale: AtomicU32,
 }
+
+/// The scale of an estimate the provider has not corrected yet.
+const SCALE_ONE: u32 = 1 << 16;
 
 #[derive(Default)]
 struct Queue {
@@ -78,14 +85,16 @@ impl Stats {
     }
 
     fn in_flight(&self) -> Weight {
-        let [requests, tokens, input_tokens, output_tokens] =
-            self.in_flight.each_ref().map(|c| c.load(Ordering::Relaxed));
-        Weight {
-            requests,
-            tokens,
-            input_tokens,
-            output_tokens,
-        }
+        weight(self.in_flight.each_ref().map(|c| c.load(Ordering::Relaxed)))
+    }
+}
+
+fn weight([requests, tokens, input_tokens, output_tokens]: [u64; 4]) -> Weight {
+    Weight {
+        requests,
+        tokens,
+        input_tokens,
+        output_tokens,
     }
 }
 
@@ -123,7 +132,9 @@ pub struct RateLimitSnapshot {
 impl RateLimiter {
     /// A limiter for `target` with in-process state.
     pub fn new(target: impl Into<TargetId>, config: RateLimitConfig) -> Self {
-        let state = Arc::new(InMemoryState::new(&config.limits));
+        let state = Arc::new(
+            InMemoryState::new(&config.limits).with_provider_refill(config.provider_refill),
+        );
         Self::with_state(target, config, state)
     }
 
@@ -141,6 +152,7 @@ impl RateLimiter {
                 queue: Mutex::new(Queue::default()),
                 waiting: AtomicUsize::new(0),
                 stats: Stats::default(),
+                prompt_scale: AtomicU32::new(SCALE_ONE),
             }),
         }
     }
@@ -168,12 +180,12 @@ impl RateLimiter {
     /// [`RejectReason::NeverFits`], or [`RejectReason::WaitTooLong`] with the wait it
     /// would need (and a zero maximum).
     pub fn try_acquire(&self, estimate: &TokenEstimate) -> Result<Reservation, RateLimitRejected> {
-        let weight = Weight::call(estimate.prompt, estimate.reserved_output);
+        let weight = self.weight_of(estimate);
         self.never_fits(&weight)?;
         let now = Instant::now();
         let wait = if self.shared.waiting.load(Ordering::Acquire) == 0 {
             match self.shared.state.try_reserve(now, &weight) {
-                Ok(()) => return Ok(self.admitted(weight, Duration::ZERO)),
+                Ok(()) => return Ok(self.admitted(weight, estimate.prompt, Duration::ZERO)),
                 Err(wait) => wait,
             }
         } else {
@@ -199,7 +211,7 @@ impl RateLimiter {
         estimate: &TokenEstimate,
         remaining: Option<Duration>,
     ) -> Result<Duration, RateLimitRejected> {
-        let weight = Weight::call(estimate.prompt, estimate.reserved_output);
+        let weight = self.weight_of(estimate);
         self.never_fits(&weight)?;
         let (wait, queued) = if self.shared.waiting.load(Ordering::Acquire) == 0 {
             (
@@ -217,11 +229,14 @@ impl RateLimiter {
         Ok(wait)
     }
 
-    /// Corrects the remaining capacity from a provider's rate-limit headers. The limiter
-    /// layer calls it with every response and error that carries a snapshot.
+    /// Takes a provider's rate-limit report that came with no call of this limiter: what
+    /// it says is left (less what this limiter has in flight) is a ceiling until its reset,
+    /// if it leaves less room than the report the limiter holds. The limiter layer takes
+    /// every response's and error's report itself.
     pub fn sync(&self, quota: &QuotaSnapshot) {
-        let in_flight = self.shared.stats.in_flight();
-        self.shared.state.sync(Instant::now(), quota, &in_flight);
+        self.shared
+            .state
+            .sync(Instant::now(), quota, &Weight::default());
         self.wake_head();
     }
 
@@ -244,11 +259,49 @@ impl RateLimiter {
     pub(crate) fn acquire(&self, estimate: &TokenEstimate, deadline: Option<Instant>) -> Acquire {
         Acquire {
             limiter: self.clone(),
-            weight: Weight::call(estimate.prompt, estimate.reserved_output),
+            weight: self.weight_of(estimate),
+            estimated_prompt: estimate.prompt,
             deadline,
             started: None,
             ticket: None,
         }
+    }
+
+    /// What a call of `estimate` weighs, its prompt scaled by what the provider counts.
+    fn weight_of(&self, estimate: &TokenEstimate) -> Weight {
+        let scale = u64::from(self.shared.prompt_scale.load(Ordering::Relaxed));
+        let prompt = if scale == u64::from(SCALE_ONE) {
+            estimate.prompt
+        } else {
+            let scaled = u128::from(estimate.prompt) * u128::from(scale);
+            u64::try_from(scaled.div_ceil(u128::from(SCALE_ONE))).unwrap_or(u64::MAX)
+        };
+        Weight::call(prompt, estimate.reserved_output)
+    }
+
+    /// Learns what the provider counts per estimated prompt token: up at once (an
+    /// underestimate risks a 429), down halfway per call (one short prompt should not
+    /// undo what many taught).
+    fn learn_prompt_scale(&self, estimated: u64, counted: u64) {
+        if estimated == 0 || counted == 0 {
+            return;
+        }
+        // Rounded down: the scaled estimate is rounded up, and the two meet exactly on the
+        // provider's count for any prompt under 65,536 tokens.
+        let observed = u128::from(counted) * u128::from(SCALE_ONE) / u128::from(estimated);
+        let observed = u32::try_from(observed)
+            .unwrap_or(u32::MAX)
+            .clamp(SCALE_ONE / 32, SCALE_ONE * 4);
+        let _ =
+            self.shared
+                .prompt_scale
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |scale| {
+                    Some(if observed >= scale {
+                        observed
+                    } else {
+                        observed + (scale - observed) / 2
+                    })
+                });
     }
 
     fn lock(&self) -> MutexGuard<'_, Queue> {
@@ -312,7 +365,7 @@ impl RateLimiter {
         Ok(())
     }
 
-    fn admitted(&self, weight: Weight, waited: Duration) -> Reservation {
+    fn admitted(&self, weight: Weight, estimated_prompt: u64, waited: Duration) -> Reservation {
         let stats = &self.shared.stats;
         stats.admitted.fetch_add(1, Ordering::Relaxed);
         stats
@@ -323,14 +376,28 @@ impl RateLimiter {
             limiter: Some(self.clone()),
             weight,
             waited,
+            estimated_prompt,
+            reported: false,
         }
     }
 
-    fn settle(&self, weight: &Weight, usage: Option<Usage>, quota: Option<&QuotaSnapshot>) {
+    fn settle(
+        &self,
+        weight: &Weight,
+        estimated_prompt: u64,
+        reported: bool,
+        usage: Option<Usage>,
+        quota: Option<&QuotaSnapshot>,
+    ) {
         let stats = &self.shared.stats;
         stats.remove_in_flight(weight);
+        let state = &self.shared.state;
         if usage.is_none() && quota.is_none() {
             // Charged as estimated: nothing to correct, no clock to read.
+            if !reported {
+                state.release(weight);
+                self.wake_head();
+            }
             return;
         }
         let now = Instant::now();
@@ -338,14 +405,16 @@ impl RateLimiter {
             stats
                 .tokens_used
                 .fetch_add(usage.total(), Ordering::Relaxed);
+            self.learn_prompt_scale(estimated_prompt, usage.input_tokens);
             let reserved = Weight::tokens(weight.input_tokens, weight.output_tokens);
             let used = Weight::tokens(usage.input_tokens, usage.output_tokens);
-            self.shared
-                .state
-                .reconcile(now, &used.minus(reserved), &reserved.minus(used));
+            state.reconcile(now, &used.minus(reserved), &reserved.minus(used));
         }
-        if let Some(quota) = quota {
-            self.shared.state.sync(now, quota, &stats.in_flight());
+        match quota {
+            Some(quota) if !reported => state.sync(now, quota, weight),
+            Some(quota) => state.sync(now, quota, &Weight::default()),
+            None if !reported => state.release(weight),
+            None => {}
         }
         self.wake_head();
     }
@@ -402,6 +471,9 @@ pub struct Reservation {
     limiter: Option<RateLimiter>,
     weight: Weight,
     waited: Duration,
+    estimated_prompt: u64,
+    /// Whether a report from the provider counted this call already.
+    reported: bool,
 }
 
 impl Reservation {
@@ -415,11 +487,32 @@ impl Reservation {
         self.waited
     }
 
-    /// Reconciles with the usage the provider reported, and corrects the limiter from the
-    /// provider's rate-limit headers.
+    /// Takes the provider's rate-limit report now, before the usage is known: a stream's
+    /// headers come long before its usage, and are stale by then.
+    pub fn observe(&mut self, quota: &QuotaSnapshot) {
+        if let Some(limiter) = &self.limiter {
+            let counted = if self.reported {
+                Weight::default()
+            } else {
+                self.weight
+            };
+            limiter.shared.state.sync(Instant::now(), quota, &counted);
+            self.reported = true;
+            limiter.wake_head();
+        }
+    }
+
+    /// Reconciles with the usage the provider reported, and takes the provider's rate-limit
+    /// report.
     pub fn settle(mut self, usage: Option<Usage>, quota: Option<&QuotaSnapshot>) {
         if let Some(limiter) = self.limiter.take() {
-            limiter.settle(&self.weight, usage, quota);
+            limiter.settle(
+                &self.weight,
+                self.estimated_prompt,
+                self.reported,
+                usage,
+                quota,
+            );
         }
     }
 }
@@ -427,7 +520,13 @@ impl Reservation {
 impl Drop for Reservation {
     fn drop(&mut self) {
         if let Some(limiter) = self.limiter.take() {
-            limiter.settle(&self.weight, None, None);
+            limiter.settle(
+                &self.weight,
+                self.estimated_prompt,
+                self.reported,
+                None,
+                None,
+            );
         }
     }
 }
@@ -445,6 +544,7 @@ impl fmt::Debug for Reservation {
 pub(crate) struct Acquire {
     limiter: RateLimiter,
     weight: Weight,
+    estimated_prompt: u64,
     deadline: Option<Instant>,
     started: Option<Instant>,
     ticket: Option<u64>,
@@ -473,7 +573,9 @@ impl Acquire {
                 if shared.waiting.load(Ordering::Acquire) == 0
                     && shared.state.try_reserve(now, &self.weight).is_ok()
                 {
-                    return Poll::Ready(Ok(limiter.admitted(self.weight, Duration::ZERO)));
+                    let estimated = self.estimated_prompt;
+                    let reservation = limiter.admitted(self.weight, estimated, Duration::ZERO);
+                    return Poll::Ready(Ok(reservation));
                 }
                 let mut queue = limiter.lock();
                 let wait = shared.state.wait_for(now, &queue.ahead, &self.weight);
@@ -498,7 +600,9 @@ impl Acquire {
                 Ok(()) => {
                     self.leave(&mut queue);
                     drop(queue);
-                    return Poll::Ready(Ok(limiter.admitted(self.weight, now - started)));
+                    let waited = now - started;
+                    let estimated = self.estimated_prompt;
+                    return Poll::Ready(Ok(limiter.admitted(self.weight, estimated, waited)));
                 }
                 Err(wait) => {
                     let admit_at = now + wait;

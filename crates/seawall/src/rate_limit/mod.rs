@@ -20,10 +20,21 @@
 //!   ways: unused tokens are refunded, tokens used beyond the estimate are debited. A
 //!   stream is reconciled when it ends, with its last `Usage` event. A call that fails is
 //!   charged as estimated (the provider's headers, when the error has them, correct it).
-//! - Every response and error that carries the provider's rate-limit headers
-//!   ([`QuotaSnapshot`](seawall_core::QuotaSnapshot)) **corrects** the remaining capacity
-//!   (minus what this process still has in flight) and, for an exhausted window, holds
-//!   admissions until its reset: replicas sharing one account converge on its real quota.
+//! - What the provider reports is **the truth until its reset**. Every response and error
+//!   that carries rate-limit headers ([`QuotaSnapshot`](seawall_core::QuotaSnapshot)), or a
+//!   rate limit reported only as a wait (Gemini's `RetryInfo`), sets a ceiling beside the
+//!   configured limits: what it says is left, less what this process has sent that no
+//!   report has counted yet, until the reported reset; then the window refills in the
+//!   provider's shape ([`ProviderRefill`]). A call that does not fit waits for the reset
+//!   within its maximum wait and deadline, or fails over now; it is never sent to collect
+//!   a 429. The configured limits stay ceilings of their own (a replica told a quarter
+//!   keeps a quarter). Reports arrive out of the order the provider wrote them, so one
+//!   only replaces the ceiling if it leaves less room; what other replicas spend between
+//!   two reports is projected forward at the pace the reports show. A stream's report is
+//!   taken when it begins.
+//! - Prompt estimates are scaled by what the provider reports it counted, so an estimator
+//!   that overestimates (the heuristic is an upper bound) does not waste the provider's
+//!   ceiling.
 //! - [`RateLimiter::snapshot`] reports requests admitted and in flight, tokens reserved
 //!   vs used, the queue length, and what is left with the time until refill.
 //! - The counters sit behind [`LimiterState`] so a shared store can replace the
@@ -81,6 +92,7 @@ pub mod future;
 mod gcra;
 mod layer;
 mod limiter;
+mod provider_window;
 mod service;
 mod state;
 mod stream;
@@ -89,6 +101,7 @@ pub use self::config::{Limits, Rate, RateLimitConfig};
 pub use self::error::{RateLimitRejected, RejectReason};
 pub use self::layer::RateLimitLayer;
 pub use self::limiter::{RateLimitSnapshot, RateLimiter, Reservation};
+pub use self::provider_window::ProviderRefill;
 pub use self::service::RateLimit;
 pub use self::state::{Capacity, InMemoryState, LimiterState, Weight};
 pub use self::stream::Reconcile;

@@ -4,11 +4,12 @@
 use std::fmt;
 use std::time::Duration;
 
-use seawall_core::{QuotaSnapshot, QuotaWindow};
+use seawall_core::QuotaSnapshot;
 use tokio::time::Instant;
 
 use super::config::{Limits, Rate};
 use super::gcra::GcraCell;
+use super::provider_window::{ProviderRefill, ProviderWindow};
 
 /// What one call weighs in each limited dimension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -70,7 +71,8 @@ impl Weight {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct Capacity {
-    /// Requests that could be admitted now, if requests are limited.
+    /// Requests that could be admitted now, if requests are limited (by configuration or
+    /// by the provider's report).
     pub requests: Option<u64>,
     /// Tokens that could be admitted now, if tokens are limited.
     pub tokens: Option<u64>,
@@ -78,7 +80,7 @@ pub struct Capacity {
     pub input_tokens: Option<u64>,
     /// Output tokens that could be admitted now, if they are limited separately.
     pub output_tokens: Option<u64>,
-    /// The time until every dimension is full again.
+    /// The time until every dimension is full again, the provider's windows included.
     pub time_to_refill: Duration,
 }
 
@@ -86,8 +88,9 @@ pub struct Capacity {
 ///
 /// Every method is atomic with respect to the others: a reservation is taken in every
 /// dimension or in none. The in-process [`InMemoryState`] does it with compare-and-swap
-/// on one GCRA cell per dimension; a shared store does it with one script per call. The
-/// FIFO wait queue is not part of the state: it orders the callers of one process.
+/// on one GCRA cell and one provider window per dimension; a shared store does it with one
+/// script per call. The FIFO wait queue is not part of the state: it orders the callers of
+/// one process.
 pub trait LimiterState: Send + Sync + fmt::Debug + 'static {
     /// Reserves `weight` in every dimension at `now`, or reserves nothing and returns the
     /// wait after which it would fit.
@@ -101,15 +104,22 @@ pub trait LimiterState: Send + Sync + fmt::Debug + 'static {
     /// not used).
     fn reconcile(&self, now: Instant, debit: &Weight, refund: &Weight);
 
-    /// Corrects the remaining capacity from the provider's own report. `in_flight` is what
-    /// this process has admitted and the provider may not have counted yet.
-    fn sync(&self, now: Instant, quota: &QuotaSnapshot, in_flight: &Weight);
+    /// Takes the provider's own report: what it says is left is a ceiling until its reset,
+    /// beside the configured limits (which stay ceilings of their own). `counted` is the
+    /// weight of the call the report came with, which the report includes; zero for a
+    /// report that came with no call of ours.
+    fn sync(&self, now: Instant, quota: &QuotaSnapshot, counted: &Weight);
+
+    /// A call of `weight` ended without a report from the provider, which did not count it.
+    fn release(&self, weight: &Weight);
 
     /// What is left now.
     fn capacity(&self, now: Instant) -> Capacity;
 }
 
-/// The in-process state: one lock-free GCRA cell per limited dimension.
+/// The in-process state: per dimension, one lock-free GCRA cell for the configured limit
+/// and one provider window for the provider's tightest report and the units it has not
+/// counted yet. A call is admitted when it fits both.
 ///
 /// Times are measured on tokio's clock from the instant the state was created.
 #[derive(Debug)]
@@ -119,16 +129,23 @@ pub struct InMemoryState {
     tokens: Option<GcraCell>,
     input_tokens: Option<GcraCell>,
     output_tokens: Option<GcraCell>,
+    provider: [ProviderWindow; 4],
+    refill: ProviderRefill,
+    /// How long a provider window lasts after its reset while no new report comes: the
+    /// longest configured period, or a minute.
+    period: u64,
 }
 
-/// One limited dimension: its cell, and how many of its units a weight holds.
-type Dimension<'a> = (Option<&'a GcraCell>, fn(&Weight) -> u64);
+/// How many units of each dimension a weight holds, in the order of the cells.
+const DIMENSIONS: [fn(&Weight) -> u64; 4] = [
+    |w| w.requests,
+    |w| w.tokens,
+    |w| w.input_tokens,
+    |w| w.output_tokens,
+];
 
 fn cell(rate: Option<Rate>) -> Option<GcraCell> {
-    rate.map(|rate| {
-        let window = u64::try_from(rate.per.as_nanos()).unwrap_or(u64::MAX);
-        GcraCell::new(rate.limit, window)
-    })
+    rate.map(|rate| GcraCell::new(rate.limit, nanos(rate.per)))
 }
 
 fn nanos(duration: Duration) -> u64 {
@@ -136,70 +153,140 @@ fn nanos(duration: Duration) -> u64 {
 }
 
 impl InMemoryState {
-    /// Full cells for `limits`.
+    /// Full cells for `limits`, no report from the provider yet, and the conservative
+    /// [`ProviderRefill::UntilReset`].
     pub fn new(limits: &Limits) -> Self {
+        let rates = [
+            limits.requests,
+            limits.tokens,
+            limits.input_tokens,
+            limits.output_tokens,
+        ];
+        let period = rates
+            .iter()
+            .flatten()
+            .map(|rate| rate.per)
+            .max()
+            .unwrap_or(Duration::from_secs(60));
         Self {
             base: Instant::now(),
             requests: cell(limits.requests),
             tokens: cell(limits.tokens),
             input_tokens: cell(limits.input_tokens),
             output_tokens: cell(limits.output_tokens),
+            provider: std::array::from_fn(|_| ProviderWindow::new()),
+            refill: ProviderRefill::UntilReset,
+            period: nanos(period),
         }
+    }
+
+    /// Sets how the provider's capacity comes back between its reports.
+    #[must_use]
+    pub fn with_provider_refill(mut self, refill: ProviderRefill) -> Self {
+        self.refill = refill;
+        self
     }
 
     fn at(&self, now: Instant) -> u64 {
         nanos(now.saturating_duration_since(self.base))
     }
 
-    fn cells(&self) -> [Dimension<'_>; 4] {
+    fn cells(&self) -> [Option<&GcraCell>; 4] {
         [
-            (self.requests.as_ref(), |w| w.requests),
-            (self.tokens.as_ref(), |w| w.tokens),
-            (self.input_tokens.as_ref(), |w| w.input_tokens),
-            (self.output_tokens.as_ref(), |w| w.output_tokens),
+            self.requests.as_ref(),
+            self.tokens.as_ref(),
+            self.input_tokens.as_ref(),
+            self.output_tokens.as_ref(),
         ]
+    }
+
+    fn configured_wait(&self, at: u64, ahead: &Weight, weight: &Weight) -> u64 {
+        self.cells()
+            .into_iter()
+            .zip(DIMENSIONS)
+            .filter_map(|(cell, units)| cell.map(|c| c.wait_for(at, units(ahead), units(weight))))
+            .max()
+            .unwrap_or(0)
+    }
+
+    fn provider_wait(&self, at: u64, ahead: &Weight, weight: &Weight) -> u64 {
+        self.provider
+            .iter()
+            .zip(DIMENSIONS)
+            .map(|(window, units)| {
+                window.wait_for(at, units(ahead), units(weight), self.refill, self.period)
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Reserves `weight` in the configured cells, or nothing.
+    fn try_reserve_configured(&self, at: u64, weight: &Weight) -> Result<(), ()> {
+        let cells = self.cells();
+        for (i, (cell, units)) in cells.iter().zip(DIMENSIONS).enumerate() {
+            let Some(cell) = cell else { continue };
+            if cell.try_reserve(at, units(weight)).is_err() {
+                self.refund_configured(&cells[..i], weight);
+                return Err(());
+            }
+        }
+        Ok(())
+    }
+
+    fn refund_configured(&self, cells: &[Option<&GcraCell>], weight: &Weight) {
+        for (cell, units) in cells.iter().zip(DIMENSIONS) {
+            if let Some(cell) = cell {
+                cell.refund(units(weight));
+            }
+        }
+    }
+
+    /// Reserves `weight` in the provider windows, or nothing.
+    fn try_reserve_provider(&self, at: u64, weight: &Weight) -> Result<(), ()> {
+        for (i, (window, units)) in self.provider.iter().zip(DIMENSIONS).enumerate() {
+            match window.try_reserve(at, units(weight), self.refill, self.period) {
+                Ok(()) => {}
+                Err(_) => {
+                    for (window, units) in self.provider.iter().zip(DIMENSIONS).take(i) {
+                        window.release(units(weight));
+                    }
+                    return Err(());
+                }
+            }
+        }
+        Ok(())
     }
 }
 
 impl LimiterState for InMemoryState {
     fn try_reserve(&self, now: Instant, weight: &Weight) -> Result<(), Duration> {
         let at = self.at(now);
-        let cells = self.cells();
-        for (i, (cell, units)) in cells.iter().enumerate() {
-            let Some(cell) = cell else { continue };
-            if let Err(wait) = cell.try_reserve(at, units(weight)) {
-                // Give back what the earlier dimensions took, then report the longest
-                // wait over all dimensions, so the caller sleeps once.
-                for (earlier, units) in &cells[..i] {
-                    if let Some(earlier) = earlier {
-                        earlier.refund(units(weight));
-                    }
-                }
-                let rest = cells[i + 1..]
-                    .iter()
-                    .filter_map(|(cell, units)| cell.map(|c| c.wait_for(at, 0, units(weight))))
-                    .max()
-                    .unwrap_or(0);
-                return Err(Duration::from_nanos(wait.max(rest)));
-            }
-        }
-        Ok(())
+        let admitted = self.try_reserve_configured(at, weight).and_then(|()| {
+            self.try_reserve_provider(at, weight)
+                .inspect_err(|()| self.refund_configured(&self.cells(), weight))
+        });
+        admitted.map_err(|()| {
+            // The longest wait over every dimension, so the caller sleeps once.
+            let none = Weight::default();
+            let wait = self
+                .configured_wait(at, &none, weight)
+                .max(self.provider_wait(at, &none, weight));
+            // A race may have freed the room meanwhile: look again soon rather than never.
+            Duration::from_nanos(wait.max(1))
+        })
     }
 
     fn wait_for(&self, now: Instant, ahead: &Weight, weight: &Weight) -> Duration {
         let at = self.at(now);
         let wait = self
-            .cells()
-            .iter()
-            .filter_map(|(cell, units)| cell.map(|c| c.wait_for(at, units(ahead), units(weight))))
-            .max()
-            .unwrap_or(0);
+            .configured_wait(at, ahead, weight)
+            .max(self.provider_wait(at, ahead, weight));
         Duration::from_nanos(wait)
     }
 
     fn reconcile(&self, now: Instant, debit: &Weight, refund: &Weight) {
         let at = self.at(now);
-        for (cell, units) in self.cells() {
+        for (cell, units) in self.cells().into_iter().zip(DIMENSIONS) {
             let Some(cell) = cell else { continue };
             if units(debit) > 0 {
                 cell.debit(at, units(debit));
@@ -210,53 +297,57 @@ impl LimiterState for InMemoryState {
         }
     }
 
-    fn sync(&self, now: Instant, quota: &QuotaSnapshot, in_flight: &Weight) {
+    fn sync(&self, now: Instant, quota: &QuotaSnapshot, counted: &Weight) {
         let at = self.at(now);
-        let pairs: [(Option<&GcraCell>, Option<QuotaWindow>, u64); 4] = [
-            (self.requests.as_ref(), quota.requests, in_flight.requests),
-            (self.tokens.as_ref(), quota.tokens, in_flight.tokens),
-            (
-                self.input_tokens.as_ref(),
-                quota.input_tokens,
-                in_flight.input_tokens,
-            ),
-            (
-                self.output_tokens.as_ref(),
-                quota.output_tokens,
-                in_flight.output_tokens,
-            ),
+        let reported = [
+            quota.requests,
+            quota.tokens,
+            quota.input_tokens,
+            quota.output_tokens,
         ];
-        for (cell, window, in_flight) in pairs {
-            let (Some(cell), Some(window)) = (cell, window) else {
-                continue;
-            };
-            let Some(remaining) = window.remaining else {
-                continue;
-            };
-            // The provider has not seen what is still in flight here.
-            cell.set_available(at, remaining.saturating_sub(in_flight).min(cell.limit()));
-            if remaining == 0
-                && let Some(reset) = window.reset_after
-            {
-                cell.block_until(at.saturating_add(nanos(reset)));
+        for ((window, reported), units) in self.provider.iter().zip(reported).zip(DIMENSIONS) {
+            match reported {
+                Some(reported) => {
+                    window.sync(at, &reported, units(counted), self.refill, self.period);
+                }
+                None => window.release(units(counted)),
             }
+        }
+    }
+
+    fn release(&self, weight: &Weight) {
+        for (window, units) in self.provider.iter().zip(DIMENSIONS) {
+            window.release(units(weight));
         }
     }
 
     fn capacity(&self, now: Instant) -> Capacity {
         let at = self.at(now);
-        let available = |cell: &Option<GcraCell>| cell.as_ref().map(|c| c.available(at));
-        let refill = self
-            .cells()
-            .iter()
-            .filter_map(|(cell, _)| cell.map(|c| c.time_to_full(at)))
-            .max()
-            .unwrap_or(0);
+        let mut refill = 0;
+        let mut left = [None; 4];
+        for ((slot, cell), window) in left.iter_mut().zip(self.cells()).zip(&self.provider) {
+            let configured = cell.map(|c| {
+                refill = refill.max(c.time_to_full(at));
+                c.available(at)
+            });
+            let provider =
+                window
+                    .capacity(at, self.refill, self.period)
+                    .map(|(units, until_full)| {
+                        refill = refill.max(until_full);
+                        units
+                    });
+            *slot = match (configured, provider) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        let [requests, tokens, input_tokens, output_tokens] = left;
         Capacity {
-            requests: available(&self.requests),
-            tokens: available(&self.tokens),
-            input_tokens: available(&self.input_tokens),
-            output_tokens: available(&self.output_tokens),
+            requests,
+            tokens,
+            input_tokens,
+            output_tokens,
             time_to_refill: Duration::from_nanos(refill),
         }
     }

@@ -6,7 +6,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures_core::Stream;
-use seawall_core::{ChatResponse, EventStream, LlmResponse, StreamEvent, Usage};
+use seawall_core::{
+    ChatResponse, ErrorKind, EventStream, LlmError, LlmResponse, QuotaSnapshot, QuotaWindow,
+    StreamEvent, Usage,
+};
 
 use super::limiter::Reservation;
 
@@ -17,18 +20,21 @@ pub trait Reconcile: LlmResponse + Sized {
     fn reconcile(self, reservation: Reservation) -> Self;
 }
 
-/// A complete response settles at once. A streamed one settles when its stream ends (or
-/// is dropped), with the last `Usage` event it carried; the quota headers arrived with
-/// the response and are applied then too.
+/// A complete response settles at once. A streamed one takes the quota headers when it
+/// begins and settles when its stream ends (or is dropped), with the last `Usage` event
+/// it carried.
 impl Reconcile for ChatResponse {
-    fn reconcile(mut self, reservation: Reservation) -> Self {
+    fn reconcile(mut self, mut reservation: Reservation) -> Self {
         match self.stream.take() {
             Some(stream) => {
+                // The headers describe the provider when the stream began: take them now.
+                if let Some(quota) = self.quota.as_deref() {
+                    reservation.observe(quota);
+                }
                 self.stream = Some(EventStream::new(ReconcileStream {
                     inner: stream,
                     reservation: Some(reservation),
                     usage: self.usage,
-                    quota: self.quota.as_deref().copied(),
                 }));
             }
             None => reservation.settle(self.usage, self.quota.as_deref()),
@@ -41,15 +47,28 @@ impl Reconcile for ChatResponse {
 /// without one, charged as estimated. Its rate-limit headers correct the limiter.
 impl<B> Reconcile for http::Response<B> {
     fn reconcile(self, reservation: Reservation) -> Self {
-        let quota = self.quota();
-        let usage = if self.failure().is_some() {
-            None
-        } else {
-            self.usage()
-        };
-        reservation.settle(usage, quota.as_ref());
+        match self.failure() {
+            Some(error) => {
+                let quota = reported_quota(&error).or_else(|| self.quota());
+                reservation.settle(None, quota.as_ref());
+            }
+            None => reservation.settle(self.usage(), self.quota().as_ref()),
+        }
         self
     }
+}
+
+/// What a provider's error says about its quota: its rate-limit headers, or, for a rate
+/// limit reported only as a wait (Gemini's `RetryInfo`, a bare `retry-after`), no request
+/// left until that wait is over.
+pub(super) fn reported_quota(error: &LlmError) -> Option<QuotaSnapshot> {
+    if let Some(quota) = error.quota().filter(|quota| !quota.is_empty()) {
+        return Some(*quota);
+    }
+    let wait = error.hints().retry_after?;
+    (error.kind() == ErrorKind::RateLimited).then(|| {
+        QuotaSnapshot::default().with_requests(QuotaWindow::new(None, Some(0), Some(wait)))
+    })
 }
 
 /// Passes a stream through and settles the reservation when it ends.
@@ -57,13 +76,12 @@ struct ReconcileStream {
     inner: EventStream,
     reservation: Option<Reservation>,
     usage: Option<Usage>,
-    quota: Option<seawall_core::QuotaSnapshot>,
 }
 
 impl ReconcileStream {
     fn settle(&mut self) {
         if let Some(reservation) = self.reservation.take() {
-            reservation.settle(self.usage, self.quota.as_ref());
+            reservation.settle(self.usage, None);
         }
     }
 }
