@@ -238,6 +238,7 @@ fn sim_quota() -> QuotaConfig {
         requests: REQUESTS_PER_MINUTE,
         tokens: TOKENS_PER_MINUTE,
         window_ms: 60_000,
+        ..QuotaConfig::default()
     }
 }
 

@@ -343,8 +343,12 @@ impl GatewayBuilder {
             let secret = t.api_key_env.as_deref().and_then(&env);
             secrets.extend(secret.clone());
             let key = secret.map(ApiKey::new);
+            let limited = t.requests_per_minute.is_some() || t.tokens_per_minute.is_some();
             let breaker = {
-                let mut b = BreakerLayer::builder(t.name.as_str());
+                // With a limiter following the provider's reports, the limiter holds the
+                // target until a reset, and calls that can wait queue for it.
+                let mut b = BreakerLayer::builder(t.name.as_str())
+                    .capacity_cooldown(!(limited || t.follow_provider_headers));
                 if let Some(n) = t.breaker_failures {
                     b = b.consecutive_failures(n);
                 }
@@ -353,7 +357,6 @@ impl GatewayBuilder {
                 }
                 b.build()
             };
-            let limited = t.requests_per_minute.is_some() || t.tokens_per_minute.is_some();
             let limiter = (limited || t.follow_provider_headers).then(|| {
                 let per = t.limit_period.unwrap_or(Duration::from_secs(60));
                 let mut c = RateLimitConfig::new().provider_refill(match t.provider_refill {

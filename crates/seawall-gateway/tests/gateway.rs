@@ -1755,6 +1755,7 @@ async fn the_provider_headers_hold_calls_back_and_retry_after_says_for_how_long(
             requests: 1,
             tokens: 1_000_000,
             window_ms: 60_000,
+            ..seawall_sim::QuotaConfig::default()
         },
     );
     let first = chat(gw.local_addr(), hello(false)).await;
@@ -1771,5 +1772,42 @@ async fn the_provider_headers_hold_calls_back_and_retry_after_says_for_how_long(
         sim.requests_for(Provider::OpenAi).len(),
         1,
         "the refused call never reached the provider"
+    );
+}
+
+/// A call that can wait for the provider's reset within `max_wait` waits for it and is
+/// answered, instead of being refused or sent to collect a 429.
+#[tokio::test]
+async fn a_call_that_fits_after_the_reset_waits_for_it() {
+    let (sim, gw) = start(|c| {
+        c.groups[0].targets = vec!["sim-openai".to_owned()];
+        let target = &mut c.targets[0];
+        target.follow_provider_headers = true;
+        target.max_wait = Some(Duration::from_secs(5));
+    })
+    .await;
+    sim.set_quota(
+        Provider::OpenAi,
+        seawall_sim::QuotaConfig {
+            requests: 1,
+            tokens: 1_000_000,
+            window_ms: 400,
+            ..seawall_sim::QuotaConfig::default()
+        },
+    );
+    let first = chat(gw.local_addr(), hello(false)).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let started = std::time::Instant::now();
+    let second = chat(gw.local_addr(), hello(false)).await;
+    assert_eq!(second.status, 200, "{}", second.body);
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "waited {:?} for the reset",
+        started.elapsed()
+    );
+    assert_eq!(
+        sim.requests_for(Provider::OpenAi).len(),
+        2,
+        "no call was sent to collect a 429"
     );
 }

@@ -83,8 +83,10 @@ impl Provider {
 /// benchmark; set small limits to test rate limiting.
 ///
 /// Token cost of a request = its prompt tokens + its completion tokens (both under the
-/// documented rule in the crate docs). The window is fixed: it starts at a key's first request
-/// and resets `window` later.
+/// documented rule in the crate docs). By default the window is fixed: it starts at a key's
+/// first request and resets `window` later. With `refill = "bucket"` each limit is a token
+/// bucket instead, as OpenAI and Anthropic document theirs: it refills continuously at
+/// `limit / window`, and the reset headers give the time until it is full.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct QuotaConfig {
@@ -94,6 +96,19 @@ pub struct QuotaConfig {
     pub tokens: u64,
     /// Window length in milliseconds.
     pub window_ms: u64,
+    /// How capacity comes back (default [`QuotaRefill::Window`]).
+    pub refill: QuotaRefill,
+}
+
+/// How a quota's capacity comes back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuotaRefill {
+    /// A fixed window from a key's first request; everything comes back at its end.
+    #[default]
+    Window,
+    /// A token bucket, refilled continuously at `limit / window`.
+    Bucket,
 }
 
 impl Default for QuotaConfig {
@@ -102,6 +117,7 @@ impl Default for QuotaConfig {
             requests: 10_000_000,
             tokens: 10_000_000_000,
             window_ms: 60_000,
+            refill: QuotaRefill::Window,
         }
     }
 }

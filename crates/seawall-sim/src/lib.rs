@@ -102,7 +102,7 @@ mod server;
 mod timefmt;
 mod wire;
 
-pub use config::{Provider, ProviderSettings, QuotaConfig, ScriptedReply, SimConfig};
+pub use config::{Provider, ProviderSettings, QuotaConfig, QuotaRefill, ScriptedReply, SimConfig};
 pub use fault::{Fault, FaultRule, RateLimitKind, RetryAfter, RetryHeaders};
 pub use log::LoggedRequest;
 pub use server::{Simulator, SimulatorBuilder};

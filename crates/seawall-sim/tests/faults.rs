@@ -519,6 +519,7 @@ async fn quotas_requests_and_tokens_per_window() {
                 requests: 2,
                 tokens: 1_000,
                 window_ms: 1000,
+                ..QuotaConfig::default()
             },
         )
         .quota(
@@ -527,6 +528,7 @@ async fn quotas_requests_and_tokens_per_window() {
                 requests: 100,
                 tokens: 30,
                 window_ms: 1000,
+                ..QuotaConfig::default()
             },
         )
         .quota(
@@ -535,6 +537,7 @@ async fn quotas_requests_and_tokens_per_window() {
                 requests: 1,
                 tokens: 1_000,
                 window_ms: 1500,
+                ..QuotaConfig::default()
             },
         )
         .reply_tokens(6)
@@ -616,6 +619,7 @@ async fn quotas_requests_and_tokens_per_window() {
             requests: 5,
             tokens: 1_000,
             window_ms: 1000,
+            ..QuotaConfig::default()
         },
     );
     assert_eq!(
@@ -900,6 +904,7 @@ async fn absurd_settings_never_panic() {
                 requests: u64::MAX,
                 tokens: u64::MAX,
                 window_ms: u64::MAX,
+                ..QuotaConfig::default()
             },
         )
         .start()

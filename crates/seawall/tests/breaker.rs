@@ -344,6 +344,26 @@ async fn a_429_parks_the_target_until_its_reset_without_a_health_failure() {
     );
 }
 
+/// Beside a rate limiter that follows the provider's reports, the breaker leaves capacity
+/// to it: a 429 neither parks the target nor counts as a failure.
+#[tokio::test(start_paused = true)]
+async fn without_capacity_cooldown_a_429_leaves_the_target_to_the_limiter() {
+    let layer = BreakerLayer::builder("openai/gpt")
+        .consecutive_failures(1)
+        .capacity_cooldown(false)
+        .build();
+    let handle = layer.handle();
+    let (service, mut target) = mock::pair::<ChatRequest, ChatResponse>();
+    let service = layer.layer(service);
+
+    let call = tokio::spawn(service.clone().oneshot(request()));
+    let (_, reply) = target.next_request().await.unwrap();
+    reply.send_error(error(ErrorKind::RateLimited, 429).with_retry_after(Duration::from_secs(3)));
+    call.await.unwrap().unwrap_err();
+    assert_eq!(handle.state(), BreakerState::Closed);
+    handle.check(Instant::now()).expect("not parked");
+}
+
 #[tokio::test(start_paused = true)]
 async fn cooldowns_use_the_quota_reset_or_the_default_and_end_on_reset() {
     let layer = BreakerLayer::builder("t")

@@ -296,11 +296,10 @@ async fn provider_headers_move_the_remaining_capacity() {
     )));
     assert_eq!(limiter.snapshot().capacity.tokens, Some(1_000));
     tokio::time::advance(Duration::from_secs(11)).await;
-    assert_eq!(
-        limiter.snapshot().capacity.tokens,
-        Some(10_000),
-        "the whole limit once the window resets"
-    );
+    // The window refills at its reset. These reports came with no call of this limiter,
+    // so the provider's counting says others spent nearly all of the window: this process
+    // takes the smallest share of the new one, 1/16.
+    assert_eq!(limiter.snapshot().capacity.tokens, Some(625));
 }
 
 fn with_quota(response: ChatResponse, quota: QuotaSnapshot) -> ChatResponse {
@@ -685,4 +684,65 @@ async fn a_refund_admits_the_head_of_the_queue_before_its_timer() {
     );
     send.send_response(reply("m", "ok"));
     head.await.unwrap().unwrap();
+}
+
+/// Replicas sharing one account see each other in the reports: what the provider counted
+/// beyond this process's calls is theirs. After a window in which others spent 300 tokens
+/// and this process 200, the next window's room is taken at 15/16 of a 2/5 share, so that
+/// replicas that all see it at the reset do not all take it.
+#[tokio::test(start_paused = true)]
+async fn a_replica_takes_its_share_of_the_room_the_reports_show() {
+    let limiter = RateLimiter::new(
+        "t",
+        RateLimitConfig::new()
+            .default_output_tokens(0)
+            .estimator(Arc::new(NumberEstimator)),
+    );
+    let report = |remaining| {
+        QuotaSnapshot::default().with_tokens(QuotaWindow::new(
+            Some(1_000),
+            Some(remaining),
+            Some(Duration::from_secs(10)),
+        ))
+    };
+    let answer = |remaining| {
+        with_quota(
+            reply("m", "ok").with_usage(Usage::new(100, 0)),
+            report(remaining),
+        )
+    };
+    // Alone so far: the whole room is this process's.
+    send(&limiter, weighing(100), answer(900)).await.unwrap();
+    assert_eq!(limiter.snapshot().capacity.tokens, Some(900));
+    // 300 tokens more than this call were counted: others spent them.
+    send(&limiter, weighing(100), answer(500)).await.unwrap();
+
+    tokio::time::advance(Duration::from_secs(11)).await;
+    // 200 of the 500 spent were this process's: 15/16 of 2/5 of the new window, 375,
+    // rounded down in 1/1024ths.
+    assert_eq!(limiter.snapshot().capacity.tokens, Some(374));
+}
+
+/// A process alone on its account keeps the whole window even when its calls use more
+/// than they reserved: what it spent is its usage, not its reservations.
+#[tokio::test(start_paused = true)]
+async fn calls_that_use_more_than_they_reserved_are_not_taken_for_other_replicas() {
+    let limiter = RateLimiter::new(
+        "t",
+        RateLimitConfig::new()
+            .default_output_tokens(0)
+            .estimator(Arc::new(NumberEstimator)),
+    );
+    for remaining in [700, 400] {
+        let report = QuotaSnapshot::default().with_tokens(QuotaWindow::new(
+            Some(1_000),
+            Some(remaining),
+            Some(Duration::from_secs(10)),
+        ));
+        // 100 reserved, 300 used.
+        let answer = with_quota(reply("m", "ok").with_usage(Usage::new(100, 200)), report);
+        send(&limiter, weighing(100), answer).await.unwrap();
+    }
+    tokio::time::advance(Duration::from_secs(11)).await;
+    assert_eq!(limiter.snapshot().capacity.tokens, Some(1_000));
 }

@@ -53,6 +53,7 @@ pub(crate) struct BreakerSettings {
     pub(crate) break_max: Duration,
     pub(crate) break_growth: f64,
     pub(crate) default_cooldown: Duration,
+    pub(crate) capacity_cooldown: bool,
 }
 
 impl BreakerSettings {
@@ -87,6 +88,7 @@ impl Default for BreakerSettings {
             break_max: Duration::from_secs(20),
             break_growth: 2.0,
             default_cooldown: Duration::ZERO,
+            capacity_cooldown: true,
         }
     }
 }
@@ -203,6 +205,18 @@ impl BreakerBuilder {
     #[must_use]
     pub fn default_cooldown(mut self, cooldown: Duration) -> Self {
         self.settings.default_cooldown = cooldown;
+        self
+    }
+
+    /// Whether a 429, an exhausted quota, or a response whose quota headers say nothing is
+    /// left parks the target (default true). Turn it off when a
+    /// [`RateLimiter`](crate::rate_limit::RateLimiter) in the same stack follows the
+    /// provider's reports: it holds calls until the reset itself, and lets those that can
+    /// wait that long queue for it instead of being refused at once. A 429 then counts as
+    /// neither a success nor a failure.
+    #[must_use]
+    pub fn capacity_cooldown(mut self, enabled: bool) -> Self {
+        self.settings.capacity_cooldown = enabled;
         self
     }
 

@@ -56,7 +56,10 @@ impl Ticket {
             self.stack_classifier.as_ref(),
             error,
         );
-        if verdict.out_of_capacity {
+        if verdict.out_of_capacity && !self.shared.settings.capacity_cooldown {
+            // The rate limiter holds the target until the reset.
+            Outcome::Neutral
+        } else if verdict.out_of_capacity {
             let wait = verdict
                 .server_wait()
                 .unwrap_or(self.shared.settings.default_cooldown);
@@ -168,7 +171,9 @@ where
                             ticket.finish(outcome, &mut now);
                             return Poll::Ready(Ok(response));
                         }
-                        if let Some(wait) = response.quota().and_then(|q| q.exhausted_until()) {
+                        if ticket.shared.settings.capacity_cooldown
+                            && let Some(wait) = response.quota().and_then(|q| q.exhausted_until())
+                        {
                             ticket.shared.park(wait, now.get());
                         }
                         let settings = &ticket.shared.settings;

@@ -12,7 +12,9 @@
 //! - **Capacity cooldown.** A 429, an exhausted quota, or a response whose quota headers
 //!   are at zero parks the target until the server's reset (retry-after or quota reset; an
 //!   optional [default](BreakerBuilder::default_cooldown) when there is neither) without
-//!   counting a health failure.
+//!   counting a health failure. Beside a rate limiter that follows the provider's reports,
+//!   [turn it off](BreakerBuilder::capacity_cooldown): the limiter holds the target until
+//!   the reset, and calls that can wait that long queue for it instead of being refused.
 //!
 //! What counts is decided by the stack's [`Classifier`](seawall_core::Classifier) (the one
 //! the request context carries, the breaker's own, or the built-in table): `health_failure`

@@ -29,9 +29,14 @@
 //!   within its maximum wait and deadline, or fails over now; it is never sent to collect
 //!   a 429. The configured limits stay ceilings of their own (a replica told a quarter
 //!   keeps a quarter). Reports arrive out of the order the provider wrote them, so one
-//!   only replaces the ceiling if it leaves less room; what other replicas spend between
-//!   two reports is projected forward at the pace the reports show. A stream's report is
-//!   taken when it begins.
+//!   only replaces the ceiling if it leaves less room. A stream's report is taken when it
+//!   begins.
+//! - **Replicas sharing one account** see each other only through the reports. What the
+//!   provider counted beyond this process's own calls is the others' spending: it is
+//!   projected forward between two reports at the pace they show, and each process takes
+//!   only its share of the room a report shows (its part of what the account spent in
+//!   recent windows, less a margin), so that replicas which all see the same room, as at
+//!   a window's reset, do not all take it.
 //! - Prompt estimates are scaled by what the provider reports it counted, so an estimator
 //!   that overestimates (the heuristic is an upper bound) does not waste the provider's
 //!   ceiling.

@@ -2,7 +2,7 @@
 //! the window is full again. Its report is a ceiling until that reset; then the window
 //! refills in the provider's shape.
 
-use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::SeqCst};
 use std::sync::{Mutex, PoisonError};
 
 use seawall_core::QuotaWindow;
@@ -14,11 +14,13 @@ use seawall_core::QuotaWindow;
 /// | OpenAI | a token bucket: `x-ratelimit-reset-*` is the time until the limit is full again, and a recording shows `12ms` after one request of a 5,000 RPM limit | [`Continuous`](Self::Continuous) |
 /// | Anthropic | a token bucket ("continuously replenished up to your maximum"); `anthropic-ratelimit-*-reset` is when it is full | [`Continuous`](Self::Continuous) |
 /// | Gemini | per-minute and per-day quotas, reported only in a 429's `RetryInfo` | [`UntilReset`](Self::UntilReset) |
-/// | OpenAI-compatible servers, proxies, the simulator | unknown, or fixed windows | [`UntilReset`](Self::UntilReset) |
+/// | OpenAI-compatible servers, proxies | unknown | [`UntilReset`](Self::UntilReset) |
+/// | the simulator | fixed windows; token buckets with `refill = "bucket"` | either, to match |
 ///
 /// [`UntilReset`](Self::UntilReset) is the default because it is right for every provider:
-/// against a token bucket it only admits less between two reports, and every response
-/// brings a new one.
+/// against a token bucket it spends the bucket and then waits for it to be full, which
+/// serves the same tokens per window with longer waits. [`Continuous`](Self::Continuous)
+/// against a fixed window would send calls to collect 429s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum ProviderRefill {
@@ -54,7 +56,9 @@ pub(crate) const NEVER: u64 = u64::MAX;
 /// has not come back is subtracted twice, which errs on the safe side until it does.
 /// Reports can arrive in another order than the provider wrote them, so a report replaces
 /// the current one only if it leaves less room now; within a fixed window, the lowest
-/// remaining is the newest.
+/// remaining is the newest. What the provider counted beyond this process's calls is other
+/// clients' (replicas') spending: it is projected forward at its pace, and this process
+/// takes only its share of what a report leaves.
 ///
 /// Admission adds to the in-flight count with one compare-and-swap on the state word; it
 /// never locks. A report is written under a mutex that only writers take: it bumps the
@@ -73,17 +77,90 @@ pub(crate) struct ProviderWindow {
     /// When the window is full again, or [`INACTIVE`].
     reset: AtomicU64,
     others_per_second: AtomicU64,
+    share: AtomicU64,
+    /// Units this process has admitted, in total.
+    sent: AtomicU64,
+    /// Units this process's calls used beyond what they reserved (negative: short of it)
+    /// in the current window, for [`Accounts::roll`].
+    usage_correction: AtomicI64,
     /// Written only under `writer`.
     accounts: Mutex<Accounts>,
     writer: Mutex<()>,
 }
 
-/// The previous report of the current window: what the provider counted between it and
-/// the next, less the reporting call, others spent.
+/// Who spends the provider's windows, as the reports tell.
 #[derive(Debug, Default)]
 struct Accounts {
-    /// What it said was left, and when.
-    previous: Option<(u64, u64)>,
+    /// The previous report of this window: what the provider counted between it and the
+    /// next, less what this process may have sent in between, others spent.
+    previous: Option<Previous>,
+    /// Units of this process the reports of this window counted.
+    window_mine: u64,
+    /// The lowest remaining this window's reports gave (the newest), and the limit.
+    window_lowest: Option<(u64, u64)>,
+    /// The reset of the window that ended last.
+    rolled_at: u64,
+    /// Units of this process in the windows that ended, each older one weighing half.
+    mine: u64,
+    /// Units others spent in the windows that ended, likewise.
+    others: u64,
+}
+
+/// The previous report of a window, and where this process stood then.
+#[derive(Debug, Clone, Copy)]
+struct Previous {
+    /// What it said was left.
+    remaining: u64,
+    /// When it came.
+    at: u64,
+    /// Units this process had sent by then, in total.
+    sent: u64,
+    /// Units in flight then: they may have landed after it.
+    in_flight: u64,
+}
+
+/// A whole share, in the 1/1024ths [`Accounts::share`] counts in.
+const WHOLE: u64 = 1024;
+
+impl Accounts {
+    /// This process's share of what the account spends lately, in 1/1024ths: all of it
+    /// until others are seen; then 15/16 of its measured part, never less than 1/16. The
+    /// margin keeps replicas whose measured parts add up to a little more than the whole
+    /// (windows are measured apart) from overshooting together.
+    fn share(&self) -> u64 {
+        match self.mine.saturating_add(self.others) {
+            _ if self.others == 0 => WHOLE,
+            total => (scale(self.mine, WHOLE, total) * 15 / 16).max(WHOLE / 16),
+        }
+    }
+
+    /// At a reset: what the provider counted in the window that ended (its limit less
+    /// the lowest remaining reported) splits into this process's units and the others';
+    /// older windows weigh half as much.
+    ///
+    /// The new window starts as if reported full at its reset, so that its first report
+    /// already tells what others spent since.
+    /// `correction` is what this process's calls used beyond (or, negative, short of) what
+    /// they reserved, as their usage came in.
+    fn roll(&mut self, ended: &Report, sent: u64, in_flight: u64, correction: i64) {
+        if self.rolled_at == ended.reset {
+            return;
+        }
+        self.rolled_at = ended.reset;
+        if let Some((lowest, limit)) = self.window_lowest.take() {
+            let spent = limit.saturating_sub(lowest);
+            let mine = self.window_mine.saturating_add_signed(correction);
+            self.mine = self.mine / 2 + mine;
+            self.others = self.others / 2 + spent.saturating_sub(mine);
+        }
+        self.window_mine = 0;
+        self.previous = ended.limit.map(|limit| Previous {
+            remaining: limit,
+            at: ended.reset,
+            sent,
+            in_flight,
+        });
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -96,6 +173,9 @@ struct Report {
     /// window, as far as the reports tell: what is left shrinks at that pace after the
     /// report, until the next one.
     others_per_second: u64,
+    /// This process's share (in 1/1024ths) of what is left: replicas that all see the same
+    /// room take their part of it each, not all of it each.
+    share: u64,
 }
 
 fn in_flight(word: u64) -> u64 {
@@ -113,6 +193,12 @@ fn scale(units: u64, numerator: u64, denominator: u64) -> u64 {
 impl Report {
     /// What the provider would admit at `now`, before subtracting what is in flight.
     fn capacity(&self, refill: ProviderRefill, now: u64) -> u64 {
+        scale(self.unshared_capacity(refill, now), self.share, WHOLE)
+    }
+
+    /// What is left at `now` for anyone: the provider's figure less what others are
+    /// spending since the report.
+    fn unshared_capacity(&self, refill: ProviderRefill, now: u64) -> u64 {
         let since = now.saturating_sub(self.from);
         let others = scale(self.others_per_second, since, 1_000_000_000);
         self.provider_capacity(refill, now).saturating_sub(others)
@@ -152,13 +238,14 @@ impl Report {
 
     /// The report the window turns into at its reset: the whole limit, until the next
     /// report or one `period` later. With no limit reported, none.
-    fn rolled(&self, now: u64, period: u64) -> Option<Report> {
+    fn rolled(&self, now: u64, period: u64, share: u64) -> Option<Report> {
         self.limit.map(|limit| Report {
             left: limit,
             limit: Some(limit),
             from: self.reset,
             reset: self.reset.saturating_add(period).max(now + 1),
             others_per_second: 0,
+            share,
         })
     }
 }
@@ -172,6 +259,9 @@ impl ProviderWindow {
             from: AtomicU64::new(0),
             reset: AtomicU64::new(INACTIVE),
             others_per_second: AtomicU64::new(0),
+            share: AtomicU64::new(WHOLE),
+            sent: AtomicU64::new(0),
+            usage_correction: AtomicI64::new(0),
             accounts: Mutex::new(Accounts::default()),
             writer: Mutex::new(()),
         }
@@ -190,6 +280,7 @@ impl ProviderWindow {
             from: self.from.load(SeqCst),
             reset: self.reset.load(SeqCst),
             others_per_second: self.others_per_second.load(SeqCst),
+            share: self.share.load(SeqCst),
         };
         // A writer that started meanwhile changed the generation: the fields may be torn.
         let same = (self.word.load(SeqCst) ^ word) >> FLIGHT_BITS == 0;
@@ -205,7 +296,9 @@ impl ProviderWindow {
             from: 0,
             reset: INACTIVE,
             others_per_second: 0,
+            share: WHOLE,
         });
+        self.share.store(report.share, SeqCst);
         self.left.store(report.left, SeqCst);
         self.others_per_second
             .store(report.others_per_second, SeqCst);
@@ -227,8 +320,13 @@ impl ProviderWindow {
                     // Rare: once per window. Only the first admission past the reset rolls.
                     let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
                     if (self.word.load(SeqCst) ^ word) >> FLIGHT_BITS == 0 {
-                        self.accounts().previous = None;
-                        self.write(report.rolled(now, period));
+                        let mut accounts = self.accounts();
+                        let sent = self.sent.load(SeqCst);
+                        let correction = self.usage_correction.swap(0, SeqCst);
+                        accounts.roll(&report, sent, in_flight(word), correction);
+                        let share = accounts.share();
+                        drop(accounts);
+                        self.write(report.rolled(now, period, share));
                     }
                 }
                 report => return (word, report),
@@ -253,7 +351,14 @@ impl ProviderWindow {
             let (word, report) = self.current(now, period);
             if let Some(report) = report {
                 let need = in_flight(word).saturating_add(units);
-                if need > report.capacity(refill, now) {
+                // A call larger than this replica's share of a whole window would never go:
+                // it may go alone, when there is room for it at all.
+                let alone = in_flight(word) == 0
+                    && report
+                        .limit
+                        .is_some_and(|limit| units > scale(limit, report.share, WHOLE))
+                    && units <= report.unshared_capacity(refill, now);
+                if need > report.capacity(refill, now) && !alone {
                     if report.limit.is_some_and(|limit| units > limit) {
                         return Err(NEVER);
                     }
@@ -267,6 +372,7 @@ impl ProviderWindow {
                 .compare_exchange_weak(word, next, SeqCst, SeqCst)
                 .is_ok()
             {
+                self.sent.fetch_add(units, SeqCst);
                 return Ok(());
             }
         }
@@ -335,6 +441,7 @@ impl ProviderWindow {
                 from: now,
                 reset: now.saturating_add(reset_after.max(1)),
                 others_per_second: 0,
+                share: WHOLE,
             };
             let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
             let current = loop {
@@ -342,8 +449,14 @@ impl ProviderWindow {
                     // Past its reset, the current report stands for the whole limit.
                     break match current {
                         Some(current) if now >= current.reset => {
-                            self.accounts().previous = None;
-                            current.rolled(now, period)
+                            let mut accounts = self.accounts();
+                            let sent = self.sent.load(SeqCst);
+                            let in_flight = in_flight(self.word.load(SeqCst));
+                            let correction = self.usage_correction.swap(0, SeqCst);
+                            accounts.roll(&current, sent, in_flight, correction);
+                            let share = accounts.share();
+                            drop(accounts);
+                            current.rolled(now, period, share)
                         }
                         current => current,
                     };
@@ -355,21 +468,56 @@ impl ProviderWindow {
             let tighter = current.is_none_or(|current| {
                 report.provider_capacity(refill, now) <= current.provider_capacity(refill, now)
             });
+            let mut accounts = self.accounts();
+            accounts.window_mine = accounts.window_mine.saturating_add(counted);
+            if let Some(limit) = window.limit {
+                let lowest = accounts
+                    .window_lowest
+                    .map_or(remaining, |(l, _)| l.min(remaining));
+                accounts.window_lowest = Some((lowest, limit));
+            }
             if tighter {
-                let mut accounts = self.accounts();
                 // What the provider counted since the previous report, less this call: what
                 // others spent, at the pace they spent it.
-                if let Some((previous, at)) = accounts.previous.filter(|_| current.is_some()) {
-                    let others = previous.saturating_sub(remaining).saturating_sub(counted);
-                    let elapsed = now.saturating_sub(at).max(1_000_000);
+                let sent = self.sent.load(SeqCst);
+                let in_flight_now = in_flight(self.word.load(SeqCst));
+                if let Some(previous) = accounts.previous.filter(|_| current.is_some()) {
+                    // This process's calls that can have landed between the two reports:
+                    // those out at the previous one and those sent since.
+                    let mine = sent
+                        .saturating_sub(previous.sent)
+                        .saturating_add(previous.in_flight);
+                    let others = previous
+                        .remaining
+                        .saturating_sub(remaining)
+                        .saturating_sub(mine);
+                    let elapsed = now.saturating_sub(previous.at).max(1_000_000);
                     report.others_per_second = scale(others, 1_000_000_000, elapsed);
                 }
-                accounts.previous = Some((remaining, now));
+                accounts.previous = Some(Previous {
+                    remaining,
+                    at: now,
+                    sent,
+                    // The reporting call is counted in this report.
+                    in_flight: in_flight_now.saturating_sub(counted),
+                });
+                report.share = accounts.share();
                 drop(accounts);
                 self.write(Some(report));
             }
         }
         self.release(counted);
+    }
+
+    /// A call used `debit` units beyond its reservation and `refund` fewer: what this
+    /// process spent is its real usage, not its reservations.
+    pub(crate) fn correct_usage(&self, debit: u64, refund: u64) {
+        let delta = i64::try_from(debit)
+            .unwrap_or(i64::MAX)
+            .saturating_sub(i64::try_from(refund).unwrap_or(i64::MAX));
+        if delta != 0 {
+            self.usage_correction.fetch_add(delta, SeqCst);
+        }
     }
 
     fn accounts(&self) -> std::sync::MutexGuard<'_, Accounts> {

@@ -295,6 +295,9 @@ impl LimiterState for InMemoryState {
                 cell.refund(units(refund));
             }
         }
+        for (window, units) in self.provider.iter().zip(DIMENSIONS) {
+            window.correct_usage(units(debit), units(refund));
+        }
     }
 
     fn sync(&self, now: Instant, quota: &QuotaSnapshot, counted: &Weight) {

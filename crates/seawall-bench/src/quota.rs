@@ -1,0 +1,311 @@
+//! `seawall-quota`: how much of a provider's quota gateways serve, and how many calls they
+//! send to collect a 429, black-box.
+//!
+//! ```text
+//! cargo build --release -p seawall-gateway -p seawall-bench
+//! target/release/seawall-quota [--gateways 1] [--limits quota|share|headers|none] \
+//!     [--window-ms 60000] [--windows 3] [--requests 600] [--tokens 60000] \
+//!     [--reply-tokens 220] [--max-tokens 256] [--load 2.0]
+//! ```
+//!
+//! The simulator (in this process) enforces a fixed-window OpenAI quota for one key. The
+//! `seawall-gateway` binaries beside this one run as separate processes, each configured
+//! with one target on that key: told the whole quota (`quota`), a 1/N share of it
+//! (`share`), nothing but the provider's headers (`headers`) or no limiter (`none`). An
+//! open-loop load of `--load` times the token quota is spread over them round robin for
+//! `--windows` windows. Upstream 429s are the requests the simulator received less the calls
+//! it answered. Everything binds 127.0.0.1:0; the gateways are killed at the end.
+
+use std::io::{BufRead, BufReader, Write as _};
+use std::net::SocketAddr;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use seawall_sim::{Provider, QuotaConfig, Simulator};
+
+const KEY_ENV: &str = "SEAWALL_QUOTA_KEY";
+
+#[derive(Debug, Clone)]
+struct Options {
+    gateways: usize,
+    limits: String,
+    window_ms: u64,
+    windows: u32,
+    requests: u64,
+    tokens: u64,
+    reply_tokens: u32,
+    max_tokens: u32,
+    load: f64,
+}
+
+const USAGE: &str = "usage: seawall-quota [--gateways 1] [--limits quota|share|headers|none] \
+[--window-ms 60000] [--windows 3] [--requests 600] [--tokens 60000] [--reply-tokens 220] \
+[--max-tokens 256] [--load 2.0]";
+
+fn parse_options() -> Result<Options, String> {
+    let mut options = Options {
+        gateways: 1,
+        limits: "quota".into(),
+        window_ms: 60_000,
+        windows: 3,
+        requests: 600,
+        tokens: 60_000,
+        reply_tokens: 220,
+        max_tokens: 256,
+        load: 2.0,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let value = args
+            .next()
+            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
+        let bad = |e: &dyn std::fmt::Display| format!("{flag} {value}: {e}\n{USAGE}");
+        match flag.as_str() {
+            "--gateways" => options.gateways = value.parse().map_err(|e| bad(&e))?,
+            "--limits" => match value.as_str() {
+                "quota" | "share" | "headers" | "none" => options.limits = value,
+                _ => return Err(bad(&"not quota, share, headers or none")),
+            },
+            "--window-ms" => options.window_ms = value.parse().map_err(|e| bad(&e))?,
+            "--windows" => options.windows = value.parse().map_err(|e| bad(&e))?,
+            "--requests" => options.requests = value.parse().map_err(|e| bad(&e))?,
+            "--tokens" => options.tokens = value.parse().map_err(|e| bad(&e))?,
+            "--reply-tokens" => options.reply_tokens = value.parse().map_err(|e| bad(&e))?,
+            "--max-tokens" => options.max_tokens = value.parse().map_err(|e| bad(&e))?,
+            "--load" => options.load = value.parse().map_err(|e| bad(&e))?,
+            _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
+        }
+    }
+    if options.gateways == 0 || options.windows == 0 || options.window_ms == 0 {
+        return Err(format!(
+            "gateways, windows and window-ms must be positive\n{USAGE}"
+        ));
+    }
+    Ok(options)
+}
+
+/// The config of one gateway: one target on the simulator's OpenAI API.
+fn config(options: &Options, base_url: &str) -> String {
+    let n = options.gateways as u64;
+    let limits = match options.limits.as_str() {
+        "quota" => format!(
+            "requests_per_minute = {}\ntokens_per_minute = {}\n",
+            options.requests, options.tokens
+        ),
+        "share" => format!(
+            "requests_per_minute = {}\ntokens_per_minute = {}\n",
+            options.requests.div_ceil(n),
+            options.tokens.div_ceil(n)
+        ),
+        "headers" => "follow_provider_headers = true\n".to_owned(),
+        _ => String::new(),
+    };
+    format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n\n\
+         [[targets]]\nname = \"openai\"\nprovider = \"openai\"\nmodel = \"gpt-4o-mini\"\n\
+         base_url = \"{base_url}\"\napi_key_env = \"{KEY_ENV}\"\n{limits}\
+         limit_period = \"{}ms\"\nmax_wait = \"{}ms\"\n\n\
+         [[groups]]\nname = \"quota\"\ntargets = [\"openai\"]\n",
+        options.window_ms,
+        options.window_ms / 2,
+    )
+}
+
+/// Starts one gateway process and reads the address it listens on.
+fn spawn_gateway(
+    binary: &std::path::Path,
+    config: &std::path::Path,
+) -> Result<(Child, SocketAddr), String> {
+    let mut child = Command::new(binary)
+        .arg("--config")
+        .arg(config)
+        .env(KEY_ENV, "sk-quota-run")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("{}: {e}", binary.display()))?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    for line in lines.by_ref() {
+        let line = line.map_err(|e| e.to_string())?;
+        if let Some(url) = line.strip_prefix("seawall-gateway listening on http://") {
+            let addr = url.trim().parse().map_err(|e| format!("{url}: {e}"))?;
+            // Keep draining its output so the pipe never fills.
+            std::thread::spawn(move || lines.for_each(drop));
+            return Ok((child, addr));
+        }
+    }
+    Err("the gateway exited before listening".into())
+}
+
+#[derive(Default)]
+struct Counts {
+    offered: AtomicU64,
+    answered: AtomicU64,
+    served_tokens: AtomicU64,
+    refused: AtomicU64,
+    failed: AtomicU64,
+}
+
+async fn run(options: Options) -> Result<(), String> {
+    let window = Duration::from_millis(options.window_ms);
+    let sim = Simulator::builder()
+        .reply_tokens(options.reply_tokens)
+        .quota(
+            Provider::OpenAi,
+            QuotaConfig {
+                requests: options.requests,
+                tokens: options.tokens,
+                window_ms: options.window_ms,
+                ..QuotaConfig::default()
+            },
+        )
+        .start()
+        .await
+        .map_err(|e| e.to_string())?;
+    let binary = std::env::current_exe()
+        .map_err(|e| e.to_string())?
+        .with_file_name("seawall-gateway");
+    let dir = std::env::temp_dir().join(format!("seawall-quota-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let path = dir.join("gateway.toml");
+    std::fs::File::create(&path)
+        .and_then(|mut f| f.write_all(config(&options, &sim.base_url(Provider::OpenAi)).as_bytes()))
+        .map_err(|e| e.to_string())?;
+    let mut children = Vec::new();
+    let mut addrs = Vec::new();
+    for _ in 0..options.gateways {
+        let (child, addr) = spawn_gateway(&binary, &path)?;
+        children.push(child);
+        addrs.push(addr);
+    }
+
+    let client: Client<_, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let body = Bytes::from(
+        serde_json::json!({
+            "model": "quota",
+            "max_tokens": options.max_tokens,
+            "messages": [{"role": "user", "content": "Write about the sea."}],
+        })
+        .to_string(),
+    );
+    // A call costs its prompt and its reply at the provider; the rate offered is `load`
+    // times what the token quota admits (the request quota is the same bound or looser).
+    let call_tokens = 12 + u64::from(options.reply_tokens.min(options.max_tokens));
+    let per_window = (options.load * options.tokens as f64 / call_tokens as f64).max(1.0);
+    let interval = window.div_f64(per_window);
+    let counts = Arc::new(Counts::default());
+    let start = tokio::time::Instant::now();
+    let end = start + window * options.windows;
+    let mut ticker = tokio::time::interval(interval);
+    let mut calls = Vec::new();
+    let mut next = 0;
+    while tokio::time::Instant::now() < end {
+        ticker.tick().await;
+        let addr = addrs[next % addrs.len()];
+        next += 1;
+        let (client, body, counts) = (client.clone(), body.clone(), counts.clone());
+        counts.offered.fetch_add(1, Relaxed);
+        calls.push(tokio::spawn(async move {
+            let request = http::Request::post(format!("http://{addr}/v1/chat/completions"))
+                .header("content-type", "application/json")
+                .header("authorization", "Bearer any")
+                .body(Full::new(body))
+                .expect("request");
+            let Ok(response) = client.request(request).await else {
+                counts.failed.fetch_add(1, Relaxed);
+                return;
+            };
+            let status = response.status();
+            let bytes = response
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            if status.is_success() {
+                counts.answered.fetch_add(1, Relaxed);
+                if tokio::time::Instant::now() <= end {
+                    let tokens = serde_json::from_slice::<serde_json::Value>(&bytes)
+                        .ok()
+                        .and_then(|v| v["usage"]["total_tokens"].as_u64())
+                        .unwrap_or(0);
+                    counts.served_tokens.fetch_add(tokens, Relaxed);
+                }
+            } else if status.as_u16() == 429 || status.as_u16() == 503 {
+                counts.refused.fetch_add(1, Relaxed);
+            } else {
+                counts.failed.fetch_add(1, Relaxed);
+            }
+        }));
+    }
+    for call in calls {
+        let _ = call.await;
+    }
+    for mut child in children {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let upstream = sim.requests_for(Provider::OpenAi).len() as u64;
+    let answered = counts.answered.load(Relaxed);
+    let too_many = upstream.saturating_sub(answered);
+    let quota = options.tokens * u64::from(options.windows);
+    let served = counts.served_tokens.load(Relaxed);
+    println!(
+        "gateways {} limits {} | {} windows of {} ms, quota {} requests / {} tokens, calls of \
+         {call_tokens} tokens (max_tokens {}), {:.1}x offered: {} calls | served {served} of \
+         {quota} tokens ({:.2} %) | upstream requests {upstream}, upstream 429s {too_many} \
+         ({:.2} % of upstream requests) | refused by the gateways {} | other failures {}",
+        options.gateways,
+        options.limits,
+        options.windows,
+        options.window_ms,
+        options.requests,
+        options.tokens,
+        options.max_tokens,
+        options.load,
+        counts.offered.load(Relaxed),
+        served as f64 * 100.0 / quota as f64,
+        too_many as f64 * 100.0 / upstream.max(1) as f64,
+        counts.refused.load(Relaxed),
+        counts.failed.load(Relaxed),
+    );
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let options = match parse_options() {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("seawall-quota: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(options)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("seawall-quota: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
