@@ -1737,16 +1737,14 @@ async fn a_stream_still_open_when_the_shutdown_grace_runs_out_ends_with_an_error
     assert!(last["error"]["message"].is_string(), "{last}");
 }
 
-/// A target that follows the provider's headers sends nothing the provider has said it
-/// will refuse: with no request left until the reset, the next call is refused here, with
-/// `retry-after` saying how long is actually left, and never reaches the provider.
-#[tokio::test]
-async fn the_provider_headers_hold_calls_back_and_retry_after_says_for_how_long() {
+/// The demo gateway with one target, the simulator's OpenAI API, that follows the
+/// provider's headers with `max_wait`; the simulator allows one request per `window_ms`.
+async fn start_following_headers(max_wait: Duration, window_ms: u64) -> (Simulator, GatewayHandle) {
     let (sim, gw) = start(|c| {
         c.groups[0].targets = vec!["sim-openai".to_owned()];
         let target = &mut c.targets[0];
         target.follow_provider_headers = true;
-        target.max_wait = Some(Duration::from_secs(1));
+        target.max_wait = Some(max_wait);
     })
     .await;
     sim.set_quota(
@@ -1754,10 +1752,19 @@ async fn the_provider_headers_hold_calls_back_and_retry_after_says_for_how_long(
         seawall_sim::QuotaConfig {
             requests: 1,
             tokens: 1_000_000,
-            window_ms: 60_000,
+            window_ms,
             ..seawall_sim::QuotaConfig::default()
         },
     );
+    (sim, gw)
+}
+
+/// A target that follows the provider's headers sends nothing the provider has said it
+/// will refuse: with no request left until the reset, the next call is refused here, with
+/// `retry-after` saying how long is actually left, and never reaches the provider.
+#[tokio::test]
+async fn the_provider_headers_hold_calls_back_and_retry_after_says_for_how_long() {
+    let (sim, gw) = start_following_headers(Duration::from_secs(1), 60_000).await;
     let first = chat(gw.local_addr(), hello(false)).await;
     assert_eq!(first.status, 200, "{}", first.body);
 
@@ -1779,22 +1786,7 @@ async fn the_provider_headers_hold_calls_back_and_retry_after_says_for_how_long(
 /// answered, instead of being refused or sent to collect a 429.
 #[tokio::test]
 async fn a_call_that_fits_after_the_reset_waits_for_it() {
-    let (sim, gw) = start(|c| {
-        c.groups[0].targets = vec!["sim-openai".to_owned()];
-        let target = &mut c.targets[0];
-        target.follow_provider_headers = true;
-        target.max_wait = Some(Duration::from_secs(5));
-    })
-    .await;
-    sim.set_quota(
-        Provider::OpenAi,
-        seawall_sim::QuotaConfig {
-            requests: 1,
-            tokens: 1_000_000,
-            window_ms: 400,
-            ..seawall_sim::QuotaConfig::default()
-        },
-    );
+    let (sim, gw) = start_following_headers(Duration::from_secs(5), 400).await;
     let first = chat(gw.local_addr(), hello(false)).await;
     assert_eq!(first.status, 200, "{}", first.body);
     let started = std::time::Instant::now();

@@ -302,6 +302,15 @@ async fn provider_headers_move_the_remaining_capacity() {
     assert_eq!(limiter.snapshot().capacity.tokens, Some(625));
 }
 
+/// A provider's report: `remaining` of `limit` tokens left, full again in `reset_secs`.
+fn tokens_left(limit: u64, remaining: u64, reset_secs: u64) -> QuotaSnapshot {
+    QuotaSnapshot::default().with_tokens(QuotaWindow::new(
+        Some(limit),
+        Some(remaining),
+        Some(Duration::from_secs(reset_secs)),
+    ))
+}
+
 fn with_quota(response: ChatResponse, quota: QuotaSnapshot) -> ChatResponse {
     let mut response = response;
     response.quota = Some(Box::new(quota));
@@ -313,11 +322,7 @@ fn with_quota(response: ChatResponse, quota: QuotaSnapshot) -> ChatResponse {
 #[tokio::test(start_paused = true)]
 async fn what_the_provider_says_is_left_is_a_ceiling_until_its_reset() {
     let limiter = RateLimiter::new("t", config(60_000));
-    let report = QuotaSnapshot::default().with_tokens(QuotaWindow::new(
-        Some(60_000),
-        Some(144),
-        Some(Duration::from_secs(20)),
-    ));
+    let report = tokens_left(60_000, 144, 20);
     send(
         &limiter,
         weighing(100),
@@ -345,11 +350,7 @@ async fn what_the_provider_says_is_left_is_a_ceiling_until_its_reset() {
 #[tokio::test(start_paused = true)]
 async fn the_configured_limit_stays_a_ceiling_of_its_own() {
     let limiter = RateLimiter::new("t", config(15_000));
-    let report = QuotaSnapshot::default().with_tokens(QuotaWindow::new(
-        Some(60_000),
-        Some(59_000),
-        Some(Duration::from_secs(1)),
-    ));
+    let report = tokens_left(60_000, 59_000, 1);
     send(
         &limiter,
         weighing(1_000),
@@ -398,11 +399,7 @@ async fn a_rate_limit_reported_only_as_a_wait_holds_requests_until_it_ends() {
 #[tokio::test(start_paused = true)]
 async fn a_streams_report_is_taken_when_the_stream_begins() {
     let limiter = RateLimiter::new("t", config(60_000));
-    let report = QuotaSnapshot::default().with_tokens(QuotaWindow::new(
-        Some(60_000),
-        Some(500),
-        Some(Duration::from_secs(30)),
-    ));
+    let report = tokens_left(60_000, 500, 30);
     let response = with_quota(
         streamed(
             "m",
@@ -637,11 +634,7 @@ async fn a_waiter_behind_the_head_still_gives_up_at_its_deadline() {
     assert_eq!(limiter.snapshot().queue_len, 2);
 
     // The provider then says the window is exhausted for a minute: the head keeps waiting.
-    limiter.sync(&QuotaSnapshot::default().with_tokens(QuotaWindow::new(
-        Some(1_000),
-        Some(0),
-        Some(Duration::from_secs(60)),
-    )));
+    limiter.sync(&tokens_left(1_000, 0, 60));
     let error = behind.await.unwrap().unwrap_err();
     assert_eq!(start.elapsed(), Duration::from_secs(8));
     assert!(
@@ -698,13 +691,7 @@ async fn a_replica_takes_its_share_of_the_room_the_reports_show() {
             .default_output_tokens(0)
             .estimator(Arc::new(NumberEstimator)),
     );
-    let report = |remaining| {
-        QuotaSnapshot::default().with_tokens(QuotaWindow::new(
-            Some(1_000),
-            Some(remaining),
-            Some(Duration::from_secs(10)),
-        ))
-    };
+    let report = |remaining| tokens_left(1_000, remaining, 10);
     let answer = |remaining| {
         with_quota(
             reply("m", "ok").with_usage(Usage::new(100, 0)),
@@ -734,11 +721,7 @@ async fn calls_that_use_more_than_they_reserved_are_not_taken_for_other_replicas
             .estimator(Arc::new(NumberEstimator)),
     );
     for remaining in [700, 400] {
-        let report = QuotaSnapshot::default().with_tokens(QuotaWindow::new(
-            Some(1_000),
-            Some(remaining),
-            Some(Duration::from_secs(10)),
-        ));
+        let report = tokens_left(1_000, remaining, 10);
         // 100 reserved, 300 used.
         let answer = with_quota(reply("m", "ok").with_usage(Usage::new(100, 200)), report);
         send(&limiter, weighing(100), answer).await.unwrap();

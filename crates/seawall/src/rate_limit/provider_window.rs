@@ -137,11 +137,11 @@ impl Accounts {
     /// At a reset: what the provider counted in the window that ended (its limit less
     /// the lowest remaining reported) splits into this process's units and the others';
     /// older windows weigh half as much.
+    /// `correction` is what this process's calls used beyond (or, negative, short of) what
+    /// they reserved, as their usage came in.
     ///
     /// The new window starts as if reported full at its reset, so that its first report
     /// already tells what others spent since.
-    /// `correction` is what this process's calls used beyond (or, negative, short of) what
-    /// they reserved, as their usage came in.
     fn roll(&mut self, ended: &Report, sent: u64, in_flight: u64, correction: i64) {
         if self.rolled_at == ended.reset {
             return;
@@ -178,6 +178,11 @@ struct Report {
     share: u64,
 }
 
+/// Whether two state words belong to the same report.
+fn same_generation(a: u64, b: u64) -> bool {
+    (a ^ b) >> FLIGHT_BITS == 0
+}
+
 fn in_flight(word: u64) -> u64 {
     word & FLIGHT_MASK
 }
@@ -191,6 +196,16 @@ fn scale(units: u64, numerator: u64, denominator: u64) -> u64 {
 }
 
 impl Report {
+    /// No report: the provider never said, or its window ended with no limit known.
+    const NONE: Report = Report {
+        left: 0,
+        limit: None,
+        from: 0,
+        reset: INACTIVE,
+        others_per_second: 0,
+        share: WHOLE,
+    };
+
     /// What the provider would admit at `now`, before subtracting what is in flight.
     fn capacity(&self, refill: ProviderRefill, now: u64) -> u64 {
         scale(self.unshared_capacity(refill, now), self.share, WHOLE)
@@ -283,21 +298,14 @@ impl ProviderWindow {
             share: self.share.load(SeqCst),
         };
         // A writer that started meanwhile changed the generation: the fields may be torn.
-        let same = (self.word.load(SeqCst) ^ word) >> FLIGHT_BITS == 0;
-        same.then_some((word, (report.reset != INACTIVE).then_some(report)))
+        same_generation(self.word.load(SeqCst), word)
+            .then_some((word, (report.reset != INACTIVE).then_some(report)))
     }
 
     /// Replaces the report. The caller holds `writer`. The in-flight count is kept.
     fn write(&self, report: Option<Report>) {
         self.word.fetch_add(GENERATION, SeqCst);
-        let report = report.unwrap_or(Report {
-            left: 0,
-            limit: None,
-            from: 0,
-            reset: INACTIVE,
-            others_per_second: 0,
-            share: WHOLE,
-        });
+        let report = report.unwrap_or(Report::NONE);
         self.share.store(report.share, SeqCst);
         self.left.store(report.left, SeqCst);
         self.others_per_second
@@ -319,14 +327,8 @@ impl ProviderWindow {
                 Some(report) if now >= report.reset => {
                     // Rare: once per window. Only the first admission past the reset rolls.
                     let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-                    if (self.word.load(SeqCst) ^ word) >> FLIGHT_BITS == 0 {
-                        let mut accounts = self.accounts();
-                        let sent = self.sent.load(SeqCst);
-                        let correction = self.usage_correction.swap(0, SeqCst);
-                        accounts.roll(&report, sent, in_flight(word), correction);
-                        let share = accounts.share();
-                        drop(accounts);
-                        self.write(report.rolled(now, period, share));
+                    if same_generation(self.word.load(SeqCst), word) {
+                        self.write(self.roll(&report, now, period));
                     }
                 }
                 report => return (word, report),
@@ -448,16 +450,7 @@ impl ProviderWindow {
                 if let Some((_, current)) = self.read() {
                     // Past its reset, the current report stands for the whole limit.
                     break match current {
-                        Some(current) if now >= current.reset => {
-                            let mut accounts = self.accounts();
-                            let sent = self.sent.load(SeqCst);
-                            let in_flight = in_flight(self.word.load(SeqCst));
-                            let correction = self.usage_correction.swap(0, SeqCst);
-                            accounts.roll(&current, sent, in_flight, correction);
-                            let share = accounts.share();
-                            drop(accounts);
-                            current.rolled(now, period, share)
-                        }
+                        Some(current) if now >= current.reset => self.roll(&current, now, period),
                         current => current,
                     };
                 }
@@ -507,6 +500,19 @@ impl ProviderWindow {
             }
         }
         self.release(counted);
+    }
+
+    /// Closes the window `ended` in the accounts, and returns the report the next one
+    /// starts from. The caller holds `writer`.
+    fn roll(&self, ended: &Report, now: u64, period: u64) -> Option<Report> {
+        let mut accounts = self.accounts();
+        accounts.roll(
+            ended,
+            self.sent.load(SeqCst),
+            in_flight(self.word.load(SeqCst)),
+            self.usage_correction.swap(0, SeqCst),
+        );
+        ended.rolled(now, period, accounts.share())
     }
 
     /// A call used `debit` units beyond its reservation and `refund` fewer: what this
