@@ -170,6 +170,10 @@ pub struct CallOptions {
     /// The caller's idempotency key: calls with the same key (and the same request) are one
     /// call (the gateway reads it from the `Idempotency-Key` header).
     pub idempotency_key: Option<std::sync::Arc<str>>,
+    /// The caller's virtual key (its name, not its secret), for budgets scoped by key.
+    pub virtual_key: Option<std::sync::Arc<str>>,
+    /// The caller's tenant, for budgets scoped by tenant.
+    pub tenant: Option<std::sync::Arc<str>>,
 }
 
 /// The options of a call that set none.
@@ -180,6 +184,8 @@ const NO_OPTIONS: CallOptions = CallOptions {
         max_age: None,
     },
     idempotency_key: None,
+    virtual_key: None,
+    tenant: None,
 };
 
 /// Per-call context carried in every [`ChatRequest`](crate::ChatRequest).

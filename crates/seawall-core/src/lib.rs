@@ -18,6 +18,8 @@
 //! - [`LlmRequest`] / [`LlmResponse`]: what a layer needs to know of a request and a
 //!   response, implemented for the typed model and for raw `http` messages, so every layer
 //!   works on both paths.
+//! - [`Prices`] and [`Cost`]: a dated price table per model and the cost of a call's usage,
+//!   cached and cache-written tokens at their own price.
 //! - [`RequestContext`] carried in every request: the overall [`Deadline`], the attempt
 //!   number, the [`RouteHint`] and the per-call [`Trail`].
 //!
@@ -49,6 +51,7 @@ mod context;
 mod error;
 pub mod fault;
 pub mod hints;
+mod price;
 mod provider;
 mod quota;
 pub mod rejection;
@@ -65,6 +68,7 @@ pub use classify::{
 };
 pub use context::{CacheDirectives, CallOptions, Clock, Deadline, Now, RequestContext, RouteHint};
 pub use error::{ErrorChain, ErrorKind, LlmError, RetryHints, error_chain, find_error};
+pub use price::{Cost, ModelPrice, PerMillion, Prices};
 pub use provider::{ProviderKind, TargetId};
 pub use quota::{QuotaSnapshot, QuotaWindow};
 pub use rejection::{
@@ -79,8 +83,8 @@ pub use response::{AssistantMessage, ChatResponse, FinishReason, Usage};
 pub use stream::{EventStream, StreamAccumulator, StreamEvent};
 pub use tokens::{HeuristicEstimator, TokenEstimate, TokenEstimator};
 pub use trail::{
-    AttemptOutcome, AttemptRecord, BreakerState, CacheStatus, ErrorWithTrail, RecoveryOutcome,
-    RecoveryPath, RecoveryRecord, Trail, TrailRecorder,
+    AttemptOutcome, AttemptRecord, BreakerState, CacheStatus, Charge, Downgrade, ErrorWithTrail,
+    RecoveryOutcome, RecoveryPath, RecoveryRecord, Trail, TrailRecorder,
 };
 
 /// The error type at every layer boundary, the same shape as tower's.

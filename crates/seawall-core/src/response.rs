@@ -2,6 +2,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::price::Cost;
 use crate::provider::ProviderKind;
 use crate::quota::QuotaSnapshot;
 use crate::request::ToolCall;
@@ -28,6 +29,9 @@ pub struct ChatResponse {
     pub finish_reason: Option<FinishReason>,
     /// Token usage, once known.
     pub usage: Option<Usage>,
+    /// What the call cost, when a budget layer priced it (a stream's cost is in the trail
+    /// recorder once the stream ends); `None` when not priced or the model has no price.
+    pub cost: Option<Cost>,
     /// The provider's rate-limit state, parsed from the response headers.
     ///
     /// Boxed: a snapshot is large (four optional windows) and a response is moved through
@@ -54,6 +58,7 @@ impl ChatResponse {
             message,
             finish_reason: Some(finish_reason),
             usage: None,
+            cost: None,
             quota: None,
             trail: Trail::default(),
             stream: None,
@@ -73,6 +78,7 @@ impl ChatResponse {
             message: AssistantMessage::default(),
             finish_reason: None,
             usage: None,
+            cost: None,
             quota: None,
             trail: Trail::default(),
             stream: Some(stream),
@@ -117,6 +123,7 @@ impl fmt::Debug for ChatResponse {
             .field("message", &self.message)
             .field("finish_reason", &self.finish_reason)
             .field("usage", &self.usage)
+            .field("cost", &self.cost)
             .field("quota", &self.quota)
             .field("trail", &self.trail)
             .field("streaming", &self.stream.is_some())
@@ -258,7 +265,9 @@ mod tests {
     #[test]
     fn a_response_stays_small() {
         let size = std::mem::size_of::<ChatResponse>();
-        assert!(size <= 400, "ChatResponse is {size} bytes");
+        // 392 bytes before cost accounting; the trail's charges and cost, the boxed
+        // downgrade and the response's cost add 64.
+        assert!(size <= 456, "ChatResponse is {size} bytes");
     }
 
     #[test]

@@ -3,7 +3,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::classify::Cause;
+use crate::price::Cost;
 use crate::provider::TargetId;
+use crate::response::Usage;
 
 /// What happened during one call: every attempt, the waits, the breaker states seen, and
 /// which target and model finally answered.
@@ -32,6 +34,61 @@ pub struct Trail {
     /// What a response cache or an idempotency layer made of the call, when one is in the
     /// stack.
     pub cache: Option<CacheStatus>,
+    /// The usage of each attempt that used tokens, with the model it was sent to, so each is
+    /// priced at its own target's price (a recovered stream is several attempts).
+    pub charges: Vec<Charge>,
+    /// What the call cost, once known (a stream's at its end), when a budget layer prices
+    /// the stack's calls; `None` while unknown, or when a model has no price.
+    pub cost: Option<Cost>,
+    /// The call was sent to a cheaper model than the one asked for, by budget policy
+    /// (boxed: rare, and the trail moves with every response).
+    pub downgrade: Option<Box<Downgrade>>,
+}
+
+/// The usage of one attempt, and the model it was sent to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Charge {
+    /// The target that was called, when a router made the attempt.
+    pub target: Option<TargetId>,
+    /// The model the attempt was sent to.
+    pub model: String,
+    /// What the provider reported (or, for an abandoned stream, what was estimated).
+    pub usage: Usage,
+}
+
+impl Charge {
+    /// `usage` spent on `model` at `target`.
+    pub fn new(target: Option<TargetId>, model: impl Into<String>, usage: Usage) -> Self {
+        Self {
+            target,
+            model: model.into(),
+            usage,
+        }
+    }
+}
+
+/// A call a budget policy sent to a cheaper model than the one asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Downgrade {
+    /// The model the caller asked for.
+    pub from: String,
+    /// The model the call was sent to.
+    pub to: String,
+    /// Which budget did not fit the call as asked.
+    pub reason: String,
+}
+
+impl Downgrade {
+    /// A call for `from` sent to `to` because of `reason`.
+    pub fn new(from: impl Into<String>, to: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            from: from.into(),
+            to: to.into(),
+            reason: reason.into(),
+        }
+    }
 }
 
 /// What a response cache or an idempotency layer made of a call.

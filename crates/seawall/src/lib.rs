@@ -14,6 +14,8 @@
 //! - [`breaker`]: the per-target health breaker and capacity cooldown.
 //! - [`rate_limit`]: per-target limits on requests and tokens, FIFO waits, reconciliation
 //!   with real usage and sync from provider headers.
+//! - [`budget`]: the cost of every call, per-request caps, and budgets per key, tenant or
+//!   user over calendar windows, reserved before sending and settled with real usage; alerts.
 //! - [`cache`]: answers repeated requests from earlier answers (exact match, TTL, a size
 //!   bound, streamed replay, stale-if-error when every target is down).
 //! - [`idempotency`]: calls with the same idempotency key are one call: concurrent ones
@@ -56,6 +58,7 @@ mod macros;
 
 mod answer;
 pub mod breaker;
+pub mod budget;
 mod builder;
 pub mod cache;
 pub mod chaos;

@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use futures_core::Stream;
 use seawall_core::{
-    AllTargetsFailed, AttemptOutcome, AttemptRecord, BoxError, ChatRequest, ChatResponse,
+    AllTargetsFailed, AttemptOutcome, AttemptRecord, BoxError, Charge, ChatRequest, ChatResponse,
     Classification, DeadlineExceeded, Disposition, ErrorKind, ErrorWithTrail, EventStream,
-    LlmError, RouteHint, StreamEvent, TokenEstimate, TrailRecorder,
+    LlmError, RouteHint, StreamEvent, TokenEstimate, TrailRecorder, Usage,
 };
 use tokio::time::{Instant, Sleep, sleep_until};
 use tower_service::Service;
@@ -325,6 +325,12 @@ impl Walk {
         });
     }
 
+    /// What `attempt` used, on its own target and model, to be priced at their price.
+    pub(crate) fn charge(&self, attempt: &Attempt, usage: Usage) -> Charge {
+        let target = self.router.shared.targets[attempt.index].id.clone();
+        Charge::new(Some(target), &*attempt.model, usage)
+    }
+
     fn succeeded(
         &self,
         attempt: &Attempt,
@@ -336,9 +342,11 @@ impl Walk {
             .learn_provider(attempt.index, response.provider);
         self.record_success(attempt, &response.model, ttft);
         if let Some(usage) = response.usage {
+            let charge = self.charge(attempt, usage);
             self.trail.update(|trail| {
                 let used = trail.tokens_used.unwrap_or(0).saturating_add(usage.total());
                 trail.tokens_used = Some(used);
+                trail.charges.push(charge);
             });
         }
         response.trail = self.trail.snapshot();

@@ -331,6 +331,8 @@ impl RelayStream {
     fn fold_usage(&mut self) {
         if let Some(usage) = self.usage_now.take() {
             self.usage_done = Some(self.usage_done.unwrap_or_default().plus(usage));
+            let charge = self.walk.charge(&self.attempt, usage);
+            self.walk.trail.update(|trail| trail.charges.push(charge));
         }
     }
 
