@@ -63,7 +63,7 @@ fn encode(c: &mut Criterion) {
                 );
             }
             head.finish(&mut out, &FinishReason::Stop);
-            head.usage(&mut out, &usage);
+            head.usage(&mut out, &usage, None);
             wire::done(&mut out);
             black_box(out.len())
         })

@@ -4,12 +4,16 @@
 //! the crate README for the full reference.
 
 use seawall_core::{ClassifyPolicy, ContentFilterPolicy, ProviderKind};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::Deserialize;
+
+pub use crate::spend::config::{
+    AlertConfig, BudgetConfig, KeyBudgetConfig, OverOutputConfig, PriceConfig,
+};
 use serde::de::{self, Deserializer};
 
 /// The whole configuration file.
@@ -34,6 +38,15 @@ pub struct Config {
     /// `[idempotency]`: `Idempotency-Key` support; off unless present.
     #[serde(default)]
     pub idempotency: Option<IdempotencyConfig>,
+    /// `[prices."model"]`: prices replacing or adding to the built-in table.
+    #[serde(default)]
+    pub prices: BTreeMap<String, PriceConfig>,
+    /// `[budget]`: per-request caps, the downgrade group, the calendar, the alert webhook.
+    #[serde(default)]
+    pub budget: BudgetConfig,
+    /// `[[alerts]]`: spending alerts.
+    #[serde(default)]
+    pub alerts: Vec<AlertConfig>,
 }
 
 /// `[cache]`: exact-match response cache (see `seawall::cache`).
@@ -415,9 +428,13 @@ pub struct VirtualKeyConfig {
     /// `requests_per_minute`: the key's inbound request limit.
     #[serde(default)]
     pub requests_per_minute: Option<u32>,
-    /// `token_budget`: total tokens (in + out) the key may use; 429 once spent.
+    /// `token_budget`: total tokens (in + out) the key may use; 429 once spent (the same as
+    /// a `lifetime` budget in tokens).
     #[serde(default)]
     pub token_budget: Option<u64>,
+    /// `budgets`: the key's limits per window, in tokens or dollars.
+    #[serde(default)]
+    pub budgets: Vec<KeyBudgetConfig>,
 }
 
 /// A configuration problem, naming the key.
@@ -437,7 +454,7 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-fn problem(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+pub(crate) fn problem(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
     ConfigError {
         key: key.into(),
         problem: problem.into(),
@@ -607,7 +624,25 @@ impl Config {
         if self.server.max_body_bytes == 0 {
             return Err(problem("server.max_body_bytes", "must be at least 1"));
         }
-        Ok(())
+        let key_budgets: Vec<_> = self
+            .keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (i, k.budgets.as_slice()))
+            .collect();
+        let exact_groups = self
+            .groups
+            .iter()
+            .filter(|g| g.prefix().is_none())
+            .map(|g| g.name.as_str())
+            .collect();
+        crate::spend::config::validate(
+            &self.prices,
+            &self.budget,
+            &self.alerts,
+            &key_budgets,
+            &exact_groups,
+        )
     }
 }
 

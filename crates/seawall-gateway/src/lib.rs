@@ -41,12 +41,15 @@ mod demo;
 mod metrics;
 mod origin;
 mod redact;
+mod router;
 mod server;
+mod spend;
 pub mod wire;
 
 pub use config::{
-    CacheConfig, Config, ConfigError, ContentFilterConfig, GroupConfig, IdempotencyConfig,
-    ProviderConfig, ServerConfig, StrategyConfig, TargetConfig, VirtualKeyConfig, parse_duration,
+    AlertConfig, BudgetConfig, CacheConfig, Config, ConfigError, ContentFilterConfig, GroupConfig,
+    IdempotencyConfig, KeyBudgetConfig, OverOutputConfig, PriceConfig, ProviderConfig,
+    ServerConfig, StrategyConfig, TargetConfig, VirtualKeyConfig, parse_duration,
 };
 #[cfg(feature = "demo")]
 #[cfg_attr(docsrs, doc(cfg(feature = "demo")))]

@@ -59,8 +59,8 @@ pub(crate) struct Metrics {
     pub(crate) limiter_wait_micros: AtomicU64,
     pub(crate) tokens_in: AtomicU64,
     pub(crate) tokens_out: AtomicU64,
-    /// Cost in millionths of a dollar.
-    pub(crate) cost_micro_usd: AtomicU64,
+    /// Cost in nano-dollars.
+    pub(crate) cost_nano_usd: AtomicU64,
     pub(crate) inbound_rejected: AtomicU64,
 }
 
@@ -92,7 +92,14 @@ impl Metrics {
     }
 
     /// Renders every metric; `targets` adds the per-target gauges.
-    pub(crate) fn render(&self, out: &mut String, targets: &[TargetGauges]) {
+    /// Renders every metric; `alerts` are the alerts raised by kind (spend, expensive call,
+    /// budget share), then those the webhook delivered and those given up on.
+    pub(crate) fn render(
+        &self,
+        out: &mut String,
+        targets: &[TargetGauges],
+        alerts: ([u64; 3], u64, u64),
+    ) {
         let _ = writeln!(
             out,
             "# HELP seawall_gateway_requests_total Requests answered, by HTTP status.\n\
@@ -117,7 +124,7 @@ impl Metrics {
         );
         let attempts = self.upstream_attempts.load(Relaxed);
         let sent: u64 = targets.iter().map(|t| t.sent).sum();
-        let counters: [(&str, &str, u64); 8] = [
+        let counters: [(&str, &str, u64); 7] = [
             (
                 "seawall_gateway_upstream_attempts_total",
                 "Targets tried by the failover router (a target's retries count once).",
@@ -150,13 +157,8 @@ impl Metrics {
             ),
             (
                 "seawall_gateway_inbound_rejected_total",
-                "Calls refused by a virtual key's request limit or token budget.",
+                "Calls refused by a virtual key's request limit or budget.",
                 self.inbound_rejected.load(Relaxed),
-            ),
-            (
-                "seawall_gateway_cost_micro_usd_total",
-                "Cost of the answered calls in millionths of a US dollar, from configured prices.",
-                self.cost_micro_usd.load(Relaxed),
             ),
         ];
         for (name, help, value) in counters {
@@ -165,6 +167,35 @@ impl Metrics {
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
             );
         }
+        let cost = self.cost_nano_usd.load(Relaxed) as f64 / 1e9;
+        let _ = writeln!(
+            out,
+            "# HELP seawall_gateway_cost_usd_total Cost of the calls' attempts at their models' prices (unpriced models excluded).\n\
+             # TYPE seawall_gateway_cost_usd_total counter\n\
+             seawall_gateway_cost_usd_total {cost}"
+        );
+        let (raised, delivered, undelivered) = alerts;
+        let _ = writeln!(
+            out,
+            "# HELP seawall_gateway_alerts_total Spending alerts raised, by kind.\n\
+             # TYPE seawall_gateway_alerts_total counter"
+        );
+        for (kind, count) in ["spend", "expensive_call", "budget_share"]
+            .iter()
+            .zip(raised)
+        {
+            let _ = writeln!(
+                out,
+                "seawall_gateway_alerts_total{{kind=\"{kind}\"}} {count}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP seawall_gateway_alert_webhook_total Alerts the webhook accepted, or that were given up on (queue full, retries spent).\n\
+             # TYPE seawall_gateway_alert_webhook_total counter\n\
+             seawall_gateway_alert_webhook_total{{result=\"delivered\"}} {delivered}\n\
+             seawall_gateway_alert_webhook_total{{result=\"undelivered\"}} {undelivered}"
+        );
         let wait = self.limiter_wait_micros.load(Relaxed) as f64 / 1e6;
         let _ = writeln!(
             out,
@@ -315,6 +346,7 @@ mod tests {
                 queue: 3,
                 sent: 4,
             }],
+            ([1, 2, 3], 4, 5),
         );
         let mut per_target = Vec::new();
         for line in out.lines() {

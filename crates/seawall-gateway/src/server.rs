@@ -30,16 +30,18 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use seawall::breaker::{BreakerHandle, BreakerLayer};
-use seawall::cache::{Cache, CacheLayer};
+use seawall::budget::{Budget, BudgetExceeded, Budgets, RequestCapExceeded, Unpriced};
+use seawall::cache::CacheLayer;
 use seawall::failover::{Failover, Strategy};
-use seawall::idempotency::{FirstCallFailed, Idempotency, IdempotencyConflict, IdempotencyLayer};
+use seawall::idempotency::{FirstCallFailed, IdempotencyConflict, IdempotencyLayer};
 use seawall::rate_limit::{ProviderRefill, Rate, RateLimitConfig, RateLimiter};
 use seawall::retry::RetryLayer;
 use seawall::stack::TargetStack;
-use seawall::timeout::{AttemptTimeoutLayer, DeadlineLayer, EnforceDeadline};
+use seawall::timeout::{AttemptTimeoutLayer, DeadlineLayer};
 use seawall_core::{
-    AttemptOutcome, BoxError, BreakerState, CacheDirectives, CacheStatus, Cause, ChatResponse,
-    Classifier, ErrorKind, ErrorWithTrail, EventStream, LlmError, StreamEvent, Trail, Usage,
+    AttemptOutcome, BoxError, BreakerState, CacheDirectives, Cause, ChatResponse, Classifier,
+    ErrorKind, ErrorWithTrail, EventStream, LlmError, Prices, StreamEvent, Trail, TrailRecorder,
+    Usage,
 };
 use seawall_providers::http::HttpClient;
 use seawall_providers::{
@@ -55,6 +57,8 @@ use tower::{Layer, ServiceExt};
 use crate::config::{Config, ConfigError, ProviderConfig, ProviderRefillConfig, StrategyConfig};
 use crate::metrics::{Metrics, TargetGauges};
 use crate::origin::Refusal;
+use crate::router::{Group, GroupRouter, Groups};
+use crate::spend::{AlertOut, UsageReport};
 use crate::wire::{self, ChunkHead};
 
 /// A clock on tokio's `Instant`, so inbound limits follow the one clock (and paused time
@@ -77,10 +81,10 @@ impl Clock for TokioClock {
 type InboundLimiter = Governor<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<Nanos>>;
 
 struct VirtualKey {
-    name: String,
+    name: Arc<str>,
     limiter: Option<InboundLimiter>,
-    budget: Option<u64>,
-    used: AtomicU64,
+    /// Whether the key has budgets, whose remainder its replies carry.
+    budgeted: bool,
 }
 
 /// Counts the requests a target's adapter sends (each retry included), under the retry
@@ -155,25 +159,16 @@ struct TargetInfo {
     sent: Arc<AtomicU64>,
     breaker: BreakerHandle,
     limiter: Option<RateLimiter>,
-    /// USD per million tokens, which is millionths of a USD per token.
-    input_price: f64,
-    output_price: f64,
-}
-
-/// A group's router behind the optional response cache and idempotency layers.
-type Cached = Either<Cache<Failover>, Failover>;
-type GroupService = EnforceDeadline<Either<Idempotency<Cached>, Cached>>;
-
-/// A model group: its router and the one classifier its layers decide with.
-#[derive(Clone)]
-struct Group {
-    service: GroupService,
-    classifier: Classifier,
 }
 
 struct Shared {
-    exact: HashMap<String, Group>,
-    patterns: Vec<(String, Group)>,
+    groups: Arc<Groups>,
+    /// Every call goes through the budget layer to the group its model names.
+    service: Budget<GroupRouter>,
+    budgets: Budgets,
+    prices: Prices,
+    report: UsageReport,
+    alerts: AlertOut,
     targets: Vec<TargetInfo>,
     target_index: HashMap<String, usize>,
     keys: HashMap<String, Arc<VirtualKey>>,
@@ -418,8 +413,6 @@ impl GatewayBuilder {
                 sent: Arc::clone(&sent),
                 breaker: breaker.handle(),
                 limiter,
-                input_price: t.input_price_per_mtok.unwrap_or(0.0),
-                output_price: t.output_price_per_mtok.unwrap_or(0.0),
             });
             stacks.insert(t.name.clone(), (stack, t, key, sent));
         }
@@ -527,6 +520,10 @@ impl GatewayBuilder {
         }
         // Longest prefix first, so `team-a-*` wins over `team-*`.
         patterns.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
+        let groups = Arc::new(Groups { exact, patterns });
+        let prices = crate::spend::prices(config);
+        let alerts = AlertOut::new(config.budget.alert_webhook.as_deref());
+        let budgets = crate::spend::layer(config, prices.clone(), &alerts);
 
         let clock_start = tokio::time::Instant::now();
         let mut keys = HashMap::new();
@@ -542,10 +539,9 @@ impl GatewayBuilder {
             keys.insert(
                 secret,
                 Arc::new(VirtualKey {
-                    name: k.name.clone(),
+                    name: Arc::from(k.name.as_str()),
                     limiter,
-                    budget: k.token_budget,
-                    used: AtomicU64::new(0),
+                    budgeted: k.token_budget.is_some() || !k.budgets.is_empty(),
                 }),
             );
         }
@@ -589,8 +585,19 @@ impl GatewayBuilder {
                     config.server.max_in_flight.max(1),
                 )),
                 cut_streams: watch::Sender::new(false),
-                exact,
-                patterns,
+                service: Budget::new(GroupRouter(Arc::clone(&groups)), budgets.budgets().clone()),
+                budgets: budgets.budgets().clone(),
+                groups,
+                prices,
+                report: UsageReport::new(
+                    config
+                        .budget
+                        .utc_offset
+                        .as_deref()
+                        .and_then(crate::spend::config::parse_utc_offset)
+                        .unwrap_or(0),
+                ),
+                alerts,
                 targets,
                 target_index,
                 keys,
@@ -675,6 +682,7 @@ impl Gateway {
     /// server threads (`server.threads`, [`GatewayBuilder::threads`]), or, with none, on
     /// the current runtime.
     pub async fn serve(self) -> std::io::Result<GatewayHandle> {
+        self.shared.alerts.start(default_client()?);
         let (stop_tx, stop_rx) = watch::channel(false);
         if self.threads == 0 {
             let listener = listen(self.listen)?;
@@ -937,11 +945,9 @@ struct SseRelay {
     started: tokio::time::Instant,
     shared: Arc<Shared>,
     key: Option<Arc<VirtualKey>>,
-    target: Option<usize>,
+    /// The call's trail: its charges and cost, once the stream has settled.
+    trail: TrailRecorder,
     role_sent: bool,
-    /// False for an answer given again (a cache hit, an idempotent replay): nothing was
-    /// used upstream for it, so nothing is charged.
-    charge: bool,
     /// The call's in-flight permit, held until the stream ends.
     permit: Option<tokio::sync::OwnedSemaphorePermit>,
     /// Resolves when the shutdown grace runs out.
@@ -1024,7 +1030,9 @@ impl SseRelay {
                 Poll::Ready(None) => {
                     if self.finished {
                         if let (true, Some(usage)) = (self.include_usage, &self.usage) {
-                            self.head.usage(&mut out, usage);
+                            // The budget layer settled the call as the stream ended.
+                            let cost = self.trail.update(|trail| trail.cost);
+                            self.head.usage(&mut out, usage, cost);
                         }
                         wire::done(&mut out);
                         self.end();
@@ -1055,10 +1063,12 @@ impl SseRelay {
         self.end();
     }
 
+    /// Ends the relay: dropping the stream settles the call's budget (for a stream the
+    /// client abandoned, with what the provider produced), then its charges are counted.
     fn end(&mut self) {
-        self.stream = None;
-        if self.charge {
-            account_usage(&self.shared, self.key.as_deref(), self.target, self.usage);
+        if self.stream.take().is_some() {
+            self.shared
+                .account(self.key.as_deref(), &self.trail.snapshot());
         }
         self.usage = None;
     }
@@ -1067,30 +1077,21 @@ impl SseRelay {
 impl Drop for SseRelay {
     fn drop(&mut self) {
         self.shared.metrics.latency.observe(self.started.elapsed());
-        if self.stream.is_some() && self.charge {
-            // Client went away mid-stream: count what was used so far.
-            account_usage(&self.shared, self.key.as_deref(), self.target, self.usage);
-        }
+        // The client went away mid-stream: charged for what was produced.
+        self.end();
     }
 }
 
-fn account_usage(
-    shared: &Shared,
-    key: Option<&VirtualKey>,
-    target: Option<usize>,
-    usage: Option<Usage>,
-) {
-    let Some(usage) = usage else { return };
-    let m = &shared.metrics;
-    m.tokens_in.fetch_add(usage.input_tokens, Relaxed);
-    m.tokens_out.fetch_add(usage.output_tokens, Relaxed);
-    if let Some(t) = target.and_then(|i| shared.targets.get(i)) {
-        let cost =
-            usage.input_tokens as f64 * t.input_price + usage.output_tokens as f64 * t.output_price;
-        m.cost_micro_usd.fetch_add(cost.round() as u64, Relaxed);
-    }
-    if let Some(key) = key {
-        key.used.fetch_add(usage.total(), Relaxed);
+impl Shared {
+    /// Counts a finished call's charges in the metrics and the usage report.
+    fn account(&self, key: Option<&VirtualKey>, trail: &Trail) {
+        crate::spend::account(
+            &self.prices,
+            &self.report,
+            &self.metrics,
+            key.map(|k| &*k.name),
+            trail,
+        );
     }
 }
 
@@ -1150,7 +1151,10 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Reply
         ));
     }
     if request.method() == Method::GET
-        && matches!(request.uri().path(), "/metrics" | "/status")
+        && matches!(
+            request.uri().path(),
+            "/metrics" | "/status" | "/admin/usage"
+        )
         && let Some(refused) = shared.admin.refuse(request.headers())
     {
         return Ok(refused);
@@ -1202,7 +1206,7 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Reply
                 full(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "draining\n")
             }
         }
-        (&Method::GET, "/metrics" | "/status")
+        (&Method::GET, "/metrics" | "/status" | "/admin/usage")
             if let Some(refused) = shared.admin.refuse(request.headers()) =>
         {
             refused
@@ -1213,9 +1217,19 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Reply
             render_metrics(&shared),
         ),
         (&Method::GET, "/status") => json_reply(StatusCode::OK, status_json(&shared)),
+        (&Method::GET, "/admin/usage") => json_reply(
+            StatusCode::OK,
+            serde_json::to_vec(&shared.report.to_json()).unwrap_or_default(),
+        ),
         (
             _,
-            "/v1/chat/completions" | "/v1/models" | "/healthz" | "/readyz" | "/metrics" | "/status",
+            "/v1/chat/completions"
+            | "/v1/models"
+            | "/healthz"
+            | "/readyz"
+            | "/metrics"
+            | "/status"
+            | "/admin/usage",
         ) => error_reply(
             StatusCode::METHOD_NOT_ALLOWED,
             "invalid_request_error",
@@ -1250,7 +1264,9 @@ fn render_metrics(shared: &Shared) -> String {
         })
         .collect();
     let mut out = String::with_capacity(4096);
-    shared.metrics.render(&mut out, &gauges);
+    shared
+        .metrics
+        .render(&mut out, &gauges, shared.alerts.counts());
     out
 }
 
@@ -1281,11 +1297,25 @@ fn status_json(shared: &Shared) -> Vec<u8> {
         .keys
         .values()
         .map(|k| {
-            json!({
-                "name": k.name,
-                "tokens_used": k.used.load(Relaxed),
-                "token_budget": k.budget,
-            })
+            let budgets: Vec<_> = shared
+                .budgets
+                .status("key", &k.name)
+                .into_iter()
+                .map(|status| {
+                    json!({
+                        "budget": status.budget,
+                        "window": status.window.as_str(),
+                        "used": amount_json(status.used),
+                        "limit": amount_json(status.limit),
+                        "remaining": amount_json(status.remaining),
+                        "resets_at": status
+                            .resets_at
+                            .and_then(|at| at.duration_since(UNIX_EPOCH).ok())
+                            .map(|at| at.as_secs()),
+                    })
+                })
+                .collect();
+            json!({ "name": k.name, "budgets": budgets })
         })
         .collect();
     let body = json!({
@@ -1294,6 +1324,15 @@ fn status_json(shared: &Shared) -> Vec<u8> {
         "keys": keys,
     });
     serde_json::to_vec(&body).unwrap_or_default()
+}
+
+/// `{"tokens": n}` or `{"usd": x}`.
+fn amount_json(amount: seawall::budget::Amount) -> serde_json::Value {
+    match amount {
+        seawall::budget::Amount::Usd(cost) => json!({ "usd": cost.usd() }),
+        seawall::budget::Amount::Tokens(tokens) => json!({ "tokens": tokens }),
+        _ => serde_json::Value::Null,
+    }
 }
 
 fn unix_now() -> u64 {
@@ -1360,18 +1399,6 @@ async fn chat(
                 .headers_mut()
                 .insert("retry-after", HeaderValue::from(secs.max(1)));
             return reply;
-        }
-        if let Some(budget) = key.budget
-            && key.used.load(Relaxed) >= budget
-        {
-            shared.metrics.inbound_rejected.fetch_add(1, Relaxed);
-            return error_reply(
-                StatusCode::TOO_MANY_REQUESTS,
-                "insufficient_quota",
-                Some("insufficient_quota"),
-                None,
-                &format!("token budget of key {:?} is spent", key.name),
-            );
         }
         Some(Arc::clone(key))
     };
@@ -1482,14 +1509,7 @@ async fn chat(
 
     // Which group.
     let model = &*inbound.request.model;
-    let group = shared.exact.get(model).or_else(|| {
-        shared
-            .patterns
-            .iter()
-            .find(|(prefix, _)| model.starts_with(prefix.as_str()) && model.len() > prefix.len())
-            .map(|(_, group)| group)
-    });
-    let Some(group) = group else {
+    let Some(group) = shared.groups.find(model) else {
         return error_reply(
             StatusCode::NOT_FOUND,
             "invalid_request_error",
@@ -1502,32 +1522,26 @@ async fn chat(
             ),
         );
     };
+    let classifier = group.classifier.clone();
     let mut inbound = inbound;
-    if cache_directives.is_some() || idempotency_key.is_some() {
+    if cache_directives.is_some() || idempotency_key.is_some() || key.is_some() {
         let options = inbound.request.context.options_mut();
         if let Some(directives) = cache_directives {
             options.cache = directives;
         }
         options.idempotency_key = idempotency_key;
+        options.virtual_key = key.as_ref().map(|k| Arc::clone(&k.name));
     }
+    let trail = inbound.request.context.trail().clone();
     let requested = inbound.request.model.clone();
     let stream = inbound.request.stream;
 
-    match group.service.clone().oneshot(inbound.request).await {
+    // The budget layer, then the group the (possibly downgraded) model names.
+    match shared.service.clone().oneshot(inbound.request).await {
         Ok(response) => {
             shared.metrics.trail(&response.trail);
             let id = format!("chatcmpl-sw{:x}", shared.next_id.fetch_add(1, Relaxed));
             let answered = answering_model(&response, &requested);
-            // An answer given again used nothing upstream: it is not charged.
-            let charge = !matches!(
-                response.trail.cache,
-                Some(CacheStatus::Hit | CacheStatus::Stale | CacheStatus::Replayed)
-            );
-            let target = response
-                .trail
-                .final_target
-                .as_ref()
-                .and_then(|t| shared.target_index.get(t.as_str()).copied());
             if stream {
                 let mut response = response;
                 let relay = SseRelay {
@@ -1543,10 +1557,9 @@ async fn chat(
                     first_content: false,
                     started,
                     shared: Arc::clone(shared),
-                    key,
-                    target,
+                    key: key.clone(),
+                    trail,
                     role_sent: false,
-                    charge,
                     permit: None,
                     cut: {
                         let mut cut = shared.cut_streams.subscribe();
@@ -1560,18 +1573,21 @@ async fn chat(
                 headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
                 headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
                 trail_headers(headers, &response.trail, &answered);
+                budget_headers(shared, key.as_deref(), headers);
                 reply
             } else {
-                if charge {
-                    account_usage(shared, key.as_deref(), target, response.usage);
-                }
+                shared.account(key.as_deref(), &response.trail);
                 let body = wire::encode_response(&response, &id, &answered, unix_now());
                 let mut reply = json_reply(StatusCode::OK, body);
-                trail_headers(reply.headers_mut(), &response.trail, &answered);
+                let headers = reply.headers_mut();
+                trail_headers(headers, &response.trail, &answered);
+                headers.insert(&X_SEAWALL_COST, cost_header(response.cost));
+                budget_headers(shared, key.as_deref(), headers);
                 reply
             }
         }
-        Err(error) => upstream_error(shared, &group.classifier, &error),
+        Err(error) => spend_refusal(shared, &error)
+            .unwrap_or_else(|| upstream_error(shared, &classifier, &error)),
     }
 }
 
@@ -1601,6 +1617,47 @@ static X_SEAWALL_ATTEMPTS: HeaderName = HeaderName::from_static("x-seawall-attem
 static X_SEAWALL_TARGET: HeaderName = HeaderName::from_static("x-seawall-target");
 static X_SEAWALL_MODEL: HeaderName = HeaderName::from_static("x-seawall-model");
 static X_SEAWALL_CACHE: HeaderName = HeaderName::from_static("x-seawall-cache");
+static X_SEAWALL_DOWNGRADED_FROM: HeaderName = HeaderName::from_static("x-seawall-downgraded-from");
+static X_SEAWALL_COST: HeaderName = HeaderName::from_static("x-seawall-cost-usd");
+static X_SEAWALL_BUDGET_USD: HeaderName = HeaderName::from_static("x-seawall-budget-remaining-usd");
+static X_SEAWALL_BUDGET_TOKENS: HeaderName =
+    HeaderName::from_static("x-seawall-budget-remaining-tokens");
+static X_SEAWALL_BUDGET_RESET: HeaderName = HeaderName::from_static("x-seawall-budget-reset");
+
+/// The call's cost in dollars, or `unknown` when its model has no price.
+fn cost_header(cost: Option<seawall_core::Cost>) -> HeaderValue {
+    match cost {
+        Some(cost) => HeaderValue::from_str(&format!("{:.9}", cost.usd()))
+            .unwrap_or(HeaderValue::from_static("unknown")),
+        None => HeaderValue::from_static("unknown"),
+    }
+}
+
+/// What the key's tightest budgets have left (in dollars and in tokens, when it has such
+/// budgets), and when the tightest resets (seconds since the epoch).
+fn budget_headers(shared: &Shared, key: Option<&VirtualKey>, headers: &mut http::HeaderMap) {
+    let Some(key) = key.filter(|key| key.budgeted) else {
+        return;
+    };
+    let left = crate::spend::remaining(&shared.budgets, &key.name);
+    let mut reset = None;
+    if let Some((usd, resets)) = left.usd {
+        if let Ok(value) = HeaderValue::from_str(&format!("{:.9}", usd.usd())) {
+            headers.insert(&X_SEAWALL_BUDGET_USD, value);
+        }
+        reset = resets;
+    }
+    if let Some((tokens, resets)) = left.tokens {
+        headers.insert(&X_SEAWALL_BUDGET_TOKENS, HeaderValue::from(tokens));
+        reset = match (reset, resets) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+    if let Some(at) = reset.and_then(|at| at.duration_since(UNIX_EPOCH).ok()) {
+        headers.insert(&X_SEAWALL_BUDGET_RESET, HeaderValue::from(at.as_secs()));
+    }
+}
 
 fn trail_headers(headers: &mut http::HeaderMap, trail: &Trail, model: &str) {
     headers.insert(
@@ -1618,6 +1675,57 @@ fn trail_headers(headers: &mut http::HeaderMap, trail: &Trail, model: &str) {
     if let Some(status) = trail.cache {
         headers.insert(&X_SEAWALL_CACHE, HeaderValue::from_static(status.as_str()));
     }
+    if let Some(downgrade) = &trail.downgrade
+        && let Ok(value) = HeaderValue::from_str(&downgrade.from)
+    {
+        headers.insert(&X_SEAWALL_DOWNGRADED_FROM, value);
+    }
+}
+
+/// The reply to a call the budget layer refused before sending it: 429 for a spent budget
+/// (with `retry-after` until its window resets, and no SDK retry before that), 400 for a
+/// request above a per-request cap or for a model without a price.
+fn spend_refusal(shared: &Shared, error: &BoxError) -> Option<Reply> {
+    if let Some(exceeded) = seawall_core::find_error::<BudgetExceeded>(&**error) {
+        shared.metrics.inbound_rejected.fetch_add(1, Relaxed);
+        let mut reply = error_reply(
+            StatusCode::TOO_MANY_REQUESTS,
+            "insufficient_quota",
+            Some("budget_exceeded"),
+            None,
+            &exceeded.to_string(),
+        );
+        let headers = reply.headers_mut();
+        headers.insert("x-should-retry", HeaderValue::from_static("false"));
+        if let Some(wait) = exceeded.retry_after(SystemTime::now()) {
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            headers.insert("retry-after", HeaderValue::from(secs.max(1)));
+        }
+        return Some(reply);
+    }
+    if let Some(cap) = seawall_core::find_error::<RequestCapExceeded>(&**error) {
+        return Some(error_reply(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            Some("request_cap_exceeded"),
+            cap.param(),
+            &cap.to_string(),
+        ));
+    }
+    if let Some(unpriced) = seawall_core::find_error::<Unpriced>(&**error) {
+        return Some(error_reply(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            Some("model_not_priced"),
+            Some("model"),
+            &format!(
+                "the gateway has no price for model {:?}, and this key's spending is limited; \
+                 ask its operator to add one under [prices]",
+                prefix(&unpriced.model, 128)
+            ),
+        ));
+    }
+    None
 }
 
 /// Maps an upstream failure to an OpenAI-shaped error through the group's classifier.

@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use seawall_core::{
-    ChatRequest, ChatResponse, ContentPart, ErrorKind, FinishReason, ImageDetail, ImageSource,
-    InvalidRequest, Message, ResponseFormat, Role, ToolCall, ToolChoice, ToolDefinition, Usage,
+    ChatRequest, ChatResponse, ContentPart, Cost, ErrorKind, FinishReason, ImageDetail,
+    ImageSource, InvalidRequest, Message, ResponseFormat, Role, ToolCall, ToolChoice,
+    ToolDefinition, Usage,
 };
 
 /// A request body the gateway cannot accept, with the parameter at fault.
@@ -369,8 +370,18 @@ mod out {
         pub(super) id: &'a str,
         pub(super) model: &'a str,
         pub(super) object: &'static str,
+        /// seawall's own fields, under one name the SDKs ignore (keys in `Value` order).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub(super) seawall: Option<Seawall>,
         #[serde(skip_serializing_if = "Option::is_none")]
         pub(super) usage: Option<OutUsage>,
+    }
+
+    /// `"seawall": {"cost_usd": ...}`: what the call cost, `null` when its model has no
+    /// price.
+    #[derive(Serialize)]
+    pub(super) struct Seawall {
+        pub(super) cost_usd: Option<f64>,
     }
 
     #[derive(Serialize)]
@@ -522,6 +533,9 @@ pub fn encode_response(response: &ChatResponse, id: &str, model: &str, created: 
         model,
         object: "chat.completion",
         usage: response.usage.as_ref().map(out::OutUsage::from),
+        seawall: Some(out::Seawall {
+            cost_usd: response.cost.map(Cost::usd),
+        }),
     };
     serde_json::to_vec(&body).unwrap_or_default()
 }
@@ -546,6 +560,7 @@ impl ChunkHead {
             model: &self.model,
             object: "chat.completion.chunk",
             usage: usage.map(out::OutUsage::from),
+            seawall: None,
         }
     }
 
@@ -598,8 +613,13 @@ impl ChunkHead {
     }
 
     /// The usage chunk (`stream_options.include_usage`): no choices.
-    pub fn usage(&self, out: &mut Vec<u8>, usage: &Usage) {
-        sse(out, &self.chunk([(); 0], Some(usage)));
+    /// The usage chunk, with the call's cost (`None`: unknown) in the `seawall` field.
+    pub fn usage(&self, out: &mut Vec<u8>, usage: &Usage, cost: Option<Cost>) {
+        let mut chunk = self.chunk([(); 0], Some(usage));
+        chunk.seawall = Some(out::Seawall {
+            cost_usd: cost.map(Cost::usd),
+        });
+        sse(out, &chunk);
     }
 }
 
@@ -713,15 +733,17 @@ mod tests {
         assert_eq!(event(&out), delta(json!({}), Some("pause_turn")));
 
         out.clear();
-        head.usage(&mut out, &Usage::new(10, 5));
+        head.usage(&mut out, &Usage::new(10, 5), None);
         let mut expected = chunk(json!([]));
         expected["usage"] =
             json!({"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15});
+        expected["seawall"] = json!({"cost_usd": null});
         assert_eq!(event(&out), expected);
 
         out.clear();
         let usage = Usage::new(10, 5).with_cached_input(4).with_reasoning(3);
-        head.usage(&mut out, &usage);
+        head.usage(&mut out, &usage, Some(Cost::from_nanos(1_500)));
+        expected["seawall"] = json!({"cost_usd": 0.0000015});
         expected["usage"] = json!({"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15,
             "prompt_tokens_details": {"cached_tokens": 4},
             "completion_tokens_details": {"reasoning_tokens": 3}});
@@ -740,7 +762,8 @@ mod tests {
             json_in_key_order(&encode_response(&text, "chatcmpl-1", "m", 7)),
             json!({"id": "chatcmpl-1", "object": "chat.completion", "created": 7, "model": "m",
                 "choices": [{"index": 0, "finish_reason": "stop", "logprobs": null,
-                    "message": {"role": "assistant", "content": "Hi \u{1F44B}"}}]})
+                    "message": {"role": "assistant", "content": "Hi \u{1F44B}"}}],
+                "seawall": {"cost_usd": null}})
         );
 
         let mut calls = ChatResponse::new(
@@ -759,6 +782,7 @@ mod tests {
         );
         calls.finish_reason = None;
         calls.usage = Some(Usage::new(3, 2).with_reasoning(1));
+        calls.cost = Some(Cost::from_usd(0.25));
         assert_eq!(
             json_in_key_order(&encode_response(&calls, "chatcmpl-2", "m", 7)),
             json!({"id": "chatcmpl-2", "object": "chat.completion", "created": 7, "model": "m",
@@ -767,7 +791,8 @@ mod tests {
                         "tool_calls": [{"id": "call_1", "type": "function",
                             "function": {"name": "weather", "arguments": "{\"city\":\"Paris\"}"}}]}}],
                 "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5,
-                    "completion_tokens_details": {"reasoning_tokens": 1}}})
+                    "completion_tokens_details": {"reasoning_tokens": 1}},
+                "seawall": {"cost_usd": 0.25}})
         );
     }
 }

@@ -3,169 +3,14 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use seawall_gateway::{
-    Config, ContentFilterConfig, Demo, GatewayBuilder, GatewayHandle, VirtualKeyConfig,
-};
+use seawall_gateway::{Config, ContentFilterConfig, Demo, GatewayHandle, VirtualKeyConfig};
 use seawall_sim::{Fault, FaultRule, Provider, Simulator};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
-
-    /// The `data:` payloads of an SSE body.
-    fn events(&self) -> Vec<&str> {
-        self.body
-            .split("\n\n")
-            .filter_map(|e| e.strip_prefix("data: "))
-            .collect()
-    }
-}
-
-/// One HTTP/1.1 exchange with `Connection: close`; chunked bodies are decoded.
-async fn send(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> Reply {
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    // Chat calls are JSON; a test that means to send something else says so.
-    if method == "POST"
-        && !headers
-            .iter()
-            .any(|(name, _)| name.eq_ignore_ascii_case("content-type"))
-    {
-        head.push_str("content-type: application/json\r\n");
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).await.expect("write");
-    stream.write_all(body).await.expect("write");
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.expect("read");
-    parse(&raw)
-}
-
-fn parse(raw: &[u8]) -> Reply {
-    let text = String::from_utf8_lossy(raw);
-    let (head, rest) = text.split_once("\r\n\r\n").expect("a response head");
-    let mut lines = head.lines();
-    let status = lines.next().expect("status line")[9..12]
-        .parse()
-        .expect("status");
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(": "))
-        .map(|(n, v)| (n.to_ascii_lowercase(), v.to_owned()))
-        .collect();
-    let chunked = headers
-        .iter()
-        .any(|(n, v)| n == "transfer-encoding" && v == "chunked");
-    let body = if chunked {
-        let mut body = String::new();
-        let mut rest = rest;
-        while let Some((size, tail)) = rest.split_once("\r\n") {
-            let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-            if size == 0 || tail.len() < size {
-                break;
-            }
-            body.push_str(&tail[..size]);
-            rest = &tail[size + 2..];
-        }
-        body
-    } else {
-        rest.to_owned()
-    };
-    Reply {
-        status,
-        headers,
-        body,
-    }
-}
-
-async fn chat(addr: SocketAddr, body: Value) -> Reply {
-    let body = serde_json::to_vec(&body).expect("json");
-    send(
-        addr,
-        "POST",
-        "/v1/chat/completions",
-        &[("content-type", "application/json")],
-        &body,
-    )
-    .await
-}
-
-async fn start(adjust: impl FnOnce(&mut Config)) -> (Simulator, GatewayHandle) {
-    start_with(adjust, &[]).await
-}
-
-async fn start_with(
-    adjust: impl FnOnce(&mut Config),
-    env: &[(&str, &str)],
-) -> (Simulator, GatewayHandle) {
-    let env: Vec<(String, String)> = env
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    start_built(adjust, |mut b| {
-        for (k, v) in env {
-            b = b.env(k, v);
-        }
-        b
-    })
-    .await
-}
-
-/// The demo gateway on `threads` server threads of its own (a runtime and an upstream
-/// pool each) instead of the test's runtime.
-async fn start_threaded(
-    threads: usize,
-    adjust: impl FnOnce(&mut Config),
-) -> (Simulator, GatewayHandle) {
-    start_built(adjust, |b| b.threads(threads)).await
-}
-
-async fn start_built(
-    adjust: impl FnOnce(&mut Config),
-    builder: impl FnOnce(GatewayBuilder) -> GatewayBuilder,
-) -> (Simulator, GatewayHandle) {
-    let demo = Demo::start(adjust, builder).await.expect("demo");
-    let handle = demo
-        .gateway
-        .listen("127.0.0.1:0".parse().unwrap())
-        .shutdown_grace(Duration::from_secs(5))
-        .serve()
-        .await
-        .expect("serve");
-    (demo.simulator, handle)
-}
-
-fn hello(stream: bool) -> Value {
-    json!({"model": "demo", "stream": stream, "messages": [{"role": "user", "content": "hello"}]})
-}
+mod support;
+use support::{Reply, chat, hello, parse, send, start, start_threaded, start_with};
 
 #[tokio::test]
 async fn bad_input_is_refused_before_anything_goes_upstream() {
@@ -284,6 +129,7 @@ async fn missing_or_unknown_virtual_key_is_401_and_nothing_goes_upstream() {
                 key_env: "TEAM_A_KEY".into(),
                 requests_per_minute: None,
                 token_budget: None,
+                budgets: Vec::new(),
             })
         },
         &[("TEAM_A_KEY", "vk-team-a")],
@@ -320,19 +166,21 @@ async fn missing_or_unknown_virtual_key_is_401_and_nothing_goes_upstream() {
 
 #[tokio::test]
 async fn virtual_key_request_limit_and_token_budget_answer_429() {
-    let (_sim, gw) = start_with(
+    let (sim, gw) = start_with(
         |c| {
             c.keys.push(VirtualKeyConfig {
                 name: "limited".into(),
                 key_env: "LIMITED_KEY".into(),
                 requests_per_minute: Some(1),
                 token_budget: None,
+                budgets: Vec::new(),
             });
             c.keys.push(VirtualKeyConfig {
                 name: "budget".into(),
                 key_env: "BUDGET_KEY".into(),
                 requests_per_minute: None,
                 token_budget: Some(1),
+                budgets: Vec::new(),
             });
         },
         &[("LIMITED_KEY", "vk-limited"), ("BUDGET_KEY", "vk-budget")],
@@ -340,31 +188,37 @@ async fn virtual_key_request_limit_and_token_budget_answer_429() {
     .await;
     let addr = gw.local_addr();
     let body = serde_json::to_vec(&hello(false)).unwrap();
-    for (key, code) in [
-        ("vk-limited", "rate_limit_exceeded"),
-        ("vk-budget", "insufficient_quota"),
-    ] {
-        let auth = format!("Bearer {key}");
-        let first = send(
-            addr,
-            "POST",
-            "/v1/chat/completions",
-            &[("authorization", &auth)],
-            &body,
-        )
-        .await;
-        assert_eq!(first.status, 200, "{}", first.body);
-        let second = send(
-            addr,
-            "POST",
-            "/v1/chat/completions",
-            &[("authorization", &auth)],
-            &body,
-        )
-        .await;
-        assert_eq!(second.status, 429, "{key}: {}", second.body);
-        assert_eq!(second.json()["error"]["code"], code);
-    }
+    let call = |key: &'static str| {
+        let body = body.clone();
+        async move {
+            let auth = format!("Bearer {key}");
+            send(
+                addr,
+                "POST",
+                "/v1/chat/completions",
+                &[("authorization", &auth)],
+                &body,
+            )
+            .await
+        }
+    };
+    let first = call("vk-limited").await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let second = call("vk-limited").await;
+    assert_eq!(second.status, 429, "{}", second.body);
+    assert_eq!(second.json()["error"]["code"], "rate_limit_exceeded");
+
+    // A one-token budget fits no call: the first is refused before anything is sent.
+    let refused = call("vk-budget").await;
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert_eq!(refused.json()["error"]["type"], "insufficient_quota");
+    assert_eq!(refused.json()["error"]["code"], "budget_exceeded");
+    assert_eq!(refused.header("x-should-retry"), Some("false"));
+    assert_eq!(
+        sim.requests().len(),
+        1,
+        "only the limited key's first call went upstream"
+    );
     gw.shutdown().await;
 }
 
@@ -645,7 +499,7 @@ async fn metrics_count_a_known_sequence_of_calls() {
             >= 4.0 * usage["prompt_tokens"].as_f64().unwrap()
     );
     assert!(value("seawall_gateway_tokens_output_total") > 0.0);
-    assert!(value("seawall_gateway_cost_micro_usd_total") > 0.0);
+    assert!(value("seawall_gateway_cost_usd_total") > 0.0);
 
     let status = send(addr, "GET", "/status", &[], b"").await.json();
     assert_eq!(status["targets"][0]["name"], "sim-openai");
@@ -680,6 +534,7 @@ async fn keys_never_appear_in_debug_status_metrics_or_errors() {
         key_env: "VIRTUAL_KEY".into(),
         requests_per_minute: None,
         token_budget: None,
+        budgets: Vec::new(),
     });
     let builder = seawall_gateway::Gateway::builder(config)
         .env("UPSTREAM_KEY", upstream)
@@ -963,6 +818,7 @@ fn names_with_control_characters_or_surrounding_whitespace_are_refused() {
                 key_env: "VK".into(),
                 requests_per_minute: None,
                 token_budget: None,
+                budgets: Vec::new(),
             }],
             ..config
         };
@@ -1404,6 +1260,7 @@ async fn the_bearer_scheme_is_case_insensitive_and_a_huge_unknown_model_is_not_e
                 key_env: "TEAM_KEY".into(),
                 requests_per_minute: None,
                 token_budget: None,
+                budgets: Vec::new(),
             });
         },
         &[("TEAM_KEY", "vk-team-1234")],
@@ -1525,6 +1382,7 @@ async fn status_and_metrics_name_every_key_so_they_need_the_admin_key() {
             key_env: "TEAM_KEY".into(),
             requests_per_minute: None,
             token_budget: None,
+            budgets: Vec::new(),
         });
     };
     // Virtual keys and no admin key: closed.

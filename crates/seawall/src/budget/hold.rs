@@ -205,7 +205,8 @@ impl<St: BudgetStore> BudgetHold<St> {
     /// The call was downgraded to `fallback` (its lines are reserved); the trail says why.
     pub(crate) fn downgraded(&mut self, fallback: Fallback, reason: &BudgetExceeded) {
         let downgrade = Downgrade::new(&*self.model, &*fallback.model, reason.to_string());
-        self.trail.update(|trail| trail.downgrade = Some(Box::new(downgrade)));
+        self.trail
+            .update(|trail| trail.downgrade = Some(Box::new(downgrade)));
         self.model = fallback.model;
         self.price = fallback.price;
         self.lines = fallback.lines;
@@ -309,6 +310,11 @@ impl<St: BudgetStore> BudgetHold<St> {
             cost = cost
                 .zip(price_of(&model).map(|p| p.cost(&open)))
                 .map(|(sum, one)| sum.saturating_add(one));
+            // The estimate is the open attempt's charge: reports count what was charged.
+            self.trail.update(|trail| {
+                let target = trail.final_target.clone();
+                trail.charges.push(Charge::new(target, model, open));
+            });
         }
         (tokens, cost)
     }

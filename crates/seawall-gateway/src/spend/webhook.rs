@@ -1,0 +1,186 @@
+//! Where alerts go: the log (one JSON line on stderr), the metrics, and an optional
+//! webhook that receives each alert as a JSON POST, retried a bounded number of times.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::{Method, Request};
+use http_body_util::Full;
+use seawall::budget::{Alert, AlertKind, Amount};
+use seawall_providers::http::HttpClient;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+/// Alerts waiting for the webhook beyond this are dropped (and counted).
+const QUEUE: usize = 1_024;
+/// Attempts per alert, and the wait before each retry.
+const BACKOFF: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(2)];
+/// How long one POST may take.
+const POST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The alert outlet: cheap to clone, callable from any task.
+#[derive(Clone)]
+pub(crate) struct AlertOut(Arc<Inner>);
+
+struct Inner {
+    sender: Option<mpsc::Sender<Value>>,
+    /// The webhook's queue, until `serve` starts the task that empties it.
+    receiver: Mutex<Option<(mpsc::Receiver<Value>, String)>>,
+    /// Alerts raised, by kind: spend, expensive_call, budget_share.
+    pub(crate) raised: [AtomicU64; 3],
+    pub(crate) delivered: AtomicU64,
+    pub(crate) undelivered: AtomicU64,
+}
+
+impl AlertOut {
+    pub(crate) fn new(webhook: Option<&str>) -> Self {
+        let (sender, receiver) = match webhook {
+            Some(url) => {
+                let (sender, receiver) = mpsc::channel(QUEUE);
+                (Some(sender), Some((receiver, url.to_owned())))
+            }
+            None => (None, None),
+        };
+        Self(Arc::new(Inner {
+            sender,
+            receiver: Mutex::new(receiver),
+            raised: Default::default(),
+            delivered: AtomicU64::new(0),
+            undelivered: AtomicU64::new(0),
+        }))
+    }
+
+    /// Logs, counts and queues `alert` for the webhook; never waits.
+    pub(crate) fn send(&self, alert: &Alert) {
+        let body = alert_json(alert);
+        eprintln!("{}", json!({ "event": "seawall_alert", "alert": &body }));
+        let kind = match alert.kind {
+            AlertKind::Spend { .. } => 0,
+            AlertKind::ExpensiveCall { .. } => 1,
+            _ => 2,
+        };
+        self.0.raised[kind].fetch_add(1, Relaxed);
+        if let Some(sender) = &self.0.sender
+            && sender.try_send(body).is_err()
+        {
+            self.0.undelivered.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Alerts raised by kind (`spend`, `expensive_call`, `budget_share`), delivered to
+    /// the webhook, and given up on.
+    pub(crate) fn counts(&self) -> ([u64; 3], u64, u64) {
+        (
+            [0, 1, 2].map(|i| self.0.raised[i].load(Relaxed)),
+            self.0.delivered.load(Relaxed),
+            self.0.undelivered.load(Relaxed),
+        )
+    }
+
+    /// Starts the task that POSTs queued alerts to the webhook, if one is configured.
+    pub(crate) fn start(&self, client: HttpClient) {
+        let taken = self
+            .0
+            .receiver
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some((mut receiver, url)) = taken {
+            let out = self.clone();
+            tokio::spawn(async move {
+                while let Some(body) = receiver.recv().await {
+                    let counter = if deliver(&client, &url, &body).await {
+                        &out.0.delivered
+                    } else {
+                        &out.0.undelivered
+                    };
+                    counter.fetch_add(1, Relaxed);
+                }
+            });
+        }
+    }
+}
+
+/// POSTs `body` to `url`, retrying a failure (no answer in time, a connection error, a
+/// status other than 2xx) after each wait of [`BACKOFF`].
+async fn deliver(client: &HttpClient, url: &str, body: &Value) -> bool {
+    let bytes = Bytes::from(body.to_string());
+    for wait in std::iter::once(None).chain(BACKOFF.map(Some)) {
+        if let Some(wait) = wait {
+            tokio::time::sleep(wait).await;
+        }
+        let Ok(request) = Request::builder()
+            .method(Method::POST)
+            .uri(url)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(http::header::USER_AGENT, "seawall-gateway")
+            .body(Full::new(bytes.clone()))
+        else {
+            return false;
+        };
+        if let Ok(Ok(response)) = tokio::time::timeout(POST_TIMEOUT, client.request(request)).await
+            && response.status().is_success()
+        {
+            return true;
+        }
+    }
+    false
+}
+
+fn amount(amount: Amount) -> Value {
+    match amount {
+        Amount::Tokens(tokens) => json!({ "tokens": tokens }),
+        Amount::Usd(cost) => json!({ "usd": cost.usd() }),
+        _ => Value::Null,
+    }
+}
+
+/// The alert as the webhook and the log receive it.
+fn alert_json(alert: &Alert) -> Value {
+    let at = alert
+        .at
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut body = match &alert.kind {
+        AlertKind::Spend {
+            window,
+            spent,
+            threshold,
+        } => json!({
+            "window": window.as_str(),
+            "spent_usd": spent.usd(),
+            "threshold_usd": threshold.usd(),
+        }),
+        AlertKind::ExpensiveCall {
+            cost,
+            threshold,
+            model,
+        } => json!({
+            "model": model,
+            "cost_usd": cost.usd(),
+            "threshold_usd": threshold.usd(),
+        }),
+        AlertKind::BudgetShare {
+            budget,
+            value,
+            window,
+            used,
+            limit,
+            share,
+        } => json!({
+            "budget": budget,
+            "key": value,
+            "window": window.as_str(),
+            "used": amount(*used),
+            "limit": amount(*limit),
+            "share": share,
+        }),
+        _ => json!({}),
+    };
+    body["kind"] = json!(alert.kind.as_str());
+    body["at"] = json!(at);
+    body["message"] = json!(alert.to_string());
+    body
+}

@@ -1,0 +1,427 @@
+//! Spending through the gateway: key budgets that a huge prompt or a burst of concurrent
+//! calls cannot overshoot, cost and budget headers, streams abandoned by their client,
+//! the downgrade group, per-request caps, alerts to a webhook and the usage report.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use seawall_gateway::{AlertConfig, Config, GroupConfig, KeyBudgetConfig, VirtualKeyConfig};
+use seawall_sim::{Fault, FaultRule, Provider};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+mod support;
+use support::{Reply, send, start_with};
+
+const KEY: &str = "vk-team";
+const ADMIN: &str = "admin-secret";
+
+/// The demo gateway with one key, `team`, whose budgets are `budgets`, and an admin key.
+fn keyed(config: &mut Config, budgets: Vec<KeyBudgetConfig>) {
+    config.keys.push(VirtualKeyConfig {
+        name: "team".into(),
+        key_env: "TEAM_KEY".into(),
+        requests_per_minute: None,
+        token_budget: None,
+        budgets,
+    });
+    config.server.admin_key_env = Some("ADMIN_KEY".into());
+}
+
+const ENV: &[(&str, &str)] = &[("TEAM_KEY", KEY), ("ADMIN_KEY", ADMIN)];
+
+fn budget(window: &str, tokens: Option<u64>, usd: Option<f64>) -> KeyBudgetConfig {
+    serde_json::from_value(json!({ "window": window, "tokens": tokens, "usd": usd })).unwrap()
+}
+
+async fn call(addr: SocketAddr, body: &Value) -> Reply {
+    let auth = format!("Bearer {KEY}");
+    let body = serde_json::to_vec(body).unwrap();
+    send(
+        addr,
+        "POST",
+        "/v1/chat/completions",
+        &[("authorization", &auth)],
+        &body,
+    )
+    .await
+}
+
+async fn admin(addr: SocketAddr, path: &str) -> Value {
+    let auth = format!("Bearer {ADMIN}");
+    send(addr, "GET", path, &[("authorization", &auth)], b"")
+        .await
+        .json()
+}
+
+fn ask(model: &str, stream: bool) -> Value {
+    json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "hello"}]})
+}
+
+/// The key's budget status from `/status`.
+async fn key_budgets(addr: SocketAddr) -> Vec<Value> {
+    let status = admin(addr, "/status").await;
+    status["keys"][0]["budgets"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_key_budget_refuses_a_huge_prompt_and_a_burst_cannot_overshoot_it() {
+    let (sim, gw) = start_with(
+        |c| {
+            keyed(c, vec![budget("day", Some(3_000), None)]);
+            c.server.max_body_bytes = 2_000_000;
+            c.budget.default_output_tokens = Some(200);
+        },
+        ENV,
+    )
+    .await;
+    let addr = gw.local_addr();
+
+    // An 800 KB prompt: refused before it is sent.
+    let huge = "lorem ipsum ".repeat(800_000 / 12);
+    let refused = call(
+        addr,
+        &json!({"model": "demo", "messages": [{"role": "user", "content": huge}]}),
+    )
+    .await;
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert_eq!(refused.json()["error"]["code"], "budget_exceeded");
+    assert!(sim.requests().is_empty(), "nothing was sent upstream");
+    let retry_after: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=86_400).contains(&retry_after), "{retry_after}");
+
+    // 25 calls at once: each reserves its prompt and 200 output tokens.
+    let calls: Vec<_> = (0..25)
+        .map(|_| tokio::spawn(async move { call(addr, &ask("demo", false)).await }))
+        .collect();
+    let mut spent = 0;
+    let mut answered = 0;
+    for handle in calls {
+        let reply = handle.await.unwrap();
+        match reply.status {
+            200 => {
+                answered += 1;
+                spent += reply.json()["usage"]["total_tokens"].as_u64().unwrap();
+            }
+            429 => assert_eq!(reply.json()["error"]["code"], "budget_exceeded"),
+            other => panic!("{other}: {}", reply.body),
+        }
+    }
+    assert!((1..25).contains(&answered), "{answered} answered");
+    assert!(spent <= 3_000, "{spent} tokens spent");
+    assert_eq!(sim.requests().len(), answered);
+    let budgets = key_budgets(addr).await;
+    assert_eq!(budgets[0]["used"]["tokens"], spent);
+    assert_eq!(budgets[0]["limit"]["tokens"], 3_000);
+    // Every call that went out carried the output cap it reserved.
+    for request in sim.requests() {
+        assert_eq!(request.body_json().unwrap()["max_completion_tokens"], 200);
+    }
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn replies_carry_the_cost_and_what_the_key_has_left() {
+    let (_sim, gw) = start_with(|c| keyed(c, vec![budget("day", None, Some(1.0))]), ENV).await;
+    let addr = gw.local_addr();
+    let reply = call(addr, &ask("demo", false)).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let cost: f64 = reply.header("x-seawall-cost-usd").unwrap().parse().unwrap();
+    let body = reply.json();
+    assert!(cost > 0.0);
+    assert_eq!(body["seawall"]["cost_usd"].as_f64(), Some(cost));
+    // gpt-4o-mini: $0.15 in, $0.60 out per million.
+    let usage = &body["usage"];
+    let expected = usage["prompt_tokens"].as_f64().unwrap() * 0.15e-6
+        + usage["completion_tokens"].as_f64().unwrap() * 0.6e-6;
+    assert!((cost - expected).abs() < 1e-9, "{cost} vs {expected}");
+    let left: f64 = reply
+        .header("x-seawall-budget-remaining-usd")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((left - (1.0 - cost)).abs() < 1e-9, "{left}");
+    let reset: u64 = reply
+        .header("x-seawall-budget-reset")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert_eq!(reset, (now / 86_400 + 1) * 86_400, "the next UTC midnight");
+
+    // A stream: the usage chunk carries the cost.
+    let stream = call(
+        addr,
+        &json!({"model": "demo", "stream": true, "stream_options": {"include_usage": true},
+                "messages": [{"role": "user", "content": "hello"}]}),
+    )
+    .await;
+    let events = stream.events();
+    let usage_chunk: Value = serde_json::from_str(events[events.len() - 2]).unwrap();
+    assert!(usage_chunk["seawall"]["cost_usd"].as_f64().unwrap() > 0.0);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_a_stream_early_is_charged_for_what_it_received() {
+    let (sim, gw) = start_with(|c| keyed(c, vec![budget("day", Some(100_000), None)]), ENV).await;
+    sim.set_faults(
+        Provider::OpenAi,
+        vec![FaultRule::always(Fault::StallAfter {
+            events: 4,
+            ms: 5_000,
+        })],
+    );
+    let addr = gw.local_addr();
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let body = serde_json::to_vec(&ask("demo", true)).unwrap();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {KEY}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&body).await.unwrap();
+    // Read until content arrived, then leave before the end (and before any usage).
+    let mut received = Vec::new();
+    while !String::from_utf8_lossy(&received).contains("\"content\":\"") {
+        let mut chunk = [0u8; 1024];
+        let n = stream.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "the stream ended early");
+        received.extend_from_slice(&chunk[..n]);
+    }
+    drop(stream);
+
+    let started = std::time::Instant::now();
+    loop {
+        let budgets = key_budgets(addr).await;
+        let used = budgets[0]["used"]["tokens"].as_u64().unwrap();
+        // The reservation (prompt + 4,096 output) is replaced by the prompt estimate and
+        // the content delivered: more than nothing, far less than reserved.
+        if used > 0 && used < 1_000 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "the abandoned stream was not settled: {budgets:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let report = admin(addr, "/admin/usage").await;
+    assert_eq!(report["days"][0]["by_key"]["team"]["calls"], 1);
+    assert!(
+        report["days"][0]["by_key"]["team"]["output_tokens"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_call_the_budget_refuses_goes_to_the_downgrade_group() {
+    let (sim, gw) = start_with(
+        |c| {
+            // `smart` answers with gpt-4o ($2.50 / $10), `demo` at most $0.80 / $4.
+            let mut smart = c.targets[0].clone();
+            smart.name = "sim-openai-4o".into();
+            smart.model = "gpt-4o".into();
+            c.targets.push(smart);
+            let mut group: GroupConfig = c.groups[0].clone();
+            group.name = "smart".into();
+            group.targets = vec!["sim-openai-4o".into()];
+            c.groups.push(group);
+            c.budget.downgrade_group = Some("demo".into());
+            c.budget.default_output_tokens = Some(1_000);
+            // A gpt-4o call reserves about $0.010025: one fits, then only cheaper ones.
+            keyed(c, vec![budget("day", None, Some(0.0101))]);
+        },
+        ENV,
+    )
+    .await;
+    let addr = gw.local_addr();
+    let first = call(addr, &ask("smart", false)).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(first.header("x-seawall-model"), Some("gpt-4o"));
+    assert_eq!(first.header("x-seawall-downgraded-from"), None);
+    let second = call(addr, &ask("smart", false)).await;
+    assert_eq!(second.status, 200, "{}", second.body);
+    assert_eq!(second.header("x-seawall-downgraded-from"), Some("smart"));
+    assert_eq!(second.header("x-seawall-model"), Some("gpt-4o-mini"));
+    let models: Vec<Value> = sim
+        .requests()
+        .iter()
+        .map(|r| r.body_json().unwrap()["model"].clone())
+        .collect();
+    assert_eq!(models, [json!("gpt-4o"), json!("gpt-4o-mini")]);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn per_request_caps_answer_400_before_anything_is_sent() {
+    let (sim, gw) = start_with(
+        |c| {
+            keyed(c, Vec::new());
+            c.budget.max_input_tokens = Some(100);
+            c.budget.max_output_tokens = Some(50);
+        },
+        ENV,
+    )
+    .await;
+    let addr = gw.local_addr();
+    let long = "word ".repeat(1_000);
+    let refused = call(
+        addr,
+        &json!({"model": "demo", "messages": [{"role": "user", "content": long}]}),
+    )
+    .await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert_eq!(refused.json()["error"]["code"], "request_cap_exceeded");
+    assert_eq!(refused.json()["error"]["param"], "messages");
+    assert!(sim.requests().is_empty());
+
+    // Above the output cap: clamped (the default policy).
+    let clamped = call(
+        addr,
+        &json!({"model": "demo", "max_tokens": 500, "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!(clamped.status, 200, "{}", clamped.body);
+    assert_eq!(
+        sim.requests()[0].body_json().unwrap()["max_completion_tokens"],
+        50
+    );
+    gw.shutdown().await;
+}
+
+/// A webhook receiver on loopback: answers 500 to the first POST, 200 after; keeps the
+/// bodies.
+async fn receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/alerts", listener.local_addr().unwrap());
+    let bodies: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let kept = Arc::clone(&bodies);
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut raw = Vec::new();
+            let body = loop {
+                let mut chunk = [0u8; 4096];
+                let Ok(n) = socket.read(&mut chunk).await else {
+                    break None;
+                };
+                if n == 0 {
+                    break None;
+                }
+                raw.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&raw).into_owned();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length: ")
+                                .map(str::to_owned)
+                        })
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    if body.len() >= length {
+                        break serde_json::from_str::<Value>(&body[..length]).ok();
+                    }
+                }
+            };
+            let Some(body) = body else { continue };
+            let first = {
+                let mut bodies = kept.lock().unwrap();
+                bodies.push(body);
+                bodies.len() == 1
+            };
+            let status = if first {
+                "500 Internal Server Error"
+            } else {
+                "200 OK"
+            };
+            let reply =
+                format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            let _ = socket.write_all(reply.as_bytes()).await;
+        }
+    });
+    (url, bodies)
+}
+
+#[tokio::test]
+async fn alerts_reach_the_webhook_with_a_retry_and_the_usage_report_adds_up() {
+    let (url, bodies) = receiver().await;
+    let (_sim, gw) = start_with(
+        |c| {
+            keyed(c, vec![budget("month", Some(1_000_000), None)]);
+            c.budget.alert_webhook = Some(url);
+            c.alerts.push(
+                serde_json::from_value::<AlertConfig>(json!({ "call_usd": 0.000_000_1 })).unwrap(),
+            );
+        },
+        ENV,
+    )
+    .await;
+    let addr = gw.local_addr();
+    let reply = call(addr, &ask("demo", false)).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+
+    // The first POST is answered 500, the retry (a second later) 200.
+    let started = std::time::Instant::now();
+    while bodies.lock().unwrap().len() < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no retry arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let bodies = bodies.lock().unwrap().clone();
+    assert_eq!(bodies[0], bodies[1], "the retry sends the same alert");
+    assert_eq!(bodies[0]["kind"], "expensive_call");
+    assert_eq!(bodies[0]["model"], "gpt-4o-mini");
+    let metrics = send(
+        addr,
+        "GET",
+        "/metrics",
+        &[("authorization", &format!("Bearer {ADMIN}"))],
+        b"",
+    )
+    .await
+    .body;
+    assert!(
+        metrics.contains("seawall_gateway_alerts_total{kind=\"expensive_call\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("seawall_gateway_alert_webhook_total{result=\"delivered\"} 1\n"),
+        "{metrics}"
+    );
+
+    let report = admin(addr, "/admin/usage").await;
+    let today = &report["days"][0];
+    let usage = &reply.json()["usage"];
+    assert_eq!(today["by_key"]["team"]["calls"], 1);
+    assert_eq!(
+        today["by_key"]["team"]["input_tokens"],
+        usage["prompt_tokens"]
+    );
+    assert_eq!(
+        today["by_model"]["gpt-4o-mini"]["output_tokens"],
+        usage["completion_tokens"]
+    );
+    assert_eq!(today["by_target"]["sim-openai"]["calls"], 1);
+    let cost: f64 = reply.header("x-seawall-cost-usd").unwrap().parse().unwrap();
+    assert!((today["by_key"]["team"]["cost_usd"].as_f64().unwrap() - cost).abs() < 1e-9);
+    // The report is for the admin only.
+    let anonymous = send(addr, "GET", "/admin/usage", &[], b"").await;
+    assert_eq!(anonymous.status, 401);
+    gw.shutdown().await;
+}
