@@ -143,6 +143,12 @@ impl PerMillion {
     fn picos(self, tokens: u64) -> u128 {
         u128::from(tokens) * u128::from(self.0)
     }
+
+    /// Pico-dollars for `tokens` tokens, when they fit in 64 bits (every real call: a
+    /// million tokens at $150 per million is 1.5 × 10¹⁴).
+    fn picos_u64(self, tokens: u64) -> Option<u64> {
+        tokens.checked_mul(self.0)
+    }
 }
 
 impl ModelPrice {
@@ -198,11 +204,25 @@ impl ModelPrice {
             }
             None => (0, usage.output_tokens),
         };
-        let picos = self.input.picos(plain_input)
-            + self.cached_input.picos(cached)
-            + self.cache_write.picos(writes)
-            + self.output.picos(plain_output)
-            + self.reasoning.unwrap_or_default().picos(reasoning);
+        let reasoning_price = self.reasoning.unwrap_or_default();
+        let parts = [
+            (self.input, plain_input),
+            (self.cached_input, cached),
+            (self.cache_write, writes),
+            (self.output, plain_output),
+            (reasoning_price, reasoning),
+        ];
+        // 64-bit arithmetic when nothing overflows; 128-bit otherwise.
+        let small = parts.iter().try_fold(0u64, |sum, &(price, tokens)| {
+            sum.checked_add(price.picos_u64(tokens)?)
+        });
+        if let Some(picos) = small {
+            return Cost(picos.div_ceil(1_000));
+        }
+        let picos: u128 = parts
+            .iter()
+            .map(|&(price, tokens)| price.picos(tokens))
+            .sum();
         Cost(u64::try_from(picos.div_ceil(1_000)).unwrap_or(u64::MAX))
     }
 
@@ -231,7 +251,7 @@ impl ModelPrice {
 /// a `models/` prefix (Gemini). Any other suffix names another model, whose cost is unknown
 /// until priced. Cloning is cheap: the table is shared.
 #[derive(Clone, Default)]
-pub struct Prices(Arc<HashMap<Box<str>, ModelPrice>>);
+pub struct Prices(Arc<HashMap<Box<str>, ModelPrice, foldhash::fast::RandomState>>);
 
 impl Prices {
     /// When the built-in table was compiled from the providers' published pricing pages
@@ -245,7 +265,7 @@ impl Prices {
 
     /// The built-in table of current OpenAI, Anthropic and Gemini models.
     pub fn builtin() -> Self {
-        let mut table = HashMap::with_capacity(BUILTIN.len());
+        let mut table = HashMap::with_capacity_and_hasher(BUILTIN.len(), Default::default());
         for &(model, input, cached, write, output) in BUILTIN {
             let price = ModelPrice::per_million(input, output)
                 .cached_input(cached)
@@ -420,6 +440,10 @@ mod tests {
             .with_cache_writes(50);
         let cost = ModelPrice::per_million(1.0, 1.0).cost(&odd);
         assert_eq!(cost, Cost::from_nanos(10_000));
+        // Counts too large for 64-bit arithmetic are priced in 128 bits.
+        let huge = Usage::new(u64::MAX / 2, 0);
+        let cost = ModelPrice::per_million(150.0, 0.0).cost(&huge);
+        assert_eq!(cost, Cost::MAX);
     }
 
     #[test]

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use seawall::breaker::BreakerLayer;
+use seawall::budget::{BudgetLayer, BudgetRule, RequestCaps, Scope, Window};
 use seawall::chaos::ChaosLayer;
 use seawall::failover::Failover;
 use seawall::rate_limit::{Rate, RateLimitConfig, RateLimitLayer, RateLimiter};
@@ -75,6 +76,16 @@ where
     <L::Service as Service<ChatRequest>>::Error: std::fmt::Debug,
 {
     let request = ChatRequest::new("gpt-4o", [Message::user("Capital of France?")]);
+    bench_layer_with(c, name, layer, &request);
+}
+
+fn bench_layer_with<L>(c: &mut Criterion, name: &str, layer: &L, request: &ChatRequest)
+where
+    L: Layer<Bare>,
+    L::Service: Service<ChatRequest, Response = ChatResponse>,
+    <L::Service as Service<ChatRequest>>::Error: std::fmt::Debug,
+{
+    let request = request.clone();
     let mut service = layer.layer(Bare);
     let mut bare = Bare;
     let mut cx = Context::from_waker(Waker::noop());
@@ -136,6 +147,22 @@ fn layers(c: &mut Criterion) {
         c,
         "rate_limit",
         &RateLimitLayer::new(limiter("openai/gpt-4o")),
+    );
+    // Prices only: each call's cost, no budget.
+    bench_layer(c, "budget_cost_only", &BudgetLayer::builder().build());
+    // A user's daily dollar budget and a per-request cost cap, far from their limits: one
+    // reservation and one settlement per call.
+    let by_user = ChatRequest::new("gpt-4o", [Message::user("Capital of France?")])
+        .with_user("ada")
+        .with_max_output_tokens(64);
+    bench_layer_with(
+        c,
+        "budget_user_day",
+        &BudgetLayer::builder()
+            .budget(BudgetRule::usd(Scope::User, Window::Day, 1e6))
+            .caps(RequestCaps::new().max_cost_usd(1.0))
+            .build(),
+        &by_user,
     );
     bench_layer(c, "chaos_disabled", &ChaosLayer::disabled());
     // A plan whose one rule never fires: every call counts and checks the rule.

@@ -6,7 +6,9 @@ use std::time::SystemTime;
 
 use seawall_core::Cost;
 
+use super::layer::Shared;
 use super::rule::Amount;
+use super::store::{BudgetStore, Line};
 use super::window::Window;
 
 /// When to raise an [`Alert`].
@@ -146,3 +148,82 @@ impl fmt::Display for Alert {
 
 /// Where alerts go.
 pub(crate) type AlertSink = Arc<dyn Fn(&Alert) + Send + Sync>;
+
+impl<St: BudgetStore> Shared<St> {
+    /// Raises the share alerts `line`'s budget reached at `used`, once per window.
+    pub(crate) fn share_alerts(&self, line: &Line, used: u64, window: u64) {
+        let Some(sink) = &self.on_alert else { return };
+        let rule = &self.rules[line.budget];
+        for (mark, alert) in self.alerts.iter().enumerate() {
+            let AlertRule::BudgetShare { share } = *alert else {
+                continue;
+            };
+            let threshold = (line.limit as f64 * share).ceil() as u64;
+            if used >= threshold
+                && self
+                    .store
+                    .first_alert(line.budget, &line.value, window, mark as u32)
+            {
+                sink(&Alert {
+                    kind: AlertKind::BudgetShare {
+                        budget: rule.name(),
+                        value: line.value.to_string(),
+                        window: rule.window,
+                        used: rule.limit.amount(used),
+                        limit: rule.limit.amount(line.limit),
+                        share,
+                    },
+                    at: self.clock.system_now(),
+                });
+            }
+        }
+    }
+
+    /// Counts `cost` in the spending windows and raises the spending and expensive-call
+    /// alerts it calls for; `model` names the model that answered.
+    pub(crate) fn spend_alerts(&self, cost: Cost, local: i64, model: impl FnOnce() -> String) {
+        let Some(sink) = &self.on_alert else { return };
+        let mut model = Some(model);
+        for (index, alert) in self.alerts.iter().enumerate() {
+            match *alert {
+                AlertRule::ExpensiveCall { threshold } if cost > threshold => {
+                    let model = model.take().map(|model| model()).unwrap_or_default();
+                    sink(&Alert {
+                        kind: AlertKind::ExpensiveCall {
+                            cost,
+                            threshold,
+                            model,
+                        },
+                        at: self.clock.system_now(),
+                    });
+                }
+                AlertRule::Spend { window, threshold } => {
+                    let counter = self.spend_counter(index);
+                    let now = window.index(local);
+                    let line = Line {
+                        budget: counter,
+                        value: Arc::clone(&self.global),
+                        window: now,
+                        amount: 0,
+                        limit: u64::MAX,
+                    };
+                    let spent = self.store.settle(&line, cost.nanos(), now);
+                    if let Some(spent) = spent
+                        && spent >= threshold.nanos()
+                        && self.store.first_alert(counter, "", now, 0)
+                    {
+                        sink(&Alert {
+                            kind: AlertKind::Spend {
+                                window,
+                                spent: Cost::from_nanos(spent),
+                                threshold,
+                            },
+                            at: self.clock.system_now(),
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}

@@ -4,18 +4,17 @@ use std::fmt;
 use std::future::Future;
 use std::mem;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll, Waker, ready};
 
 use pin_project_lite::pin_project;
-use seawall_core::BoxError;
+use seawall_core::{BoxError, ErrorWithTrail};
 use tower_service::Service;
 
 use super::error::BudgetExceeded;
 use super::hold::{BudgetHold, Fallback, Plan, Spent};
-use super::layer::Budgets;
 use super::request::BudgetRequest;
 use super::settle::Settle;
-use super::store::{BudgetStore, Line};
+use super::store::{BudgetStore, Line, Refused};
 
 pin_project! {
     /// Reserves the call's budgets, sends it (to the cheaper model if that is what fits),
@@ -29,9 +28,12 @@ pin_project! {
         hold: Option<BudgetHold<St>>,
         // The lines being reserved.
         lines: Vec<Line>,
-        fallback: Option<Fallback>,
+        // Boxed, as they are rare: the future stays small on the common path.
+        fallback: Option<Box<Fallback>>,
         // The downgrade being reserved, and the refusal it answers.
-        downgrading: Option<(Fallback, BudgetExceeded)>,
+        downgrading: Option<Box<(Fallback, BudgetExceeded)>>,
+        // The reservation's outcome when it was known at once.
+        reserved: Option<Result<(), Refused>>,
     }
 }
 
@@ -48,18 +50,47 @@ pin_project! {
 const POLLED_AFTER_COMPLETION: &str = "budget future polled after completion";
 
 impl<F, S, Req, St: BudgetStore> ResponseFuture<F, S, Req, St> {
-    pub(crate) fn reserving(budgets: &Budgets<St>, plan: Plan<St>, inner: S, request: Req) -> Self {
-        let reserve = budgets.shared.store.reserve(&plan.lines);
+    /// Reserves `plan`'s lines and, when the store answers at once and they fit (or there
+    /// is nothing to reserve), sends the call now, so the request is not kept.
+    pub(crate) fn start(plan: Plan<St>, mut inner: S, request: Req) -> Self
+    where
+        S: Service<Req, Future = F>,
+    {
+        let Plan {
+            lines,
+            fallback,
+            mut hold,
+        } = plan;
+        let mut reserve = hold.store_reserve(&lines);
+        let reserved = match Pin::new(&mut reserve).poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(Ok(())) => {
+                hold.lines = lines;
+                hold.sent = true;
+                return Self {
+                    state: State::Calling {
+                        future: inner.call(request),
+                    },
+                    hold: Some(hold),
+                    lines: Vec::new(),
+                    fallback: None,
+                    downgrading: None,
+                    reserved: None,
+                };
+            }
+            Poll::Ready(Err(refused)) => Some(Err(refused)),
+            Poll::Pending => None,
+        };
         Self {
             state: State::Reserving {
                 reserve,
                 inner: Some(inner),
                 request: Some(request),
             },
-            hold: Some(plan.hold),
-            lines: plan.lines,
-            fallback: plan.fallback,
+            hold: Some(hold),
+            lines,
+            fallback,
             downgrading: None,
+            reserved,
         }
     }
 
@@ -70,6 +101,7 @@ impl<F, S, Req, St: BudgetStore> ResponseFuture<F, S, Req, St> {
             lines: Vec::new(),
             fallback: None,
             downgrading: None,
+            reserved: None,
         }
     }
 }
@@ -101,7 +133,10 @@ where
                     inner,
                     request,
                 } => {
-                    let reserved = ready!(Pin::new(reserve).poll(cx));
+                    let reserved = match this.reserved.take() {
+                        Some(reserved) => reserved,
+                        None => ready!(Pin::new(reserve).poll(cx)),
+                    };
                     let (Some(hold), Some(mut service), Some(mut request)) =
                         (this.hold.as_mut(), inner.take(), request.take())
                     else {
@@ -109,9 +144,13 @@ where
                     };
                     match reserved {
                         Ok(()) => {
+                            let lines = mem::take(this.lines);
                             match this.downgrading.take() {
-                                Some((fallback, reason)) => hold.downgraded(fallback, &reason),
-                                None => hold.lines = mem::take(this.lines),
+                                Some(downgrading) => {
+                                    let (fallback, reason) = *downgrading;
+                                    hold.downgraded(fallback, lines, &reason);
+                                }
+                                None => hold.lines = lines,
                             }
                             hold.sent = true;
                             let future = service.call(request);
@@ -121,9 +160,10 @@ where
                             let exceeded = hold.exceeded(this.lines, refused);
                             match this.fallback.take() {
                                 Some(fallback) if request.set_model(&fallback.model) => {
-                                    let reserve = hold.store_reserve(&fallback.lines);
-                                    this.lines.clone_from(&fallback.lines);
-                                    *this.downgrading = Some((fallback, exceeded));
+                                    let lines = hold.fallback_lines(this.lines, &fallback);
+                                    let reserve = hold.store_reserve(&lines);
+                                    *this.lines = lines;
+                                    *this.downgrading = Some(Box::new((*fallback, exceeded)));
                                     this.state.set(State::Reserving {
                                         reserve,
                                         inner: Some(service),
@@ -145,10 +185,17 @@ where
                         return Poll::Ready(Err(POLLED_AFTER_COMPLETION.into()));
                     };
                     return Poll::Ready(match result {
-                        Ok(response) => Ok(response.settle(hold)),
+                        Ok(mut response) => {
+                            response.settle(hold);
+                            Ok(response)
+                        }
                         Err(error) => {
-                            hold.settle(Spent::Nothing);
-                            Err(error.into())
+                            // A router's error carries its trail: attempts that used tokens
+                            // before failing are charged.
+                            let error: BoxError = error.into();
+                            let trail = ErrorWithTrail::find(&*error).map(ErrorWithTrail::trail);
+                            hold.settle(Spent::Nothing, trail);
+                            Err(error)
                         }
                     });
                 }

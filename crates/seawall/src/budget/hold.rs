@@ -2,28 +2,28 @@
 
 use std::sync::Arc;
 
-use seawall_core::{BoxError, Charge, Cost, Downgrade, ModelPrice, TrailRecorder, Usage};
+use seawall_core::{BoxError, Charge, Cost, Downgrade, ModelPrice, Trail, TrailRecorder, Usage};
 
-use super::alert::{Alert, AlertKind, AlertRule};
 use super::error::{BudgetExceeded, RequestCapExceeded, Unpriced};
 use super::layer::{Budgets, Shared};
 use super::request::BudgetRequest;
-use super::rule::{Limit, OverCap, ScopeView};
+use super::rule::{Limit, OverCap, Scope, ScopeView};
 use super::store::{BudgetStore, Line, Refused};
 
 /// What admission decided for one call: the lines to reserve, and where to send the call
 /// if they do not fit.
 pub(crate) struct Plan<St: BudgetStore> {
     pub(crate) lines: Vec<Line>,
-    pub(crate) fallback: Option<Fallback>,
+    pub(crate) fallback: Option<Box<Fallback>>,
     pub(crate) hold: BudgetHold<St>,
 }
 
-/// The call, downgraded: its model and lines at the cheaper price.
+/// Where a call goes when its lines do not fit: a cheaper model, at its price.
 pub(crate) struct Fallback {
     pub(crate) model: Arc<str>,
     pub(crate) price: Option<ModelPrice>,
-    pub(crate) lines: Vec<Line>,
+    /// The reservation's cost at that price.
+    cost: Option<Cost>,
 }
 
 /// A call's reservation, settled once: with what was spent, or, if dropped unsettled, as
@@ -34,9 +34,13 @@ pub struct BudgetHold<St: BudgetStore> {
     pub(crate) lines: Vec<Line>,
     pub(crate) model: Arc<str>,
     price: Option<ModelPrice>,
-    prompt: u64,
-    reserved_output: u64,
-    trail: TrailRecorder,
+    /// The prompt estimate and reserved output, when the call was weighed (it is not when
+    /// nothing needs the weight: no budget, no cap, no stream).
+    reserved: Option<Usage>,
+    /// The caller's trail recorder, or one installed for a stream, whose charges arrive
+    /// after the response; a complete response carries its own trail.
+    trail: Option<TrailRecorder>,
+    downgrade: Option<Box<Downgrade>>,
     pub(crate) sent: bool,
     settled: bool,
 }
@@ -73,32 +77,42 @@ impl<St: BudgetStore> Budgets<St> {
         request: &mut Req,
     ) -> Result<Plan<St>, BoxError> {
         let shared = &*self.shared;
-        let trail = request.context_mut().trail().clone();
-        let local = shared.clock.local_now();
+        let streaming = request.streaming();
+        let trail = match request.context().and_then(|c| c.trail.clone()) {
+            Some(trail) => Some(trail),
+            None if streaming => Some(request.context_mut().trail().clone()),
+            None => None,
+        };
 
         // Which budgets hold for this call.
+        let mut lines = Vec::new();
         let view = ScopeView {
             context: request.context(),
-            user: request.user(),
-            model: request.model(),
+            user: request.user().map(|user| &**user),
+            model: request.model().map(|model| &**model),
             headers: request.headers(),
         };
-        let mut applicable: Vec<(usize, Arc<str>)> = Vec::new();
         for rules in &*shared.scopes {
-            let Some(value) = rules.scope.value(&view) else {
-                continue;
+            let value = match &rules.scope {
+                Scope::Global => Some(Arc::clone(&shared.global)),
+                Scope::User => request.user().cloned(),
+                scope => scope.value(&view),
             };
+            let Some(value) = value else { continue };
             let specific = rules.specific.get(&value).map_or(&[][..], Vec::as_slice);
             for &index in rules.general.iter().chain(specific) {
-                applicable.push((index, Arc::clone(&value)));
+                lines.push(shared.line(index, &value));
             }
         }
+        let model = request
+            .model()
+            .cloned()
+            .unwrap_or_else(|| Arc::clone(&shared.global));
 
         // The output cap: clamped or refused above the cap; set when a budget holds, so the
         // call cannot spend more than it reserves.
-        let default_output = shared.default_output;
         let asked = request.max_output();
-        let mut output = asked.unwrap_or(default_output);
+        let mut output = asked.unwrap_or(shared.default_output);
         if let Some(cap) = shared.caps.max_output_tokens
             && output > cap
         {
@@ -112,36 +126,40 @@ impl<St: BudgetStore> Budgets<St> {
             }
             request.set_max_output(cap);
             output = cap;
-        } else if asked.is_none() && !applicable.is_empty() {
+        } else if asked.is_none() && !lines.is_empty() {
             request.set_max_output(output);
         }
-        let estimate = request.estimate(&*shared.estimator, output);
-        let prompt = estimate.prompt;
-        let reserved_output = estimate.reserved_output;
-        if let Some(cap) = shared.caps.max_input_tokens
-            && prompt > cap
+
+        // The weight, when something needs it: a budget, a cap, or a stream that may be
+        // abandoned before it reports its usage.
+        let needs_price = shared.caps.max_cost.is_some()
+            || lines
+                .iter()
+                .any(|line| matches!(shared.rules[line.budget].limit, Limit::Usd(_)));
+        let weigh = !lines.is_empty() || !shared.caps.is_empty() || streaming;
+        let reserved = weigh.then(|| {
+            let estimate = request.estimate(&*shared.estimator, output);
+            Usage::new(estimate.prompt, estimate.reserved_output)
+        });
+        if let (Some(cap), Some(reserved)) = (shared.caps.max_input_tokens, reserved)
+            && reserved.input_tokens > cap
         {
             return Err(RequestCapExceeded::InputTokens {
-                estimated: prompt,
+                estimated: reserved.input_tokens,
                 cap,
             }
             .into());
         }
-
-        let model: Arc<str> = Arc::from(request.model().unwrap_or(""));
         let price = shared.prices.get(&model).copied();
-        let reserved = Usage::new(prompt, reserved_output);
-        let needs_price = shared.caps.max_cost.is_some()
-            || applicable
-                .iter()
-                .any(|(index, _)| matches!(shared.rules[*index].limit, Limit::Usd(_)));
         if needs_price && price.is_none() {
             return Err(Unpriced {
                 model: model.to_string(),
             }
             .into());
         }
-        let estimated_cost = price.map(|price| price.cost(&reserved));
+        let estimated_cost = price
+            .zip(reserved)
+            .map(|(price, reserved)| price.cost(&reserved));
         if let (Some(cap), Some(cost)) = (shared.caps.max_cost, estimated_cost)
             && cost > cap
         {
@@ -151,31 +169,31 @@ impl<St: BudgetStore> Budgets<St> {
             }
             .into());
         }
-
-        let lines_at = |cost: Option<Cost>| -> Vec<Line> {
-            applicable
-                .iter()
-                .map(|(index, value)| {
-                    let amount = match shared.rules[*index].limit {
-                        Limit::Tokens(_) => reserved.total(),
-                        Limit::Usd(_) => cost.map_or(0, Cost::nanos),
-                    };
-                    shared.line(*index, value, local, amount)
-                })
-                .collect()
-        };
-        let lines = lines_at(estimated_cost);
+        if !lines.is_empty() {
+            let local = shared.clock.local_now();
+            let tokens = reserved.map_or(0, |reserved| reserved.total());
+            for line in &mut lines {
+                let rule = &shared.rules[line.budget];
+                line.window = rule.window.index(local);
+                line.amount = match rule.limit {
+                    Limit::Tokens(_) => tokens,
+                    Limit::Usd(_) => estimated_cost.map_or(0, Cost::nanos),
+                };
+            }
+        }
         let fallback = match &shared.downgrade {
             Some((cheaper, cheaper_price))
                 if !lines.is_empty()
                     && **cheaper != *model
                     && (cheaper_price.is_some() || !needs_price) =>
             {
-                Some(Fallback {
+                Some(Box::new(Fallback {
                     model: Arc::clone(cheaper),
                     price: *cheaper_price,
-                    lines: lines_at(cheaper_price.map(|price| price.cost(&reserved))),
-                })
+                    cost: cheaper_price
+                        .zip(reserved)
+                        .map(|(price, reserved)| price.cost(&reserved)),
+                }))
             }
             _ => None,
         };
@@ -187,9 +205,9 @@ impl<St: BudgetStore> Budgets<St> {
                 lines: Vec::new(),
                 model,
                 price,
-                prompt,
-                reserved_output,
+                reserved,
                 trail,
+                downgrade: None,
                 sent: false,
                 settled: false,
             },
@@ -202,14 +220,41 @@ impl<St: BudgetStore> BudgetHold<St> {
         &self.budgets.shared
     }
 
-    /// The call was downgraded to `fallback` (its lines are reserved); the trail says why.
-    pub(crate) fn downgraded(&mut self, fallback: Fallback, reason: &BudgetExceeded) {
-        let downgrade = Downgrade::new(&*self.model, &*fallback.model, reason.to_string());
-        self.trail
-            .update(|trail| trail.downgrade = Some(Box::new(downgrade)));
+    /// `lines` with their money amounts at the fallback's price.
+    pub(crate) fn fallback_lines(&self, lines: &[Line], fallback: &Fallback) -> Vec<Line> {
+        let shared = self.shared();
+        lines
+            .iter()
+            .map(|line| {
+                let mut line = line.clone();
+                if let Limit::Usd(_) = shared.rules[line.budget].limit {
+                    line.amount = fallback.cost.map_or(0, Cost::nanos);
+                }
+                line
+            })
+            .collect()
+    }
+
+    /// The call was downgraded to `fallback`, whose `lines` are reserved; the trail says
+    /// why.
+    pub(crate) fn downgraded(
+        &mut self,
+        fallback: Fallback,
+        lines: Vec<Line>,
+        reason: &BudgetExceeded,
+    ) {
+        let downgrade = Box::new(Downgrade::new(
+            &*self.model,
+            &*fallback.model,
+            reason.to_string(),
+        ));
+        if let Some(trail) = &self.trail {
+            trail.update(|trail| trail.downgrade = Some(downgrade.clone()));
+        }
+        self.downgrade = Some(downgrade);
         self.model = fallback.model;
         self.price = fallback.price;
-        self.lines = fallback.lines;
+        self.lines = lines;
     }
 
     /// Starts reserving `lines` in the store.
@@ -219,7 +264,7 @@ impl<St: BudgetStore> BudgetHold<St> {
 
     /// The downgrade, if the call was downgraded.
     pub(crate) fn downgrade(&self) -> Option<Box<Downgrade>> {
-        self.trail.update(|trail| trail.downgrade.clone())
+        self.downgrade.clone()
     }
 
     /// The refusal for `refused` among `lines`.
@@ -240,25 +285,39 @@ impl<St: BudgetStore> BudgetHold<St> {
     }
 
     /// Settles the reservation with what was spent; returns the call's cost, when known.
-    pub(crate) fn settle(&mut self, spent: Spent) -> Option<Cost> {
+    /// `seen` is the trail the response or error carries, read when the call has no trail
+    /// recorder.
+    pub(crate) fn settle(&mut self, spent: Spent, seen: Option<&Trail>) -> Option<Cost> {
         if self.settled {
             return None;
         }
         self.settled = true;
-        let charges = self.trail.update(|trail| trail.charges.clone());
-        let reserved = Usage::new(self.prompt, self.reserved_output);
+        let recorded;
+        let trail = match &self.trail {
+            Some(recorder) => {
+                recorded = recorder.snapshot();
+                Some(&recorded)
+            }
+            None => seen,
+        };
+        let charges = trail.map_or(&[][..], |trail| trail.charges.as_slice());
         let (tokens, cost) = match spent {
-            Spent::Nothing => self.priced(&charges, None),
-            Spent::AsReserved => (reserved.total(), self.price.map(|p| p.cost(&reserved))),
+            Spent::Nothing => self.priced(charges, None),
+            Spent::AsReserved => match self.reserved {
+                Some(reserved) => (reserved.total(), self.price.map(|p| p.cost(&reserved))),
+                None => (0, None),
+            },
             Spent::Reported { usage, model } if charges.is_empty() => {
-                let price = model
-                    .as_deref()
-                    .and_then(|model| self.shared().prices.get(model).copied())
-                    .or(self.price);
+                let price = match model {
+                    Some(model) if *model != *self.model => {
+                        self.shared().prices.get(&model).copied().or(self.price)
+                    }
+                    _ => self.price,
+                };
                 (usage.total(), price.map(|p| p.cost(&usage)))
             }
-            Spent::Reported { .. } => self.priced(&charges, None),
-            Spent::Broken { .. } if !charges.is_empty() => self.priced(&charges, None),
+            Spent::Reported { .. } => self.priced(charges, None),
+            Spent::Broken { .. } if !charges.is_empty() => self.priced(charges, None),
             Spent::Abandoned {
                 usage,
                 chars,
@@ -273,55 +332,64 @@ impl<St: BudgetStore> BudgetHold<St> {
                 // About one token per content event, and never fewer than a token per
                 // four characters.
                 let delivered = deltas.max(chars.div_ceil(4));
+                let prompt = self.reserved.map_or(0, |reserved| reserved.input_tokens);
                 let open = Usage::new(
                     if seen.input_tokens > 0 {
                         seen.input_tokens
                     } else {
-                        self.prompt
+                        prompt
                     },
                     seen.output_tokens.max(delivered),
                 );
-                self.priced(&charges, Some(open))
+                let model = trail
+                    .and_then(|trail| trail.final_model.clone())
+                    .unwrap_or_else(|| self.model.to_string());
+                let (tokens, cost) = self.priced(charges, Some((&model, open)));
+                // The estimate is the open attempt's charge: reports count what was charged.
+                if let Some(recorder) = &self.trail {
+                    recorder.update(|trail| {
+                        let target = trail.final_target.clone();
+                        trail.charges.push(Charge::new(target, model, open));
+                    });
+                }
+                (tokens, cost)
             }
         };
-        self.trail.update(|trail| trail.cost = cost);
-        self.apply(tokens, cost);
+        if let Some(recorder) = &self.trail {
+            recorder.update(|trail| trail.cost = cost);
+        }
+        self.apply(tokens, cost, || {
+            trail
+                .and_then(|trail| trail.final_model.clone())
+                .unwrap_or_else(|| self.model.to_string())
+        });
         cost
     }
 
-    /// Tokens and cost of the trail's charges, plus `open` usage on the answering model.
-    fn priced(&self, charges: &[Charge], open: Option<Usage>) -> (u64, Option<Cost>) {
+    /// Tokens and cost of `charges`, plus `open` usage on its model; a model without a
+    /// price is charged at the reservation's.
+    fn priced(&self, charges: &[Charge], open: Option<(&str, Usage)>) -> (u64, Option<Cost>) {
         let prices = &self.shared().prices;
-        let price_of = |model: &str| prices.get(model).copied().or(self.price);
         let mut tokens = 0u64;
         let mut cost = Some(Cost::ZERO);
-        for charge in charges {
-            tokens = tokens.saturating_add(charge.usage.total());
+        let charged = charges.iter().map(|c| (c.model.as_str(), c.usage));
+        for (model, usage) in charged.chain(open) {
+            tokens = tokens.saturating_add(usage.total());
+            let price = prices.get(model).copied().or(self.price);
             cost = cost
-                .zip(price_of(&charge.model).map(|p| p.cost(&charge.usage)))
+                .zip(price.map(|p| p.cost(&usage)))
                 .map(|(sum, one)| sum.saturating_add(one));
-        }
-        if let Some(open) = open {
-            let model = self
-                .trail
-                .update(|trail| trail.final_model.clone())
-                .unwrap_or_else(|| self.model.to_string());
-            tokens = tokens.saturating_add(open.total());
-            cost = cost
-                .zip(price_of(&model).map(|p| p.cost(&open)))
-                .map(|(sum, one)| sum.saturating_add(one));
-            // The estimate is the open attempt's charge: reports count what was charged.
-            self.trail.update(|trail| {
-                let target = trail.final_target.clone();
-                trail.charges.push(Charge::new(target, model, open));
-            });
         }
         (tokens, cost)
     }
 
-    /// Replaces each line's reservation by what was used, then raises the alerts due.
-    fn apply(&self, tokens: u64, cost: Option<Cost>) {
+    /// Replaces each line's reservation by what was used, then raises the alerts due;
+    /// `model` names the answering model for an alert.
+    fn apply(&self, tokens: u64, cost: Option<Cost>, model: impl FnOnce() -> String) {
         let shared = self.shared();
+        if self.lines.is_empty() && shared.on_alert.is_none() {
+            return;
+        }
         let local = shared.clock.local_now();
         for line in &self.lines {
             let rule = &shared.rules[line.budget];
@@ -330,90 +398,12 @@ impl<St: BudgetStore> BudgetHold<St> {
                 Limit::Usd(_) => cost.map_or(line.amount, Cost::nanos),
             };
             let now = rule.window.index(local);
-            let after = shared.store.settle(line, used, now);
-            if let Some(after) = after {
-                self.share_alerts(line, after, now);
+            if let Some(after) = shared.store.settle(line, used, now) {
+                shared.share_alerts(line, after, now);
             }
         }
         if let Some(cost) = cost {
-            self.spend_alerts(cost, local);
-        }
-    }
-
-    fn share_alerts(&self, line: &Line, used: u64, window: u64) {
-        let shared = self.shared();
-        let Some(sink) = &shared.on_alert else { return };
-        let rule = &shared.rules[line.budget];
-        for (mark, alert) in shared.alerts.iter().enumerate() {
-            let AlertRule::BudgetShare { share } = *alert else {
-                continue;
-            };
-            let threshold = (line.limit as f64 * share).ceil() as u64;
-            if used >= threshold
-                && shared
-                    .store
-                    .first_alert(line.budget, &line.value, window, mark as u32)
-            {
-                sink(&Alert {
-                    kind: AlertKind::BudgetShare {
-                        budget: rule.name(),
-                        value: line.value.to_string(),
-                        window: rule.window,
-                        used: rule.limit.amount(used),
-                        limit: rule.limit.amount(line.limit),
-                        share,
-                    },
-                    at: shared.clock.system_now(),
-                });
-            }
-        }
-    }
-
-    fn spend_alerts(&self, cost: Cost, local: i64) {
-        let shared = self.shared();
-        let Some(sink) = &shared.on_alert else { return };
-        for (index, alert) in shared.alerts.iter().enumerate() {
-            match *alert {
-                AlertRule::ExpensiveCall { threshold } if cost > threshold => {
-                    let model = self
-                        .trail
-                        .update(|trail| trail.final_model.clone())
-                        .unwrap_or_else(|| self.model.to_string());
-                    sink(&Alert {
-                        kind: AlertKind::ExpensiveCall {
-                            cost,
-                            threshold,
-                            model,
-                        },
-                        at: shared.clock.system_now(),
-                    });
-                }
-                AlertRule::Spend { window, threshold } => {
-                    let counter = shared.spend_counter(index);
-                    let now = window.index(local);
-                    let line = Line {
-                        budget: counter,
-                        value: Arc::from(""),
-                        window: now,
-                        amount: 0,
-                        limit: u64::MAX,
-                    };
-                    let spent = shared.store.settle(&line, cost.nanos(), now);
-                    if spent.is_some_and(|spent| spent >= threshold.nanos())
-                        && shared.store.first_alert(counter, "", now, 0)
-                    {
-                        sink(&Alert {
-                            kind: AlertKind::Spend {
-                                window,
-                                spent: Cost::from_nanos(spent.unwrap_or_default()),
-                                threshold,
-                            },
-                            at: shared.clock.system_now(),
-                        });
-                    }
-                }
-                _ => {}
-            }
+            shared.spend_alerts(cost, local, model);
         }
     }
 }
@@ -437,6 +427,6 @@ impl<St: BudgetStore> Drop for BudgetHold<St> {
         } else {
             Spent::Nothing
         };
-        self.settle(spent);
+        self.settle(spent, None);
     }
 }

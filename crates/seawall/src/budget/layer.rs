@@ -221,6 +221,7 @@ impl<St: BudgetStore> BudgetBuilder<St> {
                     alerts: self.alerts.into_boxed_slice(),
                     on_alert: self.on_alert,
                     downgrade: self.downgrade.map(|model| (model, downgrade_price)),
+                    global: Arc::from(""),
                     estimator: self.estimator,
                     default_output: self.default_output,
                     clock,
@@ -278,6 +279,8 @@ pub(crate) struct Shared<St> {
     pub(crate) alerts: Box<[AlertRule]>,
     pub(crate) on_alert: Option<AlertSink>,
     pub(crate) downgrade: Option<(Arc<str>, Option<ModelPrice>)>,
+    /// The global scope's one value (empty), shared rather than allocated per call.
+    pub(crate) global: Arc<str>,
     pub(crate) estimator: Arc<dyn TokenEstimator>,
     pub(crate) default_output: u32,
     pub(crate) clock: WallClock,
@@ -361,15 +364,14 @@ impl<St> Shared<St> {
         self.rules.len() + alert
     }
 
-    /// A line of budget `index` for `value` now, of `amount`.
-    pub(crate) fn line(&self, index: usize, value: &Arc<str>, local: i64, amount: u64) -> Line {
-        let rule = &self.rules[index];
+    /// A line of budget `index` for `value`, its window and amount still to be set.
+    pub(crate) fn line(&self, index: usize, value: &Arc<str>) -> Line {
         Line {
             budget: index,
             value: Arc::clone(value),
-            window: rule.window.index(local),
-            amount,
-            limit: rule.limit.units(),
+            window: 0,
+            amount: 0,
+            limit: self.rules[index].limit.units(),
         }
     }
 }

@@ -7,10 +7,13 @@ use seawall_core::{ChatRequest, LlmRequest};
 /// A request the budget layer can price, scope and cap.
 pub trait BudgetRequest: LlmRequest {
     /// The model asked for, if the request names one the layer can read.
-    fn model(&self) -> Option<&str>;
+    fn model(&self) -> Option<&Arc<str>>;
 
     /// The request's `user` field.
-    fn user(&self) -> Option<&str>;
+    fn user(&self) -> Option<&Arc<str>>;
+
+    /// Whether the response is streamed (its usage arrives after the response).
+    fn streaming(&self) -> bool;
 
     /// The request's headers (raw HTTP only).
     fn headers(&self) -> Option<&http::HeaderMap>;
@@ -26,12 +29,16 @@ pub trait BudgetRequest: LlmRequest {
 }
 
 impl BudgetRequest for ChatRequest {
-    fn model(&self) -> Option<&str> {
+    fn model(&self) -> Option<&Arc<str>> {
         Some(&self.model)
     }
 
-    fn user(&self) -> Option<&str> {
-        self.user.as_deref()
+    fn user(&self) -> Option<&Arc<str>> {
+        self.user.as_ref()
+    }
+
+    fn streaming(&self) -> bool {
+        self.stream
     }
 
     fn headers(&self) -> Option<&http::HeaderMap> {
@@ -62,14 +69,19 @@ pub struct RequestedModel(pub Arc<str>);
 /// [`TokenEstimate`](seawall_core::TokenEstimate) extension; the body is never rewritten,
 /// so clamping and downgrading are refused.
 impl<B: http_body::Body> BudgetRequest for http::Request<B> {
-    fn model(&self) -> Option<&str> {
+    fn model(&self) -> Option<&Arc<str>> {
         self.extensions()
             .get::<RequestedModel>()
-            .map(|model| &*model.0)
+            .map(|model| &model.0)
     }
 
-    fn user(&self) -> Option<&str> {
+    fn user(&self) -> Option<&Arc<str>> {
         None
+    }
+
+    /// A raw response's body is not read: settled when its head arrives.
+    fn streaming(&self) -> bool {
+        false
     }
 
     fn headers(&self) -> Option<&http::HeaderMap> {

@@ -291,4 +291,10 @@ impl RequestCaps {
         self.max_cost = Some(Cost::from_usd(usd));
         self
     }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.max_input_tokens.is_none()
+            && self.max_output_tokens.is_none()
+            && self.max_cost.is_none()
+    }
 }

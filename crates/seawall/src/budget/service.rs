@@ -73,7 +73,7 @@ where
         let clone = self.inner.clone();
         let inner = mem::replace(&mut self.inner, clone);
         match self.budgets.admit(&mut request) {
-            Ok(plan) => ResponseFuture::reserving(&self.budgets, plan, inner, request),
+            Ok(plan) => ResponseFuture::start(plan, inner, request),
             Err(refusal) => ResponseFuture::refused(refusal),
         }
     }

@@ -15,7 +15,7 @@ use super::store::BudgetStore;
 pub trait Settle: LlmResponse + Sized {
     /// Settles `hold` with what this response spent, now or, for a stream, when the stream
     /// ends or is dropped; records the cost where the caller finds it.
-    fn settle<St: BudgetStore>(self, hold: BudgetHold<St>) -> Self;
+    fn settle<St: BudgetStore>(&mut self, hold: BudgetHold<St>);
 }
 
 /// A complete response settles at once with its usage, and carries its cost in
@@ -24,7 +24,7 @@ pub trait Settle: LlmResponse + Sized {
 /// from the content delivered; its cost lands in the call's trail recorder. An answer given
 /// again (a cache hit, a replay) spent nothing.
 impl Settle for ChatResponse {
-    fn settle<St: BudgetStore>(mut self, mut hold: BudgetHold<St>) -> Self {
+    fn settle<St: BudgetStore>(&mut self, mut hold: BudgetHold<St>) {
         if let Some(downgrade) = hold.downgrade() {
             self.trail.downgrade = Some(downgrade);
         }
@@ -52,29 +52,27 @@ impl Settle for ChatResponse {
                     },
                     (false, None) => Spent::AsReserved,
                 };
-                let cost = hold.settle(spent);
+                let cost = hold.settle(spent, Some(&self.trail));
                 self.cost = cost;
                 self.trail.cost = cost;
                 self.stream = stream;
             }
         }
-        self
     }
 }
 
 /// A raw HTTP response settles at once: nothing for a failure, the `Usage` extension a layer
 /// below set, or, without one, as reserved. Its cost is set as a [`Cost`] extension.
 impl<B> Settle for http::Response<B> {
-    fn settle<St: BudgetStore>(mut self, mut hold: BudgetHold<St>) -> Self {
+    fn settle<St: BudgetStore>(&mut self, mut hold: BudgetHold<St>) {
         let spent = match (self.failure(), self.usage()) {
             (Some(_), _) => Spent::Nothing,
             (None, Some(usage)) => Spent::Reported { usage, model: None },
             (None, None) => Spent::AsReserved,
         };
-        if let Some(cost) = hold.settle(spent) {
+        if let Some(cost) = hold.settle(spent, None) {
             self.extensions_mut().insert::<Cost>(cost);
         }
-        self
     }
 }
 
@@ -107,7 +105,7 @@ impl<St: BudgetStore> SettleStream<St> {
                 deltas,
             },
         };
-        hold.settle(spent);
+        hold.settle(spent, None);
     }
 }
 

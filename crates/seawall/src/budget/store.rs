@@ -3,7 +3,6 @@
 use std::future::{Future, Ready, ready};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 /// One budget a call counts against: which budget, for which value of its scope, in which
 /// window, how much.
@@ -60,16 +59,19 @@ pub trait BudgetStore: Send + Sync + 'static {
 }
 
 /// Budgets counted in this process: one atomic word per budget and scope value, updated
-/// by compare-and-swap (no lock). Values idle longer than a month and a day are dropped:
-/// their windows are over.
+/// by compare-and-swap, in a lock-free map (no lock to read or to count).
 ///
 /// A word holds the window (its index modulo 4,095) and the amount used in it (52 bits:
 /// 4.5 × 10¹⁵ tokens, or $4.5M in nano-dollars), so rolling into a new window and adding
-/// to it are one step. A value idle for 4,095 windows cannot be taken for a current one:
-/// it is dropped long before (after a month and a day idle).
-#[derive(Clone)]
+/// to it are one step. Values whose window is over are swept as new values arrive (every
+/// 4,096 new values), so a budget per user does not grow without bound, and no value lives
+/// long enough for its window to come round again; lifetime budgets are kept.
+#[derive(Default)]
 pub struct InMemoryBudgets {
-    cells: moka::sync::Cache<(usize, Arc<str>), Arc<Cell>>,
+    cells: papaya::HashMap<(usize, Arc<str>), Cell, foldhash::fast::RandomState>,
+    /// The latest window each budget was seen in when a value was added.
+    latest: papaya::HashMap<usize, AtomicU64, foldhash::fast::RandomState>,
+    added: AtomicU64,
 }
 
 #[derive(Default)]
@@ -77,6 +79,19 @@ struct Cell {
     used: AtomicU64,
     alerted: AtomicU64,
 }
+
+/// A borrowed key, hashed as the owned `(usize, Arc<str>)` is.
+#[derive(Hash)]
+struct KeyRef<'a>(usize, &'a str);
+
+impl papaya::Equivalent<(usize, Arc<str>)> for KeyRef<'_> {
+    fn equivalent(&self, key: &(usize, Arc<str>)) -> bool {
+        self.0 == key.0 && self.1 == &*key.1
+    }
+}
+
+/// New values between two sweeps of the values whose window is over.
+const SWEEP_EVERY: u64 = 4_096;
 
 const TAG_BITS: u32 = 12;
 const AMOUNT_BITS: u32 = 64 - TAG_BITS;
@@ -114,29 +129,58 @@ fn current(word: u64, now: u64) -> (u64, u64) {
     }
 }
 
-impl Default for InMemoryBudgets {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl InMemoryBudgets {
     /// An empty store.
     pub fn new() -> Self {
-        Self {
-            cells: moka::sync::Cache::builder()
-                .time_to_idle(Duration::from_secs(32 * 86_400))
-                .build(),
+        Self::default()
+    }
+
+    /// Runs `f` on the cell of `budget` and `value`, adding it (in `window`) if it is new.
+    fn with_cell<R>(
+        &self,
+        budget: usize,
+        value: &Arc<str>,
+        window: u64,
+        f: impl FnOnce(&Cell) -> R,
+    ) -> R {
+        let cells = self.cells.pin();
+        if let Some(cell) = cells.get(&KeyRef(budget, value)) {
+            return f(cell);
         }
+        let result = f(cells.get_or_insert_with((budget, Arc::clone(value)), Cell::default));
+        drop(cells);
+        self.added_value(budget, window);
+        result
     }
 
-    fn cell(&self, budget: usize, value: &Arc<str>) -> Arc<Cell> {
-        self.cells
-            .get_with_by_ref(&(budget, Arc::clone(value)), Default::default)
+    /// Runs `f` on the cell of `budget` and `value`, if there is one.
+    fn existing<R>(&self, budget: usize, value: &str, f: impl FnOnce(&Cell) -> R) -> Option<R> {
+        self.cells.pin().get(&KeyRef(budget, value)).map(f)
     }
 
-    fn existing(&self, budget: usize, value: &str) -> Option<Arc<Cell>> {
-        self.cells.get(&(budget, Arc::from(value)))
+    /// A value was added in `window` of `budget`: notes the window, and now and then drops
+    /// the values that count nothing.
+    fn added_value(&self, budget: usize, window: u64) {
+        let latest = self.latest.pin();
+        latest
+            .get_or_insert_with(budget, || AtomicU64::new(window))
+            .fetch_max(window, Ordering::AcqRel);
+        if self.added.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY != SWEEP_EVERY - 1 {
+            return;
+        }
+        // A word that holds an earlier window than its budget's latest counts nothing
+        // (nor do its alert marks): dropping it changes no budget. Lifetime budgets stay in
+        // window 0 and are never dropped.
+        self.cells.pin().retain(|(budget, _), cell| {
+            let Some(now) = latest.get(budget).map(|w| tag(w.load(Ordering::Acquire))) else {
+                return true;
+            };
+            let live = |word: u64| {
+                let (stored, _) = unpack(word);
+                stored == now || later(stored, now)
+            };
+            live(cell.used.load(Ordering::Acquire)) || live(cell.alerted.load(Ordering::Acquire))
+        });
     }
 
     /// Adds `amount` within `limit`; on refusal, what was used.
@@ -190,67 +234,67 @@ impl BudgetStore for InMemoryBudgets {
     type Reserve = Ready<Result<(), Refused>>;
 
     fn reserve(&self, lines: &[Line]) -> Self::Reserve {
-        let mut cells: Vec<Arc<Cell>> = Vec::with_capacity(lines.len());
         for (index, line) in lines.iter().enumerate() {
-            let cell = self.cell(line.budget, &line.value);
-            if let Err(used) = Self::try_add(&cell, line.window, line.amount, line.limit) {
+            let added = self.with_cell(line.budget, &line.value, line.window, |cell| {
+                Self::try_add(cell, line.window, line.amount, line.limit)
+            });
+            if let Err(used) = added {
                 // All or none: take back what this call added so far.
-                for (line, cell) in lines.iter().zip(&cells) {
-                    Self::adjust(cell, line.window, line.amount, 0, line.window);
+                for line in &lines[..index] {
+                    self.with_cell(line.budget, &line.value, line.window, |cell| {
+                        Self::adjust(cell, line.window, line.amount, 0, line.window)
+                    });
                 }
                 return ready(Err(Refused { line: index, used }));
             }
-            cells.push(cell);
         }
         ready(Ok(()))
     }
 
     fn settle(&self, line: &Line, used: u64, now_window: u64) -> Option<u64> {
-        let cell = self.cell(line.budget, &line.value);
-        Some(Self::adjust(
-            &cell,
-            line.window,
-            line.amount,
-            used,
-            now_window,
-        ))
+        Some(
+            self.with_cell(line.budget, &line.value, now_window, |cell| {
+                Self::adjust(cell, line.window, line.amount, used, now_window)
+            }),
+        )
     }
 
     fn used(&self, budget: usize, value: &str, window: u64) -> u64 {
-        self.existing(budget, value).map_or(0, |cell| {
+        self.existing(budget, value, |cell| {
             let (stored, amount) = current(cell.used.load(Ordering::Acquire), window);
             if stored == tag(window) { amount } else { 0 }
         })
+        .unwrap_or(0)
     }
 
     fn first_alert(&self, budget: usize, value: &str, window: u64, mark: u32) -> bool {
-        let Some(cell) = self.existing(budget, value) else {
-            return false;
-        };
-        let bit = 1u64 << mark.min(AMOUNT_BITS - 1);
-        let mut word = cell.alerted.load(Ordering::Acquire);
-        loop {
-            let (stored, marks) = current(word, window);
-            if stored == tag(window) && marks & bit != 0 {
-                return false;
+        self.existing(budget, value, |cell| {
+            let bit = 1u64 << mark.min(AMOUNT_BITS - 1);
+            let mut word = cell.alerted.load(Ordering::Acquire);
+            loop {
+                let (stored, marks) = current(word, window);
+                if stored == tag(window) && marks & bit != 0 {
+                    return false;
+                }
+                match cell.alerted.compare_exchange_weak(
+                    word,
+                    pack(tag(window), marks | bit),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => return true,
+                    Err(seen) => word = seen,
+                }
             }
-            match cell.alerted.compare_exchange_weak(
-                word,
-                pack(tag(window), marks | bit),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return true,
-                Err(seen) => word = seen,
-            }
-        }
+        })
+        .unwrap_or(false)
     }
 }
 
 impl std::fmt::Debug for InMemoryBudgets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("InMemoryBudgets")
-            .field("values", &self.cells.entry_count())
+            .field("values", &self.cells.len())
             .finish()
     }
 }
@@ -322,6 +366,28 @@ mod tests {
             assert_eq!(store.used(0, "k", window + 1), 0, "window {window} + 1");
             reserve(&store, &[line(0, window + 1, 10, 10)]).unwrap();
         }
+    }
+
+    #[test]
+    fn values_whose_window_is_over_are_swept_and_lifetime_ones_kept() {
+        let store = InMemoryBudgets::new();
+        let named = |value: &str, line: Line| Line {
+            value: Arc::from(value),
+            ..line
+        };
+        // Budget 0 counts per window, budget 1 for a lifetime (window 0).
+        reserve(&store, &[named("old", line(0, 7, 5, 10))]).unwrap();
+        reserve(&store, &[named("kept", line(1, 0, 5, 10))]).unwrap();
+        for i in 0..SWEEP_EVERY - 2 {
+            reserve(&store, &[named(&format!("user-{i}"), line(0, 8, 1, 10))]).unwrap();
+        }
+        assert_eq!(
+            store.cells.len() as u64,
+            SWEEP_EVERY - 1,
+            "window 7's value went"
+        );
+        assert_eq!(store.used(1, "kept", 0), 5);
+        assert_eq!(store.used(0, "user-1", 8), 1);
     }
 
     #[test]
