@@ -425,3 +425,67 @@ async fn alerts_reach_the_webhook_with_a_retry_and_the_usage_report_adds_up() {
     assert_eq!(anonymous.status, 401);
     gw.shutdown().await;
 }
+
+#[test]
+fn spend_settings_that_make_no_sense_name_their_key() {
+    let env = |_: &str| Some("x".to_owned());
+    let base = r#"
+        [[targets]]
+        name = "a"
+        provider = "openai"
+        model = "gpt-4o"
+        api_key_env = "K"
+        [[groups]]
+        name = "g"
+        targets = ["a"]
+        [[groups]]
+        name = "p-*"
+        targets = ["a"]
+    "#;
+    let check = |extra: &str| {
+        Config::from_toml(&format!("{base}\n{extra}"))
+            .and_then(|c| c.validate(&env))
+            .err()
+            .map(|e| e.key)
+    };
+    let key =
+        |budgets: &str| format!("[[keys]]\nname = \"k\"\nkey_env = \"V\"\nbudgets = [{budgets}]");
+    assert_eq!(check(&key(r#"{ window = "day", tokens = 5 }"#)), None);
+    assert_eq!(
+        check(&key(r#"{ window = "week", tokens = 5 }"#)).as_deref(),
+        Some("keys[0].budgets[0].window")
+    );
+    assert_eq!(
+        check(&key(r#"{ window = "day", tokens = 5, usd = 1.0 }"#)).as_deref(),
+        Some("keys[0].budgets[0]")
+    );
+    assert_eq!(
+        check(&key(r#"{ window = "day", usd = -1.0 }"#)).as_deref(),
+        Some("keys[0].budgets[0].usd")
+    );
+    assert_eq!(
+        check("[budget]\ndowngrade_group = \"p-*\"").as_deref(),
+        Some("budget.downgrade_group"),
+        "a pattern is not a group a call can be sent to"
+    );
+    assert_eq!(
+        check("[budget]\nutc_offset = \"2h\"").as_deref(),
+        Some("budget.utc_offset")
+    );
+    assert_eq!(
+        check("[budget]\nalert_webhook = \"ftp://x\"").as_deref(),
+        Some("budget.alert_webhook")
+    );
+    assert_eq!(
+        check("[[alerts]]\nwindow = \"day\"").as_deref(),
+        Some("alerts[0]")
+    );
+    assert_eq!(
+        check("[[alerts]]\ncall_usd = 1.0\nwindow = \"day\"").as_deref(),
+        Some("alerts[0].window")
+    );
+    assert_eq!(
+        check("[prices.\"x\"]\ninput = -1.0\noutput = 1.0").as_deref(),
+        Some("prices.\"x\".input")
+    );
+}

@@ -3,7 +3,7 @@
 //!
 //! - **Cost on every call.** Each attempt's usage is priced at its own model's price
 //!   ([`Prices`](seawall_core::Prices): a dated built-in table, overridable), cached input
-//!   and cache writes at their own prices. The cost is on [`ChatResponse::cost`] and in the
+//!   and cache writes at their own prices. The cost is on [`ChatResponse::cost`](seawall_core::ChatResponse::cost) and in the
 //!   [`Trail`](seawall_core::Trail) (`cost`, and `charges` per attempt); a stream's cost is
 //!   written to the call's trail recorder when the stream ends. A model without a price has
 //!   an unknown cost (`None`), never zero.
