@@ -489,3 +489,79 @@ fn spend_settings_that_make_no_sense_name_their_key() {
         Some("prices.\"x\".input")
     );
 }
+
+/// Alerts are logged to stderr by a task of their own: a gateway whose stderr nobody reads
+/// (a full pipe) keeps answering, where writing each alert from the call's own thread would
+/// block the server once the pipe's buffer is full.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stderr_nobody_reads_does_not_stop_the_gateway() {
+    use std::process::{Command, Stdio};
+    use tokio::io::AsyncBufReadExt;
+
+    let sim = seawall_sim::Simulator::builder().start().await.unwrap();
+    let dir = std::env::temp_dir().join(format!("seawall-spend-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+            [server]
+            threads = 1
+            [[targets]]
+            name = "sim"
+            provider = "openai"
+            model = "gpt-4o-mini"
+            base_url = "{}"
+            api_key_env = "SIM_KEY"
+            [[groups]]
+            name = "chat"
+            targets = ["sim"]
+            # Every call raises an alert, and every alert is a line on stderr.
+            [[alerts]]
+            call_usd = 0.0000001
+            "#,
+            sim.base_url(Provider::OpenAi)
+        ),
+    )
+    .unwrap();
+    let mut child =
+        tokio::process::Command::from(Command::new(env!("CARGO_BIN_EXE_seawall-gateway")))
+            .args([
+                "--config",
+                config.to_str().unwrap(),
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .env("SIM_KEY", "sk-sim")
+            .stdout(Stdio::piped())
+            // Piped and never read: after about 64 KB, a blocking write would hang.
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr: SocketAddr = loop {
+        let line = lines
+            .next_line()
+            .await
+            .unwrap()
+            .expect("the gateway's address");
+        if let Some(url) = line.strip_prefix("seawall-gateway listening on http://") {
+            break url.parse().unwrap();
+        }
+    };
+    let body = serde_json::to_vec(&ask("chat", false)).unwrap();
+    // About 250 bytes per alert line: 1,000 calls write four times a pipe's buffer.
+    for i in 0..1_000 {
+        let reply = tokio::time::timeout(
+            Duration::from_secs(10),
+            send(addr, "POST", "/v1/chat/completions", &[], &body),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("call {i} hung"));
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    child.kill().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -11,6 +11,7 @@ use http_body_util::Full;
 use seawall::budget::{Alert, AlertKind, Amount};
 use seawall_providers::http::HttpClient;
 use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 /// Alerts waiting for the webhook beyond this are dropped (and counted).
@@ -20,23 +21,33 @@ const BACKOFF: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(2)];
 /// How long one POST may take.
 const POST_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The alert outlet: cheap to clone, callable from any task.
+/// The alert outlet: cheap to clone, callable from any task, never blocking it: the log line
+/// and the webhook POST are written by tasks of their own (`start`), from bounded queues
+/// (beyond [`QUEUE`] waiting alerts, further ones are dropped: from the log silently, from
+/// the webhook counted as undelivered).
 #[derive(Clone)]
 pub(crate) struct AlertOut(Arc<Inner>);
 
 struct Inner {
-    sender: Option<mpsc::Sender<Value>>,
-    /// The webhook's queue, until `serve` starts the task that empties it.
-    receiver: Mutex<Option<(mpsc::Receiver<Value>, String)>>,
+    log: mpsc::Sender<Value>,
+    webhook: Option<mpsc::Sender<Value>>,
+    /// The queues' far ends, until `serve` starts the tasks that empty them.
+    receivers: Mutex<Option<Receivers>>,
     /// Alerts raised, by kind: spend, expensive_call, budget_share.
-    pub(crate) raised: [AtomicU64; 3],
-    pub(crate) delivered: AtomicU64,
-    pub(crate) undelivered: AtomicU64,
+    raised: [AtomicU64; 3],
+    delivered: AtomicU64,
+    undelivered: AtomicU64,
+}
+
+struct Receivers {
+    log: mpsc::Receiver<Value>,
+    webhook: Option<(mpsc::Receiver<Value>, String)>,
 }
 
 impl AlertOut {
     pub(crate) fn new(webhook: Option<&str>) -> Self {
-        let (sender, receiver) = match webhook {
+        let (log, log_receiver) = mpsc::channel(QUEUE);
+        let (webhook, webhook_receiver) = match webhook {
             Some(url) => {
                 let (sender, receiver) = mpsc::channel(QUEUE);
                 (Some(sender), Some((receiver, url.to_owned())))
@@ -44,29 +55,33 @@ impl AlertOut {
             None => (None, None),
         };
         Self(Arc::new(Inner {
-            sender,
-            receiver: Mutex::new(receiver),
+            log,
+            webhook,
+            receivers: Mutex::new(Some(Receivers {
+                log: log_receiver,
+                webhook: webhook_receiver,
+            })),
             raised: Default::default(),
             delivered: AtomicU64::new(0),
             undelivered: AtomicU64::new(0),
         }))
     }
 
-    /// Logs, counts and queues `alert` for the webhook; never waits.
+    /// Counts `alert` and queues it for the log and the webhook; never waits.
     pub(crate) fn send(&self, alert: &Alert) {
         let body = alert_json(alert);
-        eprintln!("{}", json!({ "event": "seawall_alert", "alert": &body }));
         let kind = match alert.kind {
             AlertKind::Spend { .. } => 0,
             AlertKind::ExpensiveCall { .. } => 1,
             _ => 2,
         };
         self.0.raised[kind].fetch_add(1, Relaxed);
-        if let Some(sender) = &self.0.sender
-            && sender.try_send(body).is_err()
+        if let Some(webhook) = &self.0.webhook
+            && webhook.try_send(body.clone()).is_err()
         {
             self.0.undelivered.fetch_add(1, Relaxed);
         }
+        let _ = self.0.log.try_send(body);
     }
 
     /// Alerts raised by kind (`spend`, `expensive_call`, `budget_share`), delivered to
@@ -79,15 +94,30 @@ impl AlertOut {
         )
     }
 
-    /// Starts the task that POSTs queued alerts to the webhook, if one is configured.
+    /// Starts the tasks that write queued alerts to stderr (one JSON line each) and POST
+    /// them to the webhook, if one is configured.
     pub(crate) fn start(&self, client: HttpClient) {
         let taken = self
             .0
-            .receiver
+            .receivers
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        if let Some((mut receiver, url)) = taken {
+        let Some(Receivers { mut log, webhook }) = taken else {
+            return;
+        };
+        tokio::spawn(async move {
+            // Async writes: a stderr nobody reads blocks this task, not a server thread.
+            let mut stderr = tokio::io::stderr();
+            while let Some(alert) = log.recv().await {
+                let mut line = json!({ "event": "seawall_alert", "alert": alert }).to_string();
+                line.push('\n');
+                if stderr.write_all(line.as_bytes()).await.is_err() {
+                    break;
+                }
+            }
+        });
+        if let Some((mut receiver, url)) = webhook {
             let out = self.clone();
             tokio::spawn(async move {
                 while let Some(body) = receiver.recv().await {
