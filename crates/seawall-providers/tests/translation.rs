@@ -4,8 +4,8 @@
 mod support;
 
 use seawall_core::{
-    CacheControl, ChatRequest, ContentPart, ErrorKind, FinishReason, ImageDetail, ImageSource,
-    Message, ResponseFormat, ToolCall, ToolChoice, ToolDefinition,
+    CacheControl, ChatRequest, ContentPart, Cost, ErrorKind, FinishReason, ImageDetail,
+    ImageSource, Message, ModelPrice, Prices, ResponseFormat, ToolCall, ToolChoice, ToolDefinition,
 };
 use seawall_providers::{
     Anthropic, AnthropicAuth, AnthropicConfig, ApiKey, Gemini, GeminiConfig, OpenAi, OpenAiConfig,
@@ -124,6 +124,12 @@ async fn openai_request_bytes() {
             usage.reasoning_tokens
         ),
         (10, 2, 4, 1)
+    );
+    // Priced in OpenAI's shape: 6 fresh and 4 cached input tokens, 2 output tokens of which
+    // 1 reasoning (billed as output), at the dated model's family price ($2.50 / $1.25 / $10).
+    assert_eq!(
+        Prices::builtin().cost(&response.model, &usage),
+        Some(Cost::from_nanos(6 * 2_500 + 4 * 1_250 + 2 * 10_000))
     );
 }
 
@@ -374,6 +380,15 @@ async fn anthropic_request_bytes_with_both_auth_forms() {
         assert_eq!(usage.cached_input_tokens, 100);
         assert_eq!(usage.cache_write_tokens, 5);
         assert_eq!(usage.output_tokens, 7);
+        // Anthropic's shape, priced once per token: 10 fresh input, 100 cache reads, 5 cache
+        // writes, 7 output.
+        let sonnet = ModelPrice::per_million(3.0, 15.0)
+            .cached_input(0.3)
+            .cache_write(3.75);
+        assert_eq!(
+            sonnet.cost(&usage),
+            Cost::from_nanos(10 * 3_000 + 100 * 300 + 5 * 3_750 + 7 * 15_000)
+        );
     }
 }
 
@@ -438,6 +453,11 @@ async fn gemini_request_bytes_and_urls() {
                     usage.cached_input_tokens
                 ),
                 (20, 35, 30, 8)
+            );
+            // Gemini's shape: thoughts are output; 12 fresh and 8 cached input tokens.
+            assert_eq!(
+                Prices::builtin().cost(&response.model, &usage),
+                Some(Cost::from_nanos(12 * 1_250 + 8 * 125 + 35 * 10_000))
             );
         } else {
             let events = events(response).await;
