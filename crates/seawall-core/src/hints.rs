@@ -52,14 +52,28 @@ pub fn retry_hints(headers: &HeaderMap, now: SystemTime) -> RetryHints {
 /// past gives zero.
 pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     if let Some(ms) = header(headers, "retry-after-ms").and_then(parse_non_negative_f64) {
-        return Duration::try_from_secs_f64(ms / 1000.0).ok();
+        return seconds(ms / 1000.0);
     }
     let value = header(headers, "retry-after")?.trim();
-    if let Some(seconds) = parse_non_negative_f64(value) {
-        return Duration::try_from_secs_f64(seconds).ok();
+    if let Some(value) = parse_non_negative_f64(value) {
+        return seconds(value);
     }
     let date = httpdate::parse_http_date(value).ok()?;
-    Some(date.duration_since(now).unwrap_or(Duration::ZERO))
+    Some(
+        date.duration_since(now)
+            .unwrap_or(Duration::ZERO)
+            .min(MAX_HINT),
+    )
+}
+
+/// The longest wait a hint can ask for. A server that asks for more (a garbled or hostile
+/// value: `retry-after: 11406509395579377545` is more seconds than a clock can add) gets
+/// this, which parks the target past any deadline without overflowing anyone's arithmetic.
+pub const MAX_HINT: Duration = Duration::from_secs(366 * 86_400);
+
+/// `value` seconds as a wait, at most [`MAX_HINT`].
+fn seconds(value: f64) -> Option<Duration> {
+    Duration::try_from_secs_f64(value.min(MAX_HINT.as_secs_f64())).ok()
 }
 
 /// The rate-limit state in the headers, OpenAI's and Anthropic's families both.
@@ -163,8 +177,8 @@ pub fn parse_go_duration(value: &str) -> Option<Duration> {
     if value.is_empty() {
         return None;
     }
-    if let Some(seconds) = parse_non_negative_f64(value) {
-        return Duration::try_from_secs_f64(seconds).ok();
+    if let Some(value) = parse_non_negative_f64(value) {
+        return seconds(value);
     }
     let mut rest = value;
     let mut total = 0.0f64;
@@ -189,14 +203,13 @@ pub fn parse_go_duration(value: &str) -> Option<Duration> {
         total += number * scale;
         rest = &rest[unit_end..];
     }
-    Duration::try_from_secs_f64(total).ok()
+    seconds(total)
 }
 
 /// A protobuf `Duration` in its JSON form, as Gemini's `RetryInfo.retryDelay`: `"26s"`,
 /// `"34.4s"`.
 pub fn parse_protobuf_duration(value: &str) -> Option<Duration> {
-    let seconds = parse_non_negative_f64(value.trim().strip_suffix('s')?)?;
-    Duration::try_from_secs_f64(seconds).ok()
+    seconds(parse_non_negative_f64(value.trim().strip_suffix('s')?)?)
 }
 
 /// Gemini's retry hint: the `retryDelay` of the `google.rpc.RetryInfo` entry in an error

@@ -306,3 +306,31 @@ impl http_body::Body for ExactBody {
         http_body::SizeHint::with_exact(self.0)
     }
 }
+
+/// Found by the `hints` fuzz target: a wait of more seconds than a clock can add. Every hint
+/// is at most `MAX_HINT`, so `now + wait` never overflows downstream.
+#[test]
+fn absurd_waits_are_capped_so_no_clock_overflows() {
+    use seawall_core::hints::MAX_HINT;
+    let now = UNIX_EPOCH + Duration::from_secs(1_780_000_000);
+    for value in ["11406509395579377545", "1e300", "99999999999999999999999"] {
+        let mut headers = HeaderMap::new();
+        headers.insert("retry-after", HeaderValue::from_str(value).unwrap());
+        let wait = retry_after(&headers, now).unwrap();
+        assert_eq!(wait, MAX_HINT, "{value}");
+        assert!(now.checked_add(wait).is_some());
+        let mut headers = HeaderMap::new();
+        headers.insert("retry-after-ms", HeaderValue::from_str(value).unwrap());
+        assert_eq!(retry_after(&headers, now), Some(MAX_HINT), "ms {value}");
+    }
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "retry-after",
+        HeaderValue::from_static("Fri, 31 Dec 9999 23:59:59 GMT"),
+    );
+    assert_eq!(retry_after(&headers, now), Some(MAX_HINT));
+    assert_eq!(parse_go_duration("99999999999999999999h"), Some(MAX_HINT));
+    assert_eq!(parse_protobuf_duration("1e30s"), Some(MAX_HINT));
+    // Ordinary values are untouched.
+    assert_eq!(parse_go_duration("6m0s"), Some(Duration::from_secs(360)));
+}

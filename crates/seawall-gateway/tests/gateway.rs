@@ -1661,3 +1661,28 @@ async fn a_call_that_fits_after_the_reset_waits_for_it() {
         "no call was sent to collect a 429"
     );
 }
+
+/// A provider that asks for an absurd wait (more seconds than a clock can add) is parked,
+/// not a panic: the call fails over, the gateway keeps answering. Found by the `hints` fuzz
+/// target.
+#[tokio::test]
+async fn an_absurd_retry_after_fails_over_without_a_panic() {
+    use seawall_sim::{RateLimitKind, RetryAfter, RetryHeaders};
+    let (sim, gw) = start(|_| {}).await;
+    for retry_after in ["11406509395579377545", "1e300", "99999999999999999999999"] {
+        sim.set_faults(
+            Provider::OpenAi,
+            vec![FaultRule::always(Fault::RateLimited {
+                limit: RateLimitKind::Requests,
+                retry: RetryHeaders {
+                    retry_after: Some(RetryAfter::Raw(retry_after.into())),
+                    ..RetryHeaders::default()
+                },
+            })],
+        );
+        let reply = chat(gw.local_addr(), hello(false)).await;
+        assert_eq!(reply.status, 200, "{retry_after}: {}", reply.body);
+        assert_eq!(reply.header("x-seawall-target"), Some("sim-anthropic"));
+    }
+    gw.shutdown().await;
+}
