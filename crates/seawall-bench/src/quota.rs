@@ -16,9 +16,10 @@
 //! `--windows` windows. Upstream 429s are the requests the simulator received less the calls
 //! it answered. Everything binds 127.0.0.1:0; the gateways are killed at the end.
 
-use std::io::{BufRead, BufReader, Write as _};
-use std::net::SocketAddr;
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::io::Write as _;
+use std::process::ExitCode;
+
+mod harness;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
@@ -117,33 +118,6 @@ fn config(options: &Options, base_url: &str) -> String {
     )
 }
 
-/// Starts one gateway process and reads the address it listens on.
-fn spawn_gateway(
-    binary: &std::path::Path,
-    config: &std::path::Path,
-) -> Result<(Child, SocketAddr), String> {
-    let mut child = Command::new(binary)
-        .arg("--config")
-        .arg(config)
-        .env(KEY_ENV, "sk-quota-run")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| format!("{}: {e}", binary.display()))?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
-    for line in lines.by_ref() {
-        let line = line.map_err(|e| e.to_string())?;
-        if let Some(url) = line.strip_prefix("seawall-gateway listening on http://") {
-            let addr = url.trim().parse().map_err(|e| format!("{url}: {e}"))?;
-            // Keep draining its output so the pipe never fills.
-            std::thread::spawn(move || lines.for_each(drop));
-            return Ok((child, addr));
-        }
-    }
-    Err("the gateway exited before listening".into())
-}
-
 #[derive(Default)]
 struct Counts {
     offered: AtomicU64,
@@ -153,7 +127,7 @@ struct Counts {
     failed: AtomicU64,
 }
 
-async fn run(options: Options) -> Result<(), String> {
+async fn run(options: Options) -> Result<bool, String> {
     let window = Duration::from_millis(options.window_ms);
     let sim = Simulator::builder()
         .reply_tokens(options.reply_tokens)
@@ -169,9 +143,6 @@ async fn run(options: Options) -> Result<(), String> {
         .start()
         .await
         .map_err(|e| e.to_string())?;
-    let binary = std::env::current_exe()
-        .map_err(|e| e.to_string())?
-        .with_file_name("seawall-gateway");
     let dir = std::env::temp_dir().join(format!("seawall-quota-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let path = dir.join("gateway.toml");
@@ -181,7 +152,8 @@ async fn run(options: Options) -> Result<(), String> {
     let mut children = Vec::new();
     let mut addrs = Vec::new();
     for _ in 0..options.gateways {
-        let (child, addr) = spawn_gateway(&binary, &path)?;
+        let (child, addr) =
+            harness::spawn_gateway(&path, &[(KEY_ENV.into(), "sk-quota-run".into())])?;
         children.push(child);
         addrs.push(addr);
     }
@@ -279,33 +251,9 @@ async fn run(options: Options) -> Result<(), String> {
         counts.refused.load(Relaxed),
         counts.failed.load(Relaxed),
     );
-    Ok(())
+    Ok(true)
 }
 
 fn main() -> ExitCode {
-    let options = match parse_options() {
-        Ok(options) => options,
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("seawall-quota: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(options)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("seawall-quota: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    harness::main("seawall-quota", parse_options, run)
 }

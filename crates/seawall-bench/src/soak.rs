@@ -20,9 +20,9 @@
 //! at most 5 % above their level after warm-up), and exits non-zero when a bound is broken.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write as _};
+use std::io::Write as _;
 use std::net::SocketAddr;
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -35,6 +35,8 @@ use hyper_util::rt::TokioExecutor;
 use seawall_sim::{Fault, FaultRule, Provider, RateLimitKind, RetryAfter, RetryHeaders, Simulator};
 use serde_json::{Value, json};
 use tokio::time::Instant;
+
+mod harness;
 
 const KEY_ENV: &str = "SEAWALL_SOAK_UPSTREAM_KEY";
 const KEYS: [&str; 3] = ["sk-soak-a", "sk-soak-b", "sk-soak-c"];
@@ -113,38 +115,6 @@ fn config(sim: &Simulator) -> String {
         );
     }
     text
-}
-
-/// Starts the gateway process and reads the address it listens on.
-fn spawn_gateway(
-    binary: &std::path::Path,
-    config: &std::path::Path,
-) -> Result<(Child, SocketAddr), String> {
-    let mut command = Command::new(binary);
-    command
-        .arg("--config")
-        .arg(config)
-        .env(KEY_ENV, "sk-upstream")
-        .env("SEAWALL_SOAK_ADMIN", ADMIN)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    for (i, key) in KEYS.iter().enumerate() {
-        command.env(format!("SEAWALL_SOAK_KEY_{i}"), key);
-    }
-    let mut child = command
-        .spawn()
-        .map_err(|e| format!("{}: {e}", binary.display()))?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
-    for line in lines.by_ref() {
-        let line = line.map_err(|e| e.to_string())?;
-        if let Some(url) = line.strip_prefix("seawall-gateway listening on http://") {
-            let addr = url.trim().parse().map_err(|e| format!("{url}: {e}"))?;
-            std::thread::spawn(move || lines.for_each(drop));
-            return Ok((child, addr));
-        }
-    }
-    Err("the gateway exited before listening".into())
 }
 
 fn faults(seed: u64, outage: Option<(Duration, Duration)>) -> Vec<FaultRule> {
@@ -323,16 +293,20 @@ async fn run(options: Options) -> Result<bool, String> {
         .start()
         .await
         .map_err(|e| e.to_string())?;
-    let binary = std::env::current_exe()
-        .map_err(|e| e.to_string())?
-        .with_file_name("seawall-gateway");
     let dir = std::env::temp_dir().join(format!("seawall-soak-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let path = dir.join("gateway.toml");
     std::fs::File::create(&path)
         .and_then(|mut f| f.write_all(config(&sim).as_bytes()))
         .map_err(|e| e.to_string())?;
-    let (mut child, addr) = spawn_gateway(&binary, &path)?;
+    let mut env = vec![
+        (KEY_ENV.to_owned(), "sk-upstream".to_owned()),
+        ("SEAWALL_SOAK_ADMIN".to_owned(), ADMIN.to_owned()),
+    ];
+    for (i, key) in KEYS.iter().enumerate() {
+        env.push((format!("SEAWALL_SOAK_KEY_{i}"), (*key).to_owned()));
+    }
+    let (mut child, addr) = harness::spawn_gateway(&path, &env)?;
     let pid = child.id();
     let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
 
@@ -510,30 +484,5 @@ async fn run(options: Options) -> Result<bool, String> {
 }
 
 fn main() -> ExitCode {
-    let options = match parse_options() {
-        Ok(options) => options,
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("seawall-soak: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(options)) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(message) => {
-            eprintln!("seawall-soak: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    harness::main("seawall-soak", parse_options, run)
 }

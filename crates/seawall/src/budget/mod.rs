@@ -101,4 +101,4 @@ pub use rule::{Amount, BudgetRule, CustomScope, Limit, OverCap, RequestCaps, Sco
 pub use service::Budget;
 pub use settle::Settle;
 pub use store::{BudgetStore, InMemoryBudgets, Line, Refused};
-pub use window::Window;
+pub use window::{Window, civil_date};

@@ -89,6 +89,16 @@ fn days_from_civil(year: i64, month: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// The date (year, month 1..=12, day 1..=31) of `days` days since 1970-01-01: what a
+/// day window's index stands for, for reports.
+///
+/// ```
+/// assert_eq!(seawall::budget::civil_date(20_428), (2025, 12, 6));
+/// ```
+pub fn civil_date(days: i64) -> (i64, i64, i64) {
+    civil_from_days(days)
+}
+
 /// (year, month 1..=12, day 1..=31) of `days` since 1970-01-01.
 fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
