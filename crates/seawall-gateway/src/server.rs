@@ -40,8 +40,7 @@ use seawall::stack::TargetStack;
 use seawall::timeout::{AttemptTimeoutLayer, DeadlineLayer};
 use seawall_core::{
     AttemptOutcome, BoxError, BreakerState, CacheDirectives, Cause, ChatResponse, Classifier,
-    ErrorKind, ErrorWithTrail, EventStream, LlmError, Prices, StreamEvent, Trail, TrailRecorder,
-    Usage,
+    ErrorKind, ErrorWithTrail, EventStream, LlmError, StreamEvent, Trail, TrailRecorder, Usage,
 };
 use seawall_providers::http::HttpClient;
 use seawall_providers::{
@@ -166,13 +165,12 @@ struct Shared {
     /// Every call goes through the budget layer to the group its model names.
     service: Budget<GroupRouter>,
     budgets: Budgets,
-    prices: Prices,
-    report: UsageReport,
+    report: Arc<UsageReport>,
     alerts: AlertOut,
     targets: Vec<TargetInfo>,
     target_index: HashMap<String, usize>,
     keys: HashMap<String, Arc<VirtualKey>>,
-    metrics: Metrics,
+    metrics: Arc<Metrics>,
     max_body: usize,
     ready: AtomicBool,
     models: Bytes,
@@ -523,7 +521,22 @@ impl GatewayBuilder {
         let groups = Arc::new(Groups { exact, patterns });
         let prices = crate::spend::prices(config);
         let alerts = AlertOut::new(config.budget.alert_webhook.as_deref());
-        let budgets = crate::spend::layer(config, prices.clone(), &alerts);
+        let metrics = Arc::new(Metrics::default());
+        let report = Arc::new(UsageReport::new(
+            config
+                .budget
+                .utc_offset
+                .as_deref()
+                .and_then(crate::spend::config::parse_utc_offset)
+                .unwrap_or(0),
+        ));
+        let budgets = crate::spend::layer(
+            config,
+            prices,
+            &alerts,
+            Arc::clone(&report),
+            Arc::clone(&metrics),
+        );
 
         let clock_start = tokio::time::Instant::now();
         let mut keys = HashMap::new();
@@ -588,20 +601,12 @@ impl GatewayBuilder {
                 service: Budget::new(GroupRouter(Arc::clone(&groups)), budgets.budgets().clone()),
                 budgets: budgets.budgets().clone(),
                 groups,
-                prices,
-                report: UsageReport::new(
-                    config
-                        .budget
-                        .utc_offset
-                        .as_deref()
-                        .and_then(crate::spend::config::parse_utc_offset)
-                        .unwrap_or(0),
-                ),
+                report,
                 alerts,
                 targets,
                 target_index,
                 keys,
-                metrics: Metrics::default(),
+                metrics,
                 max_body: config.server.max_body_bytes,
                 ready: AtomicBool::new(true),
                 models: Bytes::from(serde_json::to_vec(&models).unwrap_or_default()),
@@ -944,8 +949,7 @@ struct SseRelay {
     first_content: bool,
     started: tokio::time::Instant,
     shared: Arc<Shared>,
-    key: Option<Arc<VirtualKey>>,
-    /// The call's trail: its charges and cost, once the stream has settled.
+    /// The call's trail: its cost, once the stream has settled.
     trail: TrailRecorder,
     role_sent: bool,
     /// The call's in-flight permit, held until the stream ends.
@@ -1063,13 +1067,11 @@ impl SseRelay {
         self.end();
     }
 
-    /// Ends the relay: dropping the stream settles the call's budget (for a stream the
-    /// client abandoned, with what the provider produced), then its charges are counted.
+    /// Ends the relay. Dropping the stream settles the call's budget, and with it the usage
+    /// report and the cost metrics (for a stream the client abandoned, with what the
+    /// provider produced).
     fn end(&mut self) {
-        if self.stream.take().is_some() {
-            self.shared
-                .account(self.key.as_deref(), &self.trail.snapshot());
-        }
+        self.stream = None;
         self.usage = None;
     }
 }
@@ -1079,19 +1081,6 @@ impl Drop for SseRelay {
         self.shared.metrics.latency.observe(self.started.elapsed());
         // The client went away mid-stream: charged for what was produced.
         self.end();
-    }
-}
-
-impl Shared {
-    /// Counts a finished call's charges in the metrics and the usage report.
-    fn account(&self, key: Option<&VirtualKey>, trail: &Trail) {
-        crate::spend::account(
-            &self.prices,
-            &self.report,
-            &self.metrics,
-            key.map(|k| &*k.name),
-            trail,
-        );
     }
 }
 
@@ -1557,7 +1546,6 @@ async fn chat(
                     first_content: false,
                     started,
                     shared: Arc::clone(shared),
-                    key: key.clone(),
                     trail,
                     role_sent: false,
                     permit: None,
@@ -1576,7 +1564,6 @@ async fn chat(
                 budget_headers(shared, key.as_deref(), headers);
                 reply
             } else {
-                shared.account(key.as_deref(), &response.trail);
                 let body = wire::encode_response(&response, &id, &answered, unix_now());
                 let mut reply = json_reply(StatusCode::OK, body);
                 let headers = reply.headers_mut();

@@ -565,3 +565,85 @@ async fn a_stderr_nobody_reads_does_not_stop_the_gateway() {
     child.kill().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Whatever the client does — waits for the whole answer, leaves a stream early, or hangs
+/// up while a call is still upstream — what the key's budget counted and what the usage
+/// report shows are the same tokens: nothing charged twice, nothing left uncharged.
+#[tokio::test]
+async fn the_budget_and_the_usage_report_count_the_same_whatever_the_client_does() {
+    let (sim, gw) =
+        start_with(|c| keyed(c, vec![budget("day", Some(10_000_000), None)]), ENV).await;
+    let addr = gw.local_addr();
+    // Whole answers, streamed and not.
+    for stream in [false, true, false, true] {
+        assert_eq!(call(addr, &ask("demo", stream)).await.status, 200);
+    }
+    // Streams left after their first content, while the upstream stalls.
+    sim.set_faults(
+        Provider::OpenAi,
+        vec![FaultRule::always(Fault::StallAfter {
+            events: 4,
+            ms: 3_000,
+        })],
+    );
+    let leave = |stream: bool, after: &'static str| async move {
+        let mut socket = TcpStream::connect(addr).await.unwrap();
+        let body = serde_json::to_vec(&ask("demo", stream)).unwrap();
+        let head = format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {KEY}\r\n\
+             content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        );
+        socket.write_all(head.as_bytes()).await.unwrap();
+        socket.write_all(&body).await.unwrap();
+        let mut received = Vec::new();
+        while !String::from_utf8_lossy(&received).contains(after) {
+            let mut chunk = [0u8; 1024];
+            let n = socket.read(&mut chunk).await.unwrap();
+            assert!(n > 0);
+            received.extend_from_slice(&chunk[..n]);
+        }
+    };
+    for _ in 0..3 {
+        leave(true, "\"content\":\"").await;
+    }
+    // Calls whose client hangs up while the provider has not answered yet.
+    sim.set_faults(
+        Provider::OpenAi,
+        vec![FaultRule::always(Fault::SlowFirstByte { ms: 1_000 })],
+    );
+    for stream in [false, true] {
+        let mut socket = TcpStream::connect(addr).await.unwrap();
+        let body = serde_json::to_vec(&ask("demo", stream)).unwrap();
+        let head = format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {KEY}\r\n\
+             content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        );
+        socket.write_all(head.as_bytes()).await.unwrap();
+        socket.write_all(&body).await.unwrap();
+        while sim.requests().len() < 8 + usize::from(stream) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        drop(socket);
+    }
+
+    // Every call settles; then the two counts agree.
+    let started = std::time::Instant::now();
+    loop {
+        let used = key_budgets(addr).await[0]["used"]["tokens"].as_u64().unwrap();
+        let report = admin(addr, "/admin/usage").await;
+        let row = &report["days"][0]["by_key"]["team"];
+        let reported = row["input_tokens"].as_u64().unwrap_or(0)
+            + row["output_tokens"].as_u64().unwrap_or(0);
+        if row["calls"] == 9 && used == reported {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "budget {used} vs report {reported} ({row})"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    gw.shutdown().await;
+}

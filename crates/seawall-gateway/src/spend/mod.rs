@@ -9,11 +9,13 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use seawall::budget::{
-    Alert, AlertRule, Amount, BudgetLayer, BudgetRule, Budgets, OverCap, RequestCaps, Scope, Window,
+    Alert, AlertRule, Amount, BudgetLayer, BudgetRule, Budgets, OverCap, RequestCaps, Scope,
+    Settlement, Window,
 };
-use seawall_core::{Cost, ModelPrice, Prices, Trail};
+use seawall_core::{Cost, ModelPrice, Prices};
 
 use crate::config::{Config, OverOutputConfig, PriceConfig};
+use crate::metrics::Metrics;
 
 pub(crate) use report::UsageReport;
 pub(crate) use webhook::AlertOut;
@@ -69,8 +71,15 @@ pub(crate) fn prices(config: &Config) -> Prices {
 }
 
 /// The budget layer of `config`: each key's budgets, the per-request caps, the downgrade
-/// group, the alert rules, alerts sent to `alerts`.
-pub(crate) fn layer(config: &Config, prices: Prices, alerts: &AlertOut) -> BudgetLayer {
+/// group, the alert rules, alerts sent to `alerts`; each call's charges counted in `report`
+/// and `metrics` as it settles, so they count exactly what the budgets counted.
+pub(crate) fn layer(
+    config: &Config,
+    prices: Prices,
+    alerts: &AlertOut,
+    report: Arc<UsageReport>,
+    metrics: Arc<Metrics>,
+) -> BudgetLayer {
     let b = &config.budget;
     let mut caps = RequestCaps::new();
     if let Some(tokens) = b.max_input_tokens {
@@ -87,7 +96,7 @@ pub(crate) fn layer(config: &Config, prices: Prices, alerts: &AlertOut) -> Budge
         caps = caps.max_cost_usd(usd);
     }
     let mut builder = BudgetLayer::builder()
-        .prices(prices)
+        .prices(prices.clone())
         .caps(caps)
         .utc_offset_secs(
             b.utc_offset
@@ -138,7 +147,35 @@ pub(crate) fn layer(config: &Config, prices: Prices, alerts: &AlertOut) -> Budge
     let out = alerts.clone();
     builder
         .on_alert(move |alert: &Alert| out.send(alert))
+        .on_settle(move |settled: &Settlement<'_>| {
+            account(&prices, &report, &metrics, settled);
+        })
         .build()
+}
+
+/// Adds one call's charges to the usage report and the metrics' token and cost counters:
+/// each attempt on its own model and target, at its own price.
+fn account(prices: &Prices, report: &UsageReport, metrics: &Metrics, settled: &Settlement<'_>) {
+    use std::sync::atomic::Ordering::Relaxed;
+    for charge in settled.charges {
+        let cost = prices.cost(&charge.model, &charge.usage);
+        metrics
+            .tokens_in
+            .fetch_add(charge.usage.input_tokens, Relaxed);
+        metrics
+            .tokens_out
+            .fetch_add(charge.usage.output_tokens, Relaxed);
+        if let Some(cost) = cost {
+            metrics.cost_nano_usd.fetch_add(cost.nanos(), Relaxed);
+        }
+        report.record(
+            settled.virtual_key,
+            &charge.model,
+            charge.target.as_ref().map(|t| t.as_str()),
+            &charge.usage,
+            cost,
+        );
+    }
 }
 
 /// What a key has left, for the response headers: the least remaining per unit, and when
@@ -166,35 +203,4 @@ pub(crate) fn remaining(budgets: &Budgets, key: &str) -> Remaining {
         }
     }
     left
-}
-
-/// Adds a call's charges to the report and the metrics' token and cost counters: each
-/// attempt on its own model and target, at its own price.
-pub(crate) fn account(
-    prices: &Prices,
-    report: &UsageReport,
-    metrics: &crate::metrics::Metrics,
-    key: Option<&str>,
-    trail: &Trail,
-) {
-    use std::sync::atomic::Ordering::Relaxed;
-    for charge in &trail.charges {
-        let cost = prices.cost(&charge.model, &charge.usage);
-        metrics
-            .tokens_in
-            .fetch_add(charge.usage.input_tokens, Relaxed);
-        metrics
-            .tokens_out
-            .fetch_add(charge.usage.output_tokens, Relaxed);
-        if let Some(cost) = cost {
-            metrics.cost_nano_usd.fetch_add(cost.nanos(), Relaxed);
-        }
-        report.record(
-            key,
-            &charge.model,
-            charge.target.as_ref().map(|t| t.as_str()),
-            &charge.usage,
-            cost,
-        );
-    }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use seawall_core::{BoxError, Charge, Cost, Downgrade, ModelPrice, Trail, TrailRecorder, Usage};
 
 use super::error::{BudgetExceeded, RequestCapExceeded, Unpriced};
-use super::layer::{Budgets, Shared};
+use super::layer::{Budgets, Settlement, Shared};
 use super::request::BudgetRequest;
 use super::rule::{Limit, OverCap, Scope, ScopeView};
 use super::store::{BudgetStore, Line, Refused};
@@ -41,6 +41,9 @@ pub struct BudgetHold<St: BudgetStore> {
     /// after the response; a complete response carries its own trail.
     trail: Option<TrailRecorder>,
     downgrade: Option<Box<Downgrade>>,
+    /// The caller's key and tenant, for the settlement callback (kept only when there is one).
+    virtual_key: Option<Arc<str>>,
+    tenant: Option<Arc<str>>,
     pub(crate) sent: bool,
     settled: bool,
 }
@@ -108,6 +111,13 @@ impl<St: BudgetStore> Budgets<St> {
             .model()
             .cloned()
             .unwrap_or_else(|| Arc::clone(&shared.global));
+        let (virtual_key, tenant) = match (&shared.on_settle, request.context()) {
+            (Some(_), Some(context)) => (
+                context.options().virtual_key.clone(),
+                context.options().tenant.clone(),
+            ),
+            _ => (None, None),
+        };
 
         // The output cap: clamped or refused above the cap; set when a budget holds, so the
         // call cannot spend more than it reserves.
@@ -208,6 +218,8 @@ impl<St: BudgetStore> Budgets<St> {
                 reserved,
                 trail,
                 downgrade: None,
+                virtual_key,
+                tenant,
                 sent: false,
                 settled: false,
             },
@@ -300,24 +312,32 @@ impl<St: BudgetStore> BudgetHold<St> {
             }
             None => seen,
         };
+        let final_model = || {
+            trail
+                .and_then(|trail| trail.final_model.clone())
+                .unwrap_or_else(|| self.model.to_string())
+        };
+        let target = || trail.and_then(|trail| trail.final_target.clone());
         let charges = trail.map_or(&[][..], |trail| trail.charges.as_slice());
-        let (tokens, cost) = match spent {
-            Spent::Nothing => self.priced(charges, None),
-            Spent::AsReserved => match self.reserved {
-                Some(reserved) => (reserved.total(), self.price.map(|p| p.cost(&reserved))),
-                None => (0, None),
-            },
-            Spent::Reported { usage, model } if charges.is_empty() => {
-                let price = match model {
-                    Some(model) if *model != *self.model => {
-                        self.shared().prices.get(&model).copied().or(self.price)
-                    }
-                    _ => self.price,
-                };
-                (usage.total(), price.map(|p| p.cost(&usage)))
-            }
-            Spent::Reported { .. } => self.priced(charges, None),
-            Spent::Broken { .. } if !charges.is_empty() => self.priced(charges, None),
+        // What the trail's charges leave out: the whole call when nothing was charged per
+        // attempt, or the attempt a stream was abandoned in.
+        let (charged, open) = match spent {
+            Spent::Nothing => (charges, None),
+            Spent::AsReserved => (
+                &[][..],
+                self.reserved
+                    .map(|reserved| Charge::new(target(), &*self.model, reserved)),
+            ),
+            Spent::Reported { usage, model } if charges.is_empty() => (
+                charges,
+                Some(Charge::new(
+                    target(),
+                    model.unwrap_or_else(|| self.model.to_string()),
+                    usage,
+                )),
+            ),
+            Spent::Reported { .. } => (charges, None),
+            Spent::Broken { .. } if !charges.is_empty() => (charges, None),
             Spent::Abandoned {
                 usage,
                 chars,
@@ -341,43 +361,45 @@ impl<St: BudgetStore> BudgetHold<St> {
                     },
                     seen.output_tokens.max(delivered),
                 );
-                let model = trail
-                    .and_then(|trail| trail.final_model.clone())
-                    .unwrap_or_else(|| self.model.to_string());
-                let (tokens, cost) = self.priced(charges, Some((&model, open)));
-                // The estimate is the open attempt's charge: reports count what was charged.
-                if let Some(recorder) = &self.trail {
-                    recorder.update(|trail| {
-                        let target = trail.final_target.clone();
-                        trail.charges.push(Charge::new(target, model, open));
-                    });
-                }
-                (tokens, cost)
+                (charges, Some(Charge::new(target(), final_model(), open)))
             }
         };
+        let (tokens, cost) = self.priced(charged, open.as_ref());
         if let Some(recorder) = &self.trail {
-            recorder.update(|trail| trail.cost = cost);
+            recorder.update(|trail| {
+                // The trail's charges are what was charged: reports count them.
+                if let Some(open) = &open {
+                    trail.charges.push(open.clone());
+                }
+                trail.cost = cost;
+            });
         }
-        self.apply(tokens, cost, || {
-            trail
-                .and_then(|trail| trail.final_model.clone())
-                .unwrap_or_else(|| self.model.to_string())
-        });
+        let shared = self.shared();
+        if let Some(sink) = &shared.on_settle {
+            let mut all = charged.to_vec();
+            all.extend(open);
+            sink(&Settlement {
+                virtual_key: self.virtual_key.as_deref(),
+                tenant: self.tenant.as_deref(),
+                charges: &all,
+                cost,
+            });
+        }
+        self.apply(tokens, cost, final_model);
         cost
     }
 
-    /// Tokens and cost of `charges`, plus `open` usage on its model; a model without a
-    /// price is charged at the reservation's.
-    fn priced(&self, charges: &[Charge], open: Option<(&str, Usage)>) -> (u64, Option<Cost>) {
+    /// Tokens and cost of `charges` and `open`, each at its model's price; a model without
+    /// a price is charged at the reservation's.
+    fn priced(&self, charges: &[Charge], open: Option<&Charge>) -> (u64, Option<Cost>) {
         let prices = &self.shared().prices;
         let mut tokens = 0u64;
         let mut cost = Some(Cost::ZERO);
-        let charged = charges.iter().map(|c| (c.model.as_str(), c.usage));
-        for (model, usage) in charged.chain(open) {
-            tokens = tokens.saturating_add(usage.total());
-            let price = prices.get(model).copied().or(self.price);
+        for charge in charges.iter().chain(open) {
+            tokens = tokens.saturating_add(charge.usage.total());
+            let price = prices.get(&charge.model).copied().or(self.price);
             cost = cost
-                .zip(price.map(|p| p.cost(&usage)))
+                .zip(price.map(|p| p.cost(&charge.usage)))
                 .map(|(sum, one)| sum.saturating_add(one));
         }
         (tokens, cost)

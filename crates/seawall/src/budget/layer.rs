@@ -68,6 +68,7 @@ pub struct BudgetBuilder<St = InMemoryBudgets> {
     prices: Prices,
     alerts: Vec<AlertRule>,
     on_alert: Option<AlertSink>,
+    on_settle: Option<SettleSink>,
     downgrade: Option<Arc<str>>,
     estimator: Arc<dyn TokenEstimator>,
     default_output: u32,
@@ -85,6 +86,7 @@ impl<St: BudgetStore> BudgetBuilder<St> {
             prices: Prices::builtin(),
             alerts: Vec::new(),
             on_alert: None,
+            on_settle: None,
             downgrade: None,
             estimator: Arc::new(HeuristicEstimator::default()),
             default_output: 4_096,
@@ -126,6 +128,17 @@ impl<St: BudgetStore> BudgetBuilder<St> {
     #[must_use]
     pub fn on_alert(mut self, sink: impl Fn(&Alert) + Send + Sync + 'static) -> Self {
         self.on_alert = Some(Arc::new(sink));
+        self
+    }
+
+    /// Called once per call as it settles, with what it was charged: each attempt's usage
+    /// on its target and model (an abandoned stream's estimate, a dropped call's
+    /// reservation), the cost, and the caller's key and tenant. Usage reports and cost
+    /// metrics built on it count exactly what the budgets counted. Called on the task that
+    /// settles the call (or in a stream's `Drop`): keep it short.
+    #[must_use]
+    pub fn on_settle(mut self, sink: impl Fn(&Settlement<'_>) + Send + Sync + 'static) -> Self {
+        self.on_settle = Some(Arc::new(sink));
         self
     }
 
@@ -220,6 +233,7 @@ impl<St: BudgetStore> BudgetBuilder<St> {
                     prices: self.prices,
                     alerts: self.alerts.into_boxed_slice(),
                     on_alert: self.on_alert,
+                    on_settle: self.on_settle,
                     downgrade: self.downgrade.map(|model| (model, downgrade_price)),
                     global: Arc::from(""),
                     estimator: self.estimator,
@@ -278,6 +292,7 @@ pub(crate) struct Shared<St> {
     pub(crate) prices: Prices,
     pub(crate) alerts: Box<[AlertRule]>,
     pub(crate) on_alert: Option<AlertSink>,
+    pub(crate) on_settle: Option<SettleSink>,
     pub(crate) downgrade: Option<(Arc<str>, Option<ModelPrice>)>,
     /// The global scope's one value (empty), shared rather than allocated per call.
     pub(crate) global: Arc<str>,
@@ -285,6 +300,23 @@ pub(crate) struct Shared<St> {
     pub(crate) default_output: u32,
     pub(crate) clock: WallClock,
 }
+
+/// What one call was charged, as [`BudgetBuilder::on_settle`] receives it.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct Settlement<'a> {
+    /// The caller's virtual key (its name), if the call carried one.
+    pub virtual_key: Option<&'a str>,
+    /// The caller's tenant, if the call carried one.
+    pub tenant: Option<&'a str>,
+    /// Each attempt's usage on its target and model, as charged.
+    pub charges: &'a [seawall_core::Charge],
+    /// The call's cost, when every model has a price.
+    pub cost: Option<Cost>,
+}
+
+/// Where settlements go.
+pub(crate) type SettleSink = Arc<dyn Fn(&Settlement<'_>) + Send + Sync>;
 
 /// One budget's state for one scope value, as [`Budgets::status`] reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -95,7 +95,7 @@ pub use alert::{Alert, AlertKind, AlertRule};
 pub use error::{BudgetExceeded, RequestCapExceeded, Unpriced};
 pub use future::ResponseFuture;
 pub use hold::BudgetHold;
-pub use layer::{BudgetBuilder, BudgetLayer, BudgetStatus, Budgets};
+pub use layer::{BudgetBuilder, BudgetLayer, BudgetStatus, Budgets, Settlement};
 pub use request::{BudgetRequest, RequestedModel};
 pub use rule::{Amount, BudgetRule, CustomScope, Limit, OverCap, RequestCaps, Scope, ScopeView};
 pub use service::Budget;
