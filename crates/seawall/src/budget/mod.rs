@@ -31,6 +31,8 @@
 //!   cost, a budget crossing a share of its limit; each once per window, to a callback.
 //! - **What is left** ([`Budgets::status`]): used, limit, remaining and reset time of each
 //!   budget of a scope value.
+//! - **What was charged** ([`BudgetBuilder::on_settle`]): each call's charges, once, as it
+//!   settles — usage reports and cost metrics built on it count what the budgets counted.
 //! - The counters sit behind [`BudgetStore`]; the in-process [`InMemoryBudgets`] reserves
 //!   with one compare-and-swap per budget (no lock).
 //!
