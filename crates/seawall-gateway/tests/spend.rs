@@ -60,6 +60,33 @@ fn ask(model: &str, stream: bool) -> Value {
     json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "hello"}]})
 }
 
+/// Sends a chat call for the key over a raw connection, left open for the caller to read
+/// from, or to drop.
+async fn open_call(addr: SocketAddr, stream: bool) -> TcpStream {
+    let mut socket = TcpStream::connect(addr).await.unwrap();
+    let body = serde_json::to_vec(&ask("demo", stream)).unwrap();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {KEY}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    socket.write_all(&body).await.unwrap();
+    socket
+}
+
+/// Sends a call and hangs up once the reply holds `after`.
+async fn leave_after(addr: SocketAddr, stream: bool, after: &str) {
+    let mut socket = open_call(addr, stream).await;
+    let mut received = Vec::new();
+    while !String::from_utf8_lossy(&received).contains(after) {
+        let mut chunk = [0u8; 1024];
+        let n = socket.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "the reply ended before {after:?}");
+        received.extend_from_slice(&chunk[..n]);
+    }
+}
+
 /// The key's budget status from `/status`.
 async fn key_budgets(addr: SocketAddr) -> Vec<Value> {
     let status = admin(addr, "/status").await;
@@ -181,24 +208,8 @@ async fn a_client_that_leaves_a_stream_early_is_charged_for_what_it_received() {
         })],
     );
     let addr = gw.local_addr();
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let body = serde_json::to_vec(&ask("demo", true)).unwrap();
-    let head = format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {KEY}\r\n\
-         content-type: application/json\r\ncontent-length: {}\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    stream.write_all(&body).await.unwrap();
     // Read until content arrived, then leave before the end (and before any usage).
-    let mut received = Vec::new();
-    while !String::from_utf8_lossy(&received).contains("\"content\":\"") {
-        let mut chunk = [0u8; 1024];
-        let n = stream.read(&mut chunk).await.unwrap();
-        assert!(n > 0, "the stream ended early");
-        received.extend_from_slice(&chunk[..n]);
-    }
-    drop(stream);
+    leave_after(addr, true, "\"content\":\"").await;
 
     let started = std::time::Instant::now();
     loop {
@@ -571,8 +582,11 @@ async fn a_stderr_nobody_reads_does_not_stop_the_gateway() {
 /// report shows are the same tokens: nothing charged twice, nothing left uncharged.
 #[tokio::test]
 async fn the_budget_and_the_usage_report_count_the_same_whatever_the_client_does() {
-    let (sim, gw) =
-        start_with(|c| keyed(c, vec![budget("day", Some(10_000_000), None)]), ENV).await;
+    let (sim, gw) = start_with(
+        |c| keyed(c, vec![budget("day", Some(10_000_000), None)]),
+        ENV,
+    )
+    .await;
     let addr = gw.local_addr();
     // Whole answers, streamed and not.
     for stream in [false, true, false, true] {
@@ -586,26 +600,8 @@ async fn the_budget_and_the_usage_report_count_the_same_whatever_the_client_does
             ms: 3_000,
         })],
     );
-    let leave = |stream: bool, after: &'static str| async move {
-        let mut socket = TcpStream::connect(addr).await.unwrap();
-        let body = serde_json::to_vec(&ask("demo", stream)).unwrap();
-        let head = format!(
-            "POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {KEY}\r\n\
-             content-type: application/json\r\ncontent-length: {}\r\n\r\n",
-            body.len()
-        );
-        socket.write_all(head.as_bytes()).await.unwrap();
-        socket.write_all(&body).await.unwrap();
-        let mut received = Vec::new();
-        while !String::from_utf8_lossy(&received).contains(after) {
-            let mut chunk = [0u8; 1024];
-            let n = socket.read(&mut chunk).await.unwrap();
-            assert!(n > 0);
-            received.extend_from_slice(&chunk[..n]);
-        }
-    };
     for _ in 0..3 {
-        leave(true, "\"content\":\"").await;
+        leave_after(addr, true, "\"content\":\"").await;
     }
     // Calls whose client hangs up while the provider has not answered yet.
     sim.set_faults(
@@ -613,15 +609,7 @@ async fn the_budget_and_the_usage_report_count_the_same_whatever_the_client_does
         vec![FaultRule::always(Fault::SlowFirstByte { ms: 1_000 })],
     );
     for stream in [false, true] {
-        let mut socket = TcpStream::connect(addr).await.unwrap();
-        let body = serde_json::to_vec(&ask("demo", stream)).unwrap();
-        let head = format!(
-            "POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {KEY}\r\n\
-             content-type: application/json\r\ncontent-length: {}\r\n\r\n",
-            body.len()
-        );
-        socket.write_all(head.as_bytes()).await.unwrap();
-        socket.write_all(&body).await.unwrap();
+        let socket = open_call(addr, stream).await;
         while sim.requests().len() < 8 + usize::from(stream) {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -631,11 +619,13 @@ async fn the_budget_and_the_usage_report_count_the_same_whatever_the_client_does
     // Every call settles; then the two counts agree.
     let started = std::time::Instant::now();
     loop {
-        let used = key_budgets(addr).await[0]["used"]["tokens"].as_u64().unwrap();
+        let used = key_budgets(addr).await[0]["used"]["tokens"]
+            .as_u64()
+            .unwrap();
         let report = admin(addr, "/admin/usage").await;
         let row = &report["days"][0]["by_key"]["team"];
-        let reported = row["input_tokens"].as_u64().unwrap_or(0)
-            + row["output_tokens"].as_u64().unwrap_or(0);
+        let reported =
+            row["input_tokens"].as_u64().unwrap_or(0) + row["output_tokens"].as_u64().unwrap_or(0);
         if row["calls"] == 9 && used == reported {
             break;
         }
