@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::fmt;
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -14,11 +13,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use futures_core::Stream;
-use governor::clock::Clock;
-use governor::middleware::NoOpMiddleware;
-use governor::nanos::Nanos;
-use governor::state::{InMemoryState, NotKeyed};
-use governor::{Quota, RateLimiter as Governor};
 use http::header::{
     AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue,
 };
@@ -40,7 +34,8 @@ use seawall::stack::TargetStack;
 use seawall::timeout::{AttemptTimeoutLayer, DeadlineLayer};
 use seawall_core::{
     AttemptOutcome, BoxError, BreakerState, CacheDirectives, Cause, ChatResponse, Classifier,
-    ErrorKind, ErrorWithTrail, EventStream, LlmError, StreamEvent, Trail, TrailRecorder, Usage,
+    ErrorKind, ErrorWithTrail, EventStream, LlmError, RejectReason, StreamEvent, TokenEstimate,
+    Trail, TrailRecorder, Usage,
 };
 use seawall_providers::http::HttpClient;
 use seawall_providers::{
@@ -60,28 +55,11 @@ use crate::router::{Group, GroupRouter, Groups};
 use crate::spend::{AlertOut, UsageReport};
 use crate::wire::{self, ChunkHead};
 
-/// A clock on tokio's `Instant`, so inbound limits follow the one clock (and paused time
-/// in tests).
-#[derive(Debug, Clone)]
-struct TokioClock {
-    start: tokio::time::Instant,
-}
-
-impl Clock for TokioClock {
-    type Instant = Nanos;
-
-    fn now(&self) -> Nanos {
-        Nanos::from(self.start.elapsed())
-    }
-}
-
-/// A lock-free direct limiter per key: the key map is read-only after start, so the hot
-/// path is one hash lookup and one CAS.
-type InboundLimiter = Governor<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<Nanos>>;
-
 struct VirtualKey {
     name: Arc<str>,
-    limiter: Option<InboundLimiter>,
+    /// The key's request limit: the project's own GCRA limiter (one CAS when admitted, on
+    /// tokio's clock), which never waits here. The key map is read-only after start.
+    limiter: Option<RateLimiter>,
     /// Whether the key has budgets, whose remainder its replies carry.
     budgeted: bool,
 }
@@ -175,7 +153,6 @@ struct Shared {
     ready: AtomicBool,
     models: Bytes,
     next_id: AtomicU64,
-    clock_start: tokio::time::Instant,
     /// The upstream and virtual keys, to take out of any upstream text relayed to a client.
     secrets: Box<[String]>,
     /// The configured hosts and origins; what they allow is known once the listener is
@@ -538,14 +515,16 @@ impl GatewayBuilder {
             Arc::clone(&metrics),
         );
 
-        let clock_start = tokio::time::Instant::now();
         let mut keys = HashMap::new();
         for k in &config.keys {
             let secret = env(&k.key_env).unwrap_or_default();
-            let limiter = k.requests_per_minute.and_then(NonZeroU32::new).map(|rpm| {
-                Governor::direct_with_clock(
-                    Quota::per_minute(rpm),
-                    TokioClock { start: clock_start },
+            let limiter = k.requests_per_minute.filter(|rpm| *rpm > 0).map(|rpm| {
+                RateLimiter::new(
+                    format!("key {}", k.name),
+                    RateLimitConfig::new()
+                        .requests(Rate::per_minute(u64::from(rpm)))
+                        .default_output_tokens(0)
+                        .max_wait(Duration::ZERO),
                 )
             });
             secrets.push(secret.clone());
@@ -611,7 +590,6 @@ impl GatewayBuilder {
                 ready: AtomicBool::new(true),
                 models: Bytes::from(serde_json::to_vec(&models).unwrap_or_default()),
                 next_id: AtomicU64::new(1),
-                clock_start,
             }),
             listen: config.server.listen,
             grace: config.server.shutdown_grace,
@@ -1368,14 +1346,13 @@ async fn chat(
             );
         };
         if let Some(limiter) = &key.limiter
-            && let Err(not_until) = limiter.check()
+            && let Err(refused) = limiter.try_acquire(&TokenEstimate::default())
         {
             shared.metrics.inbound_rejected.fetch_add(1, Relaxed);
-            let now = TokioClock {
-                start: shared.clock_start,
-            }
-            .now();
-            let wait: Duration = not_until.wait_time_from(now);
+            let wait = match refused.reason {
+                RejectReason::WaitTooLong { wait, .. } => wait,
+                _ => Duration::from_secs(1),
+            };
             let mut reply = error_reply(
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limit_error",

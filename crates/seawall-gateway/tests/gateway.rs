@@ -207,6 +207,9 @@ async fn virtual_key_request_limit_and_token_budget_answer_429() {
     let second = call("vk-limited").await;
     assert_eq!(second.status, 429, "{}", second.body);
     assert_eq!(second.json()["error"]["code"], "rate_limit_exceeded");
+    // One request a minute: the next is admitted within the minute.
+    let retry_after: u64 = second.header("retry-after").unwrap().parse().unwrap();
+    assert!((59..=60).contains(&retry_after), "{retry_after}");
 
     // A one-token budget fits no call: the first is refused before anything is sent.
     let refused = call("vk-budget").await;
