@@ -8,7 +8,12 @@
 //! [`DeadlineLayer`](seawall::timeout::DeadlineLayer) outermost.
 //!
 //! Routes: `POST /v1/chat/completions` (streaming and not), `GET /v1/models`,
-//! `GET /healthz`, `GET /readyz`, `GET /metrics` (Prometheus text), `GET /status` (JSON).
+//! `GET /healthz`, `GET /readyz`, `GET /metrics` (Prometheus text), `GET /status` (JSON),
+//! `GET /admin/usage` (spend by key, model and target).
+//!
+//! Every call passes one [`BudgetLayer`](seawall::budget::BudgetLayer) in front of the group
+//! router: each call is priced, per-key budgets are reserved before sending and settled with
+//! real usage, and a call a budget refuses may be sent to a cheaper group.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
