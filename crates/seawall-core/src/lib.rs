@@ -45,6 +45,7 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod calendar;
 mod call;
 mod classify;
 mod context;

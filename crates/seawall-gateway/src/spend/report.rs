@@ -127,7 +127,7 @@ fn row_json(totals: &Totals) -> Value {
 
 /// `YYYY-MM-DD` of `days` since 1970-01-01.
 fn date(days: i64) -> String {
-    let (year, month, day) = seawall::budget::civil_date(days);
+    let (year, month, day) = seawall_core::calendar::civil_from_days(days);
     format!("{year:04}-{month:02}-{day:02}")
 }
 

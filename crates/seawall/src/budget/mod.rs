@@ -103,4 +103,4 @@ pub use rule::{Amount, BudgetRule, CustomScope, Limit, OverCap, RequestCaps, Sco
 pub use service::Budget;
 pub use settle::Settle;
 pub use store::{BudgetStore, InMemoryBudgets, Line, Refused};
-pub use window::{Window, civil_date};
+pub use window::Window;

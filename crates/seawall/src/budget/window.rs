@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use seawall_core::calendar::{civil_from_days, days_from_civil};
 use tokio::time::Instant;
 
 /// The period a budget or an alert counts over. Calendar windows start on the hour, at
@@ -50,7 +51,7 @@ impl Window {
             Self::Day => local.div_euclid(86_400),
             Self::Month => {
                 let (year, month, _) = civil_from_days(local.div_euclid(86_400));
-                year * 12 + (month - 1)
+                year * 12 + i64::from(month) - 1
             }
             Self::Lifetime => 0,
         };
@@ -64,7 +65,9 @@ impl Window {
             Self::Hour => Some(index * 3_600),
             Self::Day => Some(index * 86_400),
             Self::Month => {
-                Some(days_from_civil(index.div_euclid(12), index.rem_euclid(12) + 1) * 86_400)
+                // A month index's remainder by 12 is 0..=11.
+                let month = index.rem_euclid(12) as u32 + 1;
+                Some(days_from_civil(index.div_euclid(12), month, 1) * 86_400)
             }
             Self::Lifetime => None,
         }
@@ -75,41 +78,6 @@ impl fmt::Display for Window {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
-}
-
-/// Days since 1970-01-01 of the first day of `month` (1..=12) of `year` (H. Hinnant's
-/// algorithm).
-fn days_from_civil(year: i64, month: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let yoe = year - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The date (year, month 1..=12, day 1..=31) of `days` days since 1970-01-01: what a
-/// day window's index stands for, for reports.
-///
-/// ```
-/// assert_eq!(seawall::budget::civil_date(20_428), (2025, 12, 6));
-/// ```
-pub fn civil_date(days: i64) -> (i64, i64, i64) {
-    civil_from_days(days)
-}
-
-/// (year, month 1..=12, day 1..=31) of `days` since 1970-01-01.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(month <= 2), month, day)
 }
 
 /// The wall clock budgets are counted on: the time of day read once, then advanced on
@@ -164,14 +132,13 @@ mod tests {
             (2100, 3),
             (2026, 12),
         ] {
-            let days = days_from_civil(year, month);
-            assert_eq!(civil_from_days(days), (year, month, 1));
+            let days = days_from_civil(year, month, 1);
             let index = Window::Month.index(days * 86_400);
             assert_eq!(Window::Month.start(index), Some(days * 86_400));
         }
         // 2024-02-29 is in February; 2024-03-01 00:00 is March.
-        let feb = Window::Month.index(days_from_civil(2024, 3) * 86_400 - 1);
-        let mar = Window::Month.index(days_from_civil(2024, 3) * 86_400);
+        let feb = Window::Month.index(days_from_civil(2024, 3, 1) * 86_400 - 1);
+        let mar = Window::Month.index(days_from_civil(2024, 3, 1) * 86_400);
         assert_eq!(mar, feb + 1);
     }
 
