@@ -1498,9 +1498,10 @@ async fn chat(
         options.idempotency_key = idempotency_key;
         options.virtual_key = key.as_ref().map(|k| Arc::clone(&k.name));
     }
-    let trail = inbound.request.context.trail().clone();
     let requested = inbound.request.model.clone();
     let stream = inbound.request.stream;
+    // A stream's cost is known when it ends: its usage chunk reads it from the trail.
+    let trail = stream.then(|| inbound.request.context.trail().clone());
 
     // The budget layer, then the group the (possibly downgraded) model names.
     match shared.service.clone().oneshot(inbound.request).await {
@@ -1523,7 +1524,7 @@ async fn chat(
                     first_content: false,
                     started,
                     shared: Arc::clone(shared),
-                    trail,
+                    trail: trail.unwrap_or_default(),
                     role_sent: false,
                     permit: None,
                     cut: {

@@ -166,7 +166,7 @@ impl<St: BudgetStore> Shared<St> {
             {
                 sink(&Alert {
                     kind: AlertKind::BudgetShare {
-                        budget: rule.name(),
+                        budget: self.names[line.budget].to_string(),
                         value: line.value.to_string(),
                         window: rule.window,
                         used: rule.limit.amount(used),

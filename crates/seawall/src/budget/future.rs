@@ -11,7 +11,7 @@ use seawall_core::{BoxError, ErrorWithTrail};
 use tower_service::Service;
 
 use super::error::BudgetExceeded;
-use super::hold::{BudgetHold, Fallback, Plan, Spent};
+use super::hold::{BudgetHold, Plan, Spent};
 use super::request::BudgetRequest;
 use super::settle::Settle;
 use super::store::{BudgetStore, Line, Refused};
@@ -28,10 +28,9 @@ pin_project! {
         hold: Option<BudgetHold<St>>,
         // The lines being reserved.
         lines: Vec<Line>,
-        // Boxed, as they are rare: the future stays small on the common path.
-        fallback: Option<Box<Fallback>>,
-        // The downgrade being reserved, and the refusal it answers.
-        downgrading: Option<Box<(Fallback, BudgetExceeded)>>,
+        // The refusal a downgrade being reserved answers (boxed: rare, and the future
+        // stays small on the common path).
+        downgrading: Option<Box<BudgetExceeded>>,
         // The reservation's outcome when it was known at once.
         reserved: Option<Result<(), Refused>>,
     }
@@ -56,11 +55,7 @@ impl<F, S, Req, St: BudgetStore> ResponseFuture<F, S, Req, St> {
     where
         S: Service<Req, Future = F>,
     {
-        let Plan {
-            lines,
-            fallback,
-            mut hold,
-        } = plan;
+        let Plan { lines, mut hold } = plan;
         let mut reserve = hold.store_reserve(&lines);
         let reserved = match Pin::new(&mut reserve).poll(&mut Context::from_waker(Waker::noop())) {
             Poll::Ready(Ok(())) => {
@@ -72,7 +67,6 @@ impl<F, S, Req, St: BudgetStore> ResponseFuture<F, S, Req, St> {
                     },
                     hold: Some(hold),
                     lines: Vec::new(),
-                    fallback: None,
                     downgrading: None,
                     reserved: None,
                 };
@@ -88,7 +82,6 @@ impl<F, S, Req, St: BudgetStore> ResponseFuture<F, S, Req, St> {
             },
             hold: Some(hold),
             lines,
-            fallback,
             downgrading: None,
             reserved,
         }
@@ -99,7 +92,6 @@ impl<F, S, Req, St: BudgetStore> ResponseFuture<F, S, Req, St> {
             state: State::Refused { error: Some(error) },
             hold: None,
             lines: Vec::new(),
-            fallback: None,
             downgrading: None,
             reserved: None,
         }
@@ -146,10 +138,7 @@ where
                         Ok(()) => {
                             let lines = mem::take(this.lines);
                             match this.downgrading.take() {
-                                Some(downgrading) => {
-                                    let (fallback, reason) = *downgrading;
-                                    hold.downgraded(fallback, lines, &reason);
-                                }
+                                Some(reason) => hold.downgraded(lines, &reason),
                                 None => hold.lines = lines,
                             }
                             hold.sent = true;
@@ -158,12 +147,16 @@ where
                         }
                         Err(refused) => {
                             let exceeded = hold.exceeded(this.lines, refused);
-                            match this.fallback.take() {
-                                Some(fallback) if request.set_model(&fallback.model) => {
-                                    let lines = hold.fallback_lines(this.lines, &fallback);
+                            // One downgrade at most: a refusal of the cheaper model stands.
+                            let fallback = match this.downgrading {
+                                Some(_) => None,
+                                None => hold.fallback(this.lines),
+                            };
+                            match fallback {
+                                Some((model, lines)) if request.set_model(&model) => {
                                     let reserve = hold.store_reserve(&lines);
                                     *this.lines = lines;
-                                    *this.downgrading = Some(Box::new((*fallback, exceeded)));
+                                    *this.downgrading = Some(Box::new(exceeded));
                                     this.state.set(State::Reserving {
                                         reserve,
                                         inner: Some(service),

@@ -10,20 +10,10 @@ use super::request::BudgetRequest;
 use super::rule::{Limit, OverCap, Scope, ScopeView};
 use super::store::{BudgetStore, Line, Refused};
 
-/// What admission decided for one call: the lines to reserve, and where to send the call
-/// if they do not fit.
+/// What admission decided for one call: the lines to reserve, and the reservation.
 pub(crate) struct Plan<St: BudgetStore> {
     pub(crate) lines: Vec<Line>,
-    pub(crate) fallback: Option<Box<Fallback>>,
     pub(crate) hold: BudgetHold<St>,
-}
-
-/// Where a call goes when its lines do not fit: a cheaper model, at its price.
-pub(crate) struct Fallback {
-    pub(crate) model: Arc<str>,
-    pub(crate) price: Option<ModelPrice>,
-    /// The reservation's cost at that price.
-    cost: Option<Cost>,
 }
 
 /// A call's reservation, settled once: with what was spent, or, if dropped unsettled, as
@@ -191,25 +181,8 @@ impl<St: BudgetStore> Budgets<St> {
                 };
             }
         }
-        let fallback = match &shared.downgrade {
-            Some((cheaper, cheaper_price))
-                if !lines.is_empty()
-                    && **cheaper != *model
-                    && (cheaper_price.is_some() || !needs_price) =>
-            {
-                Some(Box::new(Fallback {
-                    model: Arc::clone(cheaper),
-                    price: *cheaper_price,
-                    cost: cheaper_price
-                        .zip(reserved)
-                        .map(|(price, reserved)| price.cost(&reserved)),
-                }))
-            }
-            _ => None,
-        };
         Ok(Plan {
             lines,
-            fallback,
             hold: BudgetHold {
                 budgets: self.clone(),
                 lines: Vec::new(),
@@ -232,40 +205,44 @@ impl<St: BudgetStore> BudgetHold<St> {
         &self.budgets.shared
     }
 
-    /// `lines` with their money amounts at the fallback's price.
-    pub(crate) fn fallback_lines(&self, lines: &[Line], fallback: &Fallback) -> Vec<Line> {
+    /// Where the call goes when `lines` do not fit: the downgrade model and the same lines
+    /// with their money at its price; `None` without a downgrade model, when the call is
+    /// already for it, or when it has no price and a line or a cap counts money.
+    pub(crate) fn fallback(&self, lines: &[Line]) -> Option<(Arc<str>, Vec<Line>)> {
         let shared = self.shared();
-        lines
-            .iter()
-            .map(|line| {
-                let mut line = line.clone();
-                if let Limit::Usd(_) = shared.rules[line.budget].limit {
-                    line.amount = fallback.cost.map_or(0, Cost::nanos);
-                }
-                line
-            })
-            .collect()
+        let (cheaper, price) = shared.downgrade.as_ref()?;
+        // Without a price, a cost cap could not hold there either.
+        if lines.is_empty()
+            || **cheaper == *self.model
+            || (price.is_none() && shared.caps.max_cost.is_some())
+        {
+            return None;
+        }
+        let cost = price
+            .zip(self.reserved)
+            .map(|(price, reserved)| price.cost(&reserved));
+        let mut moved = lines.to_vec();
+        for line in &mut moved {
+            if let Limit::Usd(_) = shared.rules[line.budget].limit {
+                line.amount = cost?.nanos();
+            }
+        }
+        Some((Arc::clone(cheaper), moved))
     }
 
-    /// The call was downgraded to `fallback`, whose `lines` are reserved; the trail says
-    /// why.
-    pub(crate) fn downgraded(
-        &mut self,
-        fallback: Fallback,
-        lines: Vec<Line>,
-        reason: &BudgetExceeded,
-    ) {
-        let downgrade = Box::new(Downgrade::new(
-            &*self.model,
-            &*fallback.model,
-            reason.to_string(),
-        ));
+    /// The call was downgraded to the downgrade model, whose `lines` are reserved; the
+    /// trail says why.
+    pub(crate) fn downgraded(&mut self, lines: Vec<Line>, reason: &BudgetExceeded) {
+        let Some((cheaper, price)) = self.shared().downgrade.clone() else {
+            return;
+        };
+        let downgrade = Box::new(Downgrade::new(&*self.model, &*cheaper, reason.to_string()));
         if let Some(trail) = &self.trail {
             trail.update(|trail| trail.downgrade = Some(downgrade.clone()));
         }
         self.downgrade = Some(downgrade);
-        self.model = fallback.model;
-        self.price = fallback.price;
+        self.model = cheaper;
+        self.price = price;
         self.lines = lines;
     }
 
@@ -285,7 +262,7 @@ impl<St: BudgetStore> BudgetHold<St> {
         let line = &lines[refused.line];
         let rule = &shared.rules[line.budget];
         BudgetExceeded {
-            budget: rule.name(),
+            budget: shared.names[line.budget].to_string(),
             scope: rule.scope.name().to_owned(),
             value: line.value.to_string(),
             window: rule.window,
@@ -307,7 +284,14 @@ impl<St: BudgetStore> BudgetHold<St> {
         let recorded;
         let trail = match &self.trail {
             Some(recorder) => {
-                recorded = recorder.snapshot();
+                // Only what settling reads, not the whole trail.
+                recorded = recorder.update(|trail| {
+                    let mut read = Trail::default();
+                    read.charges.clone_from(&trail.charges);
+                    read.final_model.clone_from(&trail.final_model);
+                    read.final_target.clone_from(&trail.final_target);
+                    read
+                });
                 Some(&recorded)
             }
             None => seen,

@@ -218,6 +218,11 @@ impl<St: BudgetStore> BudgetBuilder<St> {
             budgets: Budgets {
                 shared: Arc::new(Shared {
                     store: self.store,
+                    names: self
+                        .rules
+                        .iter()
+                        .map(|rule| Arc::from(rule.name()))
+                        .collect(),
                     rules: self.rules.into_boxed_slice(),
                     scopes: scopes
                         .into_iter()
@@ -287,6 +292,8 @@ pub(crate) struct ScopeRules {
 pub(crate) struct Shared<St> {
     pub(crate) store: St,
     pub(crate) rules: Box<[BudgetRule]>,
+    /// Each rule's name, made once (status reads them on every call of a budgeted key).
+    pub(crate) names: Box<[Arc<str>]>,
     pub(crate) scopes: Box<[ScopeRules]>,
     pub(crate) caps: RequestCaps,
     pub(crate) prices: Prices,
@@ -323,7 +330,7 @@ pub(crate) type SettleSink = Arc<dyn Fn(&Settlement<'_>) + Send + Sync>;
 #[non_exhaustive]
 pub struct BudgetStatus {
     /// The budget's name (`scope[:value]:window:unit`).
-    pub budget: String,
+    pub budget: Arc<str>,
     /// The window.
     pub window: Window,
     /// Used in the current window, reservations of calls in flight included.
@@ -356,7 +363,7 @@ impl<St: BudgetStore> Budgets<St> {
                 let used = shared.store.used(index, value, window);
                 let limit = rule.limit.units();
                 BudgetStatus {
-                    budget: rule.name(),
+                    budget: Arc::clone(&shared.names[index]),
                     window: rule.window,
                     used: rule.limit.amount(used),
                     limit: rule.limit.amount(limit),
