@@ -20,18 +20,14 @@ struct Totals {
     unpriced: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum By {
-    Key,
-    Model,
-    Target,
-}
+/// One day's rows: by key, by model, by target.
+type Day = [BTreeMap<String, Totals>; 3];
 
-/// Totals per (day, dimension, name). Days older than yesterday are dropped as new ones
-/// begin. Recorded once per attempt, off the admission path: the lock is held for one map
-/// update.
+/// Totals per day, then by key, model and target. Days older than yesterday are dropped as
+/// new ones begin. Recorded once per attempt, off the admission path: the lock is held for
+/// one update, which allocates only for a name the day has not seen.
 pub(crate) struct UsageReport {
-    rows: Mutex<BTreeMap<(i64, By, String), Totals>>,
+    days: Mutex<BTreeMap<i64, Day>>,
     /// Seconds east of UTC days start in.
     offset: i64,
 }
@@ -39,7 +35,7 @@ pub(crate) struct UsageReport {
 impl UsageReport {
     pub(crate) fn new(offset_secs: i32) -> Self {
         Self {
-            rows: Mutex::new(BTreeMap::new()),
+            days: Mutex::new(BTreeMap::new()),
             offset: i64::from(offset_secs),
         }
     }
@@ -60,22 +56,21 @@ impl UsageReport {
         usage: &Usage,
         cost: Option<Cost>,
     ) {
-        let day = self.today();
-        let mut rows = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
-        if rows
-            .keys()
-            .next()
-            .is_some_and(|(first, _, _)| *first < day - 1)
+        let today = self.today();
+        let mut days = self.days.lock().unwrap_or_else(PoisonError::into_inner);
+        if days
+            .first_key_value()
+            .is_some_and(|(day, _)| *day < today - 1)
         {
-            rows.retain(|(d, _, _), _| *d >= day - 1);
+            *days = days.split_off(&(today - 1));
         }
-        let names = [
-            (By::Key, key.unwrap_or("(no key)")),
-            (By::Model, model),
-            (By::Target, target.unwrap_or("(none)")),
-        ];
-        for (by, name) in names {
-            let row = rows.entry((day, by, name.to_owned())).or_default();
+        let rows = days.entry(today).or_default();
+        let names = [key.unwrap_or("(no key)"), model, target.unwrap_or("(none)")];
+        for (rows, name) in rows.iter_mut().zip(names) {
+            let row = match rows.get_mut(name) {
+                Some(row) => row,
+                None => rows.entry(name.to_owned()).or_default(),
+            };
             row.calls += 1;
             row.input_tokens += usage.input_tokens;
             row.cached_input_tokens += usage.cached_input_tokens;
@@ -91,22 +86,23 @@ impl UsageReport {
     /// today first.
     pub(crate) fn to_json(&self) -> Value {
         let today = self.today();
-        let rows = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
+        let days = self.days.lock().unwrap_or_else(PoisonError::into_inner);
+        let rows_json = |rows: Option<&BTreeMap<String, Totals>>| -> Value {
+            rows.into_iter()
+                .flatten()
+                .map(|(name, totals)| (name.clone(), row_json(totals)))
+                .collect::<serde_json::Map<_, _>>()
+                .into()
+        };
         let days: Vec<Value> = [today, today - 1]
             .into_iter()
             .map(|day| {
-                let mut by = [BTreeMap::new(), BTreeMap::new(), BTreeMap::new()];
-                for ((d, dimension, name), totals) in rows.iter() {
-                    if *d == day {
-                        by[*dimension as usize].insert(name.clone(), row_json(totals));
-                    }
-                }
-                let [by_key, by_model, by_target] = by;
+                let rows = days.get(&day);
                 json!({
                     "date": date(day),
-                    "by_key": by_key,
-                    "by_model": by_model,
-                    "by_target": by_target,
+                    "by_key": rows_json(rows.map(|r| &r[0])),
+                    "by_model": rows_json(rows.map(|r| &r[1])),
+                    "by_target": rows_json(rows.map(|r| &r[2])),
                 })
             })
             .collect();
