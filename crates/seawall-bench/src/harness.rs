@@ -36,6 +36,52 @@ pub(crate) fn spawn_gateway(
     Err("the gateway exited before listening".into())
 }
 
+/// One `--flag value` pair of the command line.
+pub(crate) struct Flag<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) value: &'a str,
+    usage: &'a str,
+}
+
+impl Flag<'_> {
+    /// The value, parsed.
+    pub(crate) fn parse<T: std::str::FromStr>(&self) -> Result<T, String>
+    where
+        T::Err: std::fmt::Display,
+    {
+        self.value.parse().map_err(|e| self.bad(&e))
+    }
+
+    /// An error naming the flag, its value and why.
+    pub(crate) fn bad(&self, why: &dyn std::fmt::Display) -> String {
+        format!("{} {}: {why}\n{}", self.name, self.value, self.usage)
+    }
+
+    /// The error for a flag the command does not know.
+    pub(crate) fn unknown(&self) -> String {
+        format!("unknown flag {}\n{}", self.name, self.usage)
+    }
+}
+
+/// Applies each `--flag value` pair of the command line with `apply`.
+pub(crate) fn flags(
+    usage: &str,
+    mut apply: impl FnMut(&Flag<'_>) -> Result<(), String>,
+) -> Result<(), String> {
+    let mut args = std::env::args().skip(1);
+    while let Some(name) = args.next() {
+        let value = args
+            .next()
+            .ok_or_else(|| format!("{name} needs a value\n{usage}"))?;
+        apply(&Flag {
+            name: &name,
+            value: &value,
+            usage,
+        })?;
+    }
+    Ok(())
+}
+
 /// Parses the options and runs `run` on a two-thread runtime: exit 2 on bad options, 1 when
 /// the run fails or reports a broken bound.
 pub(crate) fn main<O, F>(

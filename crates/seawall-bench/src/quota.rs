@@ -61,28 +61,24 @@ fn parse_options() -> Result<Options, String> {
         max_tokens: 256,
         load: 2.0,
     };
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let value = args
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
-        let bad = |e: &dyn std::fmt::Display| format!("{flag} {value}: {e}\n{USAGE}");
-        match flag.as_str() {
-            "--gateways" => options.gateways = value.parse().map_err(|e| bad(&e))?,
-            "--limits" => match value.as_str() {
-                "quota" | "share" | "headers" | "none" => options.limits = value,
-                _ => return Err(bad(&"not quota, share, headers or none")),
+    harness::flags(USAGE, |flag| {
+        match flag.name {
+            "--gateways" => options.gateways = flag.parse()?,
+            "--limits" => match flag.value {
+                "quota" | "share" | "headers" | "none" => options.limits = flag.value.into(),
+                _ => return Err(flag.bad(&"not quota, share, headers or none")),
             },
-            "--window-ms" => options.window_ms = value.parse().map_err(|e| bad(&e))?,
-            "--windows" => options.windows = value.parse().map_err(|e| bad(&e))?,
-            "--requests" => options.requests = value.parse().map_err(|e| bad(&e))?,
-            "--tokens" => options.tokens = value.parse().map_err(|e| bad(&e))?,
-            "--reply-tokens" => options.reply_tokens = value.parse().map_err(|e| bad(&e))?,
-            "--max-tokens" => options.max_tokens = value.parse().map_err(|e| bad(&e))?,
-            "--load" => options.load = value.parse().map_err(|e| bad(&e))?,
-            _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
+            "--window-ms" => options.window_ms = flag.parse()?,
+            "--windows" => options.windows = flag.parse()?,
+            "--requests" => options.requests = flag.parse()?,
+            "--tokens" => options.tokens = flag.parse()?,
+            "--reply-tokens" => options.reply_tokens = flag.parse()?,
+            "--max-tokens" => options.max_tokens = flag.parse()?,
+            "--load" => options.load = flag.parse()?,
+            _ => return Err(flag.unknown()),
         }
-    }
+        Ok(())
+    })?;
     if options.gateways == 0 || options.windows == 0 || options.window_ms == 0 {
         return Err(format!(
             "gateways, windows and window-ms must be positive\n{USAGE}"

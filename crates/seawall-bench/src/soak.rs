@@ -61,21 +61,15 @@ fn parse_options() -> Result<Options, String> {
         concurrency: 8,
         outage: Duration::from_secs(60),
     };
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let value = args
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
-        let bad = |e: &dyn std::fmt::Display| format!("{flag} {value}: {e}\n{USAGE}");
-        match flag.as_str() {
-            "--minutes" => options.minutes = value.parse().map_err(|e| bad(&e))?,
-            "--concurrency" => options.concurrency = value.parse().map_err(|e| bad(&e))?,
-            "--outage-secs" => {
-                options.outage = Duration::from_secs(value.parse().map_err(|e| bad(&e))?);
-            }
-            _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
+    harness::flags(USAGE, |flag| {
+        match flag.name {
+            "--minutes" => options.minutes = flag.parse()?,
+            "--concurrency" => options.concurrency = flag.parse()?,
+            "--outage-secs" => options.outage = Duration::from_secs(flag.parse()?),
+            _ => return Err(flag.unknown()),
         }
-    }
+        Ok(())
+    })?;
     if options.minutes.is_nan() || options.minutes <= 0.0 || options.concurrency == 0 {
         return Err(USAGE.into());
     }
