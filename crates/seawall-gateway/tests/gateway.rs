@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 mod support;
-use support::{Reply, chat, hello, parse, send, start, start_threaded, start_with};
+use support::{Reply, chat, hello, open_chat, parse, send, start, start_threaded, start_with};
 
 #[tokio::test]
 async fn bad_input_is_refused_before_anything_goes_upstream() {
@@ -956,14 +956,7 @@ async fn client_disconnect_mid_stream_drops_the_upstream_stream() {
         })],
     );
     let addr = gw.local_addr();
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let body = serde_json::to_vec(&hello(true)).unwrap();
-    let head = format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    stream.write_all(&body).await.unwrap();
+    let mut stream = open_chat(addr, &hello(true), &[]).await;
     let mut first = [0u8; 512];
     let n = stream.read(&mut first).await.unwrap();
     assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
@@ -1510,14 +1503,7 @@ async fn past_the_in_flight_bound_a_call_is_refused_before_its_body_is_read() {
     );
     let addr = gw.local_addr();
     // A stream that holds its slot while it is open.
-    let mut open = TcpStream::connect(addr).await.unwrap();
-    let body = serde_json::to_vec(&hello(true)).unwrap();
-    let head = format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-        body.len()
-    );
-    open.write_all(head.as_bytes()).await.unwrap();
-    open.write_all(&body).await.unwrap();
+    let mut open = open_chat(addr, &hello(true), &[]).await;
     let mut first = [0u8; 256];
     let n = open.read(&mut first).await.unwrap();
     assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));

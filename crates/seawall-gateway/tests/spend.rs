@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 mod support;
-use support::{Reply, send, start_with};
+use support::{Reply, open_chat, send, start_with};
 
 const KEY: &str = "vk-team";
 const ADMIN: &str = "admin-secret";
@@ -63,16 +63,8 @@ fn ask(model: &str, stream: bool) -> Value {
 /// Sends a chat call for the key over a raw connection, left open for the caller to read
 /// from, or to drop.
 async fn open_call(addr: SocketAddr, stream: bool) -> TcpStream {
-    let mut socket = TcpStream::connect(addr).await.unwrap();
-    let body = serde_json::to_vec(&ask("demo", stream)).unwrap();
-    let head = format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {KEY}\r\n\
-         content-type: application/json\r\ncontent-length: {}\r\n\r\n",
-        body.len()
-    );
-    socket.write_all(head.as_bytes()).await.unwrap();
-    socket.write_all(&body).await.unwrap();
-    socket
+    let auth = format!("Bearer {KEY}");
+    open_chat(addr, &ask("demo", stream), &[("authorization", &auth)]).await
 }
 
 /// Sends a call and hangs up once the reply holds `after`.

@@ -71,6 +71,24 @@ pub async fn send(
     parse(&raw)
 }
 
+/// Sends a chat call with `headers` over a connection left open for the caller to read
+/// from, or to drop at the moment it chooses.
+pub async fn open_chat(addr: SocketAddr, body: &Value, headers: &[(&str, &str)]) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let body = serde_json::to_vec(body).expect("json");
+    let mut head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.expect("write");
+    stream.write_all(&body).await.expect("write");
+    stream
+}
+
 pub fn parse(raw: &[u8]) -> Reply {
     let text = String::from_utf8_lossy(raw);
     let (head, rest) = text.split_once("\r\n\r\n").expect("a response head");
