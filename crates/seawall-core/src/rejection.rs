@@ -107,6 +107,8 @@ pub enum RejectReason {
         /// The most the limit admits at once.
         capacity: u64,
     },
+    /// The limiter's shared state could not be reached and it is set to fail closed.
+    StateUnavailable,
 }
 
 impl RateLimitRejected {
@@ -121,7 +123,9 @@ impl RateLimitRejected {
             RejectReason::WaitTooLong { wait, .. } | RejectReason::PastDeadline { wait, .. } => {
                 Some(wait)
             }
-            RejectReason::QueueFull { .. } | RejectReason::NeverFits { .. } => None,
+            RejectReason::QueueFull { .. }
+            | RejectReason::NeverFits { .. }
+            | RejectReason::StateUnavailable => None,
         }
     }
 }
@@ -152,6 +156,9 @@ impl fmt::Display for RateLimitRejected {
                 f,
                 "the request weighs {requested} tokens, more than the limit of {capacity} can ever admit"
             ),
+            RejectReason::StateUnavailable => {
+                f.write_str("the shared limiter state is unavailable (fail-closed)")
+            }
         }
     }
 }

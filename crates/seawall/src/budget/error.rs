@@ -51,6 +51,20 @@ impl fmt::Display for BudgetExceeded {
 
 impl Error for BudgetExceeded {}
 
+/// The budgets' shared store could not be asked, and it is set to refuse rather than let
+/// spending go uncounted: nothing was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct BudgetUnavailable;
+
+impl fmt::Display for BudgetUnavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the shared budget state is unavailable (fail-closed)")
+    }
+}
+
+impl Error for BudgetUnavailable {}
+
 /// One request above a per-request cap: refused before anything was sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

@@ -10,7 +10,7 @@ use pin_project_lite::pin_project;
 use seawall_core::{BoxError, ErrorWithTrail};
 use tower_service::Service;
 
-use super::error::BudgetExceeded;
+use super::error::{BudgetExceeded, BudgetUnavailable};
 use super::hold::{BudgetHold, Plan, Spent};
 use super::request::BudgetRequest;
 use super::settle::Settle;
@@ -144,6 +144,10 @@ where
                             hold.sent = true;
                             let future = service.call(request);
                             this.state.set(State::Calling { future });
+                        }
+                        Err(refused) if refused.unavailable => {
+                            this.state.set(State::Done);
+                            return Poll::Ready(Err(BudgetUnavailable.into()));
                         }
                         Err(refused) => {
                             let exceeded = hold.exceeded(this.lines, refused);

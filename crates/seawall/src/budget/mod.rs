@@ -94,7 +94,7 @@ mod store;
 mod window;
 
 pub use alert::{Alert, AlertKind, AlertRule};
-pub use error::{BudgetExceeded, RequestCapExceeded, Unpriced};
+pub use error::{BudgetExceeded, BudgetUnavailable, RequestCapExceeded, Unpriced};
 pub use future::ResponseFuture;
 pub use hold::BudgetHold;
 pub use layer::{BudgetBuilder, BudgetLayer, BudgetStatus, Budgets, Settlement};

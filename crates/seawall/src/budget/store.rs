@@ -21,6 +21,19 @@ pub struct Line {
     pub limit: u64,
 }
 
+impl Line {
+    /// `amount` of `budget` for `value` in `window`, within `limit`.
+    pub fn new(budget: usize, value: Arc<str>, window: u64, amount: u64, limit: u64) -> Self {
+        Self {
+            budget,
+            value,
+            window,
+            amount,
+            limit,
+        }
+    }
+}
+
 /// A reservation the store refused: the line that did not fit and what its budget had used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -29,6 +42,29 @@ pub struct Refused {
     pub line: usize,
     /// What the budget had used in the window (reserved and settled).
     pub used: u64,
+    /// The store could not be asked and is set to refuse rather than guess (a shared
+    /// store that fails closed); `line` and `used` mean nothing then.
+    pub unavailable: bool,
+}
+
+impl Refused {
+    /// Line `line` did not fit: its budget had used `used`.
+    pub const fn over(line: usize, used: u64) -> Self {
+        Self {
+            line,
+            used,
+            unavailable: false,
+        }
+    }
+
+    /// The store could not be asked.
+    pub const fn unavailable() -> Self {
+        Self {
+            line: 0,
+            used: 0,
+            unavailable: true,
+        }
+    }
 }
 
 /// The counters behind the budget layer.
@@ -245,7 +281,7 @@ impl BudgetStore for InMemoryBudgets {
                         Self::adjust(cell, line.window, line.amount, 0, line.window)
                     });
                 }
-                return ready(Err(Refused { line: index, used }));
+                return ready(Err(Refused::over(index, used)));
             }
         }
         ready(Ok(()))
@@ -330,7 +366,7 @@ mod tests {
         assert_eq!(reserve(&store, &[tokens.clone(), money.clone()]), Ok(()));
         // The second line does not fit: the first is taken back.
         let refused = reserve(&store, &[line(0, 7, 30, 100), line(1, 7, 6, 10)]).unwrap_err();
-        assert_eq!(refused, Refused { line: 1, used: 5 });
+        assert_eq!(refused, Refused::over(1, 5));
         assert_eq!(store.used(0, "k", 7), 60);
         // Used less than reserved: refunded; more: debited.
         assert_eq!(store.settle(&tokens, 20, 7), Some(20));

@@ -13,7 +13,9 @@ use seawall_core::{
 use tokio::time::{Instant, Sleep};
 
 use super::config::{Limits, RateLimitConfig};
-use super::state::{Capacity, InMemoryState, LimiterState, Weight};
+use super::state::{
+    Capacity, InMemoryState, LimiterState, PendingReserve, Refused, Reserve, Weight,
+};
 use crate::failover::{SkipReason, TargetGate};
 
 /// One target's rate limiter: a cheap handle to state shared by every clone.
@@ -173,20 +175,25 @@ impl RateLimiter {
         request.estimate(&*config.estimator, config.default_output_tokens)
     }
 
-    /// Admits `estimate` now if it fits and nobody is waiting; never waits.
+    /// Admits `estimate` now if it fits and nobody is waiting; never waits, not even for a
+    /// shared store (use [`acquire_now`](Self::acquire_now) with one).
     ///
     /// # Errors
     ///
     /// [`RejectReason::NeverFits`], or [`RejectReason::WaitTooLong`] with the wait it
-    /// would need (and a zero maximum).
+    /// would need (and a zero maximum), or [`RejectReason::StateUnavailable`] from a store
+    /// that needs a round trip.
     pub fn try_acquire(&self, estimate: &TokenEstimate) -> Result<Reservation, RateLimitRejected> {
         let weight = self.weight_of(estimate);
         self.never_fits(&weight)?;
         let now = Instant::now();
         let wait = if self.shared.waiting.load(Ordering::Acquire) == 0 {
             match self.shared.state.try_reserve(now, &weight) {
-                Ok(()) => return Ok(self.admitted(weight, estimate.prompt, Duration::ZERO)),
-                Err(wait) => wait,
+                Reserve::Ready(Ok(())) => {
+                    return Ok(self.admitted(weight, estimate.prompt, Duration::ZERO));
+                }
+                Reserve::Ready(Err(wait)) => wait,
+                Reserve::Pending(_) => return Err(self.rejected(RejectReason::StateUnavailable)),
             }
         } else {
             let queue = self.lock();
@@ -256,6 +263,23 @@ impl RateLimiter {
         }
     }
 
+    /// Admits `estimate` if it fits now, asking the shared store if there is one; never
+    /// waits for capacity.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_acquire`](Self::try_acquire), with the wait as
+    /// [`RejectReason::PastDeadline`], or [`RejectReason::StateUnavailable`] when a shared
+    /// store set to fail closed cannot be reached.
+    pub async fn acquire_now(
+        &self,
+        estimate: &TokenEstimate,
+    ) -> Result<Reservation, RateLimitRejected> {
+        let mut acquire = self.acquire(estimate, Some(Instant::now()));
+        let mut sleep = None;
+        std::future::poll_fn(|cx| acquire.poll_acquire(cx, &mut sleep)).await
+    }
+
     pub(crate) fn acquire(&self, estimate: &TokenEstimate, deadline: Option<Instant>) -> Acquire {
         Acquire {
             limiter: self.clone(),
@@ -264,6 +288,8 @@ impl RateLimiter {
             deadline,
             started: None,
             ticket: None,
+            pending: None,
+            refused_wait: None,
         }
     }
 
@@ -548,6 +574,10 @@ pub(crate) struct Acquire {
     deadline: Option<Instant>,
     started: Option<Instant>,
     ticket: Option<u64>,
+    /// A reservation on its way from a shared store.
+    pending: Option<PendingReserve>,
+    /// The wait a shared store answered, not acted on yet.
+    refused_wait: Option<Duration>,
 }
 
 impl Acquire {
@@ -559,27 +589,49 @@ impl Acquire {
         let limiter = self.limiter.clone();
         let shared = &limiter.shared;
         loop {
+            if let Some(pending) = self.pending.as_mut() {
+                let answer = std::task::ready!(pending.as_mut().poll(cx));
+                self.pending = None;
+                match answer {
+                    Ok(()) => return Poll::Ready(Ok(self.admit(Instant::now()))),
+                    Err(Refused::Unavailable) => {
+                        self.leave_queue();
+                        let reason = RejectReason::StateUnavailable;
+                        return Poll::Ready(Err(limiter.rejected(reason)));
+                    }
+                    Err(Refused::Wait(wait)) => self.refused_wait = Some(wait),
+                }
+            }
             let now = Instant::now();
             let started = *self.started.get_or_insert(now);
             let remaining = self.deadline.map(|d| d.saturating_duration_since(now));
             let mut queue = if let Some(ticket) = self.ticket {
                 let mut queue = limiter.lock();
                 if queue.waiters.front().map(|w| w.id) != Some(ticket) {
+                    self.refused_wait = None;
                     return self.wait_in_line(cx, &mut queue, sleep, now, started);
                 }
                 queue
             } else {
                 limiter.never_fits(&self.weight)?;
-                if shared.waiting.load(Ordering::Acquire) == 0
-                    && shared.state.try_reserve(now, &self.weight).is_ok()
-                {
-                    let estimated = self.estimated_prompt;
-                    let reservation = limiter.admitted(self.weight, estimated, Duration::ZERO);
-                    return Poll::Ready(Ok(reservation));
+                if self.refused_wait.is_none() && shared.waiting.load(Ordering::Acquire) == 0 {
+                    match shared.state.try_reserve(now, &self.weight) {
+                        Reserve::Ready(Ok(())) => return Poll::Ready(Ok(self.admit(now))),
+                        Reserve::Ready(Err(_)) => {}
+                        Reserve::Pending(pending) => {
+                            self.pending = Some(pending);
+                            continue;
+                        }
+                    }
                 }
                 let mut queue = limiter.lock();
                 let wait = shared.state.wait_for(now, &queue.ahead, &self.weight);
-                limiter.check_wait(queue.waiters.len(), wait, remaining)?;
+                // A shared store's answer is newer than what it knew before the call.
+                let wait = wait.max(self.refused_wait.unwrap_or_default());
+                if let Err(rejected) = limiter.check_wait(queue.waiters.len(), wait, remaining) {
+                    self.refused_wait = None;
+                    return Poll::Ready(Err(rejected));
+                }
                 let id = queue.next_id;
                 queue.next_id += 1;
                 queue.ahead = queue.ahead.plus(self.weight);
@@ -591,55 +643,77 @@ impl Acquire {
                 shared.waiting.fetch_add(1, Ordering::AcqRel);
                 self.ticket = Some(id);
                 if queue.waiters.len() > 1 {
+                    self.refused_wait = None;
                     return self.wait_in_line(cx, &mut queue, sleep, now, started);
                 }
                 queue
             };
             // The head of the queue: only it may reserve, so nobody behind it barges in.
-            match shared.state.try_reserve(now, &self.weight) {
-                Ok(()) => {
-                    self.leave(&mut queue);
-                    drop(queue);
-                    let waited = now - started;
-                    let estimated = self.estimated_prompt;
-                    return Poll::Ready(Ok(limiter.admitted(self.weight, estimated, waited)));
-                }
-                Err(wait) => {
-                    let admit_at = now + wait;
-                    let max_wait = shared.config.max_wait;
-                    let over_max = admit_at.saturating_duration_since(started) > max_wait;
-                    let past_deadline = self.deadline.is_some_and(|d| admit_at >= d);
-                    if over_max || past_deadline {
+            let wait = match self.refused_wait.take() {
+                Some(wait) => wait,
+                None => match shared.state.try_reserve(now, &self.weight) {
+                    Reserve::Ready(Ok(())) => {
                         self.leave(&mut queue);
                         drop(queue);
-                        let reason = if past_deadline {
-                            RejectReason::PastDeadline {
-                                wait,
-                                remaining: remaining.unwrap_or_default(),
-                            }
-                        } else {
-                            RejectReason::WaitTooLong { wait, max_wait }
-                        };
-                        return Poll::Ready(Err(limiter.rejected(reason)));
+                        return Poll::Ready(Ok(self.admit(now)));
                     }
-                    // A refund or a header sync may admit the head before its timer.
-                    if let Some(head) = queue.waiters.front_mut() {
-                        head.waker = Some(cx.waker().clone());
+                    Reserve::Ready(Err(wait)) => wait,
+                    Reserve::Pending(pending) => {
+                        drop(queue);
+                        self.pending = Some(pending);
+                        continue;
                     }
-                    drop(queue);
-                    // Only a call that must wait pays for a timer.
-                    let sleep = match sleep {
-                        Some(sleep) => {
-                            sleep.as_mut().reset(admit_at);
-                            sleep
-                        }
-                        None => sleep.insert(Box::pin(tokio::time::sleep_until(admit_at))),
-                    };
-                    if sleep.as_mut().poll(cx).is_pending() {
-                        return Poll::Pending;
+                },
+            };
+            let admit_at = now + wait;
+            let max_wait = shared.config.max_wait;
+            let over_max = admit_at.saturating_duration_since(started) > max_wait;
+            let past_deadline = self.deadline.is_some_and(|d| admit_at >= d);
+            if over_max || past_deadline {
+                self.leave(&mut queue);
+                drop(queue);
+                let reason = if past_deadline {
+                    RejectReason::PastDeadline {
+                        wait,
+                        remaining: remaining.unwrap_or_default(),
                     }
-                }
+                } else {
+                    RejectReason::WaitTooLong { wait, max_wait }
+                };
+                return Poll::Ready(Err(limiter.rejected(reason)));
             }
+            // A refund or a header sync may admit the head before its timer.
+            if let Some(head) = queue.waiters.front_mut() {
+                head.waker = Some(cx.waker().clone());
+            }
+            drop(queue);
+            // Only a call that must wait pays for a timer.
+            let sleep = match sleep {
+                Some(sleep) => {
+                    sleep.as_mut().reset(admit_at);
+                    sleep
+                }
+                None => sleep.insert(Box::pin(tokio::time::sleep_until(admit_at))),
+            };
+            if sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+        }
+    }
+
+    /// The reservation of a call admitted at `now`, out of the queue if it was in it.
+    fn admit(&mut self, now: Instant) -> Reservation {
+        self.leave_queue();
+        let waited = self.started.map_or(Duration::ZERO, |started| now - started);
+        self.limiter
+            .admitted(self.weight, self.estimated_prompt, waited)
+    }
+
+    fn leave_queue(&mut self) {
+        if self.ticket.is_some() {
+            let limiter = self.limiter.clone();
+            let mut queue = limiter.lock();
+            self.leave(&mut queue);
         }
     }
 
@@ -717,11 +791,7 @@ impl Acquire {
 
 impl Drop for Acquire {
     fn drop(&mut self) {
-        if self.ticket.is_some() {
-            let limiter = self.limiter.clone();
-            let mut queue = limiter.lock();
-            self.leave(&mut queue);
-        }
+        self.leave_queue();
     }
 }
 

@@ -108,5 +108,7 @@ pub use self::layer::RateLimitLayer;
 pub use self::limiter::{RateLimitSnapshot, RateLimiter, Reservation};
 pub use self::provider_window::ProviderRefill;
 pub use self::service::RateLimit;
-pub use self::state::{Capacity, InMemoryState, LimiterState, Weight};
+pub use self::state::{
+    Capacity, InMemoryState, LimiterState, PendingReserve, Refused, Reserve, Weight,
+};
 pub use self::stream::Reconcile;

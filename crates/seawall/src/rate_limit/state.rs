@@ -2,6 +2,8 @@
 //! store (Redis) can hold them for many replicas.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use seawall_core::QuotaSnapshot;
@@ -84,6 +86,39 @@ pub struct Capacity {
     pub time_to_refill: Duration,
 }
 
+/// Why a store did not reserve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refused {
+    /// Not now: the call would fit after this wait.
+    Wait(Duration),
+    /// The store could not be asked, and it is set to refuse rather than guess.
+    Unavailable,
+}
+
+/// A reservation a shared store answers after a round trip.
+pub type PendingReserve = Pin<Box<dyn Future<Output = Result<(), Refused>> + Send>>;
+
+/// A store's answer to a reservation: at once (in process), or after a round trip to a
+/// shared store.
+#[non_exhaustive]
+pub enum Reserve {
+    /// Reserved, or the wait after which the call would fit.
+    Ready(Result<(), Duration>),
+    /// The answer is on its way. A store whose future is dropped unfinished gives back
+    /// what the server may have reserved for it.
+    Pending(PendingReserve),
+}
+
+impl fmt::Debug for Reserve {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Ready(result) => f.debug_tuple("Ready").field(result).finish(),
+            Self::Pending(_) => f.write_str("Pending"),
+        }
+    }
+}
+
 /// The counters of one target's limiter.
 ///
 /// Every method is atomic with respect to the others: a reservation is taken in every
@@ -91,10 +126,14 @@ pub struct Capacity {
 /// on one GCRA cell and one provider window per dimension; a shared store does it with one
 /// script per call. The FIFO wait queue is not part of the state: it orders the callers of
 /// one process.
+///
+/// Only the reservation may wait for a server; the other methods answer from what the
+/// store knows at once (a shared store: its last answer from the server) and send their
+/// writes in the background, so that a reservation dropped in `Drop` still settles.
 pub trait LimiterState: Send + Sync + fmt::Debug + 'static {
-    /// Reserves `weight` in every dimension at `now`, or reserves nothing and returns the
-    /// wait after which it would fit.
-    fn try_reserve(&self, now: Instant, weight: &Weight) -> Result<(), Duration>;
+    /// Reserves `weight` in every dimension at `now`, or reserves nothing and says the wait
+    /// after which it would fit.
+    fn try_reserve(&self, now: Instant, weight: &Weight) -> Reserve;
 
     /// The wait before `weight` would be admitted at `now` if `ahead` were reserved first.
     /// Reserves nothing.
@@ -258,8 +297,14 @@ impl InMemoryState {
     }
 }
 
-impl LimiterState for InMemoryState {
-    fn try_reserve(&self, now: Instant, weight: &Weight) -> Result<(), Duration> {
+impl InMemoryState {
+    /// Reserves `weight` in every dimension at `now`, or reserves nothing and returns the
+    /// wait after which it would fit.
+    ///
+    /// # Errors
+    ///
+    /// The wait, when `weight` does not fit now.
+    pub fn reserve_now(&self, now: Instant, weight: &Weight) -> Result<(), Duration> {
         let at = self.at(now);
         let admitted = self.try_reserve_configured(at, weight).and_then(|()| {
             self.try_reserve_provider(at, weight)
@@ -274,6 +319,12 @@ impl LimiterState for InMemoryState {
             // A race may have freed the room meanwhile: look again soon rather than never.
             Duration::from_nanos(wait.max(1))
         })
+    }
+}
+
+impl LimiterState for InMemoryState {
+    fn try_reserve(&self, now: Instant, weight: &Weight) -> Reserve {
+        Reserve::Ready(self.reserve_now(now, weight))
     }
 
     fn wait_for(&self, now: Instant, ahead: &Weight, weight: &Weight) -> Duration {

@@ -1,0 +1,226 @@
+//! Budgets counted in Redis, so that replicas spend one budget between them.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, LazyLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use redis::Script;
+use seawall::budget::{BudgetStore, InMemoryBudgets, Line, Refused};
+use tokio::sync::oneshot;
+
+use crate::client::RedisState;
+
+static RESERVE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("budget_reserve.lua")));
+static SETTLE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("budget_settle.lua")));
+
+/// How long a window's counters live after their last change: longer than the longest
+/// window (a month). Lifetime budgets (window 0) never expire.
+const WINDOW_TTL: Duration = Duration::from_secs(40 * 24 * 3600);
+/// Values whose last known use this process keeps, for status reads.
+const MIRRORED: u64 = 100_000;
+/// How long a settlement is retried while Redis is away: spending is never dropped
+/// silently; past this it is logged as lost.
+const SETTLE_RETRIES: [Duration; 6] = [
+    Duration::from_millis(100),
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(4),
+    Duration::from_secs(10),
+    Duration::from_secs(30),
+];
+
+/// A [`BudgetStore`] in Redis: every replica reserves from and settles into the same
+/// counters, so N replicas spend one budget, not N.
+///
+/// A reservation is one script call over all the call's budgets (all or none, one round
+/// trip). Settlements go in the background, retried while Redis is away. Reads that must
+/// not wait (status headers, alert thresholds) use the last use the server answered.
+/// Alerts are marked sent per process: each replica sends each alert once per window.
+///
+/// While Redis cannot answer: [`FailMode::Open`](crate::FailMode::Open) reserves on an
+/// in-process store that counts this replica's own spending;
+/// [`FailMode::Closed`](crate::FailMode::Closed) refuses the call
+/// ([`BudgetUnavailable`](seawall::budget::BudgetUnavailable)).
+#[derive(Debug, Clone)]
+pub struct RedisBudgets {
+    core: Arc<Core>,
+}
+
+struct Core {
+    state: RedisState,
+    local: InMemoryBudgets,
+    /// The last use the server answered per budget, value and window.
+    mirror: moka::sync::Cache<(usize, Arc<str>, u64), u64>,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBudgets")
+            .field("state", &self.state)
+            .field("mirrored", &self.mirror.entry_count())
+            .finish()
+    }
+}
+
+fn ttl_ms(window: u64) -> u64 {
+    if window == 0 {
+        0
+    } else {
+        u64::try_from(WINDOW_TTL.as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+impl RedisBudgets {
+    /// Budgets counted in `state`. Replicas must configure the same budgets in the same
+    /// order: a budget is known by its index.
+    pub fn new(state: &RedisState) -> Self {
+        Self {
+            core: Arc::new(Core {
+                state: state.clone(),
+                local: InMemoryBudgets::new(),
+                mirror: moka::sync::Cache::new(MIRRORED),
+            }),
+        }
+    }
+}
+
+impl Core {
+    fn key(&self, budget: usize, window: u64) -> String {
+        // Every budget in one slot: a call's budgets are reserved by one script.
+        self.state.tagged("budgets", &format!("{budget}:{window}"))
+    }
+
+    async fn reserve(&self, lines: &[Line]) -> Result<(), Refused> {
+        let mut invocation = RESERVE.prepare_invoke();
+        for line in lines {
+            invocation.key(self.key(line.budget, line.window));
+        }
+        for line in lines {
+            invocation
+                .arg(&*line.value)
+                .arg(line.amount)
+                .arg(line.limit);
+        }
+        for line in lines {
+            invocation.arg(ttl_ms(line.window));
+        }
+        match self.state.run::<Vec<u64>>(&invocation).await {
+            Ok(reply) if reply.len() == 3 + lines.len() && reply[0] == 1 => {
+                for (line, used) in lines.iter().zip(&reply[3..]) {
+                    self.remember(line.budget, &line.value, line.window, *used);
+                }
+                Ok(())
+            }
+            Ok(reply) if reply.len() == 3 && reply[0] == 0 => {
+                let index = usize::try_from(reply[1]).unwrap_or(0).min(lines.len() - 1);
+                let line = &lines[index];
+                self.remember(line.budget, &line.value, line.window, reply[2]);
+                Err(Refused::over(index, reply[2]))
+            }
+            _ => match self.state.without_redis() {
+                Ok(()) => self.local.reserve(lines).await,
+                Err(_) => Err(Refused::unavailable()),
+            },
+        }
+    }
+
+    fn remember(&self, budget: usize, value: &Arc<str>, window: u64, used: u64) {
+        self.mirror
+            .insert((budget, Arc::clone(value), window), used);
+    }
+
+    async fn settle(&self, line: Line, used: u64, now_window: u64) {
+        let same = line.window == now_window;
+        let mut invocation = SETTLE.prepare_invoke();
+        invocation
+            .key(self.key(line.budget, line.window))
+            .key(self.key(line.budget, now_window))
+            .arg(&*line.value)
+            .arg(line.amount)
+            .arg(used)
+            .arg(u8::from(same))
+            .arg(ttl_ms(now_window));
+        for pause in SETTLE_RETRIES {
+            if let Ok(after) = self.state.run::<u64>(&invocation).await {
+                self.remember(line.budget, &line.value, now_window, after);
+                return;
+            }
+            tokio::time::sleep(pause).await;
+        }
+        tracing::error!(
+            target: "seawall::redis",
+            budget = line.budget,
+            window = now_window,
+            used,
+            "a budget settlement could not reach Redis and is counted in this process only"
+        );
+    }
+}
+
+impl BudgetStore for RedisBudgets {
+    type Reserve = Reserving;
+
+    fn reserve(&self, lines: &[Line]) -> Self::Reserve {
+        let core = Arc::clone(&self.core);
+        let lines = lines.to_vec();
+        let (answer, receive) = oneshot::channel();
+        // On its own task, so that a caller dropped meanwhile does not leave the
+        // reservation behind: the task gives it back.
+        tokio::spawn(async move {
+            let result = core.reserve(&lines).await;
+            if let Err(Ok(())) = answer.send(result) {
+                for line in lines {
+                    let window = line.window;
+                    core.settle(line, 0, window).await;
+                }
+            }
+        });
+        Reserving { receive }
+    }
+
+    fn settle(&self, line: &Line, used: u64, now_window: u64) -> Option<u64> {
+        // This replica's own spending, for when Redis is away.
+        self.core.local.settle(line, used, now_window);
+        let core = Arc::clone(&self.core);
+        let owned = line.clone();
+        tokio::spawn(async move { core.settle(owned, used, now_window).await });
+        // The use after, as far as this process knows now.
+        let known = self.used(line.budget, &line.value, now_window);
+        Some(if line.window == now_window {
+            known.saturating_sub(line.amount).saturating_add(used)
+        } else {
+            known.saturating_add(used)
+        })
+    }
+
+    fn used(&self, budget: usize, value: &str, window: u64) -> u64 {
+        let key = (budget, Arc::<str>::from(value), window);
+        match self.core.mirror.get(&key) {
+            Some(used) => used,
+            None => self.core.local.used(budget, value, window),
+        }
+    }
+
+    fn first_alert(&self, budget: usize, value: &str, window: u64, mark: u32) -> bool {
+        self.core.local.first_alert(budget, value, window, mark)
+    }
+}
+
+/// A reservation on its way from Redis.
+#[derive(Debug)]
+pub struct Reserving {
+    receive: oneshot::Receiver<Result<(), Refused>>,
+}
+
+impl Future for Reserving {
+    type Output = Result<(), Refused>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.receive)
+            .poll(cx)
+            .map(|answer| answer.unwrap_or(Err(Refused::unavailable())))
+    }
+}

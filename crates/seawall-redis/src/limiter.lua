@@ -1,0 +1,164 @@
+-- One target's limiter, shared by every replica: per dimension (requests, tokens, input
+-- tokens, output tokens) a GCRA cell for the configured limit and the provider's tightest
+-- report with the units admitted since then that no report has counted yet ("in flight",
+-- summed over every replica). Times are microseconds on the Redis server's clock, the only
+-- clock the replicas share.
+--
+-- KEYS[1]  the limiter's hash
+-- ARGV[1]  op: reserve | settle | sync
+-- ARGV[2]  1 when the provider's capacity comes back continuously, 0 at its reset
+-- ARGV[3]  how long a provider window lasts after its reset with no new report (µs)
+-- ARGV[4 + 2(i-1)], ARGV[5 + 2(i-1)]  dimension i's configured limit and period (µs); 0 = none
+-- reserve: ARGV[12..15] units
+-- settle:  ARGV[12..15] debit, ARGV[16..19] refund, ARGV[20..23] release
+-- sync:    ARGV[12..15] counted; then per dimension ARGV[16 + 4(i-1)..]: has report (0/1),
+--          remaining, limit (-1 unknown), reset after (µs, -1 unknown)
+-- Returns {admitted (1/0), wait µs, now µs, then per dimension tat, left, limit, reset,
+-- from, in flight}.
+
+local key = KEYS[1]
+local op = ARGV[1]
+local continuous = ARGV[2] == '1'
+local period = tonumber(ARGV[3])
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local INF = 4503599627370496
+-- Reset times in the headers are rounded; count the window over a little later.
+local ROUNDING = 1000
+local NAMES = {'tat', 'left', 'limit', 'reset', 'from', 'flight'}
+
+local fields = {}
+for i = 1, 4 do
+  for _, name in ipairs(NAMES) do
+    fields[#fields + 1] = name .. i
+  end
+end
+local stored = redis.call('HMGET', key, unpack(fields))
+local dims = {}
+for i = 1, 4 do
+  local b = (i - 1) * 6
+  dims[i] = {
+    tat = tonumber(stored[b + 1]) or 0,
+    left = tonumber(stored[b + 2]) or 0,
+    limit = tonumber(stored[b + 3]) or -1,
+    reset = tonumber(stored[b + 4]) or 0,
+    from = tonumber(stored[b + 5]) or 0,
+    flight = tonumber(stored[b + 6]) or 0,
+    rate = tonumber(ARGV[2 + 2 * i]),
+    per = tonumber(ARGV[3 + 2 * i]),
+  }
+end
+
+local function cost(d, units)
+  if units == 0 then return 0 end
+  if d.rate == 0 then return INF end
+  return math.ceil(units * d.per / d.rate)
+end
+
+-- A window whose reset passed with no new report: the whole limit again, for another
+-- period; with no known limit, no ceiling until the next report.
+local function roll(d)
+  if d.reset > 0 and now >= d.reset then
+    if d.limit >= 0 then
+      d.left = d.limit
+      d.from = d.reset
+      d.reset = d.reset + period * (math.floor((now - d.reset) / period) + 1)
+    else
+      d.reset = 0
+    end
+  end
+end
+
+local function available(d)
+  if d.reset == 0 then return INF end
+  if continuous and d.limit > d.left and d.reset > d.from then
+    local grown = math.floor((d.limit - d.left) * (now - d.from) / (d.reset - d.from))
+    return math.min(d.limit, d.left + grown)
+  end
+  return d.left
+end
+
+local function provider_wait(d, need)
+  if continuous and d.limit > d.left and need <= d.limit and d.reset > d.from then
+    local at = d.from + math.ceil((need - d.left) * (d.reset - d.from) / (d.limit - d.left))
+    return math.max(1, at - now)
+  end
+  return math.max(1, d.reset - now + ROUNDING)
+end
+
+for i = 1, 4 do roll(dims[i]) end
+
+local admitted, wait = 1, 0
+if op == 'reserve' then
+  for i = 1, 4 do
+    local d, units = dims[i], tonumber(ARGV[11 + i])
+    if units > 0 then
+      if d.per > 0 then
+        local earliest = math.max(d.tat, now) + cost(d, units) - d.per
+        if earliest > now then wait = math.max(wait, earliest - now) end
+      end
+      local need = d.flight + units
+      if need > available(d) then wait = math.max(wait, provider_wait(d, need)) end
+    end
+  end
+  if wait > 0 then
+    admitted = 0
+  else
+    for i = 1, 4 do
+      local d, units = dims[i], tonumber(ARGV[11 + i])
+      if units > 0 then
+        if d.per > 0 then d.tat = math.max(d.tat, now) + cost(d, units) end
+        d.flight = d.flight + units
+      end
+    end
+  end
+elseif op == 'settle' then
+  for i = 1, 4 do
+    local d = dims[i]
+    local debit, refund, release =
+      tonumber(ARGV[11 + i]), tonumber(ARGV[15 + i]), tonumber(ARGV[19 + i])
+    if d.per > 0 then
+      if debit > 0 then d.tat = math.max(d.tat, now) + cost(d, debit) end
+      if refund > 0 then d.tat = math.max(0, d.tat - cost(d, refund)) end
+    end
+    d.flight = math.max(0, d.flight - release)
+  end
+elseif op == 'sync' then
+  for i = 1, 4 do
+    local d = dims[i]
+    d.flight = math.max(0, d.flight - tonumber(ARGV[11 + i]))
+    local b = 16 + 4 * (i - 1)
+    if ARGV[b] == '1' then
+      local remaining, limit, after =
+        tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
+      if after < 0 then after = period end
+      local reset = now + after + ROUNDING
+      -- Reports can come back in another order than the provider wrote them: one replaces
+      -- the current report if it leaves less room now, or belongs to a later window.
+      if d.reset == 0 or reset > d.reset + 1000000 or remaining <= available(d) then
+        d.left = remaining
+        if limit >= 0 then d.limit = limit end
+        d.reset = reset
+        d.from = now
+      end
+    elseif tonumber(ARGV[b + 2]) >= 0 then
+      d.limit = tonumber(ARGV[b + 2])
+    end
+  end
+end
+
+local values, reply = {}, {admitted, wait, now}
+local longest = period
+for i = 1, 4 do
+  local d = dims[i]
+  for _, name in ipairs(NAMES) do
+    values[#values + 1] = name .. i
+    values[#values + 1] = d[name]
+    reply[#reply + 1] = d[name]
+  end
+  longest = math.max(longest, d.per, d.reset - now)
+end
+redis.call('HSET', key, unpack(values))
+-- Nothing outlives its windows: an idle limiter's key expires, and full is what it was.
+redis.call('PEXPIRE', key, math.floor(2 * longest / 1000) + 60000)
+return reply

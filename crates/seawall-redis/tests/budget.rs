@@ -1,0 +1,124 @@
+//! Replicas spend one budget between them through Redis.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use seawall::budget::{BudgetStore, Line, Refused};
+use seawall_redis::testing::RedisServer;
+use seawall_redis::{FailMode, RedisBudgets, RedisConfig, RedisState};
+
+fn store(server: &RedisServer, mode: FailMode) -> (RedisState, RedisBudgets) {
+    let state = RedisState::new(
+        RedisConfig::new(server.url())
+            .prefix("test:")
+            .timeout(Duration::from_millis(200))
+            .fail_mode(mode),
+    )
+    .unwrap();
+    let budgets = RedisBudgets::new(&state);
+    (state, budgets)
+}
+
+fn line(budget: usize, value: &str, window: u64, amount: u64, limit: u64) -> Line {
+    Line::new(budget, Arc::from(value), window, amount, limit)
+}
+
+/// Waits until the settlements sent in the background are counted.
+async fn settled(store: &RedisBudgets, budget: usize, value: &str, window: u64, want: u64) {
+    for _ in 0..200 {
+        // A reservation of nothing reads the server's count back into the mirror.
+        let _ = store
+            .reserve(&[line(budget, value, window, 0, u64::MAX)])
+            .await;
+        if store.used(budget, value, window) == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!(
+        "use of {value} never reached {want}: {}",
+        store.used(budget, value, window)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_replicas_spend_one_budget_and_settle_into_it() {
+    let server = RedisServer::start().unwrap();
+    let replicas: Vec<_> = (0..4).map(|_| store(&server, FailMode::Open).1).collect();
+    // Key "team-a": 1,000 tokens per window; each call reserves 100.
+    let call = line(0, "team-a", 7, 100, 1_000);
+    let mut admitted = 0;
+    for i in 0..40 {
+        if replicas[i % 4]
+            .reserve(std::slice::from_ref(&call))
+            .await
+            .is_ok()
+        {
+            admitted += 1;
+        }
+    }
+    assert_eq!(
+        admitted, 10,
+        "the four replicas together admit the budget once"
+    );
+    let refused = replicas[2].reserve(std::slice::from_ref(&call)).await;
+    assert_eq!(refused, Err(Refused::over(0, 1_000)));
+
+    // Two calls used 30 tokens instead of 100; the room they leave is everyone's.
+    replicas[0].settle(&call, 30, 7);
+    replicas[1].settle(&call, 30, 7);
+    settled(&replicas[3], 0, "team-a", 7, 860).await;
+    assert!(
+        replicas[3]
+            .reserve(std::slice::from_ref(&call))
+            .await
+            .is_ok()
+    );
+    // A call that ends in the next window is counted there.
+    replicas[2].settle(&call, 40, 8);
+    settled(&replicas[0], 0, "team-a", 8, 40).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reservations_are_all_or_none_across_budgets() {
+    let server = RedisServer::start().unwrap();
+    let (_, budgets) = store(&server, FailMode::Open);
+    let key = line(0, "key-1", 3, 50, 100);
+    let user = line(1, "alice", 3, 50, 60);
+    assert!(budgets.reserve(&[key.clone(), user.clone()]).await.is_ok());
+    // The user's budget refuses the second call: the key's is not charged either.
+    assert_eq!(
+        budgets.reserve(&[key.clone(), user.clone()]).await,
+        Err(Refused::over(1, 50))
+    );
+    settled(&budgets, 0, "key-1", 3, 50).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_fails_open_on_local_spend_or_closed_and_settlements_survive() {
+    let mut server = RedisServer::start().unwrap();
+    let (open_state, open) = store(&server, FailMode::Open);
+    let (_, closed) = store(&server, FailMode::Closed);
+    let call = line(0, "team-b", 9, 100, 250);
+    assert!(open.reserve(std::slice::from_ref(&call)).await.is_ok());
+
+    server.kill();
+    let started = std::time::Instant::now();
+    let refused = closed
+        .reserve(std::slice::from_ref(&call))
+        .await
+        .unwrap_err();
+    assert!(refused.unavailable);
+    // Open: this replica's own spending decides (none in process yet), so 2 fit.
+    assert!(open.reserve(std::slice::from_ref(&call)).await.is_ok());
+    assert!(open.reserve(std::slice::from_ref(&call)).await.is_ok());
+    assert!(open.reserve(std::slice::from_ref(&call)).await.is_err());
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(open_state.stats().fallbacks >= 3);
+    // The first call (reserved in Redis) ends while Redis is down: its spending waits.
+    open.settle(&call, 70, 9);
+
+    server.restart().unwrap();
+    // Redis came back empty; the retried settlement still lands there.
+    settled(&closed, 0, "team-b", 9, 70).await;
+}
