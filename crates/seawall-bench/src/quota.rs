@@ -5,7 +5,8 @@
 //! cargo build --release -p seawall-gateway -p seawall-bench
 //! target/release/seawall-quota [--gateways 1] [--limits quota|share|headers|none] \
 //!     [--window-ms 60000] [--windows 3] [--requests 600] [--tokens 60000] \
-//!     [--reply-tokens 220] [--max-tokens 256] [--load 2.0]
+//!     [--reply-tokens 220] [--max-tokens 256] [--load 2.0] \
+//!     [--redis false] [--redis-outage-ms 0]
 //! ```
 //!
 //! The simulator (in this process) enforces a fixed-window OpenAI quota for one key. The
@@ -15,11 +16,18 @@
 //! open-loop load of `--load` times the token quota is spread over them round robin for
 //! `--windows` windows. Upstream 429s are the requests the simulator received less the calls
 //! it answered. Everything binds 127.0.0.1:0; the gateways are killed at the end.
+//!
+//! `--redis true` starts a `redis-server` (from `PATH`, on a free port) and gives the gateways
+//! one `[state]` in it, failing open; `--redis-outage-ms N` kills it for N ms in the middle
+//! of the run and starts it again (empty, as after a crash).
 
 use std::io::Write as _;
 use std::process::ExitCode;
 
 mod harness;
+// The load generator uses the rest of it.
+#[allow(dead_code)]
+mod histogram;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
@@ -43,11 +51,13 @@ struct Options {
     reply_tokens: u32,
     max_tokens: u32,
     load: f64,
+    redis: bool,
+    redis_outage_ms: u64,
 }
 
 const USAGE: &str = "usage: seawall-quota [--gateways 1] [--limits quota|share|headers|none] \
 [--window-ms 60000] [--windows 3] [--requests 600] [--tokens 60000] [--reply-tokens 220] \
-[--max-tokens 256] [--load 2.0]";
+[--max-tokens 256] [--load 2.0] [--redis false] [--redis-outage-ms 0]";
 
 fn parse_options() -> Result<Options, String> {
     let mut options = Options {
@@ -60,6 +70,8 @@ fn parse_options() -> Result<Options, String> {
         reply_tokens: 220,
         max_tokens: 256,
         load: 2.0,
+        redis: false,
+        redis_outage_ms: 0,
     };
     harness::flags(USAGE, |flag| {
         match flag.name {
@@ -75,6 +87,8 @@ fn parse_options() -> Result<Options, String> {
             "--reply-tokens" => options.reply_tokens = flag.parse()?,
             "--max-tokens" => options.max_tokens = flag.parse()?,
             "--load" => options.load = flag.parse()?,
+            "--redis" => options.redis = flag.parse()?,
+            "--redis-outage-ms" => options.redis_outage_ms = flag.parse()?,
             _ => return Err(flag.unknown()),
         }
         Ok(())
@@ -88,7 +102,7 @@ fn parse_options() -> Result<Options, String> {
 }
 
 /// The config of one gateway: one target on the simulator's OpenAI API.
-fn config(options: &Options, base_url: &str) -> String {
+fn config(options: &Options, base_url: &str, redis: Option<&str>) -> String {
     let n = options.gateways as u64;
     let limits = match options.limits.as_str() {
         "quota" => format!(
@@ -108,19 +122,23 @@ fn config(options: &Options, base_url: &str) -> String {
          [[targets]]\nname = \"openai\"\nprovider = \"openai\"\nmodel = \"gpt-4o-mini\"\n\
          base_url = \"{base_url}\"\napi_key_env = \"{KEY_ENV}\"\n{limits}\
          limit_period = \"{}ms\"\nmax_wait = \"{}ms\"\n\n\
-         [[groups]]\nname = \"quota\"\ntargets = [\"openai\"]\n",
+         [[groups]]\nname = \"quota\"\ntargets = [\"openai\"]\n{}",
         options.window_ms,
         options.window_ms / 2,
+        redis.map_or(String::new(), |url| format!(
+            "\n[state]\nredis_url = \"{url}\"\non_redis_down = \"fail_open\"\n"
+        )),
     )
 }
 
-#[derive(Default)]
 struct Counts {
     offered: AtomicU64,
     answered: AtomicU64,
     served_tokens: AtomicU64,
     refused: AtomicU64,
     failed: AtomicU64,
+    /// Latency of the answered calls.
+    latencies: std::sync::Mutex<histogram::Histogram>,
 }
 
 async fn run(options: Options) -> Result<bool, String> {
@@ -142,8 +160,21 @@ async fn run(options: Options) -> Result<bool, String> {
     let dir = std::env::temp_dir().join(format!("seawall-quota-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let path = dir.join("gateway.toml");
+    let redis = if options.redis || options.redis_outage_ms > 0 {
+        Some(
+            seawall_redis::testing::RedisServer::start()
+                .map_err(|e| format!("redis-server: {e}"))?,
+        )
+    } else {
+        None
+    };
+    let text = config(
+        &options,
+        &sim.base_url(Provider::OpenAi),
+        redis.as_ref().map(|r| r.url()).as_deref(),
+    );
     std::fs::File::create(&path)
-        .and_then(|mut f| f.write_all(config(&options, &sim.base_url(Provider::OpenAi)).as_bytes()))
+        .and_then(|mut f| f.write_all(text.as_bytes()))
         .map_err(|e| e.to_string())?;
     let mut children = Vec::new();
     let mut addrs = Vec::new();
@@ -169,19 +200,44 @@ async fn run(options: Options) -> Result<bool, String> {
     let call_tokens = 12 + u64::from(options.reply_tokens.min(options.max_tokens));
     let per_window = (options.load * options.tokens as f64 / call_tokens as f64).max(1.0);
     let interval = window.div_f64(per_window);
-    let counts = Arc::new(Counts::default());
+    let counts = Arc::new(Counts {
+        offered: AtomicU64::new(0),
+        answered: AtomicU64::new(0),
+        served_tokens: AtomicU64::new(0),
+        refused: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+        latencies: std::sync::Mutex::new(histogram::Histogram::new()),
+    });
     let start = tokio::time::Instant::now();
     let end = start + window * options.windows;
     let mut ticker = tokio::time::interval(interval);
     let mut calls = Vec::new();
     let mut next = 0;
+    let outage = Duration::from_millis(options.redis_outage_ms);
+    let outage_at = start + (window * options.windows).saturating_sub(outage) / 2;
+    let mut redis = redis.map(|server| (server, false));
     while tokio::time::Instant::now() < end {
+        if let Some((server, killed)) = &mut redis
+            && !outage.is_zero()
+        {
+            let now = tokio::time::Instant::now();
+            if !*killed && now >= outage_at && now < outage_at + outage {
+                server.kill();
+                *killed = true;
+                eprintln!("seawall-quota: redis-server killed");
+            } else if *killed && now >= outage_at + outage {
+                server.restart().map_err(|e| e.to_string())?;
+                *killed = false;
+                eprintln!("seawall-quota: redis-server restarted");
+            }
+        }
         ticker.tick().await;
         let addr = addrs[next % addrs.len()];
         next += 1;
         let (client, body, counts) = (client.clone(), body.clone(), counts.clone());
         counts.offered.fetch_add(1, Relaxed);
         calls.push(tokio::spawn(async move {
+            let sent = tokio::time::Instant::now();
             let request = http::Request::post(format!("http://{addr}/v1/chat/completions"))
                 .header("content-type", "application/json")
                 .header("authorization", "Bearer any")
@@ -198,8 +254,14 @@ async fn run(options: Options) -> Result<bool, String> {
                 .await
                 .map(|b| b.to_bytes())
                 .unwrap_or_default();
+            let took = sent.elapsed();
             if status.is_success() {
                 counts.answered.fetch_add(1, Relaxed);
+                counts
+                    .latencies
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .record(took);
                 if tokio::time::Instant::now() <= end {
                     let tokens = serde_json::from_slice::<serde_json::Value>(&bytes)
                         .ok()
@@ -223,6 +285,10 @@ async fn run(options: Options) -> Result<bool, String> {
     }
     let _ = std::fs::remove_dir_all(&dir);
 
+    let latencies = counts
+        .latencies
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let upstream = sim.requests_for(Provider::OpenAi).len() as u64;
     let answered = counts.answered.load(Relaxed);
     let too_many = upstream.saturating_sub(answered);
@@ -232,7 +298,8 @@ async fn run(options: Options) -> Result<bool, String> {
         "gateways {} limits {} | {} windows of {} ms, quota {} requests / {} tokens, calls of \
          {call_tokens} tokens (max_tokens {}), {:.1}x offered: {} calls | served {served} of \
          {quota} tokens ({:.2} %) | upstream requests {upstream}, upstream 429s {too_many} \
-         ({:.2} % of upstream requests) | refused by the gateways {} | other failures {}",
+         ({:.2} % of upstream requests) | refused by the gateways {} | other failures {} | \
+         answered in p50 {:.0} µs, p99 {:.0} µs{}",
         options.gateways,
         options.limits,
         options.windows,
@@ -246,6 +313,16 @@ async fn run(options: Options) -> Result<bool, String> {
         too_many as f64 * 100.0 / upstream.max(1) as f64,
         counts.refused.load(Relaxed),
         counts.failed.load(Relaxed),
+        latencies.quantile_us(0.5),
+        latencies.quantile_us(0.99),
+        match (
+            options.redis || options.redis_outage_ms > 0,
+            options.redis_outage_ms
+        ) {
+            (false, _) => String::new(),
+            (true, 0) => " | state in redis".to_owned(),
+            (true, ms) => format!(" | state in redis, killed for {ms} ms mid-run"),
+        },
     );
     Ok(true)
 }

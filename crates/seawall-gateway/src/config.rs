@@ -47,6 +47,53 @@ pub struct Config {
     /// `[[alerts]]`: spending alerts.
     #[serde(default)]
     pub alerts: Vec<AlertConfig>,
+    /// `[state]`: limiters and budgets shared by replicas through Redis; in process
+    /// without it.
+    #[serde(default)]
+    pub state: Option<StateConfig>,
+}
+
+/// `[state]`: where the target limiters, the per-key limits and the budgets live when
+/// several gateway replicas serve one provider account.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// `redis_url`: `redis://host:6379/0`. A URL with a password belongs in
+    /// `redis_url_env`.
+    #[serde(default)]
+    pub redis_url: Option<String>,
+    /// `redis_url_env`: the environment variable that holds the URL.
+    #[serde(default)]
+    pub redis_url_env: Option<String>,
+    /// `on_redis_down`: `"fail_open"` (default: each replica decides on its own state,
+    /// counted and logged) or `"fail_closed"` (calls are refused with a 503).
+    #[serde(default)]
+    pub on_redis_down: OnRedisDownConfig,
+    /// `timeout`: the longest a call waits for Redis (default `"50ms"`).
+    #[serde(default = "default_state_timeout", deserialize_with = "duration")]
+    pub timeout: Duration,
+    /// `key_prefix`: prepended to every key (default `"seawall:"`).
+    #[serde(default = "default_key_prefix")]
+    pub key_prefix: String,
+}
+
+/// `on_redis_down`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnRedisDownConfig {
+    /// Decide on in-process state.
+    #[default]
+    FailOpen,
+    /// Refuse calls that need the shared state.
+    FailClosed,
+}
+
+fn default_state_timeout() -> Duration {
+    Duration::from_millis(50)
+}
+
+fn default_key_prefix() -> String {
+    "seawall:".to_owned()
 }
 
 /// `[cache]`: exact-match response cache (see `seawall::cache`).
@@ -478,6 +525,24 @@ impl Config {
                 "server.admin_key_env",
                 format!("the environment variable {variable:?} is not set"),
             ));
+        }
+        if let Some(state) = &self.state {
+            match (&state.redis_url, &state.redis_url_env) {
+                (Some(_), None) => {}
+                (None, Some(variable)) if env(variable).is_some_and(|url| !url.is_empty()) => {}
+                (None, Some(variable)) => {
+                    return Err(problem(
+                        "state.redis_url_env",
+                        format!("the environment variable {variable:?} is not set"),
+                    ));
+                }
+                _ => {
+                    return Err(problem("state", "set one of redis_url and redis_url_env"));
+                }
+            }
+            if state.timeout.is_zero() {
+                return Err(problem("state.timeout", "must be more than zero"));
+            }
         }
         if self.server.threads.is_some_and(|n| n > MAX_SERVER_THREADS) {
             return Err(problem(

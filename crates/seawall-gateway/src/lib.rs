@@ -49,6 +49,7 @@ mod redact;
 mod router;
 mod server;
 mod spend;
+mod state;
 pub mod wire;
 
 pub use config::{

@@ -274,6 +274,31 @@ pub(crate) struct TargetGauges {
     pub(crate) sent: u64,
 }
 
+/// The shared state's figures: whether Redis answers, and what was decided without it.
+pub(crate) fn render_state(out: &mut String, stats: &seawall_redis::StateStats) {
+    let _ = writeln!(
+        out,
+        "# HELP seawall_gateway_state_up Whether the last call to the shared state (Redis) got an answer.\n\
+         # TYPE seawall_gateway_state_up gauge\n\
+         seawall_gateway_state_up {}\n\
+         # HELP seawall_gateway_state_calls_total Calls to the shared state, by result.\n\
+         # TYPE seawall_gateway_state_calls_total counter\n\
+         seawall_gateway_state_calls_total{{result=\"answered\"}} {}\n\
+         seawall_gateway_state_calls_total{{result=\"error\"}} {}\n\
+         seawall_gateway_state_calls_total{{result=\"timeout\"}} {}\n\
+         # HELP seawall_gateway_state_unreachable_total Decisions taken while the shared state could not answer: on in-process state (fail_open) or refused (fail_closed).\n\
+         # TYPE seawall_gateway_state_unreachable_total counter\n\
+         seawall_gateway_state_unreachable_total{{mode=\"fail_open\"}} {}\n\
+         seawall_gateway_state_unreachable_total{{mode=\"fail_closed\"}} {}",
+        u8::from(stats.up),
+        stats.calls.saturating_sub(stats.errors + stats.timeouts),
+        stats.errors,
+        stats.timeouts,
+        stats.fallbacks,
+        stats.refusals,
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

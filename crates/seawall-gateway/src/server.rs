@@ -24,7 +24,9 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use seawall::breaker::{BreakerHandle, BreakerLayer};
-use seawall::budget::{Budget, BudgetExceeded, Budgets, RequestCapExceeded, Unpriced};
+use seawall::budget::{
+    Budget, BudgetExceeded, BudgetUnavailable, Budgets, RequestCapExceeded, Unpriced,
+};
 use seawall::cache::CacheLayer;
 use seawall::failover::{Failover, Strategy};
 use seawall::idempotency::{FirstCallFailed, IdempotencyConflict, IdempotencyLayer};
@@ -53,6 +55,7 @@ use crate::metrics::{Metrics, TargetGauges};
 use crate::origin::Refusal;
 use crate::router::{Group, GroupRouter, Groups};
 use crate::spend::{AlertOut, UsageReport};
+use crate::state::BudgetState;
 use crate::wire::{self, ChunkHead};
 
 struct VirtualKey {
@@ -141,14 +144,16 @@ struct TargetInfo {
 struct Shared {
     groups: Arc<Groups>,
     /// Every call goes through the budget layer to the group its model names.
-    service: Budget<GroupRouter>,
-    budgets: Budgets,
+    service: Budget<GroupRouter, BudgetState>,
+    budgets: Budgets<BudgetState>,
     report: Arc<UsageReport>,
     alerts: AlertOut,
     targets: Vec<TargetInfo>,
     target_index: HashMap<String, usize>,
     keys: HashMap<String, Arc<VirtualKey>>,
     metrics: Arc<Metrics>,
+    /// Where limiters and budgets live (for `/metrics`).
+    state: crate::state::State,
     max_body: usize,
     ready: AtomicBool,
     models: Bytes,
@@ -304,6 +309,7 @@ impl GatewayBuilder {
                 })?,
         };
         let http = UpstreamClient { pools };
+        let state = crate::state::State::new(config, &env)?;
 
         // One breaker and limiter per target, shared by every group that uses it.
         let mut targets = Vec::new();
@@ -327,6 +333,7 @@ impl GatewayBuilder {
                 }
                 b.build()
             };
+            state.share_breaker(&breaker.handle());
             let limiter = (limited || t.follow_provider_headers).then(|| {
                 let per = t.limit_period.unwrap_or(Duration::from_secs(60));
                 let mut c = RateLimitConfig::new().provider_refill(match t.provider_refill {
@@ -348,7 +355,7 @@ impl GatewayBuilder {
                 if let Some(tokens) = t.default_output_tokens {
                     c = c.default_output_tokens(tokens);
                 }
-                RateLimiter::new(t.name.as_str(), c)
+                state.limiter(t.name.as_str(), c)
             });
             let mut retry = RetryLayer::new();
             if let Some(n) = t.max_attempts {
@@ -513,14 +520,15 @@ impl GatewayBuilder {
             &alerts,
             Arc::clone(&report),
             Arc::clone(&metrics),
+            state.budgets(),
         );
 
         let mut keys = HashMap::new();
         for k in &config.keys {
             let secret = env(&k.key_env).unwrap_or_default();
             let limiter = k.requests_per_minute.filter(|rpm| *rpm > 0).map(|rpm| {
-                RateLimiter::new(
-                    format!("key {}", k.name),
+                state.limiter(
+                    &format!("key {}", k.name),
                     RateLimitConfig::new()
                         .requests(Rate::per_minute(u64::from(rpm)))
                         .default_output_tokens(0)
@@ -586,6 +594,7 @@ impl GatewayBuilder {
                 target_index,
                 keys,
                 metrics,
+                state,
                 max_body: config.server.max_body_bytes,
                 ready: AtomicBool::new(true),
                 models: Bytes::from(serde_json::to_vec(&models).unwrap_or_default()),
@@ -1234,6 +1243,9 @@ fn render_metrics(shared: &Shared) -> String {
     shared
         .metrics
         .render(&mut out, &gauges, shared.alerts.counts());
+    if let Some(stats) = shared.state.stats() {
+        crate::metrics::render_state(&mut out, &stats);
+    }
     out
 }
 
@@ -1346,13 +1358,13 @@ async fn chat(
             );
         };
         if let Some(limiter) = &key.limiter
-            && let Err(refused) = limiter.try_acquire(&TokenEstimate::default())
+            && let Err(refused) = limiter.acquire_now(&TokenEstimate::default()).await
         {
+            if refused.reason == RejectReason::StateUnavailable {
+                return state_unavailable();
+            }
             shared.metrics.inbound_rejected.fetch_add(1, Relaxed);
-            let wait = match refused.reason {
-                RejectReason::WaitTooLong { wait, .. } => wait,
-                _ => Duration::from_secs(1),
-            };
+            let wait = refused.wait().unwrap_or(Duration::from_secs(1));
             let mut reply = error_reply(
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limit_error",
@@ -1647,10 +1659,29 @@ fn trail_headers(headers: &mut http::HeaderMap, trail: &Trail, model: &str) {
     }
 }
 
+/// The reply to a call refused because the shared state (Redis) cannot be reached and
+/// `[state] on_redis_down = "fail_closed"`: nothing was sent upstream.
+fn state_unavailable() -> Reply {
+    let mut reply = error_reply(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "server_error",
+        Some("state_unavailable"),
+        None,
+        "the gateway's shared state is unavailable; nothing was sent upstream",
+    );
+    reply
+        .headers_mut()
+        .insert("retry-after", HeaderValue::from_static("1"));
+    reply
+}
+
 /// The reply to a call the budget layer refused before sending it: 429 for a spent budget
 /// (with `retry-after` until its window resets, and no SDK retry before that), 400 for a
 /// request above a per-request cap or for a model without a price.
 fn spend_refusal(shared: &Shared, error: &BoxError) -> Option<Reply> {
+    if seawall_core::find_error::<BudgetUnavailable>(&**error).is_some() {
+        return Some(state_unavailable());
+    }
     if let Some(exceeded) = seawall_core::find_error::<BudgetExceeded>(&**error) {
         shared.metrics.inbound_rejected.fetch_add(1, Relaxed);
         let mut reply = error_reply(

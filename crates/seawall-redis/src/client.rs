@@ -132,7 +132,11 @@ pub struct RedisState {
 }
 
 struct Inner {
+    client: redis::Client,
     connection: ConnectionManager,
+    /// Tells this handle's own messages from other processes'.
+    process_id: String,
+    breakers: crate::breaker::Registry,
     url: String,
     prefix: String,
     timeout: Duration,
@@ -165,10 +169,19 @@ impl RedisState {
             .set_response_timeout(Some(config.timeout))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
-        let connection = ConnectionManager::new_lazy_with_config(client, manager)?;
+        let connection = ConnectionManager::new_lazy_with_config(client.clone(), manager)?;
+        static HANDLES: AtomicU64 = AtomicU64::new(0);
+        let process_id = format!(
+            "{}-{}",
+            std::process::id(),
+            HANDLES.fetch_add(1, Ordering::Relaxed)
+        );
         Ok(Self {
             inner: Arc::new(Inner {
+                client,
                 connection,
+                process_id,
+                breakers: crate::breaker::Registry::default(),
                 url: redacted(&config.url),
                 prefix: config.prefix,
                 timeout: config.timeout,
@@ -201,6 +214,18 @@ impl RedisState {
             fallbacks: inner.fallbacks.load(Ordering::Relaxed),
             refusals: inner.refusals.load(Ordering::Relaxed),
         }
+    }
+
+    pub(crate) fn client(&self) -> &redis::Client {
+        &self.inner.client
+    }
+
+    pub(crate) fn process_id(&self) -> &str {
+        &self.inner.process_id
+    }
+
+    pub(crate) fn breakers(&self) -> &crate::breaker::Registry {
+        &self.inner.breakers
     }
 
     /// The key of `name` among things of `kind`. The braces are a hash tag: everything one

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use seawall::rate_limit::{Rate, RateLimitConfig, RateLimiter};
+use seawall::rate_limit::{Rate, RateLimitConfig, RateLimiter, Reservation};
 use seawall_core::{QuotaSnapshot, QuotaWindow, RejectReason, TokenEstimate};
 use seawall_redis::testing::RedisServer;
 use seawall_redis::{FailMode, RedisConfig, RedisLimiterState, RedisState};
@@ -31,15 +31,21 @@ const CALL: TokenEstimate = TokenEstimate {
     reserved_output: 0,
 };
 
-/// How many of `calls` calls, spread over `limiters`, are admitted (all kept in flight).
-async fn admitted(limiters: &[RateLimiter], calls: usize) -> usize {
+/// The reservations of the calls admitted among `calls`, spread over `limiters`.
+async fn admit(limiters: &[RateLimiter], calls: usize) -> Vec<Reservation> {
     let mut in_flight = Vec::new();
     for i in 0..calls {
         if let Ok(reservation) = limiters[i % limiters.len()].acquire_now(&CALL).await {
             in_flight.push(reservation);
         }
     }
-    in_flight.len()
+    in_flight
+}
+
+/// How many of `calls` calls, spread over `limiters`, are admitted (all kept in flight
+/// until they are counted).
+async fn admitted(limiters: &[RateLimiter], calls: usize) -> usize {
+    admit(limiters, calls).await.len()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,8 +101,12 @@ async fn a_provider_report_on_one_replica_holds_on_every_replica() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     assert!(synced, "replica B never saw the report");
-    let left = admitted(&[b.clone(), a.clone()], 10).await;
-    assert!(left <= 3, "{left} admitted after a report of 3 left");
+    let in_flight = admit(&[b.clone(), a.clone()], 10).await;
+    assert!(
+        in_flight.len() <= 3,
+        "{} admitted after a report of 3 left",
+        in_flight.len()
+    );
     let refused = b.acquire_now(&CALL).await.unwrap_err();
     let wait = refused.wait().unwrap();
     assert!(

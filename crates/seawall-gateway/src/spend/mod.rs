@@ -9,13 +9,14 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use seawall::budget::{
-    Alert, AlertRule, Amount, BudgetLayer, BudgetRule, Budgets, OverCap, RequestCaps, Scope,
-    Settlement, Window,
+    Alert, AlertRule, Amount, BudgetBuilder, BudgetLayer, BudgetRule, Budgets, OverCap,
+    RequestCaps, Scope, Settlement, Window,
 };
 use seawall_core::{Cost, ModelPrice, Prices};
 
 use crate::config::{Config, OverOutputConfig, PriceConfig};
 use crate::metrics::Metrics;
+use crate::state::BudgetState;
 
 pub(crate) use report::UsageReport;
 pub(crate) use webhook::AlertOut;
@@ -79,7 +80,8 @@ pub(crate) fn layer(
     alerts: &AlertOut,
     report: Arc<UsageReport>,
     metrics: Arc<Metrics>,
-) -> BudgetLayer {
+    store: crate::state::BudgetState,
+) -> BudgetLayer<crate::state::BudgetState> {
     let b = &config.budget;
     let mut caps = RequestCaps::new();
     if let Some(tokens) = b.max_input_tokens {
@@ -95,7 +97,7 @@ pub(crate) fn layer(
     if let Some(usd) = b.max_cost_usd {
         caps = caps.max_cost_usd(usd);
     }
-    let mut builder = BudgetLayer::builder()
+    let mut builder = BudgetBuilder::new(store)
         .prices(prices.clone())
         .caps(caps)
         .utc_offset_secs(
@@ -186,7 +188,7 @@ pub(crate) struct Remaining {
 }
 
 /// The tightest of `key`'s budgets, per unit.
-pub(crate) fn remaining(budgets: &Budgets, key: &str) -> Remaining {
+pub(crate) fn remaining(budgets: &Budgets<BudgetState>, key: &str) -> Remaining {
     let mut left = Remaining {
         usd: None,
         tokens: None,

@@ -78,11 +78,13 @@ mod config;
 pub mod error;
 pub mod future;
 mod layer;
+mod peers;
 mod service;
 mod state;
 
 pub use self::config::{BreakerBuilder, BreakerEvent};
 pub use self::error::{CircuitOpen, OpenReason};
 pub use self::layer::BreakerLayer;
+pub use self::peers::{BreakerPeers, PeerChange};
 pub use self::service::Breaker;
-pub use self::state::BreakerHandle;
+pub use self::state::{BreakerHandle, WeakBreakerHandle};

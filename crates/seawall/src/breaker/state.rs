@@ -4,7 +4,7 @@
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::time::Duration;
 
 use seawall_core::tokens::TokenEstimate;
@@ -12,6 +12,7 @@ use seawall_core::{BreakerState, CircuitOpen, Classifier, OpenReason, TargetId};
 use tokio::time::Instant;
 
 use super::config::{BreakerEvent, BreakerSettings, EventCallback};
+use super::peers::{BreakerPeers, PeerChange};
 use crate::failover::{SkipReason, TargetGate};
 
 const CLOSED: u8 = 0;
@@ -168,6 +169,8 @@ pub(crate) struct Shared {
     /// Probes admitted in the current half-open period (changed under the lock).
     probes_admitted: AtomicU32,
     transitions: Mutex<Transitions>,
+    /// The same target's breakers in other processes, when shared.
+    peers: OnceLock<Arc<dyn BreakerPeers>>,
 }
 
 impl fmt::Debug for Shared {
@@ -209,7 +212,19 @@ impl Shared {
             cooldown_until: AtomicU64::new(0),
             probes_admitted: AtomicU32::new(0),
             transitions: Mutex::new(Transitions::default()),
+            peers: OnceLock::new(),
         }
+    }
+
+    fn publish(&self, change: PeerChange) {
+        if let Some(peers) = self.peers.get() {
+            peers.publish(change);
+        }
+    }
+
+    /// Whether this process may send a half-open probe (always, unless shared).
+    fn may_probe(&self) -> bool {
+        self.peers.get().is_none_or(|peers| peers.claim_probe())
     }
 
     fn nanos(&self, at: Instant) -> u64 {
@@ -276,6 +291,9 @@ impl Shared {
                     let now = self.nanos(now);
                     if now < until {
                         Err(Rejection::Unhealthy(Self::remaining(until, now)))
+                    } else if !self.may_probe() {
+                        // Another process holds the probe slots.
+                        Err(Rejection::Unhealthy(Duration::ZERO))
                     } else {
                         transitions.probe_successes = 0;
                         self.probes_admitted.store(1, Ordering::Release);
@@ -287,7 +305,7 @@ impl Shared {
                 }
                 _ => {
                     let admitted = self.probes_admitted.load(Ordering::Acquire);
-                    if admitted < self.settings.half_open_probes {
+                    if admitted < self.settings.half_open_probes && self.may_probe() {
                         self.probes_admitted.store(admitted + 1, Ordering::Release);
                         Ok(Admission::Probe { epoch })
                     } else {
@@ -387,6 +405,7 @@ impl Shared {
                             BreakerState::Closed,
                             None,
                         ));
+                        self.publish(PeerChange::Closed);
                     }
                 }
                 Outcome::HealthFailure => {
@@ -423,14 +442,29 @@ impl Shared {
                 .store(until.min(FOREVER - 1), Ordering::Release);
             self.clear_counts();
             self.set_state(OPEN);
-            self.transition(state_of(from), BreakerState::Open, Some(duration))
+            (
+                self.transition(state_of(from), BreakerState::Open, Some(duration)),
+                duration,
+            )
         };
+        let (event, duration) = event;
         self.emit(Some(event));
+        self.publish(PeerChange::Opened {
+            open_for: Some(duration),
+        });
     }
 
     pub(crate) fn park(&self, wait: Duration, now: Instant) {
+        if self.park_here(wait, now) {
+            self.publish(PeerChange::Cooldown { wait });
+        }
+    }
+
+    /// Parks the target for `wait` from `now` unless it is parked longer; true if it was
+    /// not.
+    fn park_here(&self, wait: Duration, now: Instant) -> bool {
         if wait.is_zero() {
-            return;
+            return false;
         }
         let until = self
             .nanos(now)
@@ -447,7 +481,9 @@ impl Shared {
                 target: self.target.clone(),
                 wait,
             }));
+            return true;
         }
+        false
     }
 
     pub(crate) fn force_open(&self) {
@@ -458,6 +494,46 @@ impl Shared {
             self.clear_counts();
             self.set_state(OPEN);
             self.transition(from, BreakerState::Open, None)
+        };
+        self.emit(Some(event));
+        self.publish(PeerChange::Opened { open_for: None });
+    }
+
+    /// Opens the breaker for `remaining`, as a peer did (`None`: until reset).
+    fn adopt_open(&self, remaining: Option<Duration>) {
+        let event = {
+            let mut transitions = self.lock();
+            let now = self.nanos(Instant::now());
+            let until = remaining.map_or(FOREVER, |wait| {
+                now.saturating_add(u64::try_from(wait.as_nanos()).unwrap_or(FOREVER - 1))
+                    .min(FOREVER - 1)
+            });
+            let from = self.state();
+            if from == BreakerState::Open && self.open_until.load(Ordering::Acquire) >= until {
+                return;
+            }
+            // The peer's break grew with its opens; this breaker's next one grows from here.
+            transitions.breaks = transitions.breaks.saturating_add(1);
+            self.open_until.store(until, Ordering::Release);
+            self.clear_counts();
+            self.set_state(OPEN);
+            self.transition(from, BreakerState::Open, remaining)
+        };
+        self.emit(Some(event));
+    }
+
+    /// Closes the breaker, as a peer did.
+    fn adopt_closed(&self) {
+        let event = {
+            let mut transitions = self.lock();
+            let from = self.state();
+            if from == BreakerState::Closed {
+                return;
+            }
+            *transitions = Transitions::default();
+            self.clear_counts();
+            self.set_state(CLOSED);
+            self.transition(from, BreakerState::Closed, None)
         };
         self.emit(Some(event));
     }
@@ -473,6 +549,7 @@ impl Shared {
             self.transition(from, BreakerState::Closed, None)
         };
         self.emit(Some(event));
+        self.publish(PeerChange::Closed);
     }
 
     fn clear_counts(&self) {
@@ -604,6 +681,51 @@ impl BreakerHandle {
     /// cooldown.
     pub fn reset(&self) {
         self.shared.reset();
+    }
+
+    /// Shares this breaker with the same target's breakers in other processes: its opens,
+    /// closes and cooldowns go to `peers`, and half-open probes are claimed from them. Set
+    /// once; later calls are ignored.
+    pub fn share(&self, peers: Arc<dyn BreakerPeers>) {
+        let _ = self.shared.peers.set(peers);
+    }
+
+    /// Applies what a peer decided, without telling the peers again: a shared store calls
+    /// this when another process's breaker of the same target changed.
+    pub fn adopt(&self, change: PeerChange) {
+        match change {
+            PeerChange::Opened { open_for } => self.shared.adopt_open(open_for),
+            PeerChange::Closed => self.shared.adopt_closed(),
+            PeerChange::Cooldown { wait } => {
+                self.shared.park_here(wait, Instant::now());
+            }
+        }
+    }
+
+    /// A handle that does not keep the breaker alive (for a registry of shared breakers).
+    pub fn downgrade(&self) -> WeakBreakerHandle {
+        WeakBreakerHandle {
+            shared: Arc::downgrade(&self.shared),
+        }
+    }
+}
+
+/// A [`BreakerHandle`] that does not keep its breaker alive.
+#[derive(Clone)]
+pub struct WeakBreakerHandle {
+    shared: Weak<Shared>,
+}
+
+impl WeakBreakerHandle {
+    /// The handle, if the breaker still exists.
+    pub fn upgrade(&self) -> Option<BreakerHandle> {
+        self.shared.upgrade().map(|shared| BreakerHandle { shared })
+    }
+}
+
+impl fmt::Debug for WeakBreakerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WeakBreakerHandle").finish_non_exhaustive()
     }
 }
 
