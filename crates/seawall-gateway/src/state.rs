@@ -31,6 +31,12 @@ impl State {
         let Some(state) = &config.state else {
             return Ok(Self::default());
         };
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(problem(
+                "state",
+                "a gateway with [state] is built inside a tokio runtime (its Redis connection runs there)",
+            ));
+        }
         let url = match (&state.redis_url, &state.redis_url_env) {
             (Some(url), _) => url.clone(),
             (None, Some(variable)) => env(variable).unwrap_or_default(),

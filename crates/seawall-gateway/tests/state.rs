@@ -55,6 +55,12 @@ async fn call(addr: SocketAddr) -> Reply {
     .await
 }
 
+/// The text of `/metrics`.
+async fn metrics(addr: SocketAddr) -> String {
+    let auth = [("authorization", "Bearer admin-secret")];
+    send(addr, "GET", "/metrics", &auth, b"").await.body
+}
+
 fn code(reply: &Reply) -> Value {
     reply.json()["error"]["code"].clone()
 }
@@ -116,15 +122,7 @@ async fn fail_closed_refuses_with_503_and_sends_nothing_while_redis_is_down() {
     assert_eq!(refused.header("retry-after"), Some("1"));
     assert!(started.elapsed().as_secs() < 2);
     assert_eq!(simulator.requests().len(), sent, "nothing went upstream");
-    let metrics = send(
-        gateway.local_addr(),
-        "GET",
-        "/metrics",
-        &[("authorization", "Bearer admin-secret")],
-        b"",
-    )
-    .await;
-    let text = metrics.body;
+    let text = metrics(gateway.local_addr()).await;
     assert!(text.contains("seawall_gateway_state_up 0"), "{text}");
     assert!(!text.contains("seawall_gateway_state_unreachable_total{mode=\"fail_closed\"} 0"));
 
@@ -153,15 +151,7 @@ async fn fail_open_keeps_serving_on_local_state_while_redis_is_down() {
         statuses.push(call(gateway.local_addr()).await.status);
     }
     assert_eq!(statuses, [200, 200, 200, 200, 429]);
-    let metrics = send(
-        gateway.local_addr(),
-        "GET",
-        "/metrics",
-        &[("authorization", "Bearer admin-secret")],
-        b"",
-    )
-    .await;
-    let text = metrics.body;
+    let text = metrics(gateway.local_addr()).await;
     assert!(text.contains("seawall_gateway_state_up 0"), "{text}");
 }
 
@@ -212,4 +202,45 @@ async fn a_breaker_opened_on_one_replica_skips_the_target_on_the_other() {
         assert_eq!(reply.header("x-seawall-target"), Some("sim-anthropic"));
     }
     assert_eq!(sim_b.requests_for(Provider::OpenAi).len(), sent_to_openai);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_and_restarted_under_load_hangs_no_call() {
+    let mut server = RedisServer::start().unwrap();
+    let url = server.url();
+    let (_simulator, gateway) = start_with(
+        |c| {
+            replica(c, &url, "fail_open");
+            c.keys[0].requests_per_minute = Some(1_000);
+            c.keys[0].token_budget = Some(10_000_000);
+        },
+        ENV,
+    )
+    .await;
+    let addr = gateway.local_addr();
+    // Four clients, each sending calls one after another, while Redis goes away and
+    // comes back.
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            tokio::spawn(async move {
+                let mut statuses = Vec::new();
+                for _ in 0..30 {
+                    let reply = tokio::time::timeout(Duration::from_secs(5), call(addr))
+                        .await
+                        .expect("a call hung");
+                    statuses.push(reply.status);
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                statuses
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.kill();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    server.restart().unwrap();
+    for client in clients {
+        let statuses = client.await.unwrap();
+        assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    }
 }

@@ -103,19 +103,8 @@ fn units(weight: &Weight) -> [u64; 4] {
 impl RedisLimiterState {
     /// The state of `target`'s limiter with `config`'s limits and refill, in `state`.
     pub fn new(state: &RedisState, target: &str, config: &RateLimitConfig) -> Self {
-        let limits = config.limits;
-        let rates = [
-            limits.requests,
-            limits.tokens,
-            limits.input_tokens,
-            limits.output_tokens,
-        ];
-        let period = rates
-            .iter()
-            .flatten()
-            .map(|rate| rate.per)
-            .max()
-            .unwrap_or(Duration::from_secs(60));
+        let rates = config.limits.rates();
+        let period = config.limits.longest_period();
         let mut head = [0; 10];
         head[0] = i64::from(config.provider_refill == ProviderRefill::Continuous);
         head[1] = micros(period).max(1);

@@ -43,9 +43,30 @@ impl RedisServer {
 
     /// Kills the server (as a crash would: no shutdown, nothing saved).
     pub fn kill(&mut self) {
+        self.thaw();
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+    }
+
+    /// Freezes the server (`SIGSTOP`): connections stay open and nothing answers, as with a
+    /// server stuck or a network that drops packets.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a frozen server run again (`SIGCONT`).
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        if let Some(child) = &self.child {
+            let _ = Command::new("kill")
+                .arg(signal)
+                .arg(child.id().to_string())
+                .status();
         }
     }
 

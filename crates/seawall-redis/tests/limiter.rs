@@ -152,3 +152,33 @@ async fn with_redis_down_calls_fail_fast_open_or_closed_and_recover() {
     assert!(back, "never reconnected");
     assert!(closed.stats().up);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_redis_costs_a_call_one_timeout_at_most() {
+    let server = RedisServer::start().unwrap();
+    let config = RateLimitConfig::new().requests(Rate::per_minute(100));
+    let open = replica(&connect(&server, FailMode::Open), &config);
+    let closed = replica(&connect(&server, FailMode::Closed), &config);
+    assert_eq!(admitted(&[open.clone(), closed.clone()], 2).await, 2);
+
+    server.freeze();
+    let started = std::time::Instant::now();
+    // The first call of each waits the 200 ms timeout; the calls after fail fast until
+    // the next retry.
+    assert_eq!(admitted(std::slice::from_ref(&open), 20).await, 20);
+    let refused = closed.acquire_now(&CALL).await.unwrap_err();
+    assert_eq!(refused.reason, RejectReason::StateUnavailable);
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(1), "{took:?}");
+
+    server.thaw();
+    let mut back = false;
+    for _ in 0..100 {
+        if closed.acquire_now(&CALL).await.is_ok() {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(back, "never answered again");
+}

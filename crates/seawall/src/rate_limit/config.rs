@@ -45,6 +45,30 @@ pub struct Limits {
     pub output_tokens: Option<Rate>,
 }
 
+impl Limits {
+    /// The rates in the order of [`Weight`](super::Weight)'s fields: requests, tokens,
+    /// input tokens, output tokens.
+    pub fn rates(&self) -> [Option<Rate>; 4] {
+        [
+            self.requests,
+            self.tokens,
+            self.input_tokens,
+            self.output_tokens,
+        ]
+    }
+
+    /// The longest period of the limited dimensions, or a minute: how long a provider's
+    /// window is taken to last after its reset while no new report comes.
+    pub fn longest_period(&self) -> Duration {
+        self.rates()
+            .iter()
+            .flatten()
+            .map(|rate| rate.per)
+            .max()
+            .unwrap_or(Duration::from_secs(60))
+    }
+}
+
 /// How one target's limiter behaves.
 ///
 /// ```

@@ -195,18 +195,7 @@ impl InMemoryState {
     /// Full cells for `limits`, no report from the provider yet, and the conservative
     /// [`ProviderRefill::UntilReset`].
     pub fn new(limits: &Limits) -> Self {
-        let rates = [
-            limits.requests,
-            limits.tokens,
-            limits.input_tokens,
-            limits.output_tokens,
-        ];
-        let period = rates
-            .iter()
-            .flatten()
-            .map(|rate| rate.per)
-            .max()
-            .unwrap_or(Duration::from_secs(60));
+        let period = limits.longest_period();
         Self {
             base: Instant::now(),
             requests: cell(limits.requests),
