@@ -144,4 +144,18 @@ impl BudgetStore for BudgetState {
             Self::Shared(store) => store.first_alert(budget, value, window, mark),
         }
     }
+
+    fn alert_once(
+        &self,
+        budget: usize,
+        value: &str,
+        window: u64,
+        mark: u32,
+        send: Box<dyn FnOnce() + Send>,
+    ) {
+        match self {
+            Self::InProcess(store) => store.alert_once(budget, value, window, mark, send),
+            Self::Shared(store) => store.alert_once(budget, value, window, mark, send),
+        }
+    }
 }

@@ -15,6 +15,14 @@ use crate::client::RedisState;
 static RESERVE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("budget_reserve.lua")));
 static SETTLE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("budget_settle.lua")));
+/// Marks an alert sent, once: 1 the first time.
+static ALERT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "local first = redis.call('HSETNX', KEYS[1], ARGV[1], 1) \
+         if tonumber(ARGV[2]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end \
+         return first",
+    )
+});
 
 /// How long a window's counters live after their last change: longer than the longest
 /// window (a month). Lifetime budgets (window 0) never expire.
@@ -37,8 +45,9 @@ const SETTLE_RETRIES: [Duration; 6] = [
 ///
 /// A reservation is one script call over all the call's budgets (all or none, one round
 /// trip). Settlements go in the background, retried while Redis is away. Reads that must
-/// not wait (status headers, alert thresholds) use the last use the server answered.
-/// Alerts are marked sent per process: each replica sends each alert once per window.
+/// not wait (status headers, alert thresholds) use the last use the server answered. An
+/// alert goes out once per window over every replica: the first to mark it in Redis sends
+/// it.
 ///
 /// While Redis cannot answer: [`FailMode::Open`](crate::FailMode::Open) reserves on an
 /// in-process store that counts this replica's own spending;
@@ -206,6 +215,39 @@ impl BudgetStore for RedisBudgets {
 
     fn first_alert(&self, budget: usize, value: &str, window: u64, mark: u32) -> bool {
         self.core.local.first_alert(budget, value, window, mark)
+    }
+
+    /// Once over every replica: the first to mark the alert in Redis sends it. While Redis
+    /// is away, each replica sends it once (a duplicate rather than a lost alert).
+    fn alert_once(
+        &self,
+        budget: usize,
+        value: &str,
+        window: u64,
+        mark: u32,
+        send: Box<dyn FnOnce() + Send>,
+    ) {
+        if !self.core.local.first_alert(budget, value, window, mark) {
+            return;
+        }
+        let core = Arc::clone(&self.core);
+        let key = core
+            .state
+            .tagged("budgets", &format!("alerts:{budget}:{window}"));
+        let field = format!("{mark}:{value}");
+        tokio::spawn(async move {
+            let mut invocation = ALERT.prepare_invoke();
+            invocation.key(key).arg(field).arg(ttl_ms(window));
+            match core.state.run::<i64>(&invocation).await {
+                Ok(1) => send(),
+                Ok(_) => {}
+                Err(_) => {
+                    if core.state.without_redis().is_ok() {
+                        send();
+                    }
+                }
+            }
+        });
     }
 }
 

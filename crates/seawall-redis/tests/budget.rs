@@ -1,6 +1,7 @@
 //! Replicas spend one budget between them through Redis.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use seawall::budget::{BudgetStore, Line, Refused};
@@ -121,4 +122,51 @@ async fn redis_down_fails_open_on_local_spend_or_closed_and_settlements_survive(
     server.restart().unwrap();
     // Redis came back empty; the retried settlement still lands there.
     settled(&closed, 0, "team-b", 9, 70).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_goes_out_once_over_every_replica() {
+    let server = RedisServer::start().unwrap();
+    let replicas: Vec<_> = (0..4).map(|_| store(&server, FailMode::Open).1).collect();
+    let sent = Arc::new(AtomicU32::new(0));
+    for replica in &replicas {
+        // Alerts follow a settlement, which the replica counts too.
+        replica.settle(&line(0, "team-a", 7, 0, u64::MAX), 0, 7);
+        replica.settle(&line(0, "team-a", 8, 0, u64::MAX), 0, 8);
+        for _ in 0..3 {
+            let sent = Arc::clone(&sent);
+            replica.alert_once(
+                0,
+                "team-a",
+                7,
+                1,
+                Box::new(move || {
+                    sent.fetch_add(1, Ordering::SeqCst);
+                }),
+            );
+        }
+    }
+    // Another mark and another window are other alerts.
+    let other = Arc::clone(&sent);
+    replicas[0].alert_once(
+        0,
+        "team-a",
+        8,
+        1,
+        Box::new(move || {
+            other.fetch_add(10, Ordering::SeqCst);
+        }),
+    );
+    for _ in 0..200 {
+        if sent.load(Ordering::SeqCst) >= 11 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        sent.load(Ordering::SeqCst),
+        11,
+        "once per window over the four replicas"
+    );
 }

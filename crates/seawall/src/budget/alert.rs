@@ -159,12 +159,8 @@ impl<St: BudgetStore> Shared<St> {
                 continue;
             };
             let threshold = (line.limit as f64 * share).ceil() as u64;
-            if used >= threshold
-                && self
-                    .store
-                    .first_alert(line.budget, &line.value, window, mark as u32)
-            {
-                sink(&Alert {
+            if used >= threshold {
+                let alert = Alert {
                     kind: AlertKind::BudgetShare {
                         budget: self.names[line.budget].to_string(),
                         value: line.value.to_string(),
@@ -174,7 +170,15 @@ impl<St: BudgetStore> Shared<St> {
                         share,
                     },
                     at: self.clock.system_now(),
-                });
+                };
+                let sink = Arc::clone(sink);
+                self.store.alert_once(
+                    line.budget,
+                    &line.value,
+                    window,
+                    mark as u32,
+                    Box::new(move || sink(&alert)),
+                );
             }
         }
     }
@@ -210,16 +214,18 @@ impl<St: BudgetStore> Shared<St> {
                     let spent = self.store.settle(&line, cost.nanos(), now);
                     if let Some(spent) = spent
                         && spent >= threshold.nanos()
-                        && self.store.first_alert(counter, "", now, 0)
                     {
-                        sink(&Alert {
+                        let alert = Alert {
                             kind: AlertKind::Spend {
                                 window,
                                 spent: Cost::from_nanos(spent),
                                 threshold,
                             },
                             at: self.clock.system_now(),
-                        });
+                        };
+                        let sink = Arc::clone(sink);
+                        self.store
+                            .alert_once(counter, "", now, 0, Box::new(move || sink(&alert)));
                     }
                 }
                 _ => {}

@@ -92,6 +92,22 @@ pub trait BudgetStore: Send + Sync + 'static {
     /// Marks alert `mark` (a small index) as sent for `budget`/`value` in `window`; true the
     /// first time only, so each alert goes out once per window.
     fn first_alert(&self, budget: usize, value: &str, window: u64, mark: u32) -> bool;
+
+    /// Calls `send` if alert `mark` has not gone out for `budget`/`value` in `window`, over
+    /// every process that shares the store. A shared store may decide after a round trip,
+    /// in the background; by default, [`first_alert`](Self::first_alert) decides at once.
+    fn alert_once(
+        &self,
+        budget: usize,
+        value: &str,
+        window: u64,
+        mark: u32,
+        send: Box<dyn FnOnce() + Send>,
+    ) {
+        if self.first_alert(budget, value, window, mark) {
+            send();
+        }
+    }
 }
 
 /// Budgets counted in this process: one atomic word per budget and scope value, updated
