@@ -423,6 +423,29 @@ pub enum ImageSource {
     },
 }
 
+impl ImageSource {
+    /// The image's MIME type and base64 data when they travel in the request: inline
+    /// bytes, or a `data:<type>;base64,<data>` URL (what OpenAI's SDKs send for a local
+    /// file). `None` for a URL the provider fetches.
+    pub fn inline(&self) -> Option<(&str, &str)> {
+        match self {
+            Self::Base64 { media_type, data } => Some((media_type, data)),
+            Self::Url { url } => {
+                let rest = url.strip_prefix("data:")?;
+                let (header, data) = rest.split_once(',')?;
+                let media_type = header.strip_suffix(";base64")?;
+                Some((media_type, data))
+            }
+        }
+    }
+
+    /// Whether this is a `data:` URL that is not base64 (percent-encoded text, such as an
+    /// SVG): only OpenAI takes those; Anthropic and Gemini take inline images as base64.
+    pub fn is_plain_data_url(&self) -> bool {
+        matches!(self, Self::Url { url } if url.starts_with("data:")) && self.inline().is_none()
+    }
+}
+
 /// The detail level an image is processed at (OpenAI `detail`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -41,6 +41,7 @@ use serde_json::{Map, Value, json};
 
 use crate::adapter::Adapter;
 use crate::dialect::{Dialect, Flow, Malformed, StreamDecoder, header_text};
+use crate::encode::refuse_plain_data_urls;
 use crate::error::{decode_error, from_response, mentions_context_length, non_json_message};
 use crate::json::{get, is_object, join_url, merge_extra, post, str_at};
 use crate::key::ApiKey;
@@ -413,11 +414,14 @@ fn encode_part(part: &ContentPart) -> Option<Value> {
             cache_control,
             ..
         } => {
-            let source = match source {
-                ImageSource::Url { url } => json!({"type": "url", "url": url}),
-                ImageSource::Base64 { media_type, data } => {
+            // Bytes in the request (inline, or a base64 `data:` URL) are a base64 source;
+            // Anthropic fetches only `http(s)` URLs.
+            let source = match (source.inline(), source) {
+                (Some((media_type, data)), _) => {
                     json!({"type": "base64", "media_type": media_type, "data": data})
                 }
+                (None, ImageSource::Url { url }) => json!({"type": "url", "url": url}),
+                (None, ImageSource::Base64 { .. }) => return None,
             };
             Some(with_cache(
                 json!({"type": "image", "source": source}),
@@ -428,6 +432,7 @@ fn encode_part(part: &ContentPart) -> Option<Value> {
 }
 
 fn encode_body(request: &ChatRequest, default_max_tokens: u32) -> Result<Value, LlmError> {
+    refuse_plain_data_urls(request, ProviderKind::Anthropic)?;
     let mut system = Vec::new();
     // (role, blocks) turns; consecutive turns of one role merge (tool results join the user
     // turn that follows the assistant's calls).

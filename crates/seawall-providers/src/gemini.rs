@@ -39,6 +39,7 @@ use serde_json::{Map, Value, json};
 
 use crate::adapter::Adapter;
 use crate::dialect::{Dialect, Flow, Malformed, StreamDecoder};
+use crate::encode::refuse_plain_data_urls;
 use crate::error::{decode_error, from_response, mentions_context_length, non_json_message};
 use crate::json::{get, join_url, merge_extra, post, str_at};
 use crate::key::ApiKey;
@@ -315,16 +316,20 @@ fn finish_reason(reason: &str, has_calls: bool) -> FinishReason {
 fn encode_part(part: &ContentPart) -> Option<Value> {
     match part {
         ContentPart::Text { text, .. } => (!text.is_empty()).then(|| json!({"text": text})),
-        ContentPart::Image { source, .. } => Some(match source {
-            ImageSource::Base64 { media_type, data } => {
+        // Bytes in the request (inline, or a base64 `data:` URL) are `inlineData`;
+        // `fileData` is for files Gemini fetches.
+        ContentPart::Image { source, .. } => Some(match (source.inline(), source) {
+            (Some((media_type, data)), _) => {
                 json!({"inlineData": {"mimeType": media_type, "data": data}})
             }
-            ImageSource::Url { url } => json!({"fileData": {"fileUri": url}}),
+            (None, ImageSource::Url { url }) => json!({"fileData": {"fileUri": url}}),
+            (None, ImageSource::Base64 { .. }) => return None,
         }),
     }
 }
 
 fn encode_body(request: &ChatRequest) -> Result<Value, LlmError> {
+    refuse_plain_data_urls(request, ProviderKind::Gemini)?;
     let mut system = Vec::new();
     let mut contents: Vec<(&'static str, Vec<Value>)> = Vec::new();
     for (i, message) in request.messages.iter().enumerate() {

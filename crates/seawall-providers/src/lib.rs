@@ -61,6 +61,7 @@
 mod macros;
 
 mod adapter;
+mod encode;
 pub mod anthropic;
 pub mod dialect;
 mod error;

@@ -354,3 +354,115 @@ async fn every_fault_mode_gives_the_expected_kind() {
         }
     }
 }
+
+/// A user message with an image whose bytes travel in a `data:` URL, as OpenAI's SDKs send a
+/// local file.
+fn with_image(url: &str) -> ChatRequest {
+    let mut message = Message::user("What is in this picture?");
+    message
+        .content
+        .push(seawall_core::ContentPart::image_url(url));
+    ChatRequest::new("m", [message])
+}
+
+/// A 1x1 PNG.
+const PNG: &str = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
+
+#[tokio::test]
+async fn a_base64_data_url_image_reaches_every_provider_as_inline_bytes() {
+    let sim = Simulator::builder().start().await.unwrap();
+    for provider in [Provider::OpenAi, Provider::Anthropic, Provider::Gemini] {
+        match call(&sim, provider, with_image(PNG)).await {
+            Outcome::Complete(_) => {}
+            other => panic!("{provider:?}: {other:?}"),
+        }
+    }
+    // Anthropic got a base64 source and Gemini inlineData, not a URL to fetch.
+    let anthropic = sim.requests_for(Provider::Anthropic);
+    let body: serde_json::Value = serde_json::from_slice(&anthropic[0].body).unwrap();
+    let source = &body["messages"][0]["content"][1]["source"];
+    assert_eq!(source["type"], "base64");
+    assert_eq!(source["media_type"], "image/png");
+    assert!(source["data"].as_str().unwrap().starts_with("iVBOR"));
+    let gemini = sim.requests_for(Provider::Gemini);
+    let body: serde_json::Value = serde_json::from_slice(&gemini[0].body).unwrap();
+    let inline = &body["contents"][0]["parts"][1]["inlineData"];
+    assert_eq!(inline["mimeType"], "image/png");
+}
+
+#[tokio::test]
+async fn a_plain_data_url_image_is_refused_before_anthropic_and_gemini() {
+    let sim = Simulator::builder().start().await.unwrap();
+    let svg = "data:image/svg+xml,%3Csvg%20xmlns='http://www.w3.org/2000/svg'/%3E";
+    for provider in [Provider::Anthropic, Provider::Gemini] {
+        expect_error(
+            &call(&sim, provider, with_image(svg)).await,
+            ErrorKind::InvalidRequest,
+            "a plain data: URL",
+        );
+        assert!(
+            sim.requests_for(provider).is_empty(),
+            "{provider:?}: nothing sent"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_simulator_refuses_a_data_url_where_the_apis_want_a_fetchable_url() {
+    let sim = Simulator::builder().start().await.unwrap();
+    let http = post_old_translation(&sim).await;
+    assert_eq!(http, (400, 400));
+}
+
+/// Posts, by hand, what the old translation sent: a `data:` URL as Anthropic's `url`
+/// source and as Gemini's `fileData`. Returns the two statuses.
+async fn post_old_translation(sim: &Simulator) -> (u16, u16) {
+    use http_body_util::{BodyExt, Full};
+    let client = client();
+    let send = |url: String,
+                body: serde_json::Value,
+                headers: Vec<(&'static str, &'static str)>| {
+        let client = client.clone();
+        async move {
+            let mut request = http::Request::post(url).header("content-type", "application/json");
+            for (name, value) in headers {
+                request = request.header(name, value);
+            }
+            let request = request
+                .body(Full::new(bytes::Bytes::from(body.to_string())))
+                .unwrap();
+            let response = client.oneshot(request).await.unwrap();
+            let status = response.status().as_u16();
+            let _ = response.into_body().collect().await;
+            status
+        }
+    };
+    let anthropic = send(
+        format!("{}/v1/messages", sim.base_url(Provider::Anthropic)),
+        serde_json::json!({
+            "model": "claude", "max_tokens": 10,
+            "messages": [{"role": "user", "content": [
+                {"type": "image", "source": {"type": "url", "url": PNG}}
+            ]}],
+        }),
+        vec![
+            ("x-api-key", "sk-test"),
+            ("anthropic-version", "2023-06-01"),
+        ],
+    )
+    .await;
+    let gemini = send(
+        format!(
+            "{}/v1beta/models/gemini-2.5-flash:generateContent?key=sk-test",
+            sim.base_url(Provider::Gemini)
+        ),
+        serde_json::json!({
+            "contents": [{"role": "user", "parts": [
+                {"fileData": {"mimeType": "image/png", "fileUri": PNG}}
+            ]}],
+        }),
+        vec![],
+    )
+    .await;
+    (anthropic, gemini)
+}

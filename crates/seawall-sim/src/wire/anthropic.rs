@@ -61,6 +61,49 @@ fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::new(400, "invalid_request_error", message)
 }
 
+/// An image block's source is `base64` (with a supported media type), or a `url` Anthropic
+/// fetches over HTTP(S), or a `file`; a `data:` URL in a `url` source is refused, as the API
+/// does.
+fn check_images(message: usize, content: &Value) -> Result<(), ApiError> {
+    const MEDIA_TYPES: [&str; 4] = ["image/jpeg", "image/png", "image/gif", "image/webp"];
+    for (j, block) in content.as_array().into_iter().flatten().enumerate() {
+        if block.get("type").and_then(Value::as_str) != Some("image") {
+            continue;
+        }
+        let source = block.get("source").unwrap_or(&Value::Null);
+        let at = format!("messages.{message}.content.{j}.image.source");
+        match source.get("type").and_then(Value::as_str) {
+            Some("base64") => {
+                let media_type = source.get("media_type").and_then(Value::as_str);
+                if !media_type.is_some_and(|t| MEDIA_TYPES.contains(&t)) {
+                    return Err(invalid(format!(
+                        "{at}.base64.media_type: Input should be 'image/jpeg', 'image/png', \
+                         'image/gif' or 'image/webp'"
+                    )));
+                }
+                if source.get("data").and_then(Value::as_str).is_none() {
+                    return Err(invalid(format!("{at}.base64.data: Field required")));
+                }
+            }
+            Some("url") => {
+                let url = source.get("url").and_then(Value::as_str).unwrap_or("");
+                if !(url.starts_with("https://") || url.starts_with("http://")) {
+                    return Err(invalid(format!(
+                        "{at}.url.url: Only HTTP and HTTPS URLs are supported"
+                    )));
+                }
+            }
+            Some("file") => {}
+            _ => {
+                return Err(invalid(format!(
+                    "{at}: Input tag does not match any of the expected tags: 'base64', 'url', 'file'"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn parse(v: &Value) -> Result<Parsed, ApiError> {
     let Some(obj) = v.as_object() else {
         return Err(invalid("Request body must be a JSON object"));
@@ -85,6 +128,7 @@ pub(crate) fn parse(v: &Value) -> Result<Parsed, ApiError> {
     for (i, m) in messages.iter().enumerate() {
         let role = m.get("role").and_then(Value::as_str).unwrap_or("");
         let content = m.get("content").cloned().unwrap_or(Value::Null);
+        check_images(i, &content)?;
         let blocks_of = |ty: &str| {
             content.as_array().is_some_and(|b| {
                 b.iter()

@@ -76,6 +76,29 @@ fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::new(400, "INVALID_ARGUMENT", message)
 }
 
+/// Gemini fetches `fileData` from a `gs://`, `https://` or uploaded-file URI; bytes in the
+/// request go in `inlineData`. A `data:` URL as a file is refused, as the API does.
+fn check_files(content: usize, parts: &Value) -> Result<(), ApiError> {
+    for (j, part) in parts.as_array().into_iter().flatten().enumerate() {
+        let file = part.get("fileData").or_else(|| part.get("file_data"));
+        let uri = file
+            .and_then(|f| f.get("fileUri").or_else(|| f.get("file_uri")))
+            .and_then(Value::as_str);
+        if let Some(uri) = uri
+            && !(uri.starts_with("https://")
+                || uri.starts_with("http://")
+                || uri.starts_with("gs://"))
+        {
+            return Err(invalid(format!(
+                "* GenerateContentRequest.contents[{content}].parts[{j}].file_data.file_uri: \
+                 Unsupported file uri: {}\n",
+                uri.chars().take(32).collect::<String>()
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn parts_text(parts: &Value) -> String {
     let mut out = String::new();
     for p in parts.as_array().into_iter().flatten() {
@@ -109,8 +132,9 @@ pub(crate) fn parse(v: &Value, model: &str, stream: bool, sse: bool) -> Result<P
     {
         prompt.system = Some(parts_text(si.get("parts").unwrap_or(&Value::Null)));
     }
-    for c in contents {
+    for (i, c) in contents.iter().enumerate() {
         let parts = c.get("parts").unwrap_or(&Value::Null);
+        check_files(i, parts)?;
         let has = |key: &str| {
             parts
                 .as_array()
