@@ -119,6 +119,21 @@ class Gateway:
                 raise SystemExit("gateway exited before printing its address")
             if line.startswith("seawall-gateway listening on "):
                 self.base = line.split()[-1]
+        # The gateway's log lines (JSON, one per call): kept for the checks, and drained so
+        # the pipe never fills.
+        self.log = []
+        threading.Thread(target=lambda: self.log.extend(self.proc.stdout), daemon=True).start()
+
+    def access_lines(self):
+        lines = []
+        for line in list(self.log):
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if entry.get("target") == "seawall_gateway::access":
+                lines.append(entry)
+        return lines
 
     def stop(self):
         for proc in (self.proc, self.sim):
@@ -196,12 +211,25 @@ def webhook(gw):
     expect(alert["cost_usd"] > 0, f"{alert}")
 
 
+@scenario("the access log has a line per call, with the key's name and never the key")
+def access_log(gw):
+    deadline = time.monotonic() + 5
+    while not gw.access_lines() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    lines = gw.access_lines()
+    expect(lines, "no access line")
+    expect(all(line["path"] == "/v1/chat/completions" for line in lines), f"{lines}")
+    expect(any(line["status"] == 200 and line["key"] == "team" for line in lines), f"{lines}")
+    expect(any(line["status"] == 429 for line in lines), f"{lines}")
+    expect(not any(KEY in line for line in gw.log), "the key appears in the log")
+
+
 def main():
     if len(sys.argv) != 3:
         raise SystemExit(__doc__)
     gw = Gateway(sys.argv[1], sys.argv[2])
     try:
-        for run in (spending, webhook):
+        for run in (spending, webhook, access_log):
             run(gw)
     finally:
         gw.stop()

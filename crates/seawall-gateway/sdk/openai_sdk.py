@@ -13,6 +13,7 @@ Exits non-zero on any failure; the last line is "N passed, M failed".
 """
 import json
 import subprocess
+import threading
 import sys
 import traceback
 import urllib.request
@@ -35,6 +36,8 @@ class Gateway:
                 self.base = line.split()[-1]
             elif line.startswith("simulator admin "):
                 self.admin = line.split()[-1]
+        # The gateway's log lines: drained so the pipe never fills.
+        threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True).start()
 
     def sim(self, method, path, body=None):
         data = None if body is None else json.dumps(body).encode()

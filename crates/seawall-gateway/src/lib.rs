@@ -40,6 +40,7 @@
 //!
 //! See the crate README for the configuration reference and the metrics.
 
+pub mod access;
 mod config;
 #[cfg(feature = "demo")]
 mod demo;

@@ -30,6 +30,8 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    // An access line per call and the layers' events, as JSON lines on stdout.
+    let _log = seawall_gateway::access::init_from_env();
     let mut listen: Option<SocketAddr> = None;
     let mut config_path: Option<String> = None;
     let mut args = std::env::args().skip(1);

@@ -50,6 +50,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tower::util::Either;
 use tower::{Layer, ServiceExt};
 
+use crate::access::Access;
 use crate::config::{Config, ConfigError, ProviderConfig, ProviderRefillConfig, StrategyConfig};
 use crate::metrics::{Metrics, TargetGauges};
 use crate::origin::Refusal;
@@ -943,6 +944,8 @@ struct SseRelay {
     permit: Option<tokio::sync::OwnedSemaphorePermit>,
     /// Resolves when the shutdown grace runs out.
     cut: Pin<Box<dyn Future<Output = ()> + Send>>,
+    /// The call's access line, written when the stream ends.
+    access: Option<Box<Access>>,
 }
 
 impl SseRelay {
@@ -1043,7 +1046,11 @@ impl SseRelay {
     fn first_content(&mut self) {
         if !self.first_content {
             self.first_content = true;
-            self.shared.metrics.ttft.observe(self.started.elapsed());
+            let ttft = self.started.elapsed();
+            self.shared.metrics.ttft.observe(ttft);
+            if let Some(access) = &mut self.access {
+                access.ttft = Some(ttft);
+            }
         }
     }
 
@@ -1051,6 +1058,9 @@ impl SseRelay {
         let message = crate::redact::redact(error.message(), &self.shared.secrets);
         wire::stream_error(out, &message, error.kind());
         self.shared.metrics.stream_errors.fetch_add(1, Relaxed);
+        if let Some(access) = &mut self.access {
+            access.error = Some(error.kind().as_str().to_owned());
+        }
         self.end();
     }
 
@@ -1065,9 +1075,20 @@ impl SseRelay {
 
 impl Drop for SseRelay {
     fn drop(&mut self) {
-        self.shared.metrics.latency.observe(self.started.elapsed());
+        let latency = self.started.elapsed();
+        self.shared.metrics.latency.observe(latency);
+        if self.stream.is_some()
+            && let Some(access) = &mut self.access
+        {
+            access.error = Some("client_disconnected".to_owned());
+        }
         // The client went away mid-stream: charged for what was produced.
         self.end();
+        if let Some(access) = &mut self.access {
+            // Settled when the stream was dropped: the trail has the tokens and the cost.
+            access.follow(&self.trail.snapshot());
+            access.log("/v1/chat/completions", 200, latency);
+        }
     }
 }
 
@@ -1158,17 +1179,29 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Reply
                     .insert("retry-after", HeaderValue::from_static("1"));
                 return Ok(reply);
             };
-            let reply = Box::pin(chat(&shared, request, started)).await;
-            // A stream holds its permit until the relay ends.
+            let mut access = Access::wanted().then(Box::<Access>::default);
+            let reply = Box::pin(chat(&shared, request, started, access.as_deref_mut())).await;
+            // A stream holds its permit until the relay ends, and writes its access line
+            // then.
             let reply = match reply.into_parts() {
                 (parts, GatewayBody(BodyKind::Sse(mut relay))) => {
                     relay.permit = Some(permit);
+                    relay.access = access.take();
                     Response::from_parts(parts, GatewayBody(BodyKind::Sse(relay)))
                 }
                 (parts, body) => Response::from_parts(parts, body),
             };
             if !matches!(reply.body().0, BodyKind::Sse(_)) {
-                shared.metrics.latency.observe(started.elapsed());
+                let latency = started.elapsed();
+                shared.metrics.latency.observe(latency);
+                if let Some(mut access) = access {
+                    if let BodyKind::Full(Some(body)) = &reply.body().0
+                        && reply.status().as_u16() >= 400
+                    {
+                        access.error = error_code(body);
+                    }
+                    access.log("/v1/chat/completions", reply.status().as_u16(), latency);
+                }
             }
             shared.metrics.request(reply.status().as_u16());
             return Ok(reply);
@@ -1324,6 +1357,7 @@ async fn chat(
     shared: &Arc<Shared>,
     request: Request<Incoming>,
     started: tokio::time::Instant,
+    mut access: Option<&mut Access>,
 ) -> Reply {
     // Who is calling.
     let key = if shared.keys.is_empty() {
@@ -1485,6 +1519,13 @@ async fn chat(
         }
     };
 
+    if let Some(access) = access.as_deref_mut() {
+        access.key = key.as_ref().map(|k| Arc::clone(&k.name));
+        // Named only in part: the client sent it, and it may be huge.
+        access.requested = Some(prefix(&inbound.request.model, 128).to_owned());
+        access.stream = inbound.request.stream;
+    }
+
     // Which group.
     let model = &*inbound.request.model;
     let Some(group) = shared.groups.find(model) else {
@@ -1512,6 +1553,7 @@ async fn chat(
     }
     let requested = inbound.request.model.clone();
     let stream = inbound.request.stream;
+
     // A stream's cost is known when it ends: its usage chunk reads it from the trail.
     let trail = stream.then(|| inbound.request.context.trail().clone());
 
@@ -1521,6 +1563,10 @@ async fn chat(
             shared.metrics.trail(&response.trail);
             let id = format!("chatcmpl-sw{:x}", shared.next_id.fetch_add(1, Relaxed));
             let answered = answering_model(&response, &requested);
+            if let Some(access) = access {
+                access.answered = Some(answered.clone());
+                access.follow(&response.trail);
+            }
             if stream {
                 let mut response = response;
                 let relay = SseRelay {
@@ -1539,6 +1585,7 @@ async fn chat(
                     trail: trail.unwrap_or_default(),
                     role_sent: false,
                     permit: None,
+                    access: None,
                     cut: {
                         let mut cut = shared.cut_streams.subscribe();
                         Box::pin(async move {
@@ -1563,9 +1610,27 @@ async fn chat(
                 reply
             }
         }
-        Err(error) => spend_refusal(shared, &error)
-            .unwrap_or_else(|| upstream_error(shared, &classifier, &error)),
+        Err(error) => {
+            if let Some(access) = access
+                && let Some(failed) = ErrorWithTrail::find(&*error)
+            {
+                access.follow(failed.trail());
+            }
+            spend_refusal(shared, &error)
+                .unwrap_or_else(|| upstream_error(shared, &classifier, &error))
+        }
     }
+}
+
+/// The `error.code` (or, without one, `error.type`) of an error reply's body.
+fn error_code(body: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let error = value.get("error")?;
+    error
+        .get("code")
+        .and_then(serde_json::Value::as_str)
+        .or_else(|| error.get("type").and_then(serde_json::Value::as_str))
+        .map(str::to_owned)
 }
 
 /// At most the first `max` bytes of `text`, cut at a character boundary.

@@ -61,9 +61,9 @@
 mod macros;
 
 mod adapter;
-mod encode;
 pub mod anthropic;
 pub mod dialect;
+mod encode;
 mod error;
 pub mod future;
 pub mod gemini;

@@ -1,0 +1,124 @@
+//! The access log: one line per chat call (target `seawall_gateway::access`, level `info`),
+//! and the subscriber that writes every event as a JSON line, filtered with the usual
+//! `RUST_LOG` syntax.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use seawall_core::{Cost, Trail};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
+
+/// The target of the access lines, for `RUST_LOG` (`seawall_gateway::access=off` turns
+/// them off).
+pub const ACCESS_TARGET: &str = "seawall_gateway::access";
+
+/// What one chat call did, gathered as it goes and written when it ends (for a stream:
+/// when the stream ends). Never a key: only the virtual key's name.
+#[derive(Debug, Default)]
+pub(crate) struct Access {
+    pub(crate) key: Option<Arc<str>>,
+    pub(crate) requested: Option<String>,
+    pub(crate) answered: Option<String>,
+    pub(crate) stream: bool,
+    targets: Vec<String>,
+    attempts: usize,
+    input_tokens: Option<u64>,
+    output_tokens: Option<u64>,
+    cost: Option<Cost>,
+    pub(crate) ttft: Option<Duration>,
+    pub(crate) error: Option<String>,
+}
+
+impl Access {
+    /// Whether anybody listens: the record is not gathered otherwise.
+    pub(crate) fn wanted() -> bool {
+        tracing::enabled!(target: ACCESS_TARGET, tracing::Level::INFO)
+    }
+
+    /// Takes the targets tried, the attempts, the tokens and the cost from the call's trail.
+    pub(crate) fn follow(&mut self, trail: &Trail) {
+        self.targets.clear();
+        for attempt in &trail.attempts {
+            let target = attempt.target.as_str();
+            if !self.targets.iter().any(|t| t == target) {
+                self.targets.push(target.to_owned());
+            }
+        }
+        self.attempts = trail.attempts.len();
+        if !trail.charges.is_empty() {
+            let (input, output) = trail.charges.iter().fold((0, 0), |(i, o), charge| {
+                (
+                    i + charge.usage.input_tokens,
+                    o + charge.usage.output_tokens,
+                )
+            });
+            self.input_tokens = Some(input);
+            self.output_tokens = Some(output);
+        }
+        self.cost = trail.cost.or(self.cost);
+        if let Some(model) = &trail.final_model {
+            self.answered.get_or_insert_with(|| model.clone());
+        }
+    }
+
+    /// Writes the line.
+    pub(crate) fn log(&self, path: &str, status: u16, latency: Duration) {
+        // To the microsecond.
+        let millis = |d: Duration| d.as_micros() as f64 / 1e3;
+        tracing::info!(
+            target: ACCESS_TARGET,
+            method = "POST",
+            path,
+            status,
+            key = self.key.as_deref(),
+            model = self.requested.as_deref(),
+            answered_by = self.answered.as_deref(),
+            targets = self.targets.join(","),
+            attempts = self.attempts,
+            stream = self.stream,
+            latency_ms = millis(latency),
+            ttft_ms = self.ttft.map(millis),
+            input_tokens = self.input_tokens,
+            output_tokens = self.output_tokens,
+            cost_usd = self.cost.map(Cost::usd),
+            error = self.error.as_deref(),
+            "access"
+        );
+    }
+}
+
+/// The gateway's subscriber: every event as one JSON line on `writer`, filtered by
+/// `filter` (`RUST_LOG` syntax; `info` shows the access lines and the layers' warnings).
+pub fn subscriber<W>(filter: &str, writer: W) -> impl tracing::Subscriber + Send + Sync
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_target(true)
+        .with_env_filter(EnvFilter::new(filter))
+        .with_writer(writer)
+        .finish()
+}
+
+/// Installs [`subscriber`] on stdout with `RUST_LOG` (default `info`), for the binary.
+/// Lines go through a bounded queue to a writer thread, so a stdout nobody reads drops
+/// lines rather than blocking calls; keep the guard until exit (it flushes the queue).
+pub fn init_from_env() -> tracing_appender::non_blocking::WorkerGuard {
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned());
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .finish(std::io::stdout());
+    if tracing::subscriber::set_global_default(subscriber(&filter, writer)).is_err() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "seawall-gateway: a log subscriber was already set"
+        );
+    }
+    guard
+}
