@@ -51,6 +51,7 @@ mod router;
 mod server;
 mod spend;
 mod state;
+mod status;
 pub mod wire;
 
 pub use config::{

@@ -30,6 +30,24 @@ impl Histogram {
             .fetch_add(value.as_micros().min(u64::MAX as u128) as u64, Relaxed);
     }
 
+    /// The `q` quantile (0 to 1) in seconds, as the upper bound of its bucket (the last
+    /// bound for values past it); `None` before the first value.
+    pub(crate) fn quantile(&self, q: f64) -> Option<f64> {
+        let count = self.count.load(Relaxed);
+        if count == 0 {
+            return None;
+        }
+        let rank = (q * count as f64).ceil().max(1.0) as u64;
+        let mut cumulative = 0;
+        for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
+            cumulative += bucket.load(Relaxed);
+            if cumulative >= rank {
+                return Some(*bound);
+            }
+        }
+        BUCKETS.last().copied()
+    }
+
     fn render(&self, out: &mut String, name: &str, help: &str) {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
         let mut cumulative = 0;

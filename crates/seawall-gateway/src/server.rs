@@ -59,8 +59,8 @@ use crate::spend::{AlertOut, UsageReport};
 use crate::state::BudgetState;
 use crate::wire::{self, ChunkHead};
 
-struct VirtualKey {
-    name: Arc<str>,
+pub(crate) struct VirtualKey {
+    pub(crate) name: Arc<str>,
     /// The key's request limit: the project's own GCRA limiter (one CAS when admitted, on
     /// tokio's clock), which never waits here. The key map is read-only after start.
     limiter: Option<RateLimiter>,
@@ -135,28 +135,30 @@ impl tower_service::Service<Request<Full<Bytes>>> for UpstreamClient {
     }
 }
 
-struct TargetInfo {
-    name: String,
+pub(crate) struct TargetInfo {
+    pub(crate) name: String,
     sent: Arc<AtomicU64>,
-    breaker: BreakerHandle,
-    limiter: Option<RateLimiter>,
+    pub(crate) breaker: BreakerHandle,
+    pub(crate) limiter: Option<RateLimiter>,
 }
 
-struct Shared {
+pub(crate) struct Shared {
     groups: Arc<Groups>,
     /// Every call goes through the budget layer to the group its model names.
     service: Budget<GroupRouter, BudgetState>,
-    budgets: Budgets<BudgetState>,
+    pub(crate) budgets: Budgets<BudgetState>,
     report: Arc<UsageReport>,
     alerts: AlertOut,
-    targets: Vec<TargetInfo>,
+    pub(crate) targets: Vec<TargetInfo>,
     target_index: HashMap<String, usize>,
-    keys: HashMap<String, Arc<VirtualKey>>,
+    pub(crate) keys: HashMap<String, Arc<VirtualKey>>,
     metrics: Arc<Metrics>,
     /// Where limiters and budgets live (for `/metrics`).
     state: crate::state::State,
+    /// Per-target figures and recent failovers, for the status page.
+    pub(crate) board: crate::status::Board,
     max_body: usize,
-    ready: AtomicBool,
+    pub(crate) ready: AtomicBool,
     models: Bytes,
     next_id: AtomicU64,
     /// The upstream and virtual keys, to take out of any upstream text relayed to a client.
@@ -553,10 +555,11 @@ impl GatewayBuilder {
                 "id": name, "object": "model", "created": 0, "owned_by": "seawall-gateway",
             })).collect::<Vec<_>>(),
         });
-        let target_index = targets
+        let target_names: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
+        let target_index = target_names
             .iter()
             .enumerate()
-            .map(|(i, t)| (t.name.clone(), i))
+            .map(|(i, name)| (name.clone(), i))
             .collect();
         let admin = match config.server.admin_key_env.as_deref().and_then(&env) {
             Some(key) => Admin::Key(key),
@@ -596,6 +599,7 @@ impl GatewayBuilder {
                 keys,
                 metrics,
                 state,
+                board: crate::status::Board::new(&target_names),
                 max_body: config.server.max_body_bytes,
                 ready: AtomicBool::new(true),
                 models: Bytes::from(serde_json::to_vec(&models).unwrap_or_default()),
@@ -1150,7 +1154,7 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Reply
     if request.method() == Method::GET
         && matches!(
             request.uri().path(),
-            "/metrics" | "/status" | "/admin/usage"
+            "/metrics" | "/status.json" | "/admin/usage"
         )
         && let Some(refused) = shared.admin.refuse(request.headers())
     {
@@ -1215,7 +1219,7 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Reply
                 full(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "draining\n")
             }
         }
-        (&Method::GET, "/metrics" | "/status" | "/admin/usage")
+        (&Method::GET, "/metrics" | "/status.json" | "/admin/usage")
             if let Some(refused) = shared.admin.refuse(request.headers()) =>
         {
             refused
@@ -1225,7 +1229,13 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Reply
             "text/plain; version=0.0.4",
             render_metrics(&shared),
         ),
-        (&Method::GET, "/status") => json_reply(StatusCode::OK, status_json(&shared)),
+        // The page holds no data: it reads /status.json with the admin key it is given.
+        (&Method::GET, "/status") => full(
+            StatusCode::OK,
+            "text/html; charset=utf-8",
+            crate::status::PAGE,
+        ),
+        (&Method::GET, "/status.json") => json_reply(StatusCode::OK, crate::status::json(&shared)),
         (&Method::GET, "/admin/usage") => json_reply(
             StatusCode::OK,
             serde_json::to_vec(&shared.report.to_json()).unwrap_or_default(),
@@ -1238,6 +1248,7 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Reply
             | "/readyz"
             | "/metrics"
             | "/status"
+            | "/status.json"
             | "/admin/usage",
         ) => error_reply(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -1280,71 +1291,6 @@ fn render_metrics(shared: &Shared) -> String {
         crate::metrics::render_state(&mut out, &stats);
     }
     out
-}
-
-fn status_json(shared: &Shared) -> Vec<u8> {
-    let targets: Vec<_> = shared
-        .targets
-        .iter()
-        .map(|t| {
-            let limiter = t.limiter.as_ref().map(|l| {
-                let s = l.snapshot();
-                json!({
-                    "requests_admitted": s.requests_admitted,
-                    "requests_in_flight": s.requests_in_flight,
-                    "tokens_reserved": s.tokens_reserved,
-                    "tokens_used": s.tokens_used,
-                    "tokens_in_flight": s.tokens_in_flight,
-                    "queue_len": s.queue_len,
-                })
-            });
-            json!({
-                "name": t.name,
-                "breaker": t.breaker.state().as_str(),
-                "limiter": limiter,
-            })
-        })
-        .collect();
-    let keys: Vec<_> = shared
-        .keys
-        .values()
-        .map(|k| {
-            let budgets: Vec<_> = shared
-                .budgets
-                .status("key", &k.name)
-                .into_iter()
-                .map(|status| {
-                    json!({
-                        "budget": status.budget,
-                        "window": status.window.as_str(),
-                        "used": amount_json(status.used),
-                        "limit": amount_json(status.limit),
-                        "remaining": amount_json(status.remaining),
-                        "resets_at": status
-                            .resets_at
-                            .and_then(|at| at.duration_since(UNIX_EPOCH).ok())
-                            .map(|at| at.as_secs()),
-                    })
-                })
-                .collect();
-            json!({ "name": k.name, "budgets": budgets })
-        })
-        .collect();
-    let body = json!({
-        "ready": shared.ready.load(Relaxed),
-        "targets": targets,
-        "keys": keys,
-    });
-    serde_json::to_vec(&body).unwrap_or_default()
-}
-
-/// `{"tokens": n}` or `{"usd": x}`.
-fn amount_json(amount: seawall::budget::Amount) -> serde_json::Value {
-    match amount {
-        seawall::budget::Amount::Usd(cost) => json!({ "usd": cost.usd() }),
-        seawall::budget::Amount::Tokens(tokens) => json!({ "tokens": tokens }),
-        _ => serde_json::Value::Null,
-    }
 }
 
 fn unix_now() -> u64 {
@@ -1561,6 +1507,7 @@ async fn chat(
     match shared.service.clone().oneshot(inbound.request).await {
         Ok(response) => {
             shared.metrics.trail(&response.trail);
+            shared.board.record(&response.trail);
             let id = format!("chatcmpl-sw{:x}", shared.next_id.fetch_add(1, Relaxed));
             let answered = answering_model(&response, &requested);
             if let Some(access) = access {
@@ -1611,10 +1558,11 @@ async fn chat(
             }
         }
         Err(error) => {
-            if let Some(access) = access
-                && let Some(failed) = ErrorWithTrail::find(&*error)
-            {
-                access.follow(failed.trail());
+            if let Some(failed) = ErrorWithTrail::find(&*error) {
+                shared.board.record(failed.trail());
+                if let Some(access) = access {
+                    access.follow(failed.trail());
+                }
             }
             spend_refusal(shared, &error)
                 .unwrap_or_else(|| upstream_error(shared, &classifier, &error))

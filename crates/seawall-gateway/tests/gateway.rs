@@ -504,7 +504,7 @@ async fn metrics_count_a_known_sequence_of_calls() {
     assert!(value("seawall_gateway_tokens_output_total") > 0.0);
     assert!(value("seawall_gateway_cost_usd_total") > 0.0);
 
-    let status = send(addr, "GET", "/status", &[], b"").await.json();
+    let status = send(addr, "GET", "/status.json", &[], b"").await.json();
     assert_eq!(status["targets"][0]["name"], "sim-openai");
     assert_eq!(status["targets"][0]["breaker"], "closed");
     for path in ["/healthz", "/readyz", "/v1/models"] {
@@ -567,7 +567,7 @@ async fn keys_never_appear_in_debug_status_metrics_or_errors() {
     .await;
     assert!(failed.status >= 400);
     seen.push_str(&failed.body);
-    seen.push_str(&send(addr, "GET", "/status", &[], b"").await.body);
+    seen.push_str(&send(addr, "GET", "/status.json", &[], b"").await.body);
     seen.push_str(&send(addr, "GET", "/metrics", &[], b"").await.body);
     assert!(!seen.contains(upstream), "upstream key leaked");
     assert!(!seen.contains(virtual_key), "virtual key leaked");
@@ -1383,7 +1383,7 @@ async fn status_and_metrics_name_every_key_so_they_need_the_admin_key() {
     };
     // Virtual keys and no admin key: closed.
     let (_sim, gw) = start_with(team, &[("TEAM_KEY", "vk-team-1234")]).await;
-    for path in ["/status", "/metrics"] {
+    for path in ["/status.json", "/metrics"] {
         let reply = send(gw.local_addr(), "GET", path, &[], b"").await;
         assert_eq!(reply.status, 403, "{path}: {}", reply.body);
         assert!(!reply.body.contains("team"), "{}", reply.body);
@@ -1402,7 +1402,7 @@ async fn status_and_metrics_name_every_key_so_they_need_the_admin_key() {
     )
     .await;
     let addr = gw.local_addr();
-    for path in ["/status", "/metrics"] {
+    for path in ["/status.json", "/metrics"] {
         let without = send(addr, "GET", path, &[], b"").await;
         assert_eq!(without.status, 401, "{path}");
         let tenant = send(

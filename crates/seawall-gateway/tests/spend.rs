@@ -81,7 +81,7 @@ async fn leave_after(addr: SocketAddr, stream: bool, after: &str) {
 
 /// The key's budget status from `/status`.
 async fn key_budgets(addr: SocketAddr) -> Vec<Value> {
-    let status = admin(addr, "/status").await;
+    let status = admin(addr, "/status.json").await;
     status["keys"][0]["budgets"]
         .as_array()
         .cloned()
