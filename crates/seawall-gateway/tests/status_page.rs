@@ -17,7 +17,10 @@ const KEY: &str = "vk-status-team";
 
 /// The page's DOM once its script has run, as the browser built it.
 async fn rendered(url: &str) -> String {
-    let profile = std::env::temp_dir().join(format!("seawall-chromium-{}", std::process::id()));
+    // A profile per browser: tests in one process run side by side.
+    static BROWSERS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = BROWSERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let profile = std::env::temp_dir().join(format!("seawall-chromium-{}-{n}", std::process::id()));
     let output = tokio::process::Command::new("chromium")
         .args([
             "--headless",
