@@ -74,6 +74,57 @@ pub(crate) struct Attempt {
     pub(crate) limiter_wait_before: Duration,
 }
 
+/// The call's span and its current attempt's, boxed together and only when a subscriber
+/// listens: the router's futures stay small (a span is 40 bytes) and a call nobody traces
+/// allocates nothing.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Traced(Option<Box<Spans>>);
+
+#[derive(Debug, Clone)]
+struct Spans {
+    call: tracing::Span,
+    attempt: tracing::Span,
+}
+
+impl Traced {
+    fn new(call: tracing::Span) -> Self {
+        Self((!call.is_disabled()).then(|| {
+            Box::new(Spans {
+                call,
+                attempt: tracing::Span::none(),
+            })
+        }))
+    }
+
+    /// The call span's id, as the parent of an event or a span.
+    pub(crate) fn id(&self) -> Option<tracing::Id> {
+        self.0.as_ref().and_then(|spans| spans.call.id())
+    }
+
+    fn is_some(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Starts the next attempt's span (the previous one closes).
+    fn attempt(&mut self, span: impl FnOnce(Option<tracing::Id>) -> tracing::Span) {
+        if let Some(spans) = &mut self.0 {
+            spans.attempt = span(spans.call.id());
+        }
+    }
+
+    fn record(&self, field: &str, value: impl tracing::Value) {
+        if let Some(spans) = &self.0 {
+            spans.call.record(field, value);
+        }
+    }
+
+    fn record_attempt(&self, field: &str, value: impl tracing::Value) {
+        if let Some(spans) = &self.0 {
+            spans.attempt.record(field, value);
+        }
+    }
+}
+
 /// How the wait for a member's readiness ended.
 pub(crate) enum Readiness {
     Ready,
@@ -120,8 +171,43 @@ pub(crate) struct Walk {
     pub(crate) trail: TrailRecorder,
     estimate: TokenEstimate,
     pub(crate) plan: Vec<usize>,
-    pub(crate) next: usize,
-    pub(crate) hops: usize,
+    pub(crate) next: u32,
+    pub(crate) hops: u32,
+    /// The call's span and its current attempt's (a stream's relay keeps them until the
+    /// stream ends).
+    pub(crate) span: Traced,
+}
+
+/// The span of one call through a router, with the OpenTelemetry GenAI attribute names;
+/// the response's fields are recorded when they are known. Disabled (no cost beyond a
+/// check) when no subscriber listens to `seawall::failover`.
+fn call_span(request: &ChatRequest) -> Traced {
+    Traced::new(tracing::info_span!(
+        target: "seawall::failover",
+        "chat",
+        "gen_ai.operation.name" = "chat",
+        "gen_ai.request.model" = &*request.model,
+        "gen_ai.response.model" = tracing::field::Empty,
+        "gen_ai.provider.name" = tracing::field::Empty,
+        "gen_ai.usage.input_tokens" = tracing::field::Empty,
+        "gen_ai.usage.output_tokens" = tracing::field::Empty,
+        "error.type" = tracing::field::Empty,
+        "seawall.target" = tracing::field::Empty,
+        "seawall.attempts" = tracing::field::Empty,
+    ))
+}
+
+/// Records a response's model, provider and usage on the call's span and its attempt's.
+fn record_response(span: &Traced, response: &ChatResponse) {
+    let Some(spans) = &span.0 else { return };
+    for span in [&spans.call, &spans.attempt] {
+        span.record("gen_ai.response.model", response.model.as_str());
+        span.record("gen_ai.provider.name", response.provider.as_str());
+        if let Some(usage) = response.usage {
+            span.record("gen_ai.usage.input_tokens", usage.input_tokens);
+            span.record("gen_ai.usage.output_tokens", usage.output_tokens);
+        }
+    }
 }
 
 impl Walk {
@@ -137,11 +223,11 @@ impl Walk {
             {
                 return Err(DeadlineExceeded::new(deadline.budget()).into());
             }
-            if self.hops >= shared.max_hops || self.next >= self.plan.len() {
+            if self.hops as usize >= shared.max_hops || self.next as usize >= self.plan.len() {
                 let attempts = self.trail.snapshot().attempts;
                 return Err(AllTargetsFailed::new(attempts).into());
             }
-            let index = self.plan[self.next];
+            let index = self.plan[self.next as usize];
             self.next += 1;
             let target = &shared.targets[index];
             let model = target
@@ -150,6 +236,14 @@ impl Walk {
                 .unwrap_or_else(|| self.request.model.clone());
             let remaining = context.remaining(reading);
             if let Err(reason) = self.check_gates(target, now, remaining) {
+                tracing::event!(
+                    target: "seawall::failover",
+                    parent: self.span.id(),
+                    tracing::Level::DEBUG,
+                    "seawall.target" = target.id.as_str(),
+                    "seawall.skip_reason" = %reason,
+                    "target skipped"
+                );
                 self.trail.record(AttemptRecord::new(
                     target.id.clone(),
                     model.to_string(),
@@ -159,8 +253,27 @@ impl Walk {
                 ));
                 continue;
             }
-            let hop = u32::try_from(self.hops).unwrap_or(u32::MAX);
+            let hop = self.hops;
             self.hops += 1;
+            self.span.attempt(|parent| {
+                tracing::info_span!(
+                    target: "seawall::failover",
+                    parent: parent,
+                    "attempt",
+                    "gen_ai.operation.name" = "chat",
+                    "gen_ai.request.model" = &*model,
+                    "gen_ai.response.model" = tracing::field::Empty,
+                    "gen_ai.provider.name" = tracing::field::Empty,
+                    "gen_ai.usage.input_tokens" = tracing::field::Empty,
+                    "gen_ai.usage.output_tokens" = tracing::field::Empty,
+                    "error.type" = tracing::field::Empty,
+                    "seawall.target" = target.id.as_str(),
+                    "seawall.attempt" = hop,
+                    "seawall.outcome" = tracing::field::Empty,
+                    "seawall.wait_ms" = tracing::field::Empty,
+                    "seawall.first_token_ms" = tracing::field::Empty,
+                )
+            });
             return Ok((
                 Attempt {
                     index,
@@ -255,7 +368,22 @@ impl Walk {
     ) -> Duration {
         let target = &self.router.shared.targets[attempt.index];
         let latency = Instant::now().saturating_duration_since(attempt.started);
-        self.trail.update(|trail| {
+        let span = &self.span;
+        if span.is_some() {
+            match &outcome {
+                AttemptOutcome::Failed { cause, .. } => {
+                    span.record_attempt("seawall.outcome", "failed");
+                    span.record_attempt("error.type", cause.as_str());
+                }
+                _ => {
+                    span.record_attempt("seawall.outcome", "succeeded");
+                }
+            }
+            if let Some(ttft) = ttft {
+                span.record_attempt("seawall.first_token_ms", ttft.as_secs_f64() * 1e3);
+            }
+        }
+        let wait = self.trail.update(|trail| {
             let wait = trail
                 .limiter_wait
                 .saturating_sub(attempt.limiter_wait_before);
@@ -263,7 +391,11 @@ impl Walk {
                 AttemptRecord::new(target.id.clone(), attempt.model.to_string(), outcome)
                     .timed(wait, latency, ttft),
             );
+            wait
         });
+        if !wait.is_zero() {
+            span.record_attempt("seawall.wait_ms", wait.as_secs_f64() * 1e3);
+        }
         latency
     }
 
@@ -295,8 +427,18 @@ impl Walk {
     /// Records a failed attempt; returns the error if it ends the call.
     fn failed(&self, attempt: &Attempt, error: BoxError) -> Option<BoxError> {
         let verdict = self.record_failure(attempt, &*error);
+        let target = &self.router.shared.targets[attempt.index].id;
+        tracing::event!(
+            target: "seawall::failover",
+            parent: self.span.id(),
+            tracing::Level::INFO,
+            "seawall.target" = target.as_str(),
+            "error.type" = verdict.cause.as_str(),
+            fatal = verdict.disposition == Disposition::Fatal,
+            "attempt failed"
+        );
         if verdict.disposition == Disposition::Fatal {
-            let target = self.router.shared.targets[attempt.index].id.clone();
+            let target = target.clone();
             self.trail.update(|trail| {
                 trail.final_target = Some(target);
                 trail.final_model = Some(attempt.model.to_string());
@@ -319,6 +461,13 @@ impl Walk {
         } else {
             model.to_owned()
         };
+        if self.span.is_some() {
+            self.span.record("seawall.target", target.as_str());
+            self.span.record("gen_ai.response.model", model.as_str());
+            self.span.record("seawall.attempts", self.hops);
+            self.span
+                .record_attempt("gen_ai.response.model", model.as_str());
+        }
         self.trail.update(|trail| {
             trail.final_target = Some(target);
             trail.final_model = Some(model);
@@ -341,6 +490,7 @@ impl Walk {
             .shared
             .learn_provider(attempt.index, response.provider);
         self.record_success(attempt, &response.model, ttft);
+        record_response(&self.span, &response);
         if let Some(usage) = response.usage {
             let charge = self.charge(attempt, usage);
             self.trail.update(|trail| {
@@ -353,7 +503,12 @@ impl Walk {
         response
     }
 
+    /// The error that ends the call, with its trail (and its type on the call's span).
     fn with_trail(&self, error: BoxError) -> BoxError {
+        if self.span.is_some() {
+            self.span
+                .record("error.type", self.classify(&*error).cause.as_str());
+        }
         Box::new(ErrorWithTrail::new(error, self.trail.snapshot()))
     }
 }
@@ -371,6 +526,7 @@ impl ResponseFuture {
         });
         let mut plan = Vec::with_capacity(shared.targets.len());
         router.plan_into(&mut plan);
+        let span = call_span(&request);
         Self {
             walk: Walk {
                 router,
@@ -380,6 +536,7 @@ impl ResponseFuture {
                 plan,
                 next: 0,
                 hops: 0,
+                span,
             },
             state: State::Next,
             committing: None,
@@ -410,6 +567,7 @@ impl ResponseFuture {
             plan: mem::take(&mut self.walk.plan),
             next: self.walk.next,
             hops: self.walk.hops,
+            span: self.walk.span.clone(),
         }
     }
 }

@@ -43,6 +43,17 @@
 //!   a caller reads by installing one before the call:
 //!   `let trail = request.context.trail().clone();` then `trail.snapshot()` once the stream
 //!   has ended.
+//! - **Spans and events** (target `seawall::failover`), with the OpenTelemetry GenAI
+//!   attribute names: a `chat` span per call (`gen_ai.operation.name`,
+//!   `gen_ai.request.model`, `gen_ai.response.model`, `gen_ai.provider.name`,
+//!   `gen_ai.usage.input_tokens`, `gen_ai.usage.output_tokens`, `error.type` when the call
+//!   fails, `seawall.target`, `seawall.attempts`), closed when the call ends (a stream:
+//!   when it ends); an `attempt` span per target tried, its child (`seawall.target`,
+//!   `seawall.attempt`, `seawall.outcome`, `error.type`, `seawall.wait_ms`,
+//!   `seawall.first_token_ms` and the response's fields); events `target skipped`
+//!   (`seawall.skip_reason`, debug), `attempt failed` and `stream recovered` (info). With
+//!   no subscriber listening they are never built: the router's futures hold one pointer,
+//!   and a call allocates nothing for them.
 //!
 //! # Mid-stream recovery
 //!

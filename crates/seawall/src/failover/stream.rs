@@ -302,6 +302,14 @@ impl RelayStream {
                     self.walk
                         .record_success(&self.attempt, "", self.first_content);
                     let target = self.target_id();
+                    tracing::event!(
+                        target: "seawall::failover",
+                        parent: self.walk.span.id(),
+                        tracing::Level::INFO,
+                        "seawall.target" = target.as_str(),
+                        "seawall.recovery" = ?path,
+                        "stream recovered"
+                    );
                     self.update_record(RecoveryOutcome::Recovered { path, target });
                 }
                 Some(event)
@@ -397,7 +405,7 @@ impl RelayStream {
         // fails over, it is not retried in the same call).
         let index = self.attempt.index;
         if verdict.disposition == Disposition::Retry
-            && !self.walk.plan[self.walk.next..].contains(&index)
+            && !self.walk.plan[self.walk.next as usize..].contains(&index)
         {
             self.walk.plan.push(index);
         }

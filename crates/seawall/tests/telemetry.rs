@@ -1,0 +1,216 @@
+//! What a subscriber sees of a call through a router: a `chat` span per call and an
+//! `attempt` span per target tried, with the OpenTelemetry GenAI attribute names, and an
+//! event for each skip and each failed attempt.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use seawall::breaker::BreakerLayer;
+use seawall::failover::{Failover, Target};
+use seawall_core::{BoxError, ChatRequest, ChatResponse, ErrorKind, LlmError, Usage};
+use support::{reply, weighing};
+use tower::{Layer, ServiceExt, service_fn};
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+
+/// A span or an event as the subscriber saw it: its name (an event's message) and fields.
+#[derive(Debug, Clone, Default)]
+struct Seen {
+    name: String,
+    parent: Option<String>,
+    fields: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Default)]
+struct Capture {
+    spans: Arc<Mutex<BTreeMap<u64, Seen>>>,
+    events: Arc<Mutex<Vec<Seen>>>,
+}
+
+struct Fields<'a>(&'a mut BTreeMap<String, String>);
+
+impl Visit for Fields<'_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.0.insert(field.name().to_owned(), format!("{value:?}"));
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().to_owned(), value.to_owned());
+    }
+}
+
+impl<S: Subscriber + for<'a> LookupSpan<'a>> tracing_subscriber::Layer<S> for Capture {
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let mut seen = Seen {
+            name: attrs.metadata().name().to_owned(),
+            parent: ctx
+                .span(id)
+                .and_then(|span| span.parent())
+                .map(|parent| parent.name().to_owned()),
+            ..Seen::default()
+        };
+        attrs.record(&mut Fields(&mut seen.fields));
+        self.spans.lock().unwrap().insert(id.into_u64(), seen);
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, _: Context<'_, S>) {
+        if let Some(seen) = self.spans.lock().unwrap().get_mut(&id.into_u64()) {
+            values.record(&mut Fields(&mut seen.fields));
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let mut seen = Seen {
+            parent: ctx.event_span(event).map(|span| span.name().to_owned()),
+            ..Seen::default()
+        };
+        event.record(&mut Fields(&mut seen.fields));
+        seen.name = seen.fields.remove("message").unwrap_or_default();
+        self.events.lock().unwrap().push(seen);
+    }
+}
+
+impl Capture {
+    fn spans(&self, name: &str) -> Vec<Seen> {
+        self.spans
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|s| s.name == name)
+            .cloned()
+            .collect()
+    }
+
+    fn events(&self, message: &str) -> Vec<Seen> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e.name == message)
+            .cloned()
+            .collect()
+    }
+}
+
+fn field<'a>(seen: &'a Seen, name: &str) -> &'a str {
+    seen.fields
+        .get(name)
+        .map_or_else(|| panic!("no field {name} in {seen:?}"), String::as_str)
+}
+
+fn overloaded(_: ChatRequest) -> std::future::Ready<Result<ChatResponse, BoxError>> {
+    std::future::ready(Err(LlmError::new(ErrorKind::Overloaded, "overloaded")
+        .with_status(529)
+        .into()))
+}
+
+fn answers(request: ChatRequest) -> std::future::Ready<Result<ChatResponse, BoxError>> {
+    let mut response = reply(&request.model, "ok");
+    response.usage = Some(Usage::new(12, 34));
+    std::future::ready(Ok(response))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failover_is_one_chat_span_with_an_attempt_span_per_target() {
+    let capture = Capture::default();
+    let _guard =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(capture.clone()));
+    let router = Failover::builder()
+        .target(Target::new("anthropic/opus", service_fn(overloaded)).model("claude-opus-4-1"))
+        .target(Target::new("openai/mini", service_fn(answers)).model("gpt-4o-mini"))
+        .build();
+    let response = router.oneshot(weighing(10)).await.unwrap();
+    assert_eq!(response.model, "gpt-4o-mini");
+
+    let calls = capture.spans("chat");
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    let call = &calls[0];
+    assert_eq!(field(call, "gen_ai.operation.name"), "chat");
+    assert_eq!(field(call, "gen_ai.response.model"), "gpt-4o-mini");
+    assert_eq!(field(call, "gen_ai.provider.name"), "openai");
+    assert_eq!(field(call, "gen_ai.usage.input_tokens"), "12");
+    assert_eq!(field(call, "gen_ai.usage.output_tokens"), "34");
+    assert_eq!(field(call, "seawall.target"), "openai/mini");
+    assert_eq!(field(call, "seawall.attempts"), "2");
+    assert!(
+        !call.fields.contains_key("error.type"),
+        "the call succeeded: {call:?}"
+    );
+
+    let attempts = capture.spans("attempt");
+    assert_eq!(attempts.len(), 2, "{attempts:?}");
+    let (first, second) = (&attempts[0], &attempts[1]);
+    assert_eq!(first.parent.as_deref(), Some("chat"));
+    assert_eq!(field(first, "seawall.target"), "anthropic/opus");
+    assert_eq!(field(first, "gen_ai.request.model"), "claude-opus-4-1");
+    assert_eq!(field(first, "seawall.attempt"), "0");
+    assert_eq!(field(first, "seawall.outcome"), "failed");
+    assert_eq!(field(first, "error.type"), "overloaded");
+    assert_eq!(field(second, "seawall.target"), "openai/mini");
+    assert_eq!(field(second, "seawall.attempt"), "1");
+    assert_eq!(field(second, "seawall.outcome"), "succeeded");
+    assert_eq!(field(second, "gen_ai.usage.output_tokens"), "34");
+
+    let failed = capture.events("attempt failed");
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].parent.as_deref(), Some("chat"));
+    assert_eq!(field(&failed[0], "seawall.target"), "anthropic/opus");
+    assert_eq!(field(&failed[0], "error.type"), "overloaded");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_open_breaker_is_a_skip_event_and_its_opening_a_warning() {
+    let capture = Capture::default();
+    let _guard =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(capture.clone()));
+    let breaker = BreakerLayer::builder("anthropic/opus")
+        .consecutive_failures(1)
+        .build();
+    let router = Failover::builder()
+        .target(
+            Target::new("anthropic/opus", breaker.layer(service_fn(overloaded)))
+                .gate(Arc::new(breaker.handle())),
+        )
+        .target(Target::new("openai/mini", service_fn(answers)))
+        .build();
+    for _ in 0..2 {
+        assert!(router.clone().oneshot(weighing(10)).await.is_ok());
+    }
+    let opened = capture.events("breaker transition");
+    assert!(
+        opened
+            .iter()
+            .any(|e| field(e, "to") == "open" && field(e, "target_id") == "anthropic/opus"),
+        "{opened:?}"
+    );
+    let skipped = capture.events("target skipped");
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert_eq!(field(&skipped[0], "seawall.target"), "anthropic/opus");
+    assert!(
+        field(&skipped[0], "seawall.skip_reason").contains("circuit open"),
+        "{skipped:?}"
+    );
+    // The second call made one attempt: the open target was skipped, not tried.
+    let calls = capture.spans("chat");
+    assert_eq!(field(&calls[1], "seawall.attempts"), "1");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_that_fails_everywhere_carries_its_error_type() {
+    let capture = Capture::default();
+    let _guard =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(capture.clone()));
+    let router = Failover::builder()
+        .target(Target::new("anthropic/opus", service_fn(overloaded)))
+        .target(Target::new("openai/mini", service_fn(overloaded)))
+        .build();
+    assert!(router.oneshot(weighing(10)).await.is_err());
+    let call = &capture.spans("chat")[0];
+    assert_eq!(field(call, "error.type"), "all_targets_failed");
+    assert_eq!(capture.events("attempt failed").len(), 2);
+}
