@@ -256,6 +256,43 @@ async fn a_continuation_appends_exactly_the_rest_once() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_recovery_is_an_event_of_the_call_and_the_call_span_ends_on_the_new_target() {
+    let capture = support::capture::Capture::default();
+    let _guard = capture.install();
+    let (primary, fallback) = (Model::default(), Model::default());
+    let router = Failover::builder()
+        .target(Target::new("primary", primary.service(breaking(cut()))))
+        .target(
+            Target::new("fallback", fallback.service(|_, r| continuing(r))).accepts_prefill(true),
+        )
+        .build();
+    let (events, _) = run(&router, request()).await;
+    assert_eq!(fold(&events).0, FULL);
+
+    let recovered = capture.events("stream recovered");
+    assert_eq!(recovered.len(), 1, "{recovered:?}");
+    assert_eq!(recovered[0].parent.as_deref(), Some("chat"));
+    assert_eq!(
+        support::capture::field(&recovered[0], "seawall.target"),
+        "fallback"
+    );
+    assert_eq!(
+        support::capture::field(&recovered[0], "seawall.recovery"),
+        "Continuation"
+    );
+    let attempts = capture.spans("attempt");
+    let targets: Vec<_> = attempts
+        .iter()
+        .map(|a| support::capture::field(a, "seawall.target"))
+        .collect();
+    assert_eq!(targets, ["primary", "fallback"]);
+    assert_eq!(
+        support::capture::field(&attempts[1], "seawall.outcome"),
+        "succeeded"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_refused_prefill_restarts_with_prefix_match_and_is_remembered() {
     let (primary, fallback) = (Model::default(), Model::default());
     let router = Failover::builder()

@@ -4,104 +4,14 @@
 
 mod support;
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use seawall::breaker::BreakerLayer;
 use seawall::failover::{Failover, Target};
 use seawall_core::{BoxError, ChatRequest, ChatResponse, ErrorKind, LlmError, Usage};
+use support::capture::{Capture, field};
 use support::{reply, weighing};
 use tower::{Layer, ServiceExt, service_fn};
-use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id, Record};
-use tracing::{Event, Subscriber};
-use tracing_subscriber::layer::{Context, SubscriberExt};
-use tracing_subscriber::registry::LookupSpan;
-
-/// A span or an event as the subscriber saw it: its name (an event's message) and fields.
-#[derive(Debug, Clone, Default)]
-struct Seen {
-    name: String,
-    parent: Option<String>,
-    fields: BTreeMap<String, String>,
-}
-
-#[derive(Clone, Default)]
-struct Capture {
-    spans: Arc<Mutex<BTreeMap<u64, Seen>>>,
-    events: Arc<Mutex<Vec<Seen>>>,
-}
-
-struct Fields<'a>(&'a mut BTreeMap<String, String>);
-
-impl Visit for Fields<'_> {
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0.insert(field.name().to_owned(), format!("{value:?}"));
-    }
-
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().to_owned(), value.to_owned());
-    }
-}
-
-impl<S: Subscriber + for<'a> LookupSpan<'a>> tracing_subscriber::Layer<S> for Capture {
-    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let mut seen = Seen {
-            name: attrs.metadata().name().to_owned(),
-            parent: ctx
-                .span(id)
-                .and_then(|span| span.parent())
-                .map(|parent| parent.name().to_owned()),
-            ..Seen::default()
-        };
-        attrs.record(&mut Fields(&mut seen.fields));
-        self.spans.lock().unwrap().insert(id.into_u64(), seen);
-    }
-
-    fn on_record(&self, id: &Id, values: &Record<'_>, _: Context<'_, S>) {
-        if let Some(seen) = self.spans.lock().unwrap().get_mut(&id.into_u64()) {
-            values.record(&mut Fields(&mut seen.fields));
-        }
-    }
-
-    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let mut seen = Seen {
-            parent: ctx.event_span(event).map(|span| span.name().to_owned()),
-            ..Seen::default()
-        };
-        event.record(&mut Fields(&mut seen.fields));
-        seen.name = seen.fields.remove("message").unwrap_or_default();
-        self.events.lock().unwrap().push(seen);
-    }
-}
-
-impl Capture {
-    fn spans(&self, name: &str) -> Vec<Seen> {
-        self.spans
-            .lock()
-            .unwrap()
-            .values()
-            .filter(|s| s.name == name)
-            .cloned()
-            .collect()
-    }
-
-    fn events(&self, message: &str) -> Vec<Seen> {
-        self.events
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|e| e.name == message)
-            .cloned()
-            .collect()
-    }
-}
-
-fn field<'a>(seen: &'a Seen, name: &str) -> &'a str {
-    seen.fields
-        .get(name)
-        .map_or_else(|| panic!("no field {name} in {seen:?}"), String::as_str)
-}
 
 fn overloaded(_: ChatRequest) -> std::future::Ready<Result<ChatResponse, BoxError>> {
     std::future::ready(Err(LlmError::new(ErrorKind::Overloaded, "overloaded")
@@ -118,8 +28,7 @@ fn answers(request: ChatRequest) -> std::future::Ready<Result<ChatResponse, BoxE
 #[tokio::test(start_paused = true)]
 async fn a_failover_is_one_chat_span_with_an_attempt_span_per_target() {
     let capture = Capture::default();
-    let _guard =
-        tracing::subscriber::set_default(tracing_subscriber::registry().with(capture.clone()));
+    let _guard = capture.install();
     let router = Failover::builder()
         .target(Target::new("anthropic/opus", service_fn(overloaded)).model("claude-opus-4-1"))
         .target(Target::new("openai/mini", service_fn(answers)).model("gpt-4o-mini"))
@@ -166,8 +75,7 @@ async fn a_failover_is_one_chat_span_with_an_attempt_span_per_target() {
 #[tokio::test(start_paused = true)]
 async fn an_open_breaker_is_a_skip_event_and_its_opening_a_warning() {
     let capture = Capture::default();
-    let _guard =
-        tracing::subscriber::set_default(tracing_subscriber::registry().with(capture.clone()));
+    let _guard = capture.install();
     let breaker = BreakerLayer::builder("anthropic/opus")
         .consecutive_failures(1)
         .build();
@@ -203,8 +111,7 @@ async fn an_open_breaker_is_a_skip_event_and_its_opening_a_warning() {
 #[tokio::test(start_paused = true)]
 async fn a_call_that_fails_everywhere_carries_its_error_type() {
     let capture = Capture::default();
-    let _guard =
-        tracing::subscriber::set_default(tracing_subscriber::registry().with(capture.clone()));
+    let _guard = capture.install();
     let router = Failover::builder()
         .target(Target::new("anthropic/opus", service_fn(overloaded)))
         .target(Target::new("openai/mini", service_fn(overloaded)))
@@ -213,4 +120,27 @@ async fn a_call_that_fails_everywhere_carries_its_error_type() {
     let call = &capture.spans("chat")[0];
     assert_eq!(field(call, "error.type"), "all_targets_failed");
     assert_eq!(capture.events("attempt failed").len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_is_an_event_with_its_cause_and_wait() {
+    let capture = Capture::default();
+    let _guard = capture.install();
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = Arc::clone(&calls);
+    let flaky = service_fn(move |request: ChatRequest| {
+        let call = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if call == 0 {
+            overloaded(request)
+        } else {
+            answers(request)
+        }
+    });
+    let service = seawall::retry::RetryLayer::new().layer(flaky);
+    assert!(service.oneshot(weighing(10)).await.is_ok());
+    let retried = capture.events("retrying the same target");
+    assert_eq!(retried.len(), 1, "{retried:?}");
+    assert_eq!(field(&retried[0], "cause"), "overloaded");
+    assert_eq!(field(&retried[0], "attempts"), "1");
+    assert!(field(&retried[0], "wait_ms").parse::<u64>().is_ok());
 }
