@@ -174,6 +174,42 @@ pub struct CallOptions {
     pub virtual_key: Option<std::sync::Arc<str>>,
     /// The caller's tenant, for budgets scoped by tenant.
     pub tenant: Option<std::sync::Arc<str>>,
+    /// The caller's W3C trace context: the adapters send it on as the `traceparent` header,
+    /// so the provider's side of the call joins the caller's trace.
+    pub traceparent: Option<TraceParent>,
+}
+
+/// A W3C `traceparent` (version `00`): `00-<32 hex trace id>-<16 hex parent id>-<2 hex
+/// flags>`, lowercase, ids not all zero. Anything else is not one (and is not forwarded).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TraceParent(std::sync::Arc<str>);
+
+impl TraceParent {
+    /// `value` if it is a valid version-00 `traceparent`.
+    pub fn parse(value: &str) -> Option<Self> {
+        let bytes = value.as_bytes();
+        let hex = |range: std::ops::Range<usize>| {
+            bytes[range.clone()]
+                .iter()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+                && bytes[range].iter().any(|b| *b != b'0')
+        };
+        let valid = bytes.len() == 55
+            && value.starts_with("00-")
+            && bytes[35] == b'-'
+            && bytes[52] == b'-'
+            && hex(3..35)
+            && hex(36..52)
+            && bytes[53..55]
+                .iter()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b));
+        valid.then(|| Self(std::sync::Arc::from(value)))
+    }
+
+    /// The header value.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// The options of a call that set none.
@@ -186,6 +222,7 @@ const NO_OPTIONS: CallOptions = CallOptions {
     idempotency_key: None,
     virtual_key: None,
     tenant: None,
+    traceparent: None,
 };
 
 /// Per-call context carried in every [`ChatRequest`](crate::ChatRequest).
@@ -232,5 +269,29 @@ impl RequestContext {
     /// The call's trail recorder, installing one if there is none yet.
     pub fn trail(&mut self) -> &TrailRecorder {
         self.trail.get_or_insert_with(TrailRecorder::new)
+    }
+}
+
+#[cfg(test)]
+mod traceparent_tests {
+    use super::TraceParent;
+
+    #[test]
+    fn only_a_valid_version_00_traceparent_is_taken() {
+        let valid = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        assert_eq!(TraceParent::parse(valid).unwrap().as_str(), valid);
+        for invalid in [
+            "",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331",
+            "01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01",
+            "00-00000000000000000000000000000000-b7ad6b7169203331-01",
+            "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-0g",
+            "00-0af7651916cd43dd8448eb211c80319c_b7ad6b7169203331-01",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\nx: y",
+        ] {
+            assert_eq!(TraceParent::parse(invalid), None, "{invalid:?}");
+        }
     }
 }

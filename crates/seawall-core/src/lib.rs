@@ -67,7 +67,9 @@ pub use classify::{
     BuiltinClassifier, Cause, Classification, Classifier, Classify, ClassifyPolicy,
     ContentFilterPolicy, Disposition, classify, classify_with,
 };
-pub use context::{CacheDirectives, CallOptions, Clock, Deadline, Now, RequestContext, RouteHint};
+pub use context::{
+    CacheDirectives, CallOptions, Clock, Deadline, Now, RequestContext, RouteHint, TraceParent,
+};
 pub use error::{ErrorChain, ErrorKind, LlmError, RetryHints, error_chain, find_error};
 pub use price::{Cost, ModelPrice, PerMillion, Prices};
 pub use provider::{ProviderKind, TargetId};

@@ -37,7 +37,7 @@ use seawall::timeout::{AttemptTimeoutLayer, DeadlineLayer};
 use seawall_core::{
     AttemptOutcome, BoxError, BreakerState, CacheDirectives, Cause, ChatResponse, Classifier,
     ErrorKind, ErrorWithTrail, EventStream, LlmError, RejectReason, StreamEvent, TokenEstimate,
-    Trail, TrailRecorder, Usage,
+    TraceParent, Trail, TrailRecorder, Usage,
 };
 use seawall_providers::http::HttpClient;
 use seawall_providers::{
@@ -1407,6 +1407,14 @@ async fn chat(
         },
     };
 
+    // The caller's W3C trace context, sent on to the provider; one that is not valid is
+    // dropped (a receiver restarts the trace then).
+    let traceparent = request
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(TraceParent::parse);
+
     // The body, bounded.
     let too_large = || {
         error_reply(
@@ -1489,13 +1497,18 @@ async fn chat(
     };
     let classifier = group.classifier.clone();
     let mut inbound = inbound;
-    if cache_directives.is_some() || idempotency_key.is_some() || key.is_some() {
+    if cache_directives.is_some()
+        || idempotency_key.is_some()
+        || key.is_some()
+        || traceparent.is_some()
+    {
         let options = inbound.request.context.options_mut();
         if let Some(directives) = cache_directives {
             options.cache = directives;
         }
         options.idempotency_key = idempotency_key;
         options.virtual_key = key.as_ref().map(|k| Arc::clone(&k.name));
+        options.traceparent = traceparent;
     }
     let requested = inbound.request.model.clone();
     let stream = inbound.request.stream;

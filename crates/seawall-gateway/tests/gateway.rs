@@ -1675,3 +1675,43 @@ async fn an_absurd_retry_after_fails_over_without_a_panic() {
     }
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_callers_traceparent_reaches_every_target_tried_and_an_invalid_one_none() {
+    let (sim, gw) = start(|c| c.targets[0].max_attempts = Some(1)).await;
+    let addr = gw.local_addr();
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    // The first target fails once: the call goes on to the next, with the same context.
+    sim.set_faults(
+        Provider::OpenAi,
+        vec![FaultRule::first(1, Fault::status(500))],
+    );
+    let body = serde_json::to_vec(&hello(false)).unwrap();
+    let reply = send(
+        addr,
+        "POST",
+        "/v1/chat/completions",
+        &[("traceparent", traceparent)],
+        &body,
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let sent: Vec<_> = sim.requests();
+    assert_eq!(sent.len(), 2, "a failed attempt and the failover");
+    for request in &sent {
+        assert_eq!(request.header("traceparent"), Some(traceparent));
+    }
+
+    let reply = send(
+        addr,
+        "POST",
+        "/v1/chat/completions",
+        &[("traceparent", "00-not-a-trace-01")],
+        &body,
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    let last = sim.requests().pop().unwrap();
+    assert_eq!(last.header("traceparent"), None);
+    gw.shutdown().await;
+}

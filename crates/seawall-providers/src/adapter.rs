@@ -100,10 +100,16 @@ where
         if let Err(invalid) = request.validate() {
             return ResponseFuture::failed(invalid.into());
         }
-        let http_request = match self.dialect.encode(&request) {
+        let mut http_request = match self.dialect.encode(&request) {
             Ok(http_request) => http_request,
             Err(error) => return ResponseFuture::failed(error.into()),
         };
+        // The caller's trace continues at the provider (validated when it was taken).
+        if let Some(traceparent) = &request.context.options().traceparent
+            && let Ok(value) = http::HeaderValue::from_str(traceparent.as_str())
+        {
+            http_request.headers_mut().insert("traceparent", value);
+        }
         // Call the instance that was readied, leave a fresh clone in its place.
         let fresh = self.http.clone();
         let mut ready = std::mem::replace(&mut self.http, fresh);
