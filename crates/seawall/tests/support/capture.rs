@@ -101,6 +101,11 @@ impl Capture {
     /// Sets this capture as the thread's subscriber until the guard is dropped.
     pub fn install(&self) -> tracing::subscriber::DefaultGuard {
         use tracing_subscriber::layer::SubscriberExt;
-        tracing::subscriber::set_default(tracing_subscriber::registry().with(self.clone()))
+        let guard =
+            tracing::subscriber::set_default(tracing_subscriber::registry().with(self.clone()));
+        // Tests in one process run side by side: a callsite another test's thread reached
+        // with no subscriber is cached as never interesting until asked again.
+        tracing::callsite::rebuild_interest_cache();
+        guard
     }
 }
