@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tracing_subscriber::fmt::MakeWriter;
 
 mod support;
-use support::{Reply, send, start_with};
+use support::{Reply, chat_as, start_with};
 
 const KEY: &str = "vk-access-secret-0123";
 
@@ -51,15 +51,7 @@ impl Lines {
 }
 
 async fn call(addr: std::net::SocketAddr, body: Value) -> Reply {
-    let auth = format!("Bearer {KEY}");
-    send(
-        addr,
-        "POST",
-        "/v1/chat/completions",
-        &[("authorization", &auth)],
-        &serde_json::to_vec(&body).unwrap(),
-    )
-    .await
+    chat_as(addr, KEY, &body).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

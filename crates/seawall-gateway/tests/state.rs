@@ -11,7 +11,7 @@ use seawall_sim::{Fault, FaultRule, Provider};
 use serde_json::{Value, json};
 
 mod support;
-use support::{Reply, send, start_with};
+use support::{Reply, chat_as, send, start_with};
 
 const KEY: &str = "vk-shared";
 const ENV: &[(&str, &str)] = &[("SHARED_KEY", KEY), ("ADMIN_KEY", "admin-secret")];
@@ -39,20 +39,12 @@ fn replica(config: &mut Config, url: &str, on_down: &str) {
 }
 
 async fn call(addr: SocketAddr) -> Reply {
-    let auth = format!("Bearer {KEY}");
     let body = json!({
         "model": "demo",
         "max_tokens": 50,
         "messages": [{"role": "user", "content": "hello"}],
     });
-    send(
-        addr,
-        "POST",
-        "/v1/chat/completions",
-        &[("authorization", &auth)],
-        &serde_json::to_vec(&body).unwrap(),
-    )
-    .await
+    chat_as(addr, KEY, &body).await
 }
 
 /// The text of `/metrics`.

@@ -10,7 +10,7 @@ use seawall_sim::{Fault, FaultRule, Provider};
 use serde_json::json;
 
 mod support;
-use support::{send, start_with};
+use support::{chat_as, send, start_with};
 
 const ADMIN: &str = "adm-status-key-42";
 const KEY: &str = "vk-status-team";
@@ -65,17 +65,8 @@ fn configure(c: &mut Config) {
 }
 
 async fn call(addr: SocketAddr) -> u16 {
-    let auth = format!("Bearer {KEY}");
     let body = json!({"model": "demo", "messages": [{"role": "user", "content": "hello"}]});
-    send(
-        addr,
-        "POST",
-        "/v1/chat/completions",
-        &[("authorization", &auth)],
-        &serde_json::to_vec(&body).unwrap(),
-    )
-    .await
-    .status
+    chat_as(addr, KEY, &body).await.status
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

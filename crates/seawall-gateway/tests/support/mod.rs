@@ -125,6 +125,20 @@ pub fn parse(raw: &[u8]) -> Reply {
     }
 }
 
+/// A chat call with the virtual key `key` as its bearer token.
+pub async fn chat_as(addr: SocketAddr, key: &str, body: &Value) -> Reply {
+    let auth = format!("Bearer {key}");
+    let body = serde_json::to_vec(body).unwrap();
+    send(
+        addr,
+        "POST",
+        "/v1/chat/completions",
+        &[("authorization", &auth)],
+        &body,
+    )
+    .await
+}
+
 pub async fn chat(addr: SocketAddr, body: Value) -> Reply {
     let body = serde_json::to_vec(&body).expect("json");
     send(
