@@ -23,13 +23,14 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use seawall::breaker::{BreakerHandle, BreakerLayer};
+use seawall::breaker::{BreakerEvent, BreakerHandle, BreakerLayer};
 use seawall::budget::{
     Budget, BudgetExceeded, BudgetUnavailable, Budgets, RequestCapExceeded, Unpriced,
 };
 use seawall::cache::CacheLayer;
 use seawall::failover::{Failover, Strategy};
 use seawall::idempotency::{FirstCallFailed, IdempotencyConflict, IdempotencyLayer};
+use seawall::metrics::{Metered, MetricsLayer};
 use seawall::rate_limit::{ProviderRefill, Rate, RateLimitConfig, RateLimiter};
 use seawall::retry::RetryLayer;
 use seawall::stack::TargetStack;
@@ -52,10 +53,10 @@ use tower::{Layer, ServiceExt};
 
 use crate::access::Access;
 use crate::config::{Config, ConfigError, ProviderConfig, ProviderRefillConfig, StrategyConfig};
-use crate::metrics::{Metrics, TargetGauges};
+use crate::metrics::{Metrics, Scraped, TargetCounts};
 use crate::origin::Refusal;
 use crate::router::{Group, GroupRouter, Groups};
-use crate::spend::{AlertOut, UsageReport};
+use crate::spend::{AlertOut, TargetAlert, UsageReport};
 use crate::state::BudgetState;
 use crate::wire::{self, ChunkHead};
 
@@ -144,8 +145,9 @@ pub(crate) struct TargetInfo {
 
 pub(crate) struct Shared {
     groups: Arc<Groups>,
-    /// Every call goes through the budget layer to the group its model names.
-    service: Budget<GroupRouter, BudgetState>,
+    /// Every call is counted, then goes through the budget layer to the group its model
+    /// names.
+    service: Metered<Budget<GroupRouter, BudgetState>>,
     pub(crate) budgets: Budgets<BudgetState>,
     report: Arc<UsageReport>,
     alerts: AlertOut,
@@ -177,6 +179,8 @@ pub(crate) struct Shared {
     in_flight: Arc<tokio::sync::Semaphore>,
     /// Set when the shutdown grace ran out: open streams end the way a failed stream ends.
     cut_streams: watch::Sender<bool>,
+    /// The limiter queue length that raises a `queue_growth` alert, if one is configured.
+    queue_alert: Option<usize>,
 }
 
 /// Who may read `/status` and `/metrics`: they name every virtual key and its usage.
@@ -314,6 +318,11 @@ impl GatewayBuilder {
         let http = UpstreamClient { pools };
         let state = crate::state::State::new(config, &env)?;
 
+        let prices = crate::spend::prices(config);
+        let alerts = AlertOut::new(config.budget.alert_webhook.as_deref());
+        let metrics = Arc::new(Metrics::new(prices.clone()));
+        let alert_on_open = config.alerts.iter().any(|a| a.breaker_open);
+
         // One breaker and limiter per target, shared by every group that uses it.
         let mut targets = Vec::new();
         let mut stacks = HashMap::new();
@@ -334,9 +343,25 @@ impl GatewayBuilder {
                 if let Some(cooldown) = t.breaker_cooldown {
                     b = b.break_duration(cooldown, cooldown * 8);
                 }
-                b.build()
+                let calls = Arc::clone(&metrics.calls);
+                let alerts = alerts.clone();
+                b.on_event(move |event| {
+                    calls.breaker_event(event);
+                    if let BreakerEvent::Transition {
+                        target,
+                        to: BreakerState::Open,
+                        open_for,
+                        ..
+                    } = event
+                        && alert_on_open
+                    {
+                        alerts.target(target.as_str(), TargetAlert::BreakerOpen(*open_for));
+                    }
+                })
+                .build()
             };
             state.share_breaker(&breaker.handle());
+            metrics.calls.watch_breaker(breaker.handle());
             let limiter = (limited || t.follow_provider_headers).then(|| {
                 let per = t.limit_period.unwrap_or(Duration::from_secs(60));
                 let mut c = RateLimitConfig::new().provider_refill(match t.provider_refill {
@@ -360,6 +385,9 @@ impl GatewayBuilder {
                 }
                 state.limiter(t.name.as_str(), c)
             });
+            if let Some(limiter) = &limiter {
+                metrics.calls.watch_limiter(limiter.clone());
+            }
             let mut retry = RetryLayer::new();
             if let Some(n) = t.max_attempts {
                 retry = retry.max_attempts(n);
@@ -506,9 +534,6 @@ impl GatewayBuilder {
         // Longest prefix first, so `team-a-*` wins over `team-*`.
         patterns.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
         let groups = Arc::new(Groups { exact, patterns });
-        let prices = crate::spend::prices(config);
-        let alerts = AlertOut::new(config.budget.alert_webhook.as_deref());
-        let metrics = Arc::new(Metrics::default());
         let report = Arc::new(UsageReport::new(
             config
                 .budget
@@ -522,7 +547,6 @@ impl GatewayBuilder {
             prices,
             &alerts,
             Arc::clone(&report),
-            Arc::clone(&metrics),
             state.budgets(),
         );
 
@@ -589,7 +613,11 @@ impl GatewayBuilder {
                     config.server.max_in_flight.max(1),
                 )),
                 cut_streams: watch::Sender::new(false),
-                service: Budget::new(GroupRouter(Arc::clone(&groups)), budgets.budgets().clone()),
+                queue_alert: config.alerts.iter().find_map(|a| a.queue_length),
+                service: MetricsLayer::new(Arc::clone(&metrics.calls)).layer(Budget::new(
+                    GroupRouter(Arc::clone(&groups)),
+                    budgets.budgets().clone(),
+                )),
                 budgets: budgets.budgets().clone(),
                 groups,
                 report,
@@ -680,6 +708,9 @@ impl Gateway {
     /// the current runtime.
     pub async fn serve(self) -> std::io::Result<GatewayHandle> {
         self.shared.alerts.start(default_client()?);
+        if let Some(threshold) = self.shared.queue_alert {
+            tokio::spawn(watch_queues(Arc::downgrade(&self.shared), threshold));
+        }
         let (stop_tx, stop_rx) = watch::channel(false);
         if self.threads == 0 {
             let listener = listen(self.listen)?;
@@ -1051,7 +1082,7 @@ impl SseRelay {
         if !self.first_content {
             self.first_content = true;
             let ttft = self.started.elapsed();
-            self.shared.metrics.ttft.observe(ttft);
+            self.shared.metrics.ttft.observe(ttft.as_secs_f64());
             if let Some(access) = &mut self.access {
                 access.ttft = Some(ttft);
             }
@@ -1061,7 +1092,7 @@ impl SseRelay {
     fn fail(&mut self, out: &mut Vec<u8>, error: &LlmError) {
         let message = crate::redact::redact(error.message(), &self.shared.secrets);
         wire::stream_error(out, &message, error.kind());
-        self.shared.metrics.stream_errors.fetch_add(1, Relaxed);
+        self.shared.metrics.stream_errors.inc();
         if let Some(access) = &mut self.access {
             access.error = Some(error.kind().as_str().to_owned());
         }
@@ -1080,7 +1111,7 @@ impl SseRelay {
 impl Drop for SseRelay {
     fn drop(&mut self) {
         let latency = self.started.elapsed();
-        self.shared.metrics.latency.observe(latency);
+        self.shared.metrics.latency.observe(latency.as_secs_f64());
         if self.stream.is_some()
             && let Some(access) = &mut self.access
         {
@@ -1197,7 +1228,7 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Reply
             };
             if !matches!(reply.body().0, BodyKind::Sse(_)) {
                 let latency = started.elapsed();
-                shared.metrics.latency.observe(latency);
+                shared.metrics.latency.observe(latency.as_secs_f64());
                 if let Some(mut access) = access {
                     if let BodyKind::Full(Some(body)) = &reply.body().0
                         && reply.status().as_u16() >= 400
@@ -1226,7 +1257,7 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Reply
         }
         (&Method::GET, "/metrics") => full(
             StatusCode::OK,
-            "text/plain; version=0.0.4",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
             render_metrics(&shared),
         ),
         // The page holds no data: it reads /status.json with the admin key it is given.
@@ -1268,28 +1299,54 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Reply
     Ok(reply)
 }
 
-fn render_metrics(shared: &Shared) -> String {
-    let gauges: Vec<TargetGauges> = shared
-        .targets
-        .iter()
-        .map(|t| TargetGauges {
-            name: t.name.clone(),
-            breaker: match t.breaker.state() {
-                BreakerState::Closed => 0,
-                BreakerState::HalfOpen => 1,
-                _ => 2,
-            },
-            queue: t.limiter.as_ref().map_or(0, |l| l.snapshot().queue_len),
-            sent: t.sent.load(Relaxed),
-        })
-        .collect();
-    let mut out = String::with_capacity(4096);
-    shared
-        .metrics
-        .render(&mut out, &gauges, shared.alerts.counts());
-    if let Some(stats) = shared.state.stats() {
-        crate::metrics::render_state(&mut out, &stats);
+/// Every second, raises a `queue_growth` alert for each target whose limiter queue reached
+/// `threshold` calls; once per crossing: raised again only after the queue fell below half
+/// of it. Ends with the gateway.
+async fn watch_queues(shared: std::sync::Weak<Shared>, threshold: usize) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut raised = Vec::new();
+    loop {
+        tick.tick().await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        raised.resize(shared.targets.len(), false);
+        for (target, raised) in shared.targets.iter().zip(&mut raised) {
+            let Some(limiter) = &target.limiter else {
+                continue;
+            };
+            let waiting = limiter.snapshot().queue_len;
+            if !*raised && waiting >= threshold {
+                *raised = true;
+                shared.alerts.target(
+                    &target.name,
+                    TargetAlert::QueueGrowth { waiting, threshold },
+                );
+            } else if *raised && waiting * 2 < threshold {
+                *raised = false;
+            }
+        }
     }
+}
+
+fn render_metrics(shared: &Shared) -> String {
+    let scraped = Scraped {
+        targets: shared
+            .targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| TargetCounts {
+                name: t.name.clone(),
+                sent: t.sent.load(Relaxed),
+                attempts: shared.board.attempts(i),
+            })
+            .collect(),
+        alerts: shared.alerts.counts(),
+        state: shared.state.stats(),
+    };
+    let mut out = String::with_capacity(16 * 1024);
+    shared.metrics.render(&mut out, scraped);
     out
 }
 
@@ -1343,7 +1400,7 @@ async fn chat(
             if refused.reason == RejectReason::StateUnavailable {
                 return state_unavailable();
             }
-            shared.metrics.inbound_rejected.fetch_add(1, Relaxed);
+            shared.metrics.inbound_rejected.inc();
             let wait = refused.wait().unwrap_or(Duration::from_secs(1));
             let mut reply = error_reply(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -1519,7 +1576,6 @@ async fn chat(
     // The budget layer, then the group the (possibly downgraded) model names.
     match shared.service.clone().oneshot(inbound.request).await {
         Ok(response) => {
-            shared.metrics.trail(&response.trail);
             shared.board.record(&response.trail);
             let id = format!("chatcmpl-sw{:x}", shared.next_id.fetch_add(1, Relaxed));
             let answered = answering_model(&response, &requested);
@@ -1709,7 +1765,7 @@ fn spend_refusal(shared: &Shared, error: &BoxError) -> Option<Reply> {
         return Some(state_unavailable());
     }
     if let Some(exceeded) = seawall_core::find_error::<BudgetExceeded>(&**error) {
-        shared.metrics.inbound_rejected.fetch_add(1, Relaxed);
+        shared.metrics.inbound_rejected.inc();
         let mut reply = error_reply(
             StatusCode::TOO_MANY_REQUESTS,
             "insufficient_quota",
@@ -1771,9 +1827,6 @@ fn upstream_error(shared: &Shared, classifier: &Classifier, error: &BoxError) ->
         );
     }
     let trail = ErrorWithTrail::find(&**error).map(ErrorWithTrail::trail);
-    if let Some(trail) = trail {
-        shared.metrics.trail(trail);
-    }
     let classification = classifier.classify(&**error);
     let (status, kind, code) = match classification.cause {
         Cause::InvalidRequest => (

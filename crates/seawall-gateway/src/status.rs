@@ -13,13 +13,51 @@ use seawall_core::{AttemptOutcome, OpenReason, Trail};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::metrics::Histogram;
-
 /// The page: markup, style and script in one file.
 pub(crate) const PAGE: &str = include_str!("status.html");
 
 /// How many failovers the page lists.
 const RECENT: usize = 20;
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// A fixed-bucket histogram of durations, for the page's quantiles.
+#[derive(Debug, Default)]
+struct Histogram {
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+}
+
+impl Histogram {
+    fn observe(&self, value: Duration) {
+        let secs = value.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+            self.buckets[i].fetch_add(1, Relaxed);
+        }
+        self.count.fetch_add(1, Relaxed);
+    }
+
+    /// The `q` quantile (0 to 1) in seconds, as the upper bound of its bucket (the last
+    /// bound for values past it); `None` before the first value.
+    fn quantile(&self, q: f64) -> Option<f64> {
+        let count = self.count.load(Relaxed);
+        if count == 0 {
+            return None;
+        }
+        let rank = (q * count as f64).ceil().max(1.0) as u64;
+        let mut cumulative = 0;
+        for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
+            cumulative += bucket.load(Relaxed);
+            if cumulative >= rank {
+                return Some(*bound);
+            }
+        }
+        BUCKETS.last().copied()
+    }
+}
 
 /// What the calls' trails told about each target.
 #[derive(Debug, Default)]
@@ -93,6 +131,13 @@ impl Board {
             }
             previous = Some((attempt.target.as_str(), why));
         }
+    }
+
+    /// How many attempts the trails showed on target `i` (its retries not included).
+    pub(crate) fn attempts(&self, i: usize) -> u64 {
+        self.targets
+            .get(i)
+            .map_or(0, |stats| stats.attempts.load(Relaxed))
     }
 
     fn note(&self, failover: Failover) {

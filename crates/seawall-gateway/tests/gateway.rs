@@ -10,6 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 mod support;
+use support::openmetrics::Exposition;
 use support::{Reply, chat, hello, open_chat, parse, send, start, start_threaded, start_with};
 
 #[tokio::test]
@@ -402,6 +403,7 @@ async fn metrics_count_a_known_sequence_of_calls() {
     let (sim, gw) = start(|c| {
         c.targets[0].input_price_per_mtok = Some(2.0);
         c.targets[0].output_price_per_mtok = Some(10.0);
+        c.targets[0].requests_per_minute = Some(10_000);
     })
     .await;
     let addr = gw.local_addr();
@@ -448,61 +450,136 @@ async fn metrics_count_a_known_sequence_of_calls() {
 
     let metrics = send(addr, "GET", "/metrics", &[], b"").await;
     assert_eq!(metrics.status, 200);
-    let value = |name: &str| -> f64 {
-        metrics
-            .body
-            .lines()
-            .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
-            .unwrap_or_else(|| panic!("{name} missing:\n{}", metrics.body))
-            .parse()
-            .unwrap()
-    };
-    assert_eq!(value("seawall_gateway_requests_total{status=\"200\"}"), 4.0);
-    assert_eq!(value("seawall_gateway_requests_total{status=\"404\"}"), 1.0);
-    assert_eq!(value("seawall_gateway_request_duration_seconds_count"), 5.0);
     assert_eq!(
-        value("seawall_gateway_time_to_first_token_seconds_count"),
+        metrics.header("content-type"),
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
+    );
+    let m = Exposition::parse(&metrics.body);
+    assert_eq!(m.types["seawall_gateway_calls"], "counter");
+    assert_eq!(
+        m.types["seawall_gateway_call_duration_seconds"],
+        "histogram"
+    );
+    assert_eq!(
+        m.sum("seawall_gateway_requests_total", &[("status", "200")]),
+        4.0
+    );
+    assert_eq!(
+        m.sum("seawall_gateway_requests_total", &[("status", "404")]),
         1.0
     );
+    assert_eq!(
+        m.sum("seawall_gateway_request_duration_seconds_count", &[]),
+        5.0
+    );
+    assert_eq!(
+        m.sum("seawall_gateway_time_to_first_token_seconds_count", &[]),
+        1.0
+    );
+
+    // Per model: the four calls to `demo` (the 404 never reached a group), all answered,
+    // one of them streamed; p95 derivable from the buckets.
+    let demo = [("model", "demo")];
+    assert_eq!(
+        m.sum(
+            "seawall_gateway_calls_total",
+            &[("model", "demo"), ("outcome", "answered")]
+        ),
+        4.0
+    );
+    assert_eq!(m.sum("seawall_gateway_calls_total", &[]), 4.0);
+    assert_eq!(
+        m.sum("seawall_gateway_call_duration_seconds_count", &demo),
+        4.0
+    );
+    let p95 = m
+        .quantile("seawall_gateway_call_duration_seconds", &demo, 0.95)
+        .expect("a p95 for the demo model");
+    assert!(p95 > 0.0 && p95.is_finite(), "{p95}");
+    assert_eq!(
+        m.sum(
+            "seawall_gateway_call_time_to_first_token_seconds_count",
+            &demo
+        ),
+        1.0
+    );
+
+    // Per target: the attempts the router made, the failure that moved the last call, the
+    // move itself.
     assert!(
         attempts >= 5.0,
         "the failed-over call needed two attempts: {attempts}"
     );
-    assert_eq!(value("seawall_gateway_upstream_attempts_total"), attempts);
-    assert!(moved >= 1.0);
-    assert_eq!(value("seawall_gateway_failovers_total"), moved);
-    let sent = sim.requests().len() as f64;
-    let per_target: f64 = ["sim-openai", "sim-anthropic", "sim-gemini"]
-        .iter()
-        .map(|t| {
-            value(&format!(
-                "seawall_gateway_upstream_requests_total{{target=\"{t}\"}}"
-            ))
-        })
-        .sum();
+    assert_eq!(m.sum("seawall_gateway_attempts_total", &[]), attempts);
     assert_eq!(
-        per_target, sent,
+        m.sum(
+            "seawall_gateway_attempts_total",
+            &[("target", "sim-openai"), ("outcome", "server_error")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        m.sum(
+            "seawall_gateway_attempts_total",
+            &[("target", "sim-anthropic"), ("outcome", "succeeded")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        m.sum("seawall_gateway_attempt_duration_seconds_count", &[]),
+        attempts
+    );
+    assert!(moved >= 1.0);
+    assert_eq!(m.sum("seawall_gateway_failovers_total", &[]), moved);
+    assert_eq!(
+        m.sum(
+            "seawall_gateway_failovers_total",
+            &[("from", "sim-openai"), ("to", "sim-anthropic")]
+        ),
+        moved
+    );
+
+    let sent = sim.requests().len() as f64;
+    assert_eq!(
+        m.sum("seawall_gateway_upstream_requests_total", &[]),
+        sent,
         "every request the simulator saw is counted"
     );
     assert!(
         sent > attempts,
         "the retry layer retried the 500s on OpenAI"
     );
-    assert_eq!(value("seawall_gateway_retries_total"), sent - attempts);
+    assert_eq!(m.sum("seawall_gateway_retries_total", &[]), sent - attempts);
     assert_eq!(
-        value("seawall_gateway_breaker_state{target=\"sim-openai\"}"),
-        0.0
+        m.sum("seawall_gateway_retries_total", &[("target", "sim-openai")]),
+        sent - attempts
     );
     assert_eq!(
-        value("seawall_gateway_limiter_queue_length{target=\"sim-openai\"}"),
-        0.0
+        m.find("seawall_gateway_breaker_state", &[("target", "sim-openai")])
+            .count(),
+        1
     );
+    assert_eq!(m.sum("seawall_gateway_breaker_state", &[]), 0.0);
+    assert_eq!(
+        m.find(
+            "seawall_gateway_limiter_queue_length",
+            &[("target", "sim-openai")]
+        )
+        .count(),
+        1
+    );
+    assert_eq!(m.sum("seawall_gateway_limiter_queue_length", &[]), 0.0);
+    let input = m.sum("seawall_gateway_tokens_total", &[("kind", "input")]);
+    assert!(input >= 4.0 * usage["prompt_tokens"].as_f64().unwrap());
+    assert!(m.sum("seawall_gateway_tokens_total", &[("kind", "output")]) > 0.0);
     assert!(
-        value("seawall_gateway_tokens_input_total")
-            >= 4.0 * usage["prompt_tokens"].as_f64().unwrap()
+        m.sum(
+            "seawall_gateway_cost_usd_total",
+            &[("model", "gpt-4o-mini")]
+        ) > 0.0,
+        "{}",
+        metrics.body
     );
-    assert!(value("seawall_gateway_tokens_output_total") > 0.0);
-    assert!(value("seawall_gateway_cost_usd_total") > 0.0);
 
     let status = send(addr, "GET", "/status.json", &[], b"").await.json();
     assert_eq!(status["targets"][0]["name"], "sim-openai");
@@ -849,70 +926,6 @@ fn names_with_control_characters_or_surrounding_whitespace_are_refused() {
 }
 
 /// A sample's metric name, labels (values unescaped) and value.
-type Sample = (String, Vec<(String, String)>, f64);
-
-/// Every line of a Prometheus text exposition, read strictly: `# HELP` and `# TYPE`
-/// comments, or `name{label="value",...} number` with label values escaped as the format
-/// says (`\\`, `\"`, `\n`; no raw line feed, quote or other escape). Returns the samples
-/// with their labels unescaped.
-fn exposition(body: &str) -> Vec<Sample> {
-    let mut samples = Vec::new();
-    for line in body.lines() {
-        if line.starts_with("# HELP ") || line.starts_with("# TYPE ") {
-            continue;
-        }
-        let bad = |why: &str| -> ! { panic!("{why}: {line:?}\nin:\n{body}") };
-        let end = line
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
-            .unwrap_or_else(|| bad("no value"));
-        let (name, mut rest) = line.split_at(end);
-        if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
-            bad("bad metric name");
-        }
-        let mut labels = Vec::new();
-        if let Some(inner) = rest.strip_prefix('{') {
-            rest = inner;
-            while !rest.starts_with('}') {
-                let (label, tail) = rest
-                    .split_once("=\"")
-                    .unwrap_or_else(|| bad("no label value"));
-                if label.is_empty() || !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                {
-                    bad("bad label name");
-                }
-                let mut value = String::new();
-                let mut chars = tail.char_indices();
-                rest = loop {
-                    match chars.next() {
-                        Some((i, '"')) => break &tail[i + 1..],
-                        Some((_, '\\')) => match chars.next() {
-                            Some((_, '\\')) => value.push('\\'),
-                            Some((_, '"')) => value.push('"'),
-                            Some((_, 'n')) => value.push('\n'),
-                            _ => bad("bad escape"),
-                        },
-                        Some((_, c)) => value.push(c),
-                        None => bad("unterminated label value"),
-                    }
-                };
-                labels.push((label.to_owned(), value));
-                rest = rest.strip_prefix(',').unwrap_or(rest);
-                if !(rest.starts_with('}') || rest.starts_with(|c: char| c.is_ascii_alphabetic())) {
-                    bad("bad label list");
-                }
-            }
-            rest = &rest[1..];
-        }
-        let value = match rest.strip_prefix(' ') {
-            Some("+Inf") => f64::INFINITY,
-            Some(value) => value.parse().unwrap_or_else(|_| bad("bad value")),
-            None => bad("no space before the value"),
-        };
-        samples.push((name.to_owned(), labels, value));
-    }
-    samples
-}
-
 #[tokio::test]
 async fn metrics_escape_label_values_so_the_exposition_parses() {
     let name = r#"sim "openai" \ primary"#;
@@ -926,15 +939,20 @@ async fn metrics_escape_label_values_so_the_exposition_parses() {
     assert_eq!(reply.status, 200, "{}", reply.body);
     let metrics = send(addr, "GET", "/metrics", &[], b"").await;
     assert_eq!(metrics.status, 200);
-    let samples = exposition(&metrics.body);
-    let sent = samples
-        .iter()
-        .find(|(metric, labels, _)| {
-            metric == "seawall_gateway_upstream_requests_total"
-                && labels == &[("target".to_owned(), name.to_owned())]
-        })
+    let m = Exposition::parse(&metrics.body);
+    let sent = m
+        .find("seawall_gateway_upstream_requests_total", &[])
+        .find(|(_, labels, _)| labels == &[("target".to_owned(), name.to_owned())])
         .unwrap_or_else(|| panic!("no sample for {name:?}:\n{}", metrics.body));
     assert_eq!(sent.2, 1.0);
+    // The library's families escape the same way.
+    assert_eq!(
+        m.sum(
+            "seawall_gateway_attempts_total",
+            &[("target", name), ("outcome", "succeeded")]
+        ),
+        1.0
+    );
     assert!(
         metrics
             .body

@@ -3,14 +3,13 @@
 //! the downgrade group, per-request caps, alerts to a webhook and the usage report.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use seawall_gateway::{AlertConfig, Config, GroupConfig, KeyBudgetConfig, VirtualKeyConfig};
 use seawall_sim::{Fault, FaultRule, Provider};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
 
 mod support;
 use support::{Reply, open_chat, send, start_with};
@@ -305,63 +304,9 @@ async fn per_request_caps_answer_400_before_anything_is_sent() {
     gw.shutdown().await;
 }
 
-/// A webhook receiver on loopback: answers 500 to the first POST, 200 after; keeps the
-/// bodies.
-async fn receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/alerts", listener.local_addr().unwrap());
-    let bodies: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let kept = Arc::clone(&bodies);
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            let mut raw = Vec::new();
-            let body = loop {
-                let mut chunk = [0u8; 4096];
-                let Ok(n) = socket.read(&mut chunk).await else {
-                    break None;
-                };
-                if n == 0 {
-                    break None;
-                }
-                raw.extend_from_slice(&chunk[..n]);
-                let text = String::from_utf8_lossy(&raw).into_owned();
-                if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                    let length: usize = head
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase()
-                                .strip_prefix("content-length: ")
-                                .map(str::to_owned)
-                        })
-                        .and_then(|v| v.trim().parse().ok())
-                        .unwrap_or(0);
-                    if body.len() >= length {
-                        break serde_json::from_str::<Value>(&body[..length]).ok();
-                    }
-                }
-            };
-            let Some(body) = body else { continue };
-            let first = {
-                let mut bodies = kept.lock().unwrap();
-                bodies.push(body);
-                bodies.len() == 1
-            };
-            let status = if first {
-                "500 Internal Server Error"
-            } else {
-                "200 OK"
-            };
-            let reply =
-                format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-            let _ = socket.write_all(reply.as_bytes()).await;
-        }
-    });
-    (url, bodies)
-}
-
 #[tokio::test]
 async fn alerts_reach_the_webhook_with_a_retry_and_the_usage_report_adds_up() {
-    let (url, bodies) = receiver().await;
+    let (url, bodies) = support::webhook::receiver(true).await;
     let (_sim, gw) = start_with(
         |c| {
             keyed(c, vec![budget("month", Some(1_000_000), None)]);
@@ -486,6 +431,16 @@ fn spend_settings_that_make_no_sense_name_their_key() {
     assert_eq!(
         check("[[alerts]]\ncall_usd = 1.0\nwindow = \"day\"").as_deref(),
         Some("alerts[0].window")
+    );
+    assert_eq!(check("[[alerts]]\nbreaker_open = true"), None);
+    assert_eq!(check("[[alerts]]\nqueue_length = 20"), None);
+    assert_eq!(
+        check("[[alerts]]\nbreaker_open = true\ncall_usd = 1.0").as_deref(),
+        Some("alerts[0]")
+    );
+    assert_eq!(
+        check("[[alerts]]\nqueue_length = 0").as_deref(),
+        Some("alerts[0].queue_length")
     );
     assert_eq!(
         check("[prices.\"x\"]\ninput = -1.0\noutput = 1.0").as_deref(),

@@ -20,6 +20,8 @@
 //!   bound, streamed replay, stale-if-error when every target is down).
 //! - [`idempotency`]: calls with the same idempotency key are one call: concurrent ones
 //!   coalesced (streams fanned out), finished ones replayed, a reused key refused.
+//! - `metrics` (feature `metrics`): call metrics per target and model in a Prometheus
+//!   registry, from each call's trail, breaker events and limiter queues.
 //! - [`chaos`]: injects LLM-protocol faults (429s with a retry-after, 529s, hangs, cut and
 //!   stalled streams, error frames) into your own stack, by schedule or seeded probability.
 //! - [`stack`]: one target's layers composed in the recommended order, with its breaker and
@@ -65,6 +67,9 @@ pub mod chaos;
 mod classifier;
 pub mod failover;
 pub mod idempotency;
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod metrics;
 pub mod rate_limit;
 pub mod retry;
 pub mod stack;

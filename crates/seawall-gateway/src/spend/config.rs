@@ -89,7 +89,8 @@ pub struct KeyBudgetConfig {
     pub usd: Option<f64>,
 }
 
-/// `[[alerts]]`: one of `spend_usd` (with `window`), `call_usd` or `budget_share`.
+/// `[[alerts]]`: one of `spend_usd` (with `window`), `call_usd`, `budget_share`,
+/// `breaker_open` or `queue_length`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
@@ -106,6 +107,13 @@ pub struct AlertConfig {
     /// `budget_share`: a key's budget reaches this share of its limit (0.8 for 80 %).
     #[serde(default)]
     pub budget_share: Option<f64>,
+    /// `breaker_open = true`: a target's health breaker opens.
+    #[serde(default)]
+    pub breaker_open: bool,
+    /// `queue_length`: this many calls (or more) wait in a target's rate limiter (checked
+    /// every second; raised again once the queue fell below half of it).
+    #[serde(default)]
+    pub queue_length: Option<usize>,
 }
 
 /// Parses `"+02:00"`, `"-05:30"`, `"Z"` or `"+00:00"` into seconds east of UTC.
@@ -204,12 +212,17 @@ pub(crate) fn validate(
             alert.spend_usd.is_some(),
             alert.call_usd.is_some(),
             alert.budget_share.is_some(),
+            alert.breaker_open,
+            alert.queue_length.is_some(),
         ];
         if set.iter().filter(|set| **set).count() != 1 {
             return Err(problem(
                 format!("alerts[{i}]"),
-                "set exactly one of spend_usd, call_usd, budget_share",
+                "set exactly one of spend_usd, call_usd, budget_share, breaker_open, queue_length",
             ));
+        }
+        if alert.queue_length == Some(0) {
+            return Err(problem(key("queue_length"), "must be at least 1"));
         }
         positive(&key("spend_usd"), alert.spend_usd)?;
         positive(&key("call_usd"), alert.call_usd)?;

@@ -15,11 +15,10 @@ use seawall::budget::{
 use seawall_core::{Cost, ModelPrice, Prices};
 
 use crate::config::{Config, OverOutputConfig, PriceConfig};
-use crate::metrics::Metrics;
 use crate::state::BudgetState;
 
 pub(crate) use report::UsageReport;
-pub(crate) use webhook::AlertOut;
+pub(crate) use webhook::{AlertOut, TargetAlert};
 
 impl PriceConfig {
     fn price(&self) -> ModelPrice {
@@ -73,13 +72,12 @@ pub(crate) fn prices(config: &Config) -> Prices {
 
 /// The budget layer of `config`: each key's budgets, the per-request caps, the downgrade
 /// group, the alert rules, alerts sent to `alerts`; each call's charges counted in `report`
-/// and `metrics` as it settles, so they count exactly what the budgets counted.
+/// as it settles, so it counts exactly what the budgets counted.
 pub(crate) fn layer(
     config: &Config,
     prices: Prices,
     alerts: &AlertOut,
     report: Arc<UsageReport>,
-    metrics: Arc<Metrics>,
     store: crate::state::BudgetState,
 ) -> BudgetLayer<crate::state::BudgetState> {
     let b = &config.budget;
@@ -150,26 +148,16 @@ pub(crate) fn layer(
     builder
         .on_alert(move |alert: &Alert| out.send(alert))
         .on_settle(move |settled: &Settlement<'_>| {
-            account(&prices, &report, &metrics, settled);
+            account(&prices, &report, settled);
         })
         .build()
 }
 
-/// Adds one call's charges to the usage report and the metrics' token and cost counters:
-/// each attempt on its own model and target, at its own price.
-fn account(prices: &Prices, report: &UsageReport, metrics: &Metrics, settled: &Settlement<'_>) {
-    use std::sync::atomic::Ordering::Relaxed;
+/// Adds one call's charges to the usage report: each attempt on its own model and target,
+/// at its own price.
+fn account(prices: &Prices, report: &UsageReport, settled: &Settlement<'_>) {
     for charge in settled.charges {
         let cost = prices.cost(&charge.model, &charge.usage);
-        metrics
-            .tokens_in
-            .fetch_add(charge.usage.input_tokens, Relaxed);
-        metrics
-            .tokens_out
-            .fetch_add(charge.usage.output_tokens, Relaxed);
-        if let Some(cost) = cost {
-            metrics.cost_nano_usd.fetch_add(cost.nanos(), Relaxed);
-        }
         report.record(
             settled.virtual_key,
             &charge.model,

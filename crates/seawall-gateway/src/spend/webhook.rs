@@ -21,6 +21,25 @@ const BACKOFF: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(2)];
 /// How long one POST may take.
 const POST_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The kinds of alert, as the metrics name them: the budget layer's three, then a
+/// target's breaker opening and a limiter queue growing past its threshold.
+const KINDS: [&str; 5] = [
+    "spend",
+    "expensive_call",
+    "budget_share",
+    "breaker_open",
+    "queue_growth",
+];
+
+/// An operational alert: about a target, not about spending.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum TargetAlert {
+    /// The target's health breaker opened, for this long (`None`: until reset).
+    BreakerOpen(Option<Duration>),
+    /// The target's limiter queue holds this many calls, at or past the threshold.
+    QueueGrowth { waiting: usize, threshold: usize },
+}
+
 /// The alert outlet: cheap to clone, callable from any task, never blocking it: the log line
 /// and the webhook POST are written by tasks of their own (`start`), from bounded queues
 /// (beyond [`QUEUE`] waiting alerts, further ones are dropped: from the log silently, from
@@ -33,8 +52,8 @@ struct Inner {
     webhook: Option<mpsc::Sender<Value>>,
     /// The queues' far ends, until `serve` starts the tasks that empty them.
     receivers: Mutex<Option<Receivers>>,
-    /// Alerts raised, by kind: spend, expensive_call, budget_share.
-    raised: [AtomicU64; 3],
+    /// Alerts raised, by kind ([`KINDS`]).
+    raised: [AtomicU64; KINDS.len()],
     delivered: AtomicU64,
     undelivered: AtomicU64,
 }
@@ -69,12 +88,49 @@ impl AlertOut {
 
     /// Counts `alert` and queues it for the log and the webhook; never waits.
     pub(crate) fn send(&self, alert: &Alert) {
-        let body = alert_json(alert);
         let kind = match alert.kind {
             AlertKind::Spend { .. } => 0,
             AlertKind::ExpensiveCall { .. } => 1,
             _ => 2,
         };
+        self.raise(kind, alert_json(alert));
+    }
+
+    /// Counts an alert about `target` and queues it for the log and the webhook.
+    pub(crate) fn target(&self, target: &str, alert: TargetAlert) {
+        let at = std::time::SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let (kind, mut body) = match alert {
+            TargetAlert::BreakerOpen(open_for) => (
+                3,
+                json!({
+                    "target": target,
+                    "open_for_secs": open_for.map(|d| d.as_secs_f64()),
+                    "message": match open_for {
+                        Some(d) => format!("the breaker of {target} opened for {:.1} s", d.as_secs_f64()),
+                        None => format!("the breaker of {target} was forced open"),
+                    },
+                }),
+            ),
+            TargetAlert::QueueGrowth { waiting, threshold } => (
+                4,
+                json!({
+                    "target": target,
+                    "waiting": waiting,
+                    "threshold": threshold,
+                    "message": format!(
+                        "{waiting} calls wait in the rate limiter of {target} (threshold {threshold})"
+                    ),
+                }),
+            ),
+        };
+        body["kind"] = json!(KINDS[kind]);
+        body["at"] = json!(at);
+        self.raise(kind, body);
+    }
+
+    fn raise(&self, kind: usize, body: Value) {
         self.0.raised[kind].fetch_add(1, Relaxed);
         if let Some(webhook) = &self.0.webhook
             && webhook.try_send(body.clone()).is_err()
@@ -84,11 +140,14 @@ impl AlertOut {
         let _ = self.0.log.try_send(body);
     }
 
-    /// Alerts raised by kind (`spend`, `expensive_call`, `budget_share`), delivered to
-    /// the webhook, and given up on.
-    pub(crate) fn counts(&self) -> ([u64; 3], u64, u64) {
+    /// Alerts raised by kind, delivered to the webhook, and given up on.
+    pub(crate) fn counts(&self) -> (Vec<(&'static str, u64)>, u64, u64) {
         (
-            [0, 1, 2].map(|i| self.0.raised[i].load(Relaxed)),
+            KINDS
+                .iter()
+                .zip(&self.0.raised)
+                .map(|(kind, count)| (*kind, count.load(Relaxed)))
+                .collect(),
             self.0.delivered.load(Relaxed),
             self.0.undelivered.load(Relaxed),
         )

@@ -3,6 +3,9 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod openmetrics;
+pub mod webhook;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
