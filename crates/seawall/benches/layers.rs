@@ -2,7 +2,8 @@
 //! always-ready service, on the happy path (a complete response on the first attempt,
 //! breakers closed, limiters admitting at once, no timer firing).
 //!
-//! `cargo bench -p seawall --bench layers`
+//! `cargo bench -p seawall --bench layers` (with `--features metrics` for the metrics
+//! layer's rows)
 //!
 //! Two groups: `call/*` times a whole call through the layer (and `call/bare` the bare
 //! service alone); `added/*` times blocks of bare calls and of layered calls interleaved,
@@ -189,6 +190,47 @@ fn layers(c: &mut Criterion) {
         DeadlineLayer::new(Duration::from_secs(60)).layer(router.build())
     });
     bench_layer(c, "full_stack", &full_stack);
+
+    // The same stack while a subscriber listens. As the gateway's log does: events as JSON
+    // lines at `info` (here to a sink), spans left out (the happy path has no event).
+    {
+        use tracing_subscriber::Layer as _;
+        use tracing_subscriber::filter::{self, FilterExt};
+        use tracing_subscriber::layer::SubscriberExt;
+
+        let events = tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(std::io::sink)
+            .with_filter(filter::filter_fn(|meta| !meta.is_span()).and(filter::LevelFilter::INFO));
+        let subscriber = tracing_subscriber::registry().with(events);
+        let _listening = tracing::subscriber::set_default(subscriber);
+        bench_layer(c, "full_stack_logged", &full_stack);
+    }
+    // And with a subscriber that builds the call and attempt spans and records their
+    // fields (JSON lines at `info`, with the spans' fields).
+    {
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_env_filter("info")
+            .with_writer(std::io::sink)
+            .finish();
+        let _listening = tracing::subscriber::set_default(subscriber);
+        bench_layer(c, "full_stack_spans", &full_stack);
+    }
+
+    #[cfg(feature = "metrics")]
+    {
+        use std::sync::Arc;
+
+        use seawall::metrics::{CallMetrics, MetricsLayer};
+
+        let metrics = Arc::new(CallMetrics::new());
+        bench_layer(c, "metrics", &MetricsLayer::new(Arc::clone(&metrics)));
+        let metered = layer_fn(|bare: Bare| {
+            MetricsLayer::new(Arc::clone(&metrics)).layer(full_stack.layer(bare))
+        });
+        bench_layer(c, "full_stack_metered", &metered);
+    }
 }
 
 /// A limiter whose quota the benchmark never exhausts.

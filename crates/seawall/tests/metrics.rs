@@ -337,3 +337,25 @@ async fn breaker_transitions_and_states_and_escaped_target_names() {
         "the second call skipped the open target: {text}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn past_the_bound_on_model_names_calls_are_counted_as_other() {
+    let (metrics, registry) = registered(CallMetrics::new().max_models(2));
+    let service = MetricsLayer::new(Arc::clone(&metrics)).layer(service_fn(answers));
+    for model in ["team-a-1", "team-a-2", "team-a-3", "team-a-4", "team-a-1"] {
+        let mut request = weighing(10);
+        request.model = Arc::from(model);
+        service.clone().oneshot(request).await.unwrap();
+    }
+    let text = scrape(&registry);
+    let calls = |model: &str| {
+        value(
+            &text,
+            &format!(r#"seawall_calls_total{{model="{model}",outcome="answered"}}"#),
+        )
+    };
+    assert_eq!(calls("team-a-1"), Some(2.0), "{text}");
+    assert_eq!(calls("team-a-2"), Some(1.0));
+    assert_eq!(calls("other"), Some(2.0));
+    assert_eq!(calls("team-a-3"), None);
+}

@@ -39,6 +39,14 @@ impl Label {
     }
 }
 
+// Hashes as its text does (an `Arc<str>` hashes as its `str`), so the interned model names
+// are found by `&str`.
+impl std::borrow::Borrow<str> for Label {
+    fn borrow(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
 impl EncodeLabelValue for Label {
     fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> fmt::Result {
         EncodeLabelValue::encode(&self.0.as_str(), encoder)
@@ -112,6 +120,10 @@ struct TargetLabels {
 }
 
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// How many distinct model names become label values by default; see
+/// [`CallMetrics::max_models`].
+const MAX_MODELS: usize = 500;
 
 /// How a call ended, for [`CallRecord`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,9 +224,9 @@ impl<'a> CallRecord<'a> {
 /// | `breaker_state` | target | 0 closed, 1 half-open, 2 open (scrape time) |
 /// | `limiter_queue_length` | target | calls waiting in the target's limiter (scrape time) |
 ///
-/// Label values are escaped by the encoder. Models are the ones the stack was configured
-/// with or the caller asked for: put this layer behind whatever refuses unknown models, so
-/// a client cannot grow the label sets.
+/// Label values are escaped by the encoder. Model names come from the calls, so they are
+/// bounded ([`max_models`](Self::max_models)); target and key names come from your
+/// configuration.
 pub struct CallMetrics {
     calls: Family<CallLabels, Counter>,
     call_duration: Histograms<ModelLabels>,
@@ -232,6 +244,11 @@ pub struct CallMetrics {
     cooldowns: Family<TargetLabels, Counter>,
     watched: Arc<Watched>,
     prices: Option<Prices>,
+    /// The model names seen so far, interned: a known name costs a lookup, not an
+    /// allocation, and past `max_models` names the rest are counted as `other`.
+    models: papaya::HashSet<Label, foldhash::fast::RandomState>,
+    max_models: usize,
+    other: Label,
 }
 
 /// The handles read at scrape time.
@@ -331,7 +348,33 @@ impl CallMetrics {
             cooldowns: Family::default(),
             watched: Arc::default(),
             prices: None,
+            models: papaya::HashSet::default(),
+            max_models: MAX_MODELS,
+            other: Label::new("other"),
         }
+    }
+
+    /// Names at most `models` distinct models in labels (500 by default); calls to further
+    /// models are counted under the model `other`. A bound on the series a caller who
+    /// chooses the model name (a pattern group passes it through) can create.
+    #[must_use]
+    pub fn max_models(mut self, models: usize) -> Self {
+        self.max_models = models;
+        self
+    }
+
+    /// `name` as a label value: interned, or `other` once the bound is reached.
+    fn model(&self, name: &str) -> Label {
+        let models = self.models.pin();
+        if let Some(label) = models.get(name) {
+            return label.clone();
+        }
+        if models.len() >= self.max_models {
+            return self.other.clone();
+        }
+        let label = Label::new(name);
+        models.insert(label.clone());
+        label
     }
 
     /// Prices each charge of a call for `cost_usd_total` (unpriced models are left out).
@@ -471,7 +514,7 @@ impl CallMetrics {
     /// Counts one finished call.
     pub fn record(&self, call: &CallRecord<'_>) {
         let trail = call.trail;
-        let model = Label::new(call.model);
+        let model = self.model(call.model);
         self.calls
             .get_or_create(&CallLabels {
                 model: model.clone(),
@@ -522,7 +565,7 @@ impl CallMetrics {
         let mut labels: Vec<Label> = Vec::with_capacity(trail.attempts.len());
         for attempt in &trail.attempts {
             let target = Label(attempt.target.clone());
-            let model = Label::new(&attempt.model);
+            let model = self.model(&attempt.model);
             let outcome = match &attempt.outcome {
                 AttemptOutcome::Succeeded => "succeeded",
                 AttemptOutcome::Failed { cause, .. } => cause.as_str(),
@@ -569,7 +612,7 @@ impl CallMetrics {
         let key = Label::new(key.unwrap_or(""));
         for charge in &trail.charges {
             let target = Label::new(charge.target.as_ref().map_or("", |t| t.as_str()));
-            let model = Label::new(&charge.model);
+            let model = self.model(&charge.model);
             for (kind, tokens) in [
                 ("input", charge.usage.input_tokens),
                 ("output", charge.usage.output_tokens),
