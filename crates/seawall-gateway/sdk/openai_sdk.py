@@ -19,6 +19,9 @@ import traceback
 import urllib.request
 
 import openai
+# The Prometheus project's own OpenMetrics parser: strict, so /metrics is checked by the
+# reader a scraper uses, not by string matching.
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 RESULTS = []
 
@@ -56,12 +59,23 @@ class Gateway:
     def upstream_calls(self):
         return sum(len(self.sim("GET", f"/log?provider={p}")) for p in ("openai", "anthropic", "gemini"))
 
-    def metric(self, name):
+    def families(self):
+        """/metrics, parsed: family name -> family."""
         with urllib.request.urlopen(self.base + "/metrics") as resp:
-            for line in resp.read().decode().splitlines():
-                if line.startswith(name + " "):
-                    return float(line.split()[-1])
-        raise AssertionError(f"metric {name} missing")
+            expect(resp.headers["content-type"].startswith("application/openmetrics-text"),
+                   resp.headers["content-type"])
+            text = resp.read().decode()
+        return {f.name: f for f in text_string_to_metric_families(text)}
+
+    def metric(self, sample, **labels):
+        """The sum of the samples named `sample` whose labels include `labels` (0 if none:
+        a labelled counter appears with its first count)."""
+        total = 0.0
+        for family in self.families().values():
+            for s in family.samples:
+                if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items()):
+                    total += s.value
+        return total
 
     def stop(self):
         self.proc.terminate()
@@ -141,15 +155,15 @@ def all_fail(gw):
     for p in ("openai", "anthropic", "gemini"):
         gw.fail(p, {"kind": "status", "status": 500})
     # Default max_retries=2: x-should-retry: false keeps the SDK from retrying.
-    answered = 'seawall_gateway_requests_total{status="502"}'
-    before = gw.metric(answered)
+    answered = dict(sample="seawall_gateway_requests_total", status="502")
+    before = gw.metric(**answered)
     try:
         client(gw, max_retries=2).chat.completions.create(model="demo", messages=MESSAGES)
         raise AssertionError("no exception")
     except openai.InternalServerError as e:
         expect(e.status_code == 502, e.status_code)
         expect(e.body["code"] == "all_targets_failed", e.body)
-        expect(gw.metric(answered) - before == 1, "the SDK retried the gateway's 502")
+        expect(gw.metric(**answered) - before == 1, "the SDK retried the gateway's 502")
 
 
 @scenario("all targets fail while streaming: the error arrives before any chunk")
@@ -259,6 +273,28 @@ def bad_input(gw):
     expect(gw.upstream_calls() == 0, gw.upstream_calls())
 
 
+@scenario("metrics: Prometheus's parser reads /metrics; p95 per model, 429s and 529s per target")
+def metrics(gw):
+    families = gw.families()
+    expect(families["seawall_gateway_calls"].type == "counter", families["seawall_gateway_calls"])
+    duration = families["seawall_gateway_call_duration_seconds"]
+    expect(duration.type == "histogram", duration.type)
+    buckets = sorted(
+        ((float(s.labels["le"]), s.value) for s in duration.samples
+         if s.name.endswith("_bucket") and s.labels.get("model") == "demo"),
+        key=lambda b: b[0])
+    expect(buckets and buckets[-1][0] == float("inf"), buckets)
+    count = buckets[-1][1]
+    expect(count >= 10, f"every call to demo is counted: {count}")
+    p95 = next(le for le, cumulative in buckets if cumulative >= 0.95 * count)
+    expect(0 < p95 < float("inf"), f"p95 of demo falls in a bucket: {p95}")
+    overloaded = gw.metric("seawall_gateway_attempts_total", outcome="overloaded")
+    limited = gw.metric("seawall_gateway_attempts_total", outcome="rate_limited")
+    expect(overloaded >= 1 and limited >= 1, (overloaded, limited))
+    expect(gw.metric("seawall_gateway_failovers_total") >= 2,
+           gw.metric("seawall_gateway_failovers_total"))
+
+
 def main():
     if len(sys.argv) != 2:
         raise SystemExit(__doc__)
@@ -266,7 +302,7 @@ def main():
     try:
         for run in (plain, streaming, recovered_by_continuation, recovered_by_restart,
                     divergent_restart, failover, failover_stream, all_fail, all_fail_stream,
-                    all_limited, broken_stream, bad_input):
+                    all_limited, broken_stream, bad_input, metrics):
             run(gw)
     finally:
         gw.stop()
