@@ -144,3 +144,45 @@ async fn a_retry_is_an_event_with_its_cause_and_wait() {
     assert_eq!(field(&retried[0], "attempts"), "1");
     assert!(field(&retried[0], "wait_ms").parse::<u64>().is_ok());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_limiter_that_sheds_a_call_says_which_target_and_why() {
+    use seawall::rate_limit::{Rate, RateLimitConfig, RateLimitLayer, RateLimiter};
+
+    let capture = Capture::default();
+    let _guard = capture.install();
+    let limiter = RateLimiter::new(
+        "openai/mini",
+        RateLimitConfig::new()
+            .requests(Rate::per_minute(1))
+            .max_wait(std::time::Duration::ZERO),
+    );
+    let service = RateLimitLayer::new(limiter).layer(service_fn(answers));
+    assert!(service.clone().oneshot(weighing(10)).await.is_ok());
+    assert!(service.oneshot(weighing(10)).await.is_err());
+    let shed = capture.events("limiter shed");
+    assert_eq!(shed.len(), 1, "{shed:?}");
+    assert_eq!(field(&shed[0], "seawall.target"), "openai/mini");
+    assert!(!field(&shed[0], "seawall.reason").is_empty(), "{shed:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_budget_refusal_names_the_budget() {
+    use seawall::budget::{BudgetLayer, BudgetRule, Scope, Window};
+
+    let capture = Capture::default();
+    let _guard = capture.install();
+    let layer = BudgetLayer::builder()
+        .estimator(support::NumberEstimator)
+        .default_output_tokens(0)
+        .budget(BudgetRule::tokens(Scope::VirtualKey, Window::Day, 5))
+        .build();
+    let service = layer.layer(service_fn(answers));
+    let mut request = weighing(10);
+    request.context.options_mut().virtual_key = Some(Arc::from("team-a"));
+    assert!(service.oneshot(request).await.is_err());
+    let refused = capture.events("budget refused");
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(field(&refused[0], "seawall.budget"), "key:day:tokens");
+    assert_eq!(field(&refused[0], "seawall.scope_value"), "team-a");
+}

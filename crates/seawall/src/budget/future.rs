@@ -146,6 +146,10 @@ where
                             this.state.set(State::Calling { future });
                         }
                         Err(refused) if refused.unavailable => {
+                            tracing::warn!(
+                                target: "seawall::budget",
+                                "budget state unavailable, call refused"
+                            );
                             this.state.set(State::Done);
                             return Poll::Ready(Err(BudgetUnavailable.into()));
                         }
@@ -158,6 +162,13 @@ where
                             };
                             match fallback {
                                 Some((model, lines)) if request.set_model(&model) => {
+                                    tracing::event!(
+                                        target: "seawall::budget",
+                                        tracing::Level::INFO,
+                                        "seawall.budget" = &*exceeded.budget,
+                                        "seawall.downgrade_to" = &*model,
+                                        "budget downgrade"
+                                    );
                                     let reserve = hold.store_reserve(&lines);
                                     *this.lines = lines;
                                     *this.downgrading = Some(Box::new(exceeded));
@@ -168,6 +179,14 @@ where
                                     });
                                 }
                                 _ => {
+                                    tracing::event!(
+                                        target: "seawall::budget",
+                                        tracing::Level::INFO,
+                                        "seawall.budget" = &*exceeded.budget,
+                                        "seawall.scope_value" = &*exceeded.value,
+                                        "seawall.reason" = %exceeded,
+                                        "budget refused"
+                                    );
                                     this.state.set(State::Done);
                                     return Poll::Ready(Err(exceeded.into()));
                                 }

@@ -74,7 +74,15 @@ where
         let inner = mem::replace(&mut self.inner, clone);
         match self.budgets.admit(&mut request) {
             Ok(plan) => ResponseFuture::start(plan, inner, request),
-            Err(refusal) => ResponseFuture::refused(refusal),
+            Err(refusal) => {
+                tracing::event!(
+                    target: "seawall::budget",
+                    tracing::Level::INFO,
+                    "seawall.reason" = %refusal,
+                    "request refused"
+                );
+                ResponseFuture::refused(refusal)
+            }
         }
     }
 }

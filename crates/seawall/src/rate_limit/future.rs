@@ -65,7 +65,28 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Admitting { .. } => {
-                    let reservation = ready!(this.acquire.poll_acquire(cx, this.sleep))?;
+                    let reservation = match ready!(this.acquire.poll_acquire(cx, this.sleep)) {
+                        Ok(reservation) => reservation,
+                        Err(shed) => {
+                            tracing::event!(
+                                target: "seawall::rate_limit",
+                                tracing::Level::INFO,
+                                "seawall.target" = shed.target.as_str(),
+                                "seawall.reason" = %shed,
+                                "limiter shed"
+                            );
+                            return Poll::Ready(Err(shed.into()));
+                        }
+                    };
+                    if !reservation.waited().is_zero() {
+                        tracing::event!(
+                            target: "seawall::rate_limit",
+                            tracing::Level::DEBUG,
+                            "seawall.target" = this.acquire.target().as_str(),
+                            "seawall.wait_ms" = reservation.waited().as_millis() as u64,
+                            "limiter wait"
+                        );
+                    }
                     let StateReplace::Admitting { mut inner, request } =
                         this.state.as_mut().project_replace(State::Done)
                     else {

@@ -581,6 +581,11 @@ pub(crate) struct Acquire {
 }
 
 impl Acquire {
+    /// The target whose limiter this admission waits on.
+    pub(crate) fn target(&self) -> &TargetId {
+        self.limiter.target()
+    }
+
     pub(crate) fn poll_acquire(
         &mut self,
         cx: &mut Context<'_>,
