@@ -25,7 +25,11 @@ const STREAM_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Job {
     pub(crate) addr: SocketAddr,
+    /// The `Host` header.
+    pub(crate) host: String,
     pub(crate) path: String,
+    /// Headers every request carries (the credentials among them).
+    pub(crate) headers: Vec<(String, String)>,
     pub(crate) model: String,
     pub(crate) stream: bool,
     /// Connections for a closed loop of requests; streams for a stream job.
@@ -63,12 +67,16 @@ fn request(job: &Job) -> http::Request<Full<Bytes>> {
         r#"{{"model":"{}","messages":[{{"role":"user","content":"Say hello to the harbor."}}],"stream":{}}}"#,
         job.model, job.stream
     );
-    http::Request::post(job.path.as_str())
-        .header(http::header::HOST, job.addr.to_string())
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .header(http::header::AUTHORIZATION, "Bearer sk-bench")
+    let mut request = http::Request::post(job.path.as_str())
+        .header(http::header::HOST, job.host.as_str())
+        .header(http::header::CONTENT_TYPE, "application/json");
+    for (name, value) in &job.headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    // The headers were checked when the options were read.
+    request
         .body(Full::new(Bytes::from(body)))
-        .expect("static request parts are valid")
+        .expect("request parts are valid")
 }
 
 type Sender = http1::SendRequest<Full<Bytes>>;

@@ -4,7 +4,9 @@
 //! cargo run --release -p seawall-bench --bin seawall-load -- \
 //!     [--duration-ms 5000] [--connections 32] [--streams 1000] \
 //!     [--chunk-interval-ms 50] [--stream-chunks 40] [--gateway-threads 2] [--sim-threads 1] \
-//!     [--gateway-runtime per-thread|work-stealing]
+//!     [--gateway-runtime per-thread|work-stealing] [--no-governed] [--no-redis] \
+//!     [--sim-listen 127.0.0.1:0] \
+//!     [--compare URL [--compare-header 'Name: value']... [--compare-model gpt-4o-mini]]
 //! ```
 //!
 //! This process starts the simulator (zero latency) on its own single-threaded runtime, a
@@ -18,7 +20,17 @@
 //! `--loadgen JSON`), so CPU read here from `/proc/self/task/*/schedstat` is the servers'
 //! alone, split by thread name into simulator, gateway and proxy. Everything binds
 //! 127.0.0.1:0; every phase is bounded in time.
+//!
+//! Governed phases run the same load through a second gateway with virtual keys, a request
+//! limit, a dollar budget, caps, prices, metrics and the access log on (written as the
+//! binary writes it, through a writer thread, here to a sink), then once more with that
+//! state in a throwaway `redis-server` (when one is on `PATH`). `--compare URL` puts any
+//! OpenAI-compatible gateway in the same run: point it at the zero-latency simulator
+//! (`--sim-listen` fixes its address; its OpenAI base URL is printed at the start) and it
+//! is measured beside seawall (its CPU is not: it is another process).
 
+mod compare;
+mod gateways;
 mod histogram;
 mod loadgen;
 mod proxy;
@@ -27,10 +39,11 @@ use std::net::SocketAddr;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
+use compare::CompareTarget;
 use loadgen::{Job, LoadReport, StreamReport};
 use proxy::{BareProxy, PROXY_THREAD};
-use seawall_gateway::{Config, Gateway};
-use seawall_sim::{Provider, Simulator};
+use seawall_gateway::{Config, Gateway, GatewayHandle};
+use seawall_sim::Simulator;
 
 /// The same allocator as the shipped gateway and simulator binaries.
 #[global_allocator]
@@ -54,6 +67,13 @@ struct Options {
     /// The gateway's server threads each on a runtime of their own (what the binary does),
     /// or one work-stealing runtime with that many workers.
     work_stealing: bool,
+    /// The governed phases (and, when `redis-server` is on `PATH`, the Redis ones).
+    governed: bool,
+    redis: bool,
+    /// Where the zero-latency simulator listens.
+    sim_listen: SocketAddr,
+    /// Another gateway to measure in the same run.
+    compare: Option<CompareTarget>,
 }
 
 impl Default for Options {
@@ -67,21 +87,60 @@ impl Default for Options {
             gateway_threads: 2,
             sim_threads: 1,
             work_stealing: false,
+            governed: true,
+            redis: true,
+            sim_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            compare: None,
         }
     }
 }
 
 const USAGE: &str = "usage: seawall-load [--duration-ms 5000] [--connections 32] [--streams 1000] \
 [--chunk-interval-ms 50] [--stream-chunks 40] [--gateway-threads 2] [--sim-threads 1] \
-[--gateway-runtime per-thread|work-stealing]";
+[--gateway-runtime per-thread|work-stealing] [--no-governed] [--no-redis] \
+[--sim-listen 127.0.0.1:0] [--compare URL [--compare-header 'Name: value']... [--compare-model NAME]]";
 
 fn parse_options() -> Result<Options, String> {
     let mut options = Options::default();
     let mut args = std::env::args().skip(1);
+    let mut compare_headers = Vec::new();
+    let mut compare_model = None;
     while let Some(flag) = args.next() {
+        match flag.as_str() {
+            "--no-governed" => {
+                options.governed = false;
+                continue;
+            }
+            "--no-redis" => {
+                options.redis = false;
+                continue;
+            }
+            _ => {}
+        }
         let value = args
             .next()
             .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
+        match flag.as_str() {
+            "--compare" => {
+                options.compare = Some(CompareTarget::parse(&value)?);
+                continue;
+            }
+            "--compare-header" => {
+                compare_headers.push(compare::parse_header(&value)?);
+                continue;
+            }
+            "--compare-model" => {
+                compare_model = Some(value);
+                continue;
+            }
+            "--sim-listen" => {
+                options.sim_listen = value
+                    .parse()
+                    .map_err(|_| format!("{flag}: not an address: {value}\n{USAGE}"))?;
+                continue;
+            }
+            _ => {}
+        }
         if flag == "--gateway-runtime" {
             options.work_stealing = match value.as_str() {
                 "per-thread" => false,
@@ -105,6 +164,20 @@ fn parse_options() -> Result<Options, String> {
             "--sim-threads" => options.sim_threads = number()?.clamp(1, 64) as usize,
             _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
         }
+    }
+    match &mut options.compare {
+        Some(target) => {
+            target.headers = compare_headers;
+            if let Some(model) = compare_model {
+                target.model = model;
+            }
+        }
+        None if !compare_headers.is_empty() || compare_model.is_some() => {
+            return Err(format!(
+                "--compare-header and --compare-model need --compare\n{USAGE}"
+            ));
+        }
+        None => {}
     }
     Ok(options)
 }
@@ -151,53 +224,6 @@ fn main() -> ExitCode {
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// The gateway's configuration: group `fast` over the zero-latency simulator, group `slow`
-/// over the slowly streaming one, each target with every layer of the stack on.
-fn gateway_config(fast: &Simulator, slow_base_url: &str) -> Result<Config, BoxError> {
-    let target = |name: &str, base: String| {
-        format!(
-            r#"
-[[targets]]
-name = "{name}"
-provider = "openai"
-model = "gpt-4o-mini"
-base_url = "{base}"
-api_key_env = "SEAWALL_BENCH_KEY"
-requests_per_minute = 1000000000
-tokens_per_minute = 1000000000000
-max_attempts = 2
-max_server_wait = "2s"
-attempt_timeout = "30s"
-first_token_timeout = "10s"
-idle_timeout = "10s"
-breaker_failures = 5
-breaker_cooldown = "5s"
-"#
-        )
-    };
-    let toml = format!(
-        r#"
-[server]
-listen = "127.0.0.1:0"
-shutdown_grace = "1s"
-{}
-{}
-[[groups]]
-name = "fast"
-targets = ["sim-fast"]
-timeout = "60s"
-
-[[groups]]
-name = "slow"
-targets = ["sim-slow"]
-timeout = "60s"
-"#,
-        target("sim-fast", fast.base_url(Provider::OpenAi)),
-        target("sim-slow", slow_base_url.to_owned()),
-    );
-    Ok(Config::from_toml(&toml)?)
-}
 
 /// CPU nanoseconds of this process's threads whose name starts with `prefix`
 /// (`/proc/self/task/*/schedstat`, first field: time on the CPU).
@@ -282,7 +308,7 @@ fn run_child(job: &Job, mut during: impl FnMut()) -> Result<String, BoxError> {
 }
 
 /// A closed-loop phase with the servers' CPU measured around it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Measured {
     report: LoadReport,
     sim_cpu_ns: u64,
@@ -336,7 +362,7 @@ fn bench(options: &Options) -> Result<(), BoxError> {
 
     // The simulators, each on its own dedicated single-threaded runtime(s).
     let fast = Simulator::builder()
-        .listen(any)
+        .listen(options.sim_listen)
         .first_token(Duration::ZERO)
         .chunk_interval(Duration::ZERO)
         .log_capacity(1)
@@ -364,7 +390,8 @@ fn bench(options: &Options) -> Result<(), BoxError> {
     } else {
         options.gateway_threads
     };
-    let config = gateway_config(&fast, &format!("http://{}/openai/v1", slow.addr))?;
+    let slow_url = format!("http://{}/openai/v1", slow.addr);
+    let config = gateways::gateway_config(&fast, &slow_url)?;
     let handle = runtime.block_on(async {
         Gateway::builder(config)
             .env("SEAWALL_BENCH_KEY", "sk-bench")
@@ -382,7 +409,9 @@ fn bench(options: &Options) -> Result<(), BoxError> {
 
     let job = |addr: SocketAddr, path: &str, model: &str, stream: bool, connections: usize| Job {
         addr,
+        host: addr.to_string(),
         path: path.to_owned(),
+        headers: vec![("authorization".to_owned(), "Bearer sk-bench".to_owned())],
         model: model.to_owned(),
         stream,
         connections,
@@ -424,6 +453,10 @@ fn bench(options: &Options) -> Result<(), BoxError> {
         },
         options.sim_threads
     );
+    println!(
+        "zero-latency simulator: OpenAI base URL {}",
+        fast.base_url(seawall_sim::Provider::OpenAi)
+    );
     let bare = |connections| {
         job(
             proxy.addr(),
@@ -440,6 +473,34 @@ fn bench(options: &Options) -> Result<(), BoxError> {
     let one_gateway = closed_loop(&through(1, false))?;
     let one_proxy = closed_loop(&bare(1))?;
     drop(proxy);
+    let governed = if options.governed {
+        Some(governed_phases(
+            options,
+            &runtime,
+            server_threads,
+            &fast,
+            &slow_url,
+            &|addr| job(addr, "/v1/chat/completions", "fast", false, 0),
+        )?)
+    } else {
+        None
+    };
+    let compared = match &options.compare {
+        Some(target) => {
+            let at = |connections| Job {
+                addr: target.addr,
+                host: target.host.clone(),
+                path: target.path.clone(),
+                headers: target.headers.clone(),
+                model: target.model.clone(),
+                stream: false,
+                connections,
+                duration_ms: options.duration_ms,
+            };
+            Some((closed_loop(&at(options.connections))?, closed_loop(&at(1))?))
+        }
+        None => None,
+    };
     let rss_after_load = status_kb("VmRSS");
     let slow_pid = slow.child.id().to_string();
     let streams_direct = stream_phase(&direct(options.streams, true), &slow_pid)?;
@@ -458,7 +519,149 @@ fn bench(options: &Options) -> Result<(), BoxError> {
         [&streams_direct, &streams_gateway],
         [rss_empty, rss_sims, rss_idle, rss_after_load, rss_hwm],
     );
+    print_governed(
+        options,
+        [&rate_direct, &rate_gateway, &one_direct, &one_gateway],
+        governed.as_ref(),
+        compared.as_ref(),
+    );
     Ok(())
+}
+
+/// The governed gateway's phases: without and (when `redis-server` is on `PATH`) with its
+/// state in Redis; each a closed loop at `--connections` and one at 1 connection.
+struct Governed {
+    local: (Measured, Measured),
+    redis: Option<(Measured, Measured)>,
+    /// Why there is no Redis phase, when there is none.
+    no_redis: Option<String>,
+}
+
+fn governed_phases(
+    options: &Options,
+    runtime: &tokio::runtime::Runtime,
+    threads: usize,
+    fast: &Simulator,
+    slow_url: &str,
+    job: &dyn Fn(SocketAddr) -> Job,
+) -> Result<Governed, BoxError> {
+    // The access log as the binary writes it: JSON lines through a lossy writer thread
+    // (named so its CPU counts as the gateway's), here to a sink.
+    let (writer, log_guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .thread_name(&format!("{GATEWAY_THREAD}-log"))
+        .finish(std::io::sink());
+    tracing::subscriber::set_global_default(seawall_gateway::access::subscriber("info", writer))?;
+
+    let run = |config: Config| -> Result<(Measured, Measured), BoxError> {
+        let handle: GatewayHandle = runtime.block_on(async {
+            Gateway::builder(config)
+                .env("SEAWALL_BENCH_KEY", "sk-bench")
+                .env(gateways::VIRTUAL_KEY_ENV, gateways::VIRTUAL_KEY)
+                .threads(threads)
+                .build()?
+                .listen(SocketAddr::from(([127, 0, 0, 1], 0)))
+                .serve()
+                .await
+                .map_err(BoxError::from)
+        })?;
+        let keyed = |connections| {
+            let mut job = job(handle.local_addr());
+            job.headers = vec![(
+                "authorization".to_owned(),
+                format!("Bearer {}", gateways::VIRTUAL_KEY),
+            )];
+            job.connections = connections;
+            job
+        };
+        let measured = (
+            closed_loop(&keyed(options.connections))?,
+            closed_loop(&keyed(1))?,
+        );
+        runtime.block_on(handle.shutdown());
+        Ok(measured)
+    };
+    let local = run(gateways::governed_config(fast, slow_url, None)?)?;
+    let (redis, no_redis) = if !options.redis {
+        (None, Some("--no-redis".to_owned()))
+    } else {
+        match seawall_redis::testing::RedisServer::start() {
+            Ok(server) => {
+                let config = gateways::governed_config(fast, slow_url, Some(&server.url()))?;
+                (Some(run(config)?), None)
+            }
+            Err(error) => (None, Some(format!("no redis-server: {error}"))),
+        }
+    };
+    drop(log_guard);
+    Ok(Governed {
+        local,
+        redis,
+        no_redis,
+    })
+}
+
+fn print_governed(
+    options: &Options,
+    [rate_direct, rate_gateway, one_direct, one_gateway]: [&Measured; 4],
+    governed: Option<&Governed>,
+    compared: Option<&(Measured, Measured)>,
+) {
+    let c = options.connections;
+    let row = |name: &str, (rate, one): &(Measured, Measured), cpu: bool| {
+        println!(
+            "| {name} | {:.0} ({} errors) | {:.0} % | {:.0} % | {} | {:.1} / {:.1} µs (added {:.1} / {:.1} µs) | {} / {} |",
+            rate.rate(),
+            rate.report.errors + one.report.errors,
+            100.0 * rate.rate() / rate_direct.rate().max(1.0),
+            100.0 * rate.rate() / rate_gateway.rate().max(1.0) - 100.0,
+            if cpu {
+                format!("{:.1} µs", rate.per_request_us(rate.gateway_cpu_ns))
+            } else {
+                "(another process)".to_owned()
+            },
+            one.report.p50_us,
+            one.report.p99_us,
+            one.report.p50_us - one_direct.report.p50_us,
+            one.report.p99_us - one_direct.report.p99_us,
+            rate.load,
+            one.load,
+        );
+    };
+    if governed.is_none() && compared.is_none() {
+        return;
+    }
+    println!();
+    println!(
+        "| gateway | requests/s, {c} connections | of direct | against seawall plain | gateway CPU per request | p50 / p99, 1 connection | load average (1 5 15 min) |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let plain = (
+        Measured {
+            ..rate_gateway.clone()
+        },
+        Measured {
+            ..one_gateway.clone()
+        },
+    );
+    row("seawall, plain", &plain, true);
+    if let Some(governed) = governed {
+        row("seawall, governed", &governed.local, true);
+        match (&governed.redis, &governed.no_redis) {
+            (Some(redis), _) => row("seawall, governed, state in Redis", redis, true),
+            (None, why) => println!(
+                "| seawall, governed, state in Redis | not run: {} | | | | | |",
+                why.as_deref().unwrap_or("")
+            ),
+        }
+    }
+    if let (Some(compared), Some(target)) = (compared, &options.compare) {
+        row(
+            &format!("compared: http://{}{}", target.host, target.path),
+            compared,
+            false,
+        );
+    }
 }
 
 fn print_table(
