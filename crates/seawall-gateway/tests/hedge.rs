@@ -6,7 +6,7 @@ use seawall_gateway::{Config, HedgeConfig};
 use seawall_sim::{Fault, FaultRule, Provider};
 
 mod support;
-use support::{chat, hello, start};
+use support::{chat, hello, send, start};
 
 #[tokio::test]
 async fn a_hedge_answers_while_the_primary_is_slow_to_its_first_byte() {
@@ -49,6 +49,10 @@ async fn a_hedge_answers_while_the_primary_is_slow_to_its_first_byte() {
     assert_eq!(sim.requests_for(Provider::OpenAi).len(), 2);
     assert_eq!(sim.requests_for(Provider::Anthropic).len(), 2);
     assert!(sim.requests_for(Provider::Gemini).is_empty());
+    // A hedge is not a failover: the status lists none.
+    let status = send(addr, "GET", "/status.json", &[], b"").await;
+    assert_eq!(status.status, 200, "{}", status.body);
+    assert_eq!(status.json()["recent_failovers"], serde_json::json!([]));
     gw.shutdown().await;
 }
 
