@@ -491,3 +491,41 @@ async fn the_limiter_takes_back_the_cancelled_attempt() {
     assert_eq!(after.tokens_in_flight, 0);
     assert_eq!(a.dropped(), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn only_a_loser_sent_before_the_winner_counts_toward_its_targets_latency() {
+    let (a, b) = (Upstream::default(), Upstream::default());
+    let router = Failover::builder()
+        .target(Target::new(
+            "a",
+            a.service(|n| (MS(if n == 0 { 210 } else { 5_000 }), Ok("a"))),
+        ))
+        .target(Target::new("b", b.service(|_| (MS(100), Ok("b")))))
+        .hedge(Hedge::after(MS(200)))
+        .build();
+
+    // The primary wins 10 ms after the hedge was sent: the hedge's 10 ms say nothing of b.
+    let response = router.clone().oneshot(request()).await.unwrap();
+    assert_eq!(response.text(), "a");
+    assert_eq!(
+        outcomes(&response.trail),
+        vec![row("b", "cancelled", true), row("a", "succeeded", false)]
+    );
+    assert_eq!(b.dropped(), 1);
+    let latencies = measured(&router);
+    assert_eq!(latencies, vec![Some(210), None], "b is still unmeasured");
+
+    // The hedge wins: the primary ran 300 ms without an answer, a lower bound of a's time.
+    let response = router.clone().oneshot(request()).await.unwrap();
+    assert_eq!(response.text(), "b");
+    assert_eq!(measured(&router), vec![Some(300), Some(100)]);
+}
+
+/// Each target's latency estimate, in whole milliseconds (estimates fade with time).
+fn measured(router: &Failover) -> Vec<Option<u64>> {
+    router
+        .latencies()
+        .into_iter()
+        .map(|(_, estimate)| estimate.map(|d| (d.as_secs_f64() * 1e3).round() as u64))
+        .collect()
+}

@@ -246,7 +246,7 @@ impl Race {
     fn win(&mut self, walk: &mut Walk, winner: usize) -> Lane {
         let mut lane = self.lanes.remove(winner);
         for loser in self.lanes.drain(..) {
-            cancel(walk, loser);
+            cancel(walk, loser, lane.attempt.started);
         }
         walk.span.swap_attempt(&mut lane.span);
         if lane.attempt.hedge {
@@ -263,8 +263,9 @@ impl Race {
 }
 
 /// Records `lane` as cancelled, charges what it used if its usage arrived, and drops it
-/// (which cancels its request: the member's future or stream is dropped).
-fn cancel(walk: &mut Walk, mut lane: Lane) {
+/// (which cancels its request: the member's future or stream is dropped). `winner_started`
+/// is when the winning attempt was sent.
+fn cancel(walk: &mut Walk, mut lane: Lane, winner_started: Instant) {
     let usage = match &lane.state {
         LaneState::Committing {
             response, buffered, ..
@@ -282,12 +283,15 @@ fn cancel(walk: &mut Walk, mut lane: Lane) {
             trail.charges.push(charge);
         });
     }
-    // It took at least this long: a lower bound, so that a slow target's estimates do not
-    // forget the attempts that lost.
-    let shared = &walk.router.shared;
-    shared.latency.observe(lane.attempt.index, elapsed);
-    if let Some(hedging) = &shared.hedging {
-        hedging.first_tokens[lane.attempt.index].observe(elapsed);
+    // An attempt sent before the winner took longer than the winner did: its time is a
+    // lower bound of its target's, kept so that a slow target's estimates do not forget
+    // the attempts that lost. One sent after the winner says nothing about its target.
+    if lane.attempt.started <= winner_started {
+        let shared = &walk.router.shared;
+        shared.latency.observe(lane.attempt.index, elapsed);
+        if let Some(hedging) = &shared.hedging {
+            hedging.first_tokens[lane.attempt.index].observe(elapsed);
+        }
     }
 }
 
