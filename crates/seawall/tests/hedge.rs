@@ -62,7 +62,14 @@ impl Upstream {
                 sleep(wait).await;
                 match outcome {
                     Ok(text) => Ok(reply(&request.model, text)),
-                    Err(kind) => Err(LlmError::new(kind, "failed").with_status(529).into()),
+                    Err(kind) => {
+                        let status = if kind == ErrorKind::InvalidRequest {
+                            400
+                        } else {
+                            529
+                        };
+                        Err(LlmError::new(kind, "failed").with_status(status).into())
+                    }
                 }
             }
             .with_drop_count(dropped)
@@ -528,4 +535,46 @@ fn measured(router: &Failover) -> Vec<Option<u64>> {
         .into_iter()
         .map(|(_, estimate)| estimate.map(|d| (d.as_secs_f64() * 1e3).round() as u64))
         .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fatal_failure_waits_for_the_other_attempt_and_ends_the_call_if_it_fails_too() {
+    let (a, b, c) = (
+        Upstream::default(),
+        Upstream::default(),
+        Upstream::default(),
+    );
+    // The hedge is refused as invalid (fatal) at 250 ms; the primary still answers.
+    let router = Failover::builder()
+        .target(Target::new(
+            "a",
+            a.service(|n| match n {
+                0 => (MS(1_000), Ok("a")),
+                _ => (MS(1_000), Err(ErrorKind::Overloaded)),
+            }),
+        ))
+        .target(Target::new(
+            "b",
+            b.service(|_| (MS(50), Err(ErrorKind::InvalidRequest))),
+        ))
+        .target(Target::new("c", c.service(|_| (MS(0), Ok("c")))))
+        .hedge(Hedge::after(MS(200)))
+        .build();
+    let response = router.clone().oneshot(request()).await.unwrap();
+    assert_eq!(response.text(), "a");
+
+    // Now the primary fails too, after the fatal refusal: the call ends with the
+    // refusal, and c (which a failover would try) is never sent it.
+    let error = router.oneshot(request()).await.unwrap_err();
+    let trail = seawall_core::ErrorWithTrail::find(&*error).unwrap().trail();
+    assert_eq!(
+        outcomes(trail),
+        vec![row("b", "failed", true), row("a", "failed", false)]
+    );
+    let refusal = seawall_core::ErrorWithTrail::find(&*error)
+        .unwrap()
+        .downcast_inner::<LlmError>()
+        .unwrap();
+    assert_eq!(refusal.kind(), ErrorKind::InvalidRequest, "{error}");
+    assert!(c.calls().is_empty());
 }
