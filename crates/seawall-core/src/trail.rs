@@ -199,6 +199,18 @@ impl RecoveryPath {
 }
 
 impl Trail {
+    /// How many hedges were sent (attempts made while another was still running).
+    pub fn hedges_sent(&self) -> usize {
+        self.attempts.iter().filter(|attempt| attempt.hedge).count()
+    }
+
+    /// Whether a hedge answered the call.
+    pub fn won_by_hedge(&self) -> bool {
+        self.attempts
+            .iter()
+            .any(|attempt| attempt.hedge && attempt.outcome == AttemptOutcome::Succeeded)
+    }
+
     /// How many requests were actually sent (skips excluded).
     pub fn sent_attempts(&self) -> usize {
         self.attempts
@@ -224,6 +236,10 @@ pub struct AttemptRecord {
     pub latency: Duration,
     /// For streams: the time to the first content event.
     pub time_to_first_token: Option<Duration>,
+    /// Whether the attempt was a hedge: sent while an earlier attempt of the call was
+    /// still running. Which attempt won is the one that [succeeded](AttemptOutcome::Succeeded);
+    /// the others still running then are [cancelled](AttemptOutcome::Cancelled).
+    pub hedge: bool,
 }
 
 impl AttemptRecord {
@@ -236,7 +252,15 @@ impl AttemptRecord {
             wait: Duration::ZERO,
             latency: Duration::ZERO,
             time_to_first_token: None,
+            hedge: false,
         }
+    }
+
+    /// Marks the attempt as a hedge (or not).
+    #[must_use]
+    pub fn hedged(mut self, hedge: bool) -> Self {
+        self.hedge = hedge;
+        self
     }
 
     /// Sets the wait before the attempt, its latency and its time to first token.
@@ -257,8 +281,14 @@ impl AttemptRecord {
 impl fmt::Display for AttemptRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} ({}) ", self.target, self.model)?;
+        if self.hedge {
+            f.write_str("hedge ")?;
+        }
         match &self.outcome {
             AttemptOutcome::Succeeded => f.write_str("succeeded")?,
+            AttemptOutcome::Cancelled => {
+                f.write_str("cancelled: another attempt answered first")?
+            }
             AttemptOutcome::Failed { message, .. } => write!(f, "failed: {message}")?,
             AttemptOutcome::Skipped { reason } => write!(f, "skipped: {reason}")?,
         }
@@ -288,6 +318,10 @@ pub enum AttemptOutcome {
         /// Why.
         reason: String,
     },
+    /// The attempt lost a hedge race: another attempt of the call produced content first,
+    /// and this one was dropped (its request cancelled). What it had used, if its usage
+    /// arrived, is in [`Trail::charges`].
+    Cancelled,
 }
 
 /// The state of a target's health breaker.

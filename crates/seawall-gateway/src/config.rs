@@ -3,6 +3,7 @@
 //! See `gateway.example.toml` next to the crate's manifest for a documented example, and
 //! the crate README for the full reference.
 
+use seawall::failover::Hedge;
 use seawall_core::{ClassifyPolicy, ContentFilterPolicy, ProviderKind};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -429,6 +430,93 @@ pub struct GroupConfig {
     /// to the router, the retry layers and the breakers alike.
     #[serde(default)]
     pub content_filter: ContentFilterConfig,
+    /// `hedge`: hedged requests (off when absent): a call with no content after the delay
+    /// is sent to the group's next target too, and the first to answer wins.
+    #[serde(default)]
+    pub hedge: Option<HedgeConfig>,
+}
+
+/// `hedge = { after = "300ms" }`, or `{ quantile = 0.95, min = "50ms", max = "2s" }`: when
+/// a group's call is sent its next target too. Each hedge spends from the slow target's
+/// retry budget (20 % of its calls, plus 10 per second), so hedges cannot storm.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HedgeConfig {
+    /// `after`: the delay with no content before a hedge; with `quantile`, the delay used
+    /// until a target has 20 samples (default: `max`).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub after: Option<Duration>,
+    /// `quantile`: hedge after this quantile (`0.95` for p95) of the target's recent times
+    /// to first content (its last 64 answers).
+    #[serde(default)]
+    pub quantile: Option<f64>,
+    /// `min`: the shortest delay a quantile gives (default zero).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub min: Option<Duration>,
+    /// `max`: the longest delay a quantile gives (default none).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub max: Option<Duration>,
+    /// `max_extra`: the most hedges in flight beside the first attempt (default 1).
+    #[serde(default = "one_hedge")]
+    pub max_extra: u32,
+}
+
+fn one_hedge() -> u32 {
+    1
+}
+
+/// The most hedges a group may have in flight beside the first attempt.
+const MAX_EXTRA_HEDGES: u32 = 4;
+
+impl HedgeConfig {
+    /// The router's hedge policy.
+    pub fn policy(&self) -> Hedge {
+        let fallback = self.after.or(self.max).unwrap_or(Duration::from_secs(1));
+        let mut hedge = Hedge::after(fallback).max_extra(self.max_extra);
+        if let Some(q) = self.quantile {
+            hedge = hedge.quantile(q);
+        }
+        if let Some(min) = self.min {
+            hedge = hedge.floor(min);
+        }
+        if let Some(max) = self.max {
+            hedge = hedge.ceiling(max);
+        }
+        hedge
+    }
+
+    fn validate(&self, key: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
+        match (self.after, self.quantile) {
+            (None, None) => return Err(problem(key("hedge"), "set `after` or `quantile`")),
+            (None, Some(_)) if self.max.is_none() => {
+                return Err(problem(
+                    key("hedge"),
+                    "with `quantile`, set `after` or `max` (the delay until enough samples)",
+                ));
+            }
+            _ => {}
+        }
+        if let Some(q) = self.quantile
+            && !(q > 0.0 && q <= 1.0)
+        {
+            return Err(problem(
+                key("hedge.quantile"),
+                "must be in (0, 1], such as 0.95",
+            ));
+        }
+        if let (Some(min), Some(max)) = (self.min, self.max)
+            && min > max
+        {
+            return Err(problem(key("hedge.min"), "must not be more than `max`"));
+        }
+        if self.max_extra == 0 || self.max_extra > MAX_EXTRA_HEDGES {
+            return Err(problem(
+                key("hedge.max_extra"),
+                format!("must be 1 to {MAX_EXTRA_HEDGES}"),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// What a content-filter refusal leads to in a group.
@@ -660,6 +748,9 @@ impl Config {
             }
             if g.timeout.is_zero() {
                 return Err(problem(key("timeout"), "must be more than zero"));
+            }
+            if let Some(hedge) = &g.hedge {
+                hedge.validate(&key)?;
             }
         }
         let mut keys = HashMap::new();

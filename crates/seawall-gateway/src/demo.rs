@@ -75,6 +75,7 @@ pub fn demo_config(simulator: &Simulator) -> Config {
             strategy: StrategyConfig::Priority,
             timeout: Duration::from_secs(60),
             content_filter: ContentFilterConfig::default(),
+            hedge: None,
         }],
         ..Config::default()
     }

@@ -56,7 +56,7 @@ pub mod wire;
 
 pub use config::{
     AlertConfig, BudgetConfig, CacheConfig, Config, ConfigError, ContentFilterConfig, GroupConfig,
-    IdempotencyConfig, KeyBudgetConfig, OverOutputConfig, PriceConfig, ProviderConfig,
+    HedgeConfig, IdempotencyConfig, KeyBudgetConfig, OverOutputConfig, PriceConfig, ProviderConfig,
     ServerConfig, StrategyConfig, TargetConfig, VirtualKeyConfig, parse_duration,
 };
 #[cfg(feature = "demo")]

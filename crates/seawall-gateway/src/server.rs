@@ -510,6 +510,9 @@ impl GatewayBuilder {
             for (i, name) in g.targets.iter().enumerate() {
                 failover = failover.target(build_target(name, pattern && i == 0));
             }
+            if let Some(hedge) = &g.hedge {
+                failover = failover.hedge(hedge.policy());
+            }
             let router = failover.build();
             let cached = match &cache {
                 Some(cache) => Either::Left(cache.layer(router)),

@@ -129,7 +129,10 @@ impl Board {
                     why: reason,
                 });
             }
-            previous = Some((attempt.target.as_str(), why));
+            // An attempt that lost a hedge race was not failed over from.
+            if attempt.outcome != AttemptOutcome::Cancelled {
+                previous = Some((attempt.target.as_str(), why));
+            }
         }
     }
 

@@ -892,6 +892,7 @@ fn names_with_control_characters_or_surrounding_whitespace_are_refused() {
                 strategy: Default::default(),
                 timeout: Duration::from_secs(30),
                 content_filter: Default::default(),
+                hedge: None,
             }],
             keys: vec![VirtualKeyConfig {
                 name: key.to_owned(),
@@ -1006,6 +1007,7 @@ async fn a_pattern_group_passes_the_requested_model_to_its_primary() {
             strategy: Default::default(),
             timeout: Duration::from_secs(30),
             content_filter: Default::default(),
+            hedge: None,
         })
     })
     .await;

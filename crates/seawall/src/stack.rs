@@ -142,6 +142,7 @@ impl TargetStack {
             Some(classifier) => self.retry.classifier(classifier),
             None => self.retry,
         };
+        let budget = retry.shared_budget();
         let member = ServiceBuilder::new()
             .layer(retry)
             .layer(self.breaker)
@@ -152,7 +153,9 @@ impl TargetStack {
             // Optional layers are `Either`s, whose branches must share one error type.
             .map_err(Into::<BoxError>::into)
             .service(service);
-        let mut target = Target::new(self.id, member).gate(Arc::new(breaker.clone()));
+        let mut target = Target::new(self.id, member)
+            .gate(Arc::new(breaker.clone()))
+            .retry_budget(budget);
         if let Some(limiter) = &self.rate_limit {
             target = target.gate(Arc::new(limiter.clone()));
         }

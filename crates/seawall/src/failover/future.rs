@@ -20,6 +20,7 @@ use tokio::time::{Instant, Sleep, sleep_until};
 use tower_service::Service;
 
 use super::gate::SkipReason;
+use super::race::Race;
 use super::service::Failover;
 use super::stream::RelayStream;
 use super::target::{Target, TargetService};
@@ -60,6 +61,9 @@ enum State {
         attempt: Attempt,
         stream: EventStream,
     },
+    /// The hedge race that replaces the states above when the router hedges (allocated
+    /// only then).
+    Race(Box<Race>),
     Done,
 }
 
@@ -72,6 +76,8 @@ pub(crate) struct Attempt {
     /// When the member is skipped if it is still not ready.
     pub(crate) ready_by: Instant,
     pub(crate) limiter_wait_before: Duration,
+    /// Sent while another attempt of the call was still running.
+    pub(crate) hedge: bool,
 }
 
 /// The call's span and its current attempt's, boxed together and only when a subscriber
@@ -121,6 +127,14 @@ impl Traced {
     fn record_attempt(&self, field: &str, value: impl tracing::Value) {
         if let Some(spans) = &self.0 {
             spans.attempt.record(field, value);
+        }
+    }
+
+    /// Swaps the current attempt's span with `span`: a hedge race keeps each attempt's
+    /// span beside it, and puts it back here while it records that attempt.
+    pub(crate) fn swap_attempt(&mut self, span: &mut tracing::Span) {
+        if let Some(spans) = &mut self.0 {
+            mem::swap(&mut spans.attempt, span);
         }
     }
 }
@@ -282,6 +296,7 @@ impl Walk {
                     started: now,
                     ready_by: self.ready_by(now),
                     limiter_wait_before: self.trail.update(|trail| trail.limiter_wait),
+                    hedge: false,
                 },
                 target.service.clone(),
             ));
@@ -375,6 +390,9 @@ impl Walk {
                     span.record_attempt("seawall.outcome", "failed");
                     span.record_attempt("error.type", cause.as_str());
                 }
+                AttemptOutcome::Cancelled => {
+                    span.record_attempt("seawall.outcome", "cancelled");
+                }
                 _ => {
                     span.record_attempt("seawall.outcome", "succeeded");
                 }
@@ -389,7 +407,8 @@ impl Walk {
                 .saturating_sub(attempt.limiter_wait_before);
             trail.attempts.push(
                 AttemptRecord::new(target.id.clone(), attempt.model.to_string(), outcome)
-                    .timed(wait, latency, ttft),
+                    .timed(wait, latency, ttft)
+                    .hedged(attempt.hedge),
             );
             wait
         });
@@ -425,7 +444,7 @@ impl Walk {
     }
 
     /// Records a failed attempt; returns the error if it ends the call.
-    fn failed(&self, attempt: &Attempt, error: BoxError) -> Option<BoxError> {
+    pub(crate) fn failed(&self, attempt: &Attempt, error: BoxError) -> Option<BoxError> {
         let verdict = self.record_failure(attempt, &*error);
         let target = &self.router.shared.targets[attempt.index].id;
         tracing::event!(
@@ -455,6 +474,9 @@ impl Walk {
         shared
             .latency
             .observe(attempt.index, ttft.unwrap_or(latency));
+        if let Some(hedging) = &shared.hedging {
+            hedging.first_tokens[attempt.index].observe(ttft.unwrap_or(latency));
+        }
         let target = shared.targets[attempt.index].id.clone();
         let model = if model.is_empty() {
             attempt.model.to_string()
@@ -480,7 +502,7 @@ impl Walk {
         Charge::new(Some(target), &*attempt.model, usage)
     }
 
-    fn succeeded(
+    pub(crate) fn succeeded(
         &self,
         attempt: &Attempt,
         mut response: ChatResponse,
@@ -503,8 +525,52 @@ impl Walk {
         response
     }
 
+    /// The relay's copy of the routing state (the plan moves; the rest is shared).
+    fn hand_over(&mut self) -> Self {
+        Self {
+            router: self.router.clone(),
+            request: self.request.clone(),
+            trail: self.trail.clone(),
+            estimate: self.estimate,
+            plan: mem::take(&mut self.plan),
+            next: self.next,
+            hops: self.hops,
+            span: self.span.clone(),
+        }
+    }
+
+    /// The commit point of `attempt`'s stream, reached with `event` (its first content, or
+    /// its end) after `buffered`: records the success and returns the response, whose
+    /// stream relays the rest (and recovers it if it breaks).
+    pub(crate) fn commit(
+        &mut self,
+        attempt: Attempt,
+        response: ChatResponse,
+        mut buffered: Vec<StreamEvent>,
+        event: StreamEvent,
+        stream: EventStream,
+    ) -> ChatResponse {
+        let ttft = event
+            .is_content()
+            .then(|| Instant::now().saturating_duration_since(attempt.started));
+        buffered.push(event);
+        let tokens_before = self.trail.update(|trail| trail.tokens_used);
+        let upfront = response.usage;
+        let mut response = self.succeeded(&attempt, response, ttft);
+        let walk = self.hand_over();
+        response.stream = Some(EventStream::new(RelayStream::new(
+            buffered,
+            stream,
+            walk,
+            attempt,
+            upfront,
+            tokens_before,
+        )));
+        response
+    }
+
     /// The error that ends the call, with its trail (and its type on the call's span).
-    fn with_trail(&self, error: BoxError) -> BoxError {
+    pub(crate) fn with_trail(&self, error: BoxError) -> BoxError {
         if self.span.is_some() {
             self.span
                 .record("error.type", self.classify(&*error).cause.as_str());
@@ -527,6 +593,10 @@ impl ResponseFuture {
         let mut plan = Vec::with_capacity(shared.targets.len());
         router.plan_into(&mut plan);
         let span = call_span(&request);
+        let state = match &shared.hedging {
+            Some(hedging) => State::Race(Box::new(Race::new(hedging, shared.targets.len()))),
+            None => State::Next,
+        };
         Self {
             walk: Walk {
                 router,
@@ -538,7 +608,7 @@ impl ResponseFuture {
                 hops: 0,
                 span,
             },
-            state: State::Next,
+            state,
             committing: None,
             buffered: Vec::new(),
             not_ready: None,
@@ -555,20 +625,6 @@ impl ResponseFuture {
 
     fn with_trail(&self, error: BoxError) -> BoxError {
         self.walk.with_trail(error)
-    }
-
-    /// The relay's copy of the routing state (the plan moves; the rest is shared).
-    fn hand_over(&mut self) -> Walk {
-        Walk {
-            router: self.walk.router.clone(),
-            request: self.walk.request.clone(),
-            trail: self.walk.trail.clone(),
-            estimate: self.walk.estimate,
-            plan: mem::take(&mut self.walk.plan),
-            next: self.walk.next,
-            hops: self.walk.hops,
-            span: self.walk.span.clone(),
-        }
     }
 }
 
@@ -643,26 +699,13 @@ impl Future for ResponseFuture {
                         if event.is_content() || matches!(event, StreamEvent::Finish(_)) =>
                     {
                         // The commit point: from here on the caller owns the stream.
-                        let ttft = event
-                            .is_content()
-                            .then(|| Instant::now().saturating_duration_since(attempt.started));
                         let Some(response) = this.committing.take() else {
                             return Poll::Ready(Err("failover stream lost its response".into()));
                         };
-                        let mut buffered = mem::take(&mut this.buffered);
-                        buffered.push(event);
-                        let tokens_before = this.walk.trail.update(|trail| trail.tokens_used);
-                        let upfront = response.usage;
-                        let mut response = this.walk.succeeded(&attempt, *response, ttft);
-                        let walk = this.hand_over();
-                        response.stream = Some(EventStream::new(RelayStream::new(
-                            buffered,
-                            stream,
-                            walk,
-                            attempt,
-                            upfront,
-                            tokens_before,
-                        )));
+                        let buffered = mem::take(&mut this.buffered);
+                        let response = this
+                            .walk
+                            .commit(attempt, *response, buffered, event, stream);
                         return Poll::Ready(Ok(response));
                     }
                     Poll::Ready(Some(StreamEvent::Error(error))) => {
@@ -686,6 +729,13 @@ impl Future for ResponseFuture {
                         this.state = State::Next;
                     }
                 },
+                State::Race(mut race) => {
+                    let output = race.poll(&mut this.walk, cx);
+                    if output.is_pending() {
+                        this.state = State::Race(race);
+                    }
+                    return output;
+                }
                 State::Done => {
                     return Poll::Ready(Err("failover future polled after completion".into()));
                 }
@@ -701,6 +751,7 @@ impl fmt::Debug for ResponseFuture {
             State::Ready { .. } => "ready",
             State::Calling { .. } => "calling",
             State::Committing { .. } => "committing",
+            State::Race(_) => "hedging",
             State::Done => "done",
         };
         f.debug_struct("ResponseFuture")

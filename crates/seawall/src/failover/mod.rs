@@ -51,9 +51,66 @@
 //!   when it ends); an `attempt` span per target tried, its child (`seawall.target`,
 //!   `seawall.attempt`, `seawall.outcome`, `error.type`, `seawall.wait_ms`,
 //!   `seawall.first_token_ms` and the response's fields); events `target skipped`
-//!   (`seawall.skip_reason`, debug), `attempt failed` and `stream recovered` (info). With
+//!   (`seawall.skip_reason`, debug), `attempt failed`, `stream recovered`, `hedge sent`
+//!   (`seawall.target`, `seawall.hedged_target`, `seawall.hedge_after_ms`) and `hedge won`
+//!   (info); a cancelled attempt's span has `seawall.outcome = "cancelled"`. With
 //!   no subscriber listening they are never built: the router's futures hold one pointer,
 //!   and a call allocates nothing for them.
+//!
+//! # Hedging
+//!
+//! Off by default; [`FailoverBuilder::hedge`] turns it on with a [`Hedge`]. When an
+//! attempt has produced no content after the hedge delay — fixed, or a quantile of its
+//! target's recent times to first content, within a floor and a ceiling — the call is also
+//! sent to the next target of the plan that passes its gates (a skip is recorded as
+//! usual). The first attempt to produce content wins: a response, or for a stream its
+//! first content event (the commit point: a stream is never hedged after it). The others
+//! are dropped, which cancels their requests; the trail records them as
+//! [`Cancelled`](seawall_core::AttemptOutcome::Cancelled), with the usage they had
+//! reported, if any, in its charges. A dropped attempt's rate-limiter reservation leaves
+//! the limiter's in-flight count at once and is charged as estimated (the request was
+//! sent; the provider may count it). Each hedge spends one withdrawal from a retry budget
+//! — by default the slow target's retry layer's — so hedges cannot storm: no budget, no
+//! hedge. A failed attempt does not end the call while another is in flight; when none is
+//! left, the call fails over as usual. Hedges count as hops. Each attempt's
+//! [`AttemptRecord::hedge`](seawall_core::AttemptRecord) says whether it was a hedge.
+//!
+//! ```
+//! use std::time::Duration;
+//! use seawall::failover::{Failover, Hedge, Target};
+//! use seawall_core::{
+//!     AssistantMessage, AttemptOutcome, BoxError, ChatRequest, ChatResponse, FinishReason,
+//!     Message, ProviderKind,
+//! };
+//! use tower::{ServiceExt, service_fn};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> Result<(), BoxError> {
+//! let answer = |after: u64, text: &'static str| {
+//!     service_fn(move |request: ChatRequest| async move {
+//!         tokio::time::sleep(Duration::from_millis(after)).await;
+//!         let reply = AssistantMessage::text(text);
+//!         Ok::<_, BoxError>(ChatResponse::new(
+//!             ProviderKind::OpenAi, &*request.model, reply, FinishReason::Stop,
+//!         ))
+//!     })
+//! };
+//! let router = Failover::builder()
+//!     .target(Target::new("slow", answer(5_000, "late")))
+//!     .target(Target::new("fast", answer(100, "Paris")))
+//!     .hedge(Hedge::after(Duration::from_millis(300)))
+//!     .build();
+//!
+//! let started = tokio::time::Instant::now();
+//! let request = ChatRequest::new("chat", [Message::user("Capital of France?")]);
+//! let response = router.oneshot(request).await?;
+//! assert_eq!(response.text(), "Paris");
+//! assert_eq!(started.elapsed(), Duration::from_millis(400));
+//! assert!(response.trail.won_by_hedge());
+//! assert_eq!(response.trail.attempts[0].outcome, AttemptOutcome::Cancelled);
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! # Mid-stream recovery
 //!
@@ -217,6 +274,8 @@
 pub mod error;
 pub mod future;
 mod gate;
+mod hedge;
+mod race;
 mod service;
 mod strategy;
 mod stream;
@@ -224,6 +283,7 @@ mod target;
 
 pub use self::error::{AllTargetsFailed, ErrorWithTrail};
 pub use self::gate::{SkipReason, TargetGate};
+pub use self::hedge::Hedge;
 pub use self::service::{Failover, FailoverBuilder};
 pub use self::strategy::Strategy;
 pub use self::target::{Target, TargetService};

@@ -10,6 +10,7 @@ use seawall_core::{
 use tower_service::Service;
 
 use super::future::ResponseFuture;
+use super::hedge::{Hedge, Hedging};
 use super::strategy::{Latencies, Rng, Strategy, plan_into};
 use super::target::Target;
 
@@ -38,6 +39,8 @@ pub(crate) struct Shared {
     pub(crate) recover_streams: bool,
     /// Per target: [`PREFILL_UNKNOWN`], [`PREFILL_ACCEPTED`] or [`PREFILL_REFUSED`].
     pub(crate) prefill: Vec<AtomicU8>,
+    /// `None` unless hedging is on.
+    pub(crate) hedging: Option<Hedging>,
 }
 
 pub(crate) const PREFILL_UNKNOWN: u8 = 0;
@@ -87,6 +90,7 @@ impl Failover {
             ready_timeout: DEFAULT_READY_TIMEOUT,
             seed: 0x5EA_3A11,
             recover_streams: true,
+            hedge: None,
         }
     }
 
@@ -188,6 +192,7 @@ pub struct FailoverBuilder {
     ready_timeout: Duration,
     seed: u64,
     recover_streams: bool,
+    hedge: Option<Hedge>,
 }
 
 /// The default [`FailoverBuilder::ready_timeout`].
@@ -320,8 +325,33 @@ impl FailoverBuilder {
         self
     }
 
+    /// Hedges slow attempts (see [`Hedge`]); off by default. With hedging off, a call
+    /// allocates nothing for it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use seawall::failover::{Failover, Hedge};
+    ///
+    /// // p95 of each target's first-token time, between 50 ms and 2 s; 300 ms until a
+    /// // target has 20 samples.
+    /// let hedge = Hedge::after(Duration::from_millis(300))
+    ///     .quantile(0.95)
+    ///     .floor(Duration::from_millis(50))
+    ///     .ceiling(Duration::from_secs(2));
+    /// let builder = Failover::builder().hedge(hedge);
+    /// # let _ = builder;
+    /// ```
+    #[must_use]
+    pub fn hedge(mut self, hedge: Hedge) -> Self {
+        self.hedge = Some(hedge);
+        self
+    }
+
     /// The router.
     pub fn build(self) -> Failover {
+        let hedging = self
+            .hedge
+            .map(|policy| Hedging::new(policy, self.targets.len()));
         let weights = self.targets.iter().map(|t| t.weight).collect();
         let latency = Latencies::new(self.targets.len(), self.latency_decay);
         let prefill = self
@@ -342,6 +372,7 @@ impl FailoverBuilder {
             shared: Arc::new(Shared {
                 recover_streams: self.recover_streams,
                 prefill,
+                hedging,
                 max_hops: self.max_hops.unwrap_or(self.targets.len()),
                 targets: self.targets,
                 weights,

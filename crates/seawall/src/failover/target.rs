@@ -3,6 +3,7 @@ use std::sync::Arc;
 
 use seawall_core::{BoxError, ChatRequest, ChatResponse, ProviderKind, TargetId};
 use tower::ServiceExt;
+use tower::retry::budget::Budget;
 use tower::util::BoxCloneSyncService;
 use tower_service::Service;
 
@@ -27,6 +28,7 @@ pub struct Target {
     pub(crate) weight: u32,
     pub(crate) provider: Option<ProviderKind>,
     pub(crate) accepts_prefill: Option<bool>,
+    pub(crate) retry_budget: Option<Arc<dyn Budget + Send + Sync>>,
 }
 
 impl Target {
@@ -47,6 +49,7 @@ impl Target {
             weight: 1,
             provider: None,
             accepts_prefill: None,
+            retry_budget: None,
         }
     }
 
@@ -108,6 +111,16 @@ impl Target {
     #[must_use]
     pub fn accepts_prefill(mut self, accepts: bool) -> Self {
         self.accepts_prefill = Some(accepts);
+        self
+    }
+
+    /// The retry budget of the target's retry layer
+    /// ([`RetryLayer::shared_budget`](crate::retry::RetryLayer::shared_budget);
+    /// [`TargetStack`](crate::stack::TargetStack) sets it): a
+    /// [hedge](super::Hedge) sent because an attempt on this target is slow spends from it.
+    #[must_use]
+    pub fn retry_budget(mut self, budget: Arc<dyn Budget + Send + Sync>) -> Self {
+        self.retry_budget = Some(budget);
         self
     }
 
