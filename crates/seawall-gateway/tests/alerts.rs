@@ -122,6 +122,7 @@ async fn a_limiter_queue_that_reaches_its_threshold_raises_an_alert() {
             strategy: Default::default(),
             timeout: Duration::from_secs(30),
             content_filter: Default::default(),
+            hedge: None,
         });
         c.server.shutdown_grace = Duration::from_millis(50);
         c.budget.alert_webhook = Some(url);

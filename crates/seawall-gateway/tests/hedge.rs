@@ -49,6 +49,25 @@ async fn a_hedge_answers_while_the_primary_is_slow_to_its_first_byte() {
     assert_eq!(sim.requests_for(Provider::OpenAi).len(), 2);
     assert_eq!(sim.requests_for(Provider::Anthropic).len(), 2);
     assert!(sim.requests_for(Provider::Gemini).is_empty());
+    // The metrics say which attempt won.
+    let metrics = send(addr, "GET", "/metrics", &[], b"").await;
+    let m = support::openmetrics::Exposition::parse(&metrics.body);
+    assert_eq!(
+        m.sum(
+            "seawall_gateway_hedges_total",
+            &[("target", "sim-anthropic"), ("result", "won")]
+        ),
+        2.0,
+        "{}",
+        metrics.body
+    );
+    assert_eq!(
+        m.sum(
+            "seawall_gateway_attempts_total",
+            &[("target", "sim-openai"), ("outcome", "cancelled")]
+        ),
+        2.0
+    );
     // A hedge is not a failover: the status lists none.
     let status = send(addr, "GET", "/status.json", &[], b"").await;
     assert_eq!(status.status, 200, "{}", status.body);

@@ -115,6 +115,12 @@ struct TransitionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HedgeLabels {
+    target: Label,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TargetLabels {
     target: Label,
 }
@@ -210,7 +216,8 @@ impl<'a> CallRecord<'a> {
 /// | `calls_total` | model, outcome | calls by requested model and how they ended |
 /// | `call_duration_seconds` | model | end to end; p95 per model from its buckets |
 /// | `call_time_to_first_token_seconds` | model | streams: to the first content |
-/// | `attempts_total` | target, model, outcome | `succeeded`, a cause (`rate_limited` is an upstream 429), or `skipped` |
+/// | `attempts_total` | target, model, outcome | `succeeded`, a cause (`rate_limited` is an upstream 429), `skipped`, or `cancelled` (lost to a hedge) |
+/// | `hedges_total` | target, result | hedged attempts: `won`, `lost`, `failed` |
 /// | `attempt_duration_seconds` | target, model | one attempt, send to answer or failure |
 /// | `attempt_time_to_first_token_seconds` | target, model | streams |
 /// | `failovers_total` | from, to | a call moving from one target to another |
@@ -242,6 +249,7 @@ pub struct CallMetrics {
     recoveries: Family<RecoveryLabels, Counter>,
     transitions: Family<TransitionLabels, Counter>,
     cooldowns: Family<TargetLabels, Counter>,
+    hedges: Family<HedgeLabels, Counter>,
     watched: Arc<Watched>,
     prices: Option<Prices>,
     /// The model names seen so far, interned: a known name costs a lookup, not an
@@ -346,6 +354,7 @@ impl CallMetrics {
             recoveries: Family::default(),
             transitions: Family::default(),
             cooldowns: Family::default(),
+            hedges: Family::default(),
             watched: Arc::default(),
             prices: None,
             models: papaya::HashSet::default(),
@@ -406,7 +415,7 @@ impl CallMetrics {
         );
         registry.register(
             "attempts",
-            "Attempts per target and model, by outcome (succeeded, a failure cause, skipped); rate_limited counts upstream 429s",
+            "Attempts per target and model, by outcome (succeeded, a failure cause, skipped, cancelled); rate_limited counts upstream 429s",
             self.attempts.clone(),
         );
         registry.register_with_unit(
@@ -461,6 +470,11 @@ impl CallMetrics {
             "capacity_cooldowns",
             "429s or exhausted quotas that parked a target",
             self.cooldowns.clone(),
+        );
+        registry.register(
+            "hedges",
+            "Hedged attempts per target: won (answered first), lost (cancelled), failed",
+            self.hedges.clone(),
         );
         registry.register_collector(Box::new(Arc::clone(&self.watched)));
     }
@@ -570,8 +584,21 @@ impl CallMetrics {
                 AttemptOutcome::Succeeded => "succeeded",
                 AttemptOutcome::Failed { cause, .. } => cause.as_str(),
                 AttemptOutcome::Skipped { .. } => "skipped",
+                AttemptOutcome::Cancelled => "cancelled",
                 _ => "other",
             };
+            if attempt.hedge {
+                self.hedges
+                    .get_or_create(&HedgeLabels {
+                        target: target.clone(),
+                        result: match attempt.outcome {
+                            AttemptOutcome::Succeeded => "won",
+                            AttemptOutcome::Cancelled => "lost",
+                            _ => "failed",
+                        },
+                    })
+                    .inc();
+            }
             self.attempts
                 .get_or_create(&AttemptLabels {
                     target: target.clone(),
