@@ -581,6 +581,23 @@ pub struct ConfigError {
     pub problem: String,
 }
 
+/// `[defaults]` names target settings only, and not a target's `name`.
+fn check_defaults(defaults: &toml::Table) -> Result<(), ConfigError> {
+    if defaults.contains_key("name") {
+        return Err(problem("defaults.name", "each target names itself"));
+    }
+    // A target made of the defaults and placeholders for what they lack: an unknown key
+    // or a value of the wrong type is an error of `defaults`, not of some target.
+    let mut probe = defaults.clone();
+    probe.insert("name".into(), "defaults".into());
+    probe.entry("provider").or_insert_with(|| "openai".into());
+    probe.entry("model").or_insert_with(|| "defaults".into());
+    toml::Value::Table(probe)
+        .try_into::<TargetConfig>()
+        .map(drop)
+        .map_err(|e| problem("defaults", e.message().to_owned()))
+}
+
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "config: {}: {}", self.key, self.problem)
@@ -599,8 +616,35 @@ pub(crate) fn problem(key: impl Into<String>, problem: impl Into<String>) -> Con
 impl Config {
     /// Parses `text` and checks its structure (keys are checked when the gateway is built,
     /// see [`Config::validate`]).
+    ///
+    /// A `[defaults]` table holds target settings every `[[targets]]` entry takes unless it
+    /// sets its own (any target key but `name`).
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|e| problem("(file)", e.to_string()))
+        if !text.contains("defaults") {
+            // The common case keeps the parser's line and column in its errors.
+            return toml::from_str(text).map_err(|e| problem("(file)", e.to_string()));
+        }
+        let mut document: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| problem("(file)", e.to_string()))?;
+        if let Some(defaults) = document.remove("defaults") {
+            let toml::Value::Table(defaults) = defaults else {
+                return Err(problem("defaults", "must be a table of target settings"));
+            };
+            check_defaults(&defaults)?;
+            if let Some(toml::Value::Array(targets)) = document.get_mut("targets") {
+                for target in targets.iter_mut() {
+                    if let toml::Value::Table(target) = target {
+                        for (key, value) in &defaults {
+                            target.entry(key.clone()).or_insert_with(|| value.clone());
+                        }
+                    }
+                }
+            }
+        }
+        toml::Value::Table(document)
+            .try_into()
+            .map_err(|e: toml::de::Error| problem("(file)", e.to_string()))
     }
 
     /// Checks names, references and limits, and that every key's environment variable is

@@ -698,6 +698,63 @@ async fn shutdown_of_server_threads_drains_a_live_stream_and_closes_the_listener
 }
 
 #[test]
+fn defaults_fill_what_each_target_leaves_unset() {
+    let text = r#"
+        [defaults]
+        provider = "openai"
+        api_key_env = "K"
+        attempt_timeout = "20s"
+        max_attempts = 4
+        breaker_failures = 3
+
+        [[targets]]
+        name = "a"
+        model = "gpt-4o"
+
+        [[targets]]
+        name = "b"
+        provider = "anthropic"
+        model = "claude"
+        attempt_timeout = "5s"
+
+        [[groups]]
+        name = "g"
+        targets = ["a", "b"]
+    "#;
+    let config = Config::from_toml(text).unwrap();
+    let env = |_: &str| Some("x".to_owned());
+    config.validate(&env).unwrap();
+    let (a, b) = (&config.targets[0], &config.targets[1]);
+    assert_eq!(a.attempt_timeout, Some(Duration::from_secs(20)));
+    assert_eq!(
+        b.attempt_timeout,
+        Some(Duration::from_secs(5)),
+        "a target's own wins"
+    );
+    assert_eq!((a.max_attempts, b.max_attempts), (Some(4), Some(4)));
+    assert_eq!((a.breaker_failures, b.breaker_failures), (Some(3), Some(3)));
+    assert_eq!(a.api_key_env.as_deref(), Some("K"));
+    assert!(matches!(
+        b.provider,
+        seawall_gateway::ProviderConfig::Anthropic
+    ));
+
+    let error = |extra: &str| {
+        Config::from_toml(&format!(
+            "[defaults]\n{extra}\n[[targets]]\nname = \"a\"\nprovider = \"openai\"\nmodel = \"m\"\n"
+        ))
+        .map(drop)
+        .unwrap_err()
+    };
+    let unknown = error("attempt_timeuot = \"1s\"");
+    assert_eq!(unknown.key, "defaults");
+    assert!(unknown.problem.contains("attempt_timeuot"), "{unknown}");
+    assert_eq!(error("name = \"x\"").key, "defaults.name");
+    let wrong = error("max_attempts = \"four\"");
+    assert_eq!(wrong.key, "defaults");
+}
+
+#[test]
 fn config_errors_name_the_key() {
     let env = |name: &str| (name == "SET").then(|| "x".to_owned());
     let check = |text: &str| Config::from_toml(text).and_then(|c| c.validate(&env).map(|_| c));
