@@ -8,7 +8,8 @@
 //! - [`timeout`]: the call's one overall deadline, the per-attempt timeout, and the
 //!   time-to-first-token and idle timeouts of streamed responses.
 //! - [`failover`]: an ordered plan of targets per call, gates, model mapping, bounded
-//!   hops, a streaming commit point, and the per-call trail.
+//!   hops, a streaming commit point, hedging, and the per-call trail; [`failover::FailoverLayer`]
+//!   wraps a primary service with fallbacks in a `ServiceBuilder`.
 //! - [`retry`]: retries the same target when the classifier says so, waiting what the server
 //!   asked for (or a jittered backoff), within a shared retry budget and the call's deadline.
 //! - [`breaker`]: the per-target health breaker and capacity cooldown.

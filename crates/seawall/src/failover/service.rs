@@ -180,6 +180,7 @@ impl Service<ChatRequest> for Failover {
 }
 
 /// Builds a [`Failover`].
+#[derive(Clone)]
 pub struct FailoverBuilder {
     targets: Vec<Target>,
     strategy: Strategy,
@@ -206,6 +207,13 @@ impl FailoverBuilder {
     #[must_use]
     pub fn target(mut self, target: Target) -> Self {
         self.targets.push(target);
+        self
+    }
+
+    /// Puts `targets` before those added so far.
+    pub(crate) fn prepend(mut self, mut targets: Vec<Target>) -> Self {
+        targets.append(&mut self.targets);
+        self.targets = targets;
         self
     }
 

@@ -18,7 +18,9 @@ pub type TargetService = BoxCloneSyncService<ChatRequest, ChatResponse, BoxError
 
 /// One upstream target of a [`Failover`](super::Failover): its service (typically
 /// `Retry → Breaker → RateLimit → AttemptTimeout → Adapter`), the model name it is sent,
-/// its gates, its context window and its weight.
+/// its gates, its context window and its weight. Cloning it shares its service's handle
+/// (the service is cloned per attempt anyway).
+#[derive(Clone)]
 pub struct Target {
     pub(crate) id: TargetId,
     pub(crate) model: Option<Arc<str>>,
