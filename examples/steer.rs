@@ -56,7 +56,7 @@ async fn main() -> Result<(), BoxError> {
         ))
         .service(OpenAi::new(
             http.clone(),
-            OpenAiConfig::new("sk-sim").with_base_url(&sim.base_url(Provider::OpenAi)),
+            OpenAiConfig::new("sk-sim").with_base_url(sim.base_url(Provider::OpenAi)),
         ));
     let anthropic_breaker = BreakerLayer::builder("anthropic")
         .consecutive_failures(2)
@@ -70,7 +70,7 @@ async fn main() -> Result<(), BoxError> {
         ))
         .service(Anthropic::new(
             http,
-            AnthropicConfig::new("sk-sim").with_base_url(&sim.base_url(Provider::Anthropic)),
+            AnthropicConfig::new("sk-sim").with_base_url(sim.base_url(Provider::Anthropic)),
         ));
 
     // One router per provider: its stack first, the other provider as the fallback. The
