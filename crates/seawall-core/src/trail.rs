@@ -186,6 +186,10 @@ pub enum RecoveryPath {
     /// The request was sent again without prefill; the new stream's output was checked
     /// against what was delivered and only what follows it was passed on.
     Restart,
+    /// The text already delivered was sent as the assistant's turn followed by a user
+    /// message asking to continue it (for models that refuse a prefill); the answer was
+    /// joined to what was delivered, its repeat of the delivered end dropped.
+    UserMessage,
 }
 
 impl RecoveryPath {
@@ -194,6 +198,7 @@ impl RecoveryPath {
         match self {
             Self::Continuation => "continuation",
             Self::Restart => "restart",
+            Self::UserMessage => "user_message",
         }
     }
 }

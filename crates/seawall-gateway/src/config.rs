@@ -358,6 +358,25 @@ pub struct TargetConfig {
     /// and their text matched against what was delivered instead).
     #[serde(default)]
     pub accepts_prefill: Option<bool>,
+    /// `continuation`: how a stream broken elsewhere is finished on this target:
+    /// `prefill`, `user_message` or `restart` (overrides `accepts_prefill`). Defaults by
+    /// provider and model: a prefill for `anthropic` and `openai_compatible`, a user message
+    /// for Claude models from 4.6 on (they refuse a prefill), a restart for `openai` and
+    /// `gemini`.
+    #[serde(default)]
+    pub continuation: Option<ContinuationConfig>,
+}
+
+/// `continuation` of a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContinuationConfig {
+    /// The delivered text as a trailing assistant message.
+    Prefill,
+    /// The delivered text as the assistant's turn and a user message asking to continue.
+    UserMessage,
+    /// The request again, its output matched against what was delivered.
+    Restart,
 }
 
 fn one() -> u32 {

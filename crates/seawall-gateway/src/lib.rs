@@ -55,9 +55,10 @@ mod status;
 pub mod wire;
 
 pub use config::{
-    AlertConfig, BudgetConfig, CacheConfig, Config, ConfigError, ContentFilterConfig, GroupConfig,
-    HedgeConfig, IdempotencyConfig, KeyBudgetConfig, OverOutputConfig, PriceConfig, ProviderConfig,
-    ServerConfig, StrategyConfig, TargetConfig, VirtualKeyConfig, parse_duration,
+    AlertConfig, BudgetConfig, CacheConfig, Config, ConfigError, ContentFilterConfig,
+    ContinuationConfig, GroupConfig, HedgeConfig, IdempotencyConfig, KeyBudgetConfig,
+    OverOutputConfig, PriceConfig, ProviderConfig, ServerConfig, StrategyConfig, TargetConfig,
+    VirtualKeyConfig, parse_duration,
 };
 #[cfg(feature = "demo")]
 #[cfg_attr(docsrs, doc(cfg(feature = "demo")))]

@@ -28,7 +28,7 @@ use seawall::budget::{
     Budget, BudgetExceeded, BudgetUnavailable, Budgets, RequestCapExceeded, Unpriced,
 };
 use seawall::cache::CacheLayer;
-use seawall::failover::{Failover, Strategy};
+use seawall::failover::{Continuation, Failover, Strategy};
 use seawall::idempotency::{FirstCallFailed, IdempotencyConflict, IdempotencyLayer};
 use seawall::metrics::{Metered, MetricsLayer};
 use seawall::rate_limit::{ProviderRefill, Rate, RateLimitConfig, RateLimiter};
@@ -472,6 +472,13 @@ impl GatewayBuilder {
             let mut target = guarded.target.weight(t.weight).provider(t.provider.kind());
             if let Some(accepts) = t.accepts_prefill {
                 target = target.accepts_prefill(accepts);
+            }
+            if let Some(continuation) = t.continuation {
+                target = target.continuation(match continuation {
+                    crate::config::ContinuationConfig::Prefill => Continuation::Prefill,
+                    crate::config::ContinuationConfig::UserMessage => Continuation::UserMessage,
+                    crate::config::ContinuationConfig::Restart => Continuation::Restart,
+                });
             }
             if !pass_through {
                 target = target.model(t.model.as_str());

@@ -716,6 +716,7 @@ fn defaults_fill_what_each_target_leaves_unset() {
         provider = "anthropic"
         model = "claude"
         attempt_timeout = "5s"
+        continuation = "user_message"
 
         [[groups]]
         name = "g"

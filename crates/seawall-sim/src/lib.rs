@@ -29,6 +29,9 @@
 //! every provider. A conversation that ends with an assistant message `P` (a prefill) is
 //! answered with the rest of the full reply after `P` when `P` is a prefix of it; providers
 //! configured with [`ProviderSettings::reject_prefill`] answer the provider's 400 instead.
+//! One that ends with an assistant message and then a user message asking to continue (it
+//! contains "continue") gets the rest of the reply the assistant message began, after a
+//! repeat of its last word, as a model asked to finish a cut answer does.
 //! Offered tools are called (with arguments derived from their schema) unless the last message
 //! is a tool result or tool use is disabled.
 //!

@@ -3,7 +3,11 @@
 //! The reply text is a function of the seed and the conversation only: the same request always
 //! produces the same text, on every provider. A request that ends with an assistant message
 //! (a prefill `P`) is answered with the continuation: the full reply for the conversation
-//! without `P`, minus its first `P.len()` bytes when `P` is a prefix of it.
+//! without `P`, minus its first `P.len()` bytes when `P` is a prefix of it. A request that
+//! ends with an assistant message `A` and then a user message asking to continue (it
+//! contains "continue") is answered as a model asked to finish its cut answer does: the
+//! rest of the reply `A` began, after repeating `A`'s last word (or the part of a word `A`
+//! ends in), as models often do; models that refuse a prefill are continued this way.
 //!
 //! Token rule (documented for tests): a text of `n` characters counts `ceil(n / 4)` tokens;
 //! each message adds 3 tokens of framing, the system prompt counts as one message, and every
@@ -79,10 +83,26 @@ impl Prompt {
         }
     }
 
-    /// Hash of the conversation without a trailing prefill.
+    /// The cut answer a trailing user message asks to continue: the assistant message
+    /// before a last user message that contains "continue".
+    pub(crate) fn continued(&self) -> Option<&str> {
+        let [.., (before, answer), (last, ask)] = self.messages.as_slice() else {
+            return None;
+        };
+        (before == "assistant" && last == "user" && ask.to_ascii_lowercase().contains("continue"))
+            .then_some(answer.as_str())
+    }
+
+    /// Hash of the conversation without a trailing prefill, or without the cut answer and
+    /// the request to continue it.
     fn content_hash(&self, seed: u64) -> u64 {
         let mut h = fnv1a(seed, b"seawall-sim");
-        let end = self.messages.len() - usize::from(self.prefill().is_some());
+        let end = self.messages.len()
+            - if self.continued().is_some() {
+                2
+            } else {
+                usize::from(self.prefill().is_some())
+            };
         if let Some(system) = &self.system {
             h = fnv1a(h, b"system\0");
             h = fnv1a(h, system.as_bytes());
@@ -191,8 +211,9 @@ pub(crate) fn generate(
         Some(text) => scripted_pieces(text),
         None => full_pieces(hash, reply_tokens.clamp(1, MAX_REPLY_TOKENS) as usize),
     };
-    let mut pieces = match prompt.prefill() {
-        Some(prefill) if !prefill.is_empty() => continue_after(&full, prefill),
+    let mut pieces = match (prompt.prefill(), prompt.continued()) {
+        (Some(prefill), _) if !prefill.is_empty() => continue_after(&full, prefill),
+        (_, Some(cut)) if !cut.is_empty() => continue_repeating(&full, cut),
         _ => full,
     };
     let mut finish = Finish::Stop;
@@ -265,6 +286,22 @@ fn continue_after(full: &[String], prefill: &str) -> Vec<String> {
     out
 }
 
+/// The pieces that follow `cut` in `full`, led by the word (or the part of a word) `cut`
+/// ends in, repeated; the whole reply if `cut` is not a prefix.
+fn continue_repeating(full: &[String], cut: &str) -> Vec<String> {
+    let text: String = full.concat();
+    if !text.starts_with(cut) {
+        return full.to_vec();
+    }
+    let mut rest = continue_after(full, cut);
+    let word_start = cut.rfind(' ').unwrap_or(0);
+    let repeat = &cut[word_start..];
+    if !repeat.is_empty() {
+        rest.insert(0, repeat.to_owned());
+    }
+    rest
+}
+
 /// Deterministic arguments that satisfy the simple parts of a JSON schema.
 fn arguments_for(schema: &serde_json::Value, hash: u64) -> String {
     let mut state = hash;
@@ -317,6 +354,31 @@ mod tests {
         assert_eq!(a.pieces.len(), 12);
         assert!(a.text().ends_with('.'));
         assert_eq!(a.finish, Finish::Stop);
+    }
+
+    #[test]
+    fn a_request_to_continue_gets_the_rest_after_a_repeat_of_the_last_word() {
+        let mut prompt = Prompt::default();
+        prompt.messages.push(("user".into(), "tell me".into()));
+        let full = generate(&prompt, 7, 12, None, &[]).text();
+        let cut_at = full[..full.len() / 2].rfind(' ').unwrap() + 3;
+        let cut = &full[..cut_at];
+        prompt.messages.push(("assistant".into(), cut.into()));
+        prompt.messages.push((
+            "user".into(),
+            "Your answer was cut off. Continue it.".into(),
+        ));
+        let rest = generate(&prompt, 7, 12, None, &[]).text();
+        let repeated = &cut[cut.rfind(' ').unwrap()..];
+        assert_eq!(repeated.len(), 3, "a space and two letters of the cut word");
+        assert_eq!(rest, format!("{repeated}{}", &full[cut_at..]));
+        // Not a request to continue: a fresh reply.
+        prompt.messages.last_mut().unwrap().1 = "Thanks.".into();
+        assert!(
+            !generate(&prompt, 7, 12, None, &[])
+                .text()
+                .starts_with(repeated)
+        );
     }
 
     #[test]

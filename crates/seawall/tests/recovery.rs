@@ -9,7 +9,7 @@ use seawall_core::Clock as _;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use seawall::failover::{Failover, Target};
+use seawall::failover::{Continuation, Failover, Target};
 use seawall::rate_limit::{Rate, RateLimitConfig, RateLimitLayer, RateLimiter};
 use seawall::timeout::AttemptTimeoutLayer;
 use seawall_core::{
@@ -143,6 +143,62 @@ fn rejecting_prefill(request: &ChatRequest) -> Result<ChatResponse, BoxError> {
         &request.model,
         Duration::from_millis(100),
         answer_in_pieces(FULL, 4, Usage::new(20, 8)),
+    ))
+}
+
+/// How a request ends: with an assistant prefill, a user message after the assistant's
+/// partial turn, or as the caller sent it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Prefill,
+    UserMessage,
+    Plain,
+}
+
+fn shape(request: &ChatRequest) -> Shape {
+    let n = request.messages.len();
+    match (
+        request.messages.last(),
+        n.checked_sub(2).map(|i| &request.messages[i]),
+    ) {
+        (Some(last), _) if last.role == Role::Assistant => Shape::Prefill,
+        (Some(last), Some(before)) if last.role == Role::User && before.role == Role::Assistant => {
+            Shape::UserMessage
+        }
+        _ => Shape::Plain,
+    }
+}
+
+impl Model {
+    fn shapes(&self) -> Vec<Shape> {
+        self.requests.lock().unwrap().iter().map(shape).collect()
+    }
+}
+
+/// A model that refuses a prefill and a user-message continuation with a 400, and answers
+/// `FULL` otherwise.
+fn rejecting_continuations(request: &ChatRequest) -> Result<ChatResponse, BoxError> {
+    if shape(request) == Shape::UserMessage {
+        return Err(LlmError::new(
+            ErrorKind::InvalidRequest,
+            "this deployment refuses the user message continuation",
+        )
+        .with_status(400)
+        .into());
+    }
+    rejecting_prefill(request)
+}
+
+/// A model asked to continue by a user message: answers `answer`.
+fn continuing_after_user_message(
+    request: &ChatRequest,
+    answer: &str,
+) -> Result<ChatResponse, BoxError> {
+    assert_eq!(shape(request), Shape::UserMessage, "{request:?}");
+    Ok(streamed(
+        &request.model,
+        Duration::from_millis(100),
+        answer_in_pieces(answer, 5, Usage::new(25, 6)),
     ))
 }
 
@@ -293,14 +349,18 @@ async fn a_recovery_is_an_event_of_the_call_and_the_call_span_ends_on_the_new_ta
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_refused_prefill_restarts_with_prefix_match_and_is_remembered() {
+async fn a_refused_prefill_is_followed_by_a_user_message_then_a_restart_and_is_remembered() {
     let (primary, fallback) = (Model::default(), Model::default());
     let router = Failover::builder()
         .target(Target::new("primary", primary.service(breaking(cut()))))
-        // Configured as accepting a prefill, but the server refuses it.
+        // Configured as accepting a prefill, but the server refuses it, and refuses a
+        // conversation that does not end as it began too.
         .target(
-            Target::new("fallback", fallback.service(|_, r| rejecting_prefill(r)))
-                .accepts_prefill(true),
+            Target::new(
+                "fallback",
+                fallback.service(|_, r| rejecting_continuations(r)),
+            )
+            .accepts_prefill(true),
         )
         .build();
 
@@ -318,26 +378,131 @@ async fn a_refused_prefill_restarts_with_prefix_match_and_is_remembered() {
     );
     assert_eq!(usage, Some(Usage::new(40, 9)));
     assert_eq!(
-        fallback.prefills(),
-        vec![Some("The tide".to_owned()), None],
-        "a continuation, then a restart without prefill"
+        fallback.shapes(),
+        vec![Shape::Prefill, Shape::UserMessage, Shape::Plain],
+        "a continuation, a user message, then a restart"
     );
     assert_eq!(router.accepts_prefill("fallback"), Some(false));
+    assert_eq!(router.continuation("fallback"), Some(Continuation::Restart));
     assert_eq!(
         recovered_by(&trail),
         vec![(RecoveryPath::Restart, "fallback".to_owned())]
     );
-    // Within the default budget of two hops: the refused continuation and its restart
-    // are one hop.
+    // Within the default budget of two hops: the refused forms and the restart that
+    // replaces them are one hop.
     assert!(matches!(
         &trail.attempts.iter().rev().nth(1).unwrap().outcome,
-        AttemptOutcome::Failed { message, .. } if message.contains("prefill")
+        AttemptOutcome::Failed { message, .. } if message.contains("user message")
     ));
 
     // The next break goes straight to a restart.
     let (events, _) = run(&router, request()).await;
     assert_eq!(fold(&events).0, FULL);
-    assert_eq!(fallback.prefills()[2..], [None]);
+    assert_eq!(fallback.shapes()[3..], [Shape::Plain]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_user_message_continuation_joins_the_answer_without_its_repeat() {
+    let (primary, fallback) = (Model::default(), Model::default());
+    let router = Failover::builder()
+        .target(Target::new("primary", primary.service(breaking(cut()))))
+        .target(
+            Target::new(
+                "fallback",
+                // Continues, repeating the delivered last word first, as models do.
+                fallback.service(|_, r| {
+                    continuing_after_user_message(r, "tide rises over the harbor.")
+                }),
+            )
+            .continuation(Continuation::UserMessage),
+        )
+        .build();
+
+    let (events, trail) = run(&router, request()).await;
+    let (text, complete, _, error) = fold(&events);
+    assert_eq!(text, FULL, "joined, the repeated \"tide\" dropped");
+    assert!(complete);
+    assert_eq!(error, None);
+    assert_eq!(fallback.shapes(), vec![Shape::UserMessage]);
+    let sent = &fallback.requests.lock().unwrap()[0];
+    let n = sent.messages.len();
+    assert_eq!(sent.messages[n - 2].joined_text(), "The tide");
+    assert_eq!(sent.messages[n - 2].role, Role::Assistant);
+    assert!(sent.messages[n - 1].joined_text().contains("cut off"));
+    assert_eq!(
+        recovered_by(&trail),
+        vec![(RecoveryPath::UserMessage, "fallback".to_owned())]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_user_message_answer_that_starts_over_is_matched_like_a_restart() {
+    for (answer, recovered) in [
+        (FULL, true),
+        (
+            "A different answer entirely, longer than the window of text held.",
+            false,
+        ),
+    ] {
+        let (primary, fallback) = (Model::default(), Model::default());
+        let router = Failover::builder()
+            .target(Target::new("primary", primary.service(breaking(cut()))))
+            .target(
+                Target::new(
+                    "fallback",
+                    fallback.service(move |_, r| continuing_after_user_message(r, answer)),
+                )
+                .continuation(Continuation::UserMessage),
+            )
+            .build();
+        let (events, _) = run(&router, request()).await;
+        let (text, complete, _, error) = fold(&events);
+        if recovered {
+            assert_eq!(text, FULL, "the delivered start is not repeated");
+            assert!(complete && error.is_none());
+        } else {
+            // An answer that is neither a continuation with a repeat nor a restart is
+            // passed on as the rest of the answer: the model was asked for exactly that.
+            assert_eq!(text, format!("The tide{answer}"));
+            assert!(complete);
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn claude_from_4_6_is_continued_by_user_message_by_default() {
+    let (primary, fallback) = (Model::default(), Model::default());
+    let router = Failover::builder()
+        .target(Target::new("primary", primary.service(breaking(cut()))))
+        .target(
+            Target::new(
+                "claude",
+                fallback
+                    .service(|_, r| continuing_after_user_message(r, " rises over the harbor.")),
+            )
+            .provider(ProviderKind::Anthropic)
+            .model("claude-sonnet-4-6"),
+        )
+        .target(
+            Target::new(
+                "older-claude",
+                Model::default().service(|_, r| continuing(r)),
+            )
+            .provider(ProviderKind::Anthropic)
+            .model("claude-sonnet-4-5"),
+        )
+        .build();
+    assert_eq!(
+        router.continuation("claude"),
+        Some(Continuation::UserMessage)
+    );
+    assert_eq!(
+        router.continuation("older-claude"),
+        Some(Continuation::Prefill)
+    );
+    let (events, _) = run(&router, request()).await;
+    assert_eq!(fold(&events).0, FULL);
+    assert_eq!(fallback.shapes(), vec![Shape::UserMessage]);
 }
 
 #[tokio::test(start_paused = true)]

@@ -193,7 +193,7 @@ async fn a_cut_stream_is_finished_by_a_prefill_continuation_exactly_once() {
 }
 
 #[tokio::test]
-async fn a_fallback_that_refuses_prefill_finishes_the_answer_by_restart() {
+async fn a_fallback_that_refuses_prefill_finishes_the_answer_by_user_message() {
     let sim = simulator(|b| b.reject_prefill(Provider::Anthropic, true)).await;
     let full = full_reply(&sim).await;
     sim.set_faults(
@@ -216,13 +216,24 @@ async fn a_fallback_that_refuses_prefill_finishes_the_answer_by_restart() {
     assert_eq!(text, full, "the whole answer, once");
     assert_eq!(
         recovered(&trail),
-        Some((RecoveryPath::Restart, "anthropic".into()))
+        Some((RecoveryPath::UserMessage, "anthropic".into()))
     );
     let sent = prefills(&sim, Provider::Anthropic);
-    assert_eq!(sent.len(), 2, "a continuation, refused, then a restart");
+    assert_eq!(
+        sent.len(),
+        2,
+        "a continuation, refused, then the user message asking to continue"
+    );
     assert!(sent[0].is_some());
-    assert_eq!(sent[1], None);
+    assert_eq!(
+        sent[1], None,
+        "the second ends with the user's request to continue"
+    );
     assert_eq!(router.accepts_prefill("anthropic"), Some(false));
+    assert_eq!(
+        router.continuation("anthropic"),
+        Some(seawall::failover::Continuation::UserMessage)
+    );
 }
 
 #[tokio::test]

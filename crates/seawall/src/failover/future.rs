@@ -510,7 +510,7 @@ impl Walk {
     ) -> ChatResponse {
         self.router
             .shared
-            .learn_provider(attempt.index, response.provider);
+            .learn_provider(attempt.index, response.provider, &response.model);
         self.record_success(attempt, &response.model, ttft);
         record_response(&self.span, &response);
         if let Some(usage) = response.usage {

@@ -127,23 +127,31 @@
 //! 1. **Continuation**, when the target accepts an assistant prefill and the delivered
 //!    content is text: the original request plus the text already delivered as a trailing
 //!    assistant message. Its output is appended to the caller's stream.
-//! 2. **Restart with prefix match** otherwise: the original request again. Its output is
+//! 2. **Continuation by user message**, for targets that refuse a prefill (Claude models
+//!    from 4.6 on): the delivered text as the assistant's turn, then a user message asking
+//!    to continue it. The answer's first characters are held until they show how it joins:
+//!    an answer that starts the reply over is matched like a restart (below); otherwise
+//!    its repeat of the delivered end (at least four characters) is dropped and the rest
+//!    appended.
+//! 3. **Restart with prefix match** otherwise: the original request again. Its output is
 //!    compared with what was delivered; while it matches nothing is sent, past it the rest
 //!    flows to the caller. If it differs (other text, another tool, or an end before the
 //!    delivered prefix), the stream ends with an error event: the caller cannot be given
 //!    a coherent answer. A tool call broken inside its arguments is always restarted, the
 //!    arguments matched like text; the caller keeps the call id it already has.
-//! 3. When no target is left, or the deadline has passed, one error event: the original
+//! 4. When no target is left, or the deadline has passed, one error event: the original
 //!    failure's kind, its message followed by why it was not recovered.
 //!
-//! Which targets get a continuation: [`Target::accepts_prefill`] when set; otherwise the
-//! default of its [`Target::provider`] (Anthropic and OpenAI-compatible servers yes,
-//! OpenAI and Gemini no, since they answer afresh instead of continuing); otherwise the
-//! protocol of the first response the target gave (`ChatResponse::provider`); until then,
-//! restart only. A continuation refused with an invalid-request error (the 400 a server
-//! gives for a final assistant message) marks the target as not accepting one
-//! ([`Failover::accepts_prefill`] reports it) and is replaced by a restart on the same
-//! target, within the same hop; the refusal is never what the caller sees.
+//! Which form a target gets ([`Continuation`]): [`Target::continuation`] (or
+//! [`Target::accepts_prefill`]) when set; otherwise the default of its
+//! [`Target::provider`] and model (Anthropic and OpenAI-compatible servers a prefill,
+//! Claude from 4.6 on a user message, OpenAI and Gemini a restart, since they answer
+//! afresh instead of continuing); otherwise the protocol and model of the first response
+//! the target gave; until then, restart only. A continuation refused with an
+//! invalid-request error (the 400 a server gives for a final assistant message) moves the
+//! target to the next form — a prefill to the user message, that to a restart — on the
+//! same target, within the same hop ([`Failover::continuation`] reports where it stands);
+//! the refusal is never what the caller sees.
 //!
 //! The caller's stream stays one message: recovery attempts' `Start` events are dropped.
 //! Once a stream has broken, usage is reported once, at the end: one `Usage` event with
@@ -288,4 +296,4 @@ pub use self::hedge::Hedge;
 pub use self::layer::FailoverLayer;
 pub use self::service::{Failover, FailoverBuilder};
 pub use self::strategy::Strategy;
-pub use self::target::{Target, TargetService};
+pub use self::target::{Continuation, Target, TargetService};

@@ -12,7 +12,7 @@ use tower_service::Service;
 use super::future::ResponseFuture;
 use super::hedge::{Hedge, Hedging};
 use super::strategy::{Latencies, Rng, Strategy, plan_into};
-use super::target::Target;
+use super::target::{Continuation, Target};
 
 /// The failover router: tries a call's targets in the order of a plan until one answers.
 ///
@@ -37,41 +37,66 @@ pub(crate) struct Shared {
     pub(crate) ready_timeout: Duration,
     pub(crate) rng: Rng,
     pub(crate) recover_streams: bool,
-    /// Per target: [`PREFILL_UNKNOWN`], [`PREFILL_ACCEPTED`] or [`PREFILL_REFUSED`].
-    pub(crate) prefill: Vec<AtomicU8>,
+    /// Per target, how it finishes a broken stream: [`CONTINUATION_UNKNOWN`] until
+    /// configured or learned, else a [`Continuation`] as a number.
+    pub(crate) continuation: Vec<AtomicU8>,
     /// `None` unless hedging is on.
     pub(crate) hedging: Option<Hedging>,
 }
 
-pub(crate) const PREFILL_UNKNOWN: u8 = 0;
-pub(crate) const PREFILL_ACCEPTED: u8 = 1;
-pub(crate) const PREFILL_REFUSED: u8 = 2;
+pub(crate) const CONTINUATION_UNKNOWN: u8 = 0;
+
+const fn continuation_code(continuation: Continuation) -> u8 {
+    match continuation {
+        Continuation::Prefill => 1,
+        Continuation::UserMessage => 2,
+        // Restart, and any form added later until it has a code.
+        _ => 3,
+    }
+}
+
+const fn continuation_of(code: u8) -> Option<Continuation> {
+    match code {
+        1 => Some(Continuation::Prefill),
+        2 => Some(Continuation::UserMessage),
+        3 => Some(Continuation::Restart),
+        _ => None,
+    }
+}
 
 impl Shared {
-    /// Whether target `index` is known to continue a prefill.
-    pub(crate) fn accepts_prefill(&self, index: usize) -> bool {
-        self.prefill[index].load(Ordering::Relaxed) == PREFILL_ACCEPTED
+    /// How target `index` finishes a broken stream, once known (until then: restart).
+    pub(crate) fn continuation(&self, index: usize) -> Continuation {
+        continuation_of(self.continuation[index].load(Ordering::Relaxed))
+            .unwrap_or(Continuation::Restart)
     }
 
-    /// Learns target `index`'s protocol from a response, unless already known.
-    pub(crate) fn learn_provider(&self, index: usize, provider: seawall_core::ProviderKind) {
-        let state = if super::target::provider_accepts_prefill(provider) {
-            PREFILL_ACCEPTED
-        } else {
-            PREFILL_REFUSED
-        };
+    /// Learns target `index`'s protocol and model from a response, unless already known.
+    pub(crate) fn learn_provider(
+        &self,
+        index: usize,
+        provider: seawall_core::ProviderKind,
+        model: &str,
+    ) {
+        let code = continuation_code(Continuation::default_for(provider, model));
         // Only an unknown state changes: configuration and rejections win.
-        let _ = self.prefill[index].compare_exchange(
-            PREFILL_UNKNOWN,
-            state,
+        let _ = self.continuation[index].compare_exchange(
+            CONTINUATION_UNKNOWN,
+            code,
             Ordering::Relaxed,
             Ordering::Relaxed,
         );
     }
 
-    /// Remembers that target `index` rejected a prefill.
-    pub(crate) fn refuse_prefill(&self, index: usize) {
-        self.prefill[index].store(PREFILL_REFUSED, Ordering::Relaxed);
+    /// Remembers that target `index` refused `tried` (a 400): a prefill is followed by
+    /// the user-message form, that by a restart.
+    pub(crate) fn refuse_continuation(&self, index: usize, tried: Continuation) -> Continuation {
+        let next = match tried {
+            Continuation::Prefill => Continuation::UserMessage,
+            _ => Continuation::Restart,
+        };
+        self.continuation[index].store(continuation_code(next), Ordering::Relaxed);
+        next
     }
 }
 
@@ -119,16 +144,19 @@ impl Failover {
     /// from its protocol, or learned from a rejection; `None` while unknown (or no such
     /// target).
     pub fn accepts_prefill(&self, id: &str) -> Option<bool> {
+        self.continuation(id)
+            .map(|continuation| continuation == Continuation::Prefill)
+    }
+
+    /// How the target named `id` finishes a broken stream: configured, learned from its
+    /// protocol and model, or from a refusal; `None` while unknown (or no such target).
+    pub fn continuation(&self, id: &str) -> Option<Continuation> {
         let index = self
             .shared
             .targets
             .iter()
             .position(|target| target.id.as_str() == id)?;
-        match self.shared.prefill[index].load(Ordering::Relaxed) {
-            PREFILL_ACCEPTED => Some(true),
-            PREFILL_REFUSED => Some(false),
-            _ => None,
-        }
+        continuation_of(self.shared.continuation[index].load(Ordering::Relaxed))
     }
 
     /// Each target's moving average latency as the latency-aware strategies see it now
@@ -362,24 +390,24 @@ impl FailoverBuilder {
             .map(|policy| Hedging::new(policy, self.targets.len()));
         let weights = self.targets.iter().map(|t| t.weight).collect();
         let latency = Latencies::new(self.targets.len(), self.latency_decay);
-        let prefill = self
+        let continuation = self
             .targets
             .iter()
             .map(|target| {
-                let accepts = target
-                    .accepts_prefill
-                    .or_else(|| target.provider.map(super::target::provider_accepts_prefill));
-                AtomicU8::new(match accepts {
-                    Some(true) => PREFILL_ACCEPTED,
-                    Some(false) => PREFILL_REFUSED,
-                    None => PREFILL_UNKNOWN,
-                })
+                let known = target.continuation.or_else(|| {
+                    let provider = target.provider?;
+                    Some(Continuation::default_for(
+                        provider,
+                        target.model.as_deref().unwrap_or_default(),
+                    ))
+                });
+                AtomicU8::new(known.map_or(CONTINUATION_UNKNOWN, continuation_code))
             })
             .collect();
         Failover {
             shared: Arc::new(Shared {
                 recover_streams: self.recover_streams,
-                prefill,
+                continuation,
                 hedging,
                 max_hops: self.max_hops.unwrap_or(self.targets.len()),
                 targets: self.targets,

@@ -18,7 +18,7 @@ use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
 use super::future::{Attempt, MemberFuture, Readiness, Walk, poll_ready_by};
-use super::target::TargetService;
+use super::target::{Continuation, TargetService};
 
 /// Relays the committed stream to the caller: first the events read before the commit
 /// point, then the target's stream.
@@ -28,9 +28,9 @@ use super::target::TargetService;
 /// provider's end of message) the relay **recovers** it within the call's remaining hops
 /// and deadline: it sends the call to the next target (the broken one last, if the
 /// failure is one worth retrying there), as a *continuation* (the text already delivered
-/// as a trailing assistant message) when the target accepts a prefill, otherwise as a
-/// *restart* whose output is matched against what was delivered and passed on only
-/// past it. When nothing is left, or a restart diverges, the caller gets one explicit
+/// as a trailing assistant message) when the target accepts a prefill, as a *user
+/// message* asking to continue when it refuses one, otherwise as a *restart* whose output
+/// is matched against what was delivered and passed on only past it. When nothing is left, or a restart diverges, the caller gets one explicit
 /// `Error` event, never a truncated stream that looks complete.
 pub(crate) struct RelayStream {
     prefix: std::vec::IntoIter<StreamEvent>,
@@ -83,7 +83,14 @@ enum Mode {
     Continue { at: usize },
     /// A restart: its content is matched against what was delivered.
     Restart(Matcher),
+    /// An answer to the user message asking to continue: its first text is held until
+    /// it shows how it joins what was delivered.
+    Join(String),
 }
+
+/// The user message that asks a model refusing a prefill to continue its cut answer.
+const CONTINUE_PROMPT: &str = "Your previous answer was cut off. Continue it exactly where it \
+stopped: do not repeat any of it, add no preamble, and write only the rest of the answer.";
 
 /// The characters in `text` before byte `byte` (for messages that count characters).
 fn chars_before(text: &str, byte: usize) -> usize {
@@ -281,6 +288,21 @@ impl RelayStream {
                         }
                         Fed::Diverged(reason) => return self.diverged(&reason),
                     },
+                    Mode::Join(held) => {
+                        let StreamEvent::TextDelta(text) = &event else {
+                            // A tool call in the answer: the text held so far joins first.
+                            return match self.join(true) {
+                                Some(StreamEvent::Error(error)) => Some(StreamEvent::Error(error)),
+                                Some(text) => {
+                                    self.pending = self.on_event(event);
+                                    Some(text)
+                                }
+                                None => self.on_event(event),
+                            };
+                        };
+                        held.push_str(text);
+                        return self.join(false);
+                    }
                 };
                 // A content event: the accumulator fails only on error events.
                 let _content = self.delivered.push(&out);
@@ -290,6 +312,19 @@ impl RelayStream {
                 self.usage_now = Some(usage);
                 // Once recovering, the caller gets one usage summed over attempts at the end.
                 (!self.recovering).then_some(event)
+            }
+            StreamEvent::Finish(_) if matches!(self.mode, Mode::Join(_)) => {
+                // The answer ended while its text was held: join it, then finish.
+                let joined = self.join(true);
+                match joined {
+                    Some(StreamEvent::Error(_)) => joined,
+                    Some(text) => {
+                        let finish = self.on_event(event);
+                        self.pending = finish;
+                        Some(text)
+                    }
+                    None => self.on_event(event),
+                }
             }
             StreamEvent::Finish(_) => {
                 if let Mode::Restart(matcher) = &self.mode
@@ -417,13 +452,12 @@ impl RelayStream {
         match self.walk.next_attempt() {
             Ok((attempt, service)) => {
                 let shared = &self.walk.router.shared;
-                let path = if shared.accepts_prefill(attempt.index)
-                    && self.delivered.tool_calls().is_empty()
-                    && !self.delivered.text().trim_end().is_empty()
-                {
-                    RecoveryPath::Continuation
-                } else {
-                    RecoveryPath::Restart
+                let continuable = self.delivered.tool_calls().is_empty()
+                    && !self.delivered.text().trim_end().is_empty();
+                let path = match shared.continuation(attempt.index) {
+                    Continuation::Prefill if continuable => RecoveryPath::Continuation,
+                    Continuation::UserMessage if continuable => RecoveryPath::UserMessage,
+                    _ => RecoveryPath::Restart,
                 };
                 self.attempt = attempt;
                 self.state = Relay::Ready { service, path };
@@ -440,23 +474,74 @@ impl RelayStream {
         path: RecoveryPath,
     ) -> Option<StreamEvent> {
         let verdict = self.walk.record_failure(&self.attempt, error);
-        if path == RecoveryPath::Continuation
+        let tried = match path {
+            RecoveryPath::Continuation => Some(Continuation::Prefill),
+            RecoveryPath::UserMessage => Some(Continuation::UserMessage),
+            _ => None,
+        };
+        if let Some(tried) = tried
             && verdict.cause == Cause::Provider(ErrorKind::InvalidRequest)
         {
-            // A 400 to a continuation is the target refusing the prefill: remember it and
-            // restart on the same target, within the same hop.
+            // A 400 to a continuation is the target refusing its form: remember it and
+            // try the next form (a prefill, then a user message, then a restart) on the
+            // same target, within the same hop.
             let shared = &self.walk.router.shared;
-            shared.refuse_prefill(self.attempt.index);
+            let next = shared.refuse_continuation(self.attempt.index, tried);
             self.attempt.started = Instant::now();
             self.attempt.ready_by = self.walk.ready_by(self.attempt.started);
             let service = shared.targets[self.attempt.index].service.clone();
             self.state = Relay::Ready {
                 service,
-                path: RecoveryPath::Restart,
+                path: match next {
+                    Continuation::UserMessage => RecoveryPath::UserMessage,
+                    _ => RecoveryPath::Restart,
+                },
             };
             return None;
         }
         self.next_recovery()
+    }
+
+    /// Decides how a user-message continuation joins what was delivered, once it has held
+    /// enough of the answer (or `done`): an answer that starts the reply over is matched
+    /// like a restart; otherwise its repeat of the delivered end is dropped and the rest
+    /// passed on. `None` while still holding.
+    fn join(&mut self, done: bool) -> Option<StreamEvent> {
+        let Mode::Join(held) = &mut self.mode else {
+            return None;
+        };
+        if !done && held.chars().count() < JOIN_WINDOW {
+            return None;
+        }
+        let held = std::mem::take(held);
+        let delivered = self.delivered.text();
+        let opening: String = delivered.trim_start().chars().take(JOIN_WINDOW).collect();
+        let restarted = !opening.is_empty()
+            && (held.trim_start().starts_with(&opening)
+                || (done && opening.starts_with(held.trim_start()) && !held.trim().is_empty()));
+        if restarted {
+            let mut matcher = Matcher::new(&self.delivered);
+            return match matcher.feed(&self.delivered, StreamEvent::TextDelta(held)) {
+                Fed::Consumed => {
+                    self.mode = Mode::Restart(matcher);
+                    None
+                }
+                Fed::Emit(event) => {
+                    self.mode = Mode::Pass;
+                    let _content = self.delivered.push(&event);
+                    Some(event)
+                }
+                Fed::Diverged(reason) => self.diverged(&reason),
+            };
+        }
+        self.mode = Mode::Pass;
+        let rest = after_overlap(delivered, &held);
+        if rest.is_empty() {
+            return None;
+        }
+        let event = StreamEvent::TextDelta(rest.to_owned());
+        let _content = self.delivered.push(&event);
+        Some(event)
     }
 
     /// A restart differs from what was delivered: the caller cannot get a coherent answer.
@@ -514,11 +599,21 @@ impl RelayStream {
     /// The request for a recovery attempt on `path`.
     fn recovery_request(&self, path: RecoveryPath) -> seawall_core::ChatRequest {
         let mut request = self.walk.attempt_request(&self.attempt);
-        if path == RecoveryPath::Continuation {
-            let mut messages = Vec::with_capacity(request.messages.len() + 1);
-            messages.extend(request.messages.iter().cloned());
-            messages.push(Message::assistant(self.delivered.text().trim_end()));
-            request.messages = messages.into();
+        match path {
+            RecoveryPath::Continuation => {
+                let mut messages = Vec::with_capacity(request.messages.len() + 1);
+                messages.extend(request.messages.iter().cloned());
+                messages.push(Message::assistant(self.delivered.text().trim_end()));
+                request.messages = messages.into();
+            }
+            RecoveryPath::UserMessage => {
+                let mut messages = Vec::with_capacity(request.messages.len() + 2);
+                messages.extend(request.messages.iter().cloned());
+                messages.push(Message::assistant(self.delivered.text().trim_end()));
+                messages.push(Message::user(CONTINUE_PROMPT));
+                request.messages = messages.into();
+            }
+            _ => {}
         }
         request
     }
@@ -526,7 +621,7 @@ impl RelayStream {
     /// Starts relaying a recovery attempt's response.
     fn start_relay(&mut self, mut response: ChatResponse, path: RecoveryPath) {
         let shared = &self.walk.router.shared;
-        shared.learn_provider(self.attempt.index, response.provider);
+        shared.learn_provider(self.attempt.index, response.provider, &response.model);
         self.usage_now = response.usage;
         let stream = response
             .stream
@@ -543,10 +638,38 @@ impl RelayStream {
                     Mode::Pass
                 }
             }
+            RecoveryPath::UserMessage => Mode::Join(String::new()),
             // A restart stitched on the delivered prefix is safe for any other path.
             _ => Mode::Restart(Matcher::new(&self.delivered)),
         };
         self.state = Relay::Streaming(stream);
+    }
+}
+
+/// How much of a user-message continuation is read before deciding how it joins.
+const JOIN_WINDOW: usize = 48;
+/// The shortest repeat of the delivered end that is dropped (shorter ones may be chance).
+const MIN_OVERLAP: usize = 4;
+/// The longest repeat of the delivered end looked for, in bytes.
+const MAX_OVERLAP: usize = 1_024;
+
+/// What of `answer` follows `delivered`: past the longest start of it (of at least
+/// [`MIN_OVERLAP`] characters) that repeats the delivered end; whitespace that repeats the
+/// delivered trailing whitespace is dropped as well.
+fn after_overlap<'a>(delivered: &str, answer: &'a str) -> &'a str {
+    let longest = answer
+        .char_indices()
+        .map(|(i, c)| i + c.len_utf8())
+        // A repeat is of the last words, not of pages: bounded, so the search is too.
+        .take_while(|&end| end <= delivered.len().min(MAX_OVERLAP))
+        .filter(|&end| answer[..end].chars().count() >= MIN_OVERLAP)
+        .filter(|&end| delivered.ends_with(&answer[..end]))
+        .last();
+    let rest = &answer[longest.unwrap_or(0)..];
+    if delivered.ends_with(char::is_whitespace) {
+        rest.trim_start()
+    } else {
+        rest
     }
 }
 

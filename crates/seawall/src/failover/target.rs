@@ -29,7 +29,7 @@ pub struct Target {
     pub(crate) context_window: Option<u64>,
     pub(crate) weight: u32,
     pub(crate) provider: Option<ProviderKind>,
-    pub(crate) accepts_prefill: Option<bool>,
+    pub(crate) continuation: Option<Continuation>,
     pub(crate) retry_budget: Option<Arc<dyn Budget + Send + Sync>>,
 }
 
@@ -50,7 +50,7 @@ impl Target {
             context_window: None,
             weight: 1,
             provider: None,
-            accepts_prefill: None,
+            continuation: None,
             retry_budget: None,
         }
     }
@@ -112,7 +112,19 @@ impl Target {
     /// anyway (a 400) is remembered as not accepting one.
     #[must_use]
     pub fn accepts_prefill(mut self, accepts: bool) -> Self {
-        self.accepts_prefill = Some(accepts);
+        self.continuation = Some(if accepts {
+            Continuation::Prefill
+        } else {
+            Continuation::Restart
+        });
+        self
+    }
+
+    /// How a stream broken elsewhere is finished on this target; overrides the default
+    /// for its provider and model family (see [`Continuation`]).
+    #[must_use]
+    pub fn continuation(mut self, continuation: Continuation) -> Self {
+        self.continuation = Some(continuation);
         self
     }
 
@@ -141,8 +153,61 @@ impl fmt::Debug for Target {
             .field("context_window", &self.context_window)
             .field("weight", &self.weight)
             .field("provider", &self.provider)
-            .field("accepts_prefill", &self.accepts_prefill)
+            .field("continuation", &self.continuation)
             .finish_non_exhaustive()
+    }
+}
+
+/// How a target finishes a stream that broke after content reached the caller.
+///
+/// The default follows the target's protocol and model: a trailing assistant message (a
+/// prefill) for Anthropic and OpenAI-compatible servers, except Claude models from 4.6 on,
+/// which refuse a prefill and get the user-message form; a restart for OpenAI and Gemini,
+/// whose chat APIs answer a trailing assistant message afresh. A target that answers a
+/// prefill with a 400 is moved to the user-message form, and one that refuses that too, to
+/// restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Continuation {
+    /// The delivered text as a trailing assistant message, which the answer continues.
+    Prefill,
+    /// The delivered text as the assistant's turn, then a user message asking to continue
+    /// it; the answer's repeat of the delivered end is dropped, and an answer that starts
+    /// the reply over is matched against it like a restart.
+    UserMessage,
+    /// The request again, unchanged; its output is matched against what was delivered and
+    /// passed on only past it.
+    Restart,
+}
+
+impl Continuation {
+    /// The default for `provider` serving `model`.
+    pub(crate) fn default_for(provider: ProviderKind, model: &str) -> Self {
+        if provider == ProviderKind::Anthropic && refuses_prefill(model) {
+            Self::UserMessage
+        } else if provider_accepts_prefill(provider) {
+            Self::Prefill
+        } else {
+            Self::Restart
+        }
+    }
+}
+
+/// Claude models from 4.6 on (`claude-opus-4-6`, `claude-sonnet-4-6`, `claude-opus-5`, ...)
+/// refuse an assistant prefill.
+fn refuses_prefill(model: &str) -> bool {
+    let Some(rest) = model.strip_prefix("claude-") else {
+        return false;
+    };
+    let mut numbers = rest
+        .split(['-', '.'])
+        .skip_while(|part| !part.starts_with(|c: char| c.is_ascii_digit()))
+        .map(|part| part.parse::<u32>().ok());
+    match (numbers.next().flatten(), numbers.next().flatten()) {
+        (Some(major), _) if major >= 5 => true,
+        // A minor version, not a date stamp (`claude-sonnet-4-20250514` is 4.0).
+        (Some(4), Some(minor)) if minor < 100 => minor >= 6,
+        _ => false,
     }
 }
 
@@ -152,5 +217,46 @@ pub(crate) const fn provider_accepts_prefill(provider: ProviderKind) -> bool {
         ProviderKind::Anthropic | ProviderKind::OpenAiCompatible => true,
         // OpenAI and Gemini, and any protocol added later until known otherwise.
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claude_from_4_6_refuses_a_prefill() {
+        for model in [
+            "claude-opus-4-6",
+            "claude-sonnet-4-6",
+            "claude-sonnet-4-6-20260101",
+            "claude-opus-5",
+            "claude-haiku-5-1",
+        ] {
+            assert!(refuses_prefill(model), "{model}");
+        }
+        for model in [
+            "claude-sonnet-4-5",
+            "claude-opus-4-1",
+            "claude-sonnet-4-20250514",
+            "claude-3-5-haiku-latest",
+            "claude-3-7-sonnet-20250219",
+            "gpt-4o",
+            "claude",
+        ] {
+            assert!(!refuses_prefill(model), "{model}");
+        }
+        assert_eq!(
+            Continuation::default_for(ProviderKind::Anthropic, "claude-sonnet-4-6"),
+            Continuation::UserMessage
+        );
+        assert_eq!(
+            Continuation::default_for(ProviderKind::Anthropic, "claude-sonnet-4-5"),
+            Continuation::Prefill
+        );
+        assert_eq!(
+            Continuation::default_for(ProviderKind::OpenAi, "gpt-4o"),
+            Continuation::Restart
+        );
     }
 }
