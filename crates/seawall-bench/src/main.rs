@@ -4,7 +4,7 @@
 //! cargo run --release -p seawall-bench --bin seawall-load -- \
 //!     [--duration-ms 5000] [--connections 32] [--streams 1000] \
 //!     [--chunk-interval-ms 50] [--stream-chunks 40] [--gateway-threads 2] [--sim-threads 1] \
-//!     [--gateway-runtime per-thread|work-stealing] [--no-governed] [--no-redis] \
+//!     [--gateway-runtime per-thread|work-stealing] [--no-governed] [--no-redis] [--no-access-log] \
 //!     [--sim-listen 127.0.0.1:0] \
 //!     [--compare URL [--compare-header 'Name: value']... [--compare-model gpt-4o-mini]]
 //! ```
@@ -70,6 +70,8 @@ struct Options {
     /// The governed phases (and, when `redis-server` is on `PATH`, the Redis ones).
     governed: bool,
     redis: bool,
+    /// The governed phases write the access log (what the cost of one line is measured by).
+    access_log: bool,
     /// Where the zero-latency simulator listens.
     sim_listen: SocketAddr,
     /// Another gateway to measure in the same run.
@@ -89,6 +91,7 @@ impl Default for Options {
             work_stealing: false,
             governed: true,
             redis: true,
+            access_log: true,
             sim_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             compare: None,
         }
@@ -97,7 +100,7 @@ impl Default for Options {
 
 const USAGE: &str = "usage: seawall-load [--duration-ms 5000] [--connections 32] [--streams 1000] \
 [--chunk-interval-ms 50] [--stream-chunks 40] [--gateway-threads 2] [--sim-threads 1] \
-[--gateway-runtime per-thread|work-stealing] [--no-governed] [--no-redis] \
+[--gateway-runtime per-thread|work-stealing] [--no-governed] [--no-redis] [--no-access-log] \
 [--sim-listen 127.0.0.1:0] [--compare URL [--compare-header 'Name: value']... [--compare-model NAME]]";
 
 fn parse_options() -> Result<Options, String> {
@@ -113,6 +116,10 @@ fn parse_options() -> Result<Options, String> {
             }
             "--no-redis" => {
                 options.redis = false;
+                continue;
+            }
+            "--no-access-log" => {
+                options.access_log = false;
                 continue;
             }
             _ => {}
@@ -551,7 +558,8 @@ fn governed_phases(
         .lossy(true)
         .thread_name(&format!("{GATEWAY_THREAD}-log"))
         .finish(std::io::sink());
-    tracing::subscriber::set_global_default(seawall_gateway::access::subscriber("info", writer))?;
+    let filter = if options.access_log { "info" } else { "warn" };
+    tracing::subscriber::set_global_default(seawall_gateway::access::subscriber(filter, writer))?;
 
     let run = |config: Config| -> Result<(Measured, Measured), BoxError> {
         let handle: GatewayHandle = runtime.block_on(async {
