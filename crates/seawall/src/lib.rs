@@ -18,6 +18,9 @@
 //!   user over calendar windows, reserved before sending and settled with real usage; alerts.
 //! - [`cache`]: answers repeated requests from earlier answers (exact match, TTL, a size
 //!   bound, streamed replay, stale-if-error when every target is down).
+//! - `semantic_cache` (feature `semantic-cache`): answers a request with the stored answer
+//!   of a similar earlier one, by the cosine similarity of their prompts' embeddings,
+//!   within one scope, model and set of parameters.
 //! - [`idempotency`]: calls with the same idempotency key are one call: concurrent ones
 //!   coalesced (streams fanned out), finished ones replayed, a reused key refused.
 //! - [`chaos`]: injects LLM-protocol faults (429s with a retry-after, 529s, hangs, cut and
@@ -67,6 +70,9 @@ pub mod failover;
 pub mod idempotency;
 pub mod rate_limit;
 pub mod retry;
+#[cfg(feature = "semantic-cache")]
+#[cfg_attr(docsrs, doc(cfg(feature = "semantic-cache")))]
+pub mod semantic_cache;
 pub mod stack;
 mod streaming;
 pub mod timeout;
