@@ -2,10 +2,11 @@
 //! parameters, earlier turns), each with the unit vector of its prompt, searched by a flat
 //! scan; aged on tokio's clock and bounded in entries.
 //!
-//! A flat scan, not a graph index: a cache holds thousands of entries split over many
-//! partitions, entries expire and are evicted all the time (graph indexes such as HNSW
-//! handle deletion poorly or not at all), and a scan is exact. The measured cost is in the
-//! module docs (`cargo bench -p seawall --features semantic-cache --bench semantic_cache`).
+//! A flat scan, not a graph index: entries expire and are evicted all the time (graph
+//! indexes such as HNSW handle deletion poorly or not at all), a scan is exact, and it
+//! reads one partition only. The measured cost, and where a graph index would win, are in
+//! the module docs (`cargo bench -p seawall --features semantic-cache --bench
+//! semantic_cache`).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
