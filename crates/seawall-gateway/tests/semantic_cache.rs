@@ -79,6 +79,31 @@ async fn a_paraphrase_is_answered_from_the_semantic_cache() {
 }
 
 #[tokio::test]
+async fn behind_the_exact_cache_a_semantic_hit_is_still_a_hit() {
+    let (sim, gw) = start(|c| {
+        c.cache = Some(seawall_gateway::CacheConfig {
+            ttl: std::time::Duration::from_secs(600),
+            stale_if_error: None,
+            max_bytes: 1 << 20,
+        });
+        c.semantic_cache = Some(semantic(CONFIG));
+    })
+    .await;
+    let addr = gw.local_addr();
+    let first = chat(addr, ask("What is the capital of France?", false)).await;
+    assert_eq!(first.header("x-seawall-cache"), Some("miss"));
+    // The exact cache misses, the semantic cache below it hits.
+    let paraphrase = chat(addr, ask("what's the capital of France", false)).await;
+    assert_eq!(paraphrase.header("x-seawall-cache"), Some("hit"));
+    // The exact cache answers a repeat itself: no embedding asked.
+    let embeddings = paths(&sim, "/openai/v1/embeddings");
+    let repeat = chat(addr, ask("What is the capital of France?", false)).await;
+    assert_eq!(repeat.header("x-seawall-cache"), Some("hit"));
+    assert_eq!(paths(&sim, "/openai/v1/embeddings"), embeddings);
+    assert_eq!(paths(&sim, "/openai/v1/chat/completions"), 1);
+}
+
+#[tokio::test]
 async fn a_failing_embeddings_endpoint_never_fails_a_call() {
     let (sim, gw) = start(|c| c.semantic_cache = Some(semantic(CONFIG))).await;
     let addr = gw.local_addr();
