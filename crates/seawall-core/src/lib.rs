@@ -49,6 +49,7 @@ pub mod calendar;
 mod call;
 mod classify;
 mod context;
+mod embed;
 mod error;
 pub mod fault;
 pub mod hints;
@@ -70,6 +71,7 @@ pub use classify::{
 pub use context::{
     CacheDirectives, CallOptions, Clock, Deadline, Now, RequestContext, RouteHint, TraceParent,
 };
+pub use embed::{Embedder, EmbeddingEncoding, EmbeddingRequest, Embeddings, EmbeddingsUnsupported};
 pub use error::{ErrorChain, ErrorKind, LlmError, RetryHints, error_chain, find_error};
 pub use price::{Cost, ModelPrice, PerMillion, Prices};
 pub use provider::{ProviderKind, TargetId};

@@ -36,6 +36,11 @@ pub struct Config {
     /// `[cache]`: a response cache in front of every group; off unless present.
     #[serde(default)]
     pub cache: Option<CacheConfig>,
+    /// `[semantic_cache]`: answers similar prompts from stored answers (feature
+    /// `semantic-cache`); off unless present.
+    #[cfg(feature = "semantic-cache")]
+    #[serde(default)]
+    pub semantic_cache: Option<crate::semantic::SemanticCacheConfig>,
     /// `[idempotency]`: `Idempotency-Key` support; off unless present.
     #[serde(default)]
     pub idempotency: Option<IdempotencyConfig>,
@@ -840,6 +845,8 @@ impl Config {
                 return Err(problem(key("requests_per_minute"), "must be at least 1"));
             }
         }
+        #[cfg(feature = "semantic-cache")]
+        crate::semantic::validate(self)?;
         if self.server.max_body_bytes == 0 {
             return Err(problem("server.max_body_bytes", "must be at least 1"));
         }
@@ -924,7 +931,7 @@ enum RawDuration {
     Seconds(f64),
 }
 
-fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+pub(crate) fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
     let parsed = match RawDuration::deserialize(deserializer)? {
         RawDuration::Text(text) => parse_duration(&text),
         RawDuration::Seconds(s) => Duration::try_from_secs_f64(s).ok(),

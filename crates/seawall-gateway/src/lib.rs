@@ -48,6 +48,8 @@ mod metrics;
 mod origin;
 mod redact;
 mod router;
+#[cfg(feature = "semantic-cache")]
+mod semantic;
 mod server;
 mod spend;
 mod state;
@@ -63,4 +65,7 @@ pub use config::{
 #[cfg(feature = "demo")]
 #[cfg_attr(docsrs, doc(cfg(feature = "demo")))]
 pub use demo::{Demo, demo_config};
+#[cfg(feature = "semantic-cache")]
+#[cfg_attr(docsrs, doc(cfg(feature = "semantic-cache")))]
+pub use semantic::{SemanticCacheConfig, SemanticScopeConfig};
 pub use server::{Gateway, GatewayBody, GatewayBuilder, GatewayHandle};

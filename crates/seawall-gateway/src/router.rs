@@ -13,6 +13,7 @@ use std::task::{Context, Poll};
 use pin_project_lite::pin_project;
 
 use seawall::cache::Cache;
+#[cfg(not(feature = "semantic-cache"))]
 use seawall::failover::Failover;
 use seawall::idempotency::Idempotency;
 use seawall::timeout::EnforceDeadline;
@@ -22,8 +23,14 @@ use tower::util::{Either, Oneshot};
 
 use tower_service::Service;
 
+/// A group's router, behind the semantic cache when the feature is built.
+#[cfg(feature = "semantic-cache")]
+type Routed = crate::semantic::Routed;
+#[cfg(not(feature = "semantic-cache"))]
+type Routed = Failover;
+
 /// A group's router behind the optional response cache and idempotency layers.
-type Cached = Either<Cache<Failover>, Failover>;
+type Cached = Either<Cache<Routed>, Routed>;
 pub(crate) type GroupService = EnforceDeadline<Either<Idempotency<Cached>, Cached>>;
 
 /// A model group: its router and the one classifier its layers decide with.

@@ -111,7 +111,7 @@ thread_local! {
 /// whose connections that thread's runtime drives, so a call never crosses threads.
 /// Cloned per call by the adapters: one reference count, not a client clone.
 #[derive(Clone)]
-struct UpstreamClient {
+pub(crate) struct UpstreamClient {
     pools: Arc<[HttpClient]>,
 }
 
@@ -501,6 +501,8 @@ impl GatewayBuilder {
             .idempotency
             .as_ref()
             .map(|c| IdempotencyLayer::new(c.ttl));
+        #[cfg(feature = "semantic-cache")]
+        let semantic = crate::semantic::layer(config, &env, http.clone())?;
         let mut exact = HashMap::new();
         let mut patterns = Vec::new();
         let mut model_names = Vec::new();
@@ -521,6 +523,8 @@ impl GatewayBuilder {
                 failover = failover.hedge(hedge.policy());
             }
             let router = failover.build();
+            #[cfg(feature = "semantic-cache")]
+            let router = crate::semantic::route(semantic.as_ref(), router);
             let cached = match &cache {
                 Some(cache) => Either::Left(cache.layer(router)),
                 None => Either::Right(router),

@@ -7,7 +7,9 @@ use std::fmt;
 use bytes::Bytes;
 use http::HeaderMap;
 use http_body_util::Full;
-use seawall_core::{ChatRequest, ChatResponse, LlmError, ProviderKind, StreamEvent};
+use seawall_core::{
+    ChatRequest, ChatResponse, EmbeddingRequest, Embeddings, LlmError, ProviderKind, StreamEvent,
+};
 
 use crate::sse::SseEvent;
 
@@ -43,6 +45,37 @@ pub trait Dialect: Clone + Send + Sync + 'static {
 
     /// The error an unsuccessful status, its headers and its body stand for.
     fn decode_error(&self, status: u16, headers: &HeaderMap, body: &[u8]) -> LlmError;
+
+    /// The HTTP request for a validated embeddings `request`.
+    ///
+    /// # Errors
+    ///
+    /// By default (a provider without an embeddings endpoint, such as Anthropic), an
+    /// [`ErrorKind::InvalidRequest`](seawall_core::ErrorKind::InvalidRequest) error whose
+    /// source is [`EmbeddingsUnsupported`](seawall_core::EmbeddingsUnsupported); nothing
+    /// is sent.
+    fn encode_embeddings(
+        &self,
+        request: &EmbeddingRequest,
+    ) -> Result<http::Request<Full<Bytes>>, LlmError> {
+        let _ = request;
+        Err(crate::embed::unsupported(self.provider()))
+    }
+
+    /// The vectors of a successful (2xx) embeddings response to `request`.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Decode`](seawall_core::ErrorKind::Decode) for a body that is not the
+    /// provider's embeddings, or holds a vector count other than the input's.
+    fn decode_embeddings(
+        &self,
+        request: &EmbeddingRequest,
+        body: &[u8],
+    ) -> Result<Embeddings, LlmError> {
+        let _ = (request, body);
+        Err(crate::embed::unsupported(self.provider()))
+    }
 
     /// A fresh decoder for one streamed response.
     fn stream_decoder(&self) -> Self::Decoder;

@@ -32,8 +32,9 @@ use bytes::Bytes;
 use http::HeaderMap;
 use http_body_util::Full;
 use seawall_core::{
-    AssistantMessage, ChatRequest, ChatResponse, ContentPart, ErrorKind, FinishReason, ImageSource,
-    LlmError, ProviderKind, ResponseFormat, Role, StreamEvent, ToolChoice, Usage, hints,
+    AssistantMessage, ChatRequest, ChatResponse, ContentPart, EmbeddingRequest, Embeddings,
+    ErrorKind, FinishReason, ImageSource, LlmError, ProviderKind, ResponseFormat, Role,
+    StreamEvent, ToolChoice, Usage, hints,
 };
 use serde_json::{Map, Value, json};
 
@@ -126,6 +127,28 @@ impl Dialect for GeminiDialect {
             .with_provider(ProviderKind::Gemini)
         })?;
         post(&url, &body, request.stream, [("x-goog-api-key", key)]).map_err(invalid)
+    }
+
+    fn encode_embeddings(
+        &self,
+        request: &EmbeddingRequest,
+    ) -> Result<http::Request<Full<Bytes>>, LlmError> {
+        let key = self.0.api_key.header_value("").ok_or_else(|| {
+            LlmError::new(
+                ErrorKind::Auth,
+                "the API key holds characters a header cannot carry",
+            )
+            .with_provider(ProviderKind::Gemini)
+        })?;
+        crate::embed::gemini_request(&self.0.base_url, &self.0.api_version, request, key)
+    }
+
+    fn decode_embeddings(
+        &self,
+        request: &EmbeddingRequest,
+        body: &[u8],
+    ) -> Result<Embeddings, LlmError> {
+        crate::embed::gemini_response(&request.model, request.input.len(), body)
     }
 
     fn decode_response(&self, _headers: &HeaderMap, body: &[u8]) -> Result<ChatResponse, LlmError> {

@@ -29,8 +29,9 @@ use bytes::Bytes;
 use http::HeaderMap;
 use http_body_util::Full;
 use seawall_core::{
-    AssistantMessage, ChatRequest, ChatResponse, ErrorKind, FinishReason, LlmError, Message,
-    ProviderKind, ResponseFormat, StreamEvent, ToolCall, ToolChoice, Usage,
+    AssistantMessage, ChatRequest, ChatResponse, EmbeddingRequest, Embeddings, ErrorKind,
+    FinishReason, LlmError, Message, ProviderKind, ResponseFormat, StreamEvent, ToolCall,
+    ToolChoice, Usage,
 };
 use serde_json::Value;
 
@@ -162,27 +163,24 @@ impl Dialect for OpenAiDialect {
             LlmError::new(ErrorKind::InvalidRequest, problem).with_provider(self.provider())
         };
         let body = encode_body(request, self.0.server).map_err(invalid)?;
-        let mut headers = Vec::new();
-        if let Some(key) = &self.0.api_key {
-            let value = key.header_value("Bearer ").ok_or_else(|| {
-                LlmError::new(
-                    ErrorKind::Auth,
-                    "the API key holds characters a header cannot carry",
-                )
-                .with_provider(self.provider())
-            })?;
-            headers.push(("authorization", value));
-        }
-        for (name, value) in [
-            ("openai-organization", &self.0.organization),
-            ("openai-project", &self.0.project),
-        ] {
-            if let Some(value) = value.as_deref().and_then(|v| v.parse().ok()) {
-                headers.push((name, value));
-            }
-        }
+        let headers = self.headers()?;
         let url = join_url(&self.0.base_url, "chat/completions");
         post_bytes(&url, body, request.stream, headers).map_err(invalid)
+    }
+
+    fn encode_embeddings(
+        &self,
+        request: &EmbeddingRequest,
+    ) -> Result<http::Request<Full<Bytes>>, LlmError> {
+        crate::embed::openai_request(self.provider(), &self.0.base_url, request, self.headers()?)
+    }
+
+    fn decode_embeddings(
+        &self,
+        request: &EmbeddingRequest,
+        body: &[u8],
+    ) -> Result<Embeddings, LlmError> {
+        crate::embed::openai_response(self.provider(), &request.model, request.input.len(), body)
     }
 
     fn decode_response(&self, headers: &HeaderMap, body: &[u8]) -> Result<ChatResponse, LlmError> {
@@ -225,6 +223,30 @@ impl Dialect for OpenAiDialect {
 }
 
 impl OpenAiDialect {
+    /// The key and organization headers every request carries.
+    fn headers(&self) -> Result<Vec<(&'static str, http::HeaderValue)>, LlmError> {
+        let mut headers = Vec::new();
+        if let Some(key) = &self.0.api_key {
+            let value = key.header_value("Bearer ").ok_or_else(|| {
+                LlmError::new(
+                    ErrorKind::Auth,
+                    "the API key holds characters a header cannot carry",
+                )
+                .with_provider(self.provider())
+            })?;
+            headers.push(("authorization", value));
+        }
+        for (name, value) in [
+            ("openai-organization", &self.0.organization),
+            ("openai-project", &self.0.project),
+        ] {
+            if let Some(value) = value.as_deref().and_then(|v| v.parse().ok()) {
+                headers.push((name, value));
+            }
+        }
+        Ok(headers)
+    }
+
     /// The response a typed body stands for; `None` when it has no choice (the loose reading
     /// then reports the problem).
     fn decode_typed_response(&self, body: wire::Response<'_>) -> Option<ChatResponse> {

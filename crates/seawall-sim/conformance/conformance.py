@@ -263,6 +263,37 @@ def openai_suite(sim):
           calls=3, gaps=[(0, 0.3), (0.7, 1.5)])
 
 
+    def embed(**kw):
+        return c.embeddings.create(model="text-embedding-3-small",
+                                   input=["What is the capital of France?", "what's the capital of France"], **kw)
+
+    def embeddings_shape(r, log):
+        sent = json.loads(log[0]["body"])
+        if sent.get("encoding_format") != "base64":
+            return f"the SDK sent encoding_format {sent.get('encoding_format')!r}, expected its default base64"
+        vectors = [d.embedding for d in r.data]
+        if [len(v) for v in vectors] != [64, 64] or [d.index for d in r.data] != [0, 1]:
+            return f"shape {[len(v) for v in vectors]}"
+        if abs(sum(x * x for x in vectors[0]) - 1) > 1e-4:
+            return "not a unit vector"
+        if sum(a * b for a, b in zip(*vectors)) < 0.7:
+            return "a paraphrase is not close"
+        floats = embed(dimensions=64, encoding_format="float").data[0].embedding
+        if max(abs(a - b) for a, b in zip(floats, vectors[0])) > 1e-6:
+            return "base64 and float vectors differ"
+        if r.usage.prompt_tokens <= 0:
+            return "no usage"
+
+    check("openai embeddings (the SDK's base64 default, and float)", sim, "openai",
+          lambda: embed(dimensions=64), calls=1, extra=embeddings_shape)
+    check("openai embeddings from a chat model: 403", sim, "openai",
+          lambda: c.embeddings.create(model="gpt-4o-mini", input="hi"),
+          outcome="openai.PermissionDeniedError", calls=1)
+    check("openai embeddings of an empty text: 400", sim, "openai",
+          lambda: c.embeddings.create(model="text-embedding-3-small", input=""),
+          outcome="openai.BadRequestError", calls=1)
+
+
 def anthropic_suite(sim):
     c = anthropic.Anthropic(api_key="sk-ant-test", base_url=sim.urls["anthropic"])
     msgs = [{"role": "user", "content": "hi"}]
@@ -339,6 +370,25 @@ def gemini_suite(sim):
           calls=1)
     check("gemini stream (alt=sse)", sim, "gemini", stream, calls=1,
           extra=lambda chunks, log: None if str(chunks[-1][1]).endswith("STOP") and "alt=sse" in log[0]["path"] else f"{chunks}")
+    def embed():
+        return beta.models.embed_content(
+            model="text-embedding-004", contents=["What is the capital of France?", "hello"],
+            config=genai_types.EmbedContentConfig(output_dimensionality=32))
+
+    def embeddings_shape(r, log):
+        vectors = [e.values for e in r.embeddings]
+        if [len(v) for v in vectors] != [32, 32]:
+            return f"shape {[len(v) for v in vectors]}"
+        if abs(sum(x * x for x in vectors[0]) - 1) > 1e-4:
+            return "not a unit vector"
+        if not log[0]["path"].startswith("/gemini/v1beta/models/text-embedding-004:"):
+            return log[0]["path"]
+
+    check("gemini embed_content", sim, "gemini", embed, calls=1, extra=embeddings_shape)
+    check("gemini embed_content with a chat model: 404", sim, "gemini",
+          lambda: beta.models.embed_content(model="gemini-x", contents="hi"),
+          outcome="google.genai.errors.ClientError", calls=1,
+          extra=lambda e, _: None if e.code == 404 else f"code {e.code}")
     given(lambda: sim.faults("gemini", [rule({"kind": "rate_limited", "retry_after": {"seconds": 26}})]))
     check("gemini 429 default options (no retry)", sim, "gemini", call, outcome="google.genai.errors.ClientError", calls=1,
           extra=lambda e, _: None if any(d.get("retryDelay") == "26s" for d in e.details["error"]["details"]) else "no RetryInfo")

@@ -9,9 +9,9 @@
 //!
 //! | provider | base URL to give the SDK | endpoints |
 //! |---|---|---|
-//! | OpenAI | `http://ADDR/openai/v1` | `POST /chat/completions`, `POST /responses`, `POST /responses/input_tokens`, `GET /models` |
+//! | OpenAI | `http://ADDR/openai/v1` | `POST /chat/completions`, `POST /responses`, `POST /responses/input_tokens`, `POST /embeddings`, `GET /models` |
 //! | Anthropic | `http://ADDR/anthropic` | `POST /v1/messages`, `POST /v1/messages/count_tokens` |
-//! | Gemini | `http://ADDR/gemini` | `POST /{v1,v1beta}/models/{model}:{generateContent,streamGenerateContent,countTokens}` |
+//! | Gemini | `http://ADDR/gemini` | `POST /{v1,v1beta}/models/{model}:{generateContent,streamGenerateContent,countTokens,embedContent,batchEmbedContents}` |
 //! | Ollama | `http://ADDR/ollama/v1` | as OpenAI, Ollama's quirks |
 //! | vLLM | `http://ADDR/vllm/v1` | as OpenAI, vLLM's quirks |
 //! | llama.cpp | `http://ADDR/llamacpp/v1` | as OpenAI, llama.cpp's quirks, plus `GET /llamacpp/health` |
@@ -39,6 +39,12 @@
 //! the system prompt counts as a message, and every prompt adds 3 for reply priming. Each
 //! reply piece (a word with its leading space) is one completion token; a tool call counts
 //! `ceil(len(arguments) / 4)`. Usage fields and quotas use these counts.
+//!
+//! **Embeddings** are deterministic too: a signed hashed bag of words scaled to unit length,
+//! so texts that share their words are close in cosine similarity and unrelated texts are
+//! near orthogonal. Empty input, too many inputs, a chat model, an unknown model and bad
+//! dimensions are refused as the real APIs refuse them. The scheme and the refusals are
+//! described in `src/wire/embed.rs`. Faults apply to the embeddings endpoints as to chat.
 //!
 //! # Faults
 //!

@@ -26,7 +26,9 @@ use crate::log::{LoggedRequest, RequestLog, redact_query};
 use crate::quota::{QuotaView, Quotas};
 use crate::reply;
 use crate::timefmt;
-use crate::wire::{self, ApiError, ResponseCtx, StreamParts, anthropic, gemini, openai, responses};
+use crate::wire::{
+    self, ApiError, ResponseCtx, StreamParts, anthropic, embed, gemini, openai, responses,
+};
 
 /// Largest request body accepted (Anthropic's documented Messages limit); larger gets 413.
 const MAX_BODY: usize = 32 * 1024 * 1024;
@@ -502,8 +504,20 @@ enum Endpoint {
     Health,
     Messages,
     CountMessageTokens,
-    Generate { model: String, stream: bool },
-    CountGeminiTokens { model: String },
+    Generate {
+        model: String,
+        stream: bool,
+    },
+    CountGeminiTokens {
+        model: String,
+    },
+    /// OpenAI `/v1/embeddings`.
+    Embeddings,
+    /// Gemini `:embedContent` (`batch: false`) and `:batchEmbedContents`.
+    EmbedContent {
+        model: String,
+        batch: bool,
+    },
     NotFound,
 }
 
@@ -561,6 +575,13 @@ fn route(provider: Provider, method: &Method, rest: &str) -> Endpoint {
                         stream: true,
                     }
                 }
+                (
+                    &Method::POST,
+                    Some((model, method @ ("embedContent" | "batchEmbedContents"))),
+                ) if !model.is_empty() => Endpoint::EmbedContent {
+                    model: model.to_owned(),
+                    batch: method == "batchEmbedContents",
+                },
                 (&Method::POST, Some((model, "countTokens"))) if !model.is_empty() => {
                     Endpoint::CountGeminiTokens {
                         model: model.to_owned(),
@@ -574,6 +595,9 @@ fn route(provider: Provider, method: &Method, rest: &str) -> Endpoint {
             (&Method::POST, "/v1/responses") if provider == Provider::OpenAi => Endpoint::Responses,
             (&Method::POST, "/v1/responses/input_tokens") if provider == Provider::OpenAi => {
                 Endpoint::ResponsesInputTokens
+            }
+            (&Method::POST, "/v1/embeddings") if provider == Provider::OpenAi => {
+                Endpoint::Embeddings
             }
             (&Method::GET, "/v1/models") => Endpoint::Models,
             (&Method::GET, "/health") if provider == Provider::LlamaCpp => Endpoint::Health,
@@ -1136,6 +1160,8 @@ async fn serve(
             | Endpoint::Responses
             | Endpoint::Messages
             | Endpoint::Generate { .. }
+            | Endpoint::Embeddings
+            | Endpoint::EmbedContent { .. }
             | Endpoint::Health
     );
     let fault = if counted {
@@ -1145,7 +1171,9 @@ async fn serve(
     };
     let json: Option<Value> = serde_json::from_slice(body).ok();
     let model = match &endpoint {
-        Endpoint::Generate { model, .. } | Endpoint::CountGeminiTokens { model } => model.clone(),
+        Endpoint::Generate { model, .. }
+        | Endpoint::CountGeminiTokens { model }
+        | Endpoint::EmbedContent { model, .. } => model.clone(),
         _ => json
             .as_ref()
             .and_then(|v| v.get("model"))
@@ -1278,6 +1306,27 @@ async fn serve(
         };
         return Ok(error_response(provider, &e, seq, Vec::new()));
     };
+    let embedded = match &endpoint {
+        Endpoint::Embeddings => Some(embed::openai(&json)),
+        Endpoint::EmbedContent {
+            model,
+            batch: false,
+        } => Some(embed::gemini_single(&json, model)),
+        Endpoint::EmbedContent { model, batch: true } => Some(embed::gemini_batch(&json, model)),
+        _ => None,
+    };
+    match embedded {
+        Some(Ok(answer)) => {
+            let mut h = vec![(
+                CONTENT_TYPE,
+                HeaderValue::from_static(wire::json_content_type(provider)),
+            )];
+            identity_headers(provider, seq, &mut h);
+            return Ok(respond(200, h, SimBody::full(answer)));
+        }
+        Some(Err(e)) => return Ok(error_response(provider, &e, seq, Vec::new())),
+        None => {}
+    }
     let parsed = match &endpoint {
         Endpoint::Chat => openai::parse(provider, &json),
         Endpoint::Responses | Endpoint::ResponsesInputTokens => responses::parse(&json),

@@ -19,6 +19,9 @@
 //!   user over calendar windows, reserved before sending and settled with real usage; alerts.
 //! - [`cache`]: answers repeated requests from earlier answers (exact match, TTL, a size
 //!   bound, streamed replay, stale-if-error when every target is down).
+//! - `semantic_cache` (feature `semantic-cache`): answers a request with the stored answer
+//!   of a similar earlier one, by the cosine similarity of their prompts' embeddings,
+//!   within one scope, model and set of parameters.
 //! - [`idempotency`]: calls with the same idempotency key are one call: concurrent ones
 //!   coalesced (streams fanned out), finished ones replayed, a reused key refused.
 //! - `metrics` (feature `metrics`): call metrics per target and model in a Prometheus
@@ -73,6 +76,9 @@ pub mod idempotency;
 pub mod metrics;
 pub mod rate_limit;
 pub mod retry;
+#[cfg(feature = "semantic-cache")]
+#[cfg_attr(docsrs, doc(cfg(feature = "semantic-cache")))]
+pub mod semantic_cache;
 pub mod stack;
 mod streaming;
 pub mod timeout;

@@ -1,6 +1,7 @@
 //! Provider wire formats: request parsing, success bodies, stream events and error bodies.
 
 pub(crate) mod anthropic;
+pub(crate) mod embed;
 pub(crate) mod gemini;
 pub(crate) mod openai;
 pub(crate) mod responses;

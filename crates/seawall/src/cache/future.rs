@@ -115,7 +115,8 @@ where
                 stale,
             } => match ready!(inner.poll(cx)).map_err(Into::into) {
                 Ok(mut response) => {
-                    response.trail.cache = Some(CacheStatus::Miss);
+                    // A layer below may have answered from its own store (the semantic cache).
+                    response.trail.cache.get_or_insert(CacheStatus::Miss);
                     if let Some(key) = store_key.take() {
                         keep(store, key, &mut response);
                     }

@@ -7,7 +7,7 @@ use seawall_core::ChatRequest;
 
 /// Fields of the provider pass-through map that do not change the answer: who is asking,
 /// where to store it, how it is streamed.
-const NOT_IN_KEY: [&str; 7] = [
+pub(crate) const NOT_IN_KEY: [&str; 7] = [
     "metadata",
     "store",
     "stream_options",
