@@ -7,8 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use seawall_core::{Cost, Trail};
-use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+use crate::telemetry::Telemetry;
 
 /// The target of the access lines, for `RUST_LOG` (`seawall_gateway::access=off` turns
 /// them off).
@@ -106,15 +109,52 @@ where
         .finish()
 }
 
+/// [`subscriber`], and with `telemetry` its exporting layer beside the log lines: `filter`
+/// applies to the lines only, the exporter has its own (see [`Telemetry::layer`]).
+pub fn subscriber_with<W>(
+    filter: &str,
+    writer: W,
+    telemetry: Option<&Telemetry>,
+) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    let Some(telemetry) = telemetry else {
+        return Box::new(subscriber(filter, writer));
+    };
+    let lines = tracing_subscriber::fmt::layer()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_target(true)
+        .with_writer(writer)
+        .with_filter(EnvFilter::new(filter));
+    Box::new(
+        tracing_subscriber::registry()
+            .with(lines)
+            .with(telemetry.layer()),
+    )
+}
+
 /// Installs [`subscriber`] on stdout with `RUST_LOG` (default `info`), for the binary.
 /// Lines go through a bounded queue to a writer thread, so a stdout nobody reads drops
 /// lines rather than blocking calls; keep the guard until exit (it flushes the queue).
 pub fn init_from_env() -> tracing_appender::non_blocking::WorkerGuard {
+    init_from_env_with(None)
+}
+
+/// As [`init_from_env`], with `telemetry`'s exporting layer when there is one
+/// ([`subscriber_with`]).
+pub fn init_from_env_with(
+    telemetry: Option<&Telemetry>,
+) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned());
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(true)
         .finish(std::io::stdout());
-    if tracing::subscriber::set_global_default(subscriber(&filter, writer)).is_err() {
+    if tracing::subscriber::set_global_default(subscriber_with(&filter, writer, telemetry)).is_err()
+    {
         let _ = writeln!(
             std::io::stderr(),
             "seawall-gateway: a log subscriber was already set"

@@ -49,6 +49,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tower::util::Either;
 use tower::{Layer, ServiceExt};
+use tracing::Instrument;
 
 use crate::access::Access;
 use crate::config::{Config, ConfigError, ProviderConfig, ProviderRefillConfig, StrategyConfig};
@@ -112,6 +113,8 @@ thread_local! {
 #[derive(Clone)]
 struct UpstreamClient {
     pools: Arc<[HttpClient]>,
+    /// With trace export on, each request carries its attempt span's `traceparent`.
+    traced: bool,
 }
 
 impl UpstreamClient {
@@ -130,7 +133,10 @@ impl tower_service::Service<Request<Full<Bytes>>> for UpstreamClient {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: Request<Full<Bytes>>) -> Self::Future {
+    fn call(&mut self, mut request: Request<Full<Bytes>>) -> Self::Future {
+        if self.traced {
+            crate::telemetry::inject_current(request.headers_mut());
+        }
         self.current().request(request)
     }
 }
@@ -158,6 +164,8 @@ pub(crate) struct Shared {
     /// Per-target figures and recent failovers, for the status page.
     pub(crate) board: crate::status::Board,
     max_body: usize,
+    /// Trace export is on (`[telemetry]`): each chat call gets a server span.
+    traced: bool,
     pub(crate) ready: AtomicBool,
     models: Bytes,
     next_id: AtomicU64,
@@ -311,7 +319,8 @@ impl GatewayBuilder {
                     problem: e.to_string(),
                 })?,
         };
-        let http = UpstreamClient { pools };
+        let traced = config.telemetry.enabled();
+        let http = UpstreamClient { pools, traced };
         let state = crate::state::State::new(config, &env)?;
 
         // One breaker and limiter per target, shared by every group that uses it.
@@ -601,6 +610,7 @@ impl GatewayBuilder {
                 state,
                 board: crate::status::Board::new(&target_names),
                 max_body: config.server.max_body_bytes,
+                traced,
                 ready: AtomicBool::new(true),
                 models: Bytes::from(serde_json::to_vec(&models).unwrap_or_default()),
                 next_id: AtomicU64::new(1),
@@ -950,10 +960,14 @@ struct SseRelay {
     cut: Pin<Box<dyn Future<Output = ()> + Send>>,
     /// The call's access line, written when the stream ends.
     access: Option<Box<Access>>,
+    /// The call's server span (trace export on), ended with the stream.
+    span: tracing::Span,
 }
 
 impl SseRelay {
     fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        // The request span (trace export on) covers the relay: it ends with the stream.
+        let _span = self.span.clone().entered();
         let mut out = Vec::new();
         if !self.role_sent {
             self.role_sent = true;
@@ -1184,13 +1198,23 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Reply
                 return Ok(reply);
             };
             let mut access = Access::wanted().then(Box::<Access>::default);
-            let reply = Box::pin(chat(&shared, request, started, access.as_deref_mut())).await;
+            let span = if shared.traced {
+                crate::telemetry::server_span(request.headers())
+            } else {
+                tracing::Span::none()
+            };
+            let reply = Box::pin(
+                chat(&shared, request, started, access.as_deref_mut()).instrument(span.clone()),
+            )
+            .await;
+            crate::telemetry::record_status(&span, reply.status().as_u16());
             // A stream holds its permit until the relay ends, and writes its access line
             // then.
             let reply = match reply.into_parts() {
                 (parts, GatewayBody(BodyKind::Sse(mut relay))) => {
                     relay.permit = Some(permit);
                     relay.access = access.take();
+                    relay.span = span;
                     Response::from_parts(parts, GatewayBody(BodyKind::Sse(relay)))
                 }
                 (parts, body) => Response::from_parts(parts, body),
@@ -1473,6 +1497,12 @@ async fn chat(
         }
     };
 
+    if shared.traced
+        && let Some(key) = &key
+    {
+        // The key's name, never the key.
+        tracing::Span::current().record("seawall.key.name", &*key.name);
+    }
     if let Some(access) = access.as_deref_mut() {
         access.key = key.as_ref().map(|k| Arc::clone(&k.name));
         // Named only in part: the client sent it, and it may be huge.
@@ -1546,6 +1576,7 @@ async fn chat(
                     role_sent: false,
                     permit: None,
                     access: None,
+                    span: tracing::Span::none(),
                     cut: {
                         let mut cut = shared.cut_streams.subscribe();
                         Box::pin(async move {
