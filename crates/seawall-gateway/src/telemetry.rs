@@ -231,7 +231,7 @@ impl Telemetry {
     }
 
     /// The layer that turns the gateway's request spans and the layers' spans (targets
-    /// `seawall_gateway::http` and `seawall`, level `info` and above) into exported spans;
+    /// `seawall_gateway::http` and `seawall::*`, level `info` and above) into exported spans;
     /// it has its own filter, so `RUST_LOG` changes only the log lines.
     pub fn layer<S>(&self) -> impl Layer<S> + Send + Sync + 'static
     where
@@ -248,7 +248,9 @@ impl Telemetry {
             .with_filter(
                 Targets::new()
                     .with_target(SPAN_TARGET, LevelFilter::INFO)
-                    .with_target("seawall", LevelFilter::INFO),
+                    // A prefix: `seawall::` and not `seawall`, which would take in
+                    // `seawall_gateway::access` and the other crates too.
+                    .with_target("seawall::", LevelFilter::INFO),
             )
     }
 

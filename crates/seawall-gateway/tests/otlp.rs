@@ -124,6 +124,10 @@ async fn a_failed_over_call_is_exported_as_one_trace_continuing_the_callers() {
     ))
     .unwrap();
     tracing::callsite::rebuild_interest_cache();
+    // The exporter takes the layers' spans, not the access lines (the log's, here off).
+    assert!(tracing::enabled!(target: "seawall::failover", tracing::Level::INFO));
+    assert!(!tracing::enabled!(target: "seawall_gateway::access", tracing::Level::INFO));
+    assert!(!tracing::enabled!(target: "seawall::failover", tracing::Level::DEBUG));
 
     let (sim, gateway) = start_with(
         |c| {
