@@ -51,9 +51,12 @@
 //!   when it ends); an `attempt` span per target tried, its child (`seawall.target`,
 //!   `seawall.attempt`, `seawall.outcome`, `error.type`, `seawall.wait_ms`,
 //!   `seawall.first_token_ms` and the response's fields); events `target skipped`
-//!   (`seawall.skip_reason`, debug), `attempt failed` and `stream recovered` (info). With
-//!   no subscriber listening they are never built: the router's futures hold one pointer,
-//!   and a call allocates nothing for them.
+//!   (`seawall.skip_reason`, debug), `attempt failed` and `stream recovered` (info). An
+//!   attempt's span is the current span while its target is called and polled (its stream
+//!   too), so a subscriber that propagates trace context (an OpenTelemetry bridge) sends
+//!   the attempt's upstream; counts are recorded as signed integers. With no subscriber
+//!   listening they are never built: the router's futures hold one pointer, and a call
+//!   allocates nothing for them.
 //!
 //! # Mid-stream recovery
 //!
