@@ -12,6 +12,8 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{Layer, Registry};
 
+use crate::telemetry::Telemetry;
+
 /// The target of the access lines, for `RUST_LOG` (`seawall_gateway::access=off` turns
 /// them off).
 pub const ACCESS_TARGET: &str = "seawall_gateway::access";
@@ -120,15 +122,44 @@ where
         .with_filter(EnvFilter::new(filter).and(filter_fn(|meta| !meta.is_span())))
 }
 
+/// [`subscriber`], and with `telemetry` its exporting layer beside the log lines: `filter`
+/// applies to the lines only, the exporter has its own (see [`Telemetry::layer`]).
+pub fn subscriber_with<W>(
+    filter: &str,
+    writer: W,
+    telemetry: Option<&Telemetry>,
+) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    let Some(telemetry) = telemetry else {
+        return Box::new(subscriber(filter, writer));
+    };
+    Box::new(
+        Registry::default()
+            .with(log_layer(filter, writer))
+            .with(telemetry.layer()),
+    )
+}
+
 /// Installs [`subscriber`] on stdout with `RUST_LOG` (default `info`), for the binary.
 /// Lines go through a bounded queue to a writer thread, so a stdout nobody reads drops
 /// lines rather than blocking calls; keep the guard until exit (it flushes the queue).
 pub fn init_from_env() -> tracing_appender::non_blocking::WorkerGuard {
+    init_from_env_with(None)
+}
+
+/// As [`init_from_env`], with `telemetry`'s exporting layer when there is one
+/// ([`subscriber_with`]).
+pub fn init_from_env_with(
+    telemetry: Option<&Telemetry>,
+) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned());
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(true)
         .finish(std::io::stdout());
-    if tracing::subscriber::set_global_default(subscriber(&filter, writer)).is_err() {
+    if tracing::subscriber::set_global_default(subscriber_with(&filter, writer, telemetry)).is_err()
+    {
         let _ = writeln!(
             std::io::stderr(),
             "seawall-gateway: a log subscriber was already set"

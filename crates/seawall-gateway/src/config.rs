@@ -57,6 +57,56 @@ pub struct Config {
     /// without it.
     #[serde(default)]
     pub state: Option<StateConfig>,
+    /// `[telemetry]`: OTLP trace export; off unless `otlp_endpoint` is set.
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
+}
+
+/// `[telemetry]`: export of the gateway's request spans and the layers' call and attempt
+/// spans (OpenTelemetry GenAI attribute names) over OTLP/HTTP with protobuf. Nothing is
+/// built, no thread started, when `otlp_endpoint` is absent.
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct TelemetryConfig {
+    /// `otlp_endpoint`: the collector's OTLP/HTTP traces URL, `http://` or `https://`
+    /// (`http://127.0.0.1:4318/v1/traces`); a URL without a path gets `/v1/traces`.
+    #[serde(default)]
+    pub otlp_endpoint: Option<String>,
+    /// `service_name`: the `service.name` resource attribute (default `seawall-gateway`).
+    #[serde(default)]
+    pub service_name: Option<String>,
+    /// `sample_ratio`: the share of new traces kept, from 0 to 1 (default 1); a trace the
+    /// caller started follows the caller's sampled flag.
+    #[serde(default)]
+    pub sample_ratio: Option<f64>,
+    /// `headers`: headers sent with each export, by name (values never shown).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// `headers_env`: headers sent with each export, by name, each value read from the
+    /// named environment variable (for a collector's auth header).
+    #[serde(default)]
+    pub headers_env: BTreeMap<String, String>,
+}
+
+impl fmt::Debug for TelemetryConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Header values may be credentials: only their names are shown.
+        f.debug_struct("TelemetryConfig")
+            .field("otlp_endpoint", &self.otlp_endpoint)
+            .field("service_name", &self.service_name)
+            .field("sample_ratio", &self.sample_ratio)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("headers_env", &self.headers_env)
+            .finish()
+    }
+}
+
+impl TelemetryConfig {
+    /// Whether traces are exported.
+    pub fn enabled(&self) -> bool {
+        self.otlp_endpoint.is_some()
+    }
 }
 
 /// `[state]`: where the target limiters, the per-key limits and the budgets live when
@@ -700,6 +750,7 @@ impl Config {
                 return Err(problem("state.timeout", "must be more than zero"));
             }
         }
+        crate::telemetry::validate(&self.telemetry, env)?;
         if self.server.threads.is_some_and(|n| n > MAX_SERVER_THREADS) {
             return Err(problem(
                 "server.threads",

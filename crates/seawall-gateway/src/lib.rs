@@ -38,7 +38,8 @@
 //! # }
 //! ```
 //!
-//! See the crate README for the configuration reference and the metrics.
+//! See the crate README for the configuration reference and the metrics, and
+//! [`telemetry`] for OTLP trace export.
 
 pub mod access;
 mod config;
@@ -54,13 +55,14 @@ mod server;
 mod spend;
 mod state;
 mod status;
+pub mod telemetry;
 pub mod wire;
 
 pub use config::{
     AlertConfig, BudgetConfig, CacheConfig, Config, ConfigError, ContentFilterConfig,
     ContinuationConfig, GroupConfig, HedgeConfig, IdempotencyConfig, KeyBudgetConfig,
     OverOutputConfig, PriceConfig, ProviderConfig, ServerConfig, StrategyConfig, TargetConfig,
-    VirtualKeyConfig, parse_duration,
+    TelemetryConfig, VirtualKeyConfig, parse_duration,
 };
 #[cfg(feature = "demo")]
 #[cfg_attr(docsrs, doc(cfg(feature = "demo")))]

@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
+use seawall_gateway::telemetry::Telemetry;
 use seawall_gateway::{Config, Gateway};
 
 /// Many small, short-lived buffers per request: mimalloc is cheaper than the system
@@ -30,8 +31,6 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    // An access line per call and the layers' events, as JSON lines on stdout.
-    let _log = seawall_gateway::access::init_from_env();
     let mut listen: Option<SocketAddr> = None;
     let mut config_path: Option<String> = None;
     let mut args = std::env::args().skip(1);
@@ -54,13 +53,29 @@ async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         }
     }
 
+    let config = match &config_path {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+            Some(Config::from_toml(&text)?)
+        }
+        None => None,
+    };
+    // `[telemetry]`: the trace exporter, when an endpoint is set (nothing otherwise).
+    let telemetry = match &config {
+        Some(config) => {
+            Telemetry::from_config(&config.telemetry, &|name| std::env::var(name).ok())?
+        }
+        None => None,
+    };
+    // An access line per call and the layers' events, as JSON lines on stdout; with
+    // telemetry, the spans to the collector too.
+    let _log = seawall_gateway::access::init_from_env_with(telemetry.as_ref());
+
     // One server thread per core unless the config says otherwise: each with its own
     // runtime and upstream pool, so a request never changes threads.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let (gateway, demo) = match &config_path {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
-            let config = Config::from_toml(&text)?;
+    let (gateway, demo) = match config {
+        Some(config) => {
             let threads = config.server.threads.unwrap_or(cores);
             (Gateway::builder(config).threads(threads).build()?, None)
         }
@@ -80,6 +95,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     shutdown_signal().await;
     println!("seawall-gateway: shutting down, draining in-flight requests");
     handle.shutdown().await;
+    if let Some(telemetry) = telemetry {
+        // The spans still queued go to the collector (a blocking wait, off the runtime).
+        let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+    }
     Ok(())
 }
 

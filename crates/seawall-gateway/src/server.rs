@@ -50,6 +50,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tower::util::Either;
 use tower::{Layer, ServiceExt};
+use tracing::Instrument;
 
 use crate::access::Access;
 use crate::config::{Config, ConfigError, ProviderConfig, ProviderRefillConfig, StrategyConfig};
@@ -113,6 +114,8 @@ thread_local! {
 #[derive(Clone)]
 pub(crate) struct UpstreamClient {
     pools: Arc<[HttpClient]>,
+    /// With trace export on, each request carries its attempt span's `traceparent`.
+    traced: bool,
 }
 
 impl UpstreamClient {
@@ -131,7 +134,10 @@ impl tower_service::Service<Request<Full<Bytes>>> for UpstreamClient {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: Request<Full<Bytes>>) -> Self::Future {
+    fn call(&mut self, mut request: Request<Full<Bytes>>) -> Self::Future {
+        if self.traced {
+            crate::telemetry::inject_current(request.headers_mut());
+        }
         self.current().request(request)
     }
 }
@@ -160,6 +166,8 @@ pub(crate) struct Shared {
     /// Per-target figures and recent failovers, for the status page.
     pub(crate) board: crate::status::Board,
     max_body: usize,
+    /// Trace export is on (`[telemetry]`): each chat call gets a server span.
+    traced: bool,
     pub(crate) ready: AtomicBool,
     models: Bytes,
     next_id: AtomicU64,
@@ -315,7 +323,8 @@ impl GatewayBuilder {
                     problem: e.to_string(),
                 })?,
         };
-        let http = UpstreamClient { pools };
+        let traced = config.telemetry.enabled();
+        let http = UpstreamClient { pools, traced };
         let state = crate::state::State::new(config, &env)?;
 
         let prices = crate::spend::prices(config);
@@ -643,6 +652,7 @@ impl GatewayBuilder {
                 state,
                 board: crate::status::Board::new(&target_names),
                 max_body: config.server.max_body_bytes,
+                traced,
                 ready: AtomicBool::new(true),
                 models: Bytes::from(serde_json::to_vec(&models).unwrap_or_default()),
                 next_id: AtomicU64::new(1),
@@ -995,10 +1005,14 @@ struct SseRelay {
     cut: Pin<Box<dyn Future<Output = ()> + Send>>,
     /// The call's access line, written when the stream ends.
     access: Option<Box<Access>>,
+    /// The call's server span (trace export on), ended with the stream.
+    span: tracing::Span,
 }
 
 impl SseRelay {
     fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        // The request span (trace export on) covers the relay: it ends with the stream.
+        let _span = self.span.clone().entered();
         let mut out = Vec::new();
         if !self.role_sent {
             self.role_sent = true;
@@ -1229,13 +1243,23 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Reply
                 return Ok(reply);
             };
             let mut access = Access::wanted().then(Box::<Access>::default);
-            let reply = Box::pin(chat(&shared, request, started, access.as_deref_mut())).await;
+            let span = if shared.traced {
+                crate::telemetry::server_span(request.headers())
+            } else {
+                tracing::Span::none()
+            };
+            let reply = Box::pin(
+                chat(&shared, request, started, access.as_deref_mut()).instrument(span.clone()),
+            )
+            .await;
+            crate::telemetry::record_status(&span, reply.status().as_u16());
             // A stream holds its permit until the relay ends, and writes its access line
             // then.
             let reply = match reply.into_parts() {
                 (parts, GatewayBody(BodyKind::Sse(mut relay))) => {
                     relay.permit = Some(permit);
                     relay.access = access.take();
+                    relay.span = span;
                     Response::from_parts(parts, GatewayBody(BodyKind::Sse(relay)))
                 }
                 (parts, body) => Response::from_parts(parts, body),
@@ -1544,6 +1568,12 @@ async fn chat(
         }
     };
 
+    if shared.traced
+        && let Some(key) = &key
+    {
+        // The key's name, never the key.
+        tracing::Span::current().record("seawall.key.name", &*key.name);
+    }
     if let Some(access) = access.as_deref_mut() {
         access.key = key.as_ref().map(|k| Arc::clone(&k.name));
         // Named only in part: the client sent it, and it may be huge.
@@ -1616,6 +1646,7 @@ async fn chat(
                     role_sent: false,
                     permit: None,
                     access: None,
+                    span: tracing::Span::none(),
                     cut: {
                         let mut cut = shared.cut_streams.subscribe();
                         Box::pin(async move {

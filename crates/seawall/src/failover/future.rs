@@ -111,6 +111,15 @@ impl Traced {
         self.0.is_some()
     }
 
+    /// Enters the current attempt's span while the attempt's service is called or polled
+    /// (its response and its stream), so what runs below it (the HTTP call) has it as the
+    /// current span: a subscriber that propagates trace context sends the attempt's, and
+    /// one that times spans by their last exit ends the attempt with its stream.
+    pub(crate) fn in_attempt<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _attempt = self.0.as_ref().map(|spans| spans.attempt.enter());
+        f()
+    }
+
     /// Starts the next attempt's span (the previous one closes).
     fn attempt(&mut self, span: impl FnOnce(Option<tracing::Id>) -> tracing::Span) {
         if let Some(spans) = &mut self.0 {
@@ -211,6 +220,12 @@ fn call_span(request: &ChatRequest) -> Traced {
     ))
 }
 
+/// A count as a span field: signed, as OpenTelemetry's integer attributes are (an unsigned
+/// field reaches an OpenTelemetry bridge as text).
+fn int(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
 /// Records a response's model, provider and usage on the call's span and its attempt's.
 fn record_response(span: &Traced, response: &ChatResponse) {
     let Some(spans) = &span.0 else { return };
@@ -218,8 +233,8 @@ fn record_response(span: &Traced, response: &ChatResponse) {
         span.record("gen_ai.response.model", response.model.as_str());
         span.record("gen_ai.provider.name", response.provider.as_str());
         if let Some(usage) = response.usage {
-            span.record("gen_ai.usage.input_tokens", usage.input_tokens);
-            span.record("gen_ai.usage.output_tokens", usage.output_tokens);
+            span.record("gen_ai.usage.input_tokens", int(usage.input_tokens));
+            span.record("gen_ai.usage.output_tokens", int(usage.output_tokens));
         }
     }
 }
@@ -282,7 +297,7 @@ impl Walk {
                     "gen_ai.usage.output_tokens" = tracing::field::Empty,
                     "error.type" = tracing::field::Empty,
                     "seawall.target" = target.id.as_str(),
-                    "seawall.attempt" = hop,
+                    "seawall.attempt" = i64::from(hop),
                     "seawall.outcome" = tracing::field::Empty,
                     "seawall.wait_ms" = tracing::field::Empty,
                     "seawall.first_token_ms" = tracing::field::Empty,
@@ -486,7 +501,7 @@ impl Walk {
         if self.span.is_some() {
             self.span.record("seawall.target", target.as_str());
             self.span.record("gen_ai.response.model", model.as_str());
-            self.span.record("seawall.attempts", self.hops);
+            self.span.record("seawall.attempts", i64::from(self.hops));
             self.span
                 .record_attempt("gen_ai.response.model", model.as_str());
         }
@@ -648,7 +663,10 @@ impl Future for ResponseFuture {
                         return Poll::Pending;
                     }
                     Poll::Ready(Readiness::Ready) => {
-                        let future = service.call(this.walk.attempt_request(&attempt));
+                        let future = this
+                            .walk
+                            .span
+                            .in_attempt(|| service.call(this.walk.attempt_request(&attempt)));
                         this.state = State::Calling { attempt, future };
                     }
                     Poll::Ready(Readiness::Failed(error)) => {
@@ -665,7 +683,7 @@ impl Future for ResponseFuture {
                 State::Calling {
                     attempt,
                     mut future,
-                } => match future.as_mut().poll(cx) {
+                } => match this.walk.span.in_attempt(|| future.as_mut().poll(cx)) {
                     Poll::Pending => {
                         this.state = State::Calling { attempt, future };
                         return Poll::Pending;
@@ -690,7 +708,11 @@ impl Future for ResponseFuture {
                 State::Committing {
                     attempt,
                     mut stream,
-                } => match Pin::new(&mut stream).poll_next(cx) {
+                } => match this
+                    .walk
+                    .span
+                    .in_attempt(|| Pin::new(&mut stream).poll_next(cx))
+                {
                     Poll::Pending => {
                         this.state = State::Committing { attempt, stream };
                         return Poll::Pending;

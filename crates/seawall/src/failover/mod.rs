@@ -53,9 +53,12 @@
 //!   `seawall.first_token_ms` and the response's fields); events `target skipped`
 //!   (`seawall.skip_reason`, debug), `attempt failed`, `stream recovered`, `hedge sent`
 //!   (`seawall.target`, `seawall.hedged_target`, `seawall.hedge_after_ms`) and `hedge won`
-//!   (info); a cancelled attempt's span has `seawall.outcome = "cancelled"`. With
-//!   no subscriber listening they are never built: the router's futures hold one pointer,
-//!   and a call allocates nothing for them.
+//!   (info); a cancelled attempt's span has `seawall.outcome = "cancelled"`. An attempt's
+//!   span is the current span while its target is called and polled (its stream too), so
+//!   a subscriber that propagates trace context (an OpenTelemetry bridge) sends the
+//!   attempt's upstream; counts are recorded as signed integers. With no subscriber
+//!   listening they are never built: the router's futures hold one pointer, and a call
+//!   allocates nothing for them.
 //!
 //! # Hedging
 //!

@@ -736,7 +736,11 @@ impl Stream for RelayStream {
                 continue;
             }
             match mem::replace(&mut this.state, Relay::Done) {
-                Relay::Streaming(mut stream) => match Pin::new(&mut stream).poll_next(cx) {
+                Relay::Streaming(mut stream) => match this
+                    .walk
+                    .span
+                    .in_attempt(|| Pin::new(&mut stream).poll_next(cx))
+                {
                     Poll::Pending => {
                         this.state = Relay::Streaming(stream);
                         return Poll::Pending;
@@ -762,7 +766,10 @@ impl Stream for RelayStream {
                             return Poll::Pending;
                         }
                         Poll::Ready(Readiness::Ready) => {
-                            let future = service.call(this.recovery_request(path));
+                            let future = this
+                                .walk
+                                .span
+                                .in_attempt(|| service.call(this.recovery_request(path)));
                             this.state = Relay::Calling { future, path };
                         }
                         Poll::Ready(Readiness::Failed(error)) => {
@@ -778,18 +785,20 @@ impl Stream for RelayStream {
                         }
                     }
                 }
-                Relay::Calling { mut future, path } => match future.as_mut().poll(cx) {
-                    Poll::Pending => {
-                        this.state = Relay::Calling { future, path };
-                        return Poll::Pending;
-                    }
-                    Poll::Ready(Ok(response)) => this.start_relay(response, path),
-                    Poll::Ready(Err(error)) => {
-                        if let Some(out) = this.attempt_failed(&*error, path) {
-                            return Poll::Ready(Some(out));
+                Relay::Calling { mut future, path } => {
+                    match this.walk.span.in_attempt(|| future.as_mut().poll(cx)) {
+                        Poll::Pending => {
+                            this.state = Relay::Calling { future, path };
+                            return Poll::Pending;
+                        }
+                        Poll::Ready(Ok(response)) => this.start_relay(response, path),
+                        Poll::Ready(Err(error)) => {
+                            if let Some(out) = this.attempt_failed(&*error, path) {
+                                return Poll::Ready(Some(out));
+                            }
                         }
                     }
-                },
+                }
                 Relay::Done => return Poll::Ready(None),
             }
         }
