@@ -56,7 +56,7 @@
 #[macro_use]
 mod macros;
 
-mod answer;
+pub mod answer;
 pub mod breaker;
 pub mod budget;
 mod builder;
