@@ -27,9 +27,9 @@ use seawall::breaker::{BreakerHandle, BreakerLayer};
 use seawall::budget::{
     Budget, BudgetExceeded, BudgetUnavailable, Budgets, RequestCapExceeded, Unpriced,
 };
-use seawall::cache::CacheLayer;
+use seawall::cache::{CacheLayer, CacheUnavailable};
 use seawall::failover::{Failover, Strategy};
-use seawall::idempotency::{FirstCallFailed, IdempotencyConflict, IdempotencyLayer};
+use seawall::idempotency::{FirstCallFailed, IdempotencyConflict, IdempotencyUnavailable};
 use seawall::rate_limit::{ProviderRefill, Rate, RateLimitConfig, RateLimiter};
 use seawall::retry::RetryLayer;
 use seawall::stack::TargetStack;
@@ -454,18 +454,22 @@ impl GatewayBuilder {
             target
         };
 
-        // One store each, shared by every group (the model name is part of a cache key).
+        // One store each, shared by every group (the model name is part of a cache key);
+        // in Redis, shared by every replica, with `[state]`.
         let cache = config.cache.as_ref().map(|c| {
             let mut builder = CacheLayer::builder(c.ttl).max_bytes(c.max_bytes);
             if let Some(stale) = c.stale_if_error {
                 builder = builder.stale_if_error(stale);
+            }
+            if let Some(store) = state.cache_store() {
+                builder = builder.store(store);
             }
             builder.build()
         });
         let idempotency = config
             .idempotency
             .as_ref()
-            .map(|c| IdempotencyLayer::new(c.ttl));
+            .map(|c| state.idempotency(c.ttl));
         let mut exact = HashMap::new();
         let mut patterns = Vec::new();
         let mut model_names = Vec::new();
@@ -1705,7 +1709,10 @@ fn state_unavailable() -> Reply {
 /// (with `retry-after` until its window resets, and no SDK retry before that), 400 for a
 /// request above a per-request cap or for a model without a price.
 fn spend_refusal(shared: &Shared, error: &BoxError) -> Option<Reply> {
-    if seawall_core::find_error::<BudgetUnavailable>(&**error).is_some() {
+    if seawall_core::find_error::<BudgetUnavailable>(&**error).is_some()
+        || seawall_core::find_error::<CacheUnavailable>(&**error).is_some()
+        || seawall_core::find_error::<IdempotencyUnavailable>(&**error).is_some()
+    {
         return Some(state_unavailable());
     }
     if let Some(exceeded) = seawall_core::find_error::<BudgetExceeded>(&**error) {
