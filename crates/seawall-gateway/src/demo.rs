@@ -43,6 +43,7 @@ pub fn demo_config(simulator: &Simulator) -> Config {
         input_price_per_mtok: None,
         output_price_per_mtok: None,
         accepts_prefill: None,
+        forward_idempotency_key: false,
     };
     Config {
         targets: vec![

@@ -422,6 +422,7 @@ impl GatewayBuilder {
                     if let (Some(key), ProviderConfig::OpenaiCompatible) = (key, t.provider) {
                         c = c.with_api_key(key.clone());
                     }
+                    c = c.with_idempotency_key_forwarding(t.forward_idempotency_key);
                     stack.build(counted(seawall_providers::OpenAi::new(http, c), sent))
                 }
                 ProviderConfig::Anthropic => {
