@@ -318,3 +318,34 @@ async fn with_redis_killed_fail_open_calls_through_and_fail_closed_refuses() {
         started.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_whose_caller_gives_up_frees_the_key_for_a_waiting_replica() {
+    let server = RedisServer::start().unwrap();
+    let (a, _) = replica(&server);
+    let (b, _) = replica(&server);
+    let (held, mut held_seen) = Upstream::new(false);
+    let owner = tokio::spawn({
+        let a = a.clone();
+        let held = held.clone();
+        async move { call(&a, &held, order("Place order 42.", false)).await }
+    });
+    held_seen.recv().await.unwrap();
+
+    let (upstream, mut seen) = Upstream::new(true);
+    let waiter = tokio::spawn(async move {
+        call(&b, &upstream, order("Place order 42.", false))
+            .await
+            .map(|r| (r, upstream.calls()))
+    });
+    // The waiter has not called upstream while the owner runs; the owner's caller gives up.
+    assert!(seen.try_recv().is_err());
+    owner.abort();
+    let (response, calls) = waiter.await.unwrap().unwrap();
+    assert_eq!(response.text(), "Order placed.");
+    assert_eq!(
+        calls, 1,
+        "the waiting replica made the call once the key was freed"
+    );
+    assert_eq!(held.calls(), 1);
+}
