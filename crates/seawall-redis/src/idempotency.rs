@@ -180,18 +180,15 @@ impl Core {
         self.state.key("idempotency", &digest(key.as_bytes()))
     }
 
+    /// Decides a claim this process holds in Redis. `deciding` is made before this future
+    /// is first polled, so that dropping it unpolled still frees the key here.
     async fn decide(
         self: Arc<Self>,
-        key: Arc<str>,
+        deciding: Deciding,
         fingerprint: Box<[u8]>,
         wait_until: Option<Instant>,
-        flight: InFlight,
     ) -> Claim {
-        let deciding = Deciding {
-            core: Arc::clone(&self),
-            key: Arc::clone(&key),
-            flight: Some(flight),
-        };
+        let key = Arc::clone(&deciding.key);
         let redis_key = self.redis_key(&key);
         let print = digest(&fingerprint);
         let token = format!(
@@ -292,12 +289,18 @@ impl Core {
 impl IdempotencyStore for RedisIdempotency {
     fn claim(&self, key: &str, fingerprint: &[u8], wait_until: Option<Instant>) -> Answered<Claim> {
         match self.core.local.claim_now(key, fingerprint) {
-            Claim::First(flight) => Answered::Later(Box::pin(Arc::clone(&self.core).decide(
-                Arc::from(key),
-                fingerprint.into(),
-                wait_until,
-                flight,
-            ))),
+            Claim::First(flight) => {
+                let deciding = Deciding {
+                    core: Arc::clone(&self.core),
+                    key: Arc::from(key),
+                    flight: Some(flight),
+                };
+                Answered::Later(Box::pin(Arc::clone(&self.core).decide(
+                    deciding,
+                    fingerprint.into(),
+                    wait_until,
+                )))
+            }
             claim => Answered::Now(claim),
         }
     }

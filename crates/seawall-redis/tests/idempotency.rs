@@ -349,3 +349,16 @@ async fn an_owner_whose_caller_gives_up_frees_the_key_for_a_waiting_replica() {
     );
     assert_eq!(held.calls(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_dropped_before_it_was_decided_frees_the_key() {
+    use seawall::idempotency::{Answered, Claim, IdempotencyStore};
+    let server = RedisServer::start().unwrap();
+    let (_, store) = replica(&server);
+    let undecided = store.claim("order-42", b"request", None);
+    assert!(matches!(undecided, Answered::Later(_)), "decided in Redis");
+    drop(undecided);
+    // Neither joined to a call that will never run, nor held in Redis.
+    let again = store.claim("order-42", b"request", None).get().await;
+    assert!(matches!(again, Claim::First(_)), "{again:?}");
+}
