@@ -206,7 +206,13 @@ impl Core {
                 .arg(&print)
                 .arg(&token)
                 .arg(millis(self.lease));
-            let reply = self.state.run::<Vec<Value>>(&invocation).await;
+            // Never past the deadline, even for a slow round trip (a claim made but not
+            // answered in time is left to its lease).
+            let Ok(reply) =
+                tokio::time::timeout_at(limit, self.state.run::<Vec<Value>>(&invocation)).await
+            else {
+                return deciding.refuse(Claim::StillRunning);
+            };
             match reply.ok().as_deref().and_then(seen) {
                 Some(Seen::Claimed) => {
                     self.own(&key, redis_key, token);

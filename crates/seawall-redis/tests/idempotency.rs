@@ -362,3 +362,27 @@ async fn a_claim_dropped_before_it_was_decided_frees_the_key() {
     let again = store.claim("order-42", b"request", None).get().await;
     assert!(matches!(again, Claim::First(_)), "{again:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_waits_for_another_replicas_call_no_later_than_its_deadline() {
+    use seawall::idempotency::{Claim, IdempotencyStore};
+    let server = RedisServer::start().unwrap();
+    let (_, a) = replica(&server);
+    let (_, b) = replica(&server);
+    let owned = a.claim("order-42", b"request", None).get().await;
+    assert!(matches!(owned, Claim::First(_)));
+
+    let deadline = Duration::from_millis(200);
+    let started = tokio::time::Instant::now();
+    let waited = b
+        .claim("order-42", b"request", Some(started + deadline))
+        .get()
+        .await;
+    let took = started.elapsed();
+    assert!(matches!(waited, Claim::StillRunning), "{waited:?}");
+    assert!(took <= deadline, "gave up after {took:?}");
+    assert!(took >= deadline / 2, "gave up early, after {took:?}");
+    // The same key with another request is refused at once, even while it runs.
+    let other = b.claim("order-42", b"another", None).get().await;
+    assert!(matches!(other, Claim::Conflict), "{other:?}");
+}
