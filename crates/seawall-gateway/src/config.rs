@@ -420,6 +420,11 @@ pub struct TargetConfig {
     /// `gemini`.
     #[serde(default)]
     pub continuation: Option<ContinuationConfig>,
+    /// `forward_idempotency_key`: send the caller's `Idempotency-Key` on to this target
+    /// (`openai` and `openai_compatible` only; default off: no provider documents one for
+    /// chat completions, but another gateway accepts it).
+    #[serde(default)]
+    pub forward_idempotency_key: bool,
 }
 
 /// `continuation` of a target.
@@ -776,6 +781,17 @@ impl Config {
                 return Err(problem(
                     key("base_url"),
                     "must start with http:// or https://",
+                ));
+            }
+            if t.forward_idempotency_key
+                && !matches!(
+                    t.provider,
+                    ProviderConfig::Openai | ProviderConfig::OpenaiCompatible
+                )
+            {
+                return Err(problem(
+                    key("forward_idempotency_key"),
+                    "only for openai and openai_compatible targets",
                 ));
             }
             if t.provider == ProviderConfig::OpenaiCompatible && t.base_url.is_none() {

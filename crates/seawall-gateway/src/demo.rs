@@ -44,6 +44,7 @@ pub fn demo_config(simulator: &Simulator) -> Config {
         output_price_per_mtok: None,
         accepts_prefill: None,
         continuation: None,
+        forward_idempotency_key: false,
     };
     Config {
         targets: vec![

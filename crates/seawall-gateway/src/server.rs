@@ -27,9 +27,9 @@ use seawall::breaker::{BreakerEvent, BreakerHandle, BreakerLayer};
 use seawall::budget::{
     Budget, BudgetExceeded, BudgetUnavailable, Budgets, RequestCapExceeded, Unpriced,
 };
-use seawall::cache::CacheLayer;
+use seawall::cache::{CacheLayer, CacheUnavailable};
 use seawall::failover::{Continuation, Failover, Strategy};
-use seawall::idempotency::{FirstCallFailed, IdempotencyConflict, IdempotencyLayer};
+use seawall::idempotency::{FirstCallFailed, IdempotencyConflict, IdempotencyUnavailable};
 use seawall::metrics::{Metered, MetricsLayer};
 use seawall::rate_limit::{ProviderRefill, Rate, RateLimitConfig, RateLimiter};
 use seawall::retry::RetryLayer;
@@ -459,6 +459,7 @@ impl GatewayBuilder {
                     if let (Some(key), ProviderConfig::OpenaiCompatible) = (key, t.provider) {
                         c = c.with_api_key(key.clone());
                     }
+                    c = c.with_idempotency_key_forwarding(t.forward_idempotency_key);
                     stack.build(counted(seawall_providers::OpenAi::new(http, c), sent))
                 }
                 ProviderConfig::Anthropic => {
@@ -498,18 +499,22 @@ impl GatewayBuilder {
             target
         };
 
-        // One store each, shared by every group (the model name is part of a cache key).
+        // One store each, shared by every group (the model name is part of a cache key);
+        // in Redis, shared by every replica, with `[state]`.
         let cache = config.cache.as_ref().map(|c| {
             let mut builder = CacheLayer::builder(c.ttl).max_bytes(c.max_bytes);
             if let Some(stale) = c.stale_if_error {
                 builder = builder.stale_if_error(stale);
+            }
+            if let Some(store) = state.cache_store() {
+                builder = builder.store(store);
             }
             builder.build()
         });
         let idempotency = config
             .idempotency
             .as_ref()
-            .map(|c| IdempotencyLayer::new(c.ttl));
+            .map(|c| state.idempotency(c.ttl));
         #[cfg(feature = "semantic-cache")]
         let semantic = crate::semantic::layer(config, &env, http.clone())?;
         let mut exact = HashMap::new();
@@ -1806,7 +1811,10 @@ fn state_unavailable() -> Reply {
 /// (with `retry-after` until its window resets, and no SDK retry before that), 400 for a
 /// request above a per-request cap or for a model without a price.
 fn spend_refusal(shared: &Shared, error: &BoxError) -> Option<Reply> {
-    if seawall_core::find_error::<BudgetUnavailable>(&**error).is_some() {
+    if seawall_core::find_error::<BudgetUnavailable>(&**error).is_some()
+        || seawall_core::find_error::<CacheUnavailable>(&**error).is_some()
+        || seawall_core::find_error::<IdempotencyUnavailable>(&**error).is_some()
+    {
         return Some(state_unavailable());
     }
     if let Some(exceeded) = seawall_core::find_error::<BudgetExceeded>(&**error) {

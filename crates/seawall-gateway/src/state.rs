@@ -1,16 +1,20 @@
-//! `[state]`: where limiters and budgets live. In process by default; in Redis, shared by
-//! every replica, when `[state]` names one.
+//! `[state]`: where limiters, budgets, cached answers and idempotency keys live. In process
+//! by default; in Redis, shared by every replica, when `[state]` names one.
 
 use std::future::{Future, Ready};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use seawall::breaker::BreakerHandle;
 use seawall::budget::{BudgetStore, InMemoryBudgets, Line, Refused};
+use seawall::cache::CacheStore;
+use seawall::idempotency::IdempotencyLayer;
 use seawall::rate_limit::{RateLimitConfig, RateLimiter};
 use seawall_redis::{
-    FailMode, RedisBudgets, RedisConfig, RedisLimiterState, RedisState, Reserving, StateStats,
+    FailMode, RedisBudgets, RedisCache, RedisConfig, RedisIdempotency, RedisLimiterState,
+    RedisState, Reserving, StateStats,
 };
 
 use crate::config::{Config, ConfigError, OnRedisDownConfig, problem};
@@ -80,6 +84,24 @@ impl State {
         match &self.redis {
             Some(redis) => BudgetState::Shared(RedisBudgets::new(redis)),
             None => BudgetState::InProcess(InMemoryBudgets::new()),
+        }
+    }
+
+    /// The store of `[cache]`'s answers when they are shared (in Redis); `None`: in process.
+    pub(crate) fn cache_store(&self) -> Option<Arc<dyn CacheStore>> {
+        // An answer larger than this is passed on, not stored (as in process).
+        const MAX_ENTRY_BYTES: usize = 1024 * 1024;
+        let redis = self.redis.as_ref()?;
+        Some(Arc::new(RedisCache::new(redis, MAX_ENTRY_BYTES)))
+    }
+
+    /// `[idempotency]`'s layer: its keys here, or in Redis.
+    pub(crate) fn idempotency(&self, ttl: Duration) -> IdempotencyLayer {
+        match &self.redis {
+            Some(redis) => {
+                IdempotencyLayer::with_store(Arc::new(RedisIdempotency::new(redis, ttl)))
+            }
+            None => IdempotencyLayer::new(ttl),
         }
     }
 

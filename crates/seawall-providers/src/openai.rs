@@ -81,6 +81,12 @@ pub struct OpenAiConfig {
     pub project: Option<String>,
     /// Which server this is.
     pub server: ServerKind,
+    /// Whether the call's idempotency key
+    /// ([`CallOptions::idempotency_key`](seawall_core::CallOptions)) is sent on as an
+    /// `Idempotency-Key` header. Off by default: no provider documents one for chat
+    /// completions; turn it on for OpenAI-compatible servers that accept it (another
+    /// gateway).
+    pub forward_idempotency_key: bool,
 }
 
 impl OpenAiConfig {
@@ -92,6 +98,7 @@ impl OpenAiConfig {
             organization: None,
             project: None,
             server: ServerKind::OpenAi,
+            forward_idempotency_key: false,
         }
     }
 
@@ -104,6 +111,7 @@ impl OpenAiConfig {
             organization: None,
             project: None,
             server,
+            forward_idempotency_key: false,
         }
     }
 
@@ -132,6 +140,14 @@ impl OpenAiConfig {
     #[must_use]
     pub fn with_project(mut self, project: impl Into<String>) -> Self {
         self.project = Some(project.into());
+        self
+    }
+
+    /// Sends the call's idempotency key on as `Idempotency-Key` (see
+    /// [`forward_idempotency_key`](Self::forward_idempotency_key)).
+    #[must_use]
+    pub fn with_idempotency_key_forwarding(mut self, forward: bool) -> Self {
+        self.forward_idempotency_key = forward;
         self
     }
 }
@@ -163,7 +179,13 @@ impl Dialect for OpenAiDialect {
             LlmError::new(ErrorKind::InvalidRequest, problem).with_provider(self.provider())
         };
         let body = encode_body(request, self.0.server).map_err(invalid)?;
-        let headers = self.headers()?;
+        let mut headers = self.headers()?;
+        if self.0.forward_idempotency_key
+            && let Some(key) = &request.context.options().idempotency_key
+            && let Ok(value) = http::HeaderValue::from_str(key)
+        {
+            headers.push(("idempotency-key", value));
+        }
         let url = join_url(&self.0.base_url, "chat/completions");
         post_bytes(&url, body, request.stream, headers).map_err(invalid)
     }

@@ -1,6 +1,9 @@
 //! Benchmarks: one admission through a limiter whose state is in process, and in Redis on
-//! loopback (one script call); one budget reservation in Redis. Needs `redis-server` on
-//! `PATH`; starts its own.
+//! loopback (one script call); one budget reservation in Redis; a cache hit through the
+//! cache layer with its answers in process and in Redis; an idempotency key claimed in
+//! Redis. Needs `redis-server` on `PATH`; starts its own.
+//!
+//! `cargo bench -p seawall-redis --bench state`
 
 // criterion_group! generates an undocumented public function.
 #![allow(missing_docs)]
@@ -83,5 +86,101 @@ fn state(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, state);
+/// A cache hit through the layer (the answer stored, then found), and a claim of a new
+/// idempotency key (one script call), on loopback.
+fn stores(c: &mut Criterion) {
+    use seawall::cache::CacheLayer;
+    use seawall::idempotency::{Claim, IdempotencyStore};
+    use seawall_core::{
+        AssistantMessage, BoxError, ChatRequest, ChatResponse, FinishReason, Message, ProviderKind,
+    };
+    use seawall_redis::{RedisCache, RedisIdempotency};
+    use tower::{Layer, ServiceExt, service_fn};
+
+    let server = RedisServer::start().expect("redis-server on PATH");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let redis = runtime.block_on(async {
+        RedisState::new(RedisConfig::new(server.url()).timeout(Duration::from_secs(1)))
+            .expect("redis state")
+    });
+    let upstream = service_fn(|_request: ChatRequest| async {
+        Ok::<_, BoxError>(ChatResponse::new(
+            ProviderKind::OpenAi,
+            "gpt-4o",
+            AssistantMessage::text("Paris"),
+            FinishReason::Stop,
+        ))
+    });
+    let redis_cache = RedisCache::new(&redis, 1024 * 1024);
+    let shared = CacheLayer::builder(Duration::from_secs(3600))
+        .store(Arc::new(redis_cache.clone()))
+        .build()
+        .layer(upstream);
+    let in_process = CacheLayer::new(Duration::from_secs(3600)).layer(upstream);
+    let question = ChatRequest::new("gpt-4o", [Message::user("Capital of France?")]);
+    runtime.block_on(async {
+        shared
+            .clone()
+            .oneshot(question.clone())
+            .await
+            .expect("stored");
+        redis_cache.flush().await;
+        in_process
+            .clone()
+            .oneshot(question.clone())
+            .await
+            .expect("stored");
+    });
+
+    let mut group = c.benchmark_group("state/cache_hit");
+    group.bench_function("in_process", |b| {
+        b.iter(|| {
+            runtime
+                .block_on(in_process.clone().oneshot(question.clone()))
+                .expect("hit")
+        });
+    });
+    group.bench_function("redis", |b| {
+        b.iter_custom(|iterations| {
+            runtime.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iterations {
+                    shared.clone().oneshot(question.clone()).await.expect("hit");
+                }
+                start.elapsed()
+            })
+        });
+    });
+    group.finish();
+
+    let keys = RedisIdempotency::new(&redis, Duration::from_secs(3600));
+    let mut next = 0_u64;
+    c.bench_function("state/idempotency_claim/redis", |b| {
+        b.iter_custom(|iterations| {
+            runtime.block_on(async {
+                let names: Vec<String> = (0..iterations)
+                    .map(|i| format!("bench-{}", next + i))
+                    .collect();
+                next += iterations;
+                let start = Instant::now();
+                for name in &names {
+                    let claim = keys.claim(name, b"request", None).get().await;
+                    assert!(matches!(claim, Claim::First(_)), "a new key is claimed");
+                }
+                let took = start.elapsed();
+                for name in &names {
+                    keys.release(name);
+                }
+                keys.flush().await;
+                took
+            })
+        });
+    });
+}
+
+criterion_group!(benches, state, stores);
 criterion_main!(benches);

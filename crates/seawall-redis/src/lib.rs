@@ -1,6 +1,7 @@
 //! Shared state on Redis for seawall, so that replicas behave as one: the rate limiters of
 //! the targets (requests and tokens, with the provider's own reports), per-key limits,
-//! breakers and capacity cooldowns, and budgets.
+//! breakers and capacity cooldowns, budgets, the response cache ([`RedisCache`]) and
+//! idempotency keys ([`RedisIdempotency`]).
 //!
 //! One [`RedisState`] holds the connection; each piece of state is built from it and
 //! plugs into the layer's state trait, so the layers are the same with or without Redis:
@@ -33,6 +34,16 @@
 //! // Budgets counted once for every replica.
 //! let budgets = BudgetBuilder::new(RedisBudgets::new(&redis)).build();
 //! # let _ = budgets;
+//!
+//! // One replica's answer is another's hit; a retry on another replica joins or replays
+//! // the first call with its idempotency key.
+//! let cache = seawall::cache::CacheLayer::builder(std::time::Duration::from_secs(600))
+//!     .store(Arc::new(seawall_redis::RedisCache::new(&redis, 1024 * 1024)))
+//!     .build();
+//! let keys = seawall::idempotency::IdempotencyLayer::with_store(Arc::new(
+//!     seawall_redis::RedisIdempotency::new(&redis, std::time::Duration::from_secs(3600)),
+//! ));
+//! # let _ = (cache, keys);
 //! # Ok(()) }
 //! ```
 //!
@@ -43,10 +54,15 @@
 
 mod breaker;
 mod budget;
+mod cache;
 mod client;
+mod idempotency;
 mod limiter;
+mod writes;
 
 pub use self::budget::{RedisBudgets, Reserving};
+pub use self::cache::RedisCache;
 pub use self::client::{FailMode, RedisConfig, RedisState, StateStats};
+pub use self::idempotency::RedisIdempotency;
 pub use self::limiter::RedisLimiterState;
 pub mod testing;

@@ -19,8 +19,10 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use seawall::breaker::BreakerLayer;
 use seawall::budget::{BudgetLayer, BudgetRule, RequestCaps, Scope, Window};
+use seawall::cache::CacheLayer;
 use seawall::chaos::ChaosLayer;
 use seawall::failover::Failover;
+use seawall::idempotency::IdempotencyLayer;
 use seawall::rate_limit::{Rate, RateLimitConfig, RateLimitLayer, RateLimiter};
 use seawall::retry::RetryLayer;
 use seawall::stack::TargetStack;
@@ -166,6 +168,18 @@ fn layers(c: &mut Criterion) {
         &by_user,
     );
     bench_layer(c, "chaos_disabled", &ChaosLayer::disabled());
+    // A hit: the first call stores the answer, every timed call is answered from the
+    // in-process store.
+    bench_layer(c, "cache_hit", &CacheLayer::new(Duration::from_secs(3600)));
+    // A replay: the first call with the key completes, every timed call replays it.
+    let mut keyed = ChatRequest::new("gpt-4o", [Message::user("Capital of France?")]);
+    keyed.context.options_mut().idempotency_key = Some("bench-key".into());
+    bench_layer_with(
+        c,
+        "idempotency_replay",
+        &IdempotencyLayer::new(Duration::from_secs(3600)),
+        &keyed,
+    );
     // A plan whose one rule never fires: every call counts and checks the rule.
     bench_layer(
         c,

@@ -187,3 +187,202 @@ impl Recording {
         })
     }
 }
+
+/// A finished answer as a store keeps it: whole, or as the events of a stream that reached
+/// its end of message (replayed event for event). Opaque; a store that keeps answers
+/// outside the process (in Redis) keeps [`encode`](Self::encode)'s bytes.
+#[derive(Debug, Clone)]
+pub struct StoredAnswer(pub(crate) Answer);
+
+/// Bytes that are not an [`StoredAnswer::encode`]d answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UndecodableAnswer;
+
+impl std::fmt::Display for UndecodableAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("stored answer bytes could not be decoded")
+    }
+}
+
+impl std::error::Error for UndecodableAnswer {}
+
+impl StoredAnswer {
+    /// Roughly the bytes the answer holds in memory.
+    pub fn weight(&self) -> usize {
+        self.0.weight()
+    }
+
+    /// The answer as compact bytes (JSON with one-letter tags): every field a replay
+    /// gives back, every event of a stream in order, nothing of the request or the caller.
+    pub fn encode(&self) -> Vec<u8> {
+        let wire = match &self.0 {
+            Answer::Whole {
+                id,
+                provider,
+                model,
+                message,
+                finish_reason,
+                usage,
+            } => Wire::W {
+                i: id,
+                p: *provider,
+                m: model,
+                g: message,
+                f: finish_reason.as_ref(),
+                u: *usage,
+            },
+            Answer::Streamed {
+                provider,
+                model,
+                events,
+            } => Wire::S {
+                p: *provider,
+                m: model,
+                e: events.iter().filter_map(WireEvent::of).collect(),
+            },
+        };
+        serde_json::to_vec(&wire).unwrap_or_default()
+    }
+
+    /// An answer from [`encode`](Self::encode)'s bytes.
+    ///
+    /// # Errors
+    ///
+    /// Bytes that are not an encoded answer.
+    pub fn decode(bytes: &[u8]) -> Result<Self, UndecodableAnswer> {
+        let wire: OwnedWire = serde_json::from_slice(bytes).map_err(|_| UndecodableAnswer)?;
+        Ok(Self(match wire {
+            OwnedWire::W { i, p, m, g, f, u } => Answer::Whole {
+                id: i,
+                provider: p,
+                model: m,
+                message: g,
+                finish_reason: f,
+                usage: u,
+            },
+            OwnedWire::S { p, m, e } => Answer::Streamed {
+                provider: p,
+                model: m,
+                events: e.into_iter().map(OwnedEvent::into_event).collect(),
+            },
+        }))
+    }
+}
+
+/// The encoded form of an answer, borrowed.
+#[derive(serde::Serialize)]
+enum Wire<'a> {
+    W {
+        i: &'a str,
+        p: ProviderKind,
+        m: &'a str,
+        g: &'a AssistantMessage,
+        f: Option<&'a FinishReason>,
+        u: Option<Usage>,
+    },
+    S {
+        p: ProviderKind,
+        m: &'a str,
+        e: Vec<WireEvent<'a>>,
+    },
+}
+
+#[derive(serde::Serialize)]
+enum WireEvent<'a> {
+    S(Option<&'a str>, Option<&'a str>),
+    T(&'a str),
+    C(u32, Option<&'a str>, Option<&'a str>, &'a str),
+    U(Usage),
+    F(&'a FinishReason),
+}
+
+impl<'a> WireEvent<'a> {
+    /// A kept stream holds no error event (a failed stream is never kept).
+    fn of(event: &'a StreamEvent) -> Option<Self> {
+        Some(match event {
+            StreamEvent::Start { id, model } => Self::S(id.as_deref(), model.as_deref()),
+            StreamEvent::TextDelta(text) => Self::T(text),
+            StreamEvent::ToolCallDelta {
+                index,
+                id,
+                name,
+                arguments,
+            } => Self::C(*index, id.as_deref(), name.as_deref(), arguments),
+            StreamEvent::Usage(usage) => Self::U(*usage),
+            StreamEvent::Finish(reason) => Self::F(reason),
+            _ => return None,
+        })
+    }
+}
+
+#[derive(serde::Deserialize)]
+enum OwnedWire {
+    W {
+        i: String,
+        p: ProviderKind,
+        m: String,
+        g: AssistantMessage,
+        f: Option<FinishReason>,
+        u: Option<Usage>,
+    },
+    S {
+        p: ProviderKind,
+        m: String,
+        e: Vec<OwnedEvent>,
+    },
+}
+
+#[derive(serde::Deserialize)]
+enum OwnedEvent {
+    S(Option<String>, Option<String>),
+    T(String),
+    C(u32, Option<String>, Option<String>, String),
+    U(Usage),
+    F(FinishReason),
+}
+
+impl OwnedEvent {
+    fn into_event(self) -> StreamEvent {
+        match self {
+            Self::S(id, model) => StreamEvent::Start { id, model },
+            Self::T(text) => StreamEvent::TextDelta(text),
+            Self::C(index, id, name, arguments) => StreamEvent::ToolCallDelta {
+                index,
+                id,
+                name,
+                arguments,
+            },
+            Self::U(usage) => StreamEvent::Usage(usage),
+            Self::F(reason) => StreamEvent::Finish(reason),
+        }
+    }
+}
+
+/// A store's reply: at once (a store in process), or later (a shared store asks a server).
+/// Only the second allocates.
+pub enum Answered<T> {
+    /// The reply, now.
+    Now(T),
+    /// The reply, when the store has it.
+    Later(std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'static>>),
+}
+
+impl<T> std::fmt::Debug for Answered<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Now(_) => f.write_str("Answered::Now"),
+            Self::Later(_) => f.write_str("Answered::Later"),
+        }
+    }
+}
+
+impl<T> Answered<T> {
+    /// The reply, waiting for it if it comes later.
+    pub async fn get(self) -> T {
+        match self {
+            Self::Now(value) => value,
+            Self::Later(future) => future.await,
+        }
+    }
+}

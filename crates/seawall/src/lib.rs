@@ -62,7 +62,7 @@
 #[macro_use]
 mod macros;
 
-mod answer;
+pub mod answer;
 pub mod breaker;
 pub mod budget;
 mod builder;

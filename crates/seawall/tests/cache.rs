@@ -272,3 +272,97 @@ async fn the_store_stays_within_its_bound() {
     assert!(stats.bytes <= 8 * 1024, "{stats:?}");
     assert!(stats.entries < 200, "{stats:?}");
 }
+
+/// A store that answers after a 5 ms round trip (as a shared store does), over answers
+/// kept in process; or, `down`, refuses every lookup as a store failing closed.
+struct Remote {
+    answers: seawall::cache::InProcessCache,
+    down: bool,
+}
+
+const ROUND_TRIP: Duration = Duration::from_millis(5);
+
+impl seawall::cache::CacheStore for Remote {
+    fn get(
+        &self,
+        key: &seawall::cache::CacheKey,
+        younger_than: Duration,
+    ) -> seawall::cache::Answered<seawall::cache::Lookup> {
+        let found = self.answers.find(key, younger_than);
+        let down = self.down;
+        seawall::cache::Answered::Later(Box::pin(async move {
+            tokio::time::sleep(ROUND_TRIP).await;
+            if down {
+                return Err(seawall::cache::CacheUnavailable::default());
+            }
+            Ok(found)
+        }))
+    }
+
+    fn put(
+        &self,
+        key: &seawall::cache::CacheKey,
+        answer: seawall::cache::StoredAnswer,
+        keep_for: Duration,
+    ) -> bool {
+        self.answers.keep(key, answer, keep_for)
+    }
+}
+
+fn remote(down: bool) -> Arc<Remote> {
+    Arc::new(Remote {
+        answers: seawall::cache::InProcessCache::new(1 << 20, 1 << 20),
+        down,
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_store_that_answers_after_a_round_trip_gives_hits_misses_and_stale_answers() {
+    let upstream = Upstream::new();
+    let layer = CacheLayer::builder(Duration::from_secs(60))
+        .stale_if_error(Duration::from_secs(600))
+        .store(remote(false))
+        .build();
+    let service = layer.layer(upstream.service());
+
+    let started = tokio::time::Instant::now();
+    let first = service.clone().oneshot(question("hi")).await.unwrap();
+    assert_eq!(first.trail.cache, Some(CacheStatus::Miss));
+    assert_eq!(started.elapsed(), ROUND_TRIP, "one lookup, then the call");
+    let started = tokio::time::Instant::now();
+    let second = service.clone().oneshot(question("hi")).await.unwrap();
+    assert_eq!(second.trail.cache, Some(CacheStatus::Hit));
+    assert_eq!(second.text(), first.text());
+    assert_eq!(started.elapsed(), ROUND_TRIP);
+    assert_eq!(upstream.calls(), 1);
+
+    // Past the TTL, a failed call gets the stale answer (a second lookup after the call).
+    tokio::time::advance(Duration::from_secs(61)).await;
+    upstream.set(Next::Fail);
+    let started = tokio::time::Instant::now();
+    let stale = service.clone().oneshot(question("hi")).await.unwrap();
+    assert_eq!(stale.trail.cache, Some(CacheStatus::Stale));
+    assert_eq!(stale.text(), first.text());
+    assert_eq!(started.elapsed(), ROUND_TRIP * 2);
+    assert_eq!(upstream.calls(), 2);
+    // A failure that is the caller's own is not hidden.
+    upstream.set(Next::FailInvalid);
+    assert!(service.clone().oneshot(question("hi")).await.is_err());
+    assert_eq!(layer.stats().stale, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_store_failing_closed_refuses_the_call_without_sending_it() {
+    let upstream = Upstream::new();
+    let service = CacheLayer::builder(Duration::from_secs(60))
+        .store(remote(true))
+        .build()
+        .layer(upstream.service());
+    let error = service.oneshot(question("hi")).await.unwrap_err();
+    assert!(
+        error
+            .downcast_ref::<seawall::cache::CacheUnavailable>()
+            .is_some()
+    );
+    assert_eq!(upstream.calls(), 0);
+}

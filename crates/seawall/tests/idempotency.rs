@@ -203,3 +203,105 @@ async fn answers_given_by_another_call_say_so_in_the_trail() {
     let again = service.clone().oneshot(keyed("k6", "hi")).await.unwrap();
     assert_eq!(again.trail.cache, Some(seawall_core::CacheStatus::Replayed));
 }
+
+/// A store that decides a first claim after a 5 ms round trip (as a shared store does):
+/// the call runs, or (`down`) it is refused as by a store failing closed, with the calls
+/// that joined it meanwhile.
+struct Remote {
+    keys: seawall::idempotency::InProcessIdempotency,
+    down: bool,
+}
+
+const ROUND_TRIP: Duration = Duration::from_millis(5);
+
+impl seawall::idempotency::IdempotencyStore for Remote {
+    fn claim(
+        &self,
+        key: &str,
+        fingerprint: &[u8],
+        _wait_until: Option<tokio::time::Instant>,
+    ) -> seawall::idempotency::Answered<seawall::idempotency::Claim> {
+        use seawall::idempotency::{Answered, Claim};
+        match self.keys.claim_now(key, fingerprint) {
+            Claim::First(flight) => {
+                let down = self.down;
+                let key = key.to_owned();
+                Answered::Later(Box::pin(async move {
+                    tokio::time::sleep(ROUND_TRIP).await;
+                    if down {
+                        flight.refused(&key, &Claim::Unavailable);
+                        return Claim::Unavailable;
+                    }
+                    Claim::First(flight)
+                }))
+            }
+            claim => Answered::Now(claim),
+        }
+    }
+
+    fn complete(
+        &self,
+        key: &str,
+        fingerprint: &[u8],
+        answer: Arc<seawall::idempotency::StoredAnswer>,
+    ) {
+        self.keys.complete(key, fingerprint, answer);
+    }
+
+    fn release(&self, key: &str) {
+        self.keys.release(key);
+    }
+}
+
+fn remote(down: bool) -> IdempotencyLayer {
+    IdempotencyLayer::with_store(Arc::new(Remote {
+        keys: seawall::idempotency::InProcessIdempotency::new(Duration::from_secs(60)),
+        down,
+    }))
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_a_store_that_answers_later_concurrent_calls_are_still_one_call() {
+    let upstream = Upstream::new();
+    let service = remote(false).layer(upstream.service());
+    let started = tokio::time::Instant::now();
+    let calls: Vec<_> = (0..50)
+        .map(|_| tokio::spawn(service.clone().oneshot(keyed("k1", "hi"))))
+        .collect();
+    for call in calls {
+        assert_eq!(call.await.unwrap().unwrap().text(), "answer 1");
+    }
+    assert_eq!(started.elapsed(), ROUND_TRIP + Duration::from_millis(300));
+    assert_eq!(upstream.calls(), 1);
+    let replay = service.clone().oneshot(keyed("k1", "hi")).await.unwrap();
+    assert_eq!(
+        replay.trail.cache,
+        Some(seawall_core::CacheStatus::Replayed)
+    );
+    let conflict = service
+        .clone()
+        .oneshot(keyed("k1", "other"))
+        .await
+        .unwrap_err();
+    assert!(conflict.downcast_ref::<IdempotencyConflict>().is_some());
+    assert_eq!(upstream.calls(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_store_failing_closed_refuses_the_call_and_the_ones_that_joined_it() {
+    let upstream = Upstream::new();
+    let service = remote(true).layer(upstream.service());
+    let calls: Vec<_> = (0..3)
+        .map(|_| tokio::spawn(service.clone().oneshot(keyed("k1", "hi"))))
+        .collect();
+    for call in calls {
+        let error = call.await.unwrap().unwrap_err();
+        assert!(
+            error
+                .downcast_ref::<seawall::idempotency::IdempotencyUnavailable>()
+                .is_some(),
+            "{error}"
+        );
+    }
+    assert_eq!(upstream.calls(), 0);
+}

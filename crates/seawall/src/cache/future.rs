@@ -10,14 +10,17 @@ use seawall_core::{
     FinishReason,
 };
 
-use super::key::Key;
+use super::key::CacheKey;
 use super::replay::Recorder;
-use super::store::Store;
-use crate::answer::Answer;
+use super::store::Shared;
+use crate::answer::{Answer, Answered, StoredAnswer};
+
+/// A call whose store answers after a round trip: looked up, then sent if missed.
+pub(crate) type Boxed = Pin<Box<dyn Future<Output = Result<ChatResponse, BoxError>> + Send>>;
 
 /// What a missed call needs for a stale answer: its key, whether it streams, and the
 /// stack's classifier (to tell a provider's failure from the caller's).
-pub(crate) type StaleKey = (Key, bool, Option<Classifier>);
+pub(crate) type StaleKey = (CacheKey, bool, Option<Classifier>);
 
 pin_project! {
     /// The response future of [`Cache`](super::Cache): a stored answer, or the call.
@@ -33,12 +36,15 @@ pin_project! {
         Hit {
             response: Option<ChatResponse>,
         },
+        Boxed {
+            future: Boxed,
+        },
         Miss {
             #[pin]
             inner: F,
-            store: Arc<Store>,
+            store: Arc<Shared>,
             // The key to store the answer under (none with `no-store`).
-            store_key: Option<Key>,
+            store_key: Option<CacheKey>,
             stale: Option<StaleKey>,
         },
     }
@@ -53,11 +59,17 @@ impl<F> ResponseFuture<F> {
         }
     }
 
+    pub(crate) fn boxed(future: Boxed) -> Self {
+        Self {
+            state: State::Boxed { future },
+        }
+    }
+
     pub(crate) fn miss(
         inner: F,
         stale: Option<StaleKey>,
-        store: &Arc<Store>,
-        store_key: Option<Key>,
+        store: &Arc<Shared>,
+        store_key: Option<CacheKey>,
     ) -> Self {
         Self {
             state: State::Miss {
@@ -102,7 +114,9 @@ where
     type Output = Result<ChatResponse, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
+        let mut state = self.project().state;
+        match state.as_mut().project() {
+            StateProj::Boxed { future } => future.as_mut().poll(cx),
             StateProj::Hit { response } => {
                 Poll::Ready(response.take().ok_or_else(|| {
                     "the cache's response future was polled after it completed".into()
@@ -123,29 +137,64 @@ where
                     Poll::Ready(Ok(response))
                 }
                 Err(error) => {
-                    if let Some((key, streamed, classifier)) = stale.take()
-                        && !callers_fault(&*error, classifier.as_ref())
-                        && let Some(entry) = store.stale(&key)
-                    {
-                        let mut trail = ErrorWithTrail::find(&*error)
-                            .map(|e| e.trail().clone())
-                            .unwrap_or_default();
-                        trail.cache = Some(CacheStatus::Stale);
-                        if let Some(response) = entry.answer.response(streamed, trail) {
-                            store.count_stale();
-                            return Poll::Ready(Ok(response));
+                    let Some((key, streamed, classifier)) = stale.take() else {
+                        return Poll::Ready(Err(error));
+                    };
+                    let Some(stale_for) = store.stale_if_error else {
+                        return Poll::Ready(Err(error));
+                    };
+                    if callers_fault(&*error, classifier.as_ref()) {
+                        return Poll::Ready(Err(error));
+                    }
+                    let older = store.ttl.saturating_add(stale_for);
+                    match store.store.get(&key, older) {
+                        Answered::Now(found) => {
+                            Poll::Ready(stale_answer(store, found, streamed, error))
+                        }
+                        Answered::Later(lookup) => {
+                            let store = Arc::clone(store);
+                            let mut future: Boxed = Box::pin(async move {
+                                stale_answer(&store, lookup.await, streamed, error)
+                            });
+                            let poll = future.as_mut().poll(cx);
+                            if poll.is_pending() {
+                                state.set(State::Boxed { future });
+                            }
+                            poll
                         }
                     }
-                    Poll::Ready(Err(error))
                 }
             },
         }
     }
 }
 
+/// A failed call answered with an expired answer, if one was found; its error otherwise.
+fn stale_answer(
+    store: &Shared,
+    found: super::store::Lookup,
+    streamed: bool,
+    error: BoxError,
+) -> Result<ChatResponse, BoxError> {
+    let Ok(Some(answer)) = found else {
+        return Err(error);
+    };
+    let mut trail = ErrorWithTrail::find(&*error)
+        .map(|e| e.trail().clone())
+        .unwrap_or_default();
+    trail.cache = Some(CacheStatus::Stale);
+    match answer.0.response(streamed, trail) {
+        Some(response) => {
+            store.count_stale();
+            Ok(response)
+        }
+        None => Err(error),
+    }
+}
+
 /// Stores an answer that arrived: a whole one now, a streamed one once its stream ends with
 /// its end of message. Refusals and cut answers are not stored.
-fn keep(store: &Arc<Store>, key: Key, response: &mut ChatResponse) {
+fn keep(store: &Arc<Shared>, key: CacheKey, response: &mut ChatResponse) {
     if response.stream.is_some() {
         if let Some(recorder) = Recorder::new(response, Arc::clone(store), key) {
             response.stream = Some(EventStream::new(recorder));
@@ -158,15 +207,15 @@ fn keep(store: &Arc<Store>, key: Key, response: &mut ChatResponse) {
     );
     if complete {
         store.insert(
-            key,
-            Answer::Whole {
+            &key,
+            StoredAnswer(Answer::Whole {
                 id: response.id.clone(),
                 provider: response.provider,
                 model: response.model.clone(),
                 message: response.message.clone(),
                 finish_reason: response.finish_reason.clone(),
                 usage: response.usage,
-            },
+            }),
         );
     }
 }

@@ -17,17 +17,19 @@ pub(crate) const NOT_IN_KEY: [&str; 7] = [
     "service_tier",
 ];
 
-/// A request's cache key: its normalised form, compared whole on every hit, and its hash.
+/// A request's cache key: its normalised form (the model, the messages, the tools and every
+/// parameter that changes the answer; never the caller or any credential), compared whole
+/// on every hit, and its hash.
 #[derive(Debug, Clone)]
-pub(crate) struct Key {
+pub struct CacheKey {
     pub(crate) hash: u64,
     pub(crate) bytes: Box<[u8]>,
 }
 
-impl Key {
+impl CacheKey {
     /// The key of `request`: the model, the messages, the tools and every parameter that
     /// changes the answer; never the caller (`user`), the stream flag or the context.
-    pub(crate) fn of(request: &ChatRequest) -> Option<Self> {
+    pub fn of(request: &ChatRequest) -> Option<Self> {
         let extra: BTreeMap<&str, &serde_json::Value> = request
             .extra
             .iter()
@@ -53,5 +55,12 @@ impl Key {
             hash: hasher.finish(),
             bytes,
         })
+    }
+}
+
+impl CacheKey {
+    /// The normalised request: a store outside the process keys on a digest of it.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
     }
 }

@@ -5,14 +5,14 @@ use std::time::Duration;
 use tower_layer::Layer;
 
 use super::service::Cache;
-use super::store::{CacheStats, Store};
+use super::store::{CacheStats, CacheStore, InProcessCache, Shared};
 
 /// Answers repeated requests from a store of earlier answers. See the [module docs](super).
 ///
 /// Cloning the layer, and every service it makes, shares one store.
 #[derive(Clone)]
 pub struct CacheLayer {
-    store: Arc<Store>,
+    shared: Arc<Shared>,
 }
 
 impl CacheLayer {
@@ -29,20 +29,21 @@ impl CacheLayer {
             stale_if_error: None,
             max_bytes: 64 * 1024 * 1024,
             max_entry_bytes: 1024 * 1024,
+            store: None,
         }
     }
 
     /// What the cache has done so far, and what it holds.
     pub fn stats(&self) -> CacheStats {
-        self.store.stats()
+        self.shared.stats()
     }
 }
 
 impl fmt::Debug for CacheLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CacheLayer")
-            .field("ttl", &self.store.ttl)
-            .field("stale_if_error", &self.store.stale_if_error)
+            .field("ttl", &self.shared.ttl)
+            .field("stale_if_error", &self.shared.stale_if_error)
             .finish_non_exhaustive()
     }
 }
@@ -51,17 +52,30 @@ impl<S> Layer<S> for CacheLayer {
     type Service = Cache<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Cache::from_parts(inner, Arc::clone(&self.store))
+        Cache::from_parts(inner, Arc::clone(&self.shared))
     }
 }
 
 /// Configures a [`CacheLayer`]; from [`CacheLayer::builder`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CacheBuilder {
     ttl: Duration,
     stale_if_error: Option<Duration>,
     max_bytes: u64,
     max_entry_bytes: usize,
+    store: Option<Arc<dyn CacheStore>>,
+}
+
+impl fmt::Debug for CacheBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheBuilder")
+            .field("ttl", &self.ttl)
+            .field("stale_if_error", &self.stale_if_error)
+            .field("max_bytes", &self.max_bytes)
+            .field("max_entry_bytes", &self.max_entry_bytes)
+            .field("shared_store", &self.store.is_some())
+            .finish()
+    }
 }
 
 impl CacheBuilder {
@@ -90,15 +104,22 @@ impl CacheBuilder {
         self
     }
 
+    /// Keeps the answers in `store` (one shared by several replicas, such as
+    /// `seawall_redis::RedisCache`) instead of in this process; `max_bytes` and
+    /// `max_entry_bytes` then do not apply (the store has its own bounds).
+    #[must_use]
+    pub fn store(mut self, store: Arc<dyn CacheStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
     /// The layer, with its store.
     pub fn build(self) -> CacheLayer {
+        let store = self
+            .store
+            .unwrap_or_else(|| Arc::new(InProcessCache::new(self.max_bytes, self.max_entry_bytes)));
         CacheLayer {
-            store: Arc::new(Store::new(
-                self.ttl,
-                self.stale_if_error,
-                self.max_bytes,
-                self.max_entry_bytes,
-            )),
+            shared: Arc::new(Shared::new(store, self.ttl, self.stale_if_error)),
         }
     }
 }

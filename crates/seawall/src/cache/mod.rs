@@ -18,6 +18,9 @@
 //!   failure that is the caller's own.
 //! - **Per call** ([`RequestContext::options_mut`](seawall_core::RequestContext::options_mut)`.cache`): `no_store`,
 //!   `no_cache`, `max_age`, as the gateway reads them from `Cache-Control`.
+//! - **Where answers live** ([`CacheStore`]): in process by default ([`InProcessCache`]),
+//!   or in a store shared by every replica ([`CacheBuilder::store`]; `seawall-redis` has
+//!   one on Redis), so that one replica's answer is another's hit.
 //! - The trail says [`Hit`](seawall_core::CacheStatus), `Miss` or `Stale`;
 //!   [`CacheLayer::stats`] counts them.
 //!
@@ -63,6 +66,7 @@
 //! # }
 //! ```
 
+mod error;
 mod future;
 pub(crate) mod key;
 mod layer;
@@ -70,7 +74,10 @@ mod replay;
 mod service;
 mod store;
 
+pub use self::error::CacheUnavailable;
 pub use self::future::ResponseFuture;
+pub use self::key::CacheKey;
 pub use self::layer::{CacheBuilder, CacheLayer};
 pub use self::service::Cache;
-pub use self::store::CacheStats;
+pub use self::store::{CacheStats, CacheStore, InProcessCache, Lookup};
+pub use crate::answer::{Answered, StoredAnswer};

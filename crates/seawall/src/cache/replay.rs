@@ -7,20 +7,24 @@ use std::task::{Context, Poll, ready};
 use futures_core::Stream;
 use seawall_core::{ChatResponse, EventStream, StreamEvent};
 
-use super::key::Key;
-use super::store::Store;
-use crate::answer::Recording;
+use super::key::CacheKey;
+use super::store::Shared;
+use crate::answer::{Recording, StoredAnswer};
 
 /// Passes a streamed answer on and stores it once it ended with its end of message.
 pub(crate) struct Recorder {
     inner: EventStream,
-    store: Arc<Store>,
-    key: Option<Key>,
+    store: Arc<Shared>,
+    key: Option<CacheKey>,
     recording: Recording,
 }
 
 impl Recorder {
-    pub(crate) fn new(response: &mut ChatResponse, store: Arc<Store>, key: Key) -> Option<Self> {
+    pub(crate) fn new(
+        response: &mut ChatResponse,
+        store: Arc<Shared>,
+        key: CacheKey,
+    ) -> Option<Self> {
         let recording = Recording::of(response);
         Some(Self {
             inner: response.stream.take()?,
@@ -43,7 +47,7 @@ impl Stream for Recorder {
                 if let Some(key) = this.key.take()
                     && let Some(answer) = this.recording.answer()
                 {
-                    this.store.insert(key, answer);
+                    this.store.insert(&key, StoredAnswer(answer));
                 }
             }
         }

@@ -44,3 +44,17 @@ impl fmt::Display for FirstCallFailed {
 }
 
 impl Error for FirstCallFailed {}
+
+/// The idempotency layer's shared store could not be reached and is set to fail closed:
+/// the call is refused, nothing was sent upstream (the gateway answers 503).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct IdempotencyUnavailable;
+
+impl fmt::Display for IdempotencyUnavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the idempotency layer's shared store is unreachable and set to fail closed")
+    }
+}
+
+impl Error for IdempotencyUnavailable {}

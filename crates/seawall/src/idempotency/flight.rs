@@ -8,13 +8,13 @@ use std::task::{Context, Poll, Waker};
 use futures_core::Stream;
 use seawall_core::{BoxError, LlmError, ProviderKind, StreamEvent};
 
-use super::error::FirstCallFailed;
-use crate::answer::Answer;
+use super::error::{FirstCallFailed, IdempotencyConflict, IdempotencyUnavailable};
+use crate::answer::StoredAnswer;
 
 /// What the first call answered, once its response arrived.
 #[derive(Debug, Clone)]
 pub(crate) enum Head {
-    Whole(Arc<Answer>),
+    Whole(Arc<StoredAnswer>),
     Stream {
         provider: ProviderKind,
         model: String,
@@ -26,6 +26,8 @@ pub(crate) enum Head {
 pub(crate) enum Failure {
     Provider(LlmError),
     Other(FirstCallFailed),
+    Conflict(IdempotencyConflict),
+    Unavailable(IdempotencyUnavailable),
 }
 
 impl Failure {
@@ -43,16 +45,20 @@ impl Failure {
         match self {
             Self::Provider(error) => Box::new(error.clone()),
             Self::Other(error) => Box::new(error.clone()),
+            Self::Conflict(error) => Box::new(error.clone()),
+            Self::Unavailable(error) => Box::new(error.clone()),
         }
     }
 
     fn event(&self) -> StreamEvent {
         match self {
             Self::Provider(error) => StreamEvent::Error(error.clone()),
-            Self::Other(error) => StreamEvent::Error(LlmError::new(
-                seawall_core::ErrorKind::StreamTruncated,
-                error.to_string(),
-            )),
+            Self::Other(_) | Self::Conflict(_) | Self::Unavailable(_) => {
+                StreamEvent::Error(LlmError::new(
+                    seawall_core::ErrorKind::StreamTruncated,
+                    self.error().to_string(),
+                ))
+            }
         }
     }
 }

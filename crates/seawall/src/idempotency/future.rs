@@ -11,16 +11,19 @@ use seawall_core::{
     Trail,
 };
 
-use super::error::{FirstCallFailed, IdempotencyConflict};
+use super::error::FirstCallFailed;
+
+/// A call whose store answers after a round trip (or once another replica's call ended).
+pub(crate) type Boxed = Pin<Box<dyn Future<Output = Result<ChatResponse, BoxError>> + Send>>;
 use super::flight::{Failure, Flight, Follow, Head, Seen};
 
-use super::store::Store;
-use crate::answer::{Answer, Recording};
+use super::store::IdempotencyStore;
+use crate::answer::{Answer, Recording, StoredAnswer};
 
 /// The first call with a key. Dropped before it finished (its caller gave up, its stream
 /// was dropped), it fails the calls that joined it and frees the key.
 pub(crate) struct Leader {
-    store: Arc<Store>,
+    store: Arc<dyn IdempotencyStore>,
     key: Arc<str>,
     fingerprint: Box<[u8]>,
     flight: Arc<Flight>,
@@ -28,13 +31,27 @@ pub(crate) struct Leader {
 }
 
 impl Leader {
+    pub(crate) fn new(
+        store: Arc<dyn IdempotencyStore>,
+        key: Arc<str>,
+        fingerprint: Box<[u8]>,
+        flight: Arc<Flight>,
+    ) -> Self {
+        Self {
+            store,
+            key,
+            fingerprint,
+            flight,
+            done: false,
+        }
+    }
+
     fn finish(mut self, answer: Option<Answer>) {
         self.done = true;
         match answer {
             Some(answer) => {
-                let fingerprint = std::mem::take(&mut self.fingerprint);
                 self.store
-                    .complete(&self.key, fingerprint, Arc::new(answer));
+                    .complete(&self.key, &self.fingerprint, Arc::new(StoredAnswer(answer)));
             }
             None => self.store.release(&self.key),
         }
@@ -75,6 +92,9 @@ pin_project! {
             #[pin]
             inner: F,
         },
+        Boxed {
+            future: Boxed,
+        },
         First {
             #[pin]
             inner: F,
@@ -99,24 +119,18 @@ impl<F> ResponseFuture<F> {
         }
     }
 
-    pub(crate) fn first(
-        inner: F,
-        store: Arc<Store>,
-        key: Arc<str>,
-        fingerprint: Box<[u8]>,
-        flight: Arc<Flight>,
-    ) -> Self {
+    pub(crate) fn first(inner: F, leader: Leader) -> Self {
         Self {
             state: State::First {
                 inner,
-                leader: Some(Leader {
-                    store,
-                    key,
-                    fingerprint,
-                    flight,
-                    done: false,
-                }),
+                leader: Some(leader),
             },
+        }
+    }
+
+    pub(crate) fn boxed(future: Boxed) -> Self {
+        Self {
+            state: State::Boxed { future },
         }
     }
 
@@ -130,8 +144,9 @@ impl<F> ResponseFuture<F> {
         }
     }
 
-    pub(crate) fn replay(answer: &Answer, streamed: bool) -> Self {
+    pub(crate) fn replay(answer: &StoredAnswer, streamed: bool) -> Self {
         let outcome = answer
+            .0
             .response(streamed, replayed())
             .ok_or_else(|| "the stored answer cannot be replayed".into());
         Self {
@@ -141,10 +156,10 @@ impl<F> ResponseFuture<F> {
         }
     }
 
-    pub(crate) fn refused(conflict: IdempotencyConflict) -> Self {
+    pub(crate) fn refused(error: BoxError) -> Self {
         Self {
             state: State::Ready {
-                outcome: Some(Err(conflict.into())),
+                outcome: Some(Err(error)),
             },
         }
     }
@@ -179,6 +194,7 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Passthrough { inner } => return inner.poll(cx).map_err(Into::into),
+                StateProj::Boxed { future } => return future.as_mut().poll(cx),
                 StateProj::Ready { outcome } => {
                     return Poll::Ready(
                         outcome
@@ -227,9 +243,12 @@ where
                         Seen::Failed(failure) => return Poll::Ready(Err(failure.error())),
                         Seen::Head(Head::Whole(answer)) => {
                             return Poll::Ready(
-                                answer.response(*streamed, Trail::default()).ok_or_else(|| {
-                                    "the first call's answer cannot be replayed".into()
-                                }),
+                                answer
+                                    .0
+                                    .response(*streamed, Trail::default())
+                                    .ok_or_else(|| {
+                                        "the first call's answer cannot be replayed".into()
+                                    }),
                             );
                         }
                         Seen::Head(Head::Stream { provider, model }) => {
@@ -269,7 +288,7 @@ fn lead(mut response: ChatResponse, leader: Leader) -> ChatResponse {
         };
         leader
             .flight
-            .set_head(Head::Whole(Arc::new(answer.clone())));
+            .set_head(Head::Whole(Arc::new(StoredAnswer(answer.clone()))));
         leader.finish(Some(answer));
         return response;
     };

@@ -17,8 +17,10 @@
 //! gateway reads the `Idempotency-Key` header); a call without one passes through. Requests
 //! are compared in the normalised form the response cache keys on. Put the layer outside
 //! the failover router, after the deadline: a joined or replayed call touches no limiter,
-//! breaker or target. The keys live in process; sharing them across replicas comes with the
-//! shared-state backend.
+//! breaker or target. The keys live behind an [`IdempotencyStore`]: in process by default
+//! ([`InProcessIdempotency`]), or shared by every replica
+//! ([`IdempotencyLayer::with_store`]; `seawall-redis` has one on Redis), so that a retry
+//! that lands on another replica joins or replays the first call.
 //!
 //! # Example
 //!
@@ -71,7 +73,9 @@ mod layer;
 mod service;
 mod store;
 
-pub use self::error::{FirstCallFailed, IdempotencyConflict};
+pub use self::error::{FirstCallFailed, IdempotencyConflict, IdempotencyUnavailable};
 pub use self::future::ResponseFuture;
 pub use self::layer::IdempotencyLayer;
 pub use self::service::Idempotency;
+pub use self::store::{Claim, IdempotencyStore, InFlight, InProcessIdempotency};
+pub use crate::answer::{Answered, StoredAnswer};
