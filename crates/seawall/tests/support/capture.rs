@@ -97,15 +97,63 @@ pub fn field<'a>(seen: &'a Seen, name: &str) -> &'a str {
         .map_or_else(|| panic!("no field {name} in {seen:?}"), String::as_str)
 }
 
+thread_local! {
+    /// The capture of the test running on this thread, if it installed one.
+    static CURRENT: std::cell::RefCell<Option<Capture>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The process's one subscriber: hands each span and event to the capture of the thread it
+/// happens on. Global, so every callsite is interesting from the start: a thread-local
+/// subscriber per test raced with other tests' threads registering a callsite as never
+/// interesting (no subscriber there) just after the interest cache was rebuilt.
+struct PerThread;
+
+fn current() -> Option<Capture> {
+    CURRENT.with(|current| current.borrow().clone())
+}
+
+impl<S: Subscriber + for<'a> LookupSpan<'a>> tracing_subscriber::Layer<S> for PerThread {
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        if let Some(capture) = current() {
+            tracing_subscriber::Layer::<S>::on_new_span(&capture, attrs, id, ctx);
+        }
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        if let Some(capture) = current() {
+            tracing_subscriber::Layer::<S>::on_record(&capture, id, values, ctx);
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        if let Some(capture) = current() {
+            tracing_subscriber::Layer::<S>::on_event(&capture, event, ctx);
+        }
+    }
+}
+
+/// Stops the thread's capture when dropped.
+pub struct Installed(());
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        CURRENT.with(|current| current.borrow_mut().take());
+    }
+}
+
 impl Capture {
-    /// Sets this capture as the thread's subscriber until the guard is dropped.
-    pub fn install(&self) -> tracing::subscriber::DefaultGuard {
+    /// Captures what this thread traces until the guard is dropped.
+    pub fn install(&self) -> Installed {
         use tracing_subscriber::layer::SubscriberExt;
-        let guard =
-            tracing::subscriber::set_default(tracing_subscriber::registry().with(self.clone()));
-        // Tests in one process run side by side: a callsite another test's thread reached
-        // with no subscriber is cached as never interesting until asked again.
-        tracing::callsite::rebuild_interest_cache();
-        guard
+        static GLOBAL: std::sync::Once = std::sync::Once::new();
+        GLOBAL.call_once(|| {
+            // Another global subscriber would make this one fail to install, and every
+            // capture empty: the tests would say so.
+            let _ = tracing::subscriber::set_global_default(
+                tracing_subscriber::registry().with(PerThread),
+            );
+        });
+        CURRENT.with(|current| *current.borrow_mut() = Some(self.clone()));
+        Installed(())
     }
 }
