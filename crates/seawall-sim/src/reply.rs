@@ -213,7 +213,7 @@ pub(crate) fn generate(
     };
     let mut pieces = match (prompt.prefill(), prompt.continued()) {
         (Some(prefill), _) if !prefill.is_empty() => continue_after(&full, prefill),
-        (_, Some(cut)) if !cut.is_empty() => continue_repeating(&full, cut),
+        (_, Some(cut)) if !cut.is_empty() => continue_repeating(&full, cut, hash),
         _ => full,
     };
     let mut finish = Finish::Stop;
@@ -287,13 +287,20 @@ fn continue_after(full: &[String], prefill: &str) -> Vec<String> {
 }
 
 /// The pieces that follow `cut` in `full`, led by the word (or the part of a word) `cut`
-/// ends in, repeated; the whole reply if `cut` is not a prefix.
-fn continue_repeating(full: &[String], cut: &str) -> Vec<String> {
+/// ends in, repeated. A `cut` that is not how this reply begins (another model's answer)
+/// is continued all the same, as a model continues any text it is asked to: with words of
+/// its own, derived from `cut`.
+fn continue_repeating(full: &[String], cut: &str, hash: u64) -> Vec<String> {
     let text: String = full.concat();
-    if !text.starts_with(cut) {
-        return full.to_vec();
-    }
-    let mut rest = continue_after(full, cut);
+    let mut rest = if text.starts_with(cut) {
+        continue_after(full, cut)
+    } else {
+        let mut own = full_pieces(fnv1a(hash, cut.as_bytes()), full.len().max(2));
+        if let Some(first) = own.first_mut() {
+            *first = format!(" {}", first.to_ascii_lowercase());
+        }
+        own
+    };
     let word_start = cut.rfind(' ').unwrap_or(0);
     let repeat = &cut[word_start..];
     if !repeat.is_empty() {
@@ -372,6 +379,11 @@ mod tests {
         let repeated = &cut[cut.rfind(' ').unwrap()..];
         assert_eq!(repeated.len(), 3, "a space and two letters of the cut word");
         assert_eq!(rest, format!("{repeated}{}", &full[cut_at..]));
+        // Another model's cut answer is continued too, with words of this one.
+        prompt.messages[1].1 = "Whales sing bel".into();
+        let other = generate(&prompt, 7, 12, None, &[]).text();
+        assert!(other.starts_with(" bel "), "{other}");
+        prompt.messages[1].1 = cut.into();
         // Not a request to continue: a fresh reply.
         prompt.messages.last_mut().unwrap().1 = "Thanks.".into();
         assert!(
