@@ -45,6 +45,8 @@ breaker_cooldown = "5s"
 [server]
 listen = "127.0.0.1:0"
 shutdown_grace = "1s"
+# The open-stream phase holds --streams calls at once (the default cap is 512).
+max_in_flight = 8192
 {}
 {}
 [[groups]]
