@@ -1,6 +1,9 @@
 //! The gateway's per-request JSON writing: a complete response body, and the SSE chunks of
 //! a streamed one.
 //!
+//! And one access-log line, written by the gateway's log (its own JSON line format) and, for
+//! comparison, by `tracing-subscriber`'s JSON formatter set up as the gateway's used to be.
+//!
 //! Run with `cargo bench -p seawall-gateway --bench encode`.
 
 use std::hint::black_box;
@@ -85,5 +88,49 @@ fn encode(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, encode);
+/// One access line's worth of fields, as `Access::log` writes them.
+fn access_line() {
+    tracing::info!(
+        target: seawall_gateway::access::ACCESS_TARGET,
+        method = "POST",
+        path = "/v1/chat/completions",
+        status = 200u16,
+        key = Some("team-a"),
+        model = Some("demo"),
+        answered_by = Some("gpt-4o-mini"),
+        targets = "sim-openai",
+        attempts = 1u32,
+        stream = false,
+        latency_ms = 3.473f64,
+        ttft_ms = None::<f64>,
+        input_tokens = Some(8u64),
+        output_tokens = Some(12u64),
+        cost_usd = Some(8.4e-6f64),
+        error = None::<&str>,
+        "access"
+    );
+}
+
+fn access_log(c: &mut Criterion) {
+    let gateway = seawall_gateway::access::subscriber("info", std::io::sink);
+    tracing::subscriber::with_default(gateway, || {
+        c.bench_function("access_line/gateway", |b| b.iter(access_line));
+    });
+    let before = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_target(true)
+        .with_env_filter("info")
+        .with_writer(std::io::sink)
+        .finish();
+    tracing::subscriber::with_default(before, || {
+        c.bench_function("access_line/tracing_subscriber_json", |b| {
+            b.iter(access_line)
+        });
+    });
+}
+
+criterion_group!(benches, encode, access_log);
 criterion_main!(benches);

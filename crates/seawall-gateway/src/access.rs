@@ -113,11 +113,7 @@ where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
     tracing_subscriber::fmt::layer()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_span_list(false)
-        .with_target(true)
+        .event_format(crate::jsonl::JsonLines)
         .with_writer(writer)
         .with_filter(EnvFilter::new(filter).and(filter_fn(|meta| !meta.is_span())))
 }

@@ -45,6 +45,7 @@ pub mod access;
 mod config;
 #[cfg(feature = "demo")]
 mod demo;
+mod jsonl;
 mod metrics;
 mod origin;
 mod redact;
