@@ -168,14 +168,59 @@ pub fn init_from_env_with(
 mod tests {
     use super::*;
 
+    /// A callsite for hand-made metadata: the test asks the subscriber itself, so other
+    /// tests' subscribers in the same process (and the interest they leave cached) do not
+    /// matter.
+    struct Site;
+
+    impl tracing::callsite::Callsite for Site {
+        fn set_interest(&self, _: tracing::subscriber::Interest) {}
+
+        fn metadata(&self) -> &tracing::Metadata<'_> {
+            &CHAT_SPAN
+        }
+    }
+
+    static SITE: Site = Site;
+
+    static CHAT_SPAN: tracing::Metadata<'static> = tracing::Metadata::new(
+        "chat",
+        "seawall::failover",
+        tracing::Level::INFO,
+        None,
+        None,
+        None,
+        tracing::field::FieldSet::new(&[], tracing::callsite::Identifier(&SITE)),
+        tracing::metadata::Kind::SPAN,
+    );
+
+    static ACCESS_EVENT: tracing::Metadata<'static> = tracing::Metadata::new(
+        "access",
+        ACCESS_TARGET,
+        tracing::Level::INFO,
+        None,
+        None,
+        None,
+        tracing::field::FieldSet::new(&[], tracing::callsite::Identifier(&SITE)),
+        tracing::metadata::Kind::EVENT,
+    );
+
     #[test]
     fn the_log_builds_no_span_but_writes_events() {
+        use tracing::Subscriber as _;
+
         let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
         let sink = std::sync::Arc::clone(&lines);
         let writer = move || Sink(std::sync::Arc::clone(&sink));
-        tracing::subscriber::with_default(subscriber("trace", writer), || {
-            let span = tracing::info_span!(target: "seawall::failover", "chat", model = "m");
-            assert!(span.is_disabled(), "a span no line shows is not built");
+        let log = subscriber("trace", writer);
+        // What a callsite asks once: a span the log never shows is never built.
+        let interest = log.register_callsite(&CHAT_SPAN);
+        assert!(
+            interest.is_never(),
+            "a span no line shows is not built: {interest:?}"
+        );
+        assert!(!log.register_callsite(&ACCESS_EVENT).is_never());
+        tracing::subscriber::with_default(log, || {
             tracing::info!(target: ACCESS_TARGET, status = 200, "access");
         });
         let text = String::from_utf8(lines.lock().unwrap().clone()).unwrap();
