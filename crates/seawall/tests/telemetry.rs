@@ -186,3 +186,36 @@ async fn a_budget_refusal_names_the_budget() {
     assert_eq!(field(&refused[0], "seawall.budget"), "key:day:tokens");
     assert_eq!(field(&refused[0], "seawall.scope_value"), "team-a");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_streamed_call_records_its_usage_on_its_spans_when_the_stream_ends() {
+    use seawall_core::{FinishReason, StreamEvent};
+
+    let capture = Capture::default();
+    let _guard = capture.install();
+    let streams = service_fn(|request: ChatRequest| {
+        std::future::ready(Ok::<_, BoxError>(support::streamed(
+            &request.model,
+            std::time::Duration::from_millis(10),
+            vec![
+                StreamEvent::TextDelta("Paris".into()),
+                StreamEvent::Finish(FinishReason::Stop),
+                StreamEvent::Usage(Usage::new(21, 3)),
+            ],
+        )))
+    });
+    let router = Failover::builder()
+        .target(Target::new("openai/mini", streams).model("gpt-4o-mini"))
+        .build();
+    let mut request = weighing(10);
+    request.stream = true;
+    let mut response = router.oneshot(request).await.unwrap();
+    let events = support::collect(response.stream.take().unwrap()).await;
+    assert_eq!(events.len(), 3);
+
+    let call = &capture.spans("chat")[0];
+    assert_eq!(field(call, "gen_ai.usage.input_tokens"), "21");
+    assert_eq!(field(call, "gen_ai.usage.output_tokens"), "3");
+    let attempt = &capture.spans("attempt")[0];
+    assert_eq!(field(attempt, "gen_ai.usage.output_tokens"), "3");
+}

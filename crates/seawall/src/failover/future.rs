@@ -102,6 +102,15 @@ impl Traced {
         }))
     }
 
+    /// Records a stream's usage once it is known: the attempt's own on its span, or the
+    /// call's total (summed over the attempts that recovered it) on the call's.
+    pub(crate) fn record_usage(&self, usage: Usage, on_call: bool) {
+        let Some(spans) = &self.0 else { return };
+        let span = if on_call { &spans.call } else { &spans.attempt };
+        span.record("gen_ai.usage.input_tokens", int(usage.input_tokens));
+        span.record("gen_ai.usage.output_tokens", int(usage.output_tokens));
+    }
+
     /// The call span's id, as the parent of an event or a span.
     pub(crate) fn id(&self) -> Option<tracing::Id> {
         self.0.as_ref().and_then(|spans| spans.call.id())

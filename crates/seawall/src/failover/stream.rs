@@ -373,6 +373,7 @@ impl RelayStream {
     /// Adds the current attempt's usage to the sum.
     fn fold_usage(&mut self) {
         if let Some(usage) = self.usage_now.take() {
+            self.walk.span.record_usage(usage, false);
             self.usage_done = Some(self.usage_done.unwrap_or_default().plus(usage));
             let charge = self.walk.charge(&self.attempt, usage);
             self.walk.trail.update(|trail| trail.charges.push(charge));
@@ -383,6 +384,7 @@ impl RelayStream {
     fn settle_usage(&mut self) -> Option<Usage> {
         self.fold_usage();
         let total = self.usage_done?;
+        self.walk.span.record_usage(total, true);
         let before = self.tokens_before.unwrap_or(0);
         self.walk.trail.update(|trail| {
             trail.tokens_used = Some(before.saturating_add(total.total()));
