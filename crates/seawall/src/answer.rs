@@ -1,6 +1,10 @@
 //! A finished answer kept to be given again (by the response cache and the idempotency
 //! layer), and the response it makes, whole or streamed as the caller asks.
 
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use futures_core::Stream;
 use seawall_core::{
     AssistantMessage, ChatResponse, EventStream, FinishReason, ProviderKind, StreamAccumulator,
     StreamEvent, Trail, Usage,
@@ -185,6 +189,64 @@ impl Recording {
             model: std::mem::take(&mut self.model),
             events: std::mem::take(&mut self.events),
         })
+    }
+}
+
+/// Hands `response`'s answer to `keep` once it is whole: a complete one now, a streamed one
+/// when its stream ends with its end of message. Refusals and cut answers are not kept.
+pub(crate) fn keep_answer(
+    response: &mut ChatResponse,
+    keep: impl FnOnce(Answer) + Send + Unpin + 'static,
+) {
+    if let Some(inner) = response.stream.take() {
+        let recording = Recording::of(response);
+        response.stream = Some(EventStream::new(Recorder {
+            inner,
+            keep: Some(keep),
+            recording,
+        }));
+        return;
+    }
+    let complete = matches!(
+        response.finish_reason,
+        Some(FinishReason::Stop | FinishReason::ToolCalls | FinishReason::Length)
+    );
+    if complete {
+        keep(Answer::Whole {
+            id: response.id.clone(),
+            provider: response.provider,
+            model: response.model.clone(),
+            message: response.message.clone(),
+            finish_reason: response.finish_reason.clone(),
+            usage: response.usage,
+        });
+    }
+}
+
+/// Passes a streamed answer on and keeps it once it ended with its end of message.
+struct Recorder<K> {
+    inner: EventStream,
+    keep: Option<K>,
+    recording: Recording,
+}
+
+impl<K: FnOnce(Answer) + Unpin> Stream for Recorder<K> {
+    type Item = StreamEvent;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<StreamEvent>> {
+        let this = &mut *self;
+        let event = ready!(Pin::new(&mut this.inner).poll_next(cx));
+        match &event {
+            Some(event) => this.recording.note(event),
+            None => {
+                if let Some(keep) = this.keep.take()
+                    && let Some(answer) = this.recording.answer()
+                {
+                    keep(answer);
+                }
+            }
+        }
+        Poll::Ready(event)
     }
 }
 

@@ -6,14 +6,12 @@ use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
 use seawall_core::{
-    BoxError, CacheStatus, Cause, ChatResponse, Classifier, ErrorKind, ErrorWithTrail, EventStream,
-    FinishReason,
+    BoxError, CacheStatus, Cause, ChatResponse, Classifier, ErrorKind, ErrorWithTrail,
 };
 
 use super::key::CacheKey;
-use super::replay::Recorder;
 use super::store::Shared;
-use crate::answer::{Answer, Answered, StoredAnswer};
+use crate::answer::{Answered, StoredAnswer, keep_answer};
 
 /// A call whose store answers after a round trip: looked up, then sent if missed.
 pub(crate) type Boxed = Pin<Box<dyn Future<Output = Result<ChatResponse, BoxError>> + Send>>;
@@ -195,27 +193,8 @@ fn stale_answer(
 /// Stores an answer that arrived: a whole one now, a streamed one once its stream ends with
 /// its end of message. Refusals and cut answers are not stored.
 fn keep(store: &Arc<Shared>, key: CacheKey, response: &mut ChatResponse) {
-    if response.stream.is_some() {
-        if let Some(recorder) = Recorder::new(response, Arc::clone(store), key) {
-            response.stream = Some(EventStream::new(recorder));
-        }
-        return;
-    }
-    let complete = matches!(
-        response.finish_reason,
-        Some(FinishReason::Stop | FinishReason::ToolCalls | FinishReason::Length)
-    );
-    if complete {
-        store.insert(
-            &key,
-            StoredAnswer(Answer::Whole {
-                id: response.id.clone(),
-                provider: response.provider,
-                model: response.model.clone(),
-                message: response.message.clone(),
-                finish_reason: response.finish_reason.clone(),
-                usage: response.usage,
-            }),
-        );
-    }
+    let store = Arc::clone(store);
+    keep_answer(response, move |answer| {
+        store.insert(&key, StoredAnswer(answer));
+    });
 }

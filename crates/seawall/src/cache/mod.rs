@@ -70,7 +70,6 @@ mod error;
 mod future;
 pub(crate) mod key;
 mod layer;
-mod replay;
 mod service;
 mod store;
 

@@ -6,15 +6,12 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use pin_project_lite::pin_project;
-use seawall_core::{
-    BoxError, CacheStatus, ChatRequest, ChatResponse, Embeddings, EventStream, FinishReason,
-};
+use seawall_core::{BoxError, CacheStatus, ChatRequest, ChatResponse, Embeddings};
 use tokio::time::Sleep;
 use tower_service::Service;
 
 use super::index::{Index, unit};
-use super::replay::Recorder;
-use crate::answer::{Answer, Recording};
+use crate::answer::keep_answer;
 
 /// A call waiting for its prompt's embedding: the readied inner service and the request.
 pub(crate) struct Pending<S> {
@@ -208,31 +205,7 @@ where
 /// Stores an answer that arrived: a whole one now, a streamed one once its stream ends with
 /// its end of message. Refusals and cut answers are not stored.
 fn keep(store: Store, response: &mut ChatResponse) {
-    if let Some(inner) = response.stream.take() {
-        let recording = Recording::of(response);
-        response.stream = Some(EventStream::new(Recorder {
-            inner,
-            store: Some(store),
-            recording,
-        }));
-        return;
-    }
-    let complete = matches!(
-        response.finish_reason,
-        Some(FinishReason::Stop | FinishReason::ToolCalls | FinishReason::Length)
-    );
-    if complete {
-        store.index.insert(
-            store.partition,
-            store.vector,
-            Answer::Whole {
-                id: response.id.clone(),
-                provider: response.provider,
-                model: response.model.clone(),
-                message: response.message.clone(),
-                finish_reason: response.finish_reason.clone(),
-                usage: response.usage,
-            },
-        );
-    }
+    keep_answer(response, move |answer| {
+        store.index.insert(store.partition, store.vector, answer);
+    });
 }

@@ -122,7 +122,6 @@ mod future;
 mod index;
 mod layer;
 mod prompt;
-mod replay;
 mod service;
 
 pub use self::error::SemanticCacheError;
