@@ -7,7 +7,7 @@ use seawall_core::ChatRequest;
 
 /// Fields of the provider pass-through map that do not change the answer: who is asking,
 /// where to store it, how it is streamed.
-pub(crate) const NOT_IN_KEY: [&str; 7] = [
+const NOT_IN_KEY: [&str; 7] = [
     "metadata",
     "store",
     "stream_options",
@@ -30,23 +30,10 @@ impl CacheKey {
     /// The key of `request`: the model, the messages, the tools and every parameter that
     /// changes the answer; never the caller (`user`), the stream flag or the context.
     pub fn of(request: &ChatRequest) -> Option<Self> {
-        let extra: BTreeMap<&str, &serde_json::Value> = request
-            .extra
-            .iter()
-            .filter(|(name, _)| !NOT_IN_KEY.contains(&name.as_str()))
-            .map(|(name, value)| (name.as_str(), value))
-            .collect();
         let view = (
             &*request.model,
             &*request.messages,
-            &*request.tools,
-            &request.tool_choice,
-            request.max_output_tokens,
-            request.temperature,
-            request.top_p,
-            &*request.stop,
-            &request.response_format,
-            extra,
+            answer_changing(request),
         );
         let bytes = serde_json::to_vec(&view).ok()?.into_boxed_slice();
         let mut hasher = DefaultHasher::new();
@@ -56,6 +43,28 @@ impl CacheKey {
             bytes,
         })
     }
+}
+
+/// The parameters of `request` that change its answer, besides its model and messages: the
+/// tools and sampling, output and format settings, and the pass-through fields not listed
+/// in [`NOT_IN_KEY`]. Both caches key on them.
+pub(crate) fn answer_changing(request: &ChatRequest) -> impl serde::Serialize + '_ {
+    let extra: BTreeMap<&str, &serde_json::Value> = request
+        .extra
+        .iter()
+        .filter(|(name, _)| !NOT_IN_KEY.contains(&name.as_str()))
+        .map(|(name, value)| (name.as_str(), value))
+        .collect();
+    (
+        &*request.tools,
+        &request.tool_choice,
+        request.max_output_tokens,
+        request.temperature,
+        request.top_p,
+        &*request.stop,
+        &request.response_format,
+        extra,
+    )
 }
 
 impl CacheKey {

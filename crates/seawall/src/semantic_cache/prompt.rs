@@ -1,11 +1,10 @@
 //! What is embedded of a request, and the partition its answer may be shared within.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use seawall_core::{ChatRequest, ContentPart, Message, Role};
 
-use crate::cache::key::NOT_IN_KEY;
+use crate::cache::key::answer_changing;
 
 /// A request reduced to the text embedded and the partition it is compared within.
 #[derive(Debug)]
@@ -60,23 +59,10 @@ impl Prompt {
             .enumerate()
             .filter(|(i, m)| *i != last && m.role != Role::System)
             .collect();
-        let extra: BTreeMap<&str, &serde_json::Value> = request
-            .extra
-            .iter()
-            .filter(|(name, _)| !NOT_IN_KEY.contains(&name.as_str()))
-            .map(|(name, value)| (name.as_str(), value))
-            .collect();
         let view = (
             scope,
             &*request.model,
-            &*request.tools,
-            &request.tool_choice,
-            request.max_output_tokens,
-            request.temperature,
-            request.top_p,
-            &*request.stop,
-            &request.response_format,
-            extra,
+            answer_changing(request),
             turns,
             last,
         );
