@@ -255,8 +255,12 @@ pub struct CallMetrics {
     /// The model names seen so far, interned: a known name costs a lookup, not an
     /// allocation, and past `max_models` names the rest are counted as `other`.
     models: papaya::HashSet<Label, foldhash::fast::RandomState>,
+    /// The key names seen so far, interned the same way (and bounded alike).
+    keys: papaya::HashSet<Label, foldhash::fast::RandomState>,
     max_models: usize,
     other: Label,
+    /// The empty label value (a charge with no target).
+    none: Label,
 }
 
 /// The handles read at scrape time.
@@ -358,13 +362,15 @@ impl CallMetrics {
             watched: Arc::default(),
             prices: None,
             models: papaya::HashSet::default(),
+            keys: papaya::HashSet::default(),
             max_models: MAX_MODELS,
             other: Label::new("other"),
+            none: Label::new(""),
         }
     }
 
-    /// Names at most `models` distinct models in labels (500 by default); calls to further
-    /// models are counted under the model `other`. A bound on the series a caller who
+    /// Names at most `models` distinct models in labels (500 by default), and as many key
+    /// names; calls to further ones are counted under `other`. A bound on the series a caller who
     /// chooses the model name (a pattern group passes it through) can create.
     #[must_use]
     pub fn max_models(mut self, models: usize) -> Self {
@@ -372,17 +378,27 @@ impl CallMetrics {
         self
     }
 
-    /// `name` as a label value: interned, or `other` once the bound is reached.
+    /// `name` as a model label value: interned, or `other` once the bound is reached.
     fn model(&self, name: &str) -> Label {
-        let models = self.models.pin();
-        if let Some(label) = models.get(name) {
+        self.intern(&self.models, name)
+    }
+
+    /// `name` from `set`, added when there is room (`other` once the bound is reached): a
+    /// name seen before costs a lookup, not an allocation.
+    fn intern(
+        &self,
+        set: &papaya::HashSet<Label, foldhash::fast::RandomState>,
+        name: &str,
+    ) -> Label {
+        let names = set.pin();
+        if let Some(label) = names.get(name) {
             return label.clone();
         }
-        if models.len() >= self.max_models {
+        if names.len() >= self.max_models {
             return self.other.clone();
         }
         let label = Label::new(name);
-        models.insert(label.clone());
+        names.insert(label.clone());
         label
     }
 
@@ -575,8 +591,8 @@ impl CallMetrics {
     }
 
     fn attempts_of(&self, trail: &Trail) {
-        let mut previous: Option<&Label> = None;
-        let mut labels: Vec<Label> = Vec::with_capacity(trail.attempts.len());
+        // The target of the last attempt sent, for the failovers.
+        let mut previous: Option<&seawall_core::TargetId> = None;
         for attempt in &trail.attempts {
             let target = Label(attempt.target.clone());
             let model = self.model(&attempt.model);
@@ -609,6 +625,17 @@ impl CallMetrics {
             if matches!(attempt.outcome, AttemptOutcome::Skipped { .. }) {
                 continue;
             }
+            if let Some(from) = previous
+                && *from != attempt.target
+            {
+                self.failovers
+                    .get_or_create(&HopLabels {
+                        from: Label(from.clone()),
+                        to: target.clone(),
+                    })
+                    .inc();
+            }
+            previous = Some(&attempt.target);
             let by_target = TargetModel { target, model };
             self.attempt_duration
                 .get_or_create(&by_target)
@@ -618,27 +645,16 @@ impl CallMetrics {
                     .get_or_create(&by_target)
                     .observe(ttft.as_secs_f64());
             }
-            labels.push(by_target.target);
-        }
-        for target in &labels {
-            if let Some(from) = previous
-                && from != target
-            {
-                self.failovers
-                    .get_or_create(&HopLabels {
-                        from: from.clone(),
-                        to: target.clone(),
-                    })
-                    .inc();
-            }
-            previous = Some(target);
         }
     }
 
     fn charges_of(&self, trail: &Trail, key: Option<&str>) {
-        let key = Label::new(key.unwrap_or(""));
+        let key = self.intern(&self.keys, key.unwrap_or(""));
         for charge in &trail.charges {
-            let target = Label::new(charge.target.as_ref().map_or("", |t| t.as_str()));
+            let target = charge
+                .target
+                .clone()
+                .map_or_else(|| self.none.clone(), Label);
             let model = self.model(&charge.model);
             for (kind, tokens) in [
                 ("input", charge.usage.input_tokens),
