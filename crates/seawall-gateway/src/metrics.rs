@@ -48,19 +48,17 @@ impl fmt::Debug for Metrics {
 impl Metrics {
     /// The families, registered; `prices` price each call's charges.
     pub(crate) fn new(prices: Prices) -> Self {
-        let mut registry = Registry::with_prefix("seawall_gateway");
-        let calls = Arc::new(CallMetrics::new().prices(prices));
-        calls.register(&mut registry);
-        let metrics = Self {
-            registry,
-            calls,
+        let mut metrics = Self {
+            registry: Registry::with_prefix("seawall_gateway"),
+            calls: Arc::new(CallMetrics::new().prices(prices)),
             requests: Family::default(),
             latency: Histogram::new(BUCKETS),
             ttft: Histogram::new(BUCKETS),
             stream_errors: Counter::default(),
             inbound_rejected: Counter::default(),
         };
-        let mut registry = metrics.registry;
+        let registry = &mut metrics.registry;
+        metrics.calls.register(registry);
         registry.register(
             "requests",
             "Requests answered, by HTTP status",
@@ -88,10 +86,7 @@ impl Metrics {
             "Calls refused by a virtual key's request limit or budget",
             metrics.inbound_rejected.clone(),
         );
-        Self {
-            registry,
-            ..metrics
-        }
+        metrics
     }
 
     /// Counts a finished request by its status.
