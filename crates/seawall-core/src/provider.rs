@@ -31,6 +31,20 @@ impl ProviderKind {
     }
 }
 
+impl ProviderKind {
+    /// Whether a body written for `self` is read the same way by `other`: the OpenAI Chat
+    /// Completions dialect is one wire format whoever serves it.
+    pub const fn same_wire(self, other: Self) -> bool {
+        const fn family(kind: ProviderKind) -> ProviderKind {
+            match kind {
+                ProviderKind::OpenAiCompatible => ProviderKind::OpenAi,
+                other => other,
+            }
+        }
+        family(self) as u8 == family(other) as u8
+    }
+}
+
 impl fmt::Display for ProviderKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

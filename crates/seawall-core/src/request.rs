@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::context::RequestContext;
+use crate::provider::ProviderKind;
 
 /// One chat request in the provider-neutral model.
 ///
@@ -52,6 +53,13 @@ pub struct ChatRequest {
     /// top level of its request body.
     #[serde(default, skip_serializing_if = "map_is_empty")]
     pub extra: Arc<Map<String, Value>>,
+    /// The wire format the [`extra`](Self::extra) fields were written for: an adapter of
+    /// another wire format leaves them out of its body (and names them in the call's
+    /// [`Trail::dropped_fields`](crate::Trail::dropped_fields)). `None`, the default: every
+    /// adapter merges them. A gateway that relays a client's unmodelled fields sets it to
+    /// the client's dialect, so an Anthropic-only field never reaches OpenAI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra_for: Option<ProviderKind>,
     /// Per-call context: deadline, attempt, route hint and trail.
     #[serde(skip)]
     pub context: RequestContext,
@@ -81,6 +89,7 @@ impl ChatRequest {
             stream: false,
             user: None,
             extra: Arc::default(),
+            extra_for: None,
             context: RequestContext::default(),
         }
     }
@@ -131,6 +140,18 @@ impl ChatRequest {
     pub fn with_extra(mut self, key: impl Into<String>, value: Value) -> Self {
         Arc::make_mut(&mut self.extra).insert(key.into(), value);
         self
+    }
+
+    /// Marks the [`extra`](Self::extra) fields as written for the `wire` format only.
+    pub fn with_extra_for(mut self, wire: ProviderKind) -> Self {
+        self.extra_for = Some(wire);
+        self
+    }
+
+    /// Whether an adapter speaking `wire` merges the [`extra`](Self::extra) fields.
+    pub fn extra_applies_to(&self, wire: ProviderKind) -> bool {
+        self.extra_for
+            .is_none_or(|written_for| written_for.same_wire(wire))
     }
 
     /// Checks what every provider would reject, so that nothing is sent upstream for a

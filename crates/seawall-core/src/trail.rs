@@ -43,6 +43,9 @@ pub struct Trail {
     /// The call was sent to a cheaper model than the one asked for, by budget policy
     /// (boxed: rare, and the trail moves with every response).
     pub downgrade: Option<Box<Downgrade>>,
+    /// See [`dropped_fields`](Self::dropped_fields); boxed: rare, and the trail moves with
+    /// every response.
+    dropped_fields: Option<Box<Vec<String>>>,
 }
 
 /// The usage of one attempt, and the model it was sent to.
@@ -204,6 +207,21 @@ impl RecoveryPath {
 }
 
 impl Trail {
+    /// Pass-through fields ([`ChatRequest::extra`](crate::ChatRequest::extra)) written for
+    /// another wire format than a target's, and so left out of what was sent to it; each
+    /// named once, in the order first left out.
+    pub fn dropped_fields(&self) -> &[String] {
+        self.dropped_fields.as_deref().map_or(&[], Vec::as_slice)
+    }
+
+    /// Records that pass-through field `name` was left out of a target's request.
+    pub fn record_dropped_field(&mut self, name: &str) {
+        let fields = self.dropped_fields.get_or_insert_default();
+        if !fields.iter().any(|field| field == name) {
+            fields.push(name.to_owned());
+        }
+    }
+
     /// How many hedges were sent (attempts made while another was still running).
     pub fn hedges_sent(&self) -> usize {
         self.attempts.iter().filter(|attempt| attempt.hedge).count()

@@ -67,6 +67,10 @@ struct InRequest {
     response_format: Option<Value>,
     #[serde(default)]
     user: Option<String>,
+    /// Every field not modelled above (`seed`, `logprobs`, `n`, `presence_penalty`, ...):
+    /// passed through to chat-completions targets, left out for the others.
+    #[serde(flatten)]
+    rest: serde_json::Map<String, Value>,
 }
 
 #[derive(Deserialize)]
@@ -272,6 +276,10 @@ pub fn decode_request(body: &[u8]) -> Result<Inbound, BadRequest> {
         },
     };
     request.user = raw.user.map(Into::into);
+    if !raw.rest.is_empty() {
+        request.extra = Arc::new(raw.rest);
+        request.extra_for = Some(seawall_core::ProviderKind::OpenAi);
+    }
     request.validate().map_err(|invalid| {
         let mut bad = BadRequest::from(invalid);
         // The unified model's name for it is not the client's.
@@ -688,6 +696,28 @@ mod tests {
 
     fn delta(delta: Value, finish: Option<&str>) -> Value {
         chunk(json!([{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": null}]))
+    }
+
+    #[test]
+    fn unmodelled_fields_are_passed_through_for_the_chat_dialect_only() {
+        let body = br#"{"model":"m","messages":[{"role":"user","content":"hi"}],
+            "seed":7,"logprobs":true,"temperature":0.5}"#;
+        let request = decode_request(body).unwrap().request;
+        assert_eq!(
+            *request.extra,
+            *json!({"seed": 7, "logprobs": true}).as_object().unwrap()
+        );
+        assert_eq!(request.extra_for, Some(seawall_core::ProviderKind::OpenAi));
+        assert_eq!(
+            request.temperature,
+            Some(0.5),
+            "modelled, not passed through"
+        );
+
+        let plain = decode_request(br#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#);
+        let plain = plain.unwrap().request;
+        assert!(plain.extra.is_empty());
+        assert_eq!(plain.extra_for, None);
     }
 
     #[test]

@@ -1,3 +1,4 @@
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -96,11 +97,29 @@ where
         self.http.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, request: ChatRequest) -> Self::Future {
+    fn call(&mut self, mut request: ChatRequest) -> Self::Future {
         if let Err(invalid) = request.validate() {
             return ResponseFuture::failed(invalid.into());
         }
-        let mut http_request = match self.dialect.encode(&request) {
+        let provider = self.dialect.provider();
+        let narrowed;
+        let sent = if request.extra.is_empty() || request.extra_applies_to(provider) {
+            &request
+        } else {
+            // Fields written for another wire format mean something else here, or nothing:
+            // left out, and named in the trail.
+            request.context.trail().update(|trail| {
+                for field in request.extra.keys() {
+                    trail.record_dropped_field(field);
+                }
+            });
+            narrowed = ChatRequest {
+                extra: Arc::default(),
+                ..request.clone()
+            };
+            &narrowed
+        };
+        let mut http_request = match self.dialect.encode(sent) {
             Ok(http_request) => http_request,
             Err(error) => return ResponseFuture::failed(error.into()),
         };

@@ -779,3 +779,46 @@ fn loosely_typed_anthropic_bodies_and_deltas_decode_as_before() {
             .any(|e| matches!(e, StreamEvent::Usage(u) if u.output_tokens == 0))
     );
 }
+
+/// Fields a gateway relays from an Anthropic-dialect client reach Anthropic targets only:
+/// an OpenAI target gets a body without them, and the trail names what was left out.
+#[tokio::test]
+async fn pass_through_fields_reach_only_their_own_wire_format() {
+    let anthropic_only = || {
+        ChatRequest::new("m", [Message::user("Hi")])
+            .with_max_output_tokens(16)
+            .with_extra("top_k", json!(5))
+            .with_extra_for(seawall_core::ProviderKind::Anthropic)
+    };
+
+    let http = Canned::json(200, OPENAI_OK);
+    let openai = OpenAi::new(http.clone(), OpenAiConfig::new(ApiKey::new("sk-test")));
+    let mut request = anthropic_only();
+    let trail = request.context.trail().clone();
+    openai.oneshot(request).await.unwrap();
+    assert!(
+        http.last().json().get("top_k").is_none(),
+        "not sent to OpenAI"
+    );
+    assert_eq!(trail.snapshot().dropped_fields(), ["top_k"]);
+
+    let http = Canned::json(200, ANTHROPIC_OK);
+    let anthropic = Anthropic::new(http.clone(), AnthropicConfig::new("sk-ant-test"));
+    let mut request = anthropic_only();
+    let trail = request.context.trail().clone();
+    anthropic.oneshot(request).await.unwrap();
+    assert_eq!(http.last().json()["top_k"], 5, "sent to Anthropic");
+    assert!(trail.snapshot().dropped_fields().is_empty());
+
+    // Written for the chat dialect: an OpenAI-compatible server reads it the same way.
+    let http = Canned::json(200, OPENAI_OK);
+    let compatible = OpenAi::new(
+        http.clone(),
+        OpenAiConfig::compatible("http://127.0.0.1:8000/v1", ServerKind::LlamaCpp),
+    );
+    let request = ChatRequest::new("m", [Message::user("Hi")])
+        .with_extra("seed", json!(7))
+        .with_extra_for(seawall_core::ProviderKind::OpenAi);
+    compatible.oneshot(request).await.unwrap();
+    assert_eq!(http.last().json()["seed"], 7);
+}
