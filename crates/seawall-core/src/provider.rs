@@ -17,6 +17,8 @@ pub enum ProviderKind {
     /// A server that speaks the OpenAI Chat Completions dialect (Ollama, vLLM, llama.cpp,
     /// OpenRouter, Groq, ...).
     OpenAiCompatible,
+    /// The OpenAI Responses API (`POST /v1/responses`).
+    OpenAiResponses,
 }
 
 impl ProviderKind {
@@ -27,6 +29,7 @@ impl ProviderKind {
             Self::Anthropic => "anthropic",
             Self::Gemini => "gemini",
             Self::OpenAiCompatible => "openai_compatible",
+            Self::OpenAiResponses => "openai_responses",
         }
     }
 }

@@ -15,8 +15,11 @@
 //! | [`OpenAiCompatible`] | `OpenAi::new(http, OpenAiConfig::compatible(base_url, ServerKind::Ollama))` |
 //! | [`Anthropic`] | `Anthropic::new(http, AnthropicConfig::new(key))` |
 //! | [`Gemini`] | `Gemini::new(http, GeminiConfig::new(key))` |
+//! | [`OpenAiResponses`] | `OpenAiResponses::new(http, ResponsesConfig::new(key))` |
 //!
 //! Every config has `with_base_url`. Requests are validated before anything is sent.
+//! [`Adapter::count_tokens`] asks the providers that have one (Anthropic, Gemini, the OpenAI
+//! Responses API) for the exact input token count of a request.
 //!
 //! # Streaming
 //!
@@ -62,6 +65,8 @@ mod macros;
 
 mod adapter;
 pub mod anthropic;
+mod count;
+mod count_future;
 pub mod dialect;
 mod embed;
 mod embed_future;
@@ -76,14 +81,17 @@ mod json;
 mod key;
 pub mod openai;
 pub mod raw;
+pub mod responses;
 pub mod sse;
 pub mod stream;
 
 pub use adapter::Adapter;
 pub use anthropic::{Anthropic, AnthropicAuth, AnthropicConfig, AnthropicDialect};
+pub use count_future::CountTokensFuture;
 pub use dialect::{Dialect, StreamDecoder};
 pub use embed_future::EmbedFuture;
 pub use gemini::{Gemini, GeminiConfig, GeminiDialect};
 pub use key::ApiKey;
 pub use openai::{OpenAi, OpenAiCompatible, OpenAiConfig, OpenAiDialect, ServerKind};
+pub use responses::{OpenAiResponses, ResponsesConfig, ResponsesDialect};
 pub use stream::{DecodedStream, MalformedPolicy, StreamMetrics};
