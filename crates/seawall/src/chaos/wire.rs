@@ -100,6 +100,9 @@ pub(crate) fn error_frame(provider: ProviderKind) -> Bytes {
         ProviderKind::Gemini => {
             "data: {\"error\":{\"code\":500,\"message\":\"An internal error has occurred.\",\"status\":\"INTERNAL\"}}\n\n"
         }
+        ProviderKind::OpenAiResponses => {
+            "event: error\ndata: {\"type\":\"error\",\"code\":\"server_error\",\"message\":\"The server had an error processing your request.\",\"param\":null}\n\n"
+        }
         _ => {
             "data: {\"error\":{\"message\":\"The server had an error processing your request.\",\"type\":\"server_error\",\"param\":null,\"code\":\"server_error\"}}\n\n"
         }
@@ -113,13 +116,63 @@ pub(crate) const MALFORMED_EVENT: &[u8] =
 
 /// Whether an event carries the stream's end of message, in any provider's dialect.
 pub(crate) fn is_terminal(event: &[u8]) -> bool {
-    const MARKERS: [&[u8]; 4] = [
+    const MARKERS: [&[u8]; 6] = [
         b"[DONE]",
         b"message_stop",
+        b"\"response.completed\"",
+        b"\"response.incomplete\"",
         b"\"finishReason\"",
         b"\"finish_reason\":\"",
     ];
     MARKERS
         .iter()
         .any(|marker| event.windows(marker.len()).any(|w| w == *marker))
+}
+
+#[cfg(test)]
+mod tests {
+    use seawall_core::{ErrorKind, StreamEvent};
+    use seawall_providers::dialect::Flow;
+    use seawall_providers::sse::SseDecoder;
+    use seawall_providers::{
+        AnthropicConfig, AnthropicDialect, Dialect, GeminiConfig, GeminiDialect, OpenAiConfig,
+        OpenAiDialect, ResponsesConfig, ResponsesDialect, StreamDecoder,
+    };
+
+    use super::*;
+
+    /// What each provider's own stream decoder makes of the injected error frame.
+    fn decoded<D: Dialect>(dialect: &D) -> (Vec<StreamEvent>, Flow) {
+        let mut frames = Vec::new();
+        SseDecoder::new().feed(&error_frame(dialect.provider()), &mut frames);
+        assert_eq!(frames.len(), 1, "{:?}", dialect.provider());
+        let mut events = Vec::new();
+        let flow = dialect
+            .stream_decoder()
+            .decode(&frames[0], &mut events)
+            .expect("the frame is the provider's JSON");
+        (events, flow)
+    }
+
+    #[test]
+    fn the_injected_error_frame_is_an_error_in_every_providers_dialect() {
+        let results = [
+            decoded(&OpenAiDialect::new(OpenAiConfig::new("k"))),
+            decoded(&AnthropicDialect::new(AnthropicConfig::new("k"))),
+            decoded(&GeminiDialect::new(GeminiConfig::new("k"))),
+            decoded(&ResponsesDialect::new(ResponsesConfig::new("k"))),
+        ];
+        for (events, flow) in results {
+            assert_eq!(flow, Flow::End);
+            // A decoder may open the message first; the frame itself is the error.
+            match events.as_slice() {
+                [StreamEvent::Error(error)]
+                | [StreamEvent::Start { .. }, StreamEvent::Error(error)] => assert!(
+                    matches!(error.kind(), ErrorKind::Server | ErrorKind::Overloaded),
+                    "{error:?}"
+                ),
+                other => panic!("not one error: {other:?}"),
+            }
+        }
+    }
 }
