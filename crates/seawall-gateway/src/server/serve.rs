@@ -13,6 +13,7 @@ use http_body_util::Full;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
 use seawall_providers::http::HttpClient;
 use seawall_providers::http::default_client;
 use tokio::net::{TcpListener, TcpSocket};
@@ -188,12 +189,19 @@ impl GatewayHandle {
     }
 }
 
+/// Accepts connections until `stop` changes, then shuts down gracefully: the listener
+/// closes, every connection is told to finish (an idle kept-alive one closes at once, one
+/// with a call in flight closes after its response, a stream included), and whatever is
+/// still open when `grace` runs out is cut: open streams end with an in-band error event,
+/// and a connection still open a second later is dropped.
 async fn accept_loop(
     listener: TcpListener,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
     grace: Duration,
 ) {
+    let graceful = GracefulShutdown::new();
+    // The connection tasks, to drop those still open after the cut.
     let mut connections = JoinSet::new();
     loop {
         // At the connection cap, further clients wait in the listen backlog.
@@ -213,36 +221,27 @@ async fn accept_loop(
             continue;
         };
         let _ = stream.set_nodelay(true);
+        let header_read_timeout = shared.header_read_timeout;
         let shared = Arc::clone(&shared);
-        let mut stop = stop.clone();
+        let service = service_fn(move |request| handle(Arc::clone(&shared), request));
+        // A client that sends no (or a trickle of) headers, on a new connection or an idle
+        // kept-alive one, is closed after the header read timeout.
+        let connection = http1::Builder::new()
+            .keep_alive(true)
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(header_read_timeout)
+            .serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
         connections.spawn(async move {
             let _permit = permit;
-            let header_read_timeout = shared.header_read_timeout;
-            let service = service_fn(move |request| handle(Arc::clone(&shared), request));
-            // A client that sends no (or a trickle of) headers, on a new connection or an
-            // idle kept-alive one, is closed after the header read timeout.
-            let connection = http1::Builder::new()
-                .keep_alive(true)
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(header_read_timeout)
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(connection);
-            tokio::select! {
-                _ = connection.as_mut() => {}
-                _ = stop.changed() => {
-                    // Finish the response in flight (a stream included), then close.
-                    connection.as_mut().graceful_shutdown();
-                    let _ = connection.await;
-                }
-            }
+            let _ = connection.await;
         });
     }
     drop(listener);
-    let drained = tokio::time::timeout(grace, async {
-        while connections.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
         // Open streams end with an in-band error event; their connections then close.
         shared.cut_streams.send_replace(true);
         let ended = tokio::time::timeout(Duration::from_secs(1), async {
@@ -252,6 +251,9 @@ async fn accept_loop(
         if ended.is_err() {
             connections.shutdown().await;
         }
+    } else {
+        // Every connection has closed; its task ends with it.
+        while connections.join_next().await.is_some() {}
     }
 }
 
