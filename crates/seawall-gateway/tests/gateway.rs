@@ -392,6 +392,64 @@ async fn assert_shutdown_drains_a_live_stream(sim: Simulator, gw: GatewayHandle)
     assert!(TcpStream::connect(addr).await.is_err());
 }
 
+/// A kept-alive connection with no call on it does not hold shutdown up for the grace
+/// period: it is closed at once.
+#[tokio::test]
+async fn shutdown_closes_an_idle_kept_alive_connection_at_once() {
+    let demo = Demo::start(|_| {}, |b| b).await.expect("demo");
+    let gw = demo
+        .gateway
+        .listen("127.0.0.1:0".parse().unwrap())
+        .shutdown_grace(Duration::from_secs(30))
+        .serve()
+        .await
+        .expect("serve");
+    let addr = gw.local_addr();
+    let mut idle = TcpStream::connect(addr).await.expect("connect");
+    idle.write_all(format!("GET /healthz HTTP/1.1\r\nhost: {addr}\r\n\r\n").as_bytes())
+        .await
+        .expect("write");
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !raw.ends_with(b"ok\n") {
+        let n = idle.read(&mut buf).await.expect("read");
+        assert!(n > 0, "closed before the answer");
+        raw.extend_from_slice(&buf[..n]);
+    }
+    // The connection is now idle and kept alive.
+    tokio::time::timeout(Duration::from_secs(5), gw.shutdown())
+        .await
+        .expect("shutdown does not wait for an idle connection");
+    let closed = tokio::time::timeout(Duration::from_secs(1), idle.read(&mut buf))
+        .await
+        .expect("the idle connection is closed");
+    assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
+}
+
+/// A call in flight when shutdown begins is answered in full within the grace period.
+#[tokio::test]
+async fn shutdown_lets_an_in_flight_call_finish() {
+    let (sim, gw) = start(|_| {}).await;
+    sim.set_faults(
+        Provider::OpenAi,
+        vec![FaultRule::always(Fault::SlowFirstByte { ms: 300 })],
+    );
+    let addr = gw.local_addr();
+    let call = tokio::spawn(chat(addr, hello(false)));
+    while sim.requests().is_empty() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    gw.shutdown().await;
+    let reply = call.await.unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(
+        reply.json()["choices"][0]["message"]["content"].is_string(),
+        "{}",
+        reply.body
+    );
+    assert!(TcpStream::connect(addr).await.is_err());
+}
+
 #[tokio::test]
 async fn shutdown_drains_a_live_stream() {
     let (sim, gw) = start(|_| {}).await;

@@ -13,10 +13,11 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
 use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
 use crate::body::{Aborted, SimBody, StreamEnd, TimedFrame};
@@ -382,7 +383,8 @@ impl Simulator {
         reset_all(&self.shared);
     }
 
-    /// Stops accepting, closes every connection and waits for the listener to close.
+    /// Stops accepting, closes idle connections at once, gives responses under way a
+    /// moment to finish (100 ms), closes the rest and waits for the listener to close.
     pub async fn shutdown(mut self) {
         self.stop.take();
         match self.task.take() {
@@ -428,10 +430,20 @@ fn reset_all(shared: &Shared) {
     shared.log.clear();
 }
 
+/// How long responses under way at shutdown are given to finish before their connections
+/// are closed: enough for an answer already being written, short of a hanging fault.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(100);
+
+/// Accepts connections until `stop` changes or closes, then shuts down gracefully: idle
+/// kept-alive connections close at once, responses under way get [`SHUTDOWN_GRACE`], and
+/// the connections still open then are closed.
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<()>) {
+    let graceful = GracefulShutdown::new();
+    let mut connections = JoinSet::new();
     loop {
         let accepted = tokio::select! {
             _ = stop.changed() => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             accepted = listener.accept() => accepted,
         };
         let Ok((stream, _)) = accepted else {
@@ -449,17 +461,23 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
         }
         let _ = stream.set_nodelay(true);
         let shared = Arc::clone(&shared);
-        let mut stop = stop.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| handle(Arc::clone(&shared), req));
-            let conn = http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::select! {
-                _ = conn => {}
-                _ = stop.changed() => {}
-            }
+        let service = service_fn(move |req| handle(Arc::clone(&shared), req));
+        let conn = http1::Builder::new()
+            .keep_alive(true)
+            .serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        connections.spawn(async move {
+            let _ = conn.await;
         });
+    }
+    drop(listener);
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        connections.shutdown().await;
+    } else {
+        while connections.join_next().await.is_some() {}
     }
 }
 
