@@ -45,6 +45,9 @@ pub mod access;
 mod config;
 #[cfg(feature = "demo")]
 mod demo;
+// The request handler routes to these codecs in a separate change.
+#[allow(dead_code, unused_imports)]
+mod dialect;
 mod jsonl;
 mod metrics;
 mod origin;
