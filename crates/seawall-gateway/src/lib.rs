@@ -45,8 +45,6 @@ pub mod access;
 mod config;
 #[cfg(feature = "demo")]
 mod demo;
-// Each inbound API dialect's codec; the handler and routes plug them in.
-#[allow(dead_code, unused_imports)]
 mod dialect;
 mod jsonl;
 mod metrics;
