@@ -310,6 +310,8 @@ pub enum ProviderConfig {
     Gemini,
     /// An OpenAI-compatible server (Ollama, vLLM, llama.cpp, ...); the key is optional.
     OpenaiCompatible,
+    /// The OpenAI Responses API (`POST /v1/responses`).
+    OpenaiResponses,
 }
 
 /// `[[targets]]`: one upstream.
@@ -319,7 +321,8 @@ pub struct TargetConfig {
     /// `name`: a unique name, used in groups, headers, metrics and `/status`; at most 128
     /// characters, without control characters or whitespace at either end.
     pub name: String,
-    /// `provider`: `openai`, `anthropic`, `gemini` or `openai_compatible`.
+    /// `provider`: `openai`, `anthropic`, `gemini`, `openai_compatible` or
+    /// `openai_responses`.
     pub provider: ProviderConfig,
     /// `model`: the model name sent to this target (an alias group maps to it).
     pub model: String,
@@ -483,6 +486,7 @@ impl ProviderConfig {
             Self::Anthropic => ProviderKind::Anthropic,
             Self::Gemini => ProviderKind::Gemini,
             Self::OpenaiCompatible => ProviderKind::OpenAiCompatible,
+            Self::OpenaiResponses => ProviderKind::OpenAiResponses,
         }
     }
 }

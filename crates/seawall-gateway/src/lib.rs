@@ -57,6 +57,7 @@ mod server;
 mod spend;
 mod state;
 mod status;
+mod upstream;
 pub mod telemetry;
 pub mod wire;
 

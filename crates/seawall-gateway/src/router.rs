@@ -38,6 +38,8 @@ pub(crate) type GroupService = EnforceDeadline<Either<Idempotency<Cached>, Cache
 pub(crate) struct Group {
     pub(crate) service: GroupService,
     pub(crate) classifier: Classifier,
+    /// The group's first target whose provider counts tokens exactly, for the count routes.
+    pub(crate) counter: Option<crate::upstream::TokenCounter>,
 }
 
 /// The groups by exact name, and the prefix patterns, longest first.

@@ -232,10 +232,10 @@ pub(crate) fn layer(
             }
             TargetEmbedder::Gemini(Gemini::new(http, c))
         }
-        ProviderConfig::Anthropic => {
+        ProviderConfig::Anthropic | ProviderConfig::OpenaiResponses => {
             return Err(problem(
                 "semantic_cache.target",
-                "Anthropic has no embeddings endpoint",
+                "use an openai, openai_compatible or gemini target: this provider's API has no embeddings endpoint",
             ));
         }
     };

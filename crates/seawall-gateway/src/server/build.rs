@@ -20,7 +20,7 @@ use seawall::timeout::{AttemptTimeoutLayer, DeadlineLayer};
 use seawall_core::{BreakerState, Classifier};
 use seawall_providers::http::HttpClient;
 use seawall_providers::{
-    AnthropicConfig, ApiKey, GeminiConfig, OpenAiConfig, ServerKind, http::default_client,
+    ApiKey, http::default_client,
 };
 use serde_json::json;
 use tokio::sync::watch;
@@ -34,6 +34,7 @@ use crate::config::{Config, ConfigError, ProviderConfig, ProviderRefillConfig, S
 use crate::metrics::Metrics;
 use crate::router::{Group, GroupRouter, Groups};
 use crate::spend::{AlertOut, TargetAlert, UsageReport};
+use crate::upstream::{self, TokenCounter};
 
 /// Counts the requests a target's adapter sends (each retry included), under the retry
 /// layer where the router's trail cannot see them.
@@ -262,39 +263,23 @@ impl GatewayBuilder {
             let stack = stack.clone();
             let http = http.clone();
 
+            let key = key.as_ref();
             let guarded = match t.provider {
                 ProviderConfig::Openai | ProviderConfig::OpenaiCompatible => {
-                    let mut c = match (t.provider, key) {
-                        (ProviderConfig::Openai, Some(key)) => OpenAiConfig::new(key.clone()),
-                        _ => OpenAiConfig::compatible(
-                            t.base_url.clone().unwrap_or_default(),
-                            ServerKind::Other,
-                        ),
-                    };
-                    if let Some(url) = &t.base_url {
-                        c = c.with_base_url(url.clone());
-                    }
-                    if let (Some(key), ProviderConfig::OpenaiCompatible) = (key, t.provider) {
-                        c = c.with_api_key(key.clone());
-                    }
-                    c = c.with_idempotency_key_forwarding(t.forward_idempotency_key);
+                    let c = upstream::openai_config(t, key);
                     stack.build(counted(seawall_providers::OpenAi::new(http, c), sent))
                 }
                 ProviderConfig::Anthropic => {
-                    let key = key.clone().unwrap_or_else(|| ApiKey::new(""));
-                    let mut c = AnthropicConfig::new(key);
-                    if let Some(url) = &t.base_url {
-                        c = c.with_base_url(url.clone());
-                    }
+                    let c = upstream::anthropic_config(t, key);
                     stack.build(counted(seawall_providers::Anthropic::new(http, c), sent))
                 }
                 ProviderConfig::Gemini => {
-                    let key = key.clone().unwrap_or_else(|| ApiKey::new(""));
-                    let mut c = GeminiConfig::new(key);
-                    if let Some(url) = &t.base_url {
-                        c = c.with_base_url(url.clone());
-                    }
+                    let c = upstream::gemini_config(t, key);
                     stack.build(counted(seawall_providers::Gemini::new(http, c), sent))
+                }
+                ProviderConfig::OpenaiResponses => {
+                    let c = upstream::responses_config(t, key);
+                    stack.build(counted(seawall_providers::OpenAiResponses::new(http, c), sent))
                 }
             };
             let mut target = guarded.target.weight(t.weight).provider(t.provider.kind());
@@ -351,6 +336,10 @@ impl GatewayBuilder {
             for (i, name) in g.targets.iter().enumerate() {
                 failover = failover.target(build_target(name, pattern && i == 0));
             }
+            let counter = g.targets.iter().enumerate().find_map(|(i, name)| {
+                let (_, t, key, _) = &stacks[name.as_str()];
+                TokenCounter::new(t, key.as_ref(), http.clone(), pattern && i == 0)
+            });
             if let Some(hedge) = &g.hedge {
                 failover = failover.hedge(hedge.policy());
             }
@@ -368,6 +357,7 @@ impl GatewayBuilder {
             let service = Group {
                 service: DeadlineLayer::new(g.timeout).layer(keyed),
                 classifier,
+                counter,
             };
             match g.prefix() {
                 Some(prefix) => patterns.push((prefix.to_owned(), service)),

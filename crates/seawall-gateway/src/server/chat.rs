@@ -1,4 +1,4 @@
-//! The chat-completions call: from the checked request to the reply.
+//! A chat call in any dialect: from the checked request to the reply.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -20,7 +20,7 @@ use super::inbound::{
 };
 use super::relay::{BodyKind, GatewayBody, Reply, SseRelay, json_reply};
 use crate::access::Access;
-use crate::wire::{self, ChunkHead};
+use crate::dialect::Dialect;
 
 /// Seconds since the epoch: the `created` of an answer.
 pub(super) fn unix_now() -> u64 {
@@ -29,11 +29,12 @@ pub(super) fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// One chat-completions call: the inbound checks, the body decoded, the call through
-/// the budget layer and the group its model names, and the reply (a JSON answer, an SSE
-/// relay or an OpenAI-shaped error).
+/// One chat call in `dialect`: the inbound checks, the body decoded, the call through the
+/// budget layer and the group its model names, and the reply (a JSON answer or an SSE relay
+/// in the dialect, or an OpenAI-shaped error the route puts in the dialect's shape).
 pub(super) async fn chat(
     shared: &Arc<Shared>,
+    dialect: Dialect,
     request: Request<Incoming>,
     started: tokio::time::Instant,
     mut access: Option<&mut Access>,
@@ -56,7 +57,7 @@ pub(super) async fn chat(
         Ok(body) => body,
         Err(refused) => return refused,
     };
-    let inbound = match wire::decode_request(&body) {
+    let inbound = match dialect.decode(&body) {
         Ok(inbound) => inbound,
         Err(bad) => {
             return error_reply(
@@ -122,7 +123,11 @@ pub(super) async fn chat(
     match shared.service.clone().oneshot(inbound.request).await {
         Ok(response) => {
             shared.board.record(&response.trail);
-            let id = format!("chatcmpl-sw{:x}", shared.next_id.fetch_add(1, Relaxed));
+            let id = format!(
+                "{}{:x}",
+                dialect.id_prefix(),
+                shared.next_id.fetch_add(1, Relaxed)
+            );
             let answered = answering_model(&response, &requested);
             if let Some(access) = access {
                 access.answered = Some(answered.clone());
@@ -132,19 +137,20 @@ pub(super) async fn chat(
                 let mut response = response;
                 let relay = SseRelay {
                     stream: response.stream.take(),
-                    head: ChunkHead {
+                    dialect,
+                    writer: dialect.stream_writer(
                         id,
-                        model: answered.clone(),
-                        created: unix_now(),
-                    },
-                    include_usage: inbound.include_usage,
+                        answered.clone(),
+                        unix_now(),
+                        inbound.include_usage,
+                    ),
                     usage: None,
                     finished: false,
                     first_content: false,
                     started,
                     shared: Arc::clone(shared),
                     trail: trail.unwrap_or_default(),
-                    role_sent: false,
+                    started_frames: false,
                     permit: None,
                     access: None,
                     span: tracing::Span::none(),
@@ -163,7 +169,7 @@ pub(super) async fn chat(
                 budget_headers(shared, key.as_deref(), headers);
                 reply
             } else {
-                let body = wire::encode_response(&response, &id, &answered, unix_now());
+                let body = dialect.encode_response(&response, &id, &answered, unix_now());
                 let mut reply = json_reply(StatusCode::OK, body);
                 let headers = reply.headers_mut();
                 trail_headers(headers, &response.trail, &answered);

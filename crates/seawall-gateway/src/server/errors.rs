@@ -10,9 +10,10 @@ use seawall::cache::CacheUnavailable;
 use seawall::idempotency::{FirstCallFailed, IdempotencyConflict, IdempotencyUnavailable};
 use seawall_core::{AttemptOutcome, BoxError, Cause, Classifier, ErrorKind, ErrorWithTrail, Trail};
 
-use super::relay::{Reply, json_reply};
+use super::relay::{BodyKind, GatewayBody, Reply, json_reply};
 use super::{Shared, VirtualKey};
-use crate::wire::{self};
+use crate::dialect::Dialect;
+use crate::wire;
 
 /// An OpenAI-shaped error reply: `{"error": {"message", "type", "param", "code"}}`.
 pub(super) fn error_reply(
@@ -24,6 +25,30 @@ pub(super) fn error_reply(
 ) -> Reply {
     let body = wire::error_body(message, kind, param, code);
     json_reply(status, serde_json::to_vec(&body).unwrap_or_default())
+}
+
+/// An error reply in `dialect`'s shape: the replies above are written in OpenAI's, and a
+/// call on another dialect's route gets the same status, headers and message in its own.
+pub(super) fn in_dialect(reply: Reply, dialect: Dialect) -> Reply {
+    if dialect == Dialect::Chat || reply.status().as_u16() < 400 {
+        return reply;
+    }
+    let (parts, body) = reply.into_parts();
+    let GatewayBody(BodyKind::Full(Some(bytes))) = &body else {
+        return Reply::from_parts(parts, body);
+    };
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return Reply::from_parts(parts, body);
+    };
+    let field = |name: &str| value.pointer(name).and_then(serde_json::Value::as_str);
+    let body = dialect.error_body(
+        parts.status.as_u16(),
+        field("/error/type").unwrap_or("server_error"),
+        field("/error/code"),
+        field("/error/param"),
+        field("/error/message").unwrap_or_default(),
+    );
+    Reply::from_parts(parts, GatewayBody(BodyKind::Full(Some(body.into()))))
 }
 
 /// The `error.code` (or, without one, `error.type`) of an error reply's body.
@@ -53,6 +78,8 @@ pub(super) static X_SEAWALL_MODEL: HeaderName = HeaderName::from_static("x-seawa
 pub(super) static X_SEAWALL_CACHE: HeaderName = HeaderName::from_static("x-seawall-cache");
 pub(super) static X_SEAWALL_DOWNGRADED_FROM: HeaderName =
     HeaderName::from_static("x-seawall-downgraded-from");
+pub(super) static X_SEAWALL_DROPPED_FIELDS: HeaderName =
+    HeaderName::from_static("x-seawall-dropped-fields");
 pub(super) static X_SEAWALL_COST: HeaderName = HeaderName::from_static("x-seawall-cost-usd");
 pub(super) static X_SEAWALL_BUDGET_USD: HeaderName =
     HeaderName::from_static("x-seawall-budget-remaining-usd");
@@ -120,6 +147,12 @@ pub(super) fn trail_headers(headers: &mut http::HeaderMap, trail: &Trail, model:
         && let Ok(value) = HeaderValue::from_str(&downgrade.from)
     {
         headers.insert(&X_SEAWALL_DOWNGRADED_FROM, value);
+    }
+    // The client's fields a target of another dialect could not take.
+    if !trail.dropped_fields().is_empty()
+        && let Ok(value) = HeaderValue::from_str(&trail.dropped_fields().join(","))
+    {
+        headers.insert(&X_SEAWALL_DROPPED_FIELDS, value);
     }
 }
 

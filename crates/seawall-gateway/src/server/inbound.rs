@@ -146,14 +146,16 @@ pub(super) async fn authenticate(
             v.get(..7)
                 .filter(|scheme| scheme.eq_ignore_ascii_case("bearer "))
                 .map(|_| &v[7..])
-        });
+        })
+        // Anthropic's SDKs send the key in `x-api-key`.
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
     let Some(bearer) = bearer else {
         return Err(error_reply(
             StatusCode::UNAUTHORIZED,
             "invalid_request_error",
             Some("missing_api_key"),
             None,
-            "missing API key: send Authorization: Bearer <key>",
+            "missing API key: send Authorization: Bearer <key> or x-api-key: <key>",
         ));
     };
     let Some(key) = shared.keys.get(bearer.trim()) else {

@@ -8,6 +8,7 @@
 
 mod build;
 mod chat;
+mod count;
 mod errors;
 mod inbound;
 mod relay;

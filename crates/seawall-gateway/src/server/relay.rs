@@ -1,5 +1,5 @@
-//! The response body: a complete buffer, or a [`StreamEvent`] stream relayed as OpenAI
-//! SSE chunks.
+//! The response body: a complete buffer, or a [`StreamEvent`] stream relayed as SSE in the
+//! caller's dialect.
 
 use std::convert::Infallible;
 use std::fmt;
@@ -16,7 +16,7 @@ use seawall_core::{ErrorKind, EventStream, LlmError, StreamEvent, TrailRecorder,
 
 use super::Shared;
 use crate::access::Access;
-use crate::wire::{self, ChunkHead};
+use crate::dialect::{Dialect, StreamWriter};
 
 /// A response body: a complete buffer or a relayed stream.
 pub struct GatewayBody(pub(super) BodyKind);
@@ -63,12 +63,13 @@ impl Body for GatewayBody {
     }
 }
 
-/// Relays a [`StreamEvent`] stream as OpenAI SSE chunks. Dropping it (the client went
-/// away) drops the upstream stream, which cancels the upstream call.
+/// Relays a [`StreamEvent`] stream as SSE in the caller's dialect. Dropping it (the client
+/// went away) drops the upstream stream, which cancels the upstream call.
 pub(super) struct SseRelay {
     pub(super) stream: Option<EventStream>,
-    pub(super) head: ChunkHead,
-    pub(super) include_usage: bool,
+    /// The dialect the call came in on (the access line names its route).
+    pub(super) dialect: Dialect,
+    pub(super) writer: StreamWriter,
     pub(super) usage: Option<Usage>,
     pub(super) finished: bool,
     pub(super) first_content: bool,
@@ -76,7 +77,8 @@ pub(super) struct SseRelay {
     pub(super) shared: Arc<Shared>,
     /// The call's trail: its cost, once the stream has settled.
     pub(super) trail: TrailRecorder,
-    pub(super) role_sent: bool,
+    /// Whether the opening frames were written.
+    pub(super) started_frames: bool,
     /// The call's in-flight permit, held until the stream ends.
     pub(super) permit: Option<tokio::sync::OwnedSemaphorePermit>,
     /// Resolves when the shutdown grace runs out.
@@ -92,9 +94,9 @@ impl SseRelay {
         // The request span (trace export on) covers the relay: it ends with the stream.
         let _span = self.span.clone().entered();
         let mut out = Vec::new();
-        if !self.role_sent {
-            self.role_sent = true;
-            self.head.role(&mut out);
+        if !self.started_frames {
+            self.started_frames = true;
+            self.writer.start(&mut out);
         }
         if self.stream.is_some() && self.cut.as_mut().poll(cx).is_ready() {
             // The shutdown grace ran out: end as every failed stream ends, not with a bare
@@ -124,11 +126,11 @@ impl SseRelay {
                         // answers them.
                         StreamEvent::Start {
                             model: Some(model), ..
-                        } if !model.is_empty() => self.head.model = model,
+                        } if !model.is_empty() => self.writer.set_model(model),
                         StreamEvent::Start { .. } => {}
                         StreamEvent::TextDelta(text) => {
                             self.first_content();
-                            self.head.text(&mut out, &text);
+                            self.writer.text(&mut out, &text);
                         }
                         StreamEvent::ToolCallDelta {
                             index,
@@ -137,7 +139,7 @@ impl SseRelay {
                             arguments,
                         } => {
                             self.first_content();
-                            self.head.tool_call(
+                            self.writer.tool_call(
                                 &mut out,
                                 index,
                                 id.as_deref(),
@@ -148,7 +150,7 @@ impl SseRelay {
                         StreamEvent::Usage(usage) => self.usage = Some(usage),
                         StreamEvent::Finish(reason) => {
                             self.finished = true;
-                            self.head.finish(&mut out, &reason);
+                            self.writer.finish(&mut out, &reason);
                         }
                         StreamEvent::Error(error) => {
                             self.fail(&mut out, &error);
@@ -164,12 +166,9 @@ impl SseRelay {
                 }
                 Poll::Ready(None) => {
                     if self.finished {
-                        if let (true, Some(usage)) = (self.include_usage, &self.usage) {
-                            // The budget layer settled the call as the stream ended.
-                            let cost = self.trail.update(|trail| trail.cost);
-                            self.head.usage(&mut out, usage, cost);
-                        }
-                        wire::done(&mut out);
+                        // The budget layer settled the call as the stream ended.
+                        let cost = self.trail.update(|trail| trail.cost);
+                        self.writer.end(&mut out, self.usage.as_ref(), cost);
                         self.end();
                     } else {
                         let error = LlmError::new(
@@ -197,7 +196,7 @@ impl SseRelay {
 
     fn fail(&mut self, out: &mut Vec<u8>, error: &LlmError) {
         let message = crate::redact::redact(error.message(), &self.shared.secrets);
-        wire::stream_error(out, &message, error.kind());
+        self.writer.error(out, &message, error.kind());
         self.shared.metrics.stream_errors.inc();
         if let Some(access) = &mut self.access {
             access.error = Some(error.kind().as_str().to_owned());
@@ -228,7 +227,7 @@ impl Drop for SseRelay {
         if let Some(access) = &mut self.access {
             // Settled when the stream was dropped: the trail has the tokens and the cost.
             access.follow(&self.trail.snapshot());
-            access.log("/v1/chat/completions", 200, latency);
+            access.log(self.dialect.path(), 200, latency);
         }
     }
 }

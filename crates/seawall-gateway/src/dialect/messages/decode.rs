@@ -155,6 +155,7 @@ fn decode(body: &[u8], max_tokens_required: bool) -> Result<ChatRequest, BadRequ
         .map(|(name, value)| (name.clone(), value.clone()))
         .collect();
     request.extra = Arc::new(extra);
+    request.extra_for = Some(seawall_core::ProviderKind::Anthropic);
 
     request.validate().map_err(|invalid| {
         // The unified model's name for it is not the client's.

@@ -258,6 +258,7 @@ pub(crate) fn decode_request(body: &[u8]) -> Result<Inbound, BadRequest> {
         .filter(|(name, _)| !MODELLED.contains(&name.as_str()))
         .collect();
     request.extra = Arc::new(extra);
+    request.extra_for = Some(seawall_core::ProviderKind::OpenAiResponses);
 
     request.validate().map_err(|invalid| {
         // What `validate` finds in a message is named after the item it came from.
