@@ -14,6 +14,9 @@
 //!   [`ErrorKind::QuotaExhausted`], `prompt is too long` and `exceed context limit` are
 //!   [`ErrorKind::ContextLengthExceeded`], `overloaded_error` (529) is
 //!   [`ErrorKind::Overloaded`].
+//! - `stop_reason: "refusal"` (streamed or not) is [`FinishReason::ContentFilter`], so a
+//!   refusal is told apart from an empty answer; a complete response also carries
+//!   `stop_details.explanation` as [`AssistantMessage::refusal`].
 //!
 //! ```
 //! use seawall_providers::{Anthropic, AnthropicAuth, AnthropicConfig, ApiKey};
@@ -323,6 +326,13 @@ fn message_response(body: wire::Message<'_>) -> Option<ChatResponse> {
         .stop_reason
         .as_deref()
         .map_or(FinishReason::Stop, stop_reason);
+    if finish == FinishReason::ContentFilter {
+        // A refusal: an empty content with the reason Anthropic gives, not an empty answer.
+        message.refusal = body
+            .stop_details
+            .and_then(|details| details.explanation)
+            .map(Cow::into_owned);
+    }
     let mut response = ChatResponse::new(
         ProviderKind::Anthropic,
         body.model.unwrap_or_default(),
@@ -740,8 +750,17 @@ mod wire {
         pub(super) content: Option<Vec<ContentBlock<'a>>>,
         #[serde(borrow, default)]
         pub(super) stop_reason: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        pub(super) stop_details: Option<StopDetails<'a>>,
         #[serde(default)]
         pub(super) usage: Option<Usage>,
+    }
+
+    /// Why a message stopped, beyond its `stop_reason` (a refusal's explanation).
+    #[derive(Deserialize)]
+    pub(super) struct StopDetails<'a> {
+        #[serde(borrow, default)]
+        pub(super) explanation: Option<Cow<'a, str>>,
     }
 
     impl<'a> Message<'a> {
@@ -766,6 +785,9 @@ mod wire {
                             .collect()
                     }),
                 stop_reason: cow_at(value, &["stop_reason"]),
+                stop_details: get(value, &["stop_details"]).map(|details| StopDetails {
+                    explanation: cow_at(details, &["explanation"]),
+                }),
                 usage: get(value, &["usage"]).map(Usage::loose),
             }
         }

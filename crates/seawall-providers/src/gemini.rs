@@ -11,6 +11,11 @@
 //!   [`FinishReason::ToolCalls`] when the reply holds calls. Safety finish reasons are
 //!   [`FinishReason::ContentFilter`]; a prompt blocked before any candidate
 //!   (`promptFeedback.blockReason`) is an [`ErrorKind::ContentFiltered`] error.
+//! - A function call streamed in pieces (`streamFunctionCallArguments`: a named
+//!   `functionCall` with `willContinue`, then `partialArgs` values at JSON paths, then a
+//!   part without `willContinue`) becomes [`StreamEvent::ToolCallDelta`]s whose arguments
+//!   join to the call's JSON, written as the values arrive; a call sent whole in one part
+//!   is one delta.
 //! - Errors are `google.rpc.Status` bodies: `RESOURCE_EXHAUSTED` with a per-day quota id is
 //!   [`ErrorKind::QuotaExhausted`], otherwise [`ErrorKind::RateLimited`] with
 //!   `RetryInfo.retryDelay` as the retry hint; `API_KEY_INVALID` (a 400) is
@@ -45,6 +50,10 @@ use crate::error::{decode_error, from_response, mentions_context_length, non_jso
 use crate::json::{get, join_url, merge_extra, post, str_at};
 use crate::key::ApiKey;
 use crate::sse::SseEvent;
+
+mod args;
+
+use args::ArgsWriter;
 
 /// The Generative Language API base URL.
 pub const GEMINI_BASE_URL: &str = "https://generativelanguage.googleapis.com";
@@ -296,11 +305,11 @@ fn candidate_response(body: wire::Response<'_>) -> Option<ChatResponse> {
     for part in candidate.parts() {
         match part {
             wire::Read::Text(text) => message.text.push_str(&text),
-            wire::Read::Call(call) => {
+            wire::Read::Call(call) if !call.is_empty() => {
                 let index = message.tool_calls.len();
                 message.tool_calls.push(call.tool_call(index));
             }
-            wire::Read::Nothing => {}
+            wire::Read::Call(_) | wire::Read::Nothing => {}
         }
     }
     let finish = finish_reason(
@@ -489,6 +498,15 @@ pub struct GeminiStreamDecoder {
     tool_calls: u32,
     last_usage: Option<Usage>,
     finish: Option<String>,
+    /// A call whose arguments are still streaming (`partialArgs`).
+    streamed_call: Option<StreamedCall>,
+}
+
+/// A function call streamed over several chunks, not yet ended.
+#[derive(Debug)]
+struct StreamedCall {
+    index: u32,
+    arguments: ArgsWriter,
 }
 
 impl GeminiStreamDecoder {
@@ -514,21 +532,13 @@ impl GeminiStreamDecoder {
                             out.push(StreamEvent::TextDelta(text.into_owned()));
                         }
                     }
-                    wire::Read::Call(call) => {
-                        let index = self.tool_calls;
-                        self.tool_calls += 1;
-                        let call = call.tool_call(index as usize);
-                        out.push(StreamEvent::ToolCallDelta {
-                            index,
-                            id: Some(call.id),
-                            name: Some(call.name),
-                            arguments: call.arguments,
-                        });
-                    }
+                    wire::Read::Call(call) => self.call_part(call, out),
                     wire::Read::Nothing => {}
                 }
             }
             if let Some(reason) = finish {
+                // The end of message ends a streamed call whose closing part never came.
+                self.end_streamed_call(out);
                 self.finish = Some(reason.into_owned());
             }
         }
@@ -537,6 +547,81 @@ impl GeminiStreamDecoder {
         {
             self.last_usage = Some(usage);
             out.push(StreamEvent::Usage(usage));
+        }
+    }
+}
+
+impl GeminiStreamDecoder {
+    /// A `functionCall` part: a whole call, or a piece of one streamed over several chunks.
+    fn call_part(&mut self, call: wire::FunctionCall<'_>, out: &mut Vec<StreamEvent>) {
+        // A named part starts a call: one still open lost its closing part.
+        if call.name.is_some() {
+            self.end_streamed_call(out);
+        }
+        if self.streamed_call.is_none() {
+            if call.is_empty() {
+                return;
+            }
+            let index = self.tool_calls;
+            self.tool_calls += 1;
+            if !call.is_partial() {
+                let call = call.tool_call(index as usize);
+                out.push(StreamEvent::ToolCallDelta {
+                    index,
+                    id: Some(call.id),
+                    name: Some(call.name),
+                    arguments: call.arguments,
+                });
+                return;
+            }
+            let name = call.name.as_deref().unwrap_or_default().to_owned();
+            out.push(StreamEvent::ToolCallDelta {
+                index,
+                id: Some(wire::call_id(call.id.clone(), &name, index as usize)),
+                name: Some(name),
+                arguments: String::new(),
+            });
+            self.streamed_call = Some(StreamedCall {
+                index,
+                arguments: ArgsWriter::default(),
+            });
+        }
+        let Some(streamed) = &mut self.streamed_call else {
+            return;
+        };
+        for arg in call.partial_args.iter().flatten() {
+            if let (Some(path), Some(piece)) = (arg.json_path.as_deref(), arg.piece()) {
+                streamed.arguments.set(path, piece);
+            }
+        }
+        if let Some(args) = &call.args {
+            streamed.arguments.set_all(args);
+        }
+        if call.will_continue == Some(true) {
+            let arguments = streamed.arguments.take();
+            if !arguments.is_empty() {
+                out.push(StreamEvent::ToolCallDelta {
+                    index: streamed.index,
+                    id: None,
+                    name: None,
+                    arguments,
+                });
+            }
+        } else {
+            self.end_streamed_call(out);
+        }
+    }
+
+    /// Ends the streamed call, if one is open: its arguments are closed as JSON.
+    fn end_streamed_call(&mut self, out: &mut Vec<StreamEvent>) {
+        if let Some(mut streamed) = self.streamed_call.take() {
+            streamed.arguments.finish();
+            out.push(StreamEvent::ToolCallDelta {
+                index: streamed.index,
+                id: None,
+                name: None,
+                arguments: streamed.arguments.take(),
+            });
         }
     }
 }
@@ -591,6 +676,7 @@ mod wire {
     use serde::de::IgnoredAny;
     use serde_json::Value;
 
+    use super::args::Piece;
     use crate::json::{cow_at, get, is_object, u64_at};
 
     /// The typed reading of `json`, when it is an object of the expected types that is
@@ -670,6 +756,11 @@ mod wire {
                                 name: cow_at(call, &["name"]),
                                 id: cow_at(call, &["id"]),
                                 args: get(call, &["args"]).cloned(),
+                                partial_args: get(call, &["partialArgs"])
+                                    .and_then(Value::as_array)
+                                    .map(|args| args.iter().map(PartialArg::loose).collect()),
+                                will_continue: get(call, &["willContinue"])
+                                    .and_then(Value::as_bool),
                             }),
                         })
                         .collect()
@@ -699,13 +790,76 @@ mod wire {
     }
 
     #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
     pub(super) struct FunctionCall<'a> {
         #[serde(borrow, default)]
-        name: Option<Cow<'a, str>>,
+        pub(super) name: Option<Cow<'a, str>>,
         #[serde(borrow, default)]
-        id: Option<Cow<'a, str>>,
+        pub(super) id: Option<Cow<'a, str>>,
         #[serde(default)]
-        args: Option<Value>,
+        pub(super) args: Option<Value>,
+        /// Values of arguments streamed in pieces.
+        #[serde(borrow, default)]
+        pub(super) partial_args: Option<Vec<PartialArg<'a>>>,
+        /// More of this call follows in later chunks.
+        #[serde(default)]
+        pub(super) will_continue: Option<bool>,
+    }
+
+    /// One `partialArgs` entry: a value at a JSON path.
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub(super) struct PartialArg<'a> {
+        #[serde(borrow, default)]
+        pub(super) json_path: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        string_value: Option<Cow<'a, str>>,
+        #[serde(default)]
+        number_value: Option<serde_json::Number>,
+        #[serde(default)]
+        bool_value: Option<bool>,
+        /// Present (whatever it holds, `null` included) for a null value.
+        #[serde(default, deserialize_with = "present")]
+        null_value: Option<Value>,
+        #[serde(default)]
+        will_continue: Option<bool>,
+    }
+
+    fn present<'de, D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Value>, D::Error> {
+        Value::deserialize(deserializer).map(Some)
+    }
+
+    impl<'a> PartialArg<'a> {
+        fn loose(value: &'a Value) -> Self {
+            Self {
+                json_path: cow_at(value, &["jsonPath"]),
+                string_value: cow_at(value, &["stringValue"]),
+                number_value: get(value, &["numberValue"])
+                    .and_then(Value::as_number)
+                    .cloned(),
+                bool_value: get(value, &["boolValue"]).and_then(Value::as_bool),
+                null_value: get(value, &["nullValue"]).cloned(),
+                will_continue: get(value, &["willContinue"]).and_then(Value::as_bool),
+            }
+        }
+
+        /// The value this entry sets; `None` for one that holds none.
+        pub(super) fn piece(&self) -> Option<Piece<'_>> {
+            if let Some(text) = &self.string_value {
+                Some(Piece::Text {
+                    fragment: text,
+                    continues: self.will_continue == Some(true),
+                })
+            } else if let Some(number) = &self.number_value {
+                Some(Piece::Scalar(Value::Number(number.clone())))
+            } else if let Some(flag) = self.bool_value {
+                Some(Piece::Scalar(Value::Bool(flag)))
+            } else {
+                self.null_value.as_ref().map(|_| Piece::Scalar(Value::Null))
+            }
+        }
     }
 
     /// What a part holds for the reply.
@@ -737,14 +891,26 @@ mod wire {
         pub(super) fn tool_call(self, index: usize) -> ToolCall {
             let name = self.name.map(Cow::into_owned).unwrap_or_default();
             ToolCall {
-                // Older models send no call id; the name and position identify the call.
-                id: self
-                    .id
-                    .map_or_else(|| format!("{name}-{index}"), Cow::into_owned),
+                id: call_id(self.id, &name, index),
                 arguments: self.args.map_or_else(|| "{}".to_owned(), |a| a.to_string()),
                 name,
             }
         }
+
+        /// Whether this part is a piece of a call streamed over several chunks.
+        pub(super) fn is_partial(&self) -> bool {
+            self.will_continue == Some(true) || self.partial_args.is_some()
+        }
+
+        /// Whether this part says nothing: the `functionCall: {}` that ends a streamed call.
+        pub(super) fn is_empty(&self) -> bool {
+            self.name.is_none() && self.args.is_none() && !self.is_partial()
+        }
+    }
+
+    /// The call's id: older models send none, and the name and position identify the call.
+    pub(super) fn call_id(id: Option<Cow<'_, str>>, name: &str, index: usize) -> String {
+        id.map_or_else(|| format!("{name}-{index}"), Cow::into_owned)
     }
 
     #[derive(Deserialize)]

@@ -12,13 +12,34 @@
 //!   `{"object":"error",...}` body, llama.cpp's `exceed_context_size_error` and
 //!   503 `Loading model`, Ollama's `api_error`, plain strings in `error`.
 //!
+//! # Azure OpenAI
+//!
+//! [`OpenAiConfig::azure`] reaches a deployment at
+//! `{endpoint}/openai/deployments/{deployment}/chat/completions?api-version=...`, and
+//! [`OpenAiConfig::azure_v1`] the newer `{endpoint}/openai/v1/chat/completions`; both send
+//! the key as `api-key` and report [`ProviderKind::AzureOpenAi`]. Azure's quirks are read
+//! as they come: a stream's first chunk holds only `prompt_filter_results` (empty `id`,
+//! `model` and `choices`) and does not start the stream; `content_filter_results` on
+//! choices are ignored; `finish_reason: "content_filter"` is
+//! [`FinishReason::ContentFilter`]; the 400 body with `code: "content_filter"` (and an
+//! `innererror` naming the categories) is [`ErrorKind::ContentFiltered`].
+//!
 //! ```
 //! use seawall_providers::{ApiKey, OpenAi, OpenAiConfig, ServerKind};
-//! # fn demo<S>(http: S, local: S) {
+//! # fn demo<S>(http: S, local: S, azure: S) {
 //! let openai = OpenAi::new(http, OpenAiConfig::new(ApiKey::new("sk-...")));
 //! let ollama = OpenAi::new(
 //!     local,
 //!     OpenAiConfig::compatible("http://127.0.0.1:11434/v1", ServerKind::Ollama),
+//! );
+//! let azure = OpenAi::new(
+//!     azure,
+//!     OpenAiConfig::azure(
+//!         "https://my-resource.openai.azure.com",
+//!         "gpt-4o-prod",
+//!         "2024-10-21",
+//!         ApiKey::new("..."),
+//!     ),
 //! );
 //! # }
 //! ```
@@ -64,17 +85,38 @@ pub enum ServerKind {
     OpenRouter,
     /// Groq.
     Groq,
+    /// Azure OpenAI: the key in `api-key`, content-filter results and errors.
+    AzureOpenAi,
     /// Any other OpenAI-compatible server.
     Other,
 }
 
+/// Which header carries the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum KeyHeader {
+    /// `Authorization: Bearer <key>` (OpenAI, most compatible servers, Azure with a
+    /// Microsoft Entra ID token).
+    #[default]
+    Bearer,
+    /// `api-key: <key>` (an Azure OpenAI resource key).
+    ApiKey,
+}
+
 /// How to reach an OpenAI-dialect server.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct OpenAiConfig {
-    /// The base URL the paths are appended to, up to and including `/v1`.
+    /// The base URL the paths are appended to, up to and including `/v1` (for an Azure
+    /// deployment, up to and including `/openai/deployments/{deployment}`).
     pub base_url: String,
-    /// The key, sent as `Authorization: Bearer`; `None` for servers that need none.
+    /// The key, sent as [`key_header`](Self::key_header) says; `None` for servers that need
+    /// none.
     pub api_key: Option<ApiKey>,
+    /// Which header carries the key.
+    pub key_header: KeyHeader,
+    /// An `api-version` query parameter added to every URL (Azure deployments).
+    pub api_version: Option<String>,
     /// `OpenAI-Organization`.
     pub organization: Option<String>,
     /// `OpenAI-Project`.
@@ -95,6 +137,8 @@ impl OpenAiConfig {
         Self {
             base_url: OPENAI_BASE_URL.to_owned(),
             api_key: Some(key.into()),
+            key_header: KeyHeader::Bearer,
+            api_version: None,
             organization: None,
             project: None,
             server: ServerKind::OpenAi,
@@ -108,9 +152,42 @@ impl OpenAiConfig {
         Self {
             base_url: base_url.into(),
             api_key: None,
+            key_header: KeyHeader::Bearer,
+            api_version: None,
             organization: None,
             project: None,
             server,
+            forward_idempotency_key: false,
+        }
+    }
+
+    /// An Azure OpenAI deployment: `{endpoint}/openai/deployments/{deployment}/...` with
+    /// `?api-version={api_version}` (such as `2024-10-21`) and the key in `api-key`.
+    /// `endpoint` is the resource's, such as `https://my-resource.openai.azure.com`.
+    pub fn azure(
+        endpoint: &str,
+        deployment: &str,
+        api_version: impl Into<String>,
+        key: impl Into<ApiKey>,
+    ) -> Self {
+        Self {
+            base_url: join_url(endpoint, &format!("openai/deployments/{deployment}")),
+            api_version: Some(api_version.into()),
+            ..Self::azure_v1(endpoint, key)
+        }
+    }
+
+    /// Azure OpenAI's v1 API: `{endpoint}/openai/v1/...` with the key in `api-key`; the
+    /// request's model names the deployment.
+    pub fn azure_v1(endpoint: &str, key: impl Into<ApiKey>) -> Self {
+        Self {
+            base_url: join_url(endpoint, "openai/v1"),
+            api_key: Some(key.into()),
+            key_header: KeyHeader::ApiKey,
+            api_version: None,
+            organization: None,
+            project: None,
+            server: ServerKind::AzureOpenAi,
             forward_idempotency_key: false,
         }
     }
@@ -126,6 +203,20 @@ impl OpenAiConfig {
     #[must_use]
     pub fn with_api_key(mut self, key: impl Into<ApiKey>) -> Self {
         self.api_key = Some(key.into());
+        self
+    }
+
+    /// Sets which header carries the key.
+    #[must_use]
+    pub fn with_key_header(mut self, header: KeyHeader) -> Self {
+        self.key_header = header;
+        self
+    }
+
+    /// Sets the `api-version` query parameter.
+    #[must_use]
+    pub fn with_api_version(mut self, api_version: impl Into<String>) -> Self {
+        self.api_version = Some(api_version.into());
         self
     }
 
@@ -170,6 +261,7 @@ impl Dialect for OpenAiDialect {
     fn provider(&self) -> ProviderKind {
         match self.0.server {
             ServerKind::OpenAi => ProviderKind::OpenAi,
+            ServerKind::AzureOpenAi => ProviderKind::AzureOpenAi,
             _ => ProviderKind::OpenAiCompatible,
         }
     }
@@ -186,7 +278,7 @@ impl Dialect for OpenAiDialect {
         {
             headers.push(("idempotency-key", value));
         }
-        let url = join_url(&self.0.base_url, "chat/completions");
+        let url = self.url("chat/completions")?;
         post_bytes(&url, body, request.stream, headers).map_err(invalid)
     }
 
@@ -194,7 +286,12 @@ impl Dialect for OpenAiDialect {
         &self,
         request: &EmbeddingRequest,
     ) -> Result<http::Request<Full<Bytes>>, LlmError> {
-        crate::embed::openai_request(self.provider(), &self.0.base_url, request, self.headers()?)
+        crate::embed::openai_request(
+            self.provider(),
+            &self.url("embeddings")?,
+            request,
+            self.headers()?,
+        )
     }
 
     fn decode_embeddings(
@@ -245,18 +342,45 @@ impl Dialect for OpenAiDialect {
 }
 
 impl OpenAiDialect {
+    /// The URL of `path` under the base URL, with the `api-version` when one is set.
+    fn url(&self, path: &str) -> Result<String, LlmError> {
+        let url = join_url(&self.0.base_url, path);
+        let Some(version) = &self.0.api_version else {
+            return Ok(url);
+        };
+        // API versions are dates with an optional suffix (`2025-04-01-preview`): nothing to
+        // escape, and anything else is a configuration mistake.
+        if version.is_empty()
+            || !version
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+        {
+            return Err(LlmError::new(
+                ErrorKind::InvalidRequest,
+                format!("`{version}` is not an api-version"),
+            )
+            .with_provider(self.provider()));
+        }
+        let separator = if url.contains('?') { '&' } else { '?' };
+        Ok(format!("{url}{separator}api-version={version}"))
+    }
+
     /// The key and organization headers every request carries.
     fn headers(&self) -> Result<Vec<(&'static str, http::HeaderValue)>, LlmError> {
         let mut headers = Vec::new();
         if let Some(key) = &self.0.api_key {
-            let value = key.header_value("Bearer ").ok_or_else(|| {
+            let (name, prefix) = match self.0.key_header {
+                KeyHeader::Bearer => ("authorization", "Bearer "),
+                KeyHeader::ApiKey => ("api-key", ""),
+            };
+            let value = key.header_value(prefix).ok_or_else(|| {
                 LlmError::new(
                     ErrorKind::Auth,
                     "the API key holds characters a header cannot carry",
                 )
                 .with_provider(self.provider())
             })?;
-            headers.push(("authorization", value));
+            headers.push((name, value));
         }
         for (name, value) in [
             ("openai-organization", &self.0.organization),
@@ -369,6 +493,7 @@ fn openai_error(provider: ProviderKind, status: Option<u16>, value: &Value) -> L
             .and_then(|c| u16::try_from(c).ok())
     });
     let kind = openai_kind(status, kind_name, code.as_deref().unwrap_or(""), &message);
+    let message = with_filtered_categories(message, object);
     let mut error = LlmError::new(kind, message).with_provider(provider);
     if let Some(code) = code.filter(|c| c.parse::<u16>().is_err()) {
         error = error.with_code(code);
@@ -381,6 +506,29 @@ fn openai_error(provider: ProviderKind, status: Option<u16>, value: &Value) -> L
         error = error.with_status(status);
     }
     error
+}
+
+/// `message`, followed by the categories Azure's content filter flagged (its
+/// `innererror.content_filter_result`), so the caller sees why without the body.
+fn with_filtered_categories(message: String, error: &Value) -> String {
+    let Some(results) =
+        get(error, &["innererror", "content_filter_result"]).and_then(Value::as_object)
+    else {
+        return message;
+    };
+    let flagged: Vec<String> = results
+        .iter()
+        .filter(|(_, result)| get(result, &["filtered"]).and_then(Value::as_bool) == Some(true))
+        .map(|(category, result)| match str_at(result, &["severity"]) {
+            Some(severity) => format!("{category} ({severity})"),
+            None => category.clone(),
+        })
+        .collect();
+    if flagged.is_empty() {
+        message
+    } else {
+        format!("{message} [filtered: {}]", flagged.join(", "))
+    }
 }
 
 fn openai_kind(status: Option<u16>, kind: &str, code: &str, message: &str) -> ErrorKind {
@@ -450,7 +598,10 @@ fn legacy_max_tokens(model: &str) -> bool {
 
 fn encode_body(request: &ChatRequest, server: ServerKind) -> Result<Vec<u8>, String> {
     let (max_completion_tokens, max_tokens) = match request.max_output_tokens {
-        Some(max) if server == ServerKind::OpenAi && !legacy_max_tokens(&request.model) => {
+        Some(max)
+            if matches!(server, ServerKind::OpenAi | ServerKind::AzureOpenAi)
+                && !legacy_max_tokens(&request.model) =>
+        {
             (Some(max), None)
         }
         max => (None, max),
@@ -797,6 +948,16 @@ impl OpenAiStreamDecoder {
     }
 
     fn decode_typed(&mut self, chunk: wire::Chunk<'_>, out: &mut Vec<StreamEvent>) {
+        let empty = |text: &Option<Cow<'_, str>>| text.as_deref().is_none_or(str::is_empty);
+        if !self.started
+            && empty(&chunk.id)
+            && empty(&chunk.model)
+            && chunk.choices.as_ref().is_none_or(Vec::is_empty)
+            && chunk.usage.is_none()
+        {
+            // Azure's first chunk: only `prompt_filter_results`, the stream starts after it.
+            return;
+        }
         self.start(chunk.id.as_deref(), chunk.model.as_deref(), out);
         // Only the first choice is the reply (with `n > 1`, other choices arrive too).
         let choice = chunk
@@ -845,6 +1006,19 @@ impl OpenAiStreamDecoder {
                 &chunk,
             )));
             return Ok(Flow::End);
+        }
+        let empty = |key: &str| str_at(&chunk, &[key]).is_none_or(str::is_empty);
+        let no_choice = get(&chunk, &["choices"])
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty);
+        if !self.started
+            && empty("id")
+            && empty("model")
+            && no_choice
+            && get(&chunk, &["usage"]).is_none()
+        {
+            // Azure's first chunk: only `prompt_filter_results`, the stream starts after it.
+            return Ok(Flow::Continue);
         }
         self.start(str_at(&chunk, &["id"]), str_at(&chunk, &["model"]), out);
         // Only the first choice is the reply (with `n > 1`, other choices arrive too).
