@@ -20,6 +20,8 @@ pub enum ProviderKind {
     /// Azure OpenAI: the OpenAI Chat Completions dialect at a deployment URL, with Azure's
     /// key header and content filters.
     AzureOpenAi,
+    /// The OpenAI Responses API (`POST /v1/responses`).
+    OpenAiResponses,
 }
 
 impl ProviderKind {
@@ -31,6 +33,7 @@ impl ProviderKind {
             Self::Gemini => "gemini",
             Self::OpenAiCompatible => "openai_compatible",
             Self::AzureOpenAi => "azure_openai",
+            Self::OpenAiResponses => "openai_responses",
         }
     }
 }

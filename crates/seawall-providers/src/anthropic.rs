@@ -255,6 +255,18 @@ impl Dialect for AnthropicDialect {
     fn request_id(&self, headers: &HeaderMap) -> Option<String> {
         header_text(headers, "request-id")
     }
+
+    fn encode_count_tokens(
+        &self,
+        request: &ChatRequest,
+    ) -> Result<http::Request<Full<Bytes>>, LlmError> {
+        let messages = self.encode(&crate::count::unstreamed(request))?;
+        crate::count::anthropic_request(messages)
+    }
+
+    fn decode_count_tokens(&self, body: &[u8]) -> Result<u64, LlmError> {
+        crate::count::anthropic_count(body)
+    }
 }
 
 fn anthropic_error(status: Option<u16>, value: &Value) -> LlmError {

@@ -16,7 +16,8 @@ use crate::sse::SseEvent;
 /// A provider's wire format. The adapters are [`Adapter<D, S>`](crate::Adapter) with one
 /// dialect each ([`OpenAiDialect`](crate::openai::OpenAiDialect),
 /// [`AnthropicDialect`](crate::anthropic::AnthropicDialect),
-/// [`GeminiDialect`](crate::gemini::GeminiDialect)).
+/// [`GeminiDialect`](crate::gemini::GeminiDialect),
+/// [`ResponsesDialect`](crate::responses::ResponsesDialect)).
 ///
 /// A dialect is configuration only (base URL, key, defaults), cheap to clone.
 pub trait Dialect: Clone + Send + Sync + 'static {
@@ -75,6 +76,34 @@ pub trait Dialect: Clone + Send + Sync + 'static {
     ) -> Result<Embeddings, LlmError> {
         let _ = (request, body);
         Err(crate::embed::unsupported(self.provider()))
+    }
+
+    /// The HTTP request that asks the provider's exact-count endpoint how many input tokens
+    /// a validated `request` holds (Anthropic `count_tokens`, Gemini `countTokens`, OpenAI
+    /// Responses `input_tokens`).
+    ///
+    /// # Errors
+    ///
+    /// By default (a provider without such an endpoint, such as OpenAI Chat Completions),
+    /// an [`ErrorKind::InvalidRequest`](seawall_core::ErrorKind::InvalidRequest) error
+    /// "token counting unsupported"; nothing is sent.
+    fn encode_count_tokens(
+        &self,
+        request: &ChatRequest,
+    ) -> Result<http::Request<Full<Bytes>>, LlmError> {
+        let _ = request;
+        Err(crate::count::unsupported(self.provider()))
+    }
+
+    /// The input token count of a successful (2xx) answer of the exact-count endpoint.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Decode`](seawall_core::ErrorKind::Decode) for a body that holds no
+    /// count; by default, the "token counting unsupported" error.
+    fn decode_count_tokens(&self, body: &[u8]) -> Result<u64, LlmError> {
+        let _ = body;
+        Err(crate::count::unsupported(self.provider()))
     }
 
     /// A fresh decoder for one streamed response.

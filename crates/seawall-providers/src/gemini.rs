@@ -217,6 +217,18 @@ impl Dialect for GeminiDialect {
     fn stream_decoder(&self) -> GeminiStreamDecoder {
         GeminiStreamDecoder::default()
     }
+
+    fn encode_count_tokens(
+        &self,
+        request: &ChatRequest,
+    ) -> Result<http::Request<Full<Bytes>>, LlmError> {
+        let generate = self.encode(&crate::count::unstreamed(request))?;
+        crate::count::gemini_request(generate, &request.model)
+    }
+
+    fn decode_count_tokens(&self, body: &[u8]) -> Result<u64, LlmError> {
+        crate::count::gemini_count(body)
+    }
 }
 
 fn gemini_error(status: Option<u16>, value: &Value) -> LlmError {

@@ -16,8 +16,11 @@
 //! | Azure OpenAI ([`OpenAi`]) | `OpenAi::new(http, OpenAiConfig::azure(endpoint, deployment, api_version, key))` |
 //! | [`Anthropic`] | `Anthropic::new(http, AnthropicConfig::new(key))` |
 //! | [`Gemini`] | `Gemini::new(http, GeminiConfig::new(key))` |
+//! | [`OpenAiResponses`] | `OpenAiResponses::new(http, ResponsesConfig::new(key))` |
 //!
 //! Every config has `with_base_url`. Requests are validated before anything is sent.
+//! [`Adapter::count_tokens`] asks the providers that have one (Anthropic, Gemini, the OpenAI
+//! Responses API) for the exact input token count of a request.
 //!
 //! # Streaming
 //!
@@ -63,6 +66,8 @@ mod macros;
 
 mod adapter;
 pub mod anthropic;
+mod count;
+mod count_future;
 pub mod dialect;
 mod embed;
 mod embed_future;
@@ -77,14 +82,17 @@ mod json;
 mod key;
 pub mod openai;
 pub mod raw;
+pub mod responses;
 pub mod sse;
 pub mod stream;
 
 pub use adapter::Adapter;
 pub use anthropic::{Anthropic, AnthropicAuth, AnthropicConfig, AnthropicDialect};
+pub use count_future::CountTokensFuture;
 pub use dialect::{Dialect, StreamDecoder};
 pub use embed_future::EmbedFuture;
 pub use gemini::{Gemini, GeminiConfig, GeminiDialect};
 pub use key::ApiKey;
 pub use openai::{KeyHeader, OpenAi, OpenAiCompatible, OpenAiConfig, OpenAiDialect, ServerKind};
+pub use responses::{OpenAiResponses, ResponsesConfig, ResponsesDialect};
 pub use stream::{DecodedStream, MalformedPolicy, StreamMetrics};

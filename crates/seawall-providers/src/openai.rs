@@ -469,8 +469,8 @@ impl OpenAiDialect {
 }
 
 /// The error an OpenAI-shaped error body stands for, with the status when there was one
-/// (`None` for an in-band stream error frame).
-fn openai_error(provider: ProviderKind, status: Option<u16>, value: &Value) -> LlmError {
+/// (`None` for an in-band stream error frame). The Responses API shares the shape.
+pub(crate) fn openai_error(provider: ProviderKind, status: Option<u16>, value: &Value) -> LlmError {
     // `{"error": {...}}`, `{"error": "text"}`, or vLLM's legacy flat `{"object": "error", ...}`.
     let (object, message) = match value.get("error") {
         Some(Value::String(text)) => (&Value::Null, text.clone()),

@@ -1,7 +1,7 @@
 //! Every recording of real provider traffic in the fixtures directory, run through the
 //! adapters (request encoding, response and stream decoding, error mapping).
 //!
-//! The recordings are found by walking `<root>/{openai,anthropic,gemini,azure}`, for the built-in
+//! The recordings are found by walking `<root>/{openai,openai-responses,anthropic,gemini,azure}`, for the built-in
 //! root `tests/fixtures/` of this crate (see its README for each file's source and licence)
 //! and for every directory in `$SEAWALL_FIXTURES` (separated like `PATH`), which adds more.
 //! Every recording is checked for what holds for any real recording; the named ones also for
@@ -20,6 +20,7 @@ use seawall_core::{
 };
 use seawall_providers::{
     Anthropic, AnthropicConfig, ApiKey, Gemini, GeminiConfig, OpenAi, OpenAiConfig,
+    OpenAiResponses, ResponsesConfig,
 };
 use serde_json::Value;
 use support::{Canned, ChunkedBody, events, llm_error};
@@ -28,6 +29,7 @@ use tower::ServiceExt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Provider {
     OpenAi,
+    OpenAiResponses,
     Anthropic,
     Gemini,
     /// Azure OpenAI: the OpenAI dialect at an Azure endpoint.
@@ -62,7 +64,7 @@ fn fixture_roots() -> Vec<PathBuf> {
 }
 
 /// How many recordings ship in `tests/fixtures/` (files, not exchanges).
-const BUILTIN_FILES: usize = 23;
+const BUILTIN_FILES: usize = 28;
 
 fn recordings() -> Vec<Exchange> {
     let mut exchanges = Vec::new();
@@ -72,6 +74,7 @@ fn recordings() -> Vec<Exchange> {
         let builtin = root == builtin_root();
         for (dir, provider) in [
             ("openai", Provider::OpenAi),
+            ("openai-responses", Provider::OpenAiResponses),
             ("anthropic", Provider::Anthropic),
             ("gemini", Provider::Gemini),
             ("azure", Provider::Azure),
@@ -310,6 +313,7 @@ fn from_chunks(text: &str) -> Exchange {
         .find_map(|chunk| {
             [
                 &chunk["message"]["model"],
+                &chunk["response"]["model"],
                 &chunk["model"],
                 &chunk["modelVersion"],
             ]
@@ -454,6 +458,9 @@ async fn run(exchange: &Exchange, split: &[usize]) -> (Outcome, u64) {
     }
     match exchange.provider {
         Provider::OpenAi => drive!(OpenAi::new(http, OpenAiConfig::new(key))),
+        Provider::OpenAiResponses => {
+            drive!(OpenAiResponses::new(http, ResponsesConfig::new(key)))
+        }
         Provider::Anthropic => drive!(Anthropic::new(http, AnthropicConfig::new(key))),
         Provider::Gemini => drive!(Gemini::new(http, GeminiConfig::new(key))),
         Provider::Azure => drive!(OpenAi::new(
@@ -474,15 +481,26 @@ fn has_end_of_message(exchange: &Exchange) -> bool {
         Provider::OpenAi | Provider::Azure => {
             text.contains("\"finish_reason\":\"") || text.contains("\"finish_reason\": \"")
         }
+        Provider::OpenAiResponses => {
+            text.contains("response.completed") || text.contains("response.incomplete")
+        }
         Provider::Anthropic => text.contains("message_stop"),
         Provider::Gemini => text.contains("finishReason"),
     }
 }
 
+/// Whether the recorded stream ends in the provider's own error event (rather than breaking
+/// off): the stream must end in that error, not a truncation.
+fn has_error_event(exchange: &Exchange) -> bool {
+    let text = body_text(exchange);
+    exchange.provider == Provider::OpenAiResponses
+        && (text.contains(r#""type":"error""#) || text.contains(r#""type":"response.failed""#))
+}
+
 fn has_usage(exchange: &Exchange) -> bool {
     let text = body_text(exchange);
     match exchange.provider {
-        Provider::OpenAi | Provider::Azure => {
+        Provider::OpenAi | Provider::OpenAiResponses | Provider::Azure => {
             text.contains("\"usage\":{") || text.contains("\"usage\": {")
         }
         Provider::Anthropic => text.contains("\"usage\""),
@@ -522,6 +540,7 @@ fn kinds_for_status(status: u16) -> &'static [ErrorKind] {
 fn provider_kind(provider: Provider) -> ProviderKind {
     match provider {
         Provider::OpenAi => ProviderKind::OpenAi,
+        Provider::OpenAiResponses => ProviderKind::OpenAiResponses,
         Provider::Anthropic => ProviderKind::Anthropic,
         Provider::Gemini => ProviderKind::Gemini,
         Provider::Azure => ProviderKind::AzureOpenAi,
@@ -561,6 +580,12 @@ fn check_any(exchange: &Exchange, outcome: &Outcome, skipped: u64) {
                     after.len() <= 1 && after.iter().all(|e| matches!(e, StreamEvent::Usage(_))),
                     "{name}: at most one Usage follows Finish: {after:?}"
                 );
+            } else if has_error_event(exchange) {
+                let last = events.last().unwrap();
+                assert!(
+                    matches!(last, StreamEvent::Error(e) if e.kind() != ErrorKind::StreamTruncated),
+                    "{name}: a stream that ends in an error event ends in that error: {last:?}"
+                );
             } else {
                 let last = events.last().unwrap();
                 assert!(
@@ -580,7 +605,10 @@ fn check_any(exchange: &Exchange, outcome: &Outcome, skipped: u64) {
             // A refusal ends without content, and says so in its finish reason.
             let content = events.iter().any(StreamEvent::is_content)
                 || accumulator.finish_reason() == Some(&FinishReason::ContentFilter);
-            assert!(content, "{name}: a recorded stream has content");
+            assert!(
+                content || has_error_event(exchange),
+                "{name}: a recorded stream has content"
+            );
             if has_usage(exchange) {
                 let usage = accumulator.usage().expect("usage is read");
                 assert!(usage.total() > 0, "{name}: usage counts tokens: {usage:?}");
@@ -969,6 +997,82 @@ fn check_named(exchange: &Exchange, outcome: &Outcome) {
             assert_eq!(e.kind(), ErrorKind::ContentFiltered);
             assert_eq!(e.code(), Some("PROHIBITED_CONTENT"));
         }
+        ("pydantic-ai__test_openai_responses_streaming_usage.yaml#0", Outcome::Stream(events)) => {
+            let (text, calls, usage, finish) = stream_summary(events);
+            assert_eq!(text, "", "reasoning is not text");
+            assert_eq!(
+                calls,
+                vec![("final_result".to_owned(), r#"{"result":6666}"#.to_owned())],
+                "6 fragments join; the reasoning item is no call"
+            );
+            assert_eq!(finish, Some(FinishReason::ToolCalls));
+            let usage = usage.unwrap();
+            assert_eq!((usage.input_tokens, usage.output_tokens), (53, 469));
+            assert_eq!(usage.reasoning_tokens, 448);
+            let first_call = events.iter().find_map(|e| match e {
+                StreamEvent::ToolCallDelta { index, id, .. } => Some((*index, id.clone())),
+                _ => None,
+            });
+            assert_eq!(
+                first_call,
+                Some((0, Some("call_CWXgs68YprAjp6t0371hiPOI".to_owned()))),
+                "the call_id, at index 0 although its output index is 1"
+            );
+            assert!(
+                matches!(&events[0], StreamEvent::Start { model: Some(m), .. } if m == "gpt-5-2025-08-07")
+            );
+        }
+        (
+            "pydantic-ai__test_openai_responses_moderation_stream.yaml#0",
+            Outcome::Stream(events),
+        ) => {
+            let (text, calls, usage, finish) = stream_summary(events);
+            assert_eq!(text, "Paris.");
+            assert!(calls.is_empty());
+            assert_eq!(finish, Some(FinishReason::Stop));
+            let usage = usage.unwrap();
+            assert_eq!((usage.input_tokens, usage.output_tokens), (13, 59));
+        }
+        (
+            "pydantic-ai__test_openai_responses_model_simple_response.yaml#0",
+            Outcome::Complete(r),
+        ) => {
+            assert_eq!(r.provider, ProviderKind::OpenAiResponses);
+            assert_eq!(r.text(), "The capital of France is Paris.");
+            assert_eq!(r.model, "gpt-4o-2024-08-06");
+            assert_eq!(r.finish_reason, Some(FinishReason::Stop));
+            let usage = r.usage.unwrap();
+            assert_eq!((usage.input_tokens, usage.output_tokens), (14, 8));
+            assert_eq!(usage.total(), 22);
+        }
+        ("pydantic-ai__test_openai_responses_model_http_error.yaml#0", Outcome::Failed(e)) => {
+            assert_eq!(e.kind(), ErrorKind::InvalidRequest);
+            assert_eq!(e.status(), Some(400));
+            assert_eq!(e.code(), Some("decimal_below_min_value"));
+            assert!(e.message().starts_with("Invalid 'temperature'"), "{e}");
+        }
+        ("vercel-ai__openai-error.1.chunks.txt#0", Outcome::Stream(events)) => {
+            let errors: Vec<_> = events
+                .iter()
+                .filter_map(|e| match e {
+                    StreamEvent::Error(e) => Some(e),
+                    _ => None,
+                })
+                .collect();
+            let [error] = errors.as_slice() else {
+                panic!("one error: {events:?}")
+            };
+            assert_eq!(error.kind(), ErrorKind::QuotaExhausted, "nested `error`");
+            assert_eq!(error.code(), Some("insufficient_quota"));
+            assert!(
+                error
+                    .message()
+                    .starts_with("You exceeded your current quota")
+            );
+            assert!(
+                matches!(&events[0], StreamEvent::Start { model: Some(m), .. } if m == "gpt-5-nano-2025-08-07")
+            );
+        }
         (name, outcome) if NAMED.contains(&name) => {
             panic!("{name}: unexpected outcome {outcome:?}")
         }
@@ -1001,6 +1105,11 @@ const NAMED: &[&str] = &[
     "vercel-ai__anthropic-refusal.json#0",
     "vercel-ai__azure-model-router.1.chunks.txt#0",
     "mirascope__test_refusal__azure_openai_gpt_5_mini__sync.yaml#0",
+    "pydantic-ai__test_openai_responses_streaming_usage.yaml#0",
+    "pydantic-ai__test_openai_responses_moderation_stream.yaml#0",
+    "pydantic-ai__test_openai_responses_model_simple_response.yaml#0",
+    "pydantic-ai__test_openai_responses_model_http_error.yaml#0",
+    "vercel-ai__openai-error.1.chunks.txt#0",
 ];
 
 #[tokio::test]
@@ -1048,6 +1157,7 @@ async fn a_recorded_stream_cut_short_ends_in_a_truncation_error() {
         let text = body_text(exchange);
         let marker = match exchange.provider {
             Provider::OpenAi | Provider::Azure => "finish_reason\":\"",
+            Provider::OpenAiResponses => "\"type\":\"response.completed\"",
             Provider::Anthropic => "message_stop",
             Provider::Gemini => "finishReason",
         };

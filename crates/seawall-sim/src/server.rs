@@ -1381,22 +1381,17 @@ async fn serve(
     }
     let parsed = match &endpoint {
         Endpoint::Chat => openai::parse(provider, &json),
-        Endpoint::Responses | Endpoint::ResponsesInputTokens => responses::parse(&json),
+        Endpoint::Responses => responses::parse(&json),
+        Endpoint::ResponsesInputTokens => responses::parse_input_tokens(&json),
         Endpoint::Messages => anthropic::parse(&json),
-        Endpoint::CountMessageTokens => {
-            let mut j = json.clone();
-            if let Some(o) = j.as_object_mut() {
-                o.entry("max_tokens").or_insert(json!(1));
-            }
-            anthropic::parse(&j)
-        }
+        Endpoint::CountMessageTokens => anthropic::parse_count(&json),
         Endpoint::Generate { model, stream } => gemini::parse(
             &json,
             model,
             *stream,
             query_param(query, "alt") == Some("sse"),
         ),
-        Endpoint::CountGeminiTokens { model } => gemini::parse(&json, model, false, false),
+        Endpoint::CountGeminiTokens { model } => gemini::parse_count(&json, model),
         _ => Err(wire::default_error(provider, 404)),
     };
     let parsed = match parsed {

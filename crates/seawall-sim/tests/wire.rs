@@ -976,3 +976,116 @@ async fn openai_responses_api() {
     assert_eq!(err["sequence_number"], 3);
     assert!(frames[4].starts_with("event: response.failed\n"));
 }
+
+#[tokio::test]
+async fn count_endpoints_take_only_their_own_fields() {
+    let sim = Simulator::builder().start().await.unwrap();
+    // Anthropic refuses the messages request's output fields as extra inputs.
+    let count = |body: &'static str| {
+        send(
+            sim.addr(),
+            "POST",
+            "/anthropic/v1/messages/count_tokens",
+            &[
+                ("x-api-key", "k"),
+                ("anthropic-version", "2023-06-01"),
+                JSON,
+            ],
+            body,
+        )
+    };
+    let r = count(ANT_BODY).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["type"], "invalid_request_error");
+    assert_eq!(
+        r.json()["error"]["message"],
+        "max_tokens: Extra inputs are not permitted"
+    );
+    let r = count(r#"{"model":"claude-x","system":"be brief","messages":[{"role":"user","content":"hello"}]}"#).await;
+    assert_eq!(r.status, 200);
+    // 8 for the message as above, 3 + ceil(8 / 4) for the system prompt.
+    assert_eq!(r.json(), json!({"input_tokens": 13}));
+
+    // The Responses API refuses them as unknown parameters.
+    let r = send(
+        sim.addr(),
+        "POST",
+        "/openai/v1/responses/input_tokens",
+        &[OAI_AUTH, JSON],
+        r#"{"model":"gpt-4.1","input":"hello","stream":true}"#,
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    let error = &r.json()["error"];
+    assert_eq!(error["code"], "unknown_parameter");
+    assert_eq!(error["param"], "stream");
+    assert_eq!(error["message"], "Unknown parameter: 'stream'.");
+}
+
+#[tokio::test]
+async fn gemini_counts_a_whole_generate_content_request() {
+    let sim = Simulator::builder().start().await.unwrap();
+    let whole = r#"{"generateContentRequest":{"model":"models/gemini-x","systemInstruction":{"parts":[{"text":"be brief"}]},"contents":[{"role":"user","parts":[{"text":"hello"}]}]}}"#;
+    let r = gemini(sim.addr(), "countTokens", whole).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["totalTokens"], 13, "the system instruction counts");
+    let generated = gemini(
+        sim.addr(),
+        "generateContent",
+        r#"{"systemInstruction":{"parts":[{"text":"be brief"}]},"contents":[{"role":"user","parts":[{"text":"hello"}]}]}"#,
+    )
+    .await;
+    assert_eq!(generated.json()["usageMetadata"]["promptTokenCount"], 13);
+    // Without its model, or beside `contents`, it is refused.
+    let r = gemini(
+        sim.addr(),
+        "countTokens",
+        r#"{"generateContentRequest":{"contents":[{"role":"user","parts":[{"text":"hello"}]}]}}"#,
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["status"], "INVALID_ARGUMENT");
+    let r = gemini(
+        sim.addr(),
+        "countTokens",
+        r#"{"contents":[],"generateContentRequest":{"model":"models/gemini-x","contents":[{"role":"user","parts":[{"text":"hello"}]}]}}"#,
+    )
+    .await;
+    assert_eq!(r.status, 400);
+}
+
+#[tokio::test]
+async fn responses_tools_are_flat_and_results_answer_a_call() {
+    let sim = Simulator::builder().start().await.unwrap();
+    let post = |body: &'static str| {
+        send(
+            sim.addr(),
+            "POST",
+            "/openai/v1/responses",
+            &[OAI_AUTH, JSON],
+            body,
+        )
+    };
+    // Chat completions' nested tool shape lacks the flat `name`.
+    let r = post(r#"{"model":"gpt-4.1","input":"find","tools":[{"type":"function","function":{"name":"lookup","parameters":{"type":"object"}}}]}"#).await;
+    assert_eq!(r.status, 400);
+    let error = &r.json()["error"];
+    assert_eq!(
+        error["message"],
+        "Missing required parameter: 'tools[0].name'."
+    );
+    assert_eq!(error["param"], "tools[0].name");
+    assert_eq!(error["code"], "missing_required_parameter");
+    // A result for a call that is not in the input.
+    let r = post(r#"{"model":"gpt-4.1","input":[{"role":"user","content":"find"},{"type":"function_call_output","call_id":"call_9","output":"x"}]}"#).await;
+    assert_eq!(r.status, 400);
+    let error = &r.json()["error"];
+    assert_eq!(
+        error["message"],
+        "No tool call found for function call output with call_id call_9."
+    );
+    assert_eq!(error["param"], "input");
+    // With its call before it, the result is answered.
+    let r = post(r#"{"model":"gpt-4.1","input":[{"role":"user","content":"find"},{"type":"function_call","call_id":"call_9","name":"lookup","arguments":"{}"},{"type":"function_call_output","call_id":"call_9","output":"x"}]}"#).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}

@@ -338,6 +338,31 @@ pub(crate) fn error_frame() -> Bytes {
     )
 }
 
+/// The fields `POST /v1/messages/count_tokens` takes; any other is refused.
+const COUNT_FIELDS: [&str; 7] = [
+    "messages",
+    "model",
+    "system",
+    "thinking",
+    "tool_choice",
+    "tools",
+    "mcp_servers",
+];
+
+/// Parses a `count_tokens` request: a messages request without the output fields
+/// (`max_tokens`, `stream`, sampling), which the endpoint refuses as extra inputs.
+pub(crate) fn parse_count(v: &Value) -> Result<Parsed, ApiError> {
+    let Some(obj) = v.as_object() else {
+        return parse(v);
+    };
+    if let Some(extra) = obj.keys().find(|k| !COUNT_FIELDS.contains(&k.as_str())) {
+        return Err(invalid(format!("{extra}: Extra inputs are not permitted")));
+    }
+    let mut with_cap = obj.clone();
+    with_cap.insert("max_tokens".into(), json!(1));
+    parse(&Value::Object(with_cap))
+}
+
 /// `POST /v1/messages/count_tokens`.
 pub(crate) fn count_tokens(prompt: &Prompt) -> Bytes {
     Bytes::from(json!({"input_tokens": prompt.prompt_tokens()}).to_string())

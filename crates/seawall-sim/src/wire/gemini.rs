@@ -317,6 +317,29 @@ pub(crate) fn error_frame(parsed: &Parsed, first: bool) -> Bytes {
     Bytes::from(f)
 }
 
+/// Parses a `:countTokens` request: `contents` alone, or a whole `generateContentRequest`
+/// (which must name its model; the two forms exclude each other).
+pub(crate) fn parse_count(v: &Value, model: &str) -> Result<Parsed, ApiError> {
+    let Some(request) = v.get("generateContentRequest") else {
+        return parse(v, model, false, false);
+    };
+    if v.get("contents").is_some() {
+        return Err(invalid(
+            "* CountTokensRequest: contents and generate_content_request are mutually exclusive\n",
+        ));
+    }
+    if request
+        .get("model")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        return Err(invalid(
+            "* GenerateContentRequest.model: unexpected model name format\n",
+        ));
+    }
+    parse(request, model, false, false)
+}
+
 /// `:countTokens`.
 pub(crate) fn count_tokens(prompt: &Prompt) -> Bytes {
     let n = prompt.prompt_tokens();

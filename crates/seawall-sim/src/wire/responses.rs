@@ -44,6 +44,22 @@ pub(crate) fn parse(v: &Value) -> Result<Parsed, ApiError> {
                     .unwrap_or("message");
                 match kind {
                     "function_call_output" => {
+                        let call_id = item.get("call_id").and_then(Value::as_str).unwrap_or("");
+                        let answered = items.iter().any(|other| {
+                            other.get("type").and_then(Value::as_str) == Some("function_call")
+                                && other.get("call_id").and_then(Value::as_str) == Some(call_id)
+                        });
+                        if !answered && obj.get("previous_response_id").is_none() {
+                            let mut e = ApiError::new(
+                                400,
+                                "invalid_request_error",
+                                format!(
+                                    "No tool call found for function call output with call_id {call_id}."
+                                ),
+                            );
+                            e.param = Some("input".to_owned());
+                            return Err(e);
+                        }
                         let out = item.get("output").map(content_text).unwrap_or_default();
                         prompt.messages.push(("tool".into(), out));
                     }
@@ -94,16 +110,27 @@ pub(crate) fn parse(v: &Value) -> Result<Parsed, ApiError> {
             ));
         }
     }
-    for t in obj
+    for (i, t) in obj
         .get("tools")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
+        .enumerate()
     {
-        if let Some(name) = t.get("name").and_then(Value::as_str) {
-            let params = t.get("parameters").cloned().unwrap_or(Value::Null);
-            prompt.tools.push((name.to_owned(), params));
+        if t.get("type").and_then(Value::as_str) != Some("function") {
+            continue;
         }
+        // Function tools are flat here; chat completions' nested `function` is refused.
+        let Some(name) = t.get("name").and_then(Value::as_str) else {
+            let param = format!("tools[{i}].name");
+            return Err(invalid(
+                format!("Missing required parameter: '{param}'."),
+                &param,
+                "missing_required_parameter",
+            ));
+        };
+        let params = t.get("parameters").cloned().unwrap_or(Value::Null);
+        prompt.tools.push((name.to_owned(), params));
     }
     match obj.get("tool_choice") {
         Some(Value::String(s)) if s == "none" => prompt.tools_disabled = true,
@@ -122,6 +149,37 @@ pub(crate) fn parse(v: &Value) -> Result<Parsed, ApiError> {
         include_obfuscation: true,
         sse: true,
     })
+}
+
+/// The fields `POST /v1/responses/input_tokens` takes; any other is an unknown parameter.
+const INPUT_TOKENS_FIELDS: [&str; 11] = [
+    "conversation",
+    "input",
+    "instructions",
+    "model",
+    "parallel_tool_calls",
+    "previous_response_id",
+    "reasoning",
+    "text",
+    "tool_choice",
+    "tools",
+    "truncation",
+];
+
+/// Parses a `POST /v1/responses/input_tokens` request: a Responses request without the
+/// fields that only shape the output (`stream`, `max_output_tokens`, sampling).
+pub(crate) fn parse_input_tokens(v: &Value) -> Result<Parsed, ApiError> {
+    if let Some(unknown) = v.as_object().and_then(|obj| {
+        obj.keys()
+            .find(|k| !INPUT_TOKENS_FIELDS.contains(&k.as_str()))
+    }) {
+        return Err(invalid(
+            format!("Unknown parameter: '{unknown}'."),
+            unknown,
+            "unknown_parameter",
+        ));
+    }
+    parse(v)
 }
 
 fn ids(ctx: &ResponseCtx) -> (String, String) {
