@@ -17,6 +17,9 @@ pub enum ProviderKind {
     /// A server that speaks the OpenAI Chat Completions dialect (Ollama, vLLM, llama.cpp,
     /// OpenRouter, Groq, ...).
     OpenAiCompatible,
+    /// Azure OpenAI: the OpenAI Chat Completions dialect at a deployment URL, with Azure's
+    /// key header and content filters.
+    AzureOpenAi,
     /// The OpenAI Responses API (`POST /v1/responses`).
     OpenAiResponses,
 }
@@ -29,6 +32,7 @@ impl ProviderKind {
             Self::Anthropic => "anthropic",
             Self::Gemini => "gemini",
             Self::OpenAiCompatible => "openai_compatible",
+            Self::AzureOpenAi => "azure_openai",
             Self::OpenAiResponses => "openai_responses",
         }
     }

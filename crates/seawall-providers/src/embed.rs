@@ -29,10 +29,11 @@ fn invalid(provider: ProviderKind, problem: impl Into<String>) -> LlmError {
     LlmError::new(ErrorKind::InvalidRequest, problem).with_provider(provider)
 }
 
-/// `POST {base_url}/embeddings`: one text is sent as a string, several as an array.
+/// `POST {base_url}/embeddings` (the whole `url`): one text is sent as a string, several as
+/// an array.
 pub(crate) fn openai_request(
     provider: ProviderKind,
-    base_url: &str,
+    url: &str,
     request: &EmbeddingRequest,
     headers: Vec<(&'static str, HeaderValue)>,
 ) -> Result<http::Request<Full<Bytes>>, LlmError> {
@@ -51,8 +52,7 @@ pub(crate) fn openai_request(
         _ => "float",
     };
     body.insert("encoding_format".into(), json!(format));
-    let url = join_url(base_url, "embeddings");
-    post(&url, &Value::Object(body), false, headers).map_err(|e| invalid(provider, e))
+    post(url, &Value::Object(body), false, headers).map_err(|e| invalid(provider, e))
 }
 
 #[derive(Deserialize)]

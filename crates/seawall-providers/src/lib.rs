@@ -13,6 +13,7 @@
 //! |---|---|
 //! | [`OpenAi`] | `OpenAi::new(http, OpenAiConfig::new(key))` |
 //! | [`OpenAiCompatible`] | `OpenAi::new(http, OpenAiConfig::compatible(base_url, ServerKind::Ollama))` |
+//! | Azure OpenAI ([`OpenAi`]) | `OpenAi::new(http, OpenAiConfig::azure(endpoint, deployment, api_version, key))` |
 //! | [`Anthropic`] | `Anthropic::new(http, AnthropicConfig::new(key))` |
 //! | [`Gemini`] | `Gemini::new(http, GeminiConfig::new(key))` |
 //! | [`OpenAiResponses`] | `OpenAiResponses::new(http, ResponsesConfig::new(key))` |
@@ -92,6 +93,6 @@ pub use dialect::{Dialect, StreamDecoder};
 pub use embed_future::EmbedFuture;
 pub use gemini::{Gemini, GeminiConfig, GeminiDialect};
 pub use key::ApiKey;
-pub use openai::{OpenAi, OpenAiCompatible, OpenAiConfig, OpenAiDialect, ServerKind};
+pub use openai::{KeyHeader, OpenAi, OpenAiCompatible, OpenAiConfig, OpenAiDialect, ServerKind};
 pub use responses::{OpenAiResponses, ResponsesConfig, ResponsesDialect};
 pub use stream::{DecodedStream, MalformedPolicy, StreamMetrics};

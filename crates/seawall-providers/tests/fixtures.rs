@@ -1,7 +1,7 @@
 //! Every recording of real provider traffic in the fixtures directory, run through the
 //! adapters (request encoding, response and stream decoding, error mapping).
 //!
-//! The recordings are found by walking `<root>/{openai,openai-responses,anthropic,gemini}`, for the built-in
+//! The recordings are found by walking `<root>/{openai,openai-responses,anthropic,gemini,azure}`, for the built-in
 //! root `tests/fixtures/` of this crate (see its README for each file's source and licence)
 //! and for every directory in `$SEAWALL_FIXTURES` (separated like `PATH`), which adds more.
 //! Every recording is checked for what holds for any real recording; the named ones also for
@@ -32,6 +32,8 @@ enum Provider {
     OpenAiResponses,
     Anthropic,
     Gemini,
+    /// Azure OpenAI: the OpenAI dialect at an Azure endpoint.
+    Azure,
 }
 
 /// One recorded request/response exchange.
@@ -62,7 +64,7 @@ fn fixture_roots() -> Vec<PathBuf> {
 }
 
 /// How many recordings ship in `tests/fixtures/` (files, not exchanges).
-const BUILTIN_FILES: usize = 21;
+const BUILTIN_FILES: usize = 28;
 
 fn recordings() -> Vec<Exchange> {
     let mut exchanges = Vec::new();
@@ -75,6 +77,7 @@ fn recordings() -> Vec<Exchange> {
             ("openai-responses", Provider::OpenAiResponses),
             ("anthropic", Provider::Anthropic),
             ("gemini", Provider::Gemini),
+            ("azure", Provider::Azure),
         ] {
             let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
                 continue;
@@ -302,18 +305,22 @@ fn from_chunks(text: &str) -> Exchange {
         body.push_str(line);
         body.push_str("\n\n");
     }
-    let first: Value = text
-        .lines()
-        .next()
-        .and_then(|l| serde_json::from_str(l).ok())
-        .unwrap_or(Value::Null);
     let mut exchange = blank();
-    if let Some(model) = first["message"]["model"]
-        .as_str()
-        .or(first["response"]["model"].as_str())
-        .or(first["model"].as_str())
-        .or(first["modelVersion"].as_str())
-    {
+    // The first chunk that names a model (Azure's first one holds only filter results).
+    let model = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find_map(|chunk| {
+            [
+                &chunk["message"]["model"],
+                &chunk["response"]["model"],
+                &chunk["model"],
+                &chunk["modelVersion"],
+            ]
+            .into_iter()
+            .find_map(|m| m.as_str().filter(|m| !m.is_empty()).map(str::to_owned))
+        });
+    if let Some(model) = model {
         exchange.model = model.to_owned();
     }
     exchange.headers = vec![("content-type".into(), "text/event-stream".into())];
@@ -456,6 +463,10 @@ async fn run(exchange: &Exchange, split: &[usize]) -> (Outcome, u64) {
         }
         Provider::Anthropic => drive!(Anthropic::new(http, AnthropicConfig::new(key))),
         Provider::Gemini => drive!(Gemini::new(http, GeminiConfig::new(key))),
+        Provider::Azure => drive!(OpenAi::new(
+            http,
+            OpenAiConfig::azure_v1("https://fixture.openai.azure.com", key)
+        )),
     }
 }
 
@@ -467,7 +478,7 @@ fn body_text(exchange: &Exchange) -> String {
 fn has_end_of_message(exchange: &Exchange) -> bool {
     let text = body_text(exchange);
     match exchange.provider {
-        Provider::OpenAi => {
+        Provider::OpenAi | Provider::Azure => {
             text.contains("\"finish_reason\":\"") || text.contains("\"finish_reason\": \"")
         }
         Provider::OpenAiResponses => {
@@ -489,7 +500,7 @@ fn has_error_event(exchange: &Exchange) -> bool {
 fn has_usage(exchange: &Exchange) -> bool {
     let text = body_text(exchange);
     match exchange.provider {
-        Provider::OpenAi | Provider::OpenAiResponses => {
+        Provider::OpenAi | Provider::OpenAiResponses | Provider::Azure => {
             text.contains("\"usage\":{") || text.contains("\"usage\": {")
         }
         Provider::Anthropic => text.contains("\"usage\""),
@@ -532,6 +543,7 @@ fn provider_kind(provider: Provider) -> ProviderKind {
         Provider::OpenAiResponses => ProviderKind::OpenAiResponses,
         Provider::Anthropic => ProviderKind::Anthropic,
         Provider::Gemini => ProviderKind::Gemini,
+        Provider::Azure => ProviderKind::AzureOpenAi,
     }
 }
 
@@ -590,7 +602,9 @@ fn check_any(exchange: &Exchange, outcome: &Outcome, skipped: u64) {
                     panic!("{name}: tool call arguments join to JSON ({e}): {call:?}")
                 });
             }
-            let content = events.iter().any(StreamEvent::is_content);
+            // A refusal ends without content, and says so in its finish reason.
+            let content = events.iter().any(StreamEvent::is_content)
+                || accumulator.finish_reason() == Some(&FinishReason::ContentFilter);
             assert!(
                 content || has_error_event(exchange),
                 "{name}: a recorded stream has content"
@@ -604,8 +618,10 @@ fn check_any(exchange: &Exchange, outcome: &Outcome, skipped: u64) {
             assert!(exchange.status < 300, "{name}: only a 2xx succeeds");
             assert_eq!(response.provider, provider_kind(exchange.provider));
             assert!(
-                !response.message.text.is_empty() || !response.message.tool_calls.is_empty(),
-                "{name}: a reply has text or tool calls"
+                !response.message.text.is_empty()
+                    || !response.message.tool_calls.is_empty()
+                    || response.finish_reason == Some(FinishReason::ContentFilter),
+                "{name}: a reply has text or tool calls, or is a refusal"
             );
             assert!(response.finish_reason.is_some(), "{name}: a finish reason");
             for call in &response.message.tool_calls {
@@ -846,6 +862,127 @@ fn check_named(exchange: &Exchange, outcome: &Outcome) {
             assert!(json(&calls[0].1)["location"].is_string());
             assert_eq!(finish, Some(FinishReason::ToolCalls));
         }
+        ("vercel-ai__google-stream-tool-call-arguments.chunks.txt#0", Outcome::Stream(events)) => {
+            let (text, calls, usage, finish) = stream_summary(events);
+            assert_eq!(text, "");
+            let calls: Vec<(String, Value)> =
+                calls.into_iter().map(|(n, a)| (n, json(&a))).collect();
+            assert_eq!(
+                calls,
+                vec![
+                    ("getWeather".to_owned(), json(r#"{"location":"Boston"}"#)),
+                    (
+                        "getWeather".to_owned(),
+                        json(r#"{"location":"San Francisco"}"#)
+                    ),
+                ],
+                "two calls streamed in pieces, each ended by an empty functionCall"
+            );
+            let fragments = events
+                .iter()
+                .filter(|e| matches!(e, StreamEvent::ToolCallDelta { arguments, .. } if !arguments.is_empty()))
+                .count();
+            assert!(
+                fragments >= 4,
+                "arguments arrive as they stream: {events:?}"
+            );
+            assert_eq!(finish, Some(FinishReason::ToolCalls));
+            assert_eq!(usage.unwrap().input_tokens, 26);
+        }
+        (
+            "vercel-ai__google-stream-tool-call-array-arguments-missing-terminal-function-call.chunks.txt#0",
+            Outcome::Stream(events),
+        ) => {
+            let (_, calls, _, finish) = stream_summary(events);
+            assert_eq!(calls.len(), 1);
+            assert_eq!(calls[0].0, "writeItems");
+            assert_eq!(
+                json(&calls[0].1),
+                json(
+                    r#"{"operations":[
+                        {"action":"add","description":"Fresh red apple","itemid":"apple_001","price":0.5},
+                        {"action":"add","description":"Ripe yellow banana","itemid":"banana_001","price":0.3}
+                    ]}"#
+                ),
+                "a last part without willContinue ends the call"
+            );
+            assert_eq!(finish, Some(FinishReason::ToolCalls));
+        }
+        (
+            "vercel-ai__google-vertex-stream-tool-call-arguments-nested.1.chunks.txt#0",
+            Outcome::Stream(events),
+        ) => {
+            let (_, calls, _, finish) = stream_summary(events);
+            assert_eq!(calls.len(), 1);
+            assert_eq!(calls[0].0, "cookRecipe");
+            let args = json(&calls[0].1);
+            let recipe = &args["recipe"];
+            assert_eq!(recipe["name"], "Lasagna");
+            let ingredients = recipe["ingredients"].as_array().unwrap();
+            assert_eq!(ingredients.len(), 10);
+            assert_eq!(
+                ingredients[0],
+                json(r#"{"amount":"16 oz","name":"Lasagna noodles"}"#)
+            );
+            let steps = recipe["steps"].as_array().unwrap();
+            assert_eq!(steps.len(), 10);
+            assert_eq!(
+                steps[1],
+                "Cook lasagna noodles according to package directions, drain and set aside."
+            );
+            assert_eq!(
+                steps[4],
+                "In a 9x13 baking dish, spread a thin layer of meat sauce."
+            );
+            assert_eq!(finish, Some(FinishReason::ToolCalls));
+        }
+        ("vercel-ai__anthropic-refusal.chunks.txt#0", Outcome::Stream(events)) => {
+            let (text, calls, usage, finish) = stream_summary(events);
+            assert_eq!((text.as_str(), calls.len()), ("", 0));
+            assert_eq!(
+                finish,
+                Some(FinishReason::ContentFilter),
+                "a refusal, not an empty answer"
+            );
+            assert_eq!(usage.unwrap().output_tokens, 5);
+        }
+        ("vercel-ai__anthropic-refusal.json#0", Outcome::Complete(r)) => {
+            assert_eq!(r.message.text, "");
+            assert_eq!(r.finish_reason, Some(FinishReason::ContentFilter));
+            assert!(
+                r.message
+                    .refusal
+                    .as_deref()
+                    .is_some_and(|why| why.contains("Usage Policy")),
+                "{:?}",
+                r.message
+            );
+        }
+        ("vercel-ai__azure-model-router.1.chunks.txt#0", Outcome::Stream(events)) => {
+            assert_eq!(
+                events.first(),
+                Some(&StreamEvent::Start {
+                    id: Some("chatcmpl-CYPS1lijGoK8gd9lYzY3r9Sx50nbt".into()),
+                    model: Some("gpt-5-nano-2025-08-07".into()),
+                }),
+                "the prompt-filter chunk does not start the stream with an empty id and model"
+            );
+            let (text, _, usage, finish) = stream_summary(events);
+            assert_eq!(text, "Capital of Denmark.");
+            assert_eq!(finish, Some(FinishReason::Stop));
+            assert_eq!(usage.unwrap().reasoning_tokens, 64);
+        }
+        ("mirascope__test_refusal__azure_openai_gpt_5_mini__sync.yaml#0", Outcome::Failed(e)) => {
+            assert_eq!(e.kind(), ErrorKind::ContentFiltered);
+            assert_eq!(e.status(), Some(400));
+            assert_eq!(e.code(), Some("content_filter"));
+            assert_eq!(e.provider(), Some(ProviderKind::AzureOpenAi));
+            assert!(
+                e.message().ends_with("[filtered: self_harm (medium)]"),
+                "{}",
+                e.message()
+            );
+        }
         ("vercel-ai__google-429-retry-info.json#0", Outcome::Failed(e)) => {
             assert_eq!(
                 e.kind(),
@@ -961,6 +1098,13 @@ const NAMED: &[&str] = &[
     "vercel-ai__google-tool-call.chunks.txt#0",
     "vercel-ai__google-429-retry-info.json#0",
     "vercel-ai__issue-19758-prompt-block.json#0",
+    "vercel-ai__google-stream-tool-call-arguments.chunks.txt#0",
+    "vercel-ai__google-stream-tool-call-array-arguments-missing-terminal-function-call.chunks.txt#0",
+    "vercel-ai__google-vertex-stream-tool-call-arguments-nested.1.chunks.txt#0",
+    "vercel-ai__anthropic-refusal.chunks.txt#0",
+    "vercel-ai__anthropic-refusal.json#0",
+    "vercel-ai__azure-model-router.1.chunks.txt#0",
+    "mirascope__test_refusal__azure_openai_gpt_5_mini__sync.yaml#0",
     "pydantic-ai__test_openai_responses_streaming_usage.yaml#0",
     "pydantic-ai__test_openai_responses_moderation_stream.yaml#0",
     "pydantic-ai__test_openai_responses_model_simple_response.yaml#0",
@@ -1012,7 +1156,7 @@ async fn a_recorded_stream_cut_short_ends_in_a_truncation_error() {
     {
         let text = body_text(exchange);
         let marker = match exchange.provider {
-            Provider::OpenAi => "finish_reason\":\"",
+            Provider::OpenAi | Provider::Azure => "finish_reason\":\"",
             Provider::OpenAiResponses => "\"type\":\"response.completed\"",
             Provider::Anthropic => "message_stop",
             Provider::Gemini => "finishReason",

@@ -466,3 +466,111 @@ async fn post_old_translation(sim: &Simulator) -> (u16, u16) {
     .await;
     (anthropic, gemini)
 }
+
+/// The simulator's address, the Azure resource endpoint of these tests.
+fn azure_endpoint(sim: &Simulator) -> String {
+    format!("http://{}", sim.addr())
+}
+
+fn azure_key() -> seawall_providers::ApiKey {
+    seawall_providers::ApiKey::new("azure-key-1")
+}
+
+#[tokio::test]
+async fn an_azure_deployment_answers_as_openai_does_streamed_or_not() {
+    let sim = Simulator::builder().start().await.unwrap();
+    let endpoint = azure_endpoint(&sim);
+    let azure = || {
+        OpenAi::new(
+            client(),
+            OpenAiConfig::azure(&endpoint, "gpt-4o-prod", "2024-10-21", azure_key()),
+        )
+    };
+    let request = ChatRequest::new("gpt-4o", [Message::user("Capital of France?")]);
+    let Outcome::Complete(openai) = call(&sim, Provider::OpenAi, request.clone()).await else {
+        panic!("OpenAI answers")
+    };
+    let Outcome::Complete(complete) = drive(azure(), request.clone()).await else {
+        panic!("Azure answers")
+    };
+    assert_eq!(complete.provider, seawall_core::ProviderKind::AzureOpenAi);
+    assert_eq!(complete.text(), openai.text());
+
+    let mut streamed = request;
+    streamed.stream = true;
+    let Outcome::Stream(events) = drive(azure(), streamed).await else {
+        panic!("Azure streams")
+    };
+    let Some(StreamEvent::Start {
+        id: Some(id),
+        model: Some(model),
+    }) = events.first()
+    else {
+        panic!("{events:?}")
+    };
+    assert!(id.starts_with("chatcmpl-"), "{id}");
+    assert_eq!(model, "gpt-4o");
+    let mut accumulator = StreamAccumulator::new();
+    for event in &events {
+        accumulator.push(event).unwrap();
+    }
+    assert_eq!(accumulator.text(), openai.text());
+
+    let log = sim.requests_for(Provider::OpenAi);
+    let sent = log.last().unwrap();
+    assert_eq!(
+        sent.path,
+        "/openai/deployments/gpt-4o-prod/chat/completions?api-version=2024-10-21"
+    );
+    assert_eq!(sent.header("api-key"), Some("[redacted]"));
+    assert_eq!(sent.header("authorization"), None);
+}
+
+#[tokio::test]
+async fn the_simulator_streams_azure_s_prompt_filter_chunk_first() {
+    use http_body_util::{BodyExt, Full};
+    let sim = Simulator::builder().start().await.unwrap();
+    let request = http::Request::post(format!(
+        "{}/openai/v1/chat/completions",
+        azure_endpoint(&sim)
+    ))
+    .header("content-type", "application/json")
+    .header("api-key", "azure-key-1")
+    .body(Full::new(bytes::Bytes::from(
+        r#"{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"Hi"}]}"#,
+    )))
+    .unwrap();
+    let response = client().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let body = String::from_utf8(body.to_vec()).unwrap();
+    let first: serde_json::Value =
+        serde_json::from_str(body.lines().next().unwrap().strip_prefix("data: ").unwrap()).unwrap();
+    assert_eq!(first["id"], "");
+    assert_eq!(first["model"], "");
+    assert_eq!(first["choices"], serde_json::json!([]));
+    assert!(first["prompt_filter_results"][0]["content_filter_results"].is_object());
+    assert!(body.contains("\"content_filter_results\":{}"), "{body}");
+}
+
+#[tokio::test]
+async fn azure_refuses_a_missing_key_and_a_deployment_call_without_api_version() {
+    let sim = Simulator::builder().start().await.unwrap();
+    let endpoint = azure_endpoint(&sim);
+    let request = ChatRequest::new("gpt-4o", [Message::user("Hi")]);
+
+    let mut unversioned = OpenAiConfig::azure(&endpoint, "gpt-4o-prod", "2024-10-21", azure_key());
+    unversioned.api_version = None;
+    let Outcome::Failed(error) = drive(OpenAi::new(client(), unversioned), request.clone()).await
+    else {
+        panic!("no api-version, no resource")
+    };
+    assert_eq!(error.kind(), ErrorKind::NotFound);
+
+    let keyless = OpenAiConfig::azure_v1(&endpoint, seawall_providers::ApiKey::new(""));
+    let Outcome::Failed(error) = drive(OpenAi::new(client(), keyless), request).await else {
+        panic!("an empty api-key is refused")
+    };
+    assert_eq!(error.kind(), ErrorKind::Auth);
+    assert_eq!(error.status(), Some(401));
+}

@@ -16,6 +16,14 @@
 //! | vLLM | `http://ADDR/vllm/v1` | as OpenAI, vLLM's quirks |
 //! | llama.cpp | `http://ADDR/llamacpp/v1` | as OpenAI, llama.cpp's quirks, plus `GET /llamacpp/health` |
 //!
+//! Azure OpenAI is served by the OpenAI provider: its deployment paths
+//! (`http://ADDR/openai/deployments/{deployment}/chat/completions?api-version=...`, 404
+//! without an `api-version`) and the v1 path with the key in an `api-key` header
+//! (`http://ADDR/openai/v1/chat/completions`). Such a request authenticates with `api-key`
+//! (Azure's 401 otherwise), and its stream opens with Azure's chunk of
+//! `prompt_filter_results` (empty `id`, `model` and `choices`) and carries
+//! `content_filter_results` on its choices.
+//!
 //! Unprefixed paths also work: `/v1/chat/completions` and `/v1/models` are OpenAI,
 //! `/v1/messages` is Anthropic, `/v1beta/models/…` and `/v1/models/…:method` are Gemini.
 //! [`Simulator::base_url`] returns the base URL of each. [`SimulatorBuilder::start`] serves

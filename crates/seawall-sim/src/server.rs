@@ -624,6 +624,14 @@ fn route(provider: Provider, method: &Method, rest: &str) -> Endpoint {
     }
 }
 
+/// The deployment and the endpoint path after it, for an Azure deployment path
+/// (`/deployments/{name}/chat/completions` under the OpenAI prefix).
+fn azure_deployment(rest: &str) -> Option<(&str, &str)> {
+    let after = rest.strip_prefix("/deployments/")?;
+    let (name, tail) = after.split_at(after.find('/')?);
+    (!name.is_empty()).then_some((name, tail))
+}
+
 fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
     query
         .split('&')
@@ -705,11 +713,33 @@ async fn handle(shared: Arc<Shared>, req: http::Request<Incoming>) -> Reply {
         let err = wire::default_error(provider, 413);
         return Ok(error_response(provider, &err, seq, Vec::new()));
     };
-    let endpoint = route(provider, &parts.method, rest);
+    // Azure OpenAI: a deployment path (`/openai/deployments/{name}/...`, which needs an
+    // `api-version`), or the v1 path with the key in `api-key`.
+    let deployment = (provider == Provider::OpenAi)
+        .then(|| azure_deployment(rest))
+        .flatten();
+    let azure = deployment.is_some()
+        || (provider == Provider::OpenAi && parts.headers.contains_key("api-key"));
+    if deployment.is_some() && query_param(&query, "api-version").is_none_or(str::is_empty) {
+        let err = ApiError {
+            status: 404,
+            error_type: None,
+            message: "Resource not found".into(),
+            code: Some("404".into()),
+            param: None,
+            extra: Vec::new(),
+        };
+        return Ok(error_response(provider, &err, seq, Vec::new()));
+    }
+    let endpoint = match deployment {
+        Some((_, tail)) => route(provider, &parts.method, &format!("/v1{tail}")),
+        None => route(provider, &parts.method, rest),
+    };
     let ctx = ResponseCtx {
         provider,
         seq,
         created: now_unix(),
+        azure,
     };
     match endpoint {
         Endpoint::NotFound => {
@@ -1037,13 +1067,35 @@ fn overload_error(provider: Provider) -> ApiError {
     }
 }
 
-/// Extracts the API key and checks it; `Err` is the provider's auth error.
+/// Extracts the API key and checks it; `Err` is the provider's auth error. An Azure
+/// request (`azure`) carries its key in `api-key` (or a Microsoft Entra token as Bearer).
 fn authenticate(
     provider: Provider,
     settings: &ProviderSettings,
     headers: &HeaderMap,
     query: &str,
+    azure: bool,
 ) -> Result<String, ApiError> {
+    if azure {
+        let key = header(headers, "api-key")
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .or_else(|| bearer(headers));
+        let valid = key.filter(|k| {
+            settings
+                .valid_keys
+                .as_ref()
+                .is_none_or(|keys| keys.iter().any(|v| v == k))
+        });
+        return valid.map(str::to_owned).ok_or_else(|| ApiError {
+            status: 401,
+            error_type: None,
+            message: "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource.".into(),
+            code: Some("401".into()),
+            param: None,
+            extra: Vec::new(),
+        });
+    }
     let key = match provider {
         Provider::OpenAi => bearer(headers),
         Provider::Anthropic => header(headers, "x-api-key")
@@ -1283,7 +1335,7 @@ async fn serve(
         ));
     }
 
-    let key = match authenticate(provider, settings, headers, query) {
+    let key = match authenticate(provider, settings, headers, query, ctx.azure) {
         Ok(k) => k,
         Err(e) => return Ok(error_response(provider, &e, seq, Vec::new())),
     };

@@ -82,6 +82,9 @@ pub(crate) struct ResponseCtx {
     pub(crate) provider: Provider,
     pub(crate) seq: u64,
     pub(crate) created: u64,
+    /// The request came the Azure OpenAI way (see [`crate::server`]'s routing): a stream
+    /// opens with Azure's prompt-filter chunk and choices carry `content_filter_results`.
+    pub(crate) azure: bool,
 }
 
 /// The provider's default error for a status.

@@ -531,6 +531,9 @@ pub(crate) fn stream(ctx: &ResponseCtx, parsed: &Parsed, reply: &Reply) -> Strea
         if ctx.provider == Provider::OpenAi {
             c["service_tier"] = json!("default");
         }
+        if ctx.azure {
+            c["choices"][0]["content_filter_results"] = json!({});
+        }
         if parsed.include_usage {
             c["usage"] = Value::Null;
         }
@@ -540,6 +543,9 @@ pub(crate) fn stream(ctx: &ResponseCtx, parsed: &Parsed, reply: &Reply) -> Strea
         sse_data(&c)
     };
     let mut parts = StreamParts::default();
+    if ctx.azure {
+        parts.events.push(azure_prompt_filter_chunk());
+    }
     match &reply.tool_call {
         Some((call_id, name, args)) => {
             parts.events.push(chunk(
@@ -593,6 +599,19 @@ pub(crate) fn stream(ctx: &ResponseCtx, parsed: &Parsed, reply: &Reply) -> Strea
     }
     parts.terminal.push(Bytes::from_static(b"data: [DONE]\n\n"));
     parts
+}
+
+/// Azure OpenAI's first stream chunk: the prompt filter's verdict, with an empty `id`,
+/// `model` and `choices`.
+fn azure_prompt_filter_chunk() -> Bytes {
+    let safe = json!({"filtered": false, "severity": "safe"});
+    sse_data(&json!({
+        "choices": [], "created": 0, "id": "", "model": "", "object": "",
+        "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": {
+            "hate": safe, "jailbreak": {"filtered": false, "detected": false},
+            "self_harm": safe, "sexual": safe, "violence": safe,
+        }}],
+    }))
 }
 
 /// Splits a string into about `n` fragments on char boundaries.
