@@ -44,7 +44,7 @@ impl ProviderKind {
     pub const fn same_wire(self, other: Self) -> bool {
         const fn family(kind: ProviderKind) -> ProviderKind {
             match kind {
-                ProviderKind::OpenAiCompatible => ProviderKind::OpenAi,
+                ProviderKind::OpenAiCompatible | ProviderKind::AzureOpenAi => ProviderKind::OpenAi,
                 other => other,
             }
         }

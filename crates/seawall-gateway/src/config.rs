@@ -312,6 +312,8 @@ pub enum ProviderConfig {
     OpenaiCompatible,
     /// The OpenAI Responses API (`POST /v1/responses`).
     OpenaiResponses,
+    /// Azure OpenAI: `base_url` is the resource's endpoint, the key goes in `api-key`.
+    AzureOpenai,
 }
 
 /// `[[targets]]`: one upstream.
@@ -321,8 +323,8 @@ pub struct TargetConfig {
     /// `name`: a unique name, used in groups, headers, metrics and `/status`; at most 128
     /// characters, without control characters or whitespace at either end.
     pub name: String,
-    /// `provider`: `openai`, `anthropic`, `gemini`, `openai_compatible` or
-    /// `openai_responses`.
+    /// `provider`: `openai`, `anthropic`, `gemini`, `openai_compatible`,
+    /// `openai_responses` or `azure_openai`.
     pub provider: ProviderConfig,
     /// `model`: the model name sent to this target (an alias group maps to it).
     pub model: String,
@@ -428,6 +430,11 @@ pub struct TargetConfig {
     /// chat completions, but another gateway accepts it).
     #[serde(default)]
     pub forward_idempotency_key: bool,
+    /// `api_version`: for `azure_openai`, the API version of the deployment URL
+    /// (`{base_url}/openai/deployments/{model}/...?api-version=...`, `model` naming the
+    /// deployment); without it, Azure's v1 API (`{base_url}/openai/v1/...`).
+    #[serde(default)]
+    pub api_version: Option<String>,
 }
 
 /// `continuation` of a target.
@@ -487,6 +494,7 @@ impl ProviderConfig {
             Self::Gemini => ProviderKind::Gemini,
             Self::OpenaiCompatible => ProviderKind::OpenAiCompatible,
             Self::OpenaiResponses => ProviderKind::OpenAiResponses,
+            Self::AzureOpenai => ProviderKind::AzureOpenAi,
         }
     }
 }
@@ -798,8 +806,18 @@ impl Config {
                     "only for openai and openai_compatible targets",
                 ));
             }
-            if t.provider == ProviderConfig::OpenaiCompatible && t.base_url.is_none() {
-                return Err(problem(key("base_url"), "required for openai_compatible"));
+            if matches!(
+                t.provider,
+                ProviderConfig::OpenaiCompatible | ProviderConfig::AzureOpenai
+            ) && t.base_url.is_none()
+            {
+                return Err(problem(
+                    key("base_url"),
+                    "required for openai_compatible and azure_openai",
+                ));
+            }
+            if t.api_version.is_some() && t.provider != ProviderConfig::AzureOpenai {
+                return Err(problem(key("api_version"), "only for azure_openai targets"));
             }
             match (&t.api_key_env, t.provider) {
                 (None, ProviderConfig::OpenaiCompatible) => {}

@@ -45,6 +45,7 @@ pub fn demo_config(simulator: &Simulator) -> Config {
         accepts_prefill: None,
         continuation: None,
         forward_idempotency_key: false,
+        api_version: None,
     };
     Config {
         targets: vec![

@@ -57,8 +57,8 @@ mod server;
 mod spend;
 mod state;
 mod status;
-mod upstream;
 pub mod telemetry;
+mod upstream;
 pub mod wire;
 
 pub use config::{

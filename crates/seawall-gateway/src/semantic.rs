@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 use seawall_core::{BoxError, Embedder, EmbeddingRequest, Embeddings};
-use seawall_providers::{ApiKey, Gemini, GeminiConfig, OpenAi, OpenAiConfig, ServerKind};
+use seawall_providers::{ApiKey, Gemini, OpenAi};
 use serde::Deserialize;
 use tower::Layer;
 use tower::util::Either;
@@ -207,35 +207,23 @@ pub(crate) fn layer(
         .find(|t| t.name == semantic.target)
         .ok_or_else(|| problem("semantic_cache.target", "no such target"))?;
     let key = target.api_key_env.as_deref().and_then(env).map(ApiKey::new);
+    let key = key.as_ref();
     let embedder = match target.provider {
-        ProviderConfig::Openai | ProviderConfig::OpenaiCompatible => {
-            let mut c = match (target.provider, key) {
-                (ProviderConfig::Openai, Some(key)) => OpenAiConfig::new(key),
-                (_, key) => {
-                    let mut c = OpenAiConfig::compatible(
-                        target.base_url.clone().unwrap_or_default(),
-                        ServerKind::Other,
-                    );
-                    c.api_key = key;
-                    c
-                }
-            };
-            if let Some(url) = &target.base_url {
-                c = c.with_base_url(url.clone());
-            }
-            TargetEmbedder::OpenAi(OpenAi::new(http, c))
-        }
-        ProviderConfig::Gemini => {
-            let mut c = GeminiConfig::new(key.unwrap_or_else(|| ApiKey::new("")));
-            if let Some(url) = &target.base_url {
-                c = c.with_base_url(url.clone());
-            }
-            TargetEmbedder::Gemini(Gemini::new(http, c))
-        }
+        ProviderConfig::Openai | ProviderConfig::OpenaiCompatible => TargetEmbedder::OpenAi(
+            OpenAi::new(http, crate::upstream::openai_config(target, key)),
+        ),
+        ProviderConfig::AzureOpenai => TargetEmbedder::OpenAi(OpenAi::new(
+            http,
+            crate::upstream::azure_config(target, key),
+        )),
+        ProviderConfig::Gemini => TargetEmbedder::Gemini(Gemini::new(
+            http,
+            crate::upstream::gemini_config(target, key),
+        )),
         ProviderConfig::Anthropic | ProviderConfig::OpenaiResponses => {
             return Err(problem(
                 "semantic_cache.target",
-                "use an openai, openai_compatible or gemini target: this provider's API has no embeddings endpoint",
+                "use an openai, openai_compatible, azure_openai or gemini target: this provider's API has no embeddings endpoint",
             ));
         }
     };

@@ -29,6 +29,16 @@ pub(crate) fn openai_config(target: &TargetConfig, key: Option<&ApiKey>) -> Open
     config.with_idempotency_key_forwarding(target.forward_idempotency_key)
 }
 
+/// The configuration of an `azure_openai` target.
+pub(crate) fn azure_config(target: &TargetConfig, key: Option<&ApiKey>) -> OpenAiConfig {
+    let endpoint = target.base_url.as_deref().unwrap_or_default();
+    let key = key.cloned().unwrap_or_else(|| ApiKey::new(""));
+    match &target.api_version {
+        Some(version) => OpenAiConfig::azure(endpoint, &target.model, version.clone(), key),
+        None => OpenAiConfig::azure_v1(endpoint, key),
+    }
+}
+
 /// The configuration of an `anthropic` target.
 pub(crate) fn anthropic_config(target: &TargetConfig, key: Option<&ApiKey>) -> AnthropicConfig {
     let mut config = AnthropicConfig::new(key.cloned().unwrap_or_else(|| ApiKey::new("")));
@@ -86,12 +96,15 @@ impl TokenCounter {
             ProviderConfig::Anthropic => {
                 Counting::Anthropic(Anthropic::new(http, anthropic_config(target, key)))
             }
-            ProviderConfig::Gemini => Counting::Gemini(Gemini::new(http, gemini_config(target, key))),
-            ProviderConfig::OpenaiResponses => Counting::Responses(OpenAiResponses::new(
-                http,
-                responses_config(target, key),
-            )),
-            ProviderConfig::Openai | ProviderConfig::OpenaiCompatible => return None,
+            ProviderConfig::Gemini => {
+                Counting::Gemini(Gemini::new(http, gemini_config(target, key)))
+            }
+            ProviderConfig::OpenaiResponses => {
+                Counting::Responses(OpenAiResponses::new(http, responses_config(target, key)))
+            }
+            ProviderConfig::Openai
+            | ProviderConfig::OpenaiCompatible
+            | ProviderConfig::AzureOpenai => return None,
         };
         Some(Self {
             via,

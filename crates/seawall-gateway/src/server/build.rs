@@ -19,9 +19,7 @@ use seawall::stack::TargetStack;
 use seawall::timeout::{AttemptTimeoutLayer, DeadlineLayer};
 use seawall_core::{BreakerState, Classifier};
 use seawall_providers::http::HttpClient;
-use seawall_providers::{
-    ApiKey, http::default_client,
-};
+use seawall_providers::{ApiKey, http::default_client};
 use serde_json::json;
 use tokio::sync::watch;
 use tower::Layer;
@@ -269,6 +267,10 @@ impl GatewayBuilder {
                     let c = upstream::openai_config(t, key);
                     stack.build(counted(seawall_providers::OpenAi::new(http, c), sent))
                 }
+                ProviderConfig::AzureOpenai => {
+                    let c = upstream::azure_config(t, key);
+                    stack.build(counted(seawall_providers::OpenAi::new(http, c), sent))
+                }
                 ProviderConfig::Anthropic => {
                     let c = upstream::anthropic_config(t, key);
                     stack.build(counted(seawall_providers::Anthropic::new(http, c), sent))
@@ -279,7 +281,10 @@ impl GatewayBuilder {
                 }
                 ProviderConfig::OpenaiResponses => {
                     let c = upstream::responses_config(t, key);
-                    stack.build(counted(seawall_providers::OpenAiResponses::new(http, c), sent))
+                    stack.build(counted(
+                        seawall_providers::OpenAiResponses::new(http, c),
+                        sent,
+                    ))
                 }
             };
             let mut target = guarded.target.weight(t.weight).provider(t.provider.kind());

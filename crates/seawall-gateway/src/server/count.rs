@@ -56,10 +56,7 @@ pub(super) async fn count_tokens(
             "invalid_request_error",
             Some("model_not_found"),
             Some("model"),
-            &format!(
-                "the model `{}` does not exist",
-                prefix(&request.model, 128)
-            ),
+            &format!("the model `{}` does not exist", prefix(&request.model, 128)),
         );
     };
     let (tokens, how) = match &group.counter {
@@ -74,8 +71,10 @@ pub(super) async fn count_tokens(
     };
     let body = match dialect {
         Dialect::Messages => messages::encode_count(tokens),
-        _ => serde_json::to_vec(&json!({"object": "response.input_tokens", "input_tokens": tokens}))
-            .unwrap_or_default(),
+        _ => {
+            serde_json::to_vec(&json!({"object": "response.input_tokens", "input_tokens": tokens}))
+                .unwrap_or_default()
+        }
     };
     let mut reply = json_reply(StatusCode::OK, body);
     reply
