@@ -12,8 +12,8 @@ use tower::ServiceExt;
 
 use super::Shared;
 use super::errors::{
-    X_SEAWALL_COST, budget_headers, cost_header, error_reply, prefix, spend_refusal, trail_headers,
-    upstream_error,
+    X_SEAWALL_COST, bad_request, budget_headers, cost_header, prefix, spend_refusal, trail_headers,
+    unknown_model, upstream_error,
 };
 use super::inbound::{
     authenticate, cache_directives, idempotency_key, read_body, require_json, traceparent,
@@ -59,15 +59,7 @@ pub(super) async fn chat(
     };
     let inbound = match dialect.decode(&body) {
         Ok(inbound) => inbound,
-        Err(bad) => {
-            return error_reply(
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                None,
-                bad.param.as_deref(),
-                &bad.message,
-            );
-        }
+        Err(bad) => return bad_request(&bad),
     };
 
     if shared.traced
@@ -86,17 +78,7 @@ pub(super) async fn chat(
     // Which group.
     let model = &*inbound.request.model;
     let Some(group) = shared.groups.find(model) else {
-        return error_reply(
-            StatusCode::NOT_FOUND,
-            "invalid_request_error",
-            Some("model_not_found"),
-            Some("model"),
-            &format!(
-                "the model `{}` does not exist",
-                // Named back only in part: the client sent it, and it may be huge.
-                prefix(model, 128)
-            ),
-        );
+        return unknown_model(model);
     };
     let classifier = group.classifier.clone();
     let mut inbound = inbound;

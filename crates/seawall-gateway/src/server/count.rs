@@ -10,7 +10,7 @@ use seawall_core::{HeuristicEstimator, TokenEstimator};
 use serde_json::json;
 
 use super::Shared;
-use super::errors::{error_reply, prefix, upstream_error};
+use super::errors::{bad_request, unknown_model, upstream_error};
 use super::inbound::{authenticate, read_body, require_json};
 use super::relay::{Reply, json_reply};
 use crate::dialect::{Dialect, messages};
@@ -40,24 +40,10 @@ pub(super) async fn count_tokens(
     };
     let request = match decoded {
         Ok(request) => request,
-        Err(bad) => {
-            return error_reply(
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                None,
-                bad.param.as_deref(),
-                &bad.message,
-            );
-        }
+        Err(bad) => return bad_request(&bad),
     };
     let Some(group) = shared.groups.find(&request.model) else {
-        return error_reply(
-            StatusCode::NOT_FOUND,
-            "invalid_request_error",
-            Some("model_not_found"),
-            Some("model"),
-            &format!("the model `{}` does not exist", prefix(&request.model, 128)),
-        );
+        return unknown_model(&request.model);
     };
     let (tokens, how) = match &group.counter {
         Some(counter) => match counter.count(request).await {

@@ -13,7 +13,7 @@ use seawall_core::{AttemptOutcome, BoxError, Cause, Classifier, ErrorKind, Error
 use super::relay::{BodyKind, GatewayBody, Reply, json_reply};
 use super::{Shared, VirtualKey};
 use crate::dialect::Dialect;
-use crate::wire;
+use crate::wire::{self, BadRequest};
 
 /// An OpenAI-shaped error reply: `{"error": {"message", "type", "param", "code"}}`.
 pub(super) fn error_reply(
@@ -25,6 +25,32 @@ pub(super) fn error_reply(
 ) -> Reply {
     let body = wire::error_body(message, kind, param, code);
     json_reply(status, serde_json::to_vec(&body).unwrap_or_default())
+}
+
+/// The 404 for a model no group answers to.
+pub(super) fn unknown_model(model: &str) -> Reply {
+    error_reply(
+        StatusCode::NOT_FOUND,
+        "invalid_request_error",
+        Some("model_not_found"),
+        Some("model"),
+        &format!(
+            "the model `{}` does not exist",
+            // Named back only in part: the client sent it, and it may be huge.
+            prefix(model, 128)
+        ),
+    )
+}
+
+/// The 400 for a request body its dialect does not accept.
+pub(super) fn bad_request(bad: &BadRequest) -> Reply {
+    error_reply(
+        StatusCode::BAD_REQUEST,
+        "invalid_request_error",
+        None,
+        bad.param.as_deref(),
+        &bad.message,
+    )
 }
 
 /// An error reply in `dialect`'s shape: the replies above are written in OpenAI's, and a

@@ -32,14 +32,7 @@ pub(super) enum Admin {
 impl Admin {
     /// The refusal of a caller that may not read them.
     pub(super) fn check(&self, headers: &http::HeaderMap) -> Result<(), Reply> {
-        let bearer = headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.get(..7)
-                    .filter(|scheme| scheme.eq_ignore_ascii_case("bearer "))
-                    .map(|_| v[7..].trim())
-            });
+        let bearer = bearer(headers).map(str::trim);
         match self {
             Self::Open => Ok(()),
             Self::Key(key) if bearer.is_some_and(|given| constant_time_eq(given, key)) => Ok(()),
@@ -129,6 +122,16 @@ pub(super) fn admit(shared: &Shared) -> Result<tokio::sync::OwnedSemaphorePermit
         })
 }
 
+/// The token of an `Authorization: Bearer` header.
+fn bearer(headers: &http::HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    // The scheme is case-insensitive (RFC 9110 §11.1).
+    value
+        .get(..7)
+        .filter(|scheme| scheme.eq_ignore_ascii_case("bearer "))
+        .map(|_| &value[7..])
+}
+
 /// The virtual key calling (`None` when none are configured), admitted by its request
 /// limit; or the 401, 429 or 503 refusing the call.
 pub(super) async fn authenticate(
@@ -138,15 +141,7 @@ pub(super) async fn authenticate(
     if shared.keys.is_empty() {
         return Ok(None);
     }
-    let bearer = headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        // The scheme is case-insensitive (RFC 9110 §11.1).
-        .and_then(|v| {
-            v.get(..7)
-                .filter(|scheme| scheme.eq_ignore_ascii_case("bearer "))
-                .map(|_| &v[7..])
-        })
+    let bearer = bearer(headers)
         // Anthropic's SDKs send the key in `x-api-key`.
         .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
     let Some(bearer) = bearer else {

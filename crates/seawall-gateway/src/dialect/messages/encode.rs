@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 
 use seawall_core::{ChatResponse, Cost, ToolCall};
 
-use super::{OutUsage, Seawall, stop_reason};
+use super::{Details, ErrorBody, ErrorObject, OutUsage, Seawall, stop_reason};
 
 /// A response body, declared in the order Anthropic writes its fields.
 #[derive(Serialize)]
@@ -122,29 +122,6 @@ fn status_type(status: u16) -> &'static str {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorReply<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    error: ErrorObject<'a>,
-}
-
-#[derive(Serialize)]
-struct ErrorObject<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    message: &'a str,
-    /// The gateway's own code (`model_not_found`, `budget_exceeded`, ...) where Anthropic
-    /// puts its codes; an SDK that knows no class for it falls back to the status's class.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    details: Option<Details<'a>>,
-}
-
-#[derive(Serialize)]
-struct Details<'a> {
-    error_code: &'a str,
-}
-
 /// The body of an HTTP error reply, typed by `status` as Anthropic types it. Anthropic has
 /// no `param` field: its messages start with the parameter's name, so `param` is put in
 /// front of `message` unless it already starts with it. `_kind` (the OpenAI-style type) is
@@ -164,7 +141,7 @@ pub(crate) fn error_body(
         }
         _ => message,
     };
-    let body = ErrorReply {
+    let body = ErrorBody {
         kind: "error",
         error: ErrorObject {
             kind: status_type(status),

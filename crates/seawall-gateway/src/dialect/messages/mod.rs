@@ -32,6 +32,30 @@ use serde::Serialize;
 
 use seawall_core::{ErrorKind, FinishReason, Usage};
 
+/// `{"type":"error","error":{...}}`: an error reply's body, and the in-band `error` event.
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    error: ErrorObject<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorObject<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    message: &'a str,
+    /// The gateway's own code (`model_not_found`, `budget_exceeded`, ...) where Anthropic
+    /// puts its codes; an SDK that knows no class for it falls back to the status's class.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<Details<'a>>,
+}
+
+#[derive(Serialize)]
+struct Details<'a> {
+    error_code: &'a str,
+}
+
 /// Anthropic's `stop_reason` for a finish reason; `called_tools` says whether the answer
 /// holds tool calls (some providers end a tool-calling turn with a plain stop, and SDK loops
 /// wait for `tool_use`).

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use seawall_core::{Cost, ErrorKind, FinishReason, Usage};
 
-use super::{OutUsage, Seawall, error_type, stop_reason};
+use super::{ErrorBody, ErrorObject, OutUsage, Seawall, error_type, stop_reason};
 
 /// The ping as the API writes it (with a space after the colon).
 const PING: &[u8] = b"event: ping\ndata: {\"type\": \"ping\"}\n\n";
@@ -131,20 +131,6 @@ enum DeltaUsage {
 struct Kind {
     #[serde(rename = "type")]
     kind: &'static str,
-}
-
-#[derive(Serialize)]
-struct ErrorEvent<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    error: ErrorObject<'a>,
-}
-
-#[derive(Serialize)]
-struct ErrorObject<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    message: &'a str,
 }
 
 fn frame(out: &mut Vec<u8>, event: &str, data: &impl Serialize) {
@@ -325,11 +311,12 @@ impl StreamWriter {
             return;
         }
         self.over = true;
-        let event = ErrorEvent {
+        let event = ErrorBody {
             kind: "error",
             error: ErrorObject {
                 kind: error_type(kind),
                 message,
+                details: None,
             },
         };
         frame(out, "error", &event);
