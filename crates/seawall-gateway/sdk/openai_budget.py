@@ -12,17 +12,14 @@ Exits non-zero on any failure; the last line is "N passed, M failed".
 """
 import http.server
 import json
-import os
-import subprocess
-import sys
-import tempfile
 import threading
 import time
-import traceback
 
 import openai
 
-RESULTS = []
+import harness
+from harness import expect, scenario
+
 KEY = "sk-team-budget"
 ADMIN = "admin-budget"
 
@@ -41,22 +38,13 @@ class Receiver(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def start_receiver():
+def start_receiver(processes):
+    """The alert webhook's receiver, stopped with the run's processes: its URL."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    processes.callback(server.server_close)
+    processes.callback(server.shutdown)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}/alerts"
-
-
-def start_sim(binary):
-    proc = subprocess.Popen([binary, "--listen", "127.0.0.1:0"], stdout=subprocess.PIPE, text=True)
-    urls = {}
-    while "admin" not in urls:
-        line = proc.stdout.readline()
-        if not line:
-            raise SystemExit("simulator exited before printing its URLs")
-        name, url = line.split()
-        urls[name] = url
-    return proc, urls
+    return f"http://127.0.0.1:{server.server_address[1]}/alerts"
 
 
 CONFIG = """
@@ -101,30 +89,11 @@ call_usd = 0.0000001
 """
 
 
-class Gateway:
-    def __init__(self, binary, sim_binary):
-        self.receiver, webhook = start_receiver()
-        self.sim, urls = start_sim(sim_binary)
-        self.dir = tempfile.TemporaryDirectory()
-        path = os.path.join(self.dir.name, "gateway.toml")
-        with open(path, "w") as f:
-            f.write(CONFIG.format(openai=urls["openai"], webhook=webhook))
-        env = dict(os.environ, SIM_KEY="sk-sim", SEAWALL_TEAM_KEY=KEY, SEAWALL_ADMIN=ADMIN)
-        self.proc = subprocess.Popen([binary, "--config", path, "--listen", "127.0.0.1:0"],
-                                     stdout=subprocess.PIPE, text=True, env=env)
-        self.base = None
-        while self.base is None:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise SystemExit("gateway exited before printing its address")
-            if line.startswith("seawall-gateway listening on "):
-                self.base = line.split()[-1]
-        # The gateway's log lines (JSON, one per call): kept for the checks, and drained so
-        # the pipe never fills.
-        self.log = []
-        threading.Thread(target=lambda: self.log.extend(self.proc.stdout), daemon=True).start()
+class BudgetGateway(harness.Gateway):
+    """The gateway with the budget config, and its access log."""
 
     def access_lines(self):
+        """The access log's lines so far (the gateway logs JSON, one line per call)."""
         lines = []
         for line in list(self.log):
             try:
@@ -135,30 +104,11 @@ class Gateway:
                 lines.append(entry)
         return lines
 
-    def stop(self):
-        for proc in (self.proc, self.sim):
-            proc.terminate()
-            proc.wait(timeout=10)
-        self.receiver.shutdown()
-        self.dir.cleanup()
 
-
-def scenario(name):
-    def wrap(fn):
-        def run(gw):
-            try:
-                fn(gw)
-                RESULTS.append((name, None))
-            except Exception:
-                RESULTS.append((name, traceback.format_exc()))
-        run.name = name
-        return run
-    return wrap
-
-
-def expect(cond, what):
-    if not cond:
-        raise AssertionError(what)
+def start(processes, gateway_binary, sim_binary):
+    return harness.launch(processes, gateway_binary, sim_binary, CONFIG,
+                          env=dict(SIM_KEY="sk-sim", SEAWALL_TEAM_KEY=KEY, SEAWALL_ADMIN=ADMIN),
+                          gateway=BudgetGateway, webhook=start_receiver(processes))
 
 
 MESSAGES = [{"role": "user", "content": "hello"}]
@@ -226,23 +176,5 @@ def access_log(gw):
     expect(not any(KEY in line for line in gw.log), "the key appears in the log")
 
 
-def main():
-    if len(sys.argv) != 3:
-        raise SystemExit(__doc__)
-    gw = Gateway(sys.argv[1], sys.argv[2])
-    try:
-        for run in (spending, webhook, access_log):
-            run(gw)
-    finally:
-        gw.stop()
-    failed = [(name, error) for name, error in RESULTS if error]
-    for name, error in RESULTS:
-        print(("FAIL " if error else "ok   ") + name)
-        if error:
-            print(error)
-    print(f"{len(RESULTS) - len(failed)} passed, {len(failed)} failed")
-    sys.exit(1 if failed else 0)
-
-
 if __name__ == "__main__":
-    main()
+    harness.main(__doc__, 2, start, [spending, webhook, access_log])

@@ -12,17 +12,12 @@ usage: python openai_responses_sdk.py PATH/TO/seawall-gateway PATH/TO/seawall-si
 Exits non-zero on any failure; the last line is "N passed, M failed".
 """
 import json
-import os
-import subprocess
-import sys
-import tempfile
-import threading
-import traceback
-import urllib.request
 
 import openai
 
-RESULTS = []
+import harness
+from harness import expect, raises, scenario
+
 KEY = "sk-team-responses"
 LIMITED_KEY = "sk-limited-responses"
 
@@ -76,95 +71,15 @@ WEATHER = {
 }
 
 
-def start_sim(binary):
-    proc = subprocess.Popen([binary, "--listen", "127.0.0.1:0"], stdout=subprocess.PIPE, text=True)
-    urls = {}
-    while "admin" not in urls:
-        line = proc.stdout.readline()
-        if not line:
-            raise SystemExit("simulator exited before printing its URLs")
-        name, url = line.split()
-        urls[name] = url
-    return proc, urls
-
-
-class Gateway:
-    def __init__(self, binary, sim_binary):
-        self.sim_proc, urls = start_sim(sim_binary)
-        self.admin = urls["admin"]
-        self.dir = tempfile.TemporaryDirectory()
-        path = os.path.join(self.dir.name, "gateway.toml")
-        with open(path, "w") as f:
-            f.write(CONFIG.format(openai=urls["openai"], anthropic=urls["anthropic"]))
-        env = dict(os.environ, SIM_KEY="sk-sim", SEAWALL_TEAM_KEY=KEY,
-                   SEAWALL_LIMITED_KEY=LIMITED_KEY)
-        self.proc = subprocess.Popen([binary, "--config", path, "--listen", "127.0.0.1:0"],
-                                     stdout=subprocess.PIPE, text=True, env=env)
-        self.base = None
-        while self.base is None:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise SystemExit("gateway exited before printing its address")
-            if line.startswith("seawall-gateway listening on "):
-                self.base = line.split()[-1]
-        # The gateway's log lines: drained so the pipe never fills.
-        threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True).start()
-
-    def sim(self, method, path, body=None):
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.admin + path, data=data, method=method,
-                                     headers={"content-type": "application/json"})
-        with urllib.request.urlopen(req) as resp:
-            raw = resp.read()
-            return json.loads(raw) if raw else None
-
-    def reset(self):
-        self.sim("POST", "/reset")
-
-    def fail(self, provider, fault):
-        self.sim("PUT", f"/faults/{provider}", [{"fault": fault}])
-
-    def logged(self, provider):
-        return [json.loads(e["body"]) for e in self.sim("GET", f"/log?provider={provider}")]
-
-    def stop(self):
-        for proc in (self.proc, self.sim_proc):
-            proc.terminate()
-            proc.wait(timeout=10)
+def start(processes, gateway_binary, sim_binary):
+    return harness.launch(processes, gateway_binary, sim_binary, CONFIG,
+                          env=dict(SIM_KEY="sk-sim", SEAWALL_TEAM_KEY=KEY,
+                                   SEAWALL_LIMITED_KEY=LIMITED_KEY))
 
 
 def client(gw, key=KEY):
     # max_retries=0: the gateway already retries and fails over.
     return openai.OpenAI(base_url=gw.base + "/v1", api_key=key, max_retries=0)
-
-
-def scenario(name):
-    def wrap(fn):
-        def run(gw):
-            gw.reset()
-            try:
-                fn(gw)
-                RESULTS.append((name, None))
-                print(f"ok    {name}")
-            except Exception as e:  # noqa: BLE001 - report every failure and carry on
-                RESULTS.append((name, e))
-                print(f"FAIL  {name}: {e!r}")
-                traceback.print_exc()
-        return run
-    return wrap
-
-
-def expect(cond, what):
-    if not cond:
-        raise AssertionError(what)
-
-
-def raises(exception, call):
-    try:
-        call()
-    except exception as e:
-        return e
-    raise AssertionError(f"no {exception.__name__}")
 
 
 @scenario("plain answer: a completed response with text and usage")
@@ -268,19 +183,6 @@ def failover(gw):
     expect(final.model == "gpt-4o-mini", final.model)
 
 
-def main():
-    if len(sys.argv) != 3:
-        raise SystemExit(__doc__)
-    gw = Gateway(sys.argv[1], sys.argv[2])
-    try:
-        for run in (plain, streamed, tool_call, tool_call_streamed, errors, failover):
-            run(gw)
-    finally:
-        gw.stop()
-    failed = sum(1 for _, e in RESULTS if e is not None)
-    print(f"{len(RESULTS) - failed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
-
-
 if __name__ == "__main__":
-    main()
+    harness.main(__doc__, 2, start, [
+        plain, streamed, tool_call, tool_call_streamed, errors, failover])

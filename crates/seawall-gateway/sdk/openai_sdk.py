@@ -11,11 +11,6 @@ SDK's own retries do not multiply the gateway's.
 usage: python openai_sdk.py PATH/TO/seawall-gateway
 Exits non-zero on any failure; the last line is "N passed, M failed".
 """
-import json
-import subprocess
-import threading
-import sys
-import traceback
 import urllib.request
 
 import openai
@@ -23,41 +18,12 @@ import openai
 # reader a scraper uses, not by string matching.
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
-RESULTS = []
+import harness
+from harness import expect, scenario
 
 
-class Gateway:
-    def __init__(self, binary):
-        self.proc = subprocess.Popen([binary, "--listen", "127.0.0.1:0"],
-                                     stdout=subprocess.PIPE, text=True)
-        self.base = self.admin = None
-        while self.base is None or self.admin is None:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise SystemExit("gateway exited before printing its addresses")
-            if line.startswith("seawall-gateway listening on "):
-                self.base = line.split()[-1]
-            elif line.startswith("simulator admin "):
-                self.admin = line.split()[-1]
-        # The gateway's log lines: drained so the pipe never fills.
-        threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True).start()
-
-    def sim(self, method, path, body=None):
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.admin + path, data=data, method=method,
-                                     headers={"content-type": "application/json"})
-        with urllib.request.urlopen(req) as resp:
-            raw = resp.read()
-            return json.loads(raw) if raw else None
-
-    def reset(self):
-        self.sim("POST", "/reset")
-
-    def fail(self, provider, fault):
-        self.sim("PUT", f"/faults/{provider}", [{"fault": fault}])
-
-    def upstream_calls(self):
-        return sum(len(self.sim("GET", f"/log?provider={p}")) for p in ("openai", "anthropic", "gemini"))
+class DemoGateway(harness.Gateway):
+    """The gateway in demo mode, and its /metrics."""
 
     def families(self):
         """/metrics, parsed: family name -> family."""
@@ -77,10 +43,6 @@ class Gateway:
                     total += s.value
         return total
 
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-
 
 def client(gw, max_retries=0):
     # max_retries=0: the gateway already retries and fails over; SDK retries on top would
@@ -90,27 +52,6 @@ def client(gw, max_retries=0):
 
 
 MESSAGES = [{"role": "user", "content": "hello"}]
-
-
-def scenario(name):
-    def wrap(fn):
-        def run(gw):
-            gw.reset()
-            try:
-                fn(gw)
-                RESULTS.append((name, None))
-                print(f"ok    {name}")
-            except Exception as e:  # noqa: BLE001 - report every failure and carry on
-                RESULTS.append((name, e))
-                print(f"FAIL  {name}: {e!r}")
-                traceback.print_exc()
-        return run
-    return wrap
-
-
-def expect(cond, what):
-    if not cond:
-        raise AssertionError(what)
 
 
 @scenario("non-streaming answer from the primary")
@@ -210,18 +151,14 @@ def stream_text(gw):
     return text
 
 
-def logged(gw, provider):
-    return [json.loads(e["body"]) for e in gw.sim("GET", f"/log?provider={provider}")]
-
-
 @scenario("stream cut after the first tokens, prefill fallback: the whole answer exactly once")
 def recovered_by_continuation(gw):
     full = stream_text(gw)
     gw.reset()
     gw.fail("openai", {"kind": "cut_after", "events": 4})
     expect(stream_text(gw) == full, "the recovered answer is the whole answer, once")
-    expect(len(logged(gw, "openai")) == 1, "the cut stream came from openai")
-    continued = logged(gw, "anthropic")
+    expect(len(gw.logged("openai")) == 1, "the cut stream came from openai")
+    continued = gw.logged("anthropic")
     expect(len(continued) == 1, continued)
     expect(continued[0]["messages"][-1]["role"] == "assistant",
            "anthropic was asked to continue the delivered text")
@@ -234,7 +171,7 @@ def recovered_by_user_message(gw):
     gw.fail("openai", {"kind": "cut_after", "events": 4})
     gw.sim("PUT", "/reject_prefill/anthropic", True)
     expect(stream_text(gw) == full, "the continued answer is the whole answer, once")
-    sent = logged(gw, "anthropic")
+    sent = gw.logged("anthropic")
     expect([m["messages"][-1]["role"] for m in sent] == ["assistant", "user"],
            "a refused prefill, then the cut answer and a user message asking to continue")
     expect(sent[1]["messages"][-2]["role"] == "assistant", sent[1]["messages"][-2:])
@@ -296,21 +233,12 @@ def metrics(gw):
            gw.metric("seawall_gateway_failovers_total"))
 
 
-def main():
-    if len(sys.argv) != 2:
-        raise SystemExit(__doc__)
-    gw = Gateway(sys.argv[1])
-    try:
-        for run in (plain, streaming, recovered_by_continuation, recovered_by_user_message,
-                    divergent_restart, failover, failover_stream, all_fail, all_fail_stream,
-                    all_limited, broken_stream, bad_input, metrics):
-            run(gw)
-    finally:
-        gw.stop()
-    failed = sum(1 for _, e in RESULTS if e is not None)
-    print(f"{len(RESULTS) - failed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+def start(processes, gateway_binary):
+    return harness.launch(processes, gateway_binary, gateway=DemoGateway)
 
 
 if __name__ == "__main__":
-    main()
+    harness.main(__doc__, 1, start, [
+        plain, streaming, recovered_by_continuation, recovered_by_user_message,
+        divergent_restart, failover, failover_stream, all_fail, all_fail_stream, all_limited,
+        broken_stream, bad_input, metrics])
