@@ -18,7 +18,8 @@ use seawall_core::{ProviderKind, StreamEvent, hints};
 use seawall_providers::sse::SseDecoder;
 use seawall_providers::{
     AnthropicConfig, AnthropicDialect, DecodedStream, Dialect, GeminiConfig, GeminiDialect,
-    MalformedPolicy, OpenAiConfig, OpenAiDialect, StreamMetrics,
+    MalformedPolicy, OpenAiConfig, OpenAiDialect, ResponsesConfig, ResponsesDialect,
+    StreamMetrics,
 };
 
 /// A target: it takes the fuzzer's bytes and panics on a finding.
@@ -37,7 +38,17 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("openai_stream", |data| stream(Provider::OpenAi, data)),
     ("anthropic_stream", |data| stream(Provider::Anthropic, data)),
     ("gemini_stream", |data| stream(Provider::Gemini, data)),
+    ("responses_response", |data| {
+        response(Provider::Responses, data)
+    }),
+    ("responses_stream", |data| stream(Provider::Responses, data)),
     ("gateway_request", gateway_request),
+    ("gateway_messages_request", |data| {
+        gateway_dialect(seawall_gateway::Dialect::Messages, data)
+    }),
+    ("gateway_responses_request", |data| {
+        gateway_dialect(seawall_gateway::Dialect::Responses, data)
+    }),
     ("gateway_config", gateway_config),
 ];
 
@@ -106,6 +117,7 @@ enum Provider {
     OpenAi,
     Anthropic,
     Gemini,
+    Responses,
 }
 
 /// A complete response body and an error body, decoded by the provider's dialect.
@@ -128,6 +140,12 @@ fn response(provider: Provider, data: &[u8]) {
             let _ = dialect.decode_response(&headers, data);
             let _ = dialect.decode_error(status, &headers, data);
         }
+        Provider::Responses => {
+            let dialect = ResponsesDialect::new(ResponsesConfig::new("k"));
+            let _ = dialect.decode_response(&headers, data);
+            let _ = dialect.decode_error(status, &headers, data);
+            let _ = dialect.decode_count_tokens(data);
+        }
     }
 }
 
@@ -148,6 +166,7 @@ fn decode(provider: Provider, chunks: Vec<Bytes>) -> Vec<StreamEvent> {
             Provider::OpenAi => ProviderKind::OpenAi,
             Provider::Anthropic => ProviderKind::Anthropic,
             Provider::Gemini => ProviderKind::Gemini,
+            Provider::Responses => ProviderKind::OpenAiResponses,
         },
         MalformedPolicy::Skip,
         StreamMetrics::new(),
@@ -170,6 +189,13 @@ fn decode(provider: Provider, chunks: Vec<Bytes>) -> Vec<StreamEvent> {
         Provider::Gemini => drain(DecodedStream::new(
             body,
             GeminiDialect::new(GeminiConfig::new("k")).stream_decoder(),
+            kind,
+            policy,
+            metrics,
+        )),
+        Provider::Responses => drain(DecodedStream::new(
+            body,
+            ResponsesDialect::new(ResponsesConfig::new("k")).stream_decoder(),
             kind,
             policy,
             metrics,
@@ -205,6 +231,18 @@ fn drain<S: Stream<Item = StreamEvent>>(stream: S) -> Vec<StreamEvent> {
 /// The gateway's request parsing (OpenAI Chat Completions): a request it accepts is valid.
 pub fn gateway_request(data: &[u8]) {
     if let Ok(inbound) = seawall_gateway::wire::decode_request(data) {
+        assert!(
+            inbound.request.validate().is_ok(),
+            "accepted an invalid request: {:?}",
+            inbound.request.validate()
+        );
+    }
+}
+
+/// The gateway's request parsing in another dialect (Anthropic Messages, OpenAI
+/// Responses): a request it accepts is valid.
+fn gateway_dialect(dialect: seawall_gateway::Dialect, data: &[u8]) {
+    if let Ok(inbound) = dialect.decode(data) {
         assert!(
             inbound.request.validate().is_ok(),
             "accepted an invalid request: {:?}",

@@ -11,9 +11,10 @@ use seawall_core::{ChatResponse, Cost, ErrorKind, FinishReason, Usage};
 
 use crate::wire::{self, BadRequest, ChunkHead, Inbound};
 
-/// Which API a call came in on.
+/// An API the gateway serves: which one a call came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Dialect {
+#[non_exhaustive]
+pub enum Dialect {
     /// `POST /v1/chat/completions`.
     Chat,
     /// `POST /v1/messages`.
@@ -41,8 +42,13 @@ impl Dialect {
         }
     }
 
-    /// A request body of this dialect, as the unified request.
-    pub(crate) fn decode(self, body: &[u8]) -> Result<Inbound, BadRequest> {
+    /// A request body of this dialect, as the unified request: what the gateway sends on,
+    /// or the 400 it answers (nothing is sent upstream then).
+    ///
+    /// # Errors
+    ///
+    /// A [`BadRequest`] naming the parameter at fault, as the dialect's own API would.
+    pub fn decode(self, body: &[u8]) -> Result<Inbound, BadRequest> {
         match self {
             Self::Chat => wire::decode_request(body),
             Self::Messages => messages::decode_request(body),

@@ -1,0 +1,7 @@
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    if let Some(target) = seawall_fuzz::target("gateway_responses_request") {
+        target(data);
+    }
+});
