@@ -73,4 +73,4 @@ pub use demo::{Demo, demo_config};
 #[cfg(feature = "semantic-cache")]
 #[cfg_attr(docsrs, doc(cfg(feature = "semantic-cache")))]
 pub use semantic::{SemanticCacheConfig, SemanticScopeConfig};
-pub use server::{Gateway, GatewayBody, GatewayBuilder, GatewayHandle};
+pub use server::{Gateway, GatewayBody, GatewayBuilder, GatewayHandle, Reloaded};
