@@ -267,3 +267,94 @@ async fn a_stream_begun_before_a_reload_finishes_whole_on_its_config() {
     assert_eq!(chat(addr, hello(false)).await.status, 404);
     gw.shutdown().await;
 }
+
+/// A config file for the binary: one target on `sim`'s OpenAI API, and a group for each of
+/// `groups`.
+fn config_file(sim: &Simulator, groups: &[&str]) -> String {
+    let mut text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nthreads = 1\n\n\
+         [[targets]]\nname = \"sim\"\nprovider = \"openai\"\nmodel = \"gpt-4o-mini\"\n\
+         base_url = \"{}\"\napi_key_env = \"SIM_KEY\"\n",
+        sim.base_url(Provider::OpenAi)
+    );
+    for group in groups {
+        text.push_str(&format!(
+            "\n[[groups]]\nname = \"{group}\"\ntargets = [\"sim\"]\n"
+        ));
+    }
+    text
+}
+
+/// The next line of `lines` that contains `wanted`, within ten seconds.
+async fn line_with(
+    lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    wanted: &str,
+) -> String {
+    let found = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(line) = lines.next_line().await.expect("stdout") {
+            if line.contains(wanted) {
+                return line;
+            }
+        }
+        panic!("stdout ended before a line with {wanted:?}");
+    });
+    found.await.expect("the line in time")
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_binary_reloads_its_config_file_on_sighup() {
+    use tokio::io::AsyncBufReadExt;
+
+    let sim = Simulator::builder()
+        .listen("127.0.0.1:0".parse().unwrap())
+        .start()
+        .await
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("seawall-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("gateway.toml");
+    std::fs::write(&path, config_file(&sim, &["first"])).unwrap();
+
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_seawall-gateway"))
+        .arg("--config")
+        .arg(&path)
+        .env("SIM_KEY", "sk-sim")
+        .env("RUST_LOG", "off")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let listening = line_with(&mut lines, "listening on http://").await;
+    let addr: SocketAddr = listening
+        .rsplit("http://")
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(chat(addr, ask("first")).await.status, 200);
+    assert_eq!(chat(addr, ask("second")).await.status, 404);
+
+    // A file that does not parse is refused; the running config answers on.
+    std::fs::write(&path, "[[targets]\n").unwrap();
+    let pid = child.id().unwrap().to_string();
+    let hup = || {
+        std::process::Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+    };
+    assert!(hup().unwrap().success());
+    // The refusal goes to stderr; the next good reload's line shows the signal was taken.
+    std::fs::write(&path, config_file(&sim, &["second"])).unwrap();
+    assert!(hup().unwrap().success());
+    line_with(&mut lines, "config reloaded from").await;
+    assert_eq!(chat(addr, ask("second")).await.status, 200);
+    assert_eq!(chat(addr, ask("first")).await.status, 404);
+
+    child.start_kill().unwrap();
+    let _ = child.wait().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
