@@ -74,4 +74,4 @@ pub use demo::{Demo, demo_config};
 #[cfg_attr(docsrs, doc(cfg(feature = "semantic-cache")))]
 pub use semantic::{SemanticCacheConfig, SemanticScopeConfig};
 pub use dialect::Dialect;
-pub use server::{Gateway, GatewayBody, GatewayBuilder, GatewayHandle};
+pub use server::{Gateway, GatewayBody, GatewayBuilder, GatewayHandle, Reloaded};

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use seawall_gateway::telemetry::Telemetry;
-use seawall_gateway::{Config, Gateway};
+use seawall_gateway::{Config, Gateway, GatewayHandle};
 
 /// Many small, short-lived buffers per request: mimalloc is cheaper than the system
 /// allocator for that (as measured for the simulator, see its README).
@@ -92,7 +92,16 @@ async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         demo::announce(simulator, addr);
     }
 
-    shutdown_signal().await;
+    // SIGHUP re-reads the config file; SIGTERM or Ctrl-C drains and stops.
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    let mut hangups = Hangups::new();
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            () = hangups.next() => reload(&handle, config_path.as_deref()).await,
+        }
+    }
     println!("seawall-gateway: shutting down, draining in-flight requests");
     handle.shutdown().await;
     if let Some(telemetry) = telemetry {
@@ -146,6 +155,64 @@ mod demo {
 
     pub(crate) fn announce(simulator: &Infallible, _addr: SocketAddr) {
         match *simulator {}
+    }
+}
+
+/// Re-reads the config file and puts it in force; on any error the running config stays,
+/// and the error (which names a setting, never a key's value) is logged.
+async fn reload(handle: &GatewayHandle, path: Option<&str>) {
+    let Some(path) = path else {
+        eprintln!("seawall-gateway: SIGHUP ignored: demo mode has no config file to reload");
+        return;
+    };
+    let config = match std::fs::read_to_string(path) {
+        Ok(text) => Config::from_toml(&text).map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    let reloaded = match config {
+        Ok(config) => handle.reload(config).await.map_err(|e| e.to_string()),
+        Err(e) => Err(e),
+    };
+    match reloaded {
+        Ok(reloaded) => {
+            println!("seawall-gateway: config reloaded from {path}");
+            for section in reloaded.ignored {
+                eprintln!(
+                    "seawall-gateway: {section} changed in {path}; it changes only with a \
+                     restart, so it is kept as started"
+                );
+            }
+        }
+        Err(error) => eprintln!(
+            "seawall-gateway: config reload from {path} refused, the running config stays: {error}"
+        ),
+    }
+}
+
+/// The SIGHUPs the process receives (none where there are no such signals).
+struct Hangups {
+    #[cfg(unix)]
+    signal: Option<tokio::signal::unix::Signal>,
+}
+
+impl Hangups {
+    fn new() -> Self {
+        Self {
+            #[cfg(unix)]
+            signal: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok(),
+        }
+    }
+
+    /// The next SIGHUP; never, without them.
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        if let Some(signal) = &mut self.signal {
+            if signal.recv().await.is_some() {
+                return;
+            }
+            self.signal = None;
+        }
+        std::future::pending::<()>().await;
     }
 }
 

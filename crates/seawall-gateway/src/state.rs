@@ -79,11 +79,17 @@ impl State {
         }
     }
 
-    /// The store of the budgets.
-    pub(crate) fn budgets(&self) -> BudgetState {
+    /// The store of the budgets whose identities (see [`crate::spend::budget_identities`])
+    /// are `identities`, in the budget layer's order.
+    pub(crate) fn budgets(&self, identities: Vec<String>) -> BudgetState {
         match &self.redis {
             Some(redis) => BudgetState::Shared(RedisBudgets::new(redis)),
-            None => BudgetState::InProcess(InMemoryBudgets::new()),
+            None => BudgetState::InProcess(InProcessBudgets {
+                store: Arc::new(InMemoryBudgets::new()),
+                slots: None,
+                next_slot: identities.len(),
+                identities,
+            }),
         }
     }
 
@@ -114,8 +120,92 @@ impl State {
 /// The budgets' store: in process, or in Redis.
 #[derive(Debug)]
 pub(crate) enum BudgetState {
-    InProcess(InMemoryBudgets),
+    InProcess(InProcessBudgets),
     Shared(RedisBudgets),
+}
+
+/// Budgets counted in this process, in a store a reload shares: each budget of the layer
+/// counts in a slot of the store, the same slot across reloads while its identity (its
+/// key, unit and window) is unchanged, so what was spent stays spent, and a call in flight
+/// across a reload settles where the next call reads.
+pub(crate) struct InProcessBudgets {
+    store: Arc<InMemoryBudgets>,
+    /// Each budget's slot, by the layer's index; `None` while the two are the same (until a
+    /// reload moves one), sparing the translation.
+    slots: Option<Box<[usize]>>,
+    /// Each budget's identity, by the layer's index.
+    identities: Vec<String>,
+    /// The first slot never used: a budget new to a reload counts from zero there.
+    next_slot: usize,
+}
+
+impl std::fmt::Debug for InProcessBudgets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InProcessBudgets")
+            .field("slots", &self.slots)
+            .finish_non_exhaustive()
+    }
+}
+
+impl InProcessBudgets {
+    /// The slot of the layer's budget `budget`.
+    fn slot(&self, budget: usize) -> usize {
+        match &self.slots {
+            Some(slots) => slots.get(budget).copied().unwrap_or(usize::MAX),
+            None => budget,
+        }
+    }
+
+    /// `line`, counted in its budget's slot.
+    fn in_slot(&self, line: &Line) -> Line {
+        let mut line = line.clone();
+        line.budget = self.slot(line.budget);
+        line
+    }
+}
+
+impl BudgetState {
+    /// The store of a reloaded config's budgets, whose identities are `identities`: in
+    /// process, each budget whose identity this store also counts goes on in its slot (the
+    /// n-th budget of an identity with the n-th), and any other starts from zero; the
+    /// slots of budgets the reload removed are cleared. In Redis, the same store.
+    pub(crate) fn carried(&self, identities: Vec<String>) -> Self {
+        let previous = match self {
+            Self::Shared(store) => return Self::Shared(store.clone()),
+            Self::InProcess(previous) => previous,
+        };
+        let mut next_slot = previous.next_slot;
+        let mut taken = vec![false; previous.identities.len()];
+        let slots: Box<[usize]> = identities
+            .iter()
+            .map(|identity| {
+                let same = previous
+                    .identities
+                    .iter()
+                    .enumerate()
+                    .position(|(i, old)| !taken[i] && old == identity);
+                match same {
+                    Some(i) => {
+                        taken[i] = true;
+                        previous.slot(i)
+                    }
+                    None => {
+                        next_slot += 1;
+                        next_slot - 1
+                    }
+                }
+            })
+            .collect();
+        let kept: std::collections::HashSet<usize> = slots.iter().copied().collect();
+        previous.store.retain_budgets(|slot| kept.contains(&slot));
+        let identity = slots.iter().enumerate().all(|(i, &slot)| i == slot);
+        Self::InProcess(InProcessBudgets {
+            store: Arc::clone(&previous.store),
+            slots: (!identity).then_some(slots),
+            identities,
+            next_slot,
+        })
+    }
 }
 
 /// A reservation from either store.
@@ -141,28 +231,41 @@ impl BudgetStore for BudgetState {
 
     fn reserve(&self, lines: &[Line]) -> Reserve {
         match self {
-            Self::InProcess(store) => Reserve::InProcess(store.reserve(lines)),
+            Self::InProcess(budgets) if budgets.slots.is_none() => {
+                Reserve::InProcess(budgets.store.reserve(lines))
+            }
+            Self::InProcess(budgets) => {
+                let lines: Vec<Line> = lines.iter().map(|l| budgets.in_slot(l)).collect();
+                Reserve::InProcess(budgets.store.reserve(&lines))
+            }
             Self::Shared(store) => Reserve::Shared(store.reserve(lines)),
         }
     }
 
     fn settle(&self, line: &Line, used: u64, now_window: u64) -> Option<u64> {
         match self {
-            Self::InProcess(store) => store.settle(line, used, now_window),
+            Self::InProcess(budgets) => {
+                budgets
+                    .store
+                    .settle(&budgets.in_slot(line), used, now_window)
+            }
             Self::Shared(store) => store.settle(line, used, now_window),
         }
     }
 
     fn used(&self, budget: usize, value: &str, window: u64) -> u64 {
         match self {
-            Self::InProcess(store) => store.used(budget, value, window),
+            Self::InProcess(budgets) => budgets.store.used(budgets.slot(budget), value, window),
             Self::Shared(store) => store.used(budget, value, window),
         }
     }
 
     fn first_alert(&self, budget: usize, value: &str, window: u64, mark: u32) -> bool {
         match self {
-            Self::InProcess(store) => store.first_alert(budget, value, window, mark),
+            Self::InProcess(budgets) => {
+                let slot = budgets.slot(budget);
+                budgets.store.first_alert(slot, value, window, mark)
+            }
             Self::Shared(store) => store.first_alert(budget, value, window, mark),
         }
     }
@@ -176,7 +279,10 @@ impl BudgetStore for BudgetState {
         send: Box<dyn FnOnce() + Send>,
     ) {
         match self {
-            Self::InProcess(store) => store.alert_once(budget, value, window, mark, send),
+            Self::InProcess(budgets) => {
+                let slot = budgets.slot(budget);
+                budgets.store.alert_once(slot, value, window, mark, send);
+            }
             Self::Shared(store) => store.alert_once(budget, value, window, mark, send),
         }
     }

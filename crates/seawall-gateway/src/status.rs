@@ -6,7 +6,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, UNIX_EPOCH};
 
 use seawall_core::{AttemptOutcome, OpenReason, Trail};
@@ -79,22 +79,37 @@ struct Failover {
 /// The gateway's per-target figures and its recent failovers.
 #[derive(Debug)]
 pub(crate) struct Board {
-    targets: Vec<TargetStats>,
+    targets: Vec<Arc<TargetStats>>,
     index: HashMap<String, usize>,
     failovers: Mutex<VecDeque<Failover>>,
 }
 
 impl Board {
-    /// A board for `targets`, in the gateway's order.
-    pub(crate) fn new(targets: &[String]) -> Self {
+    /// A board for `targets`, in the gateway's order, that goes on with `previous`'s figures for the targets it
+    /// names, and its recent failovers (a reload).
+    pub(crate) fn carrying(targets: &[String], previous: Option<&Board>) -> Self {
+        let carried = |name: &String| {
+            previous
+                .and_then(|p| p.index.get(name).map(|&i| Arc::clone(&p.targets[i])))
+                .unwrap_or_default()
+        };
+        let failovers = previous.map_or_else(
+            || VecDeque::with_capacity(RECENT),
+            |p| {
+                p.failovers
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone()
+            },
+        );
         Self {
-            targets: targets.iter().map(|_| TargetStats::default()).collect(),
+            targets: targets.iter().map(carried).collect(),
             index: targets
                 .iter()
                 .enumerate()
                 .map(|(i, name)| (name.clone(), i))
                 .collect(),
-            failovers: Mutex::new(VecDeque::with_capacity(RECENT)),
+            failovers: Mutex::new(failovers),
         }
     }
 

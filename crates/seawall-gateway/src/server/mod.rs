@@ -12,6 +12,7 @@ mod count;
 mod errors;
 mod inbound;
 mod relay;
+mod reload;
 mod routes;
 mod serve;
 
@@ -22,8 +23,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
-use seawall::breaker::BreakerHandle;
+use seawall::breaker::{BreakerHandle, BreakerLayer};
 use seawall::budget::{Budget, Budgets};
 use seawall::metrics::Metered;
 use seawall::rate_limit::RateLimiter;
@@ -37,8 +39,11 @@ use crate::router::{GroupRouter, Groups};
 use crate::spend::{AlertOut, UsageReport};
 use crate::state::BudgetState;
 
+use self::build::BreakerHooks;
+
 pub use build::GatewayBuilder;
 pub use relay::GatewayBody;
+pub use reload::Reloaded;
 pub(crate) use serve::UpstreamClient;
 
 pub(crate) struct VirtualKey {
@@ -46,6 +51,8 @@ pub(crate) struct VirtualKey {
     /// The key's request limit: the project's own GCRA limiter (one CAS when admitted, on
     /// tokio's clock), which never waits here. The key map is read-only after start.
     limiter: Option<RateLimiter>,
+    /// The rate of `limiter`: a reload that keeps it keeps the limiter.
+    requests_per_minute: Option<u32>,
     /// Whether the key has budgets, whose remainder its replies carry.
     budgeted: bool,
 }
@@ -55,6 +62,12 @@ pub(crate) struct TargetInfo {
     sent: Arc<AtomicU64>,
     pub(crate) breaker: BreakerHandle,
     pub(crate) limiter: Option<RateLimiter>,
+    /// The breaker itself, to build a reloaded config's stack around.
+    breaker_layer: BreakerLayer,
+    /// The settings `breaker_layer` and `limiter` were built with: a reload carries each
+    /// over while its settings are unchanged.
+    breaker_settings: String,
+    limiter_settings: String,
 }
 
 pub(crate) struct Shared {
@@ -65,6 +78,12 @@ pub(crate) struct Shared {
     pub(crate) budgets: Budgets<BudgetState>,
     report: Arc<UsageReport>,
     alerts: AlertOut,
+    /// Where `alerts` post: a reload that keeps it keeps `alerts`.
+    alert_webhook: Option<String>,
+    /// What every target's breaker reports to, shared by each config a reload builds, and
+    /// what this config's breakers should report to once it is in force.
+    hooks: Arc<ArcSwap<BreakerHooks>>,
+    next_hooks: Arc<BreakerHooks>,
     pub(crate) targets: Vec<TargetInfo>,
     target_index: HashMap<String, usize>,
     pub(crate) keys: HashMap<String, Arc<VirtualKey>>,
@@ -76,7 +95,7 @@ pub(crate) struct Shared {
     max_body: usize,
     /// Trace export is on (`[telemetry]`): each chat call gets a server span.
     traced: bool,
-    pub(crate) ready: AtomicBool,
+    pub(crate) ready: Arc<AtomicBool>,
     models: Bytes,
     next_id: AtomicU64,
     /// The upstream and virtual keys, to take out of any upstream text relayed to a client.
@@ -94,7 +113,7 @@ pub(crate) struct Shared {
     /// One permit per chat call being handled.
     in_flight: Arc<tokio::sync::Semaphore>,
     /// Set when the shutdown grace ran out: open streams end the way a failed stream ends.
-    cut_streams: watch::Sender<bool>,
+    cut_streams: Arc<watch::Sender<bool>>,
     /// The limiter queue length that raises a `queue_growth` alert, if one is configured.
     queue_alert: Option<usize>,
 }
@@ -105,6 +124,11 @@ impl Shared {
         let (hosts, origins) = &self.allowed_config;
         self.allowed
             .get_or_init(|| crate::origin::Allowed::new(hosts, origins, addr));
+    }
+
+    /// Points every breaker's reports at this config's metrics and alerts.
+    fn activate_hooks(&self) {
+        self.hooks.store(Arc::clone(&self.next_hooks));
     }
 }
 
@@ -127,6 +151,19 @@ pub struct Gateway {
     grace: Duration,
     /// Dedicated server threads; 0 serves on the caller's runtime.
     threads: usize,
+    /// What a reload builds with.
+    running: Running,
+}
+
+/// What a reload builds with: the config in force, the variables supplied to the builder
+/// and the upstream pools (kept, with their open connections).
+struct Running {
+    /// `[server]` as the config gave it, before the builder's overrides: what a reloaded
+    /// config is compared with.
+    server_as_written: crate::config::ServerConfig,
+    config: Config,
+    env: HashMap<String, String>,
+    http: UpstreamClient,
 }
 
 impl fmt::Debug for Gateway {
@@ -177,7 +214,10 @@ impl Gateway {
 /// waiting for them.
 pub struct GatewayHandle {
     addr: SocketAddr,
-    shared: Arc<Shared>,
+    /// The shared state of the config in force: read once per request, replaced by a reload.
+    current: Arc<ArcSwap<Shared>>,
+    /// What a reload builds with; held through a reload, so reloads take turns.
+    running: tokio::sync::Mutex<Running>,
     stop: watch::Sender<bool>,
     serving: Serving,
 }

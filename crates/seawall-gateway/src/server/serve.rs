@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::Request;
 use http_body_util::Full;
@@ -70,23 +71,24 @@ impl Gateway {
     /// the current runtime.
     pub async fn serve(self) -> std::io::Result<GatewayHandle> {
         self.shared.alerts.start(default_client()?);
-        if let Some(threshold) = self.shared.queue_alert {
-            tokio::spawn(watch_queues(Arc::downgrade(&self.shared), threshold));
-        }
+        let current = Arc::new(ArcSwap::from(self.shared));
+        tokio::spawn(watch_queues(Arc::downgrade(&current)));
         let (stop_tx, stop_rx) = watch::channel(false);
+        let running = tokio::sync::Mutex::new(self.running);
         if self.threads == 0 {
             let listener = listen(self.listen)?;
             let addr = listener.local_addr()?;
-            self.shared.bound(addr);
+            current.load().bound(addr);
             let task = tokio::spawn(accept_loop(
                 listener,
-                Arc::clone(&self.shared),
+                Arc::clone(&current),
                 stop_rx,
                 self.grace,
             ));
             return Ok(GatewayHandle {
                 addr,
-                shared: self.shared,
+                current,
+                running,
                 stop: stop_tx,
                 serving: Serving::Task(task),
             });
@@ -95,7 +97,7 @@ impl Gateway {
         // One socket, shared by the threads' runtimes.
         let listener = listen(self.listen)?.into_std()?;
         let addr = listener.local_addr()?;
-        self.shared.bound(addr);
+        current.load().bound(addr);
         // Each thread holds a sender; the channel closes when the last thread is done.
         let (done_tx, done_rx) = mpsc::channel::<()>(1);
         let mut threads = Vec::with_capacity(self.threads);
@@ -104,7 +106,7 @@ impl Gateway {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            let shared = Arc::clone(&self.shared);
+            let shared = Arc::clone(&current);
             let stop = stop_rx.clone();
             let done = done_tx.clone();
             let grace = self.grace;
@@ -130,7 +132,8 @@ impl Gateway {
         }
         Ok(GatewayHandle {
             addr,
-            shared: self.shared,
+            current,
+            running,
             stop: stop_tx,
             serving: Serving::Threads { threads, done_rx },
         })
@@ -169,7 +172,7 @@ impl GatewayHandle {
     /// Stops accepting, lets in-flight requests and streams finish for up to the grace
     /// period, then closes what is left. `/readyz` answers 503 from the start of the drain.
     pub async fn shutdown(self) {
-        self.shared.ready.store(false, Relaxed);
+        self.current.load().ready.store(false, Relaxed);
         let _ = self.stop.send(true);
         match self.serving {
             Serving::Task(task) => {
@@ -196,10 +199,13 @@ impl GatewayHandle {
 /// and a connection still open a second later is dropped.
 async fn accept_loop(
     listener: TcpListener,
-    shared: Arc<Shared>,
+    current: Arc<ArcSwap<Shared>>,
     mut stop: watch::Receiver<bool>,
     grace: Duration,
 ) {
+    // The connection cap, header timeout and stream cut are the server's: the same in every
+    // config a reload puts in force.
+    let shared = current.load_full();
     let graceful = GracefulShutdown::new();
     // The connection tasks, to drop those still open after the cut.
     let mut connections = JoinSet::new();
@@ -222,8 +228,9 @@ async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let header_read_timeout = shared.header_read_timeout;
-        let shared = Arc::clone(&shared);
-        let service = service_fn(move |request| handle(Arc::clone(&shared), request));
+        // Each request reads the config in force when it arrives, and keeps it to its end.
+        let current = Arc::clone(&current);
+        let service = service_fn(move |request| handle(current.load_full(), request));
         // A client that sends no (or a trickle of) headers, on a new connection or an idle
         // kept-alive one, is closed after the header read timeout.
         let connection = http1::Builder::new()
@@ -258,16 +265,20 @@ async fn accept_loop(
 }
 
 /// Every second, raises a `queue_growth` alert for each target whose limiter queue reached
-/// `threshold` calls; once per crossing: raised again only after the queue fell below half
-/// of it. Ends with the gateway.
-pub(super) async fn watch_queues(shared: std::sync::Weak<Shared>, threshold: usize) {
+/// the configured threshold; once per crossing: raised again only after the queue fell
+/// below half of it. Follows reloads; ends with the gateway.
+pub(super) async fn watch_queues(current: std::sync::Weak<ArcSwap<Shared>>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut raised = Vec::new();
     loop {
         tick.tick().await;
-        let Some(shared) = shared.upgrade() else {
+        let Some(current) = current.upgrade() else {
             return;
+        };
+        let shared = current.load();
+        let Some(threshold) = shared.queue_alert else {
+            continue;
         };
         raised.resize(shared.targets.len(), false);
         for (target, raised) in shared.targets.iter().zip(&mut raised) {

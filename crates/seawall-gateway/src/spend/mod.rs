@@ -70,6 +70,28 @@ pub(crate) fn prices(config: &Config) -> Prices {
     prices
 }
 
+/// Each budget of `config`'s layer, in the layer's order (that of [`layer`]): its key, unit
+/// and window. A budget a reload keeps by identity keeps what it has counted, under its
+/// new limit.
+pub(crate) fn budget_identities(config: &Config) -> Vec<String> {
+    let mut identities = Vec::new();
+    for k in &config.keys {
+        if k.token_budget.is_some() {
+            identities.push(format!("{}\0tokens\0{:?}", k.name, Window::Lifetime));
+        }
+        for budget in &k.budgets {
+            let window = Window::parse(&budget.window).unwrap_or(Window::Lifetime);
+            let unit = match (budget.tokens, budget.usd) {
+                (Some(_), _) => "tokens",
+                (None, Some(_)) => "usd",
+                (None, None) => continue,
+            };
+            identities.push(format!("{}\0{unit}\0{window:?}", k.name));
+        }
+    }
+    identities
+}
+
 /// The budget layer of `config`: each key's budgets, the per-request caps, the downgrade
 /// group, the alert rules, alerts sent to `alerts`; each call's charges counted in `report`
 /// as it settles, so it counts exactly what the budgets counted.

@@ -40,6 +40,11 @@ impl UsageReport {
         }
     }
 
+    /// Seconds east of UTC its days start in.
+    pub(crate) fn offset_secs(&self) -> i32 {
+        i32::try_from(self.offset).unwrap_or(0)
+    }
+
     fn today(&self) -> i64 {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)

@@ -187,6 +187,13 @@ impl InMemoryBudgets {
         Self::default()
     }
 
+    /// Drops what every budget `keep` refuses has counted (a budget no longer configured),
+    /// freeing its values; the budgets kept are untouched.
+    pub fn retain_budgets(&self, keep: impl Fn(usize) -> bool) {
+        self.cells.pin().retain(|(budget, _), _| keep(*budget));
+        self.latest.pin().retain(|budget, _| keep(*budget));
+    }
+
     /// Runs `f` on the cell of `budget` and `value`, adding it (in `window`) if it is new.
     fn with_cell<R>(
         &self,
@@ -363,6 +370,16 @@ mod tests {
             amount,
             limit,
         }
+    }
+
+    #[test]
+    fn retain_budgets_clears_the_budgets_dropped_and_keeps_the_others() {
+        let store = InMemoryBudgets::new();
+        assert!(store.reserve(&[line(0, 0, 30, 100)]).into_inner().is_ok());
+        assert!(store.reserve(&[line(1, 0, 40, 100)]).into_inner().is_ok());
+        store.retain_budgets(|budget| budget == 1);
+        assert_eq!(store.used(0, "k", 0), 0);
+        assert_eq!(store.used(1, "k", 0), 40);
     }
 
     fn reserve(store: &InMemoryBudgets, lines: &[Line]) -> Result<(), Refused> {
