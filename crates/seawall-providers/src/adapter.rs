@@ -4,7 +4,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::Body;
 use http_body_util::Full;
-use seawall_core::{BoxError, ChatRequest, ChatResponse};
+use seawall_core::{BoxError, ChatRequest, ChatResponse, TraceParent};
 use tower_service::Service;
 
 use crate::dialect::Dialect;
@@ -123,12 +123,10 @@ where
             Ok(http_request) => http_request,
             Err(error) => return ResponseFuture::failed(error.into()),
         };
-        // The caller's trace continues at the provider (validated when it was taken).
-        if let Some(traceparent) = &request.context.options().traceparent
-            && let Ok(value) = http::HeaderValue::from_str(traceparent.as_str())
-        {
-            http_request.headers_mut().insert("traceparent", value);
-        }
+        forward_traceparent(
+            &mut http_request,
+            request.context.options().traceparent.as_ref(),
+        );
         // Call the instance that was readied, leave a fresh clone in its place.
         let fresh = self.http.clone();
         let mut ready = std::mem::replace(&mut self.http, fresh);
@@ -139,5 +137,18 @@ where
             self.policy,
             self.metrics.clone(),
         )
+    }
+}
+
+/// Carries the caller's trace on to the provider: `traceparent` was validated when it was
+/// taken, so it always makes a header value.
+pub(crate) fn forward_traceparent<T>(
+    outgoing: &mut http::Request<T>,
+    traceparent: Option<&TraceParent>,
+) {
+    if let Some(traceparent) = traceparent
+        && let Ok(value) = http::HeaderValue::from_str(traceparent.as_str())
+    {
+        outgoing.headers_mut().insert("traceparent", value);
     }
 }

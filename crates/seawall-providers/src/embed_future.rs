@@ -2,22 +2,16 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
-use bytes::Bytes;
-use http::{HeaderMap, StatusCode};
 use http_body::Body;
-use http_body_util::combinators::Collect;
-use http_body_util::{BodyExt, Full, Limited};
 use pin_project_lite::pin_project;
-use seawall_core::{BoxError, Embedder, EmbeddingRequest, Embeddings, ErrorKind, LlmError};
+use seawall_core::{BoxError, Embedder, EmbeddingRequest, Embeddings, LlmError};
 use tower_service::Service;
 
-use crate::adapter::Adapter;
+use crate::adapter::{Adapter, forward_traceparent};
 use crate::dialect::Dialect;
-use crate::future::MAX_BODY_BYTES;
-
-type HttpRequest = http::Request<Full<Bytes>>;
+use crate::whole_body::{HttpRequest, WholeBodyDecode, WholeBodyFuture};
 
 pin_project! {
     /// The future of one embeddings call: waits for the HTTP service to be ready, sends the
@@ -30,28 +24,26 @@ pin_project! {
         B::Error: Into<BoxError>,
     {
         #[pin]
-        state: State<S, S::Future, B>,
-        dialect: D,
-        request: EmbeddingRequest,
+        inner: WholeBodyFuture<S, D, B, EmbedTexts>,
     }
 }
 
-pin_project! {
-    #[project = StateProj]
-    enum State<S, F, B>
-    where
-        B: Body,
-        B::Error: Into<BoxError>,
-    {
-        Failed { error: Option<BoxError> },
-        Readying { http: S, outgoing: Option<HttpRequest> },
-        Sending { #[pin] future: F },
-        Collecting {
-            #[pin]
-            collect: Collect<Limited<B>>,
-            status: StatusCode,
-            headers: HeaderMap,
-        },
+/// An embeddings call decodes the vectors of the request's texts (the request says how
+/// many to expect).
+struct EmbedTexts(EmbeddingRequest);
+
+impl<D: Dialect> WholeBodyDecode<D> for EmbedTexts {
+    type Output = Embeddings;
+    const FUTURE: &'static str = "EmbedFuture";
+    const POLLED_AFTER_COMPLETION: &'static str = "embed future polled after completion";
+    const BODY: &'static str = "embeddings";
+
+    fn model(&self) -> &str {
+        &self.0.model
+    }
+
+    fn decode(&self, dialect: &D, body: &[u8]) -> Result<Embeddings, LlmError> {
+        dialect.decode_embeddings(&self.0, body)
     }
 }
 
@@ -60,18 +52,10 @@ where
     S: Service<HttpRequest>,
     B: Body,
     B::Error: Into<BoxError>,
+    D: Dialect,
 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let state = match &self.state {
-            State::Failed { .. } => "failed",
-            State::Readying { .. } => "readying",
-            State::Sending { .. } => "sending",
-            State::Collecting { .. } => "collecting",
-        };
-        f.debug_struct("EmbedFuture")
-            .field("state", &state)
-            .field("model", &self.request.model)
-            .finish_non_exhaustive()
+        self.inner.fmt(f)
     }
 }
 
@@ -86,89 +70,8 @@ where
     type Output = Result<Embeddings, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        loop {
-            match this.state.as_mut().project() {
-                StateProj::Failed { error } => {
-                    let error = error
-                        .take()
-                        .unwrap_or_else(|| "embed future polled after completion".into());
-                    return Poll::Ready(Err(error));
-                }
-                StateProj::Readying { http, outgoing } => {
-                    let provider = this.dialect.provider();
-                    if let Err(error) = ready!(http.poll_ready(cx)) {
-                        let error = connect_error(provider, error.into());
-                        this.state.set(State::Failed { error: None });
-                        return Poll::Ready(Err(error));
-                    }
-                    let Some(outgoing) = outgoing.take() else {
-                        this.state.set(State::Failed { error: None });
-                        return Poll::Ready(Err("embed future polled after completion".into()));
-                    };
-                    let future = http.call(outgoing);
-                    this.state.set(State::Sending { future });
-                }
-                StateProj::Sending { future } => {
-                    let provider = this.dialect.provider();
-                    let response = match ready!(future.poll(cx)) {
-                        Ok(response) => response,
-                        Err(error) => {
-                            this.state.set(State::Failed { error: None });
-                            return Poll::Ready(Err(connect_error(provider, error.into())));
-                        }
-                    };
-                    let (parts, body) = response.into_parts();
-                    this.state.set(State::Collecting {
-                        collect: Limited::new(body, MAX_BODY_BYTES).collect(),
-                        status: parts.status,
-                        headers: parts.headers,
-                    });
-                }
-                StateProj::Collecting {
-                    collect,
-                    status,
-                    headers,
-                } => {
-                    let provider = this.dialect.provider();
-                    let body = ready!(collect.poll(cx)).map(|c| c.to_bytes());
-                    let status = *status;
-                    let headers = std::mem::take(headers);
-                    this.state.set(State::Failed { error: None });
-                    if !status.is_success() {
-                        let body = body.unwrap_or_default();
-                        let error = this.dialect.decode_error(status.as_u16(), &headers, &body);
-                        return Poll::Ready(Err(error.into()));
-                    }
-                    let body = match body {
-                        Ok(body) => body,
-                        Err(error) => {
-                            let error = LlmError::new(
-                                ErrorKind::Connect,
-                                format!("the embeddings body broke off: {error}"),
-                            )
-                            .with_provider(provider)
-                            .with_status(status.as_u16())
-                            .with_source(error);
-                            return Poll::Ready(Err(error.into()));
-                        }
-                    };
-                    return Poll::Ready(
-                        this.dialect
-                            .decode_embeddings(this.request, &body)
-                            .map_err(|e| Box::new(e.with_status(status.as_u16())) as BoxError),
-                    );
-                }
-            }
-        }
+        self.project().inner.poll(cx)
     }
-}
-
-fn connect_error(provider: seawall_core::ProviderKind, error: BoxError) -> BoxError {
-    LlmError::new(ErrorKind::Connect, format!("no response: {error}"))
-        .with_provider(provider)
-        .with_source(error)
-        .into()
 }
 
 impl<D, S, B> Adapter<D, S>
@@ -194,25 +97,16 @@ where
         let prepared = request
             .validate()
             .map_err(BoxError::from)
-            .and_then(|()| dialect.encode_embeddings(&request).map_err(BoxError::from));
-        let state = match prepared {
-            Ok(mut outgoing) => {
-                if let Some(traceparent) = &request.context.options().traceparent
-                    && let Ok(value) = http::HeaderValue::from_str(traceparent.as_str())
-                {
-                    outgoing.headers_mut().insert("traceparent", value);
-                }
-                State::Readying {
-                    http: self.get_ref().clone(),
-                    outgoing: Some(outgoing),
-                }
-            }
-            Err(error) => State::Failed { error: Some(error) },
-        };
+            .and_then(|()| dialect.encode_embeddings(&request).map_err(BoxError::from))
+            .map(|mut outgoing| {
+                forward_traceparent(
+                    &mut outgoing,
+                    request.context.options().traceparent.as_ref(),
+                );
+                outgoing
+            });
         EmbedFuture {
-            state,
-            dialect,
-            request,
+            inner: WholeBodyFuture::new(self.get_ref(), prepared, dialect, EmbedTexts(request)),
         }
     }
 }

@@ -37,6 +37,29 @@ pub(crate) fn from_response(
     error
 }
 
+/// [`from_response`] for a JSON error body already read into `parsed`: its kind, message and
+/// provider error code.
+pub(crate) fn from_parsed_body(
+    provider: ProviderKind,
+    parsed: &LlmError,
+    status: u16,
+    headers: &HeaderMap,
+    request_id_header: &str,
+) -> LlmError {
+    let error = from_response(
+        provider,
+        parsed.kind(),
+        status,
+        headers,
+        parsed.message(),
+        request_id_header,
+    );
+    match parsed.code() {
+        Some(code) => error.with_code(code),
+        None => error,
+    }
+}
+
 /// The message for a body that is not a JSON error: an HTML page from a proxy, plain text
 /// or nothing at all.
 pub(crate) fn non_json_message(status: u16, headers: &HeaderMap, body: &[u8]) -> String {

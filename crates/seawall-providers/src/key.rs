@@ -2,6 +2,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use http::HeaderValue;
+use seawall_core::{ErrorKind, LlmError, ProviderKind};
 
 /// An API key. Its `Debug` and `Display` print `<redacted>`, never the key, so it cannot
 /// leak through logs, traces or error messages; header values built from it are marked
@@ -39,11 +40,22 @@ impl ApiKey {
 
     /// A sensitive header value `prefix` + key (for example `Bearer `).
     ///
-    /// Returns `None` if the key holds characters a header cannot carry.
-    pub(crate) fn header_value(&self, prefix: &str) -> Option<HeaderValue> {
-        let mut value = HeaderValue::try_from(format!("{prefix}{}", self.0)).ok()?;
+    /// A key holding characters a header cannot carry is an [`ErrorKind::Auth`] error of
+    /// `provider` (that names no part of the key).
+    pub(crate) fn header_value(
+        &self,
+        prefix: &str,
+        provider: ProviderKind,
+    ) -> Result<HeaderValue, LlmError> {
+        let mut value = HeaderValue::try_from(format!("{prefix}{}", self.0)).map_err(|_| {
+            LlmError::new(
+                ErrorKind::Auth,
+                "the API key holds characters a header cannot carry",
+            )
+            .with_provider(provider)
+        })?;
         value.set_sensitive(true);
-        Some(value)
+        Ok(value)
     }
 }
 

@@ -85,6 +85,7 @@ pub mod raw;
 pub mod responses;
 pub mod sse;
 pub mod stream;
+mod whole_body;
 
 pub use adapter::Adapter;
 pub use anthropic::{Anthropic, AnthropicAuth, AnthropicConfig, AnthropicDialect};

@@ -15,15 +15,15 @@ use std::time::Duration;
 
 use saphyr_parser::{Event, Parser, ScalarStyle};
 use seawall_core::{
-    ChatRequest, ErrorKind, FinishReason, LlmError, Message, ProviderKind, StreamAccumulator,
-    StreamEvent, Usage,
+    ChatRequest, ErrorKind, FinishReason, Message, ProviderKind, StreamAccumulator, StreamEvent,
+    Usage,
 };
 use seawall_providers::{
     Anthropic, AnthropicConfig, ApiKey, Gemini, GeminiConfig, OpenAi, OpenAiConfig,
     OpenAiResponses, ResponsesConfig,
 };
 use serde_json::Value;
-use support::{Canned, ChunkedBody, events, llm_error};
+use support::{Canned, ChunkedBody, Outcome, events, llm_error};
 use tower::ServiceExt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -420,14 +420,6 @@ fn from_httr2_mock(text: &str) -> Exchange {
         exchange.model = model.to_owned();
     }
     exchange
-}
-
-/// What an adapter made of one exchange.
-#[derive(Debug)]
-enum Outcome {
-    Complete(Box<seawall_core::ChatResponse>),
-    Stream(Vec<StreamEvent>),
-    Failed(LlmError),
 }
 
 /// Runs `exchange` through its provider's adapter, with the body delivered as one chunk

@@ -4,6 +4,8 @@
 //!
 //! Real clock, short pauses (paused time and real sockets do not mix); no timing asserts.
 
+mod support;
+
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::future::Future;
@@ -18,11 +20,10 @@ use http_body::{Body, Frame};
 use http_body_util::BodyExt;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
-use seawall_core::{
-    ChatRequest, ErrorKind, FinishReason, LlmError, Message, StreamAccumulator, StreamEvent,
-};
+use seawall_core::{ChatRequest, ErrorKind, FinishReason, LlmError, Message, StreamEvent};
 use seawall_providers::http::{HttpClient, HttpClientConfig};
 use seawall_providers::{Anthropic, AnthropicConfig, Gemini, GeminiConfig, OpenAi, OpenAiConfig};
+use support::accumulate;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
@@ -161,17 +162,6 @@ async fn collect(response: seawall_core::ChatResponse) -> Vec<StreamEvent> {
     response.stream.expect("streamed").collect().await
 }
 
-fn fold(events: &[StreamEvent]) -> (StreamAccumulator, Option<LlmError>) {
-    let mut accumulator = StreamAccumulator::new();
-    let mut error = None;
-    for event in events {
-        if let Err(e) = accumulator.push(event) {
-            error = Some(e);
-        }
-    }
-    (accumulator, error)
-}
-
 const OPENAI_STREAM: &str = "data: {\"id\":\"c1\",\"model\":\"gpt-4o-2024-08-06\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}],\"usage\":null}\n\n\
 : keep-alive comment\n\n\
 data: {\"id\":\"c1\",\"model\":\"gpt-4o-2024-08-06\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Grüße, \"},\"finish_reason\":null}],\"usage\":null}\r\n\r\n\
@@ -205,7 +195,7 @@ async fn openai_stream_with_awkward_chunk_boundaries_over_loopback() {
         .await
         .unwrap();
     let events = collect(response).await;
-    let (accumulator, error) = fold(&events);
+    let (accumulator, error) = accumulate(&events);
     assert!(error.is_none(), "{events:?}");
     assert_eq!(accumulator.text(), "Grüße, 名前 🌊");
     assert_eq!(accumulator.finish_reason(), Some(&FinishReason::Stop));
@@ -229,7 +219,7 @@ async fn a_connection_cut_mid_stream_is_a_truncation_error() {
         .await
         .unwrap();
     let events = collect(response).await;
-    let (accumulator, error) = fold(&events);
+    let (accumulator, error) = accumulate(&events);
     let error = error.expect("the stream ends in an error");
     assert_eq!(error.kind(), ErrorKind::StreamTruncated);
     assert!(
@@ -256,7 +246,7 @@ event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason
         .await
         .unwrap();
     let events = collect(response).await;
-    let (accumulator, error) = fold(&events);
+    let (accumulator, error) = accumulate(&events);
     assert_eq!(accumulator.text(), "Hello");
     assert_eq!(
         error.map(|e| e.kind()),
@@ -302,7 +292,7 @@ data: {\"error\":{\"code\":503,\"message\":\"The model is overloaded. Please try
             .unwrap(),
     )
     .await;
-    let (accumulator, error) = fold(&events);
+    let (accumulator, error) = accumulate(&events);
     assert_eq!(accumulator.text(), "1\n2\n");
     let error = error.unwrap();
     assert_eq!(error.kind(), ErrorKind::Overloaded);

@@ -1,15 +1,17 @@
 //! The OpenAI Responses adapter against the simulator over real loopback HTTP: plain and
 //! streamed answers, a tool call and its result, and the simulator's faults.
 
+mod support;
+
 use seawall_core::{
-    ChatRequest, ErrorKind, FinishReason, LlmError, Message, ProviderKind, StreamAccumulator,
-    StreamEvent, ToolDefinition,
+    ChatRequest, ErrorKind, FinishReason, LlmError, Message, ProviderKind, StreamEvent,
+    ToolDefinition,
 };
 use seawall_providers::http::{HttpClient, HttpClientConfig};
 use seawall_providers::{MalformedPolicy, OpenAiResponses, ResponsesConfig};
 use seawall_sim::{Fault, FaultRule, Provider, RateLimitKind, RetryHeaders, Simulator};
 use serde_json::Value;
-use tower::ServiceExt;
+use support::{Outcome, accumulate, call_outcome, sea_request};
 
 fn adapter(sim: &Simulator) -> OpenAiResponses<HttpClient> {
     let http = HttpClientConfig::default().build().unwrap();
@@ -19,34 +21,8 @@ fn adapter(sim: &Simulator) -> OpenAiResponses<HttpClient> {
     )
 }
 
-#[derive(Debug)]
-enum Outcome {
-    Complete(Box<seawall_core::ChatResponse>),
-    Stream(Vec<StreamEvent>),
-    Failed(LlmError),
-}
-
-async fn call(adapter: OpenAiResponses<HttpClient>, request: ChatRequest) -> Outcome {
-    match adapter.oneshot(request).await {
-        Ok(mut response) if response.is_streaming() => {
-            Outcome::Stream(response.stream.take().unwrap().collect().await)
-        }
-        Ok(response) => Outcome::Complete(Box::new(response)),
-        Err(error) => Outcome::Failed(*error.downcast::<LlmError>().expect("an LlmError")),
-    }
-}
-
 fn request(stream: bool) -> ChatRequest {
-    let mut request = ChatRequest::new(
-        "gpt-4.1-mini",
-        [
-            Message::system("Be brief."),
-            Message::user("Tell me about the sea."),
-        ],
-    )
-    .with_max_output_tokens(64);
-    request.stream = stream;
-    request
+    sea_request("gpt-4.1-mini", stream)
 }
 
 fn lookup() -> ToolDefinition {
@@ -55,17 +31,6 @@ fn lookup() -> ToolDefinition {
         "Look something up",
         serde_json::json!({"type":"object","properties":{"q":{"type":"string"}},"required":["q"]}),
     )
-}
-
-fn fold(events: &[StreamEvent]) -> (StreamAccumulator, Option<LlmError>) {
-    let mut accumulator = StreamAccumulator::new();
-    let mut error = None;
-    for event in events {
-        if let Err(e) = accumulator.push(event) {
-            error = Some(e);
-        }
-    }
-    (accumulator, error)
 }
 
 /// The body of the last request the simulator received.
@@ -77,7 +42,7 @@ fn last_body(sim: &Simulator) -> Value {
 #[tokio::test]
 async fn a_plain_and_a_streamed_answer_agree() {
     let sim = Simulator::builder().seed(3).start().await.unwrap();
-    let Outcome::Complete(complete) = call(adapter(&sim), request(false)).await else {
+    let Outcome::Complete(complete) = call_outcome(adapter(&sim), request(false)).await else {
         panic!("a complete response")
     };
     assert_eq!(complete.provider, ProviderKind::OpenAiResponses);
@@ -94,7 +59,7 @@ async fn a_plain_and_a_streamed_answer_agree() {
     assert_eq!(sent["max_output_tokens"], 64);
     assert!(sent.get("stream").is_none());
 
-    let Outcome::Stream(events) = call(adapter(&sim), request(true)).await else {
+    let Outcome::Stream(events) = call_outcome(adapter(&sim), request(true)).await else {
         panic!("a stream")
     };
     assert_eq!(last_body(&sim)["stream"], true);
@@ -102,7 +67,7 @@ async fn a_plain_and_a_streamed_answer_agree() {
         matches!(&events[0], StreamEvent::Start { id: Some(id), model: Some(m) }
         if id.starts_with("resp_") && m == "gpt-4.1-mini")
     );
-    let (accumulator, error) = fold(&events);
+    let (accumulator, error) = accumulate(&events);
     assert!(error.is_none(), "{events:?}");
     assert!(accumulator.is_complete());
     assert_eq!(accumulator.text(), complete.text(), "deterministic text");
@@ -123,16 +88,16 @@ async fn a_small_output_cap_ends_in_length() {
         request.messages = vec![Message::user("Write a long story about the sea.")].into();
         request
     };
-    let Outcome::Complete(complete) = call(adapter(&sim), capped(false)).await else {
+    let Outcome::Complete(complete) = call_outcome(adapter(&sim), capped(false)).await else {
         panic!()
     };
     // The simulator's replies are 40 tokens long here.
     assert_eq!(complete.finish_reason, Some(FinishReason::Length));
     assert_eq!(complete.usage.unwrap().output_tokens, 16);
-    let Outcome::Stream(events) = call(adapter(&sim), capped(true)).await else {
+    let Outcome::Stream(events) = call_outcome(adapter(&sim), capped(true)).await else {
         panic!()
     };
-    let (accumulator, error) = fold(&events);
+    let (accumulator, error) = accumulate(&events);
     assert!(error.is_none(), "{events:?}");
     assert_eq!(accumulator.finish_reason(), Some(&FinishReason::Length));
     assert_eq!(accumulator.text(), complete.text());
@@ -142,7 +107,7 @@ async fn a_small_output_cap_ends_in_length() {
 async fn a_tool_call_and_its_result_round_trip() {
     let sim = Simulator::builder().seed(7).start().await.unwrap();
     let with_tools = request(false).with_tools([lookup()]);
-    let Outcome::Complete(called) = call(adapter(&sim), with_tools.clone()).await else {
+    let Outcome::Complete(called) = call_outcome(adapter(&sim), with_tools.clone()).await else {
         panic!("tools")
     };
     assert_eq!(called.finish_reason, Some(FinishReason::ToolCalls));
@@ -165,10 +130,10 @@ async fn a_tool_call_and_its_result_round_trip() {
 
     let mut streamed = with_tools.clone();
     streamed.stream = true;
-    let Outcome::Stream(events) = call(adapter(&sim), streamed).await else {
+    let Outcome::Stream(events) = call_outcome(adapter(&sim), streamed).await else {
         panic!()
     };
-    let (accumulator, error) = fold(&events);
+    let (accumulator, error) = accumulate(&events);
     assert!(error.is_none(), "{events:?}");
     assert_eq!(
         accumulator.tool_calls(),
@@ -188,7 +153,7 @@ async fn a_tool_call_and_its_result_round_trip() {
     let mut answer = with_tools.clone();
     answer.messages = messages.into();
     answer.tool_choice = Some(seawall_core::ToolChoice::None);
-    let Outcome::Complete(answered) = call(adapter(&sim), answer).await else {
+    let Outcome::Complete(answered) = call_outcome(adapter(&sim), answer).await else {
         panic!("an answer to the tool result")
     };
     assert!(!answered.text().is_empty());
@@ -213,7 +178,7 @@ async fn a_result_for_an_unknown_call_is_the_apis_400() {
             Message::tool_result("call_missing", "found"),
         ],
     );
-    let Outcome::Failed(error) = call(adapter(&sim), orphan).await else {
+    let Outcome::Failed(error) = call_outcome(adapter(&sim), orphan).await else {
         panic!()
     };
     assert_eq!(error.kind(), ErrorKind::InvalidRequest);
@@ -228,7 +193,7 @@ async fn requests_the_api_refuses_are_refused_before_sending() {
     with_stop.stop = vec!["\n".to_owned()].into();
     let tiny_cap = request(false).with_max_output_tokens(8);
     for refused in [with_stop, tiny_cap] {
-        let Outcome::Failed(error) = call(adapter(&sim), refused).await else {
+        let Outcome::Failed(error) = call_outcome(adapter(&sim), refused).await else {
             panic!()
         };
         assert_eq!(error.kind(), ErrorKind::InvalidRequest, "{error}");
@@ -242,7 +207,7 @@ async fn requests_the_api_refuses_are_refused_before_sending() {
 
 async fn with_fault(sim: &Simulator, fault: Fault, stream: bool) -> Outcome {
     sim.set_faults(Provider::OpenAi, vec![FaultRule::first(1, fault)]);
-    let outcome = call(adapter(sim), request(stream)).await;
+    let outcome = call_outcome(adapter(sim), request(stream)).await;
     sim.clear_faults(Provider::OpenAi);
     outcome
 }
@@ -250,7 +215,7 @@ async fn with_fault(sim: &Simulator, fault: Fault, stream: bool) -> Outcome {
 fn expect_error(outcome: &Outcome, kind: ErrorKind, what: &str) -> LlmError {
     let error = match outcome {
         Outcome::Failed(error) => error.clone(),
-        Outcome::Stream(events) => fold(events)
+        Outcome::Stream(events) => accumulate(events)
             .1
             .unwrap_or_else(|| panic!("{what}: the stream ends in an error: {events:?}")),
         Outcome::Complete(response) => panic!("{what}: succeeded: {response:?}"),
@@ -340,10 +305,10 @@ async fn stream_faults_end_in_the_right_error() {
     );
     let skipping = adapter(&sim);
     let metrics = skipping.stream_metrics().clone();
-    let Outcome::Stream(events) = call(skipping, request(true)).await else {
+    let Outcome::Stream(events) = call_outcome(skipping, request(true)).await else {
         panic!()
     };
-    let (accumulator, error) = fold(&events);
+    let (accumulator, error) = accumulate(&events);
     assert!(error.is_none() && accumulator.is_complete(), "{events:?}");
     assert_eq!(metrics.malformed_skipped(), 1);
     // Under `Fail`, the same frame ends the stream.
@@ -355,7 +320,7 @@ async fn stream_faults_end_in_the_right_error() {
         )],
     );
     let failing = adapter(&sim).with_malformed_policy(MalformedPolicy::Fail);
-    let outcome = call(failing, request(true)).await;
+    let outcome = call_outcome(failing, request(true)).await;
     expect_error(&outcome, ErrorKind::Decode, "malformed under Fail");
     sim.clear_faults(Provider::OpenAi);
 }

@@ -1,15 +1,17 @@
 //! Round trips against the simulator over real loopback HTTP, every provider, streaming and
 //! not, and every fault mode the simulator offers.
 
+mod support;
+
 use seawall_core::{
-    ChatRequest, ErrorKind, LlmError, Message, StreamAccumulator, StreamEvent, ToolDefinition,
+    ChatRequest, ErrorKind, Message, StreamAccumulator, StreamEvent, ToolDefinition,
 };
 use seawall_providers::http::{HttpClient, HttpClientConfig};
 use seawall_providers::{
-    Adapter, Anthropic, AnthropicConfig, Dialect, Gemini, GeminiConfig, OpenAi, OpenAiConfig,
-    ServerKind,
+    Anthropic, AnthropicConfig, Gemini, GeminiConfig, OpenAi, OpenAiConfig, ServerKind,
 };
 use seawall_sim::{Fault, FaultRule, Provider, RateLimitKind, RetryHeaders, Simulator};
+use support::{Outcome, accumulate, call_outcome, sea_request};
 use tower::ServiceExt;
 
 const PROVIDERS: [Provider; 6] = [
@@ -25,65 +27,47 @@ fn client() -> HttpClient {
     HttpClientConfig::default().build().unwrap()
 }
 
-/// The outcome of one call: a complete response's text, a stream's events, or an error.
-#[derive(Debug)]
-enum Outcome {
-    Complete(Box<seawall_core::ChatResponse>),
-    Stream(Vec<StreamEvent>),
-    Failed(LlmError),
-}
-
-async fn drive<D: Dialect>(adapter: Adapter<D, HttpClient>, request: ChatRequest) -> Outcome {
-    match adapter.oneshot(request).await {
-        Ok(mut response) if response.is_streaming() => {
-            Outcome::Stream(response.stream.take().unwrap().collect().await)
-        }
-        Ok(response) => Outcome::Complete(Box::new(response)),
-        Err(error) => Outcome::Failed(*error.downcast::<LlmError>().expect("an LlmError")),
-    }
-}
-
 async fn call(sim: &Simulator, provider: Provider, request: ChatRequest) -> Outcome {
     let base = sim.base_url(provider);
     let http = client();
     match provider {
         Provider::OpenAi => {
-            drive(
+            call_outcome(
                 OpenAi::new(http, OpenAiConfig::new("sk-test").with_base_url(base)),
                 request,
             )
             .await
         }
         Provider::Anthropic => {
-            drive(
+            call_outcome(
                 Anthropic::new(http, AnthropicConfig::new("sk-test").with_base_url(base)),
                 request,
             )
             .await
         }
         Provider::Gemini => {
-            drive(
+            call_outcome(
                 Gemini::new(http, GeminiConfig::new("sk-test").with_base_url(base)),
                 request,
             )
             .await
         }
         Provider::Ollama => {
-            drive(
+            call_outcome(
                 OpenAi::new(http, OpenAiConfig::compatible(base, ServerKind::Ollama)),
                 request,
             )
             .await
         }
         Provider::Vllm => {
-            drive(
+            call_outcome(
                 OpenAi::new(http, OpenAiConfig::compatible(base, ServerKind::Vllm)),
                 request,
             )
             .await
         }
         Provider::LlamaCpp => {
-            drive(
+            call_outcome(
                 OpenAi::new(http, OpenAiConfig::compatible(base, ServerKind::LlamaCpp)),
                 request,
             )
@@ -93,27 +77,7 @@ async fn call(sim: &Simulator, provider: Provider, request: ChatRequest) -> Outc
 }
 
 fn request(stream: bool) -> ChatRequest {
-    let mut request = ChatRequest::new(
-        "model-1",
-        [
-            Message::system("Be brief."),
-            Message::user("Tell me about the sea."),
-        ],
-    )
-    .with_max_output_tokens(64);
-    request.stream = stream;
-    request
-}
-
-fn fold(events: &[StreamEvent]) -> (StreamAccumulator, Option<LlmError>) {
-    let mut accumulator = StreamAccumulator::new();
-    let mut error = None;
-    for event in events {
-        if let Err(e) = accumulator.push(event) {
-            error = Some(e);
-        }
-    }
-    (accumulator, error)
+    sea_request("model-1", stream)
 }
 
 #[tokio::test]
@@ -131,7 +95,7 @@ async fn every_provider_answers_streamed_and_not() {
         let Outcome::Stream(events) = call(&sim, provider, request(true)).await else {
             panic!("{provider:?}: a stream");
         };
-        let (accumulator, error) = fold(&events);
+        let (accumulator, error) = accumulate(&events);
         assert!(error.is_none(), "{provider:?}: {events:?}");
         assert!(accumulator.is_complete(), "{provider:?}");
         assert_eq!(
@@ -158,7 +122,7 @@ async fn every_provider_answers_streamed_and_not() {
         let Outcome::Stream(events) = call(&sim, provider, streamed_tools).await else {
             panic!()
         };
-        let (accumulator, error) = fold(&events);
+        let (accumulator, error) = accumulate(&events);
         assert!(error.is_none(), "{provider:?}");
         assert_eq!(
             accumulator.tool_calls(),
@@ -179,7 +143,7 @@ fn expect_error(outcome: &Outcome, kind: ErrorKind, what: &str) {
     match outcome {
         Outcome::Failed(error) => assert_eq!(error.kind(), kind, "{what}: {error:?}"),
         Outcome::Stream(events) => {
-            let (_, error) = fold(events);
+            let (_, error) = accumulate(events);
             let error =
                 error.unwrap_or_else(|| panic!("{what}: the stream ends in an error: {events:?}"));
             assert_eq!(error.kind(), kind, "{what}: {error:?}");
@@ -293,7 +257,7 @@ async fn every_fault_mode_gives_the_expected_kind() {
                     with_fault(&sim, provider, Fault::ErrorFrameAfter { events: 2 }, stream).await;
                 match &outcome {
                     Outcome::Stream(events) => {
-                        let (_, error) = fold(events);
+                        let (_, error) = accumulate(events);
                         let error =
                             error.unwrap_or_else(|| panic!("{}: {events:?}", what("error frame")));
                         assert_ne!(
@@ -323,7 +287,7 @@ async fn every_fault_mode_gives_the_expected_kind() {
                 let Outcome::Stream(events) = &outcome else {
                     panic!()
                 };
-                let (accumulator, error) = fold(events);
+                let (accumulator, error) = accumulate(events);
                 assert!(
                     error.is_none() && accumulator.is_complete(),
                     "{}: {events:?}",
@@ -340,7 +304,7 @@ async fn every_fault_mode_gives_the_expected_kind() {
                     panic!()
                 };
                 assert!(
-                    fold(events).0.is_complete(),
+                    accumulate(events).0.is_complete(),
                     "{}",
                     what("stall then carry on")
                 );
@@ -490,7 +454,7 @@ async fn an_azure_deployment_answers_as_openai_does_streamed_or_not() {
     let Outcome::Complete(openai) = call(&sim, Provider::OpenAi, request.clone()).await else {
         panic!("OpenAI answers")
     };
-    let Outcome::Complete(complete) = drive(azure(), request.clone()).await else {
+    let Outcome::Complete(complete) = call_outcome(azure(), request.clone()).await else {
         panic!("Azure answers")
     };
     assert_eq!(complete.provider, seawall_core::ProviderKind::AzureOpenAi);
@@ -498,7 +462,7 @@ async fn an_azure_deployment_answers_as_openai_does_streamed_or_not() {
 
     let mut streamed = request;
     streamed.stream = true;
-    let Outcome::Stream(events) = drive(azure(), streamed).await else {
+    let Outcome::Stream(events) = call_outcome(azure(), streamed).await else {
         panic!("Azure streams")
     };
     let Some(StreamEvent::Start {
@@ -561,14 +525,15 @@ async fn azure_refuses_a_missing_key_and_a_deployment_call_without_api_version()
 
     let mut unversioned = OpenAiConfig::azure(&endpoint, "gpt-4o-prod", "2024-10-21", azure_key());
     unversioned.api_version = None;
-    let Outcome::Failed(error) = drive(OpenAi::new(client(), unversioned), request.clone()).await
+    let Outcome::Failed(error) =
+        call_outcome(OpenAi::new(client(), unversioned), request.clone()).await
     else {
         panic!("no api-version, no resource")
     };
     assert_eq!(error.kind(), ErrorKind::NotFound);
 
     let keyless = OpenAiConfig::azure_v1(&endpoint, seawall_providers::ApiKey::new(""));
-    let Outcome::Failed(error) = drive(OpenAi::new(client(), keyless), request).await else {
+    let Outcome::Failed(error) = call_outcome(OpenAi::new(client(), keyless), request).await else {
         panic!("an empty api-key is refused")
     };
     assert_eq!(error.kind(), ErrorKind::Auth);

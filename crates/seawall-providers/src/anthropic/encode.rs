@@ -5,8 +5,7 @@ use seawall_core::{
 };
 use serde_json::{Map, Value, json};
 
-use super::invalid;
-use crate::encode::refuse_plain_data_urls;
+use crate::encode::{refuse_plain_data_urls, tool_call_arguments};
 use crate::json::merge_extra;
 
 fn cache_control(cache: Option<&CacheControl>) -> Option<Value> {
@@ -83,16 +82,7 @@ pub(super) fn encode_body(
                 let mut blocks: Vec<Value> =
                     message.content.iter().filter_map(encode_part).collect();
                 for call in &message.tool_calls {
-                    let input: Value = if call.arguments.trim().is_empty() {
-                        json!({})
-                    } else {
-                        serde_json::from_str(&call.arguments).map_err(|e| {
-                            invalid(format!(
-                                "messages[{i}]: the arguments of tool call `{}` are not JSON: {e}",
-                                call.id
-                            ))
-                        })?
-                    };
+                    let input = tool_call_arguments(i, call, ProviderKind::Anthropic)?;
                     blocks.push(
                         json!({"type": "tool_use", "id": call.id, "name": call.name, "input": input}),
                     );

@@ -47,7 +47,7 @@ use serde_json::Value;
 
 use crate::adapter::Adapter;
 use crate::dialect::{Dialect, header_text};
-use crate::error::{decode_error, from_response, non_json_message};
+use crate::error::{decode_error, from_parsed_body, from_response, non_json_message};
 use crate::json::{get, is_object, join_url, post, str_at};
 use crate::key::ApiKey;
 
@@ -164,27 +164,19 @@ impl Dialect for AnthropicDialect {
     fn encode(&self, request: &ChatRequest) -> Result<http::Request<Full<Bytes>>, LlmError> {
         let body = encode_body(request, self.0.default_max_tokens)?;
         let config = &self.0;
-        let key_error = || {
-            LlmError::new(
-                ErrorKind::Auth,
-                "the API key holds characters a header cannot carry",
-            )
-            .with_provider(ProviderKind::Anthropic)
-        };
         let mut headers = Vec::with_capacity(3);
         match config.auth {
             AnthropicAuth::XApiKey => {
                 headers.push((
                     "x-api-key",
-                    config.api_key.header_value("").ok_or_else(key_error)?,
+                    config.api_key.header_value("", ProviderKind::Anthropic)?,
                 ));
             }
             AnthropicAuth::Bearer => headers.push((
                 "authorization",
                 config
                     .api_key
-                    .header_value("Bearer ")
-                    .ok_or_else(key_error)?,
+                    .header_value("Bearer ", ProviderKind::Anthropic)?,
             )),
         }
         let version = config.version.as_deref().unwrap_or(config.auth.version());
@@ -237,17 +229,13 @@ impl Dialect for AnthropicDialect {
             );
         };
         let error = anthropic_error(Some(status), &value);
-        let mut full = from_response(
+        let mut full = from_parsed_body(
             ProviderKind::Anthropic,
-            error.kind(),
+            &error,
             status,
             headers,
-            error.message(),
             "request-id",
         );
-        if let Some(code) = error.code() {
-            full = full.with_code(code);
-        }
         if let Some(id) = str_at(&value, &["request_id"]) {
             full = full.with_request_id(id);
         }

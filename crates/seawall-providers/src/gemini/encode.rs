@@ -5,8 +5,7 @@ use seawall_core::{
 };
 use serde_json::{Map, Value, json};
 
-use super::invalid;
-use crate::encode::refuse_plain_data_urls;
+use crate::encode::{refuse_plain_data_urls, tool_call_arguments};
 use crate::json::merge_extra;
 
 fn encode_part(part: &ContentPart) -> Option<Value> {
@@ -42,16 +41,7 @@ pub(super) fn encode_body(request: &ChatRequest) -> Result<Value, LlmError> {
                 let mut parts: Vec<Value> =
                     message.content.iter().filter_map(encode_part).collect();
                 for call in &message.tool_calls {
-                    let args: Value = if call.arguments.trim().is_empty() {
-                        json!({})
-                    } else {
-                        serde_json::from_str(&call.arguments).map_err(|e| {
-                            invalid(format!(
-                                "messages[{i}]: the arguments of tool call `{}` are not JSON: {e}",
-                                call.id
-                            ))
-                        })?
-                    };
+                    let args = tool_call_arguments(i, call, ProviderKind::Gemini)?;
                     parts.push(json!({"functionCall": {"name": call.name, "args": args}}));
                 }
                 ("model", parts)

@@ -54,7 +54,7 @@ use serde_json::Value;
 
 use crate::adapter::Adapter;
 use crate::dialect::Dialect;
-use crate::error::{decode_error, from_response, non_json_message};
+use crate::error::{decode_error, from_parsed_body, from_response, non_json_message};
 use crate::json::{get, join_url, post};
 use crate::key::ApiKey;
 
@@ -136,13 +136,7 @@ impl Dialect for GeminiDialect {
             &self.0.base_url,
             &format!("{}/models/{model}:{method}", self.0.api_version),
         );
-        let key = self.0.api_key.header_value("").ok_or_else(|| {
-            LlmError::new(
-                ErrorKind::Auth,
-                "the API key holds characters a header cannot carry",
-            )
-            .with_provider(ProviderKind::Gemini)
-        })?;
+        let key = self.0.api_key.header_value("", ProviderKind::Gemini)?;
         post(&url, &body, request.stream, [("x-goog-api-key", key)]).map_err(invalid)
     }
 
@@ -150,13 +144,7 @@ impl Dialect for GeminiDialect {
         &self,
         request: &EmbeddingRequest,
     ) -> Result<http::Request<Full<Bytes>>, LlmError> {
-        let key = self.0.api_key.header_value("").ok_or_else(|| {
-            LlmError::new(
-                ErrorKind::Auth,
-                "the API key holds characters a header cannot carry",
-            )
-            .with_provider(ProviderKind::Gemini)
-        })?;
+        let key = self.0.api_key.header_value("", ProviderKind::Gemini)?;
         crate::embed::gemini_request(&self.0.base_url, &self.0.api_version, request, key)
     }
 
@@ -204,17 +192,13 @@ impl Dialect for GeminiDialect {
             );
         };
         let error = gemini_error(Some(status), &value);
-        let mut full = from_response(
+        let full = from_parsed_body(
             ProviderKind::Gemini,
-            error.kind(),
+            &error,
             status,
             headers,
-            error.message(),
             "x-request-id",
         );
-        if let Some(code) = error.code() {
-            full = full.with_code(code);
-        }
         let mut retry = *full.hints();
         if retry.retry_after.is_none() {
             retry.retry_after = error.hints().retry_after;

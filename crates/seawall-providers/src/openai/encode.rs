@@ -2,12 +2,15 @@
 
 use std::borrow::Cow;
 
-use seawall_core::{ChatRequest, ErrorKind, LlmError, Message, ResponseFormat, ToolChoice};
+use seawall_core::{
+    ChatRequest, ErrorKind, LlmError, Message, ProviderKind, ResponseFormat, ToolChoice,
+};
 use serde_json::Value;
 
 use super::{KeyHeader, OpenAiDialect, ServerKind};
 use crate::dialect::Dialect;
 use crate::json::{join_url, merge_extra};
+use crate::key::ApiKey;
 
 impl OpenAiDialect {
     /// The URL of `path` under the base URL, with the `api-version` when one is set.
@@ -35,31 +38,43 @@ impl OpenAiDialect {
 
     /// The key and organization headers every request carries.
     pub(super) fn headers(&self) -> Result<Vec<(&'static str, http::HeaderValue)>, LlmError> {
-        let mut headers = Vec::new();
-        if let Some(key) = &self.0.api_key {
-            let (name, prefix) = match self.0.key_header {
-                KeyHeader::Bearer => ("authorization", "Bearer "),
-                KeyHeader::ApiKey => ("api-key", ""),
-            };
-            let value = key.header_value(prefix).ok_or_else(|| {
-                LlmError::new(
-                    ErrorKind::Auth,
-                    "the API key holds characters a header cannot carry",
-                )
-                .with_provider(self.provider())
-            })?;
+        account_headers(
+            self.provider(),
+            self.0.api_key.as_ref(),
+            self.0.key_header,
+            self.0.organization.as_deref(),
+            self.0.project.as_deref(),
+        )
+    }
+}
+
+/// The headers naming an OpenAI account, for chat completions and the Responses API alike:
+/// the key (in `key_header`, when there is one), `OpenAI-Organization` and
+/// `OpenAI-Project`. An organization or project a header cannot carry is left out.
+pub(crate) fn account_headers(
+    provider: ProviderKind,
+    api_key: Option<&ApiKey>,
+    key_header: KeyHeader,
+    organization: Option<&str>,
+    project: Option<&str>,
+) -> Result<Vec<(&'static str, http::HeaderValue)>, LlmError> {
+    let mut headers = Vec::new();
+    if let Some(key) = api_key {
+        let (name, prefix) = match key_header {
+            KeyHeader::Bearer => ("authorization", "Bearer "),
+            KeyHeader::ApiKey => ("api-key", ""),
+        };
+        headers.push((name, key.header_value(prefix, provider)?));
+    }
+    for (name, value) in [
+        ("openai-organization", organization),
+        ("openai-project", project),
+    ] {
+        if let Some(value) = value.and_then(|v| v.parse().ok()) {
             headers.push((name, value));
         }
-        for (name, value) in [
-            ("openai-organization", &self.0.organization),
-            ("openai-project", &self.0.project),
-        ] {
-            if let Some(value) = value.as_deref().and_then(|v| v.parse().ok()) {
-                headers.push((name, value));
-            }
-        }
-        Ok(headers)
     }
+    Ok(headers)
 }
 
 /// Whether `model` belongs to a family that predates `max_completion_tokens`.

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::OpenAiDialect;
 use crate::dialect::Dialect;
-use crate::error::{from_response, mentions_context_length, scalar_text};
+use crate::error::{from_parsed_body, mentions_context_length, scalar_text};
 use crate::json::{get, str_at};
 
 impl OpenAiDialect {
@@ -19,18 +19,7 @@ impl OpenAiDialect {
         let error = openai_error(self.provider(), status, value);
         match status {
             Some(status) if status >= 400 => {
-                let mut full = from_response(
-                    self.provider(),
-                    error.kind(),
-                    status,
-                    headers,
-                    error.message(),
-                    "x-request-id",
-                );
-                if let Some(code) = error.code() {
-                    full = full.with_code(code);
-                }
-                full
+                from_parsed_body(self.provider(), &error, status, headers, "x-request-id")
             }
             _ => error,
         }

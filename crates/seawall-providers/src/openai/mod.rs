@@ -66,6 +66,7 @@ use crate::error::{from_response, non_json_message};
 use crate::json::{is_object, join_url, post_bytes};
 use crate::key::ApiKey;
 
+pub(crate) use encode::account_headers;
 use encode::encode_body;
 pub(crate) use error::openai_error;
 pub use stream::OpenAiStreamDecoder;

@@ -6,7 +6,7 @@ use http::HeaderMap;
 use seawall_core::{ErrorKind, LlmError, ProviderKind};
 use serde_json::{Value, json};
 
-use crate::error::{from_response, non_json_message};
+use crate::error::{from_parsed_body, from_response, non_json_message};
 use crate::json::str_at;
 use crate::openai::openai_error;
 
@@ -17,18 +17,7 @@ pub(super) fn from_status(status: u16, headers: &HeaderMap, body: &[u8]) -> LlmE
     match serde_json::from_slice::<Value>(body) {
         Ok(value) if value.is_object() => {
             let error = openai_error(PROVIDER, Some(status), &value);
-            let mut full = from_response(
-                PROVIDER,
-                error.kind(),
-                status,
-                headers,
-                error.message(),
-                super::REQUEST_ID,
-            );
-            if let Some(code) = error.code() {
-                full = full.with_code(code);
-            }
-            full
+            from_parsed_body(PROVIDER, &error, status, headers, super::REQUEST_ID)
         }
         _ => from_response(
             PROVIDER,

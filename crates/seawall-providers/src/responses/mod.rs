@@ -40,12 +40,12 @@ mod stream;
 use bytes::Bytes;
 use http::HeaderMap;
 use http_body_util::Full;
-use seawall_core::{ChatRequest, ChatResponse, ErrorKind, LlmError, ProviderKind};
+use seawall_core::{ChatRequest, ChatResponse, LlmError, ProviderKind};
 
 use crate::adapter::Adapter;
 use crate::dialect::{Dialect, header_text};
 use crate::key::ApiKey;
-use crate::openai::OPENAI_BASE_URL;
+use crate::openai::{KeyHeader, OPENAI_BASE_URL};
 
 pub use stream::ResponsesStreamDecoder;
 
@@ -170,25 +170,13 @@ impl ResponsesDialect {
         body: Vec<u8>,
         streaming: bool,
     ) -> Result<http::Request<Full<Bytes>>, LlmError> {
-        let mut headers = Vec::new();
-        if let Some(key) = &self.0.api_key {
-            let value = key.header_value("Bearer ").ok_or_else(|| {
-                LlmError::new(
-                    ErrorKind::Auth,
-                    "the API key holds characters a header cannot carry",
-                )
-                .with_provider(ProviderKind::OpenAiResponses)
-            })?;
-            headers.push(("authorization", value));
-        }
-        for (name, value) in [
-            ("openai-organization", &self.0.organization),
-            ("openai-project", &self.0.project),
-        ] {
-            if let Some(value) = value.as_deref().and_then(|v| v.parse().ok()) {
-                headers.push((name, value));
-            }
-        }
+        let headers = crate::openai::account_headers(
+            ProviderKind::OpenAiResponses,
+            self.0.api_key.as_ref(),
+            KeyHeader::Bearer,
+            self.0.organization.as_deref(),
+            self.0.project.as_deref(),
+        )?;
         let url = crate::json::join_url(&self.0.base_url, path);
         crate::json::post_bytes(&url, body, streaming, headers).map_err(encode::invalid)
     }

@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests: a body delivered in chosen chunks, a canned
-//! HTTP service that records what it was sent, and a stream collector.
+//! HTTP service that records what it was sent, a stream collector, the outcome of one call
+//! and the accumulation of its events.
 #![allow(dead_code, unreachable_pub)]
 
 use std::collections::VecDeque;
@@ -12,7 +13,10 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::{Body, Frame};
 use http_body_util::{BodyExt, Full};
-use seawall_core::{BoxError, ChatResponse, StreamEvent};
+use seawall_core::{
+    BoxError, ChatRequest, ChatResponse, LlmError, Message, StreamAccumulator, StreamEvent,
+};
+use tower::ServiceExt;
 
 /// A body that yields the given chunks, then optionally fails (a cut connection).
 #[derive(Debug, Clone, Default)]
@@ -198,4 +202,52 @@ pub fn llm_error(error: BoxError) -> seawall_core::LlmError {
         Ok(error) => *error,
         Err(other) => panic!("expected an LlmError, got {other:?}"),
     }
+}
+
+/// What an adapter made of one call: a complete response, a stream's events, or an error.
+#[derive(Debug)]
+pub enum Outcome {
+    Complete(Box<ChatResponse>),
+    Stream(Vec<StreamEvent>),
+    Failed(LlmError),
+}
+
+/// Sends `request` through `adapter`, collecting a streamed answer's events.
+pub async fn call_outcome<A>(adapter: A, request: ChatRequest) -> Outcome
+where
+    A: tower::Service<ChatRequest, Response = ChatResponse, Error = BoxError>,
+{
+    match adapter.oneshot(request).await {
+        Ok(mut response) if response.is_streaming() => {
+            Outcome::Stream(response.stream.take().unwrap().collect().await)
+        }
+        Ok(response) => Outcome::Complete(Box::new(response)),
+        Err(error) => Outcome::Failed(llm_error(error)),
+    }
+}
+
+/// A short system-and-user conversation for `model`, capped at 64 output tokens.
+pub fn sea_request(model: &str, stream: bool) -> ChatRequest {
+    let mut request = ChatRequest::new(
+        model,
+        [
+            Message::system("Be brief."),
+            Message::user("Tell me about the sea."),
+        ],
+    )
+    .with_max_output_tokens(64);
+    request.stream = stream;
+    request
+}
+
+/// `events` pushed through a [`StreamAccumulator`], with the last error it reported.
+pub fn accumulate(events: &[StreamEvent]) -> (StreamAccumulator, Option<LlmError>) {
+    let mut accumulator = StreamAccumulator::new();
+    let mut error = None;
+    for event in events {
+        if let Err(e) = accumulator.push(event) {
+            error = Some(e);
+        }
+    }
+    (accumulator, error)
 }
