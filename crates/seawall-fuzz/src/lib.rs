@@ -18,8 +18,7 @@ use seawall_core::{ProviderKind, StreamEvent, hints};
 use seawall_providers::sse::SseDecoder;
 use seawall_providers::{
     AnthropicConfig, AnthropicDialect, DecodedStream, Dialect, GeminiConfig, GeminiDialect,
-    MalformedPolicy, OpenAiConfig, OpenAiDialect, ResponsesConfig, ResponsesDialect,
-    StreamMetrics,
+    MalformedPolicy, OpenAiConfig, OpenAiDialect, ResponsesConfig, ResponsesDialect, StreamMetrics,
 };
 
 /// A target: it takes the fuzzer's bytes and panics on a finding.

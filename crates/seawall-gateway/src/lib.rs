@@ -70,8 +70,8 @@ pub use config::{
 #[cfg(feature = "demo")]
 #[cfg_attr(docsrs, doc(cfg(feature = "demo")))]
 pub use demo::{Demo, demo_config};
+pub use dialect::Dialect;
 #[cfg(feature = "semantic-cache")]
 #[cfg_attr(docsrs, doc(cfg(feature = "semantic-cache")))]
 pub use semantic::{SemanticCacheConfig, SemanticScopeConfig};
-pub use dialect::Dialect;
 pub use server::{Gateway, GatewayBody, GatewayBuilder, GatewayHandle, Reloaded};

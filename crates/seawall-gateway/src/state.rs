@@ -83,7 +83,9 @@ impl State {
     /// are `identities`, in the budget layer's order.
     pub(crate) fn budgets(&self, identities: Vec<String>) -> BudgetState {
         match &self.redis {
-            Some(redis) => BudgetState::Shared(RedisBudgets::new(redis)),
+            // Known in Redis by their identities, not their order: replicas and reloaded
+            // configs that list keys in another order count each budget in its own counters.
+            Some(redis) => BudgetState::Shared(RedisBudgets::named(redis, identities)),
             None => BudgetState::InProcess(InProcessBudgets {
                 store: Arc::new(InMemoryBudgets::new()),
                 slots: None,
@@ -168,10 +170,11 @@ impl BudgetState {
     /// The store of a reloaded config's budgets, whose identities are `identities`: in
     /// process, each budget whose identity this store also counts goes on in its slot (the
     /// n-th budget of an identity with the n-th), and any other starts from zero; the
-    /// slots of budgets the reload removed are cleared. In Redis, the same store.
+    /// slots of budgets the reload removed are cleared. In Redis, the same counters, known
+    /// by the same identities.
     pub(crate) fn carried(&self, identities: Vec<String>) -> Self {
         let previous = match self {
-            Self::Shared(store) => return Self::Shared(store.clone()),
+            Self::Shared(store) => return Self::Shared(store.renamed(identities)),
             Self::InProcess(previous) => previous,
         };
         let mut next_slot = previous.next_slot;

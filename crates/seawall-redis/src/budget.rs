@@ -60,6 +60,9 @@ pub struct RedisBudgets {
 
 struct Core {
     state: RedisState,
+    /// Each budget's part of its Redis keys, by the layer's index: its name's digest, or
+    /// its index when the budgets are not named.
+    names: Vec<String>,
     local: InMemoryBudgets,
     /// The last use the server answered per budget, value and window.
     mirror: moka::sync::Cache<(usize, Arc<str>, u64), u64>,
@@ -83,12 +86,27 @@ fn ttl_ms(window: u64) -> u64 {
 }
 
 impl RedisBudgets {
-    /// Budgets counted in `state`. Replicas must configure the same budgets in the same
-    /// order: a budget is known by its index.
+    /// Budgets counted in `state`, known by their index in the budget layer: replicas must
+    /// configure the same budgets in the same order. [`named`](Self::named) lifts that.
     pub fn new(state: &RedisState) -> Self {
+        Self::named(state, Vec::<String>::new())
+    }
+
+    /// Budgets counted in `state`, each known by its name in `names` (given in the budget
+    /// layer's order): replicas whose configs list them in another order, or a config
+    /// reloaded with a budget added before the others, count each budget in its own
+    /// counters. A name is any stable text that tells budgets apart (a key's name, the
+    /// unit and the window); only its digest reaches Redis. A budget past the end of
+    /// `names` is known by its index.
+    pub fn named<N: AsRef<str>>(state: &RedisState, names: impl IntoIterator<Item = N>) -> Self {
+        let names = names
+            .into_iter()
+            .map(|name| crate::writes::digest(name.as_ref().as_bytes())[..32].to_owned())
+            .collect();
         Self {
             core: Arc::new(Core {
                 state: state.clone(),
+                names,
                 local: InMemoryBudgets::new(),
                 mirror: moka::sync::Cache::new(MIRRORED),
             }),
@@ -96,10 +114,27 @@ impl RedisBudgets {
     }
 }
 
+impl RedisBudgets {
+    /// The same counters in Redis for a budget layer whose budgets are now `names` (a
+    /// reloaded config's): each budget of a name goes on counting where it stood.
+    pub fn renamed<N: AsRef<str>>(&self, names: impl IntoIterator<Item = N>) -> Self {
+        Self::named(&self.core.state, names)
+    }
+}
+
 impl Core {
+    /// The part of budget `budget`'s keys that tells it apart.
+    fn name(&self, budget: usize) -> std::borrow::Cow<'_, str> {
+        match self.names.get(budget) {
+            Some(name) => name.into(),
+            None => budget.to_string().into(),
+        }
+    }
+
     fn key(&self, budget: usize, window: u64) -> String {
         // Every budget in one slot: a call's budgets are reserved by one script.
-        self.state.tagged("budgets", &format!("{budget}:{window}"))
+        let name = self.name(budget);
+        self.state.tagged("budgets", &format!("{name}:{window}"))
     }
 
     async fn reserve(&self, lines: &[Line]) -> Result<(), Refused> {
@@ -231,9 +266,10 @@ impl BudgetStore for RedisBudgets {
             return;
         }
         let core = Arc::clone(&self.core);
+        let name = core.name(budget);
         let key = core
             .state
-            .tagged("budgets", &format!("alerts:{budget}:{window}"));
+            .tagged("budgets", &format!("alerts:{name}:{window}"));
         let field = format!("{mark}:{value}");
         tokio::spawn(async move {
             let mut invocation = ALERT.prepare_invoke();

@@ -170,3 +170,44 @@ async fn an_alert_goes_out_once_over_every_replica() {
         "once per window over the four replicas"
     );
 }
+
+/// Named budgets are counted by name: a replica (or a reloaded config) that lists the same
+/// budgets in another order spends the same counters; index-known budgets would mix them up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn named_budgets_keep_their_counters_whatever_their_order() {
+    let server = RedisServer::start().unwrap();
+    let (state, _) = store(&server, FailMode::Closed);
+    let first = RedisBudgets::named(&state, ["alice\0usd", "bob\0usd"]);
+    // A key added before the others: bob's budget is now the layer's third.
+    let reordered = first.renamed(["carol\0usd", "alice\0usd", "bob\0usd"]);
+
+    let bob_before = line(1, "k", 7, 300, 1_000);
+    assert!(
+        first
+            .reserve(std::slice::from_ref(&bob_before))
+            .await
+            .is_ok()
+    );
+    first.settle(&bob_before, 300, 7);
+    settled(&reordered, 2, "k", 7, 300).await;
+    // Carol, new, counts from zero; alice keeps hers.
+    settled(&reordered, 0, "k", 7, 0).await;
+    settled(&reordered, 1, "k", 7, 0).await;
+    let bob_after = line(2, "k", 7, 800, 1_000);
+    assert_eq!(
+        reordered.reserve(std::slice::from_ref(&bob_after)).await,
+        Err(Refused::over(0, 300)),
+        "bob's spend followed his name"
+    );
+
+    // Known by index, the same reordering reads another budget's counters.
+    let by_index = RedisBudgets::new(&state);
+    let (_, other) = store(&server, FailMode::Closed);
+    assert!(
+        by_index
+            .reserve(&[line(1, "k", 7, 300, 1_000)])
+            .await
+            .is_ok()
+    );
+    settled(&other, 1, "k", 7, 300).await;
+}
