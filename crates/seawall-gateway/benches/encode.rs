@@ -4,12 +4,15 @@
 //! And one access-log line, written by the gateway's log (its own JSON line format) and, for
 //! comparison, by `tracing-subscriber`'s JSON formatter set up as the gateway's used to be.
 //!
+//! And the decoding of a request body in each dialect the gateway speaks.
+//!
 //! Run with `cargo bench -p seawall-gateway --bench encode`.
 
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use seawall_core::{AssistantMessage, ChatResponse, FinishReason, ProviderKind, ToolCall, Usage};
+use seawall_gateway::Dialect;
 use seawall_gateway::wire::{self, ChunkHead};
 
 fn encode(c: &mut Criterion) {
@@ -132,5 +135,47 @@ fn access_log(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, encode, access_log);
+/// One small conversation (a system prompt, a user turn, an assistant tool call, its result
+/// and a follow-up) with one tool, in each dialect's request shape.
+fn decode(c: &mut Criterion) {
+    let chat = br#"{"model":"gpt-4o-mini","max_tokens":256,"temperature":0.5,"stream":true,
+        "stream_options":{"include_usage":true},"seed":7,
+        "tools":[{"type":"function","function":{"name":"weather","description":"Current weather",
+          "parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}],
+        "messages":[{"role":"system","content":"Be brief."},
+          {"role":"user","content":"Weather in Paris?"},
+          {"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function",
+            "function":{"name":"weather","arguments":"{\"city\":\"Paris\"}"}}]},
+          {"role":"tool","tool_call_id":"call_1","content":"21C"},
+          {"role":"user","content":"And tomorrow?"}]}"#;
+    let messages = br#"{"model":"claude-sonnet-4-5","max_tokens":256,"temperature":0.5,"stream":true,
+        "system":"Be brief.","top_k":5,
+        "tools":[{"name":"weather","description":"Current weather",
+          "input_schema":{"type":"object","properties":{"city":{"type":"string"}}}}],
+        "messages":[{"role":"user","content":"Weather in Paris?"},
+          {"role":"assistant","content":[{"type":"tool_use","id":"toolu_1","name":"weather",
+            "input":{"city":"Paris"}}]},
+          {"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":"21C"},
+            {"type":"text","text":"And tomorrow?"}]}]}"#;
+    let responses = br#"{"model":"gpt-5","max_output_tokens":256,"temperature":0.5,"stream":true,
+        "instructions":"Be brief.","store":false,
+        "tools":[{"type":"function","name":"weather","description":"Current weather",
+          "parameters":{"type":"object","properties":{"city":{"type":"string"}}}}],
+        "input":[{"role":"user","content":"Weather in Paris?"},
+          {"type":"function_call","call_id":"call_1","name":"weather","arguments":"{\"city\":\"Paris\"}"},
+          {"type":"function_call_output","call_id":"call_1","output":"21C"},
+          {"role":"user","content":[{"type":"input_text","text":"And tomorrow?"}]}]}"#;
+    let mut group = c.benchmark_group("decode_request");
+    for (name, dialect, body) in [
+        ("chat", Dialect::Chat, &chat[..]),
+        ("messages", Dialect::Messages, &messages[..]),
+        ("responses", Dialect::Responses, &responses[..]),
+    ] {
+        assert!(dialect.decode(body).is_ok(), "{name}");
+        group.bench_function(name, |b| b.iter(|| dialect.decode(black_box(body))));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, encode, decode, access_log);
 criterion_main!(benches);
