@@ -98,6 +98,7 @@ fn access_line() {
         method = "POST",
         path = "/v1/chat/completions",
         status = 200u16,
+        request_id = Some("3f9c2a7d5e81b046-17"),
         key = Some("team-a"),
         model = Some("demo"),
         answered_by = Some("gpt-4o-mini"),

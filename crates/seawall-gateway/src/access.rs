@@ -22,6 +22,8 @@ pub const ACCESS_TARGET: &str = "seawall_gateway::access";
 /// when the stream ends). Never a key: only the virtual key's name.
 #[derive(Debug, Default)]
 pub(crate) struct Access {
+    /// The request's `x-request-id`: the client's, or the one the gateway made.
+    pub(crate) request_id: Option<http::HeaderValue>,
     pub(crate) key: Option<Arc<str>>,
     pub(crate) requested: Option<String>,
     pub(crate) answered: Option<String>,
@@ -76,6 +78,7 @@ impl Access {
             method = "POST",
             path,
             status,
+            request_id = self.request_id.as_ref().and_then(|id| id.to_str().ok()),
             key = self.key.as_deref(),
             model = self.requested.as_deref(),
             answered_by = self.answered.as_deref(),

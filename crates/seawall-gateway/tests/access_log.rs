@@ -1,5 +1,6 @@
-//! The access log: one JSON line per chat call with what an operator looks for, written
-//! when a stream ends, and never a key, even at trace level.
+//! The access log: one JSON line per chat call with what an operator looks for (the
+//! request id included), written when a stream ends, and never a key, even at trace
+//! level, whichever header carried it.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -9,7 +10,7 @@ use serde_json::{Value, json};
 use tracing_subscriber::fmt::MakeWriter;
 
 mod support;
-use support::{Reply, chat_as, start_with};
+use support::{Reply, chat_as, send, start_with};
 
 const KEY: &str = "vk-access-secret-0123";
 
@@ -68,7 +69,7 @@ async fn each_call_writes_one_json_line_and_no_key_ever() {
             c.keys.push(VirtualKeyConfig {
                 name: "team-a".into(),
                 key_env: "ACCESS_KEY".into(),
-                requests_per_minute: Some(3),
+                requests_per_minute: Some(4),
                 token_budget: None,
                 budgets: Vec::new(),
             });
@@ -83,12 +84,25 @@ async fn each_call_writes_one_json_line_and_no_key_ever() {
     assert_eq!(call(addr, ask(true)).await.status, 200);
     let unknown = json!({"model": "nope", "messages": [{"role": "user", "content": "hi"}]});
     assert_eq!(call(addr, unknown).await.status, 404);
-    // The key's limit of 3 a minute: the fourth call is refused.
-    assert_eq!(call(addr, ask(false)).await.status, 429);
+    // The key in `x-api-key` (as Anthropic's SDK sends it), with the client's request id.
+    let body = serde_json::to_vec(&ask(false)).unwrap();
+    let given = send(
+        addr,
+        "POST",
+        "/v1/chat/completions",
+        &[("x-api-key", KEY), ("x-request-id", "client-request-9")],
+        &body,
+    )
+    .await;
+    assert_eq!(given.status, 200, "{}", given.body);
+    assert_eq!(given.header("x-request-id"), Some("client-request-9"));
+    // The key's limit of 4 a minute: the fifth call is refused.
+    let refused = call(addr, ask(false)).await;
+    assert_eq!(refused.status, 429);
     gateway.shutdown().await;
 
     let access = lines.access();
-    assert_eq!(access.len(), 4, "{access:#?}");
+    assert_eq!(access.len(), 5, "{access:#?}");
     let whole = &access[0];
     assert_eq!(whole["status"], 200);
     assert_eq!(whole["method"], "POST");
@@ -114,8 +128,22 @@ async fn each_call_writes_one_json_line_and_no_key_ever() {
 
     assert_eq!(access[2]["status"], 404);
     assert_eq!(access[2]["error"], "model_not_found");
-    assert_eq!(access[3]["status"], 429);
-    assert_eq!(access[3]["error"], "rate_limit_exceeded");
+    assert_eq!(access[3]["status"], 200);
+    assert_eq!(access[3]["key"], "team-a");
+    assert_eq!(access[3]["request_id"], "client-request-9");
+    assert_eq!(access[4]["status"], 429);
+    assert_eq!(access[4]["error"], "rate_limit_exceeded");
+    // Each line carries the id its reply was sent with; the gateway made those the
+    // clients did not send, one per call.
+    assert_eq!(
+        access[4]["request_id"].as_str(),
+        refused.header("x-request-id")
+    );
+    let ids: std::collections::HashSet<&str> = access
+        .iter()
+        .map(|line| line["request_id"].as_str().expect("a request_id"))
+        .collect();
+    assert_eq!(ids.len(), access.len(), "{ids:?}");
 
     // Neither the virtual key nor the upstream key, in any line of any level.
     let text = lines.text();

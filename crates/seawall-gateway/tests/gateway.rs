@@ -251,6 +251,44 @@ async fn non_streaming_success_carries_model_and_trail_headers() {
     gw.shutdown().await;
 }
 
+/// Every reply carries an `x-request-id`: the client's own, or one the gateway made, new
+/// for each request.
+#[tokio::test]
+async fn every_reply_carries_a_request_id_made_when_the_client_sent_none() {
+    let (_sim, gw) = start(|_| {}).await;
+    let addr = gw.local_addr();
+    let first = chat(addr, hello(false)).await;
+    let second = chat(addr, hello(true)).await;
+    assert_eq!((first.status, second.status), (200, 200));
+    let made: Vec<&str> = [&first, &second]
+        .iter()
+        .map(|reply| reply.header("x-request-id").expect("an x-request-id"))
+        .collect();
+    assert!(made.iter().all(|id| id.len() > 16), "{made:?}");
+    assert_ne!(made[0], made[1]);
+    // Every route, an unknown path's 404 included.
+    let health = send(addr, "GET", "/healthz", &[], b"").await;
+    let unknown = send(addr, "GET", "/nowhere", &[], b"").await;
+    assert_eq!(unknown.status, 404);
+    for reply in [&health, &unknown] {
+        let id = reply.header("x-request-id").expect("an x-request-id");
+        assert!(!made.contains(&id), "{id} again");
+    }
+
+    let body = serde_json::to_vec(&hello(false)).unwrap();
+    let given = send(
+        addr,
+        "POST",
+        "/v1/chat/completions",
+        &[("x-request-id", "trace-from-client-7")],
+        &body,
+    )
+    .await;
+    assert_eq!(given.status, 200, "{}", given.body);
+    assert_eq!(given.header("x-request-id"), Some("trace-from-client-7"));
+    gw.shutdown().await;
+}
+
 #[tokio::test]
 async fn streaming_success_ends_with_usage_chunk_and_done() {
     let (_sim, gw) = start(|_| {}).await;

@@ -1,7 +1,8 @@
 //! The gateway: the shared state every request reads, [`Gateway`] and [`GatewayHandle`].
 //!
 //! One file per job: `build` turns a config into the shared state, `serve` listens,
-//! accepts and shuts down, `routes` dispatches a request, `inbound` holds the checks made
+//! accepts and shuts down, `front` holds the layers every request passes first (request
+//! id, sensitive headers, panics), `routes` dispatches a request, `inbound` holds the checks made
 //! before a call, `chat` makes the chat-completions call, `relay` is the response body
 //! (a buffer or a relayed SSE stream), and `errors` maps failures to OpenAI-shaped
 //! replies and writes the `x-seawall-*` headers.
@@ -10,6 +11,7 @@ mod build;
 mod chat;
 mod count;
 mod errors;
+mod front;
 mod inbound;
 mod relay;
 mod reload;

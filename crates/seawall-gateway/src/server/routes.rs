@@ -1,32 +1,121 @@
-//! Request dispatch: the chat route and the small GET routes (models, health, metrics,
-//! status, usage).
+//! Request dispatch: [`Routes`], the service that answers each request after the front
+//! layers (`front`): the chat routes, the count routes and the small GET routes (models,
+//! health, metrics, status, usage).
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
+use std::task::{Context, Poll};
 
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
+use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
 
 use super::Shared;
 use super::chat::chat;
 use super::count::count_tokens;
 use super::errors::{error_code, error_reply, in_dialect};
+use super::front::X_REQUEST_ID;
 use super::inbound::admit;
 use super::relay::{BodyKind, GatewayBody, Reply, full, json_reply};
 use crate::access::Access;
 use crate::dialect::Dialect;
 use crate::metrics::{Scraped, TargetCounts};
 
-/// Answers one request: the host and admin checks, then the route.
-pub(super) async fn handle(
-    shared: Arc<Shared>,
-    request: Request<Incoming>,
-) -> Result<Reply, Infallible> {
-    if let Err(refused) = shared.check_host(request.headers()) {
-        return Ok(refused);
+/// The service that answers a request: the host and admin checks, then the route. Cloned
+/// per request (one reference count).
+#[derive(Clone)]
+pub(super) struct Routes {
+    /// The config in force; a reload swaps it.
+    pub(super) current: Arc<arc_swap::ArcSwap<Shared>>,
+}
+
+impl tower_service::Service<Request<Incoming>> for Routes {
+    type Response = Reply;
+    type Error = Infallible;
+    type Future = Answer;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
     }
+
+    fn call(&mut self, request: Request<Incoming>) -> Answer {
+        route(&self.current.load_full(), request)
+    }
+}
+
+/// The reply to a request: made at once, or still to come from a call that reads the body
+/// (and, for the chat routes, goes upstream).
+pub(super) enum Answer {
+    Ready(Option<Reply>),
+    /// Boxed: hyper keeps a slot the size of this future for each connection's whole life,
+    /// and a call's state (the stack's futures, ~2.7 KB) is needed only until the response
+    /// head; open streams and idle keep-alive connections then hold a pointer, not the
+    /// state.
+    Pending(Pin<Box<dyn Future<Output = Reply> + Send>>),
+}
+
+impl Future for Answer {
+    type Output = Result<Reply, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            Answer::Ready(reply) => match reply.take() {
+                Some(reply) => Poll::Ready(Ok(reply)),
+                // Polled again after it answered: a bug of the caller's, answered, not a
+                // panic.
+                None => Poll::Ready(Ok(full(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "text/plain",
+                    "answered already\n",
+                ))),
+            },
+            Answer::Pending(call) => call.as_mut().poll(cx).map(Ok),
+        }
+    }
+}
+
+/// The answer of the route `request` names.
+fn route(shared: &Arc<Shared>, request: Request<Incoming>) -> Answer {
+    if let Err(refused) = shared.check_host(request.headers()) {
+        return Answer::Ready(Some(refused));
+    }
+    let chat_dialect = match (request.method(), request.uri().path()) {
+        (&Method::POST, "/v1/chat/completions") => Some(Dialect::Chat),
+        (&Method::POST, "/v1/messages") => Some(Dialect::Messages),
+        (&Method::POST, "/v1/responses") => Some(Dialect::Responses),
+        _ => None,
+    };
+    if let Some(dialect) = chat_dialect {
+        // Admitted before the call is boxed: a refusal costs no allocation.
+        return match admit(shared) {
+            Ok(permit) => {
+                Answer::Pending(Box::pin(call(Arc::clone(shared), dialect, request, permit)))
+            }
+            Err(refused) => Answer::Ready(Some(in_dialect(refused, dialect))),
+        };
+    }
+    let count_dialect = match (request.method(), request.uri().path()) {
+        (&Method::POST, "/v1/messages/count_tokens") => Some(Dialect::Messages),
+        (&Method::POST, "/v1/responses/input_tokens") => Some(Dialect::Responses),
+        _ => None,
+    };
+    if let Some(dialect) = count_dialect {
+        let shared = Arc::clone(shared);
+        return Answer::Pending(Box::pin(async move {
+            let reply = count_tokens(&shared, dialect, request).await;
+            shared.metrics.request(reply.status().as_u16());
+            in_dialect(reply, dialect)
+        }));
+    }
+    Answer::Ready(Some(answer_now(shared, &request)))
+}
+
+/// The routes answered without reading the body.
+fn answer_now(shared: &Shared, request: &Request<Incoming>) -> Reply {
     if request.method() == Method::GET
         && matches!(
             request.uri().path(),
@@ -34,28 +123,9 @@ pub(super) async fn handle(
         )
         && let Err(refused) = shared.admin.check(request.headers())
     {
-        return Ok(refused);
+        return refused;
     }
-    let reply = match (request.method(), request.uri().path()) {
-        (&Method::POST, "/v1/chat/completions") => {
-            return Ok(call(shared, Dialect::Chat, request).await);
-        }
-        (&Method::POST, "/v1/messages") => {
-            return Ok(call(shared, Dialect::Messages, request).await);
-        }
-        (&Method::POST, "/v1/responses") => {
-            return Ok(call(shared, Dialect::Responses, request).await);
-        }
-        (&Method::POST, "/v1/messages/count_tokens") => {
-            let reply = count_tokens(&shared, Dialect::Messages, request).await;
-            shared.metrics.request(reply.status().as_u16());
-            return Ok(in_dialect(reply, Dialect::Messages));
-        }
-        (&Method::POST, "/v1/responses/input_tokens") => {
-            let reply = count_tokens(&shared, Dialect::Responses, request).await;
-            shared.metrics.request(reply.status().as_u16());
-            return Ok(in_dialect(reply, Dialect::Responses));
-        }
+    match (request.method(), request.uri().path()) {
         (&Method::GET, "/v1/models") => json_reply(StatusCode::OK, shared.models.clone()),
         (&Method::GET, "/healthz") => full(StatusCode::OK, "text/plain", "ok\n"),
         (&Method::GET, "/readyz") => {
@@ -65,15 +135,10 @@ pub(super) async fn handle(
                 full(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "draining\n")
             }
         }
-        (&Method::GET, "/metrics" | "/status.json" | "/admin/usage")
-            if let Err(refused) = shared.admin.check(request.headers()) =>
-        {
-            refused
-        }
         (&Method::GET, "/metrics") => full(
             StatusCode::OK,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            render_metrics(&shared),
+            render_metrics(shared),
         ),
         // The page holds no data: it reads /status.json with the admin key it is given.
         (&Method::GET, "/status") => full(
@@ -81,7 +146,7 @@ pub(super) async fn handle(
             "text/html; charset=utf-8",
             crate::status::PAGE,
         ),
-        (&Method::GET, "/status.json") => json_reply(StatusCode::OK, crate::status::json(&shared)),
+        (&Method::GET, "/status.json") => json_reply(StatusCode::OK, crate::status::json(shared)),
         (&Method::GET, "/admin/usage") => json_reply(
             StatusCode::OK,
             serde_json::to_vec(&shared.report.to_json()).unwrap_or_default(),
@@ -114,31 +179,32 @@ pub(super) async fn handle(
             None,
             &format!("unknown path {path}"),
         ),
-    };
-    Ok(reply)
+    }
 }
 
-/// A chat call on `dialect`'s route: admitted under the in-flight bound, answered, counted
-/// and logged; its errors in the dialect's shape.
-async fn call(shared: Arc<Shared>, dialect: Dialect, request: Request<Incoming>) -> Reply {
+/// A chat call on `dialect`'s route, admitted under the in-flight bound (`permit`):
+/// answered, counted and logged; its errors in the dialect's shape.
+async fn call(
+    shared: Arc<Shared>,
+    dialect: Dialect,
+    request: Request<Incoming>,
+    permit: OwnedSemaphorePermit,
+) -> Reply {
     let started = tokio::time::Instant::now();
-    let permit = match admit(&shared) {
-        Ok(permit) => permit,
-        Err(refused) => return in_dialect(refused, dialect),
-    };
-    let mut access = Access::wanted().then(Box::<Access>::default);
+    let mut access = Access::wanted().then(|| {
+        let mut access = Box::<Access>::default();
+        // Set by the front layers when the client sent none.
+        access.request_id = request.headers().get(X_REQUEST_ID).cloned();
+        access
+    });
     let span = if shared.traced {
         crate::telemetry::server_span(request.headers())
     } else {
         tracing::Span::none()
     };
-    // Boxed: hyper keeps a slot the size of this future for each connection's whole life,
-    // and the call's state (the stack's futures, ~2.7 KB) is needed only until the response
-    // head; open streams and idle keep-alive connections then hold a pointer, not the state.
-    let reply = Box::pin(
-        chat(&shared, dialect, request, started, access.as_deref_mut()).instrument(span.clone()),
-    )
-    .await;
+    let reply = chat(&shared, dialect, request, started, access.as_deref_mut())
+        .instrument(span.clone())
+        .await;
     crate::telemetry::record_status(&span, reply.status().as_u16());
     // A stream holds its permit until the relay ends, and writes its access line then.
     let reply = match reply.into_parts() {

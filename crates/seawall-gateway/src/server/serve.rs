@@ -12,16 +12,17 @@ use bytes::Bytes;
 use http::Request;
 use http_body_util::Full;
 use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use seawall_providers::http::HttpClient;
 use seawall_providers::http::default_client;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::routes::handle;
+use super::front::front;
+use super::routes::Routes;
 use super::{Gateway, GatewayHandle, Shared};
 use crate::spend::TargetAlert;
 
@@ -206,6 +207,11 @@ async fn accept_loop(
     // The connection cap, header timeout and stream cut are the server's: the same in every
     // config a reload puts in force.
     let shared = current.load_full();
+    // The front layers and the routes, built once; each connection gets a clone, and each
+    // request reads the config in force when it arrives, and keeps it to its end.
+    let service = TowerToHyperService::new(front(Routes {
+        current: Arc::clone(&current),
+    }));
     let graceful = GracefulShutdown::new();
     // The connection tasks, to drop those still open after the cut.
     let mut connections = JoinSet::new();
@@ -228,16 +234,13 @@ async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let header_read_timeout = shared.header_read_timeout;
-        // Each request reads the config in force when it arrives, and keeps it to its end.
-        let current = Arc::clone(&current);
-        let service = service_fn(move |request| handle(current.load_full(), request));
         // A client that sends no (or a trickle of) headers, on a new connection or an idle
         // kept-alive one, is closed after the header read timeout.
         let connection = http1::Builder::new()
             .keep_alive(true)
             .timer(hyper_util::rt::TokioTimer::new())
             .header_read_timeout(header_read_timeout)
-            .serve_connection(TokioIo::new(stream), service);
+            .serve_connection(TokioIo::new(stream), service.clone());
         let connection = graceful.watch(connection);
         connections.spawn(async move {
             let _permit = permit;
