@@ -149,7 +149,8 @@ fn decode(c: &mut Criterion) {
             "function":{"name":"weather","arguments":"{\"city\":\"Paris\"}"}}]},
           {"role":"tool","tool_call_id":"call_1","content":"21C"},
           {"role":"user","content":"And tomorrow?"}]}"#;
-    let messages = br#"{"model":"claude-sonnet-4-5","max_tokens":256,"temperature":0.5,"stream":true,
+    let messages =
+        br#"{"model":"claude-sonnet-4-5","max_tokens":256,"temperature":0.5,"stream":true,
         "system":"Be brief.","top_k":5,
         "tools":[{"name":"weather","description":"Current weather",
           "input_schema":{"type":"object","properties":{"city":{"type":"string"}}}}],

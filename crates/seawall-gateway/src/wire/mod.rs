@@ -41,37 +41,9 @@ fn bad(param: impl Into<String>, message: impl Into<String>) -> BadRequest {
     }
 }
 
-#[derive(Deserialize)]
-struct InRequest {
-    model: String,
-    messages: Vec<InMessage>,
-    #[serde(default)]
-    max_tokens: Option<u32>,
-    #[serde(default)]
-    max_completion_tokens: Option<u32>,
-    #[serde(default)]
-    temperature: Option<f32>,
-    #[serde(default)]
-    top_p: Option<f32>,
-    #[serde(default)]
-    stop: Option<Stop>,
-    #[serde(default)]
-    stream: Option<bool>,
-    #[serde(default)]
-    stream_options: Option<StreamOptions>,
-    #[serde(default)]
-    tools: Option<Vec<InTool>>,
-    #[serde(default)]
-    tool_choice: Option<Value>,
-    #[serde(default)]
-    response_format: Option<Value>,
-    #[serde(default)]
-    user: Option<String>,
-    /// Every field not modelled above (`seed`, `logprobs`, `n`, `presence_penalty`, ...):
-    /// passed through to chat-completions targets, left out for the others.
-    #[serde(flatten)]
-    rest: serde_json::Map<String, Value>,
-}
+mod request;
+
+use request::InRequest;
 
 #[derive(Deserialize)]
 #[serde(untagged)]
@@ -718,6 +690,35 @@ mod tests {
         let plain = plain.unwrap().request;
         assert!(plain.extra.is_empty());
         assert_eq!(plain.extra_for, None);
+    }
+
+    #[test]
+    fn the_top_level_reads_as_the_derived_struct_did() {
+        let hi = r#""messages":[{"role":"user","content":"hi"}]"#;
+        let twice = format!(r#"{{"model":"a","model":"b",{hi}}}"#);
+        let bad = decode_request(twice.as_bytes()).unwrap_err();
+        assert!(bad.message.contains("duplicate field `model`"), "{bad:?}");
+        let missing = decode_request(format!("{{{hi}}}").as_bytes()).unwrap_err();
+        assert!(
+            missing.message.contains("missing field `model`"),
+            "{missing:?}"
+        );
+        let wrong =
+            decode_request(format!(r#"{{"model":"m","temperature":"hot",{hi}}}"#).as_bytes());
+        assert_eq!(wrong.unwrap_err().param.as_deref(), Some("temperature"));
+        let nulls = format!(
+            r#"{{"model":"m","max_tokens":null,"stream":null,"tools":null,"seed":1,"seed":2,{hi}}}"#
+        );
+        let request = decode_request(nulls.as_bytes()).unwrap().request;
+        assert_eq!((request.max_output_tokens, request.stream), (None, false));
+        assert_eq!(
+            request.extra["seed"], 2,
+            "a repeated unknown field: the last holds"
+        );
+        assert!(
+            decode_request(b"[\"m\", []]").is_err(),
+            "an array is not a request"
+        );
     }
 
     #[test]
