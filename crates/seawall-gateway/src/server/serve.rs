@@ -68,7 +68,7 @@ impl tower_service::Service<Request<Full<Bytes>>> for UpstreamClient {
 
 impl Gateway {
     /// Binds the listen address and starts serving: on the configured number of dedicated
-    /// server threads (`server.threads`, [`GatewayBuilder::threads`]), or, with none, on
+    /// server threads (`server.threads`, [`GatewayBuilder::threads`](crate::GatewayBuilder::threads)), or, with none, on
     /// the current runtime.
     pub async fn serve(self) -> std::io::Result<GatewayHandle> {
         self.shared.alerts.start(default_client()?);

@@ -1,5 +1,7 @@
 use serde_json::json;
 
+use seawall_core::{ImageSource, ToolCall};
+
 use super::*;
 
 fn ok(body: Value) -> ChatRequest {
