@@ -181,6 +181,15 @@ impl StreamWriter {
         }
     }
 
+    /// Whether the closing frames report usage and cost: a Chat Completions client asks for
+    /// them (`stream_options.include_usage`), the other dialects always report them.
+    pub(crate) fn reports_usage(&self) -> bool {
+        match self {
+            Self::Chat { include_usage, .. } => *include_usage,
+            Self::Messages(_) | Self::Responses(_) => true,
+        }
+    }
+
     /// The closing frames of a whole answer, with its usage and cost when known.
     pub(crate) fn end(&mut self, out: &mut Vec<u8>, usage: Option<&Usage>, cost: Option<Cost>) {
         match self {

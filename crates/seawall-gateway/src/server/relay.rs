@@ -166,8 +166,13 @@ impl SseRelay {
                 }
                 Poll::Ready(None) => {
                     if self.finished {
-                        // The budget layer settled the call as the stream ended.
-                        let cost = self.trail.update(|trail| trail.cost);
+                        // The budget layer settled the call as the stream ended; the trail's
+                        // lock is taken only when the cost is written.
+                        let cost = if self.writer.reports_usage() {
+                            self.trail.update(|trail| trail.cost)
+                        } else {
+                            None
+                        };
                         self.writer.end(&mut out, self.usage.as_ref(), cost);
                         self.end();
                     } else {
