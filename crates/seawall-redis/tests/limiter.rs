@@ -182,3 +182,110 @@ async fn a_frozen_redis_costs_a_call_one_timeout_at_most() {
     }
     assert!(back, "never answered again");
 }
+
+/// A limit large enough to lease from: 1/32 of it is more than the 64 calls of a lease, and
+/// over a test's second the hour gives back less than one call.
+fn hourly(requests: u64) -> RateLimitConfig {
+    RateLimitConfig::new().requests(Rate::new(requests, Duration::from_secs(3_600)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_admit_without_round_trips_and_never_past_the_limit_between_replicas() {
+    let server = RedisServer::start().unwrap();
+    let config = hourly(3_200);
+    let (one, two) = (
+        connect(&server, FailMode::Open),
+        connect(&server, FailMode::Open),
+    );
+    let replicas = [replica(&one, &config), replica(&two, &config)];
+    let first = replicas[0].acquire_now(&CALL).await.unwrap();
+    let calls = one.stats().calls;
+    // The first call's round trip leased 64 more: they need none.
+    let leased = admit(std::slice::from_ref(&replicas[0]), 64).await;
+    assert_eq!(leased.len(), 64);
+    assert_eq!(one.stats().calls, calls, "a leased call went to Redis");
+
+    // Both replicas together admit the hour's limit and not one call more.
+    let rest = admit(&replicas, 4_000).await;
+    let admitted = 1 + leased.len() + rest.len();
+    assert!((3_200..=3_201).contains(&admitted), "{admitted} admitted");
+    // Far fewer round trips than calls.
+    let trips = one.stats().calls + two.stats().calls;
+    assert!(trips < 1_000, "{trips} round trips for {admitted} calls");
+    drop((first, leased, rest));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_lease_holds_unused_goes_back_to_the_other_replicas() {
+    let server = RedisServer::start().unwrap();
+    let config = hourly(3_200);
+    let (a, b) = (
+        replica(&connect(&server, FailMode::Open), &config),
+        replica(&connect(&server, FailMode::Open), &config),
+    );
+    // A takes one call and a lease of 64 it will not use.
+    let first = a.acquire_now(&CALL).await.unwrap();
+    let mut taken = Vec::new();
+    while let Ok(reservation) = b.acquire_now(&CALL).await {
+        taken.push(reservation);
+    }
+    // All but A's call and lease, unless the lease already ended.
+    assert!(
+        [3_200 - 1 - 64, 3_200 - 1].contains(&taken.len()),
+        "{}",
+        taken.len()
+    );
+    // The lease ends within its life, and B admits what A did not use.
+    let mut waited = 0;
+    while taken.len() < 3_200 - 1 && waited < 200 {
+        taken.extend(admit(std::slice::from_ref(&b), 64).await);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        waited += 1;
+    }
+    assert_eq!(taken.len(), 3_200 - 1, "A's unused lease never came back");
+    assert!(a.acquire_now(&CALL).await.is_err());
+    drop((first, taken));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_report_below_what_a_lease_holds_ends_the_lease() {
+    let server = RedisServer::start().unwrap();
+    let redis = connect(&server, FailMode::Open);
+    let limiter = replica(&redis, &hourly(3_200));
+    let first = limiter.acquire_now(&CALL).await.unwrap();
+    // The provider says 3 requests are left: fewer than the 64 leased.
+    limiter.sync(&QuotaSnapshot::default().with_requests(QuotaWindow::new(
+        Some(100),
+        Some(3),
+        Some(Duration::from_secs(30)),
+    )));
+    // The report reaches the server in the background: read the server until it has it.
+    let mut connection = redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let mut stored = false;
+    for _ in 0..200 {
+        let requests: Option<String> = redis::cmd("HGET")
+            .arg("test:{limiter:openai/gpt-4o}")
+            .arg("d1")
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        // "tat,left,...": the provider's 3 left is stored.
+        if requests.is_some_and(|dim| dim.split(',').nth(1) == Some("3")) {
+            stored = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert!(stored, "the report never reached the server");
+    let in_flight = admit(std::slice::from_ref(&limiter), 10).await;
+    assert!(
+        in_flight.len() <= 3,
+        "{} admitted after a report of 3 left",
+        in_flight.len()
+    );
+    drop((first, in_flight));
+}

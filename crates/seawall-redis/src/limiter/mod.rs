@@ -1,5 +1,10 @@
-//! A rate limiter's counters in Redis: one script call per admission, and the last state the
-//! server answered kept in process for the reads that must not wait.
+//! A rate limiter's counters in Redis: a script call per admission, or per lease of many
+//! admissions; the writes after calls gathered into one call; and the last state the server
+//! answered kept in process for the reads that must not wait.
+
+mod lease;
+mod mirror;
+mod pending;
 
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -14,6 +19,9 @@ use seawall_core::{QuotaSnapshot, QuotaWindow};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use self::lease::Leases;
+use self::mirror::{Dim, Mirror};
+use self::pending::{Pending, Report};
 use crate::client::RedisState;
 
 static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("limiter.lua")));
@@ -23,32 +31,21 @@ const INF: i64 = 1 << 52;
 /// The script's margin after a reported reset, in microseconds.
 const ROUNDING: i64 = 1_000;
 
-/// One dimension as the server last stored it (microseconds on the server's clock).
-#[derive(Debug, Clone, Copy, Default)]
-struct Dim {
-    tat: i64,
-    left: i64,
-    limit: i64,
-    reset: i64,
-    from: i64,
-    flight: i64,
-}
-
-/// The server's last answer, and when it came on this process's clock.
-#[derive(Debug, Clone, Copy)]
-struct Mirror {
-    received: Instant,
-    server_now: i64,
-    dims: [Dim; 4],
-}
-
 /// A limiter's state shared by every replica through Redis.
 ///
-/// Every reservation is one script call (one round trip, pipelined with the other calls in
+/// A reservation is one script call (one round trip, pipelined with the other calls in
 /// flight on the connection) that checks and takes the weight in every dimension at once,
-/// on the server's clock. Settlements and provider reports are sent in the background. The
-/// provider's report is written to the shared state, so every replica converges on the
-/// account's real quota, and units in flight are summed over the replicas.
+/// on the server's clock. Where the configured limits are large enough to share (64 calls
+/// or more per period), the call also asks for a lease: up to 64 more calls' units (at most
+/// 1/32 of a configured limit and half the room left), which this replica then admits
+/// without a round trip; what a lease holds unused goes back to the server 200 ms after it
+/// was granted. The server counts leased units as taken, so the replicas together never
+/// pass a limit; a replica may wait while another holds units it will not use, for at most
+/// the lease's life.
+///
+/// Settlements, releases and provider reports are gathered for 2 ms and sent as one script
+/// call. The provider's report is written to the shared state, so every replica converges
+/// on the account's real quota, and units in flight are summed over the replicas.
 ///
 /// Waits predicted without a round trip (`wait_for`, `capacity`: failover skips, queue
 /// checks, status) come from the server's last answer, aged on this process's clock.
@@ -72,6 +69,8 @@ struct Core {
     head: Arc<[i64; 10]>,
     mirror: ArcSwap<Mirror>,
     local: Arc<InMemoryState>,
+    leases: Leases,
+    pending: Pending,
 }
 
 fn micros(duration: Duration) -> i64 {
@@ -125,6 +124,8 @@ impl RedisLimiterState {
                 dims: [Dim::default(); 4],
             }),
             local: Arc::new(local),
+            leases: Leases::default(),
+            pending: Pending::default(),
         };
         Self {
             core: Arc::new(core),
@@ -144,7 +145,7 @@ impl Core {
     /// Stores a reply `[admitted, wait, now, dims...]` as the mirror; returns admitted and
     /// wait.
     fn remember(&self, reply: &[i64]) -> Option<(bool, i64)> {
-        if reply.len() != 27 {
+        if reply.len() < 27 {
             return None;
         }
         let mut dims = [Dim::default(); 4];
@@ -167,15 +168,12 @@ impl Core {
         Some((reply[0] == 1, reply[1]))
     }
 
-    /// Sends one script call in the background, and keeps its answer.
-    fn send(self: &Arc<Self>, op: &'static str, args: Vec<u64>) {
-        let this = Arc::clone(self);
+    /// Sends one script call, and keeps its answer.
+    async fn send(&self, op: &'static str, args: Vec<u64>) {
         let args: Vec<i64> = args.into_iter().map(arg).collect();
-        tokio::spawn(async move {
-            if let Ok(reply) = this.call(op, &args).await {
-                this.remember(&reply);
-            }
-        });
+        if let Ok(reply) = self.call(op, &args).await {
+            self.remember(&reply);
+        }
     }
 
     async fn call(&self, op: &str, args: &[i64]) -> Result<Vec<i64>, crate::client::Unreachable> {
@@ -186,94 +184,30 @@ impl Core {
         }
         self.state.run(&invocation).await
     }
-
-    /// The wait before `need_ahead + weight` fits each dimension, on the mirror.
-    fn predicted_wait(&self, now: Instant, ahead: &Weight, weight: &Weight) -> Duration {
-        let mirror = self.mirror.load();
-        if mirror.server_now == 0 {
-            return Duration::ZERO;
-        }
-        let at = mirror.server_now + micros(now.saturating_duration_since(mirror.received));
-        let mut wait = 0;
-        for (i, (ahead, units)) in units(ahead).into_iter().zip(units(weight)).enumerate() {
-            if units == 0 {
-                continue;
-            }
-            let units = i64::try_from(units).unwrap_or(INF);
-            let ahead = i64::try_from(ahead).unwrap_or(INF);
-            let (rate, per) = (self.head[2 + 2 * i], self.head[3 + 2 * i]);
-            let dim = self.rolled(mirror.dims[i], at);
-            if per > 0 {
-                let cost = |units: i64| -> i64 {
-                    if rate == 0 {
-                        INF
-                    } else {
-                        (i128::from(units) * i128::from(per) + i128::from(rate) - 1)
-                            .div_euclid(i128::from(rate))
-                            .try_into()
-                            .unwrap_or(INF)
-                    }
-                };
-                let earliest = dim.tat.max(at) + cost(ahead) + cost(units) - per;
-                wait = wait.max(earliest - at);
-            }
-            let need = dim.flight + ahead + units;
-            if need > self.available(&dim, at) {
-                wait = wait.max(self.provider_wait(&dim, need, at));
-            }
-        }
-        Duration::from_micros(u64::try_from(wait).unwrap_or(0))
-    }
-
-    fn rolled(&self, mut dim: Dim, at: i64) -> Dim {
-        if dim.reset > 0 && at >= dim.reset {
-            if dim.limit >= 0 {
-                let period = self.period();
-                dim.left = dim.limit;
-                dim.from = dim.reset;
-                dim.reset += period * ((at - dim.reset) / period + 1);
-            } else {
-                dim.reset = 0;
-            }
-        }
-        dim
-    }
-
-    fn available(&self, dim: &Dim, at: i64) -> i64 {
-        if dim.reset == 0 {
-            return INF;
-        }
-        if self.continuous() && dim.limit > dim.left && dim.reset > dim.from {
-            let grown = i128::from(dim.limit - dim.left) * i128::from(at - dim.from)
-                / i128::from(dim.reset - dim.from);
-            return dim
-                .limit
-                .min(dim.left + i64::try_from(grown).unwrap_or(INF));
-        }
-        dim.left
-    }
-
-    fn provider_wait(&self, dim: &Dim, need: i64, at: i64) -> i64 {
-        if self.continuous() && dim.limit > dim.left && need <= dim.limit && dim.reset > dim.from {
-            let span = i128::from(dim.reset - dim.from);
-            let grow = i128::from(need - dim.left) * span;
-            let when = dim.from
-                + i64::try_from(grow.div_euclid(i128::from(dim.limit - dim.left)) + 1)
-                    .unwrap_or(INF);
-            return (when - at).max(1);
-        }
-        (dim.reset - at + ROUNDING).max(1)
-    }
 }
 
 impl Core {
-    /// Reserves on the server; without it, as the fail mode says.
-    async fn reserve(self: Arc<Self>, weight: Weight) -> Result<(), Refused> {
-        let args = units(&weight).map(arg);
-        if let Ok(reply) = self.call("reserve", &args).await
+    /// Reserves on the server, asking for a lease of `lease_calls` more calls when not 0;
+    /// without the server, as the fail mode says.
+    async fn reserve(self: &Arc<Self>, weight: Weight, lease_calls: u64) -> Result<(), Refused> {
+        let units = units(&weight);
+        let (op, args) = if lease_calls == 0 {
+            ("reserve", units.map(arg).to_vec())
+        } else {
+            let mut args = units.map(arg).to_vec();
+            args.push(arg(lease_calls));
+            ("lease", args)
+        };
+        if let Ok(reply) = self.call(op, &args).await
             && let Some((admitted, wait)) = self.remember(&reply)
         {
             return if admitted {
+                let leased = reply
+                    .get(27)
+                    .map_or(0, |&calls| u64::try_from(calls).unwrap_or(0));
+                if leased > 0 {
+                    self.grant_within_reports(units.map(|units| units.saturating_mul(leased)));
+                }
                 Ok(())
             } else {
                 let wait = u64::try_from(wait).unwrap_or(1).max(1);
@@ -292,15 +226,26 @@ impl Core {
 
 impl LimiterState for RedisLimiterState {
     fn try_reserve(&self, _now: Instant, weight: &Weight) -> Reserve {
+        if self.core.leases.take(units(weight)) {
+            return Reserve::Ready(Ok(()));
+        }
         let core = Arc::clone(&self.core);
         let weight = *weight;
+        let lease_calls = match lease::calls_for(&core.head, units(&weight)) {
+            0 => 0,
+            calls if core.leases.start_asking() => calls,
+            _ => 0,
+        };
         let (answer, receive) = oneshot::channel();
         // The round trip runs on its own task, so that a caller dropped meanwhile does not
         // leave the server's reservation behind: the task gives it back.
         tokio::spawn(async move {
-            let result = Arc::clone(&core).reserve(weight).await;
+            let result = core.reserve(weight, lease_calls).await;
+            if lease_calls > 0 {
+                core.leases.done_asking();
+            }
             if let Err(Ok(())) = answer.send(result) {
-                core.send("settle", [[0; 4], units(&weight), units(&weight)].concat());
+                core.give_back_units(units(&weight));
             }
         });
         Reserve::Pending(Box::pin(async move {
@@ -309,25 +254,33 @@ impl LimiterState for RedisLimiterState {
     }
 
     fn wait_for(&self, now: Instant, ahead: &Weight, weight: &Weight) -> Duration {
+        let need = units(&ahead.plus(*weight));
+        let credit = self.core.leases.credit();
+        if need
+            .iter()
+            .zip(credit)
+            .all(|(need, credit)| *need <= credit)
+        {
+            return Duration::ZERO;
+        }
         self.core.predicted_wait(now, ahead, weight)
     }
 
     fn reconcile(&self, _now: Instant, debit: &Weight, refund: &Weight) {
-        let args = [units(debit), units(refund), [0; 4]].concat();
-        self.core.send("settle", args);
+        self.core.settle_later(units(debit), units(refund), [0; 4]);
     }
 
     fn sync(&self, now: Instant, quota: &QuotaSnapshot, counted: &Weight) {
         // Reports are facts: the in-process state keeps them too, for when Redis is away.
         self.core.local.sync(now, quota, counted);
-        let mut args: Vec<u64> = units(counted).to_vec();
+        let mut report: Report = [0; 16];
         let reported = [
             quota.requests,
             quota.tokens,
             quota.input_tokens,
             quota.output_tokens,
         ];
-        for window in reported {
+        for (window, args) in reported.into_iter().zip(report.chunks_exact_mut(4)) {
             let QuotaWindow {
                 limit,
                 remaining,
@@ -335,63 +288,46 @@ impl LimiterState for RedisLimiterState {
                 ..
             } = window.unwrap_or_default();
             let limit = limit.unwrap_or(NONE);
-            match remaining {
-                Some(remaining) => args.extend([
+            args.copy_from_slice(&match remaining {
+                Some(remaining) => [
                     1,
                     remaining,
                     limit,
                     reset_after.map_or(NONE, |after| {
                         u64::try_from(after.as_micros()).unwrap_or(NONE - 1)
                     }),
-                ]),
-                None => args.extend([0, 0, limit, NONE]),
-            }
+                ],
+                None => [0, 0, limit, NONE],
+            });
         }
-        self.core.send("sync", args);
+        // A report that ends a lease is news the other replicas need now, not in 2 ms.
+        let urgent = self
+            .core
+            .end_lease_beyond(reported.map(|window| window.and_then(|w| w.remaining)));
+        self.core.report_later(report, units(counted), urgent);
     }
 
     fn release(&self, weight: &Weight) {
-        let args = [[0; 4], [0; 4], units(weight)].concat();
-        self.core.send("settle", args);
+        self.core.settle_later([0; 4], [0; 4], units(weight));
     }
 
     fn capacity(&self, now: Instant) -> Capacity {
-        self.core.capacity(now)
-    }
-}
-
-impl Core {
-    fn capacity(&self, now: Instant) -> Capacity {
-        let mirror = self.mirror.load();
-        let at = mirror.server_now + micros(now.saturating_duration_since(mirror.received));
-        let mut left = [None; 4];
-        let mut refill = 0i64;
-        for (i, slot) in left.iter_mut().enumerate() {
-            let (rate, per) = (self.head[2 + 2 * i], self.head[3 + 2 * i]);
-            let dim = self.rolled(mirror.dims[i], at);
-            let configured = (per > 0).then(|| {
-                let busy = (dim.tat.max(at) - at).min(per);
-                refill = refill.max(dim.tat - at);
-                (i128::from(per - busy) * i128::from(rate) / i128::from(per)) as i64
-            });
-            let provider = (dim.reset > 0).then(|| {
-                refill = refill.max(dim.reset - at);
-                (self.available(&dim, at) - dim.flight).max(0)
-            });
-            *slot = match (configured, provider) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
+        // What this replica's lease holds is its own to admit.
+        let mut capacity = self.core.capacity(now);
+        let credit = self.core.leases.credit();
+        for (slot, credit) in [
+            &mut capacity.requests,
+            &mut capacity.tokens,
+            &mut capacity.input_tokens,
+            &mut capacity.output_tokens,
+        ]
+        .into_iter()
+        .zip(credit)
+        {
+            if let Some(left) = slot {
+                *left = left.saturating_add(credit);
             }
-            .map(|units| u64::try_from(units).unwrap_or(0));
         }
-        let mut capacity = self.local.capacity(now);
-        [
-            capacity.requests,
-            capacity.tokens,
-            capacity.input_tokens,
-            capacity.output_tokens,
-        ] = left;
-        capacity.time_to_refill = Duration::from_micros(u64::try_from(refill).unwrap_or(0));
         capacity
     }
 }

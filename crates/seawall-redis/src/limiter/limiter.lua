@@ -5,16 +5,20 @@
 -- clock the replicas share.
 --
 -- KEYS[1]  the limiter's hash
--- ARGV[1]  op: reserve | settle | sync
+-- ARGV[1]  op: reserve | lease | settle | sync | flush
 -- ARGV[2]  1 when the provider's capacity comes back continuously, 0 at its reset
 -- ARGV[3]  how long a provider window lasts after its reset with no new report (µs)
 -- ARGV[4 + 2(i-1)], ARGV[5 + 2(i-1)]  dimension i's configured limit and period (µs); 0 = none
 -- reserve: ARGV[12..15] units
+-- lease:   ARGV[12..15] units, ARGV[16] at most this many more calls of these units to
+--          reserve with it, for the replica to admit without a round trip
 -- settle:  ARGV[12..15] debit, ARGV[16..19] refund, ARGV[20..23] release
 -- sync:    ARGV[12..15] counted; then per dimension ARGV[16 + 4(i-1)..]: has report (0/1),
 --          remaining, limit (-1 unknown), reset after (µs, -1 unknown)
+-- flush:   a settle's twelve arguments, then a sync's report from ARGV[24 + 4(i-1)]: the
+--          writes one replica gathered over a few milliseconds, in one call
 -- Returns {admitted (1/0), wait µs, now µs, then per dimension tat, left, limit, reset,
--- from, in flight}.
+-- from, in flight}; a lease adds the number of calls' units reserved beyond the first.
 
 local key = KEYS[1]
 local op = ARGV[1]
@@ -81,46 +85,51 @@ end
 
 for i = 1, 4 do roll(dims[i]) end
 
-local admitted, wait = 1, 0
-if op == 'reserve' then
+-- The wait before `units` more (per dimension) fit, 0 when they fit now.
+local function wait_for(units)
+  local wait = 0
   for i = 1, 4 do
-    local d, units = dims[i], tonumber(ARGV[11 + i])
-    if units > 0 then
+    local d, u = dims[i], units[i]
+    if u > 0 then
       if d.per > 0 then
-        local earliest = math.max(d.tat, now) + cost(d, units) - d.per
+        local earliest = math.max(d.tat, now) + cost(d, u) - d.per
         if earliest > now then wait = math.max(wait, earliest - now) end
       end
-      local need = d.flight + units
+      local need = d.flight + u
       if need > available(d) then wait = math.max(wait, provider_wait(d, need)) end
     end
   end
-  if wait > 0 then
-    admitted = 0
-  else
-    for i = 1, 4 do
-      local d, units = dims[i], tonumber(ARGV[11 + i])
-      if units > 0 then
-        if d.per > 0 then d.tat = math.max(d.tat, now) + cost(d, units) end
-        d.flight = d.flight + units
-      end
+  return wait
+end
+
+local function take(units)
+  for i = 1, 4 do
+    local d, u = dims[i], units[i]
+    if u > 0 then
+      if d.per > 0 then d.tat = math.max(d.tat, now) + cost(d, u) end
+      d.flight = d.flight + u
     end
   end
-elseif op == 'settle' then
+end
+
+local function settle(at)
   for i = 1, 4 do
     local d = dims[i]
     local debit, refund, release =
-      tonumber(ARGV[11 + i]), tonumber(ARGV[15 + i]), tonumber(ARGV[19 + i])
+      tonumber(ARGV[at + i]), tonumber(ARGV[at + 4 + i]), tonumber(ARGV[at + 8 + i])
     if d.per > 0 then
       if debit > 0 then d.tat = math.max(d.tat, now) + cost(d, debit) end
       if refund > 0 then d.tat = math.max(0, d.tat - cost(d, refund)) end
     end
     d.flight = math.max(0, d.flight - release)
   end
-elseif op == 'sync' then
+end
+
+-- Takes the reports from ARGV[at + 4(i-1)..] per dimension.
+local function reports(at)
   for i = 1, 4 do
     local d = dims[i]
-    d.flight = math.max(0, d.flight - tonumber(ARGV[11 + i]))
-    local b = 16 + 4 * (i - 1)
+    local b = at + 4 * (i - 1)
     if ARGV[b] == '1' then
       local remaining, limit, after =
         tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
@@ -140,6 +149,62 @@ elseif op == 'sync' then
   end
 end
 
+local admitted, wait, leased = 1, 0, nil
+if op == 'reserve' or op == 'lease' then
+  local units = {}
+  for i = 1, 4 do units[i] = tonumber(ARGV[11 + i]) end
+  wait = wait_for(units)
+  if wait > 0 then
+    admitted = 0
+  else
+    take(units)
+    if op == 'lease' then
+      -- At most half the room left in any dimension, so that the other replicas find
+      -- some too.
+      local calls = tonumber(ARGV[16])
+      for i = 1, 4 do
+        local d, u = dims[i], units[i]
+        if u > 0 then
+          if d.per > 0 and d.rate > 0 then
+            local room = now + d.per - math.max(d.tat, now)
+            calls = math.min(calls, math.floor(math.floor(room * d.rate / d.per) / u / 2))
+          elseif d.per > 0 then
+            calls = 0
+          end
+          if d.reset > 0 then
+            calls = math.min(calls, math.floor((available(d) - d.flight) / u / 2))
+          end
+        end
+      end
+      calls = math.max(0, calls)
+      -- The rounding of the division above must not let a lease past the limit.
+      while calls > 0 do
+        local more = {}
+        for i = 1, 4 do more[i] = units[i] * calls end
+        if wait_for(more) == 0 then break end
+        calls = calls - 1
+      end
+      if calls > 0 then
+        local more = {}
+        for i = 1, 4 do more[i] = units[i] * calls end
+        take(more)
+      end
+      leased = calls
+    end
+  end
+elseif op == 'settle' then
+  settle(11)
+elseif op == 'sync' then
+  for i = 1, 4 do
+    local d = dims[i]
+    d.flight = math.max(0, d.flight - tonumber(ARGV[11 + i]))
+  end
+  reports(16)
+elseif op == 'flush' then
+  settle(11)
+  reports(24)
+end
+
 local values, reply = {}, {admitted, wait, now}
 local longest = period
 for i = 1, 4 do
@@ -155,6 +220,7 @@ for i = 1, 4 do
   longest = math.max(longest, d.per, d.reset - now)
 end
 if #values > 0 then redis.call('HSET', key, unpack(values)) end
+if leased then reply[#reply + 1] = leased end
 -- Nothing outlives its windows: an idle limiter's key expires, and full is what it was.
 redis.call('PEXPIRE', key, math.floor(2 * longest / 1000) + 60000)
 return reply
