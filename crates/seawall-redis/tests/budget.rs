@@ -211,3 +211,80 @@ async fn named_budgets_keep_their_counters_whatever_their_order() {
     );
     settled(&other, 1, "k", 7, 300).await;
 }
+
+/// The server's count for `value` in budget 0, window 7 (the budgets are known by index).
+async fn stored_use(server: &RedisServer, value: &str) -> u64 {
+    let mut connection = redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let used: Option<u64> = redis::cmd("HGET")
+        .arg("test:{budgets}:0:7")
+        .arg(value)
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    used.unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_reserve_without_round_trips_and_replicas_never_pass_the_limit() {
+    let server = RedisServer::start().unwrap();
+    let (state_a, a) = store(&server, FailMode::Open);
+    let (state_b, b) = store(&server, FailMode::Open);
+    // 64,000 per window, 100 a call: a lease is 20 calls (1/32 of the limit).
+    let call = line(0, "team-a", 7, 100, 64_000);
+    a.reserve(std::slice::from_ref(&call)).await.unwrap();
+    let trips = state_a.stats().calls;
+    for _ in 0..20 {
+        a.reserve(std::slice::from_ref(&call)).await.unwrap();
+    }
+    assert_eq!(state_a.stats().calls, trips, "a leased reservation went to Redis");
+    // What a call did not use goes back into the lease, with no round trip either.
+    a.settle(&call, 40, 7);
+    assert_eq!(state_a.stats().calls, trips);
+    assert_eq!(a.used(0, "team-a", 7), 21 * 100 - 60);
+
+    // Both replicas reserve until neither can: never past the limit.
+    let mut admitted = 21;
+    let mut refused_in_a_row = 0;
+    for i in 0.. {
+        let replica = if i % 2 == 0 { &a } else { &b };
+        if replica.reserve(std::slice::from_ref(&call)).await.is_ok() {
+            admitted += 1;
+            refused_in_a_row = 0;
+        } else {
+            refused_in_a_row += 1;
+            if refused_in_a_row == 2 {
+                break;
+            }
+        }
+    }
+    // 60 of the first calls' reservation went back: no room for a whole call.
+    assert_eq!(admitted, 640, "{admitted} calls of 100 within 64,000");
+    assert!(stored_use(&server, "team-a").await <= 64_000);
+    let trips = state_a.stats().calls + state_b.stats().calls;
+    assert!(trips < 300, "{trips} round trips for {admitted} calls");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_lease_holds_unused_goes_back_to_the_server() {
+    let server = RedisServer::start().unwrap();
+    let (_, a) = store(&server, FailMode::Open);
+    let call = line(0, "team-a", 7, 100, 64_000);
+    a.reserve(std::slice::from_ref(&call)).await.unwrap();
+    a.settle(&call, 30, 7);
+    // The server counts the call and its lease, until the lease ends.
+    let mut stored = stored_use(&server, "team-a").await;
+    assert!([100 + 2_000, 30].contains(&stored), "{stored}");
+    for _ in 0..200 {
+        if stored == 30 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        stored = stored_use(&server, "team-a").await;
+    }
+    assert_eq!(stored, 30, "the lease never went back");
+    assert_eq!(a.used(0, "team-a", 7), 30);
+}

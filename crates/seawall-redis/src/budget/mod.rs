@@ -1,7 +1,10 @@
 //! Budgets counted in Redis, so that replicas spend one budget between them.
 
+mod lease;
+
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -10,11 +13,11 @@ use redis::Script;
 use seawall::budget::{BudgetStore, InMemoryBudgets, Line, Refused};
 use tokio::sync::oneshot;
 
+use self::lease::Leases;
 use crate::client::RedisState;
 
-static RESERVE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("budget_reserve.lua")));
-static SETTLE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("budget_settle.lua")));
+static RESERVE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("reserve.lua")));
+static SETTLE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("settle.lua")));
 /// Marks an alert sent, once: 1 the first time.
 static ALERT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -44,10 +47,19 @@ const SETTLE_RETRIES: [Duration; 6] = [
 /// counters, so N replicas spend one budget, not N.
 ///
 /// A reservation is one script call over all the call's budgets (all or none, one round
-/// trip). Settlements go in the background, retried while Redis is away. Reads that must
-/// not wait (status headers, alert thresholds) use the last use the server answered. An
-/// alert goes out once per window over every replica: the first to mark it in Redis sends
-/// it.
+/// trip). Where a limit is large enough to share (64 calls' amounts or more), the call also
+/// asks for a lease per budget: up to 64 more calls' amounts (at most 1/32 of the limit and
+/// half the room left), counted as spent in Redis, from which this replica reserves the
+/// next calls and into which it settles them without a round trip. What a lease holds
+/// unused goes back 200 ms after it was granted, so the replicas together never pass a
+/// limit; near a limit, a call may be refused while another replica holds a lease it will
+/// not use, for at most that long. One lease is asked for at a time per replica; calls
+/// meanwhile reserve alone.
+///
+/// Settlements outside a lease go in the background, retried while Redis is away. Reads
+/// that must not wait (status headers, alert thresholds) use the last use the server
+/// answered, less what this replica's leases hold. An alert goes out once per window over
+/// every replica: the first to mark it in Redis sends it.
 ///
 /// While Redis cannot answer: [`FailMode::Open`](crate::FailMode::Open) reserves on an
 /// in-process store that counts this replica's own spending;
@@ -66,6 +78,9 @@ struct Core {
     local: InMemoryBudgets,
     /// The last use the server answered per budget, value and window.
     mirror: moka::sync::Cache<(usize, Arc<str>, u64), u64>,
+    leases: Leases,
+    /// A reservation is asking for leases.
+    asking: AtomicBool,
 }
 
 impl std::fmt::Debug for Core {
@@ -109,6 +124,8 @@ impl RedisBudgets {
                 names,
                 local: InMemoryBudgets::new(),
                 mirror: moka::sync::Cache::new(MIRRORED),
+                leases: Leases::default(),
+                asking: AtomicBool::new(false),
             }),
         }
     }
@@ -137,24 +154,40 @@ impl Core {
         self.state.tagged("budgets", &format!("{name}:{window}"))
     }
 
-    async fn reserve(&self, lines: &[Line]) -> Result<(), Refused> {
+    /// Reserves `lines` on the server, asking for their leases when `leasing`.
+    async fn reserve(self: &Arc<Self>, lines: &[Line], leasing: bool) -> Result<(), Refused> {
         let mut invocation = RESERVE.prepare_invoke();
         for line in lines {
             invocation.key(self.key(line.budget, line.window));
         }
+        // A lease asked for replaces the line's lease in force, whose credit the script
+        // takes back first so that the limit sees only what was spent.
+        let mut surrendered = Vec::new();
         for line in lines {
+            let (wanted, back) = if leasing {
+                (lease::wanted(line), self.leases.surrender(line))
+            } else {
+                (0, 0)
+            };
+            surrendered.push(back);
             invocation
                 .arg(&*line.value)
                 .arg(line.amount)
-                .arg(line.limit);
+                .arg(line.limit)
+                .arg(wanted)
+                .arg(back);
         }
         for line in lines {
             invocation.arg(ttl_ms(line.window));
         }
         match self.state.run::<Vec<u64>>(&invocation).await {
-            Ok(reply) if reply.len() == 3 + lines.len() && reply[0] == 1 => {
-                for (line, used) in lines.iter().zip(&reply[3..]) {
-                    self.remember(line.budget, &line.value, line.window, *used);
+            Ok(reply) if reply.len() == 3 + 2 * lines.len() && reply[0] == 1 => {
+                for (line, answer) in lines.iter().zip(reply[3..].chunks_exact(2)) {
+                    let (used, leased) = (answer[0], answer[1]);
+                    self.remember(line.budget, &line.value, line.window, used);
+                    if leased > 0 {
+                        self.grant(line, leased);
+                    }
                 }
                 Ok(())
             }
@@ -164,11 +197,56 @@ impl Core {
                 self.remember(line.budget, &line.value, line.window, reply[2]);
                 Err(Refused::over(index, reply[2]))
             }
-            _ => match self.state.without_redis() {
+            Ok(_) => match self.state.without_redis() {
                 Ok(()) => self.local.reserve(lines).await,
                 Err(_) => Err(Refused::unavailable()),
             },
+            Err(_) => {
+                // The server took nothing back: the surrendered credit is this replica's
+                // still.
+                for (line, back) in lines.iter().zip(surrendered) {
+                    if back > 0 && !self.leases.put(line, back) {
+                        self.give_back(line, back);
+                    }
+                }
+                match self.state.without_redis() {
+                    Ok(()) => self.local.reserve(lines).await,
+                    Err(_) => Err(Refused::unavailable()),
+                }
+            }
         }
+    }
+
+    /// Puts a lease of `credit` in force for `line`, ended after its lifetime.
+    fn grant(self: &Arc<Self>, line: &Line, credit: u64) {
+        let (id, replaced) = self.leases.grant(line, credit);
+        if replaced > 0 {
+            self.give_back(line, replaced);
+        }
+        let this = Arc::clone(self);
+        let line = line.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(lease::LIFETIME).await;
+            let left = this.leases.end(&line, id);
+            if left > 0 {
+                this.settle(
+                    Line::new(line.budget, line.value, line.window, left, 0),
+                    0,
+                    line.window,
+                )
+                .await;
+            }
+        });
+    }
+
+    /// Gives `amount` reserved on the server for `line`'s budget, value and window back.
+    fn give_back(self: &Arc<Self>, line: &Line, amount: u64) {
+        let this = Arc::clone(self);
+        let line = Line::new(line.budget, Arc::clone(&line.value), line.window, amount, 0);
+        tokio::spawn(async move {
+            let window = line.window;
+            this.settle(line, 0, window).await;
+        });
     }
 
     fn remember(&self, budget: usize, value: &Arc<str>, window: u64, used: u64) {
@@ -208,13 +286,27 @@ impl BudgetStore for RedisBudgets {
     type Reserve = Reserving;
 
     fn reserve(&self, lines: &[Line]) -> Self::Reserve {
+        match self.core.leases.take(lines) {
+            Ok(true) => return Reserving::ready(),
+            Ok(false) => {}
+            Err(orphans) => {
+                for (line, amount) in orphans {
+                    self.core.give_back(&line, amount);
+                }
+            }
+        }
         let core = Arc::clone(&self.core);
         let lines = lines.to_vec();
+        let leasing = lines.iter().any(|line| lease::wanted(line) > 0)
+            && !core.asking.swap(true, Ordering::AcqRel);
         let (answer, receive) = oneshot::channel();
         // On its own task, so that a caller dropped meanwhile does not leave the
         // reservation behind: the task gives it back.
         tokio::spawn(async move {
-            let result = core.reserve(&lines).await;
+            let result = core.reserve(&lines, leasing).await;
+            if leasing {
+                core.asking.store(false, Ordering::Release);
+            }
             if let Err(Ok(())) = answer.send(result) {
                 for line in lines {
                     let window = line.window;
@@ -222,12 +314,25 @@ impl BudgetStore for RedisBudgets {
                 }
             }
         });
-        Reserving { receive }
+        Reserving {
+            receive: Some(receive),
+        }
     }
 
     fn settle(&self, line: &Line, used: u64, now_window: u64) -> Option<u64> {
         // This replica's own spending, for when Redis is away.
         self.core.local.settle(line, used, now_window);
+        // Within the line's lease, when it has one: what was not used goes back into it, and
+        // what was used beyond the reservation comes out of it.
+        let within_lease = line.window == now_window
+            && if used <= line.amount {
+                self.core.leases.put(line, line.amount - used)
+            } else {
+                self.core.leases.cover(line, used - line.amount)
+            };
+        if within_lease {
+            return Some(self.used(line.budget, &line.value, now_window));
+        }
         let core = Arc::clone(&self.core);
         let owned = line.clone();
         tokio::spawn(async move { core.settle(owned, used, now_window).await });
@@ -243,7 +348,8 @@ impl BudgetStore for RedisBudgets {
     fn used(&self, budget: usize, value: &str, window: u64) -> u64 {
         let key = (budget, Arc::<str>::from(value), window);
         match self.core.mirror.get(&key) {
-            Some(used) => used,
+            // The server counts this replica's leases as spent; they are not, yet.
+            Some(used) => used.saturating_sub(self.core.leases.credit(budget, value, window)),
             None => self.core.local.used(budget, value, window),
         }
     }
@@ -287,18 +393,28 @@ impl BudgetStore for RedisBudgets {
     }
 }
 
-/// A reservation on its way from Redis.
+/// A reservation taken from this replica's leases, or on its way from Redis.
 #[derive(Debug)]
 pub struct Reserving {
-    receive: oneshot::Receiver<Result<(), Refused>>,
+    /// `None`: taken from the leases.
+    receive: Option<oneshot::Receiver<Result<(), Refused>>>,
+}
+
+impl Reserving {
+    fn ready() -> Self {
+        Self { receive: None }
+    }
 }
 
 impl Future for Reserving {
     type Output = Result<(), Refused>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.receive)
-            .poll(cx)
-            .map(|answer| answer.unwrap_or(Err(Refused::unavailable())))
+        match &mut self.receive {
+            None => Poll::Ready(Ok(())),
+            Some(receive) => Pin::new(receive)
+                .poll(cx)
+                .map(|answer| answer.unwrap_or(Err(Refused::unavailable()))),
+        }
     }
 }
