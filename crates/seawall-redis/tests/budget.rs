@@ -240,7 +240,11 @@ async fn leases_reserve_without_round_trips_and_replicas_never_pass_the_limit() 
     for _ in 0..20 {
         a.reserve(std::slice::from_ref(&call)).await.unwrap();
     }
-    assert_eq!(state_a.stats().calls, trips, "a leased reservation went to Redis");
+    assert_eq!(
+        state_a.stats().calls,
+        trips,
+        "a leased reservation went to Redis"
+    );
     // What a call did not use goes back into the lease, with no round trip either.
     a.settle(&call, 40, 7);
     assert_eq!(state_a.stats().calls, trips);

@@ -200,10 +200,11 @@ async fn leases_admit_without_round_trips_and_never_past_the_limit_between_repli
     let replicas = [replica(&one, &config), replica(&two, &config)];
     let first = replicas[0].acquire_now(&CALL).await.unwrap();
     let calls = one.stats().calls;
-    // The first call's round trip leased 64 more: they need none.
+    // The first call's round trip leased 64 more: they wait for none. Past half of the
+    // lease, the next one is asked for in the background, once.
     let leased = admit(std::slice::from_ref(&replicas[0]), 64).await;
     assert_eq!(leased.len(), 64);
-    assert_eq!(one.stats().calls, calls, "a leased call went to Redis");
+    assert!(one.stats().calls <= calls + 1, "leased calls went to Redis");
 
     // Both replicas together admit the hour's limit and not one call more.
     let rest = admit(&replicas, 4_000).await;
@@ -229,9 +230,10 @@ async fn what_a_lease_holds_unused_goes_back_to_the_other_replicas() {
     while let Ok(reservation) = b.acquire_now(&CALL).await {
         taken.push(reservation);
     }
-    // All but A's call and lease, unless the lease already ended.
+    // At most all but A's call and lease (B's own next lease may be on its way), unless
+    // A's lease already ended.
     assert!(
-        [3_200 - 1 - 64, 3_200 - 1].contains(&taken.len()),
+        taken.len() <= 3_200 - 1 - 64 || taken.len() == 3_200 - 1,
         "{}",
         taken.len()
     );

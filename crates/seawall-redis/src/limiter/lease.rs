@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 
-use seawall::rate_limit::LimiterState;
+use seawall::rate_limit::{LimiterState, Weight};
 
 use super::Core;
 
@@ -28,10 +28,92 @@ const MIN_CALLS: u64 = 2;
 /// How long a lease's unused units are held before they go back to the server.
 pub(super) const LIFETIME: Duration = Duration::from_millis(200);
 
+/// A lease out of force, in a dimension: nothing can be taken from it or put back.
+const CLOSED: u64 = u64::MAX;
+
 /// Units this replica may admit without asking, per dimension.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Lease {
     credit: [AtomicU64; 4],
+    /// What it was granted: below half of it, the next lease is asked for.
+    granted: [u64; 4],
+}
+
+fn take_one(slot: &AtomicU64, units: u64) -> bool {
+    slot.fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
+        if left == CLOSED {
+            None
+        } else {
+            left.checked_sub(units)
+        }
+    })
+    .is_ok()
+}
+
+fn put_one(slot: &AtomicU64, units: u64) -> bool {
+    slot.fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
+        (left != CLOSED).then(|| left.saturating_add(units).min(CLOSED - 1))
+    })
+    .is_ok()
+}
+
+impl Lease {
+    fn new(credit: [u64; 4]) -> Self {
+        Self {
+            credit: credit.map(|units| AtomicU64::new(units.min(CLOSED - 1))),
+            granted: credit,
+        }
+    }
+
+    /// Whether it holds less than half of what it was granted in a dimension.
+    fn running_low(&self) -> bool {
+        self.credit()
+            .iter()
+            .zip(&self.granted)
+            .any(|(left, granted)| *granted > 0 && left * 2 < *granted)
+    }
+
+    /// Takes `units` in every dimension or in none. `Err` holds units taken from a
+    /// dimension that could not be put back because the lease was closed meanwhile: the
+    /// caller gives them back to the server.
+    fn take(&self, units: [u64; 4]) -> Result<bool, [u64; 4]> {
+        for (i, &need) in units.iter().enumerate() {
+            if need == 0 || take_one(&self.credit[i], need) {
+                continue;
+            }
+            let mut orphans = [0; 4];
+            for (j, &given) in units.iter().enumerate().take(i) {
+                if given > 0 && !put_one(&self.credit[j], given) {
+                    orphans[j] = given;
+                }
+            }
+            return if orphans == [0; 4] {
+                Ok(false)
+            } else {
+                Err(orphans)
+            };
+        }
+        Ok(true)
+    }
+
+    /// Puts the lease out of force; returns what it held.
+    fn close(&self) -> [u64; 4] {
+        self.credit
+            .each_ref()
+            .map(|slot| match slot.swap(CLOSED, Ordering::AcqRel) {
+                CLOSED => 0,
+                left => left,
+            })
+    }
+
+    fn credit(&self) -> [u64; 4] {
+        self.credit
+            .each_ref()
+            .map(|slot| match slot.load(Ordering::Acquire) {
+                CLOSED => 0,
+                left => left,
+            })
+    }
 }
 
 /// The lease in force, if any, and whether a reservation is asking for the next one.
@@ -42,36 +124,29 @@ pub(super) struct Leases {
 }
 
 impl Leases {
-    /// Takes `units` from the lease in force, in every dimension or in none.
-    pub(super) fn take(&self, units: [u64; 4]) -> bool {
-        let Some(lease) = self.current.load_full() else {
-            return false;
-        };
-        for (i, &need) in units.iter().enumerate() {
-            if need == 0 {
-                continue;
-            }
-            let taken = lease.credit[i].fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
-                left.checked_sub(need)
-            });
-            if taken.is_err() {
-                for (slot, &given) in lease.credit.iter().zip(&units).take(i) {
-                    slot.fetch_add(given, Ordering::AcqRel);
-                }
-                return false;
-            }
+    /// Takes `units` from the lease in force, in every dimension or in none (see
+    /// [`Lease::take`]).
+    pub(super) fn take(&self, units: [u64; 4]) -> Result<bool, [u64; 4]> {
+        match &*self.current.load() {
+            Some(lease) => lease.take(units),
+            None => Ok(false),
         }
-        true
     }
 
     /// The units the lease in force still holds.
     pub(super) fn credit(&self) -> [u64; 4] {
-        self.current.load().as_ref().map_or([0; 4], |lease| {
-            lease
-                .credit
-                .each_ref()
-                .map(|slot| slot.load(Ordering::Acquire))
-        })
+        self.current
+            .load()
+            .as_ref()
+            .map_or([0; 4], |lease| lease.credit())
+    }
+
+    /// Whether the lease in force holds less than half of what it was granted.
+    pub(super) fn running_low(&self) -> bool {
+        self.current
+            .load()
+            .as_ref()
+            .is_some_and(|lease| lease.running_low())
     }
 
     /// Claims the right to ask for the next lease: one reservation at a time asks.
@@ -85,23 +160,24 @@ impl Leases {
 }
 
 /// How many more calls of `units` to ask a lease for, under `head`'s configured limits
-/// (`[limit, period]` per dimension from index 2); 0 for no lease. A dimension the call
-/// weighs in must have a configured limit: one bounded only by the provider's reports may
-/// have none known yet.
+/// (`[limit, period]` per dimension from index 2); 0 for no lease. The configured limits
+/// size the lease, so at least one dimension the call weighs in must have one. A dimension
+/// bounded only by the provider's reports is held to half the room its report leaves
+/// when the lease is granted, and a report below what the lease holds ends it.
 pub(super) fn calls_for(head: &[i64; 10], units: [u64; 4]) -> u64 {
-    let mut calls = MAX_CALLS;
+    let mut calls = None::<u64>;
     for (i, &need) in units.iter().enumerate() {
-        if need == 0 {
+        let (limit, per) = (head[2 + 2 * i], head[3 + 2 * i]);
+        if need == 0 || per <= 0 {
             continue;
         }
-        let (limit, per) = (head[2 + 2 * i], head[3 + 2 * i]);
-        if per <= 0 {
-            return 0;
-        }
         let limit = u64::try_from(limit).unwrap_or(0);
-        calls = calls.min(limit / SHARE / need);
+        calls = Some(calls.unwrap_or(MAX_CALLS).min(limit / SHARE / need));
     }
-    if calls < MIN_CALLS { 0 } else { calls }
+    match calls {
+        Some(calls) if calls >= MIN_CALLS => calls,
+        _ => 0,
+    }
 }
 
 impl Core {
@@ -115,7 +191,7 @@ impl Core {
             .zip(credit)
             .any(|(left, credit)| left.is_some_and(|left| credit > left));
         if beyond && let Some(lease) = self.leases.current.swap(None) {
-            self.give_back(lease);
+            self.give_back(&lease);
             return true;
         }
         false
@@ -153,11 +229,9 @@ impl Core {
 
     /// Puts a lease of `credit` in force; the one it replaces gives back what it holds.
     fn grant(self: &Arc<Self>, credit: [u64; 4]) {
-        let lease = Arc::new(Lease {
-            credit: credit.map(AtomicU64::new),
-        });
+        let lease = Arc::new(Lease::new(credit));
         if let Some(replaced) = self.leases.current.swap(Some(Arc::clone(&lease))) {
-            self.give_back(replaced);
+            self.give_back(&replaced);
         }
         let this = Arc::clone(self);
         tokio::spawn(async move {
@@ -168,29 +242,41 @@ impl Core {
                 .compare_and_swap(&Some(Arc::clone(&lease)), None::<Arc<Lease>>);
             if ended.as_ref().is_some_and(|was| Arc::ptr_eq(was, &lease)) {
                 drop(ended);
-                this.give_back(lease);
+                this.give_back(&lease);
             }
         });
     }
 
-    /// Sends back what a lease out of force still holds, once no reservation is taking
-    /// from it.
-    fn give_back(self: &Arc<Self>, lease: Arc<Lease>) {
+    /// Asks for the next lease before the one in force runs out, so that the calls meanwhile
+    /// need no round trip: calls of `weight`, as the call just admitted from the lease.
+    pub(super) fn renew(self: &Arc<Self>, weight: &Weight) {
+        let units = super::units(weight);
+        let calls = calls_for(&self.head, units);
+        if calls == 0 || !self.leases.start_asking() {
+            return;
+        }
         let this = Arc::clone(self);
         tokio::spawn(async move {
-            // A reservation that loaded the lease before it went out of force holds it for
-            // a few instructions.
-            while Arc::strong_count(&lease) > 1 {
-                tokio::task::yield_now().await;
+            let mut args = units.map(super::arg).to_vec();
+            args.push(super::arg(calls));
+            if let Ok(reply) = this.call("lease", &args).await
+                && let Some((true, _)) = this.remember(&reply)
+            {
+                // The script reserves one call's units besides the lease; no call waits on
+                // them here, so they are part of the lease.
+                let leased = super::leased(&reply) + 1;
+                this.grant_within_reports(units.map(|units| units.saturating_mul(leased)));
             }
-            let left = lease
-                .credit
-                .each_ref()
-                .map(|slot| slot.swap(0, Ordering::AcqRel));
-            if left != [0; 4] {
-                this.give_back_units(left);
-            }
+            this.leases.done_asking();
         });
+    }
+
+    /// Closes a lease out of force and sends back what it still holds.
+    fn give_back(self: &Arc<Self>, lease: &Lease) {
+        let left = lease.close();
+        if left != [0; 4] {
+            self.give_back_units(left);
+        }
     }
 }
 
@@ -198,9 +284,21 @@ impl Core {
 mod tests {
     use super::*;
 
+    /// Per-minute limits; 0 for none.
     fn head(requests: i64, tokens: i64) -> [i64; 10] {
-        let minute = 60_000_000;
-        [0, minute, requests, minute, tokens, minute, 0, 0, 0, 0]
+        let per = |limit: i64| if limit > 0 { 60_000_000 } else { 0 };
+        [
+            0,
+            60_000_000,
+            requests,
+            per(requests),
+            tokens,
+            per(tokens),
+            0,
+            0,
+            0,
+            0,
+        ]
     }
 
     #[test]
@@ -211,13 +309,15 @@ mod tests {
         assert_eq!(calls_for(&head(640, 0), [1, 0, 0, 0]), 20);
         // Tokens bound it too: 1/32 of 320,000 tokens is 10,000, 10 calls of 1,000.
         assert_eq!(calls_for(&head(1 << 40, 320_000), [1, 1_000, 0, 0]), 10);
+        // Input and output tokens with no limit of their own do not stop a lease.
+        assert_eq!(calls_for(&head(3_200, 0), [1, 1_000, 600, 400]), 64);
     }
 
     #[test]
     fn limits_too_small_to_share_are_reserved_call_by_call() {
         assert_eq!(calls_for(&head(10, 0), [1, 0, 0, 0]), 0);
-        // Tokens weighed with no configured token limit: only the provider bounds them.
-        assert_eq!(calls_for(&head(1 << 40, 0), [1, 500, 0, 0]), 0);
+        // No configured limit at all: only the provider's reports bound the calls.
+        assert_eq!(calls_for(&head(0, 0), [1, 500, 500, 0]), 0);
         assert_eq!(calls_for(&head(63, 0), [1, 0, 0, 0]), 0);
         assert_eq!(calls_for(&head(1 << 40, 1_000), [1, 500, 0, 0]), 0);
     }
@@ -225,17 +325,33 @@ mod tests {
     #[test]
     fn a_lease_gives_in_every_dimension_or_in_none() {
         let leases = Leases::default();
-        assert!(!leases.take([1, 0, 0, 0]), "no lease yet");
-        leases.current.store(Some(Arc::new(Lease {
-            credit: [3, 100, 0, 0].map(AtomicU64::new),
-        })));
-        assert!(leases.take([1, 60, 0, 0]));
+        assert_eq!(leases.take([1, 0, 0, 0]), Ok(false), "no lease yet");
+        leases
+            .current
+            .store(Some(Arc::new(Lease::new([3, 100, 0, 0]))));
+        assert_eq!(leases.take([1, 60, 0, 0]), Ok(true));
         // Requests are left, tokens are not: nothing is taken.
-        assert!(!leases.take([1, 60, 0, 0]));
+        assert_eq!(leases.take([1, 60, 0, 0]), Ok(false));
         assert_eq!(leases.credit(), [2, 40, 0, 0]);
-        assert!(leases.take([1, 40, 0, 0]));
-        assert!(leases.take([1, 0, 0, 0]));
-        assert!(!leases.take([1, 0, 0, 0]));
+        assert_eq!(leases.take([1, 40, 0, 0]), Ok(true));
+        assert_eq!(leases.take([1, 0, 0, 0]), Ok(true));
+        assert_eq!(leases.take([1, 0, 0, 0]), Ok(false));
         assert_eq!(leases.credit(), [0; 4]);
+    }
+
+    #[test]
+    fn a_closed_lease_gives_nothing_and_what_it_held_goes_back_once() {
+        let lease = Lease::new([5, 500, 0, 0]);
+        assert_eq!(lease.take([1, 100, 0, 0]), Ok(true));
+        assert_eq!(lease.close(), [4, 400, 0, 0]);
+        assert_eq!(lease.close(), [0; 4], "closed once");
+        assert_eq!(lease.take([1, 100, 0, 0]), Ok(false));
+        assert_eq!(lease.credit(), [0; 4]);
+        // A reservation that took requests before the lease closed, and found its tokens
+        // closed, cannot put the requests back: they go back to the server.
+        let lease = Lease::new([5, 50, 0, 0]);
+        assert!(take_one(&lease.credit[0], 1));
+        assert_eq!(lease.close(), [4, 50, 0, 0]);
+        assert!(!put_one(&lease.credit[0], 1));
     }
 }

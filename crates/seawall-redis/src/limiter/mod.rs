@@ -90,6 +90,13 @@ fn arg(units: u64) -> i64 {
     }
 }
 
+/// The calls' units a `lease` reply granted beyond the call's own.
+fn leased(reply: &[i64]) -> u64 {
+    reply
+        .get(27)
+        .map_or(0, |&calls| u64::try_from(calls).unwrap_or(0))
+}
+
 fn units(weight: &Weight) -> [u64; 4] {
     [
         weight.requests,
@@ -202,9 +209,7 @@ impl Core {
             && let Some((admitted, wait)) = self.remember(&reply)
         {
             return if admitted {
-                let leased = reply
-                    .get(27)
-                    .map_or(0, |&calls| u64::try_from(calls).unwrap_or(0));
+                let leased = leased(&reply);
                 if leased > 0 {
                     self.grant_within_reports(units.map(|units| units.saturating_mul(leased)));
                 }
@@ -226,8 +231,15 @@ impl Core {
 
 impl LimiterState for RedisLimiterState {
     fn try_reserve(&self, _now: Instant, weight: &Weight) -> Reserve {
-        if self.core.leases.take(units(weight)) {
-            return Reserve::Ready(Ok(()));
+        match self.core.leases.take(units(weight)) {
+            Ok(true) => {
+                if self.core.leases.running_low() {
+                    self.core.renew(weight);
+                }
+                return Reserve::Ready(Ok(()));
+            }
+            Ok(false) => {}
+            Err(orphans) => self.core.give_back_units(orphans),
         }
         let core = Arc::clone(&self.core);
         let weight = *weight;
