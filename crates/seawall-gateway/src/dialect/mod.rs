@@ -4,6 +4,7 @@
 //! over to a target of any other; each writes the answer, the stream and the errors back in
 //! its own shape.
 
+mod loose;
 pub(crate) mod messages;
 pub(crate) mod responses;
 

@@ -42,15 +42,10 @@ fn bad(param: impl Into<String>, message: impl Into<String>) -> BadRequest {
 }
 
 mod request;
+mod text_or_list;
 
 use request::InRequest;
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Stop {
-    One(String),
-    Many(Vec<String>),
-}
+use text_or_list::{InContent, Stop};
 
 #[derive(Deserialize)]
 struct StreamOptions {
@@ -69,13 +64,6 @@ struct InMessage {
     tool_calls: Option<Vec<InToolCall>>,
     #[serde(default)]
     tool_call_id: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum InContent {
-    Text(String),
-    Parts(Vec<InPart>),
 }
 
 #[derive(Deserialize)]
@@ -718,6 +706,45 @@ mod tests {
         assert!(
             decode_request(b"[\"m\", []]").is_err(),
             "an array is not a request"
+        );
+    }
+
+    #[test]
+    fn stop_and_content_take_a_string_or_an_array() {
+        let hi = r#""messages":[{"role":"user","content":"hi"}]"#;
+        let stop = |stop: &str| {
+            decode_request(format!(r#"{{"model":"m","stop":{stop},{hi}}}"#).as_bytes())
+        };
+        assert_eq!(*stop(r#""END""#).unwrap().request.stop, ["END".to_owned()]);
+        assert_eq!(
+            *stop(r#"["a","b"]"#).unwrap().request.stop,
+            ["a".to_owned(), "b".to_owned()]
+        );
+        assert!(stop("null").unwrap().request.stop.is_empty());
+        let wrong = stop("5").unwrap_err();
+        assert_eq!(wrong.param.as_deref(), Some("stop"));
+        assert!(
+            wrong
+                .message
+                .contains("invalid type: integer `5`, expected a string or an array of strings"),
+            "{wrong:?}"
+        );
+        assert!(stop(r#"["a",5]"#).is_err());
+
+        let content = |content: &str| {
+            decode_request(
+                format!(r#"{{"model":"m","messages":[{{"role":"user","content":{content}}}]}}"#)
+                    .as_bytes(),
+            )
+        };
+        let parts = content(r#"[{"type":"text","text":"hi"}]"#).unwrap().request;
+        assert_eq!(parts.messages[0], Message::user("hi"));
+        let wrong = content(r#"{"type":"text","text":"hi"}"#).unwrap_err();
+        assert!(
+            wrong
+                .message
+                .contains("invalid type: map, expected a string or an array of content parts"),
+            "{wrong:?}"
         );
     }
 

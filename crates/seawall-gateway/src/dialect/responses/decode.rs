@@ -1,8 +1,10 @@
 //! Responses API request bodies to the unified request.
 //!
-//! The body is read as a JSON value and each field checked by hand, so that every error
-//! names the parameter and reads as the real API's do (`Invalid type for 'temperature': …`,
-//! `Missing required parameter: 'input[2].call_id'.`).
+//! The body is read in one pass into typed structs that keep each field as it came (see
+//! [`read`](super::read)), then each field checked by hand, so that every error names the
+//! parameter and reads as the real API's do (`Invalid type for 'temperature': …`,
+//! `Missing required parameter: 'input[2].call_id'.`), in the same order whatever the order
+//! of the body's fields.
 
 use std::sync::Arc;
 
@@ -13,25 +15,9 @@ use seawall_core::{
     ToolChoice, ToolDefinition,
 };
 
+use super::read::{Body, Content, Item, Part, Tool};
+use crate::dialect::loose::{Field, Items, Kind, Obj, Scalar, TextOr};
 use crate::wire::{BadRequest, Inbound};
-
-/// The top-level fields decoded here; every other field passes through in `request.extra`.
-const MODELLED: &[&str] = &[
-    "model",
-    "input",
-    "instructions",
-    "tools",
-    "tool_choice",
-    "max_output_tokens",
-    "temperature",
-    "top_p",
-    "stream",
-    // Only `include_obfuscation`, which the gateway's own events never need.
-    "stream_options",
-    // Only `text.format` is modelled; `text.verbosity` has no place in the unified request.
-    "text",
-    "user",
-];
 
 /// The smallest `max_output_tokens` the real API accepts.
 const MIN_OUTPUT_TOKENS: u64 = 16;
@@ -47,24 +33,12 @@ fn missing(param: &str) -> BadRequest {
     bad(param, format!("Missing required parameter: '{param}'."))
 }
 
-fn a_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(n) if n.is_f64() => "a decimal",
-        Value::Number(_) => "an integer",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-fn wrong_type(param: &str, expected: &str, got: &Value) -> BadRequest {
+fn wrong_type(param: &str, expected: &str, got: Kind) -> BadRequest {
     bad(
         param,
         format!(
             "Invalid type for '{param}': expected {expected}, but got {} instead.",
-            a_type(got)
+            got.a_type()
         ),
     )
 }
@@ -76,53 +50,67 @@ fn unsupported_value(param: &str, value: &str, supported: &str) -> BadRequest {
     )
 }
 
-/// `fields[name]` as a string: `None` when absent or `null`.
-fn opt_str<'a>(
-    fields: &'a Map<String, Value>,
-    name: &str,
-    param: &str,
-) -> Result<Option<&'a str>, BadRequest> {
-    match fields.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(other) => Err(wrong_type(param, "a string", other)),
+/// The name of field `name` of the object at `at` (at the top level when `at` is empty),
+/// written only for an error.
+fn param(at: &str, name: &str) -> String {
+    if at.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{at}.{name}")
     }
 }
 
-fn req_str<'a>(
-    fields: &'a Map<String, Value>,
+/// A string field: `None` when absent or `null`.
+fn opt_str<'a, F: Field>(
+    field: Option<&'a F>,
+    at: &str,
     name: &str,
-    param: &str,
-) -> Result<&'a str, BadRequest> {
-    opt_str(fields, name, param)?.ok_or_else(|| missing(param))
+) -> Result<Option<&'a str>, BadRequest> {
+    match field.map(|field| (field.kind(), field)) {
+        None | Some((Kind::Null, _)) => Ok(None),
+        Some((Kind::String, field)) => Ok(field.as_text()),
+        Some((kind, _)) => Err(wrong_type(&param(at, name), "a string", kind)),
+    }
 }
 
-fn opt_bool(
-    fields: &Map<String, Value>,
+fn req_str<'a, F: Field>(
+    field: Option<&'a F>,
+    at: &str,
     name: &str,
-    param: &str,
-) -> Result<Option<bool>, BadRequest> {
-    match fields.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(other) => Err(wrong_type(param, "a boolean", other)),
+) -> Result<&'a str, BadRequest> {
+    opt_str(field, at, name)?.ok_or_else(|| missing(&param(at, name)))
+}
+
+/// [`req_str`], taken.
+fn take_str(field: Option<Scalar>, at: &str, name: &str) -> Result<String, BadRequest> {
+    match field {
+        Some(Scalar::Str(text)) => Ok(text),
+        other => req_str(other.as_ref(), at, name).map(str::to_owned),
+    }
+}
+
+fn opt_bool<F: Field>(field: Option<&F>, at: &str, name: &str) -> Result<Option<bool>, BadRequest> {
+    match field.map(|field| (field.kind(), field)) {
+        None | Some((Kind::Null, _)) => Ok(None),
+        Some((Kind::Bool, field)) => Ok(field.as_flag()),
+        Some((kind, _)) => Err(wrong_type(&param(at, name), "a boolean", kind)),
     }
 }
 
 fn object<'a>(value: &'a Value, param: &str) -> Result<&'a Map<String, Value>, BadRequest> {
     value
         .as_object()
-        .ok_or_else(|| wrong_type(param, "an object", value))
+        .ok_or_else(|| wrong_type(param, "an object", Kind::of(value)))
 }
 
 /// A sampling parameter in `[0, max]`.
-fn decimal(fields: &Map<String, Value>, name: &str, max: f64) -> Result<Option<f32>, BadRequest> {
-    let value = match fields.get(name) {
+fn decimal(value: Option<&Value>, name: &str, max: f64) -> Result<Option<f32>, BadRequest> {
+    let value = match value {
         None | Some(Value::Null) => return Ok(None),
         Some(value) => value,
     };
     let Some(number) = value.as_f64() else {
-        return Err(wrong_type(name, "a decimal", value));
+        return Err(wrong_type(name, "a decimal", Kind::of(value)));
     };
     if number < 0.0 {
         return Err(bad(
@@ -145,9 +133,9 @@ fn decimal(fields: &Map<String, Value>, name: &str, max: f64) -> Result<Option<f
     Ok(Some(number as f32))
 }
 
-fn max_output_tokens(fields: &Map<String, Value>) -> Result<Option<u32>, BadRequest> {
+fn max_output_tokens(value: Option<&Value>) -> Result<Option<u32>, BadRequest> {
     const NAME: &str = "max_output_tokens";
-    let value = match fields.get(NAME) {
+    let value = match value {
         None | Some(Value::Null) => return Ok(None),
         Some(value) => value,
     };
@@ -168,7 +156,7 @@ fn max_output_tokens(fields: &Map<String, Value>) -> Result<Option<u32>, BadRequ
             )
         }),
         (None, Some(_)) => Err(below()),
-        (None, None) => Err(wrong_type(NAME, "an integer", value)),
+        (None, None) => Err(wrong_type(NAME, "an integer", Kind::of(value))),
     }
 }
 
@@ -176,46 +164,50 @@ fn max_output_tokens(fields: &Map<String, Value>) -> Result<Option<u32>, BadRequ
 ///
 /// `include_usage` is always true: a Responses stream always ends with its usage.
 pub(crate) fn decode_request(body: &[u8]) -> Result<Inbound, BadRequest> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| BadRequest {
+    let body: Obj<Body> = serde_json::from_slice(body).map_err(|e| BadRequest {
         param: None,
         message: format!("We could not parse the JSON body of your request: {e}"),
     })?;
-    let Value::Object(fields) = value else {
-        return Err(BadRequest {
-            param: None,
-            message: format!(
-                "Invalid body: expected a JSON object, but got {} instead.",
-                a_type(&value)
-            ),
-        });
+    let mut fields = match body {
+        Obj::Map(fields) => fields,
+        Obj::Other(kind) => {
+            return Err(BadRequest {
+                param: None,
+                message: format!(
+                    "Invalid body: expected a JSON object, but got {} instead.",
+                    kind.a_type()
+                ),
+            });
+        }
     };
-    let model = req_str(&fields, "model", "model")?;
+    let model = req_str(fields.model.as_ref(), "", "model")?;
     let mut messages = Vec::new();
     // For each message, the parameter it came from, so that a problem found later names it.
     let mut origins = Vec::new();
     // Empty instructions say nothing, and some providers refuse an empty system text.
-    if let Some(instructions) = opt_str(&fields, "instructions", "instructions")?
+    if let Some(instructions) = opt_str(fields.instructions.as_ref(), "", "instructions")?
         && !instructions.is_empty()
     {
         messages.push(Message::system(instructions));
         origins.push("instructions".to_owned());
     }
-    match fields.get("input") {
-        None | Some(Value::Null) => return Err(missing("input")),
-        Some(Value::String(text)) => {
-            messages.push(Message::user(text.as_str()));
+    match fields.input.take() {
+        None | Some(TextOr::Other(Kind::Null)) => return Err(missing("input")),
+        Some(TextOr::Text(text)) => {
+            messages.push(Message::user(text));
             origins.push("input".to_owned());
         }
-        Some(Value::Array(items)) => {
-            for (i, item) in items.iter().enumerate() {
+        Some(TextOr::List(items)) => {
+            messages.reserve(items.len());
+            for (i, item) in items.into_iter().enumerate() {
                 decode_item(i, item, &mut messages, &mut origins)?;
             }
         }
-        Some(other) => {
+        Some(TextOr::Other(kind)) => {
             return Err(wrong_type(
                 "input",
                 "a string or an array of input items",
-                other,
+                kind,
             ));
         }
     }
@@ -227,37 +219,33 @@ pub(crate) fn decode_request(body: &[u8]) -> Result<Inbound, BadRequest> {
     }
 
     let mut request = ChatRequest::new(model, messages);
-    request.max_output_tokens = max_output_tokens(&fields)?;
-    request.temperature = decimal(&fields, "temperature", 2.0)?;
-    request.top_p = decimal(&fields, "top_p", 1.0)?;
-    request.stream = opt_bool(&fields, "stream", "stream")?.unwrap_or(false);
-    match fields.get("stream_options") {
+    request.max_output_tokens = max_output_tokens(fields.max_output_tokens.as_ref())?;
+    request.temperature = decimal(fields.temperature.as_ref(), "temperature", 2.0)?;
+    request.top_p = decimal(fields.top_p.as_ref(), "top_p", 1.0)?;
+    request.stream = opt_bool(fields.stream.as_ref(), "", "stream")?.unwrap_or(false);
+    match &fields.stream_options {
         None | Some(Value::Null | Value::Object(_)) => {}
-        Some(other) => return Err(wrong_type("stream_options", "an object", other)),
+        Some(other) => return Err(wrong_type("stream_options", "an object", Kind::of(other))),
     }
-    request.user = opt_str(&fields, "user", "user")?.map(Arc::from);
-    request.tools = match fields.get("tools") {
-        None | Some(Value::Null) => Arc::new([]),
-        Some(Value::Array(tools)) => tools
-            .iter()
+    request.user = opt_str(fields.user.as_ref(), "", "user")?.map(Arc::from);
+    request.tools = match fields.tools.take() {
+        None | Some(Items::Other(Kind::Null)) => Arc::new([]),
+        Some(Items::List(tools)) => tools
+            .into_iter()
             .enumerate()
             .map(|(i, tool)| decode_tool(i, tool))
             .collect::<Result<_, _>>()?,
-        Some(other) => return Err(wrong_type("tools", "an array", other)),
+        Some(Items::Other(kind)) => return Err(wrong_type("tools", "an array", kind)),
     };
-    request.tool_choice = decode_tool_choice(fields.get("tool_choice"))?;
-    request.response_format = match fields.get("text") {
+    request.tool_choice = decode_tool_choice(fields.tool_choice.as_ref())?;
+    request.response_format = match &fields.text {
         None | Some(Value::Null) => ResponseFormat::Text,
         Some(text) => match object(text, "text")?.get("format") {
             None | Some(Value::Null) => ResponseFormat::Text,
             Some(format) => decode_format(format)?,
         },
     };
-    let extra: Map<String, Value> = fields
-        .into_iter()
-        .filter(|(name, _)| !MODELLED.contains(&name.as_str()))
-        .collect();
-    request.extra = Arc::new(extra);
+    request.extra = Arc::new(fields.rest);
     request.extra_for = Some(seawall_core::ProviderKind::OpenAiResponses);
 
     request.validate().map_err(|invalid| {
@@ -286,30 +274,35 @@ pub(crate) fn decode_request(body: &[u8]) -> Result<Inbound, BadRequest> {
 /// or a function call's output.
 fn decode_item(
     i: usize,
-    item: &Value,
+    item: Obj<Item>,
     messages: &mut Vec<Message>,
     origins: &mut Vec<String>,
 ) -> Result<(), BadRequest> {
     let at = format!("input[{i}]");
-    let fields = object(item, &at)?;
-    let kind = opt_str(fields, "type", &format!("{at}.type"))?.unwrap_or("message");
+    let item = match item {
+        Obj::Map(item) => item,
+        Obj::Other(kind) => return Err(wrong_type(&at, "an object", kind)),
+    };
+    let kind = opt_str(item.kind.as_ref(), &at, "type")?.unwrap_or("message");
     match kind {
         "message" => {
-            let role = match req_str(fields, "role", &format!("{at}.role"))? {
+            let role = match req_str(item.role.as_ref(), &at, "role")? {
                 "user" => Role::User,
                 "assistant" => Role::Assistant,
                 "system" | "developer" => Role::System,
                 other => {
                     return Err(unsupported_value(
-                        &format!("{at}.role"),
+                        &param(&at, "role"),
                         other,
                         "'assistant', 'system', 'developer', and 'user'",
                     ));
                 }
             };
-            let content = match fields.get("content") {
-                None | Some(Value::Null) => return Err(missing(&format!("{at}.content"))),
-                Some(content) => decode_content(&format!("{at}.content"), content)?,
+            let content = match item.content {
+                None | Some(TextOr::Other(Kind::Null)) => {
+                    return Err(missing(&param(&at, "content")));
+                }
+                Some(content) => decode_content(&at, "content", content)?,
             };
             messages.push(Message {
                 role,
@@ -322,9 +315,9 @@ fn decode_item(
         }
         "function_call" => {
             let call = ToolCall {
-                id: req_str(fields, "call_id", &format!("{at}.call_id"))?.to_owned(),
-                name: req_str(fields, "name", &format!("{at}.name"))?.to_owned(),
-                arguments: req_str(fields, "arguments", &format!("{at}.arguments"))?.to_owned(),
+                id: take_str(item.call_id, &at, "call_id")?,
+                name: take_str(item.name, &at, "name")?,
+                arguments: take_str(item.arguments, &at, "arguments")?,
             };
             // Calls made in one turn belong to the assistant message of that turn: providers
             // that take tool calls as content blocks need them together.
@@ -342,17 +335,19 @@ fn decode_item(
             }
         }
         "function_call_output" => {
-            let call_id = req_str(fields, "call_id", &format!("{at}.call_id"))?;
-            let content = match fields.get("output") {
-                None | Some(Value::Null) => return Err(missing(&format!("{at}.output"))),
-                Some(output) => decode_content(&format!("{at}.output"), output)?,
+            let call_id = take_str(item.call_id, &at, "call_id")?;
+            let content = match item.output {
+                None | Some(TextOr::Other(Kind::Null)) => {
+                    return Err(missing(&param(&at, "output")));
+                }
+                Some(output) => decode_content(&at, "output", output)?,
             };
             messages.push(Message {
                 role: Role::Tool,
                 content,
                 name: None,
                 tool_calls: Vec::new(),
-                tool_call_id: Some(call_id.to_owned()),
+                tool_call_id: Some(call_id),
             });
             origins.push(at);
         }
@@ -361,7 +356,7 @@ fn decode_item(
         "reasoning" => {}
         other => {
             return Err(bad(
-                format!("{at}.type"),
+                param(&at, "type"),
                 format!(
                     "Invalid value: '{other}'. This gateway supports the input item types 'message', 'function_call', 'function_call_output' and 'reasoning'."
                 ),
@@ -371,43 +366,41 @@ fn decode_item(
     Ok(())
 }
 
-/// Message content or a function call's output: a string, or a list of parts.
-fn decode_content(at: &str, content: &Value) -> Result<Vec<ContentPart>, BadRequest> {
+/// Message content or a function call's output (field `name` of the item at `at`): a
+/// string, or a list of parts.
+fn decode_content(at: &str, name: &str, content: Content) -> Result<Vec<ContentPart>, BadRequest> {
     let parts = match content {
-        Value::String(text) => return Ok(vec![ContentPart::text(text.as_str())]),
-        Value::Array(parts) => parts,
-        other => {
+        TextOr::Text(text) => return Ok(vec![ContentPart::text(text)]),
+        TextOr::List(parts) => parts,
+        TextOr::Other(kind) => {
             return Err(wrong_type(
-                at,
+                &param(at, name),
                 "a string or an array of content parts",
-                other,
+                kind,
             ));
         }
     };
     parts
-        .iter()
+        .into_iter()
         .enumerate()
         .map(|(j, part)| {
-            let at = format!("{at}[{j}]");
-            let fields = object(part, &at)?;
-            match req_str(fields, "type", &format!("{at}.type"))? {
-                "input_text" | "output_text" => Ok(ContentPart::text(req_str(
-                    fields,
-                    "text",
-                    &format!("{at}.text"),
-                )?)),
-                "refusal" => Ok(ContentPart::text(req_str(
-                    fields,
-                    "refusal",
-                    &format!("{at}.refusal"),
-                )?)),
-                "input_image" => decode_image(&at, fields),
+            let at = format!("{at}.{name}[{j}]");
+            let part = match part {
+                Obj::Map(part) => part,
+                Obj::Other(kind) => return Err(wrong_type(&at, "an object", kind)),
+            };
+            match req_str(part.kind.as_ref(), &at, "type")? {
+                "input_text" | "output_text" => {
+                    Ok(ContentPart::text(take_str(part.text, &at, "text")?))
+                }
+                "refusal" => Ok(ContentPart::text(take_str(part.refusal, &at, "refusal")?)),
+                "input_image" => decode_image(&at, part),
                 kind @ ("input_file" | "input_audio") => Err(bad(
-                    format!("{at}.type"),
+                    param(&at, "type"),
                     format!("Content of type '{kind}' is not supported by this gateway."),
                 )),
                 other => Err(unsupported_value(
-                    &format!("{at}.type"),
+                    &param(&at, "type"),
                     other,
                     "'input_text', 'input_image', 'output_text', and 'refusal'",
                 )),
@@ -416,18 +409,21 @@ fn decode_content(at: &str, content: &Value) -> Result<Vec<ContentPart>, BadRequ
         .collect()
 }
 
-fn decode_image(at: &str, fields: &Map<String, Value>) -> Result<ContentPart, BadRequest> {
-    let url_param = format!("{at}.image_url");
-    let Some(url) = opt_str(fields, "image_url", &url_param)? else {
-        if fields.get("file_id").is_some_and(|id| !id.is_null()) {
+fn decode_image(at: &str, part: Part) -> Result<ContentPart, BadRequest> {
+    let Some(url) = opt_str(part.image_url.as_ref(), at, "image_url")? else {
+        if part
+            .file_id
+            .as_ref()
+            .is_some_and(|id| id.kind() != Kind::Null)
+        {
             return Err(bad(
-                format!("{at}.file_id"),
+                param(at, "file_id"),
                 "Images by 'file_id' are not supported by this gateway: send 'image_url' (an https: or data: URL).",
             ));
         }
-        return Err(missing(&url_param));
+        return Err(missing(&param(at, "image_url")));
     };
-    let detail = match opt_str(fields, "detail", &format!("{at}.detail"))? {
+    let detail = match opt_str(part.detail.as_ref(), at, "detail")? {
         None => None,
         Some("auto") => Some(ImageDetail::Auto),
         Some("low") => Some(ImageDetail::Low),
@@ -435,7 +431,7 @@ fn decode_image(at: &str, fields: &Map<String, Value>) -> Result<ContentPart, Ba
         Some("high" | "original") => Some(ImageDetail::High),
         Some(other) => {
             return Err(unsupported_value(
-                &format!("{at}.detail"),
+                &param(at, "detail"),
                 other,
                 "'low', 'high', 'original', and 'auto'",
             ));
@@ -451,29 +447,38 @@ fn decode_image(at: &str, fields: &Map<String, Value>) -> Result<ContentPart, Ba
 }
 
 /// A tool: only `function` tools, in the Responses API's flat shape.
-fn decode_tool(i: usize, tool: &Value) -> Result<ToolDefinition, BadRequest> {
+fn decode_tool(i: usize, tool: Obj<Tool>) -> Result<ToolDefinition, BadRequest> {
     let at = format!("tools[{i}]");
-    let fields = object(tool, &at)?;
-    match req_str(fields, "type", &format!("{at}.type"))? {
+    let tool = match tool {
+        Obj::Map(tool) => tool,
+        Obj::Other(kind) => return Err(wrong_type(&at, "an object", kind)),
+    };
+    match req_str(tool.kind.as_ref(), &at, "type")? {
         "function" => {}
         other => {
             return Err(bad(
-                format!("{at}.type"),
+                param(&at, "type"),
                 format!(
                     "Tools of type '{other}' are not supported by this gateway: only 'function' tools are."
                 ),
             ));
         }
     }
-    let name = req_str(fields, "name", &format!("{at}.name"))?;
-    let description = opt_str(fields, "description", &format!("{at}.description"))?;
-    let parameters = match fields.get("parameters") {
+    let name = take_str(tool.name, &at, "name")?;
+    let description = opt_str(tool.description.as_ref(), &at, "description")?;
+    let parameters = match tool.parameters {
         None | Some(Value::Null) => json!({"type": "object", "properties": {}}),
-        Some(schema @ Value::Object(_)) => schema.clone(),
-        Some(other) => return Err(wrong_type(&format!("{at}.parameters"), "an object", other)),
+        Some(schema @ Value::Object(_)) => schema,
+        Some(other) => {
+            return Err(wrong_type(
+                &param(&at, "parameters"),
+                "an object",
+                Kind::of(&other),
+            ));
+        }
     };
     // `strict` is checked but not kept: the unified tool has no place for it.
-    opt_bool(fields, "strict", &format!("{at}.strict"))?;
+    opt_bool(tool.strict.as_ref(), &at, "strict")?;
     let mut tool = ToolDefinition::new(name, "", parameters);
     tool.description = description.map(str::to_owned);
     Ok(tool)
@@ -493,9 +498,9 @@ fn decode_tool_choice(choice: Option<&Value>) -> Result<Option<ToolChoice>, BadR
                 "'none', 'auto', and 'required'",
             )),
         },
-        Some(Value::Object(fields)) => match req_str(fields, "type", "tool_choice.type")? {
+        Some(Value::Object(fields)) => match req_str(fields.get("type"), PARAM, "type")? {
             "function" => Ok(Some(ToolChoice::Tool(
-                req_str(fields, "name", "tool_choice.name")?.to_owned(),
+                req_str(fields.get("name"), PARAM, "name")?.to_owned(),
             ))),
             other => Err(bad(
                 "tool_choice.type",
@@ -504,27 +509,33 @@ fn decode_tool_choice(choice: Option<&Value>) -> Result<Option<ToolChoice>, BadR
                 ),
             )),
         },
-        Some(other) => Err(wrong_type(PARAM, "a string or an object", other)),
+        Some(other) => Err(wrong_type(PARAM, "a string or an object", Kind::of(other))),
     }
 }
 
 /// `text.format`: the flat shape, `{type: "json_schema", name, schema, strict}`.
 fn decode_format(format: &Value) -> Result<ResponseFormat, BadRequest> {
     let fields = object(format, "text.format")?;
-    match req_str(fields, "type", "text.format.type")? {
+    match req_str(fields.get("type"), "text.format", "type")? {
         "text" => Ok(ResponseFormat::Text),
         "json_object" => Ok(ResponseFormat::JsonObject),
         "json_schema" => {
-            let name = req_str(fields, "name", "text.format.name")?;
+            let name = req_str(fields.get("name"), "text.format", "name")?;
             let schema = match fields.get("schema") {
                 None | Some(Value::Null) => return Err(missing("text.format.schema")),
                 Some(schema @ Value::Object(_)) => schema.clone(),
-                Some(other) => return Err(wrong_type("text.format.schema", "an object", other)),
+                Some(other) => {
+                    return Err(wrong_type(
+                        "text.format.schema",
+                        "an object",
+                        Kind::of(other),
+                    ));
+                }
             };
             Ok(ResponseFormat::JsonSchema {
                 name: name.to_owned(),
                 schema,
-                strict: opt_bool(fields, "strict", "text.format.strict")?.unwrap_or(false),
+                strict: opt_bool(fields.get("strict"), "text.format", "strict")?.unwrap_or(false),
             })
         }
         other => Err(unsupported_value(

@@ -10,6 +10,7 @@
 
 mod decode;
 mod encode;
+mod read;
 mod stream;
 #[cfg(test)]
 mod tests;

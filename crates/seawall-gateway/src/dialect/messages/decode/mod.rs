@@ -1,20 +1,24 @@
 //! Request bodies: `POST /v1/messages` and `POST /v1/messages/count_tokens`.
 //!
-//! The body is read as a JSON value and walked by hand, so that every error names the
-//! parameter the way the real API does (`messages.1.content.0.tool_use.input: ...`).
+//! The body is read in one pass into typed structs that keep each field as it came (see
+//! [`read`]), then checked field by field, so that every error names the parameter the way
+//! the real API does (`messages.1.content.0.tool_use.input: ...`), in the same order
+//! whatever the order of the body's fields.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use seawall_core::{
     CacheControl, ChatRequest, ContentPart, Message, Role, ToolChoice, ToolDefinition,
 };
 
+use crate::dialect::loose::{Items, Kind, Obj, Scalar, TextOr};
 use crate::wire::{BadRequest, Inbound};
 
-/// The top-level fields decoded here; every other field passes through in `extra`.
+/// The top-level fields decoded here (each a field of [`Body`]); every other field passes
+/// through in `extra`.
 const MODELLED: &[&str] = &[
     "model",
     "max_tokens",
@@ -68,35 +72,34 @@ pub(crate) fn decode_count_request(body: &[u8]) -> Result<ChatRequest, BadReques
 }
 
 fn decode(body: &[u8], max_tokens_required: bool) -> Result<ChatRequest, BadRequest> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| BadRequest {
+    let body: Obj<Body> = serde_json::from_slice(body).map_err(|e| BadRequest {
         param: None,
         message: format!("the request body is not valid JSON: {e}"),
     })?;
-    let Value::Object(fields) = value else {
+    let Obj::Map(mut fields) = body else {
         return Err(BadRequest {
             param: None,
             message: "the request body must be a JSON object".to_owned(),
         });
     };
-    let present = |name: &str| fields.get(name).filter(|v| !v.is_null());
 
-    let model = match present("model") {
+    let model = match fields.model.take().filter(|v| !v.is_null()) {
         None => return Err(required("model")),
-        Some(Value::String(model)) if !model.trim().is_empty() => model.clone(),
+        Some(Value::String(model)) if !model.trim().is_empty() => model,
         Some(Value::String(_)) => {
             return Err(bad("model", "String should have at least 1 character"));
         }
         Some(_) => return Err(bad("model", "Input should be a valid string")),
     };
-    let max_tokens = match present("max_tokens") {
+    let max_tokens = match present(&fields.max_tokens) {
         None if max_tokens_required => return Err(required("max_tokens")),
         None => None,
         Some(value) => Some(integer("max_tokens", value)?),
     };
-    let messages = match present("messages") {
-        None => return Err(required("messages")),
-        Some(Value::Array(messages)) => messages,
-        Some(_) => return Err(bad("messages", "Input should be a valid list")),
+    let messages = match fields.messages.take() {
+        None | Some(Items::Other(Kind::Null)) => return Err(required("messages")),
+        Some(Items::List(messages)) => messages,
+        Some(Items::Other(_)) => return Err(bad("messages", "Input should be a valid list")),
     };
     if messages.is_empty() {
         return Err(bad("messages", "at least one message is required"));
@@ -109,50 +112,55 @@ fn decode(body: &[u8], max_tokens_required: bool) -> Result<ChatRequest, BadRequ
     }
 
     let mut unified = Vec::with_capacity(messages.len() + 1);
-    if let Some(system) = present("system") {
-        let parts = system_parts(system)?;
-        if !parts.is_empty() {
-            unified.push(Message {
-                role: Role::System,
-                content: parts,
-                name: None,
-                tool_calls: Vec::new(),
-                tool_call_id: None,
-            });
+    match fields.system.take() {
+        None | Some(TextOr::Other(Kind::Null)) => {}
+        Some(system) => {
+            let parts = system_parts(system)?;
+            if !parts.is_empty() {
+                unified.push(Message {
+                    role: Role::System,
+                    content: parts,
+                    name: None,
+                    tool_calls: Vec::new(),
+                    tool_call_id: None,
+                });
+            }
         }
     }
+    let count = messages.len();
     let turns = messages
-        .iter()
+        .into_iter()
         .enumerate()
-        .map(|(i, message)| decode_message(i, message, i + 1 == messages.len()))
+        .map(|(i, message)| decode_message(i, message, i + 1 == count))
         .collect::<Result<Vec<_>, _>>()?;
     check_tool_pairs(&turns)?;
     unified.extend(turns.into_iter().flat_map(|turn| turn.messages));
 
     let mut request = ChatRequest::new(model, unified);
     request.max_output_tokens = max_tokens;
-    request.temperature = unit_interval("temperature", present("temperature"))?;
-    request.top_p = unit_interval("top_p", present("top_p"))?;
-    if let Some(top_k) = present("top_k") {
+    request.temperature = unit_interval("temperature", present(&fields.temperature))?;
+    request.top_p = unit_interval("top_p", present(&fields.top_p))?;
+    if let Some(top_k) = fields.rest.get("top_k").filter(|v| !v.is_null()) {
         // Passed through below; checked so that no provider is sent junk for it.
         integer("top_k", top_k)?;
     }
-    request.stop = stop_sequences(present("stop_sequences"))?;
-    request.stream = match present("stream") {
+    request.stop = stop_sequences(present(&fields.stop_sequences))?;
+    request.stream = match present(&fields.stream) {
         None => false,
         Some(Value::Bool(stream)) => *stream,
         Some(_) => return Err(bad("stream", "Input should be a valid boolean")),
     };
-    if let Some(tools) = present("tools") {
-        request.tools = decode_tools(tools)?.into();
+    match fields.tools.take() {
+        None | Some(Items::Other(Kind::Null)) => {}
+        Some(tools) => request.tools = decode_tools(tools)?.into(),
     }
-    request.tool_choice = present("tool_choice").map(decode_tool_choice).transpose()?;
-    request.user = decode_metadata(present("metadata"))?;
-    let extra: Map<String, Value> = fields
-        .iter()
-        .filter(|(name, value)| !MODELLED.contains(&name.as_str()) && !value.is_null())
-        .map(|(name, value)| (name.clone(), value.clone()))
-        .collect();
+    request.tool_choice = present(&fields.tool_choice)
+        .map(decode_tool_choice)
+        .transpose()?;
+    request.user = decode_metadata(present(&fields.metadata))?;
+    let mut extra = fields.rest;
+    extra.retain(|_, value| !value.is_null());
+    debug_assert!(MODELLED.iter().all(|name| !extra.contains_key(*name)));
     request.extra = Arc::new(extra);
     request.extra_for = Some(seawall_core::ProviderKind::Anthropic);
 
@@ -165,6 +173,11 @@ fn decode(body: &[u8], max_tokens_required: bool) -> Result<ChatRequest, BadRequ
         bad(field, invalid.problem)
     })?;
     Ok(request)
+}
+
+/// A field as the checks see it: `null` reads as absent.
+fn present(field: &Option<Value>) -> Option<&Value> {
+    field.as_ref().filter(|value| !value.is_null())
 }
 
 /// A non-negative integer that fits the unified model's `u32`.
@@ -245,12 +258,13 @@ fn decode_metadata(value: Option<&Value>) -> Result<Option<Arc<str>>, BadRequest
     Ok(user)
 }
 
+/// A block's (or a tool's) `cache_control`.
 fn decode_cache_control(
     at: &str,
-    block: &Map<String, Value>,
+    cache_control: Option<&Value>,
 ) -> Result<Option<CacheControl>, BadRequest> {
     let at = || format!("{at}.cache_control");
-    match block.get("cache_control") {
+    match cache_control {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(cache)) => {
             let kind = match cache.get("type") {
@@ -279,17 +293,17 @@ fn decode_cache_control(
     }
 }
 
-fn system_parts(system: &Value) -> Result<Vec<ContentPart>, BadRequest> {
+fn system_parts(system: TextOr<Obj<Block>>) -> Result<Vec<ContentPart>, BadRequest> {
     match system {
-        Value::String(text) if text.is_empty() => Ok(Vec::new()),
-        Value::String(text) => Ok(vec![ContentPart::text(text.clone())]),
-        Value::Array(blocks) => blocks
-            .iter()
+        TextOr::Text(text) if text.is_empty() => Ok(Vec::new()),
+        TextOr::Text(text) => Ok(vec![ContentPart::text(text)]),
+        TextOr::List(blocks) => blocks
+            .into_iter()
             .enumerate()
             .map(|(j, block)| {
                 let at = format!("system.{j}");
                 match block_type(&at, block)? {
-                    ("text", block) => text_part(&at, block),
+                    (kind, block) if kind == "text" => text_part(&at, block),
                     (other, _) => Err(bad(
                         format!("{at}.type"),
                         format!("Input should be 'text', got '{other}'"),
@@ -297,7 +311,7 @@ fn system_parts(system: &Value) -> Result<Vec<ContentPart>, BadRequest> {
                 }
             })
             .collect(),
-        _ => Err(bad(
+        TextOr::Other(_) => Err(bad(
             "system",
             "Input should be a valid string or a list of text blocks",
         )),
@@ -311,75 +325,73 @@ fn is_tool_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-fn decode_tools(tools: &Value) -> Result<Vec<ToolDefinition>, BadRequest> {
-    let Value::Array(tools) = tools else {
+fn decode_tools(tools: Items<Obj<Tool>>) -> Result<Vec<ToolDefinition>, BadRequest> {
+    let Items::List(tools) = tools else {
         return Err(bad("tools", "Input should be a valid list"));
     };
     let mut names = HashSet::new();
-    tools
-        .iter()
-        .enumerate()
-        .map(|(i, tool)| {
-            let at = format!("tools.{i}");
-            let Value::Object(fields) = tool else {
-                return Err(bad(at, "Input should be a valid dictionary"));
-            };
-            match fields.get("type") {
-                None | Some(Value::Null) => {}
-                Some(Value::String(kind)) if kind == "custom" => {}
-                Some(Value::String(kind)) => {
-                    return Err(bad(
-                        format!("{at}.type"),
-                        format!(
-                            "`{kind}` tools are not supported here; define the tool with a \
-                             `name`, `description` and `input_schema`"
-                        ),
-                    ));
-                }
-                Some(_) => return Err(bad(format!("{at}.type"), "Input should be a valid string")),
-            }
-            let name = string_field(&at, fields, "name")?;
-            if !is_tool_name(name) {
+    let mut definitions = Vec::with_capacity(tools.len());
+    for (i, tool) in tools.into_iter().enumerate() {
+        let at = format!("tools.{i}");
+        let Obj::Map(tool) = tool else {
+            return Err(bad(at, "Input should be a valid dictionary"));
+        };
+        match &tool.kind {
+            None | Some(Scalar::Other(Kind::Null)) => {}
+            Some(Scalar::Str(kind)) if kind == "custom" => {}
+            Some(Scalar::Str(kind)) => {
                 return Err(bad(
-                    format!("{at}.name"),
-                    "String should match pattern '^[a-zA-Z0-9_-]{1,128}$'",
+                    format!("{at}.type"),
+                    format!(
+                        "`{kind}` tools are not supported here; define the tool with a \
+                         `name`, `description` and `input_schema`"
+                    ),
                 ));
             }
-            if !names.insert(name) {
-                return Err(bad("tools", "Tool names must be unique."));
+            Some(_) => return Err(bad(format!("{at}.type"), "Input should be a valid string")),
+        }
+        let name = take_string(&at, tool.name, "name")?;
+        if !is_tool_name(&name) {
+            return Err(bad(
+                format!("{at}.name"),
+                "String should match pattern '^[a-zA-Z0-9_-]{1,128}$'",
+            ));
+        }
+        if !names.insert(name.clone()) {
+            return Err(bad("tools", "Tool names must be unique."));
+        }
+        let description = match tool.description {
+            None | Some(Scalar::Other(Kind::Null)) => None,
+            Some(Scalar::Str(description)) => Some(description),
+            Some(_) => {
+                return Err(bad(
+                    format!("{at}.description"),
+                    "Input should be a valid string",
+                ));
             }
-            let description = match fields.get("description") {
-                None | Some(Value::Null) => None,
-                Some(Value::String(description)) => Some(description.clone()),
-                Some(_) => {
-                    return Err(bad(
-                        format!("{at}.description"),
-                        "Input should be a valid string",
-                    ));
-                }
-            };
-            let parameters = match fields.get("input_schema") {
-                Some(schema @ Value::Object(_)) => schema.clone(),
-                None | Some(Value::Null) => return Err(required(format!("{at}.input_schema"))),
-                Some(_) => {
-                    return Err(bad(
-                        format!("{at}.input_schema"),
-                        "Input should be a valid dictionary",
-                    ));
-                }
-            };
-            Ok(ToolDefinition {
-                name: name.to_owned(),
-                description,
-                parameters,
-                cache_control: decode_cache_control(&at, fields)?,
-            })
-        })
-        .collect()
+        };
+        let parameters = match tool.input_schema {
+            Some(schema @ Value::Object(_)) => schema,
+            None | Some(Value::Null) => return Err(required(format!("{at}.input_schema"))),
+            Some(_) => {
+                return Err(bad(
+                    format!("{at}.input_schema"),
+                    "Input should be a valid dictionary",
+                ));
+            }
+        };
+        definitions.push(ToolDefinition {
+            name,
+            description,
+            parameters,
+            cache_control: decode_cache_control(&at, tool.cache_control.as_ref())?,
+        });
+    }
+    Ok(definitions)
 }
 
 fn decode_tool_choice(choice: &Value) -> Result<ToolChoice, BadRequest> {
-    let (kind, fields) = block_type("tool_choice", choice)?;
+    let (kind, fields) = object_type("tool_choice", choice)?;
     match fields.get("disable_parallel_tool_use") {
         None | Some(Value::Null | Value::Bool(_)) => {}
         Some(_) => {
@@ -394,7 +406,7 @@ fn decode_tool_choice(choice: &Value) -> Result<ToolChoice, BadRequest> {
         "any" => Ok(ToolChoice::Required),
         "none" => Ok(ToolChoice::None),
         "tool" => Ok(ToolChoice::Tool(
-            string_field("tool_choice", fields, "name")?.to_owned(),
+            map_string("tool_choice", fields, "name")?.to_owned(),
         )),
         other => Err(bad(
             "tool_choice.type",
@@ -405,9 +417,13 @@ fn decode_tool_choice(choice: &Value) -> Result<ToolChoice, BadRequest> {
     }
 }
 
+mod read;
 mod turns;
 
-use turns::{block_type, check_tool_pairs, decode_message, string_field, text_part};
+use read::{Block, Body, Tool};
+use turns::{
+    block_type, check_tool_pairs, decode_message, map_string, object_type, take_string, text_part,
+};
 
 #[cfg(test)]
 mod tests;

@@ -508,3 +508,43 @@ fn hostile_bodies_are_refused_without_panicking() {
         assert!(!bad.message.is_empty());
     }
 }
+
+#[test]
+fn blocks_nested_past_the_recursion_limit_are_refused() {
+    // Each level is read by the typed block reader, not skipped: the JSON depth limit holds.
+    let mut content = String::from("\"r\"");
+    for _ in 0..10_000 {
+        content = format!(r#"[{{"type":"tool_result","tool_use_id":"t","content":{content}}}]"#);
+    }
+    let body = format!(
+        r#"{{"model":"m","max_tokens":8,"messages":[{{"role":"user","content":{content}}}]}}"#
+    );
+    let bad = decode_request(body.as_bytes()).expect_err("refused");
+    assert_eq!(bad.param, None);
+    assert!(bad.message.contains("recursion limit exceeded"), "{bad:?}");
+    // An unknown field is read through with the same limit, as a JSON value would be.
+    let deep = "[".repeat(200) + &"]".repeat(200);
+    let body = format!(
+        r#"{{"model":"m","max_tokens":8,"messages":[{{"role":"user","content":[{{"type":"text","text":"hi","citations":{deep}}}]}}]}}"#
+    );
+    let bad = decode_request(body.as_bytes()).expect_err("refused");
+    assert!(bad.message.contains("recursion limit exceeded"), "{bad:?}");
+}
+
+#[test]
+fn fields_read_in_any_order_and_the_last_of_a_repeated_key_holds() {
+    let request = ok(
+        json!({"messages": [{"content": [{"text": "hi", "type": "text"}], "role": "user"}],
+        "max_tokens": 8, "model": "m"}),
+    );
+    assert_eq!(request.messages[0], Message::user("hi"));
+    let body = br#"{"model":5,"model":"m","max_tokens":8,"top_k":1,"top_k":null,
+        "messages":[{"role":5,"role":"user","content":[{"type":"image","text":"hi","type":"text"}]}]}"#;
+    let request = decode_request(body).unwrap().request;
+    assert_eq!(&*request.model, "m");
+    assert_eq!(request.messages[0], Message::user("hi"));
+    assert!(
+        request.extra.is_empty(),
+        "a null top_k is not passed through"
+    );
+}

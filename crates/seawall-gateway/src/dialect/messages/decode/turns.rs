@@ -2,20 +2,36 @@
 //! their results) and the rules across turns (every tool call answered in the next turn).
 
 use std::collections::HashSet;
+use std::fmt::Write;
 
 use serde_json::{Map, Value};
 
 use seawall_core::{ContentPart, ImageSource, Message, Role, ToolCall};
 
+use super::read::{Block, InMessage};
 use super::{IMAGE_TYPES, bad, decode_cache_control, required};
+use crate::dialect::loose::{Field, Kind, Obj, Scalar, TextOr};
 use crate::wire::BadRequest;
 
-/// A block's `type`, or the error naming it.
-pub(super) fn block_type<'a>(
+/// A block's `type` and the block, or the error naming it.
+pub(super) fn block_type(at: &str, block: Obj<Block>) -> Result<(String, Block), BadRequest> {
+    let Obj::Map(mut block) = block else {
+        return Err(bad(at, "Input should be a valid dictionary"));
+    };
+    match block.kind.take() {
+        Some(Scalar::Str(kind)) => Ok((kind, block)),
+        Some(_) => Err(bad(format!("{at}.type"), "Input should be a valid string")),
+        None => Err(bad(at, "Unable to extract tag using discriminator 'type'")),
+    }
+}
+
+/// The `type` of an object read whole (an image's `source`, `tool_choice`), or the error
+/// naming it.
+pub(super) fn object_type<'a>(
     at: &str,
-    block: &'a Value,
+    value: &'a Value,
 ) -> Result<(&'a str, &'a Map<String, Value>), BadRequest> {
-    let Value::Object(fields) = block else {
+    let Value::Object(fields) = value else {
         return Err(bad(at, "Input should be a valid dictionary"));
     };
     match fields.get("type") {
@@ -25,24 +41,46 @@ pub(super) fn block_type<'a>(
     }
 }
 
-pub(super) fn string_field<'a>(
+/// A required string field `name` of the object at `at`.
+fn string_field<'a, F: Field>(
+    at: &str,
+    field: Option<&'a F>,
+    name: &str,
+) -> Result<&'a str, BadRequest> {
+    match field {
+        Some(field) if field.kind() == Kind::String => Ok(field.as_text().unwrap_or_default()),
+        Some(field) if field.kind() != Kind::Null => Err(bad(
+            format!("{at}.{name}"),
+            "Input should be a valid string",
+        )),
+        _ => Err(required(format!("{at}.{name}"))),
+    }
+}
+
+/// [`string_field`] of an object read whole.
+pub(super) fn map_string<'a>(
     at: &str,
     fields: &'a Map<String, Value>,
     name: &str,
 ) -> Result<&'a str, BadRequest> {
-    match fields.get(name) {
-        Some(Value::String(s)) => Ok(s),
-        None | Some(Value::Null) => Err(required(format!("{at}.{name}"))),
-        Some(_) => Err(bad(
-            format!("{at}.{name}"),
-            "Input should be a valid string",
-        )),
+    string_field(at, fields.get(name), name)
+}
+
+/// [`string_field`], taken.
+pub(super) fn take_string(
+    at: &str,
+    field: Option<Scalar>,
+    name: &str,
+) -> Result<String, BadRequest> {
+    match field {
+        Some(Scalar::Str(text)) => Ok(text),
+        other => string_field(at, other.as_ref(), name).map(str::to_owned),
     }
 }
 
 /// A `text` block; its text must not be empty.
-pub(super) fn text_part(at: &str, fields: &Map<String, Value>) -> Result<ContentPart, BadRequest> {
-    let text = string_field(at, fields, "text")?;
+pub(super) fn text_part(at: &str, block: Block) -> Result<ContentPart, BadRequest> {
+    let text = take_string(at, block.text, "text")?;
     if text.is_empty() {
         return Err(bad(
             format!("{at}.text"),
@@ -50,35 +88,35 @@ pub(super) fn text_part(at: &str, fields: &Map<String, Value>) -> Result<Content
         ));
     }
     Ok(ContentPart::Text {
-        text: text.to_owned(),
-        cache_control: decode_cache_control(at, fields)?,
+        text,
+        cache_control: decode_cache_control(at, block.cache_control.as_ref())?,
     })
 }
 
-fn image_part(at: &str, fields: &Map<String, Value>) -> Result<ContentPart, BadRequest> {
+fn image_part(at: &str, block: Block) -> Result<ContentPart, BadRequest> {
     let source_at = format!("{at}.source");
-    let source = match fields.get("source") {
-        Some(block) => block,
+    let source = match &block.source {
+        Some(source) => source,
         None => return Err(required(source_at)),
     };
-    let (kind, source_fields) = block_type(&source_at, source)?;
+    let (kind, source_fields) = object_type(&source_at, source)?;
     let source = match kind {
         "base64" => {
-            let media_type = string_field(&source_at, source_fields, "media_type")?;
+            let media_type = map_string(&source_at, source_fields, "media_type")?;
             if !IMAGE_TYPES.contains(&media_type) {
                 return Err(bad(
                     format!("{source_at}.media_type"),
                     "Input should be 'image/jpeg', 'image/png', 'image/gif' or 'image/webp'",
                 ));
             }
-            let data = string_field(&source_at, source_fields, "data")?;
+            let data = map_string(&source_at, source_fields, "data")?;
             ImageSource::Base64 {
                 media_type: media_type.to_owned(),
                 data: data.to_owned(),
             }
         }
         "url" => {
-            let url = string_field(&source_at, source_fields, "url")?;
+            let url = map_string(&source_at, source_fields, "url")?;
             if !(url.starts_with("https://") || url.starts_with("http://")) {
                 return Err(bad(
                     format!("{source_at}.url"),
@@ -101,7 +139,7 @@ fn image_part(at: &str, fields: &Map<String, Value>) -> Result<ContentPart, BadR
     Ok(ContentPart::Image {
         source,
         detail: None,
-        cache_control: decode_cache_control(at, fields)?,
+        cache_control: decode_cache_control(at, block.cache_control.as_ref())?,
     })
 }
 
@@ -122,16 +160,20 @@ pub(super) struct Turn {
     tool_ids: Vec<(String, usize)>,
 }
 
-pub(super) fn decode_message(i: usize, message: &Value, last: bool) -> Result<Turn, BadRequest> {
+pub(super) fn decode_message(
+    i: usize,
+    message: Obj<InMessage>,
+    last: bool,
+) -> Result<Turn, BadRequest> {
     let at = format!("messages.{i}");
-    let Value::Object(fields) = message else {
+    let Obj::Map(message) = message else {
         return Err(bad(at, "Input should be a valid dictionary"));
     };
-    let role = match fields.get("role") {
+    let role = match message.role {
         None => return Err(required(format!("{at}.role"))),
-        Some(Value::String(role)) if role == "user" => Role::User,
-        Some(Value::String(role)) if role == "assistant" => Role::Assistant,
-        Some(Value::String(role)) if role == "system" => {
+        Some(Scalar::Str(role)) if role == "user" => Role::User,
+        Some(Scalar::Str(role)) if role == "assistant" => Role::Assistant,
+        Some(Scalar::Str(role)) if role == "system" => {
             return Err(bad(
                 format!("{at}.role"),
                 "Unexpected role \"system\". The Messages API accepts a top-level `system` \
@@ -145,7 +187,10 @@ pub(super) fn decode_message(i: usize, message: &Value, last: bool) -> Result<Tu
             ));
         }
     };
-    let content_at = format!("{at}.content");
+    let content_at = || format!("{at}.content");
+    // Each block's path, `messages.{i}.content.{j}`, written over in place for the next.
+    let mut block_at = format!("{at}.content.");
+    let blocks_from = block_at.len();
     let empty = || {
         bad(
             &at,
@@ -158,9 +203,9 @@ pub(super) fn decode_message(i: usize, message: &Value, last: bool) -> Result<Tu
         messages: Vec::new(),
         tool_ids: Vec::new(),
     };
-    let blocks = match fields.get("content") {
-        None | Some(Value::Null) => return Err(required(content_at)),
-        Some(Value::String(text)) => {
+    let blocks = match message.content {
+        None | Some(TextOr::Other(Kind::Null)) => return Err(required(content_at())),
+        Some(TextOr::Text(text)) => {
             if text.is_empty() {
                 return if last && role == Role::Assistant {
                     Ok(turn)
@@ -168,14 +213,14 @@ pub(super) fn decode_message(i: usize, message: &Value, last: bool) -> Result<Tu
                     Err(empty())
                 };
             }
-            check_prefill_end(&at, role, last, text)?;
-            turn.messages.push(Message::text(role, text.clone()));
+            check_prefill_end(&at, role, last, &text)?;
+            turn.messages.push(Message::text(role, text));
             return Ok(turn);
         }
-        Some(Value::Array(blocks)) => blocks,
-        Some(_) => {
+        Some(TextOr::List(blocks)) => blocks,
+        Some(TextOr::Other(_)) => {
             return Err(bad(
-                content_at,
+                content_at(),
                 "Input should be a valid string or a list of content blocks",
             ));
         }
@@ -196,13 +241,15 @@ pub(super) fn decode_message(i: usize, message: &Value, last: bool) -> Result<Tu
                 tool_calls: Vec::new(),
                 tool_call_id: None,
             };
-            for (j, block) in blocks.iter().enumerate() {
-                let at = format!("{content_at}.{j}");
-                let (kind, block) = block_type(&at, block)?;
-                match kind {
-                    "text" => message.content.push(text_part(&at, block)?),
+            for (j, block) in blocks.into_iter().enumerate() {
+                block_at.truncate(blocks_from);
+                let _ = write!(block_at, "{j}");
+                let at = block_at.as_str();
+                let (kind, block) = block_type(at, block)?;
+                match kind.as_str() {
+                    "text" => message.content.push(text_part(at, block)?),
                     "tool_use" => {
-                        let call = tool_use(&at, block)?;
+                        let call = tool_use(at, block)?;
                         turn.tool_ids.push((call.id.clone(), j));
                         message.tool_calls.push(call);
                     }
@@ -214,7 +261,7 @@ pub(super) fn decode_message(i: usize, message: &Value, last: bool) -> Result<Tu
                             format!("`{kind}` blocks can only be in `user` messages"),
                         ));
                     }
-                    other => return Err(unsupported(&at, other)),
+                    other => return Err(unsupported(at, other)),
                 }
             }
             if let Some(ContentPart::Text { text, .. }) = message.content.last() {
@@ -228,17 +275,19 @@ pub(super) fn decode_message(i: usize, message: &Value, last: bool) -> Result<Tu
             // Tool results become tool messages in place; the parts between them user
             // messages, so the order holds.
             let mut parts = Vec::new();
-            for (j, block) in blocks.iter().enumerate() {
-                let at = format!("{content_at}.{j}");
-                let (kind, block) = block_type(&at, block)?;
-                match kind {
-                    "text" => parts.push(text_part(&at, block)?),
-                    "image" => parts.push(image_part(&at, block)?),
+            for (j, block) in blocks.into_iter().enumerate() {
+                block_at.truncate(blocks_from);
+                let _ = write!(block_at, "{j}");
+                let at = block_at.as_str();
+                let (kind, block) = block_type(at, block)?;
+                match kind.as_str() {
+                    "text" => parts.push(text_part(at, block)?),
+                    "image" => parts.push(image_part(at, block)?),
                     "tool_result" => {
                         if !parts.is_empty() {
                             turn.messages.push(user_message(std::mem::take(&mut parts)));
                         }
-                        let result = tool_result(&at, block)?;
+                        let result = tool_result(at, block)?;
                         turn.tool_ids
                             .push((result.tool_call_id.clone().unwrap_or_default(), j));
                         turn.messages.push(result);
@@ -249,7 +298,7 @@ pub(super) fn decode_message(i: usize, message: &Value, last: bool) -> Result<Tu
                             format!("`{kind}` blocks can only be in `assistant` messages"),
                         ));
                     }
-                    other => return Err(unsupported(&at, other)),
+                    other => return Err(unsupported(at, other)),
                 }
             }
             if !parts.is_empty() {
@@ -282,10 +331,10 @@ fn check_prefill_end(at: &str, role: Role, last: bool, text: &str) -> Result<(),
     Ok(())
 }
 
-fn tool_use(at: &str, block: &Map<String, Value>) -> Result<ToolCall, BadRequest> {
-    let id = string_field(at, block, "id")?;
-    let name = string_field(at, block, "name")?;
-    let arguments = match block.get("input") {
+fn tool_use(at: &str, block: Block) -> Result<ToolCall, BadRequest> {
+    let id = take_string(at, block.id, "id")?;
+    let name = take_string(at, block.name, "name")?;
+    let arguments = match &block.input {
         Some(input @ Value::Object(_)) => input.to_string(),
         None | Some(Value::Null) => return Err(required(format!("{at}.input"))),
         Some(_) => {
@@ -296,16 +345,16 @@ fn tool_use(at: &str, block: &Map<String, Value>) -> Result<ToolCall, BadRequest
         }
     };
     Ok(ToolCall {
-        id: id.to_owned(),
-        name: name.to_owned(),
+        id,
+        name,
         arguments,
     })
 }
 
-fn tool_result(at: &str, block: &Map<String, Value>) -> Result<Message, BadRequest> {
-    let id = string_field(at, block, "tool_use_id")?;
-    match block.get("is_error") {
-        None | Some(Value::Null | Value::Bool(_)) => {}
+fn tool_result(at: &str, block: Block) -> Result<Message, BadRequest> {
+    let id = take_string(at, block.tool_use_id, "tool_use_id")?;
+    match block.is_error {
+        None | Some(Scalar::Bool(_) | Scalar::Other(Kind::Null)) => {}
         Some(_) => {
             return Err(bad(
                 format!("{at}.is_error"),
@@ -313,23 +362,23 @@ fn tool_result(at: &str, block: &Map<String, Value>) -> Result<Message, BadReque
             ));
         }
     }
-    let mut content = match block.get("content") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::String(text)) => vec![ContentPart::text(text.clone())],
-        Some(Value::Array(blocks)) => blocks
-            .iter()
+    let mut content = match block.content {
+        None | Some(TextOr::Other(Kind::Null)) => Vec::new(),
+        Some(TextOr::Text(text)) => vec![ContentPart::text(text)],
+        Some(TextOr::List(blocks)) => blocks
+            .into_iter()
             .enumerate()
             .map(|(k, inner)| {
                 let at = format!("{at}.content.{k}");
                 let (kind, inner) = block_type(&at, inner)?;
-                match kind {
+                match kind.as_str() {
                     "text" => text_part(&at, inner),
                     "image" => image_part(&at, inner),
                     other => Err(unsupported(&at, other)),
                 }
             })
             .collect::<Result<_, _>>()?,
-        Some(_) => {
+        Some(TextOr::Other(_)) => {
             return Err(bad(
                 format!("{at}.content"),
                 "Input should be a valid string or a list of content blocks",
@@ -345,9 +394,9 @@ fn tool_result(at: &str, block: &Map<String, Value>) -> Result<Message, BadReque
         content,
         name: None,
         tool_calls: Vec::new(),
-        tool_call_id: Some(id.to_owned()),
+        tool_call_id: Some(id),
     };
-    if let Some(cache) = decode_cache_control(at, block)? {
+    if let Some(cache) = decode_cache_control(at, block.cache_control.as_ref())? {
         message = message.with_cache_control(cache);
     }
     Ok(message)

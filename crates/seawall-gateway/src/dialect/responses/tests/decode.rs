@@ -471,3 +471,18 @@ fn deep_nesting_and_long_inputs_do_not_panic() {
     let inbound = ok(json!({"model": "m", "input": many}));
     assert_eq!(inbound.request.messages.len(), 5_000);
 }
+
+#[test]
+fn content_nested_past_the_recursion_limit_is_refused() {
+    let deep = "[".repeat(200) + &"]".repeat(200);
+    for body in [
+        format!(r#"{{"model":"m","input":[{{"role":"user","content":{deep}}}]}}"#),
+        format!(
+            r#"{{"model":"m","input":[{{"role":"user","content":[{{"type":"input_text","text":"hi","x":{deep}}}]}}]}}"#
+        ),
+    ] {
+        let bad = decode_request(body.as_bytes()).expect_err("refused");
+        assert_eq!(bad.param, None);
+        assert!(bad.message.contains("recursion limit exceeded"), "{bad:?}");
+    }
+}
