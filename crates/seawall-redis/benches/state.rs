@@ -1,7 +1,9 @@
 //! Benchmarks: one admission through a limiter whose state is in process, and in Redis on
-//! loopback (one script call); one budget reservation in Redis; a cache hit through the
-//! cache layer with its answers in process and in Redis; an idempotency key claimed in
-//! Redis. Needs `redis-server` on `PATH`; starts its own.
+//! loopback (mostly from the replica's lease; and call by call, one script call each, for a
+//! limiter with no configured limit to size a lease); one budget reservation in Redis
+//! (mostly from the leases); a cache hit through the cache layer with its answers in
+//! process and in Redis; an idempotency key claimed in Redis. Needs `redis-server` on
+//! `PATH`; starts its own.
 //!
 //! `cargo bench -p seawall-redis --bench state`
 
@@ -46,6 +48,16 @@ fn state(c: &mut Criterion) {
         config(),
         Arc::new(RedisLimiterState::new(&redis, "bench", &config())),
     );
+    // Bounded only by the provider's reports: nothing to size a lease, one round trip each.
+    let call_by_call = RateLimiter::with_state(
+        "bench",
+        RateLimitConfig::new(),
+        Arc::new(RedisLimiterState::new(
+            &redis,
+            "bench-call-by-call",
+            &RateLimitConfig::new(),
+        )),
+    );
     let budgets = RedisBudgets::new(&redis);
     let lines = [
         Line::new(0, Arc::from("key-a"), 1, 1_500, u64::MAX / 2),
@@ -53,7 +65,11 @@ fn state(c: &mut Criterion) {
     ];
 
     let mut group = c.benchmark_group("state/admission");
-    for (name, limiter) in [("in_process", &in_process), ("redis", &shared)] {
+    for (name, limiter) in [
+        ("in_process", &in_process),
+        ("redis", &shared),
+        ("redis_call_by_call", &call_by_call),
+    ] {
         group.bench_function(name, |b| {
             b.iter_custom(|iterations| {
                 runtime.block_on(async {
