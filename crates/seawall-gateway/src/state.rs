@@ -114,6 +114,14 @@ impl State {
     }
 
     /// What the shared state has seen of Redis, if there is one.
+    /// Gives back what this replica's leases hold in Redis, for a gateway that stops: the
+    /// other replicas can use it at once. Waits at most a second.
+    pub(crate) async fn give_back_leases(&self) {
+        if let Some(redis) = &self.redis {
+            let _ = tokio::time::timeout(Duration::from_secs(1), redis.give_back_leases()).await;
+        }
+    }
+
     pub(crate) fn stats(&self) -> Option<StateStats> {
         self.redis.as_ref().map(RedisState::stats)
     }

@@ -236,3 +236,37 @@ async fn redis_killed_and_restarted_under_load_hangs_no_call() {
         assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_shuts_down_gives_its_leases_back() {
+    let server = RedisServer::start().unwrap();
+    let url = server.url();
+    // A request limit large enough to lease from: 1/32 of it is 64 calls.
+    let (_sim, gateway) = start_with(
+        |c| {
+            replica(c, &url, "fail_open");
+            c.keys[0].requests_per_minute = Some(6_400);
+        },
+        ENV,
+    )
+    .await;
+    let reply = call(gateway.local_addr()).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.json());
+    gateway.shutdown().await;
+
+    // The key's limiter in Redis: "tat,left,limit,reset,from,in flight" for requests. The
+    // call ended and the rest of its lease went back: nothing is left in flight.
+    let mut connection = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let requests: String = redis::cmd("HGET")
+        .arg("gw-test:{limiter:key team}")
+        .arg("d1")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let in_flight = requests.rsplit(',').next().unwrap();
+    assert_eq!(in_flight, "0", "{requests}");
+}

@@ -1,8 +1,10 @@
 //! The connection to Redis, its deadline, and what happens when Redis cannot answer.
 
 use std::fmt;
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -137,6 +139,8 @@ struct Inner {
     /// Tells this handle's own messages from other processes'.
     process_id: String,
     breakers: crate::breaker::Registry,
+    /// The limiters and budget stores built on this handle that may hold leases.
+    lease_holders: Mutex<Vec<Weak<dyn LeaseHolder>>>,
     url: String,
     prefix: String,
     timeout: Duration,
@@ -151,6 +155,12 @@ struct Inner {
     timeouts: AtomicU64,
     fallbacks: AtomicU64,
     refusals: AtomicU64,
+}
+
+/// A store that may hold leases (units reserved in Redis for this replica to use).
+pub(crate) trait LeaseHolder: Send + Sync {
+    /// Gives back what its leases hold and sends its gathered writes, now.
+    fn give_back_all(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
 }
 
 /// How long calls fail fast after a failed one.
@@ -182,6 +192,7 @@ impl RedisState {
                 connection,
                 process_id,
                 breakers: crate::breaker::Registry::default(),
+                lease_holders: Mutex::new(Vec::new()),
                 url: redacted(&config.url),
                 prefix: config.prefix,
                 timeout: config.timeout,
@@ -238,6 +249,35 @@ impl RedisState {
     /// together.
     pub(crate) fn tagged(&self, tag: &str, rest: &str) -> String {
         format!("{}{{{tag}}}:{rest}", self.inner.prefix)
+    }
+
+    /// Notes a store that may hold leases, for [`give_back_leases`](Self::give_back_leases).
+    pub(crate) fn hold_leases(&self, holder: Weak<dyn LeaseHolder>) {
+        let mut holders = self
+            .inner
+            .lease_holders
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        holders.retain(|holder| holder.strong_count() > 0);
+        holders.push(holder);
+    }
+
+    /// Gives back to Redis, now, what the leases of every limiter and budget store built on
+    /// this handle hold, and sends the writes they have gathered. For a replica that stops:
+    /// its leases' units are then free for the other replicas at once, instead of staying
+    /// counted until their windows pass. The stores keep working; later calls lease anew.
+    pub async fn give_back_leases(&self) {
+        let holders: Vec<_> = self
+            .inner
+            .lease_holders
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for holder in holders {
+            holder.give_back_all().await;
+        }
     }
 
     /// Records a decision taken without Redis; `Err` when the mode is to refuse instead.

@@ -292,3 +292,15 @@ async fn what_a_lease_holds_unused_goes_back_to_the_server() {
     assert_eq!(stored, 30, "the lease never went back");
     assert_eq!(a.used(0, "team-a", 7), 30);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_stops_gives_its_leases_back_at_once() {
+    let server = RedisServer::start().unwrap();
+    let (state, a) = store(&server, FailMode::Open);
+    let call = line(0, "team-a", 7, 100, 64_000);
+    a.reserve(std::slice::from_ref(&call)).await.unwrap();
+    a.settle(&call, 30, 7);
+    assert_eq!(stored_use(&server, "team-a").await, 100 + 2_000);
+    state.give_back_leases().await;
+    assert_eq!(stored_use(&server, "team-a").await, 30);
+}

@@ -190,6 +190,8 @@ impl GatewayHandle {
                 }
             }
         }
+        // No call is left: what the leases hold goes back to the other replicas now.
+        self.current.load().state.give_back_leases().await;
     }
 }
 

@@ -65,7 +65,7 @@ impl Lease {
 }
 
 /// A lease's key: budget, value and window.
-type Key = (usize, Arc<str>, u64);
+pub(super) type Key = (usize, Arc<str>, u64);
 
 /// A borrowed key, hashed as the owned one is.
 #[derive(Hash)]
@@ -179,6 +179,21 @@ impl Leases {
             .insert((line.budget, Arc::clone(&line.value), line.window), lease)
             .map_or(0, Lease::close);
         (id, replaced)
+    }
+
+    /// Ends every lease; returns each one's key and what it held.
+    pub(super) fn end_all(&self) -> Vec<(Key, u64)> {
+        let map = self.map.pin();
+        let keys: Vec<Key> = map.keys().cloned().collect();
+        keys.into_iter()
+            .filter_map(|key| {
+                let held = match map.remove(&key) {
+                    Some(lease) => lease.close(),
+                    None => 0,
+                };
+                (held > 0).then_some((key, held))
+            })
+            .collect()
     }
 
     /// Ends lease `id` of `line` if it is still in force; returns what it held.

@@ -118,7 +118,7 @@ impl RedisBudgets {
             .into_iter()
             .map(|name| crate::writes::digest(name.as_ref().as_bytes())[..32].to_owned())
             .collect();
-        Self {
+        let budgets = Self {
             core: Arc::new(Core {
                 state: state.clone(),
                 names,
@@ -127,7 +127,10 @@ impl RedisBudgets {
                 leases: Leases::default(),
                 asking: AtomicBool::new(false),
             }),
-        }
+        };
+        let holder: std::sync::Weak<Core> = Arc::downgrade(&budgets.core);
+        state.hold_leases(holder);
+        budgets
     }
 }
 
@@ -279,6 +282,17 @@ impl Core {
             used,
             "a budget settlement could not reach Redis and is counted in this process only"
         );
+    }
+}
+
+impl crate::client::LeaseHolder for Core {
+    fn give_back_all(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            for ((budget, value, window), held) in self.leases.end_all() {
+                self.settle(Line::new(budget, value, window, held, 0), 0, window)
+                    .await;
+            }
+        })
     }
 }
 

@@ -280,6 +280,20 @@ impl Core {
     }
 }
 
+impl crate::client::LeaseHolder for Core {
+    fn give_back_all(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            if let Some(lease) = self.leases.current.swap(None) {
+                let left = lease.close();
+                self.pending_give_back(left);
+            }
+            self.send_now().await;
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -134,9 +134,10 @@ impl RedisLimiterState {
             leases: Leases::default(),
             pending: Pending::default(),
         };
-        Self {
-            core: Arc::new(core),
-        }
+        let core = Arc::new(core);
+        let holder: std::sync::Weak<Core> = Arc::downgrade(&core);
+        state.hold_leases(holder);
+        Self { core }
     }
 }
 

@@ -78,9 +78,15 @@ impl Core {
         self.settle_later([0; 4], units, units);
     }
 
+    /// Gathers `units` to give back, for a send the caller makes.
+    pub(super) fn pending_give_back(&self, units: [u64; 4]) {
+        add(&self.pending.refund, units);
+        add(&self.pending.release, units);
+    }
+
     /// The provider's report, which replaces any report not sent yet (the newest report
-    /// says what the older ones said), and the units it counted.
-    /// `urgent`: sent at once with everything gathered so far.
+    /// says what the older ones said), and the units it counted; `urgent`: sent at once
+    /// with everything gathered so far.
     pub(super) fn report_later(self: &Arc<Self>, report: Report, counted: [u64; 4], urgent: bool) {
         self.pending.report.store(Some(Arc::new(report)));
         add(&self.pending.release, counted);
@@ -93,6 +99,13 @@ impl Core {
             });
         } else {
             self.send_soon();
+        }
+    }
+
+    /// Sends what is gathered now, and waits for the answer.
+    pub(super) async fn send_now(&self) {
+        if let Some(args) = self.pending.drain() {
+            self.send("flush", args).await;
         }
     }
 
