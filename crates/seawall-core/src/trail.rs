@@ -6,6 +6,7 @@ use crate::classify::Cause;
 use crate::price::Cost;
 use crate::provider::TargetId;
 use crate::response::Usage;
+use crate::shared_trail::SharedTrail;
 
 /// What happened during one call: every attempt, the waits, the breaker states seen, and
 /// which target and model finally answered.
@@ -208,6 +209,23 @@ impl RecoveryPath {
 }
 
 impl Trail {
+    /// An empty trail, as a constant.
+    pub(crate) const EMPTY: Self = Self {
+        attempts: Vec::new(),
+        limiter_wait: Duration::ZERO,
+        breaker_states: Vec::new(),
+        final_target: None,
+        final_model: None,
+        tokens_estimated: None,
+        tokens_used: None,
+        recoveries: Vec::new(),
+        cache: None,
+        charges: Vec::new(),
+        cost: None,
+        downgrade: None,
+        dropped_fields: None,
+    };
+
     /// Pass-through fields ([`ChatRequest::extra`](crate::ChatRequest::extra)) written for
     /// another wire format than a target's, and so left out of what was sent to it; each
     /// named once, in the order first left out.
@@ -377,7 +395,7 @@ impl BreakerState {
 /// attempts made by inner layers land in the same trail. The lock is held only for an
 /// append, never across an `.await`.
 #[derive(Clone, Default)]
-pub struct TrailRecorder(Arc<Mutex<Trail>>);
+pub struct TrailRecorder(Arc<Mutex<SharedTrail>>);
 
 impl TrailRecorder {
     /// An empty recorder.
@@ -398,7 +416,22 @@ impl TrailRecorder {
 
     /// A copy of the trail as it is now.
     pub fn snapshot(&self) -> Trail {
-        self.update(|trail| trail.clone())
+        self.read(Trail::clone)
+    }
+
+    /// The trail as it is now, shared rather than copied: what this recorder records
+    /// afterwards is not seen through it (the first write after copies the trail).
+    pub fn shared(&self) -> SharedTrail {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Runs `read` on the trail, without the copy that a write may make.
+    pub fn read<R>(&self, read: impl FnOnce(&Trail) -> R) -> R {
+        let trail = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        read(&trail)
     }
 
     /// Whether two recorders share one trail.
@@ -443,13 +476,16 @@ impl PartialEq for TrailRecorder {
 #[derive(Debug)]
 pub struct ErrorWithTrail {
     error: crate::BoxError,
-    trail: Trail,
+    trail: SharedTrail,
 }
 
 impl ErrorWithTrail {
     /// Wraps `error` with `trail`.
-    pub fn new(error: crate::BoxError, trail: Trail) -> Self {
-        Self { error, trail }
+    pub fn new(error: crate::BoxError, trail: impl Into<SharedTrail>) -> Self {
+        Self {
+            error,
+            trail: trail.into(),
+        }
     }
 
     /// The trail of the call.
@@ -464,7 +500,7 @@ impl ErrorWithTrail {
 
     /// The original error and the trail.
     pub fn into_parts(self) -> (crate::BoxError, Trail) {
-        (self.error, self.trail)
+        (self.error, self.trail.into_trail())
     }
 
     /// The outermost `ErrorWithTrail` in `error`'s `source()` chain, if any.

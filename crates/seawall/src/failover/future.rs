@@ -262,7 +262,7 @@ impl Walk {
                 return Err(DeadlineExceeded::new(deadline.budget()).into());
             }
             if self.hops as usize >= shared.max_hops || self.next as usize >= self.plan.len() {
-                let attempts = self.trail.snapshot().attempts;
+                let attempts = self.trail.read(|trail| trail.attempts.clone());
                 return Err(AllTargetsFailed::new(attempts).into());
             }
             let index = self.plan[self.next as usize];
@@ -545,7 +545,7 @@ impl Walk {
                 trail.charges.push(charge);
             });
         }
-        response.trail = self.trail.snapshot();
+        response.trail = self.trail.shared();
         response
     }
 
@@ -599,7 +599,7 @@ impl Walk {
             self.span
                 .record("error.type", self.classify(&*error).cause.as_str());
         }
-        Box::new(ErrorWithTrail::new(error, self.trail.snapshot()))
+        Box::new(ErrorWithTrail::new(error, self.trail.shared()))
     }
 }
 

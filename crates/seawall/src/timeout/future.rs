@@ -112,7 +112,7 @@ where
 fn exceeded(budget: Duration, trail: &TrailRecorder) -> BoxError {
     Box::new(ErrorWithTrail::new(
         Box::new(DeadlineExceeded::new(budget)),
-        trail.snapshot(),
+        trail.shared(),
     ))
 }
 
