@@ -14,7 +14,7 @@ use futures_core::Stream;
 use seawall_core::{
     AllTargetsFailed, AttemptOutcome, AttemptRecord, BoxError, Charge, ChatRequest, ChatResponse,
     Classification, DeadlineExceeded, Disposition, ErrorKind, ErrorWithTrail, EventStream,
-    LlmError, RouteHint, StreamEvent, TokenEstimate, TrailRecorder, Usage,
+    LlmError, LlmRequest as _, RouteHint, StreamEvent, TokenEstimate, TrailRecorder, Usage,
 };
 use tokio::time::{Instant, Sleep, sleep_until};
 use tower_service::Service;
@@ -319,7 +319,7 @@ impl Walk {
                     model,
                     started: now,
                     ready_by: self.ready_by(now),
-                    limiter_wait_before: self.trail.update(|trail| trail.limiter_wait),
+                    limiter_wait_before: self.trail.read(|trail| trail.limiter_wait),
                     hedge: false,
                 },
                 target.service.clone(),
@@ -608,9 +608,7 @@ impl ResponseFuture {
         let trail = request.context.trail().clone();
         let shared = &router.shared;
         crate::classifier::install(shared.classifier.as_ref(), &mut request.context);
-        let estimate = shared
-            .estimator
-            .estimate(&request, shared.default_output_tokens);
+        let estimate = request.estimate_once(&*shared.estimator, shared.default_output_tokens);
         trail.update(|trail| {
             trail.tokens_estimated.get_or_insert(estimate.total());
         });
