@@ -461,9 +461,12 @@ impl Walk {
             message: error.to_string(),
         };
         let latency = self.record(attempt, outcome, None);
-        shared
-            .latency
-            .observe(attempt.index, latency + shared.failure_penalty);
+        shared.latency.observe_at(
+            attempt.index,
+            latency + shared.failure_penalty,
+            // When the attempt was recorded: `record` read the clock.
+            attempt.started + latency,
+        );
         verdict
     }
 
@@ -495,9 +498,11 @@ impl Walk {
     pub(crate) fn record_success(&self, attempt: &Attempt, model: &str, ttft: Option<Duration>) {
         let shared = &self.router.shared;
         let latency = self.record(attempt, AttemptOutcome::Succeeded, ttft);
-        shared
-            .latency
-            .observe(attempt.index, ttft.unwrap_or(latency));
+        shared.latency.observe_at(
+            attempt.index,
+            ttft.unwrap_or(latency),
+            attempt.started + latency,
+        );
         if let Some(hedging) = &shared.hedging {
             hedging.first_tokens[attempt.index].observe(ttft.unwrap_or(latency));
         }
