@@ -22,6 +22,13 @@ pub trait LlmRequest {
 
     /// What the request weighs against a tokens-per-minute limit.
     fn estimate(&self, estimator: &dyn TokenEstimator, default_output: u32) -> TokenEstimate;
+
+    /// As [`estimate`](Self::estimate), counting the prompt once per call: a typed request
+    /// with a trail recorder keeps the count there for the next layer that weighs it with
+    /// an estimator that [weighs alike](TokenEstimator::weighs_alike).
+    fn estimate_once(&self, estimator: &dyn TokenEstimator, default_output: u32) -> TokenEstimate {
+        self.estimate(estimator, default_output)
+    }
 }
 
 impl LlmRequest for ChatRequest {
@@ -35,6 +42,16 @@ impl LlmRequest for ChatRequest {
 
     fn estimate(&self, estimator: &dyn TokenEstimator, default_output: u32) -> TokenEstimate {
         estimator.estimate(self, default_output)
+    }
+
+    fn estimate_once(&self, estimator: &dyn TokenEstimator, default_output: u32) -> TokenEstimate {
+        match &self.context.trail {
+            Some(recorder) if estimator.weighs_alike().is_some() => TokenEstimate {
+                prompt: recorder.prompt_tokens(self, estimator),
+                reserved_output: u64::from(self.max_output_tokens.unwrap_or(default_output)),
+            },
+            _ => estimator.estimate(self, default_output),
+        }
     }
 }
 

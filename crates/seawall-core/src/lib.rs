@@ -59,6 +59,7 @@ mod quota;
 pub mod rejection;
 mod request;
 mod response;
+mod shared_trail;
 mod stream;
 pub mod tokens;
 mod trail;
@@ -85,6 +86,7 @@ pub use request::{
     ResponseFormat, Role, ToolCall, ToolChoice, ToolDefinition,
 };
 pub use response::{AssistantMessage, ChatResponse, FinishReason, Usage};
+pub use shared_trail::SharedTrail;
 pub use stream::{EventStream, StreamAccumulator, StreamEvent};
 pub use tokens::{HeuristicEstimator, TokenEstimate, TokenEstimator};
 pub use trail::{

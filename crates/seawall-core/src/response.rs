@@ -6,8 +6,8 @@ use crate::price::Cost;
 use crate::provider::ProviderKind;
 use crate::quota::QuotaSnapshot;
 use crate::request::ToolCall;
+use crate::shared_trail::SharedTrail;
 use crate::stream::EventStream;
-use crate::trail::Trail;
 
 /// A chat response in the provider-neutral model.
 ///
@@ -37,8 +37,10 @@ pub struct ChatResponse {
     /// Boxed: a snapshot is large (four optional windows) and a response is moved through
     /// every layer of a stack, so it stays small while the snapshot stays put.
     pub quota: Option<Box<QuotaSnapshot>>,
-    /// What happened on the way: attempts, waits, breaker states, final target.
-    pub trail: Trail,
+    /// What happened on the way: attempts, waits, breaker states, final target. Read it as
+    /// a [`Trail`](crate::Trail); the router hands it over shared with the call's recorder,
+    /// not copied.
+    pub trail: SharedTrail,
     /// The events of a streamed response, to be consumed by the caller.
     pub stream: Option<EventStream>,
 }
@@ -60,7 +62,7 @@ impl ChatResponse {
             usage: None,
             cost: None,
             quota: None,
-            trail: Trail::default(),
+            trail: SharedTrail::default(),
             stream: None,
         }
     }
@@ -80,7 +82,7 @@ impl ChatResponse {
             usage: None,
             cost: None,
             quota: None,
-            trail: Trail::default(),
+            trail: SharedTrail::default(),
             stream: Some(stream),
         }
     }
@@ -267,7 +269,7 @@ mod tests {
         let size = std::mem::size_of::<ChatResponse>();
         // 392 bytes before cost accounting; the trail's charges and cost, the boxed
         // downgrade and the response's cost add 64, the boxed list of dropped pass-through
-        // fields 8.
+        // fields 8. The trail, shared with the call's recorder since, is a pointer.
         assert!(size <= 464, "ChatResponse is {size} bytes");
     }
 

@@ -24,6 +24,7 @@
 //! ```
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::request::{ChatRequest, ContentPart, Message, ToolDefinition};
 
@@ -61,6 +62,48 @@ pub trait TokenEstimator: Send + Sync + fmt::Debug {
             prompt: self.prompt_tokens(request),
             reserved_output: u64::from(request.max_output_tokens.unwrap_or(default_output)),
         }
+    }
+
+    /// Says how this estimator counts, when two estimators that say the same count every
+    /// prompt alike: the layers of one call that weigh with such estimators then count its
+    /// prompt once ([`LlmRequest::estimate_once`](crate::LlmRequest::estimate_once)).
+    /// `None`, the default, never shares a count. The first word names the estimator's
+    /// kind (0 to 15 are this crate's), the others its settings.
+    fn weighs_alike(&self) -> Option<[u64; 3]> {
+        None
+    }
+}
+
+/// The prompt tokens of one call's request, kept with what they were counted from: the
+/// request's model, messages and tools (held, so that a request whose fields were replaced
+/// never matches them by address) and how they were counted.
+#[derive(Debug)]
+pub(crate) struct PromptWeight {
+    alike: [u64; 3],
+    model: Arc<str>,
+    messages: Arc<[Message]>,
+    tools: Arc<[ToolDefinition]>,
+    tokens: u64,
+}
+
+impl PromptWeight {
+    pub(crate) fn new(request: &ChatRequest, alike: [u64; 3], tokens: u64) -> Self {
+        Self {
+            alike,
+            model: Arc::clone(&request.model),
+            messages: Arc::clone(&request.messages),
+            tools: Arc::clone(&request.tools),
+            tokens,
+        }
+    }
+
+    /// The tokens, if `request` is what they were counted from, counted alike.
+    pub(crate) fn of(&self, request: &ChatRequest, alike: [u64; 3]) -> Option<u64> {
+        let same = self.alike == alike
+            && Arc::ptr_eq(&self.messages, &request.messages)
+            && Arc::ptr_eq(&self.tools, &request.tools)
+            && (Arc::ptr_eq(&self.model, &request.model) || self.model == request.model);
+        same.then_some(self.tokens)
     }
 }
 
@@ -144,6 +187,10 @@ impl HeuristicEstimator {
 }
 
 impl TokenEstimator for HeuristicEstimator {
+    fn weighs_alike(&self) -> Option<[u64; 3]> {
+        Some([1, self.per_message, self.per_image])
+    }
+
     fn prompt_tokens(&self, request: &ChatRequest) -> u64 {
         let messages: u64 = request
             .messages

@@ -1,11 +1,14 @@
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use crate::classify::Cause;
 use crate::price::Cost;
 use crate::provider::TargetId;
+use crate::request::ChatRequest;
 use crate::response::Usage;
+use crate::shared_trail::SharedTrail;
+use crate::tokens::{PromptWeight, TokenEstimator};
 
 /// What happened during one call: every attempt, the waits, the breaker states seen, and
 /// which target and model finally answered.
@@ -208,6 +211,23 @@ impl RecoveryPath {
 }
 
 impl Trail {
+    /// An empty trail, as a constant.
+    pub(crate) const EMPTY: Self = Self {
+        attempts: Vec::new(),
+        limiter_wait: Duration::ZERO,
+        breaker_states: Vec::new(),
+        final_target: None,
+        final_model: None,
+        tokens_estimated: None,
+        tokens_used: None,
+        recoveries: Vec::new(),
+        cache: None,
+        charges: Vec::new(),
+        cost: None,
+        downgrade: None,
+        dropped_fields: None,
+    };
+
     /// Pass-through fields ([`ChatRequest::extra`](crate::ChatRequest::extra)) written for
     /// another wire format than a target's, and so left out of what was sent to it; each
     /// named once, in the order first left out.
@@ -376,8 +396,17 @@ impl BreakerState {
 /// [`RequestContext`](crate::RequestContext); every clone of the request shares it, so
 /// attempts made by inner layers land in the same trail. The lock is held only for an
 /// append, never across an `.await`.
+///
+/// Its allocation is the call's one piece of shared state, so it also keeps the prompt's
+/// weight once a layer has weighed it ([`LlmRequest::estimate_once`](crate::LlmRequest)).
 #[derive(Clone, Default)]
-pub struct TrailRecorder(Arc<Mutex<Trail>>);
+pub struct TrailRecorder(Arc<CallState>);
+
+#[derive(Default)]
+struct CallState {
+    trail: Mutex<SharedTrail>,
+    weight: OnceLock<PromptWeight>,
+}
 
 impl TrailRecorder {
     /// An empty recorder.
@@ -387,7 +416,7 @@ impl TrailRecorder {
 
     /// Runs `edit` on the trail.
     pub fn update<R>(&self, edit: impl FnOnce(&mut Trail) -> R) -> R {
-        let mut trail = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut trail = self.0.trail.lock().unwrap_or_else(PoisonError::into_inner);
         edit(&mut trail)
     }
 
@@ -398,7 +427,42 @@ impl TrailRecorder {
 
     /// A copy of the trail as it is now.
     pub fn snapshot(&self) -> Trail {
-        self.update(|trail| trail.clone())
+        self.read(Trail::clone)
+    }
+
+    /// The trail as it is now, shared rather than copied: what this recorder records
+    /// afterwards is not seen through it (the first write after copies the trail).
+    pub fn shared(&self) -> SharedTrail {
+        self.0
+            .trail
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Runs `read` on the trail, without the copy that a write may make.
+    pub fn read<R>(&self, read: impl FnOnce(&Trail) -> R) -> R {
+        let trail = self.0.trail.lock().unwrap_or_else(PoisonError::into_inner);
+        read(&trail)
+    }
+
+    /// The prompt tokens of `request` as `estimator` counts them: counted once per call
+    /// and kept, for every estimator that [weighs alike](TokenEstimator::weighs_alike)
+    /// and as long as the request's model, messages and tools are the ones counted.
+    pub fn prompt_tokens(&self, request: &ChatRequest, estimator: &dyn TokenEstimator) -> u64 {
+        let Some(alike) = estimator.weighs_alike() else {
+            return estimator.prompt_tokens(request);
+        };
+        if let Some(kept) = self.0.weight.get() {
+            return match kept.of(request, alike) {
+                Some(tokens) => tokens,
+                None => estimator.prompt_tokens(request),
+            };
+        }
+        let tokens = estimator.prompt_tokens(request);
+        // Another clone of the request may have set it meanwhile: either is kept.
+        let _ = self.0.weight.set(PromptWeight::new(request, alike, tokens));
+        tokens
     }
 
     /// Whether two recorders share one trail.
@@ -443,13 +507,16 @@ impl PartialEq for TrailRecorder {
 #[derive(Debug)]
 pub struct ErrorWithTrail {
     error: crate::BoxError,
-    trail: Trail,
+    trail: SharedTrail,
 }
 
 impl ErrorWithTrail {
     /// Wraps `error` with `trail`.
-    pub fn new(error: crate::BoxError, trail: Trail) -> Self {
-        Self { error, trail }
+    pub fn new(error: crate::BoxError, trail: impl Into<SharedTrail>) -> Self {
+        Self {
+            error,
+            trail: trail.into(),
+        }
     }
 
     /// The trail of the call.
@@ -464,7 +531,7 @@ impl ErrorWithTrail {
 
     /// The original error and the trail.
     pub fn into_parts(self) -> (crate::BoxError, Trail) {
-        (self.error, self.trail)
+        (self.error, self.trail.into_trail())
     }
 
     /// The outermost `ErrorWithTrail` in `error`'s `source()` chain, if any.

@@ -192,3 +192,50 @@ fn heuristic_text_tokens_round_up_and_count_each_non_ascii_character() {
     assert_eq!(HeuristicEstimator::text_tokens("日本"), 2);
     assert_eq!(HeuristicEstimator::text_tokens("ab日"), 2);
 }
+
+/// Counts its calls; weighs alike with every other instance.
+#[derive(Debug, Default)]
+struct Counting(std::sync::atomic::AtomicU64);
+
+impl TokenEstimator for Counting {
+    fn prompt_tokens(&self, request: &ChatRequest) -> u64 {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        HeuristicEstimator::default().prompt_tokens(request)
+    }
+
+    fn weighs_alike(&self) -> Option<[u64; 3]> {
+        Some([99, 0, 0])
+    }
+}
+
+#[test]
+fn a_call_with_a_trail_counts_its_prompt_once_for_estimators_that_weigh_alike() {
+    use seawall_core::LlmRequest as _;
+
+    let counting = Counting::default();
+    let mut request = ChatRequest::new("gpt-4o", [Message::user("Capital of France?")]);
+    request.context.trail();
+    let first = request.estimate_once(&counting, 100);
+    // A clone (a retry, a failover attempt) shares the call's recorder.
+    let clone = request.clone();
+    assert_eq!(clone.estimate_once(&counting, 10).prompt, first.prompt);
+    assert_eq!(clone.estimate_once(&counting, 10).reserved_output, 10);
+    assert_eq!(counting.0.load(std::sync::atomic::Ordering::Relaxed), 1);
+
+    // Other messages, or another way of counting, are counted afresh.
+    let mut changed = request.clone();
+    changed.messages = [Message::user("Capital of Italy?")].into_iter().collect();
+    changed.estimate_once(&counting, 10);
+    assert_eq!(counting.0.load(std::sync::atomic::Ordering::Relaxed), 2);
+    let heuristic = HeuristicEstimator::default();
+    assert_eq!(
+        request.estimate_once(&heuristic, 100),
+        heuristic.estimate(&request, 100)
+    );
+
+    // Without a trail there is nowhere to keep the count.
+    let alone = ChatRequest::new("gpt-4o", [Message::user("Capital of France?")]);
+    alone.estimate_once(&counting, 100);
+    alone.estimate_once(&counting, 100);
+    assert_eq!(counting.0.load(std::sync::atomic::Ordering::Relaxed), 4);
+}

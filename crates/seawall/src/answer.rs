@@ -6,8 +6,8 @@ use std::task::{Context, Poll, ready};
 
 use futures_core::Stream;
 use seawall_core::{
-    AssistantMessage, ChatResponse, EventStream, FinishReason, ProviderKind, StreamAccumulator,
-    StreamEvent, Trail, Usage,
+    AssistantMessage, ChatResponse, EventStream, FinishReason, ProviderKind, SharedTrail,
+    StreamAccumulator, StreamEvent, Usage,
 };
 
 /// An answer as it came: whole, or as the events of its stream (replayed as they were).
@@ -59,7 +59,7 @@ impl Answer {
 impl Answer {
     /// The answer as a response, streamed if `streamed`, carrying `trail`; `None` for an
     /// answer that cannot be replayed whole (one without its finish).
-    pub(crate) fn response(&self, streamed: bool, trail: Trail) -> Option<ChatResponse> {
+    pub(crate) fn response(&self, streamed: bool, trail: SharedTrail) -> Option<ChatResponse> {
         let mut response = match (self, streamed) {
             (
                 Answer::Whole {

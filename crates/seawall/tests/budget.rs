@@ -316,7 +316,7 @@ async fn a_call_that_does_not_fit_goes_to_the_cheaper_model_and_the_trail_says_s
         .oneshot(call("gpt-4o", 1_000, "ada"))
         .await
         .unwrap();
-    let downgrade = second.trail.downgrade.expect("downgraded");
+    let downgrade = second.trail.downgrade.as_deref().expect("downgraded");
     assert_eq!(
         (downgrade.from.as_str(), downgrade.to.as_str()),
         ("gpt-4o", "gpt-4o-mini")

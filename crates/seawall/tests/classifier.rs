@@ -101,7 +101,7 @@ async fn a_classifier_given_to_the_router_decides_in_every_target_layer() {
         BreakerState::Open,
         "the breaker counted each as a health failure"
     );
-    let attempts = response.trail.attempts;
+    let attempts = &response.trail.attempts;
     assert_eq!(attempts.len(), 2);
     assert!(
         matches!(&attempts[0].outcome, seawall_core::AttemptOutcome::Failed { cause, .. } if cause.as_str() == "queue_full"),

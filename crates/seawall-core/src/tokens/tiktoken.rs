@@ -127,6 +127,10 @@ fn tool_tokens(bpe: &CoreBPE, tool: &ToolDefinition, func_init: i64) -> i64 {
 }
 
 impl TokenEstimator for TiktokenEstimator {
+    fn weighs_alike(&self) -> Option<[u64; 3]> {
+        Some([2, self.fallback.per_message, self.fallback.per_image])
+    }
+
     fn prompt_tokens(&self, request: &ChatRequest) -> u64 {
         let Some(encoding) = OpenAiEncoding::for_model(&request.model) else {
             return self.fallback.prompt_tokens(request);

@@ -138,7 +138,7 @@ impl<St: BudgetStore> Budgets<St> {
                 .any(|line| matches!(shared.rules[line.budget].limit, Limit::Usd(_)));
         let weigh = !lines.is_empty() || !shared.caps.is_empty() || streaming;
         let reserved = weigh.then(|| {
-            let estimate = request.estimate(&*shared.estimator, output);
+            let estimate = request.estimate_once(&*shared.estimator, output);
             Usage::new(estimate.prompt, estimate.reserved_output)
         });
         if let (Some(cap), Some(reserved)) = (shared.caps.max_input_tokens, reserved)

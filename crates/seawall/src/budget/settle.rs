@@ -52,7 +52,7 @@ impl Settle for ChatResponse {
                     },
                     (false, None) => Spent::AsReserved,
                 };
-                let cost = hold.settle(spent, Some(&self.trail));
+                let cost = hold.settle(spent, Some(&*self.trail));
                 self.cost = cost;
                 self.trail.cost = cost;
                 self.stream = stream;

@@ -181,7 +181,7 @@ fn stale_answer(
         .map(|e| e.trail().clone())
         .unwrap_or_default();
     trail.cache = Some(CacheStatus::Stale);
-    match answer.0.response(streamed, trail) {
+    match answer.0.response(streamed, trail.into()) {
         Some(response) => {
             store.count_stale();
             Ok(response)

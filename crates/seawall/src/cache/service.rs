@@ -39,7 +39,7 @@ impl<S: std::fmt::Debug> std::fmt::Debug for Cache<S> {
 fn hit(shared: &Shared, answer: &StoredAnswer, request: &mut ChatRequest) -> Option<ChatResponse> {
     let recorder = request.context.trail().clone();
     recorder.update(|trail| trail.cache = Some(CacheStatus::Hit));
-    let response = answer.0.response(request.stream, recorder.snapshot())?;
+    let response = answer.0.response(request.stream, recorder.shared())?;
     shared.count_hit();
     Some(response)
 }

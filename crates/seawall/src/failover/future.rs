@@ -14,7 +14,7 @@ use futures_core::Stream;
 use seawall_core::{
     AllTargetsFailed, AttemptOutcome, AttemptRecord, BoxError, Charge, ChatRequest, ChatResponse,
     Classification, DeadlineExceeded, Disposition, ErrorKind, ErrorWithTrail, EventStream,
-    LlmError, RouteHint, StreamEvent, TokenEstimate, TrailRecorder, Usage,
+    LlmError, LlmRequest as _, RouteHint, StreamEvent, TokenEstimate, TrailRecorder, Usage,
 };
 use tokio::time::{Instant, Sleep, sleep_until};
 use tower_service::Service;
@@ -262,7 +262,7 @@ impl Walk {
                 return Err(DeadlineExceeded::new(deadline.budget()).into());
             }
             if self.hops as usize >= shared.max_hops || self.next as usize >= self.plan.len() {
-                let attempts = self.trail.snapshot().attempts;
+                let attempts = self.trail.read(|trail| trail.attempts.clone());
                 return Err(AllTargetsFailed::new(attempts).into());
             }
             let index = self.plan[self.next as usize];
@@ -319,7 +319,7 @@ impl Walk {
                     model,
                     started: now,
                     ready_by: self.ready_by(now),
-                    limiter_wait_before: self.trail.update(|trail| trail.limiter_wait),
+                    limiter_wait_before: self.trail.read(|trail| trail.limiter_wait),
                     hedge: false,
                 },
                 target.service.clone(),
@@ -461,9 +461,12 @@ impl Walk {
             message: error.to_string(),
         };
         let latency = self.record(attempt, outcome, None);
-        shared
-            .latency
-            .observe(attempt.index, latency + shared.failure_penalty);
+        shared.latency.observe_at(
+            attempt.index,
+            latency + shared.failure_penalty,
+            // When the attempt was recorded: `record` read the clock.
+            attempt.started + latency,
+        );
         verdict
     }
 
@@ -495,9 +498,11 @@ impl Walk {
     pub(crate) fn record_success(&self, attempt: &Attempt, model: &str, ttft: Option<Duration>) {
         let shared = &self.router.shared;
         let latency = self.record(attempt, AttemptOutcome::Succeeded, ttft);
-        shared
-            .latency
-            .observe(attempt.index, ttft.unwrap_or(latency));
+        shared.latency.observe_at(
+            attempt.index,
+            ttft.unwrap_or(latency),
+            attempt.started + latency,
+        );
         if let Some(hedging) = &shared.hedging {
             hedging.first_tokens[attempt.index].observe(ttft.unwrap_or(latency));
         }
@@ -545,7 +550,7 @@ impl Walk {
                 trail.charges.push(charge);
             });
         }
-        response.trail = self.trail.snapshot();
+        response.trail = self.trail.shared();
         response
     }
 
@@ -599,7 +604,7 @@ impl Walk {
             self.span
                 .record("error.type", self.classify(&*error).cause.as_str());
         }
-        Box::new(ErrorWithTrail::new(error, self.trail.snapshot()))
+        Box::new(ErrorWithTrail::new(error, self.trail.shared()))
     }
 }
 
@@ -608,9 +613,7 @@ impl ResponseFuture {
         let trail = request.context.trail().clone();
         let shared = &router.shared;
         crate::classifier::install(shared.classifier.as_ref(), &mut request.context);
-        let estimate = shared
-            .estimator
-            .estimate(&request, shared.default_output_tokens);
+        let estimate = request.estimate_once(&*shared.estimator, shared.default_output_tokens);
         trail.update(|trail| {
             trail.tokens_estimated.get_or_insert(estimate.total());
         });

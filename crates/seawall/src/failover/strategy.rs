@@ -81,7 +81,13 @@ impl Latencies {
 
     /// Records a sample of target `index`'s latency, now.
     pub(crate) fn observe(&self, index: usize, sample: Duration) {
-        let now_ms = self.millis(Instant::now());
+        self.observe_at(index, sample, Instant::now());
+    }
+
+    /// Records a sample of target `index`'s latency taken at `now` (a reading the caller
+    /// has already made).
+    pub(crate) fn observe_at(&self, index: usize, sample: Duration, now: Instant) {
+        let now_ms = self.millis(now);
         let sample = sample.as_secs_f64() * 1e9;
         self.cells[index].update(now_ms, |previous| match previous {
             Some((value, at)) if sample <= value => {

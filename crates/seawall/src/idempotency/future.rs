@@ -7,8 +7,8 @@ use std::task::{Context, Poll, ready};
 use futures_core::Stream;
 use pin_project_lite::pin_project;
 use seawall_core::{
-    BoxError, CacheStatus, ChatResponse, EventStream, ProviderKind, StreamAccumulator, StreamEvent,
-    Trail,
+    BoxError, CacheStatus, ChatResponse, EventStream, ProviderKind, SharedTrail, StreamAccumulator,
+    StreamEvent, Trail,
 };
 
 use super::error::FirstCallFailed;
@@ -147,7 +147,7 @@ impl<F> ResponseFuture<F> {
     pub(crate) fn replay(answer: &StoredAnswer, streamed: bool) -> Self {
         let outcome = answer
             .0
-            .response(streamed, replayed())
+            .response(streamed, replayed().into())
             .ok_or_else(|| "the stored answer cannot be replayed".into());
         Self {
             state: State::Ready {
@@ -235,7 +235,7 @@ where
                             response.id = id;
                         }
                         response.usage = usage;
-                        response.trail = replayed();
+                        response.trail = replayed().into();
                         return Poll::Ready(Ok(response));
                     }
                     match flight.look(cx) {
@@ -245,7 +245,7 @@ where
                             return Poll::Ready(
                                 answer
                                     .0
-                                    .response(*streamed, Trail::default())
+                                    .response(*streamed, SharedTrail::default())
                                     .ok_or_else(|| {
                                         "the first call's answer cannot be replayed".into()
                                     }),
@@ -262,7 +262,7 @@ where
                                     model.as_str(),
                                     EventStream::new(stream),
                                 );
-                                response.trail = replayed();
+                                response.trail = replayed().into();
                                 return Poll::Ready(Ok(response));
                             }
                             *follow = Some((stream, StreamAccumulator::new(), provider, model));

@@ -28,12 +28,12 @@ impl Pending {
         outcome: CallOutcome,
         time_to_first_token: Option<std::time::Duration>,
     ) {
-        let snapshot;
+        let shared;
         let trail = match trail {
             Some(trail) => trail,
             None => {
-                snapshot = self.trail.snapshot();
-                &snapshot
+                shared = self.trail.shared();
+                &*shared
             }
         };
         self.metrics.record(

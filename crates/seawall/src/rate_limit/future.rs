@@ -93,7 +93,9 @@ where
                         // Matched `Admitting` just above: not reached.
                         return Poll::Ready(Err(POLLED_AFTER_COMPLETION.into()));
                     };
-                    if let Some(trail) = request.context().and_then(|c| c.trail.as_ref()) {
+                    if !reservation.waited().is_zero()
+                        && let Some(trail) = request.context().and_then(|c| c.trail.as_ref())
+                    {
                         trail.update(|trail| trail.limiter_wait += reservation.waited());
                     }
                     *this.reservation = Some(reservation);

@@ -169,10 +169,11 @@ impl RateLimiter {
         &self.shared.config
     }
 
-    /// What `request` weighs: one request, its estimated prompt and its reserved output.
+    /// What `request` weighs: one request, its estimated prompt and its reserved output
+    /// (the prompt counted once per call: see [`LlmRequest::estimate_once`]).
     pub fn weigh<R: LlmRequest + ?Sized>(&self, request: &R) -> TokenEstimate {
         let config = &self.shared.config;
-        request.estimate(&*config.estimator, config.default_output_tokens)
+        request.estimate_once(&*config.estimator, config.default_output_tokens)
     }
 
     /// Admits `estimate` now if it fits and nobody is waiting; never waits, not even for a

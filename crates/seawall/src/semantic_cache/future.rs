@@ -163,7 +163,7 @@ where
                         let recorder = request.context.trail().clone();
                         recorder.update(|trail| trail.cache = Some(CacheStatus::Hit));
                         if let Some(response) =
-                            found.answer.response(request.stream, recorder.snapshot())
+                            found.answer.response(request.stream, recorder.shared())
                         {
                             index.count_hit();
                             tracing::debug!(similarity = found.similarity, "semantic cache hit");

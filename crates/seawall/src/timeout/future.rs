@@ -29,8 +29,9 @@ pin_project! {
         Running {
             #[pin]
             inner: F,
-            #[pin]
-            timer: Sleep,
+            // Armed when the inner future first waits: a call answered at once never
+            // builds one, and the futures above stay smaller by a `Sleep`.
+            timer: Option<Pin<Box<Sleep>>>,
             at: Instant,
             budget: Duration,
             cover_streams: bool,
@@ -51,7 +52,7 @@ impl<F> DeadlineFuture<F> {
         Self {
             state: DeadlineState::Running {
                 inner,
-                timer: sleep_until(at),
+                timer: None,
                 at,
                 budget,
                 cover_streams,
@@ -101,18 +102,25 @@ where
                     }
                     return Poll::Ready(Ok(response));
                 }
-                ready!(timer.poll(cx));
+                ready!(arm(timer, *at).poll(cx));
                 Poll::Ready(Err(exceeded(*budget, trail)))
             }
         }
     }
 }
 
+/// The timer of a future that waits, built the first time it does.
+fn arm(timer: &mut Option<Pin<Box<Sleep>>>, at: Instant) -> Pin<&mut Sleep> {
+    timer
+        .get_or_insert_with(|| Box::pin(sleep_until(at)))
+        .as_mut()
+}
+
 /// The deadline error, carrying what the call's layers recorded before it passed.
 fn exceeded(budget: Duration, trail: &TrailRecorder) -> BoxError {
     Box::new(ErrorWithTrail::new(
         Box::new(DeadlineExceeded::new(budget)),
-        trail.snapshot(),
+        trail.shared(),
     ))
 }
 
@@ -132,8 +140,8 @@ pin_project! {
         Bounded {
             #[pin]
             inner: F,
-            #[pin]
-            timer: Sleep,
+            // Armed when the inner future first waits, as the deadline's.
+            timer: Option<Pin<Box<Sleep>>>,
             after: Duration,
         },
         Unbounded {
@@ -153,7 +161,7 @@ impl<F> AttemptTimeoutFuture<F> {
         let state = match attempt {
             Some(after) => AttemptState::Bounded {
                 inner,
-                timer: sleep_until(started + after),
+                timer: None,
                 after,
             },
             None => AttemptState::Unbounded { inner },
@@ -193,7 +201,7 @@ where
             } => match inner.poll(cx) {
                 Poll::Ready(result) => result,
                 Poll::Pending => {
-                    ready!(timer.poll(cx));
+                    ready!(arm(timer, *this.started + *after).poll(cx));
                     let timed_out = TimedOut::new(TimeoutKind::Attempt, *after);
                     return Poll::Ready(Err(timed_out.into()));
                 }
