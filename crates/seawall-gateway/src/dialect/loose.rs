@@ -224,6 +224,34 @@ pub(crate) trait FromMap<'de>: Sized {
     fn from_map<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error>;
 }
 
+/// Implements [`FromMap`] for a `Default` struct whose fields are `Option`s named by their
+/// JSON keys: `read_fields!(Tool { "type" => kind, "name" => name } else skip)` reads
+/// through every other entry (with the recursion limit); `else keep in rest` keeps them in
+/// the struct's `rest` map, for pass-through.
+macro_rules! read_fields {
+    (@other skip, $map:ident, $read:ident, $name:ident) => {{
+        $map.next_value::<$crate::dialect::loose::Skip>()?;
+    }};
+    (@other keep in $rest:ident, $map:ident, $read:ident, $name:ident) => {{
+        $read.$rest.insert($name.into_owned(), $map.next_value()?);
+    }};
+    ($ty:ty { $($json:literal => $field:ident),* $(,)? } else $($other:tt)+) => {
+        impl<'de> $crate::dialect::loose::FromMap<'de> for $ty {
+            fn from_map<A: serde::de::MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
+                let mut read = Self::default();
+                while let Some($crate::dialect::loose::Name(name)) = map.next_key()? {
+                    match &*name {
+                        $($json => read.$field = Some(map.next_value()?),)*
+                        _ => read_fields!(@other $($other)+, map, read, name),
+                    }
+                }
+                Ok(read)
+            }
+        }
+    };
+}
+pub(crate) use read_fields;
+
 /// An object read as `T`, or the kind that came instead.
 #[derive(Debug)]
 pub(crate) enum Obj<T> {

@@ -3,10 +3,9 @@
 //! have. Unmodelled top-level fields are kept whole, to pass through; unknown fields of input
 //! items, content parts and tools are read (as JSON) and dropped.
 
-use serde::de::MapAccess;
 use serde_json::{Map, Value};
 
-use crate::dialect::loose::{FromMap, Items, Name, Obj, Scalar, Skip, TextOr};
+use crate::dialect::loose::{Items, Obj, Scalar, TextOr, read_fields};
 
 /// Message content or a function call's output.
 pub(super) type Content = TextOr<Obj<Part>>;
@@ -32,31 +31,20 @@ pub(super) struct Body {
     pub(super) rest: Map<String, Value>,
 }
 
-impl<'de> FromMap<'de> for Body {
-    fn from_map<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
-        let mut body = Self::default();
-        while let Some(Name(name)) = map.next_key()? {
-            match &*name {
-                "model" => body.model = Some(map.next_value()?),
-                "input" => body.input = Some(map.next_value()?),
-                "instructions" => body.instructions = Some(map.next_value()?),
-                "tools" => body.tools = Some(map.next_value()?),
-                "tool_choice" => body.tool_choice = Some(map.next_value()?),
-                "max_output_tokens" => body.max_output_tokens = Some(map.next_value()?),
-                "temperature" => body.temperature = Some(map.next_value()?),
-                "top_p" => body.top_p = Some(map.next_value()?),
-                "stream" => body.stream = Some(map.next_value()?),
-                "stream_options" => body.stream_options = Some(map.next_value()?),
-                "text" => body.text = Some(map.next_value()?),
-                "user" => body.user = Some(map.next_value()?),
-                _ => {
-                    body.rest.insert(name.into_owned(), map.next_value()?);
-                }
-            }
-        }
-        Ok(body)
-    }
-}
+read_fields!(Body {
+    "model" => model,
+    "input" => input,
+    "instructions" => instructions,
+    "tools" => tools,
+    "tool_choice" => tool_choice,
+    "max_output_tokens" => max_output_tokens,
+    "temperature" => temperature,
+    "top_p" => top_p,
+    "stream" => stream,
+    "stream_options" => stream_options,
+    "text" => text,
+    "user" => user,
+} else keep in rest);
 
 /// An input item of any type (a message, a function call or its output, reasoning): the
 /// fields of every type the decoder reads, whatever their order.
@@ -73,26 +61,15 @@ pub(super) struct Item {
     pub(super) output: Option<Content>,
 }
 
-impl<'de> FromMap<'de> for Item {
-    fn from_map<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
-        let mut item = Self::default();
-        while let Some(Name(name)) = map.next_key()? {
-            match &*name {
-                "type" => item.kind = Some(map.next_value()?),
-                "role" => item.role = Some(map.next_value()?),
-                "content" => item.content = Some(map.next_value()?),
-                "call_id" => item.call_id = Some(map.next_value()?),
-                "name" => item.name = Some(map.next_value()?),
-                "arguments" => item.arguments = Some(map.next_value()?),
-                "output" => item.output = Some(map.next_value()?),
-                _ => {
-                    map.next_value::<Skip>()?;
-                }
-            }
-        }
-        Ok(item)
-    }
-}
+read_fields!(Item {
+    "type" => kind,
+    "role" => role,
+    "content" => content,
+    "call_id" => call_id,
+    "name" => name,
+    "arguments" => arguments,
+    "output" => output,
+} else skip);
 
 /// A content part of any type (`input_text`, `input_image`, `refusal`, ...).
 #[derive(Default)]
@@ -105,25 +82,14 @@ pub(super) struct Part {
     pub(super) file_id: Option<Scalar>,
 }
 
-impl<'de> FromMap<'de> for Part {
-    fn from_map<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
-        let mut part = Self::default();
-        while let Some(Name(name)) = map.next_key()? {
-            match &*name {
-                "type" => part.kind = Some(map.next_value()?),
-                "text" => part.text = Some(map.next_value()?),
-                "refusal" => part.refusal = Some(map.next_value()?),
-                "image_url" => part.image_url = Some(map.next_value()?),
-                "detail" => part.detail = Some(map.next_value()?),
-                "file_id" => part.file_id = Some(map.next_value()?),
-                _ => {
-                    map.next_value::<Skip>()?;
-                }
-            }
-        }
-        Ok(part)
-    }
-}
+read_fields!(Part {
+    "type" => kind,
+    "text" => text,
+    "refusal" => refusal,
+    "image_url" => image_url,
+    "detail" => detail,
+    "file_id" => file_id,
+} else skip);
 
 /// One tool of `tools`.
 #[derive(Default)]
@@ -135,21 +101,10 @@ pub(super) struct Tool {
     pub(super) strict: Option<Scalar>,
 }
 
-impl<'de> FromMap<'de> for Tool {
-    fn from_map<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
-        let mut tool = Self::default();
-        while let Some(Name(name)) = map.next_key()? {
-            match &*name {
-                "type" => tool.kind = Some(map.next_value()?),
-                "name" => tool.name = Some(map.next_value()?),
-                "description" => tool.description = Some(map.next_value()?),
-                "parameters" => tool.parameters = Some(map.next_value()?),
-                "strict" => tool.strict = Some(map.next_value()?),
-                _ => {
-                    map.next_value::<Skip>()?;
-                }
-            }
-        }
-        Ok(tool)
-    }
-}
+read_fields!(Tool {
+    "type" => kind,
+    "name" => name,
+    "description" => description,
+    "parameters" => parameters,
+    "strict" => strict,
+} else skip);

@@ -3,10 +3,9 @@
 //! have. Unmodelled top-level fields are kept whole, to pass through; unknown fields of
 //! messages, blocks and tools are read (as JSON) and dropped.
 
-use serde::de::MapAccess;
 use serde_json::{Map, Value};
 
-use crate::dialect::loose::{FromMap, Items, Name, Obj, Scalar, Skip, TextOr};
+use crate::dialect::loose::{Items, Obj, Scalar, TextOr, read_fields};
 
 /// The top level.
 #[derive(Default)]
@@ -26,30 +25,19 @@ pub(super) struct Body {
     pub(super) rest: Map<String, Value>,
 }
 
-impl<'de> FromMap<'de> for Body {
-    fn from_map<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
-        let mut body = Self::default();
-        while let Some(Name(name)) = map.next_key()? {
-            match &*name {
-                "model" => body.model = Some(map.next_value()?),
-                "max_tokens" => body.max_tokens = Some(map.next_value()?),
-                "messages" => body.messages = Some(map.next_value()?),
-                "system" => body.system = Some(map.next_value()?),
-                "tools" => body.tools = Some(map.next_value()?),
-                "tool_choice" => body.tool_choice = Some(map.next_value()?),
-                "temperature" => body.temperature = Some(map.next_value()?),
-                "top_p" => body.top_p = Some(map.next_value()?),
-                "stop_sequences" => body.stop_sequences = Some(map.next_value()?),
-                "stream" => body.stream = Some(map.next_value()?),
-                "metadata" => body.metadata = Some(map.next_value()?),
-                _ => {
-                    body.rest.insert(name.into_owned(), map.next_value()?);
-                }
-            }
-        }
-        Ok(body)
-    }
-}
+read_fields!(Body {
+    "model" => model,
+    "max_tokens" => max_tokens,
+    "messages" => messages,
+    "system" => system,
+    "tools" => tools,
+    "tool_choice" => tool_choice,
+    "temperature" => temperature,
+    "top_p" => top_p,
+    "stop_sequences" => stop_sequences,
+    "stream" => stream,
+    "metadata" => metadata,
+} else keep in rest);
 
 /// One message of `messages`.
 #[derive(Default)]
@@ -58,21 +46,10 @@ pub(super) struct InMessage {
     pub(super) content: Option<TextOr<Obj<Block>>>,
 }
 
-impl<'de> FromMap<'de> for InMessage {
-    fn from_map<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
-        let mut message = Self::default();
-        while let Some(Name(name)) = map.next_key()? {
-            match &*name {
-                "role" => message.role = Some(map.next_value()?),
-                "content" => message.content = Some(map.next_value()?),
-                _ => {
-                    map.next_value::<Skip>()?;
-                }
-            }
-        }
-        Ok(message)
-    }
-}
+read_fields!(InMessage {
+    "role" => role,
+    "content" => content,
+} else skip);
 
 /// A content block of any type: the fields of every type the decoder reads, so that one
 /// pass reads a block whatever the order of its fields (and whichever `type` comes last
@@ -94,29 +71,18 @@ pub(super) struct Block {
     pub(super) content: Option<TextOr<Obj<Block>>>,
 }
 
-impl<'de> FromMap<'de> for Block {
-    fn from_map<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
-        let mut block = Self::default();
-        while let Some(Name(name)) = map.next_key()? {
-            match &*name {
-                "type" => block.kind = Some(map.next_value()?),
-                "text" => block.text = Some(map.next_value()?),
-                "cache_control" => block.cache_control = Some(map.next_value()?),
-                "source" => block.source = Some(map.next_value()?),
-                "id" => block.id = Some(map.next_value()?),
-                "name" => block.name = Some(map.next_value()?),
-                "input" => block.input = Some(map.next_value()?),
-                "tool_use_id" => block.tool_use_id = Some(map.next_value()?),
-                "is_error" => block.is_error = Some(map.next_value()?),
-                "content" => block.content = Some(map.next_value()?),
-                _ => {
-                    map.next_value::<Skip>()?;
-                }
-            }
-        }
-        Ok(block)
-    }
-}
+read_fields!(Block {
+    "type" => kind,
+    "text" => text,
+    "cache_control" => cache_control,
+    "source" => source,
+    "id" => id,
+    "name" => name,
+    "input" => input,
+    "tool_use_id" => tool_use_id,
+    "is_error" => is_error,
+    "content" => content,
+} else skip);
 
 /// One tool of `tools`.
 #[derive(Default)]
@@ -128,21 +94,10 @@ pub(super) struct Tool {
     pub(super) cache_control: Option<Value>,
 }
 
-impl<'de> FromMap<'de> for Tool {
-    fn from_map<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
-        let mut tool = Self::default();
-        while let Some(Name(name)) = map.next_key()? {
-            match &*name {
-                "type" => tool.kind = Some(map.next_value()?),
-                "name" => tool.name = Some(map.next_value()?),
-                "description" => tool.description = Some(map.next_value()?),
-                "input_schema" => tool.input_schema = Some(map.next_value()?),
-                "cache_control" => tool.cache_control = Some(map.next_value()?),
-                _ => {
-                    map.next_value::<Skip>()?;
-                }
-            }
-        }
-        Ok(tool)
-    }
-}
+read_fields!(Tool {
+    "type" => kind,
+    "name" => name,
+    "description" => description,
+    "input_schema" => input_schema,
+    "cache_control" => cache_control,
+} else skip);
