@@ -57,6 +57,7 @@ mod budget;
 mod cache;
 mod client;
 mod idempotency;
+mod lease;
 mod limiter;
 mod writes;
 

@@ -11,57 +11,18 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use seawall::budget::Line;
 
-/// At most this many calls' amounts are leased beyond the call that asks.
-const MAX_CALLS: u64 = 64;
-/// A lease takes at most this fraction of a limit (1/32).
-const SHARE: u64 = 32;
-/// Fewer calls than this are not worth a lease: the call is reserved alone.
-const MIN_CALLS: u64 = 2;
-/// How long a lease's unused amount is held before it goes back to the server.
-pub(super) const LIFETIME: Duration = Duration::from_millis(200);
-/// A lease out of force: nothing can be taken from it or put back into it.
-const CLOSED: u64 = u64::MAX;
+pub(super) use crate::lease::LIFETIME;
+use crate::lease::{Credit, MAX_CALLS, MIN_CALLS, SHARE};
 
 /// An amount this replica may reserve without asking.
 #[derive(Debug)]
 pub(super) struct Lease {
     /// Tells a lease from the one that replaced it under the same key.
     id: u64,
-    credit: AtomicU64,
-}
-
-impl Lease {
-    fn take(&self, amount: u64) -> bool {
-        self.credit
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |credit| {
-                if credit == CLOSED {
-                    None
-                } else {
-                    credit.checked_sub(amount)
-                }
-            })
-            .is_ok()
-    }
-
-    fn put(&self, amount: u64) -> bool {
-        self.credit
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |credit| {
-                (credit != CLOSED).then(|| credit.saturating_add(amount).min(CLOSED - 1))
-            })
-            .is_ok()
-    }
-
-    /// Puts the lease out of force; returns what it held.
-    fn close(&self) -> u64 {
-        match self.credit.swap(CLOSED, Ordering::AcqRel) {
-            CLOSED => 0,
-            credit => credit,
-        }
-    }
+    credit: Credit,
 }
 
 /// A lease's key: budget, value and window.
@@ -102,7 +63,7 @@ impl Leases {
         for (index, line) in lines.iter().enumerate() {
             if map
                 .get(&key_of(line))
-                .is_some_and(|lease| lease.take(line.amount))
+                .is_some_and(|lease| lease.credit.take(line.amount))
             {
                 continue;
             }
@@ -110,7 +71,7 @@ impl Leases {
             for line in &lines[..index] {
                 let put = map
                     .get(&key_of(line))
-                    .is_some_and(|lease| lease.put(line.amount));
+                    .is_some_and(|lease| lease.credit.put(line.amount));
                 if !put && line.amount > 0 {
                     orphans.push((line.clone(), line.amount));
                 }
@@ -129,7 +90,7 @@ impl Leases {
         self.map
             .pin()
             .get(&key_of(line))
-            .is_some_and(|lease| lease.put(amount))
+            .is_some_and(|lease| lease.credit.put(amount))
     }
 
     /// Takes `amount` used beyond a reservation from `line`'s lease; false when it cannot.
@@ -137,33 +98,24 @@ impl Leases {
         self.map
             .pin()
             .get(&key_of(line))
-            .is_some_and(|lease| lease.take(amount))
+            .is_some_and(|lease| lease.credit.take(amount))
     }
 
     /// What the lease of `budget`, `value` and `window` holds.
     pub(super) fn credit(&self, budget: usize, value: &str, window: u64) -> u64 {
-        match self.map.pin().get(&KeyRef(budget, value, window)) {
-            Some(lease) => match lease.credit.load(Ordering::Acquire) {
-                CLOSED => 0,
-                credit => credit,
-            },
-            None => 0,
-        }
+        self.map
+            .pin()
+            .get(&KeyRef(budget, value, window))
+            .map_or(0, |lease| lease.credit.get())
     }
 
     /// Empties `line`'s lease, for the server to take its amount back in the script that
     /// asks for the next one.
     pub(super) fn surrender(&self, line: &Line) -> u64 {
-        let map = self.map.pin();
-        let Some(lease) = map.get(&key_of(line)) else {
-            return 0;
-        };
-        lease
-            .credit
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |credit| {
-                (credit != CLOSED && credit > 0).then_some(0)
-            })
-            .unwrap_or(0)
+        self.map
+            .pin()
+            .get(&key_of(line))
+            .map_or(0, |lease| lease.credit.empty())
     }
 
     /// Puts a lease of `credit` in force for `line`; returns its id and what the lease it
@@ -172,12 +124,12 @@ impl Leases {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let lease = Lease {
             id,
-            credit: AtomicU64::new(credit),
+            credit: Credit::new(credit),
         };
         let map = self.map.pin();
         let replaced = map
             .insert((line.budget, Arc::clone(&line.value), line.window), lease)
-            .map_or(0, Lease::close);
+            .map_or(0, |replaced| replaced.credit.close());
         (id, replaced)
     }
 
@@ -188,7 +140,7 @@ impl Leases {
         keys.into_iter()
             .filter_map(|key| {
                 let held = match map.remove(&key) {
-                    Some(lease) => lease.close(),
+                    Some(lease) => lease.credit.close(),
                     None => 0,
                 };
                 (held > 0).then_some((key, held))
@@ -203,7 +155,7 @@ impl Leases {
             .pin()
             .remove_if(&key_of(line), |_, lease| lease.id == id)
         {
-            Ok(Some((_, lease))) => lease.close(),
+            Ok(Some((_, lease))) => lease.credit.close(),
             _ => 0,
         }
     }

@@ -9,58 +9,27 @@
 //! lease replaces it). Limits too small to spare that much are reserved a call at a time.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::ArcSwapOption;
 
 use seawall::rate_limit::{LimiterState, Weight};
 
 use super::Core;
-
-/// At most this many calls' units are leased beyond the call that asks.
-const MAX_CALLS: u64 = 64;
-/// A lease takes at most this fraction of a configured limit (1/32), so that replicas
-/// holding leases leave most of a limit to be shared call by call.
-const SHARE: u64 = 32;
-/// Fewer calls than this are not worth a lease: the call is reserved alone.
-const MIN_CALLS: u64 = 2;
-/// How long a lease's unused units are held before they go back to the server.
-pub(super) const LIFETIME: Duration = Duration::from_millis(200);
-
-/// A lease out of force, in a dimension: nothing can be taken from it or put back.
-const CLOSED: u64 = u64::MAX;
+use crate::lease::{Credit, LIFETIME, MAX_CALLS, MIN_CALLS, SHARE};
 
 /// Units this replica may admit without asking, per dimension.
 #[derive(Debug)]
 pub(super) struct Lease {
-    credit: [AtomicU64; 4],
+    credit: [Credit; 4],
     /// What it was granted: below half of it, the next lease is asked for.
     granted: [u64; 4],
-}
-
-fn take_one(slot: &AtomicU64, units: u64) -> bool {
-    slot.fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
-        if left == CLOSED {
-            None
-        } else {
-            left.checked_sub(units)
-        }
-    })
-    .is_ok()
-}
-
-fn put_one(slot: &AtomicU64, units: u64) -> bool {
-    slot.fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
-        (left != CLOSED).then(|| left.saturating_add(units).min(CLOSED - 1))
-    })
-    .is_ok()
 }
 
 impl Lease {
     fn new(credit: [u64; 4]) -> Self {
         Self {
-            credit: credit.map(|units| AtomicU64::new(units.min(CLOSED - 1))),
+            credit: credit.map(Credit::new),
             granted: credit,
         }
     }
@@ -78,12 +47,12 @@ impl Lease {
     /// caller gives them back to the server.
     fn take(&self, units: [u64; 4]) -> Result<bool, [u64; 4]> {
         for (i, &need) in units.iter().enumerate() {
-            if need == 0 || take_one(&self.credit[i], need) {
+            if need == 0 || self.credit[i].take(need) {
                 continue;
             }
             let mut orphans = [0; 4];
             for (j, &given) in units.iter().enumerate().take(i) {
-                if given > 0 && !put_one(&self.credit[j], given) {
+                if given > 0 && !self.credit[j].put(given) {
                     orphans[j] = given;
                 }
             }
@@ -98,21 +67,11 @@ impl Lease {
 
     /// Puts the lease out of force; returns what it held.
     fn close(&self) -> [u64; 4] {
-        self.credit
-            .each_ref()
-            .map(|slot| match slot.swap(CLOSED, Ordering::AcqRel) {
-                CLOSED => 0,
-                left => left,
-            })
+        self.credit.each_ref().map(Credit::close)
     }
 
     fn credit(&self) -> [u64; 4] {
-        self.credit
-            .each_ref()
-            .map(|slot| match slot.load(Ordering::Acquire) {
-                CLOSED => 0,
-                left => left,
-            })
+        self.credit.each_ref().map(Credit::get)
     }
 }
 
@@ -364,8 +323,8 @@ mod tests {
         // A reservation that took requests before the lease closed, and found its tokens
         // closed, cannot put the requests back: they go back to the server.
         let lease = Lease::new([5, 50, 0, 0]);
-        assert!(take_one(&lease.credit[0], 1));
+        assert!(lease.credit[0].take(1));
         assert_eq!(lease.close(), [4, 50, 0, 0]);
-        assert!(!put_one(&lease.credit[0], 1));
+        assert!(!lease.credit[0].put(1));
     }
 }
