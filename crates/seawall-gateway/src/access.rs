@@ -12,6 +12,7 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{Layer, Registry};
 
+pub use crate::log_writer::{LineWriter, LogGuard, line_writer};
 use crate::telemetry::Telemetry;
 
 /// The target of the access lines, for `RUST_LOG` (`seawall_gateway::access=off` turns
@@ -142,21 +143,19 @@ where
 }
 
 /// Installs [`subscriber`] on stdout with `RUST_LOG` (default `info`), for the binary.
-/// Lines go through a bounded queue to a writer thread, so a stdout nobody reads drops
-/// lines rather than blocking calls; keep the guard until exit (it flushes the queue).
-pub fn init_from_env() -> tracing_appender::non_blocking::WorkerGuard {
+/// Lines go through a bounded queue to a writer thread ([`line_writer`]), so a stdout nobody
+/// reads drops lines rather than blocking calls; keep the guard until exit (it writes what
+/// is queued).
+pub fn init_from_env() -> LogGuard {
     init_from_env_with(None)
 }
 
 /// As [`init_from_env`], with `telemetry`'s exporting layer when there is one
 /// ([`subscriber_with`]).
-pub fn init_from_env_with(
-    telemetry: Option<&Telemetry>,
-) -> tracing_appender::non_blocking::WorkerGuard {
+pub fn init_from_env_with(telemetry: Option<&Telemetry>) -> LogGuard {
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned());
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(true)
-        .finish(std::io::stdout());
+    let (writer, guard) = line_writer(std::io::stdout(), "seawall-log")
+        .expect("the log's writer thread could not be started");
     if tracing::subscriber::set_global_default(subscriber_with(&filter, writer, telemetry)).is_err()
     {
         let _ = writeln!(
