@@ -2,11 +2,12 @@
 //! and the subscriber that writes every event as a JSON line, filtered with the usual
 //! `RUST_LOG` syntax.
 
+use std::borrow::Cow;
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use seawall_core::{Cost, Trail};
+use seawall_core::{Cost, TargetId, Trail};
 use tracing_subscriber::filter::{EnvFilter, FilterExt, filter_fn};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
@@ -26,10 +27,12 @@ pub(crate) struct Access {
     /// The request's `x-request-id`: the client's, or the one the gateway made.
     pub(crate) request_id: Option<http::HeaderValue>,
     pub(crate) key: Option<Arc<str>>,
-    pub(crate) requested: Option<String>,
+    /// The model asked for, at most its first 128 bytes.
+    pub(crate) requested: Option<Arc<str>>,
     pub(crate) answered: Option<String>,
     pub(crate) stream: bool,
-    targets: Vec<String>,
+    /// Each target tried once, in order (shared names: nothing copied per call).
+    targets: Vec<TargetId>,
     attempts: usize,
     input_tokens: Option<u64>,
     output_tokens: Option<u64>,
@@ -48,9 +51,8 @@ impl Access {
     pub(crate) fn follow(&mut self, trail: &Trail) {
         self.targets.clear();
         for attempt in &trail.attempts {
-            let target = attempt.target.as_str();
-            if !self.targets.iter().any(|t| t == target) {
-                self.targets.push(target.to_owned());
+            if !self.targets.contains(&attempt.target) {
+                self.targets.push(attempt.target.clone());
             }
         }
         self.attempts = trail.attempts.len();
@@ -74,6 +76,18 @@ impl Access {
     pub(crate) fn log(&self, path: &str, status: u16, latency: Duration) {
         // To the microsecond.
         let millis = |d: Duration| d.as_micros() as f64 / 1e3;
+        // Joined only when there are several: most calls try one target.
+        let targets = match self.targets.as_slice() {
+            [] => Cow::Borrowed(""),
+            [target] => Cow::Borrowed(target.as_str()),
+            several => Cow::Owned(
+                several
+                    .iter()
+                    .map(TargetId::as_str)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+        };
         tracing::info!(
             target: ACCESS_TARGET,
             method = "POST",
@@ -83,7 +97,7 @@ impl Access {
             key = self.key.as_deref(),
             model = self.requested.as_deref(),
             answered_by = self.answered.as_deref(),
-            targets = self.targets.join(","),
+            targets = &*targets,
             attempts = self.attempts,
             stream = self.stream,
             latency_ms = millis(latency),
