@@ -554,10 +554,8 @@ fn governed_phases(
 ) -> Result<Governed, BoxError> {
     // The access log as the binary writes it: JSON lines through a lossy writer thread
     // (named so its CPU counts as the gateway's), here to a sink.
-    let (writer, log_guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(true)
-        .thread_name(&format!("{GATEWAY_THREAD}-log"))
-        .finish(std::io::sink());
+    let (writer, log_guard) =
+        seawall_gateway::access::line_writer(std::io::sink(), &format!("{GATEWAY_THREAD}-log"))?;
     let filter = if options.access_log { "info" } else { "warn" };
     tracing::subscriber::set_global_default(seawall_gateway::access::subscriber(filter, writer))?;
 

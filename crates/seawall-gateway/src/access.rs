@@ -2,16 +2,18 @@
 //! and the subscriber that writes every event as a JSON line, filtered with the usual
 //! `RUST_LOG` syntax.
 
+use std::borrow::Cow;
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use seawall_core::{Cost, Trail};
+use seawall_core::{Cost, TargetId, Trail};
 use tracing_subscriber::filter::{EnvFilter, FilterExt, filter_fn};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{Layer, Registry};
 
+pub use crate::log_writer::{LineWriter, LogGuard, line_writer};
 use crate::telemetry::Telemetry;
 
 /// The target of the access lines, for `RUST_LOG` (`seawall_gateway::access=off` turns
@@ -25,10 +27,12 @@ pub(crate) struct Access {
     /// The request's `x-request-id`: the client's, or the one the gateway made.
     pub(crate) request_id: Option<http::HeaderValue>,
     pub(crate) key: Option<Arc<str>>,
-    pub(crate) requested: Option<String>,
+    /// The model asked for, at most its first 128 bytes.
+    pub(crate) requested: Option<Arc<str>>,
     pub(crate) answered: Option<String>,
     pub(crate) stream: bool,
-    targets: Vec<String>,
+    /// Each target tried once, in order (shared names: nothing copied per call).
+    targets: Vec<TargetId>,
     attempts: usize,
     input_tokens: Option<u64>,
     output_tokens: Option<u64>,
@@ -47,9 +51,8 @@ impl Access {
     pub(crate) fn follow(&mut self, trail: &Trail) {
         self.targets.clear();
         for attempt in &trail.attempts {
-            let target = attempt.target.as_str();
-            if !self.targets.iter().any(|t| t == target) {
-                self.targets.push(target.to_owned());
+            if !self.targets.contains(&attempt.target) {
+                self.targets.push(attempt.target.clone());
             }
         }
         self.attempts = trail.attempts.len();
@@ -73,6 +76,18 @@ impl Access {
     pub(crate) fn log(&self, path: &str, status: u16, latency: Duration) {
         // To the microsecond.
         let millis = |d: Duration| d.as_micros() as f64 / 1e3;
+        // Joined only when there are several: most calls try one target.
+        let targets = match self.targets.as_slice() {
+            [] => Cow::Borrowed(""),
+            [target] => Cow::Borrowed(target.as_str()),
+            several => Cow::Owned(
+                several
+                    .iter()
+                    .map(TargetId::as_str)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+        };
         tracing::info!(
             target: ACCESS_TARGET,
             method = "POST",
@@ -82,7 +97,7 @@ impl Access {
             key = self.key.as_deref(),
             model = self.requested.as_deref(),
             answered_by = self.answered.as_deref(),
-            targets = self.targets.join(","),
+            targets = &*targets,
             attempts = self.attempts,
             stream = self.stream,
             latency_ms = millis(latency),
@@ -142,21 +157,19 @@ where
 }
 
 /// Installs [`subscriber`] on stdout with `RUST_LOG` (default `info`), for the binary.
-/// Lines go through a bounded queue to a writer thread, so a stdout nobody reads drops
-/// lines rather than blocking calls; keep the guard until exit (it flushes the queue).
-pub fn init_from_env() -> tracing_appender::non_blocking::WorkerGuard {
+/// Lines go through a bounded queue to a writer thread ([`line_writer`]), so a stdout nobody
+/// reads drops lines rather than blocking calls; keep the guard until exit (it writes what
+/// is queued).
+pub fn init_from_env() -> LogGuard {
     init_from_env_with(None)
 }
 
 /// As [`init_from_env`], with `telemetry`'s exporting layer when there is one
 /// ([`subscriber_with`]).
-pub fn init_from_env_with(
-    telemetry: Option<&Telemetry>,
-) -> tracing_appender::non_blocking::WorkerGuard {
+pub fn init_from_env_with(telemetry: Option<&Telemetry>) -> LogGuard {
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned());
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(true)
-        .finish(std::io::stdout());
+    let (writer, guard) = line_writer(std::io::stdout(), "seawall-log")
+        .expect("the log's writer thread could not be started");
     if tracing::subscriber::set_global_default(subscriber_with(&filter, writer, telemetry)).is_err()
     {
         let _ = writeln!(

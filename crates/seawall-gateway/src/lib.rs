@@ -47,6 +47,7 @@ mod config;
 mod demo;
 mod dialect;
 mod jsonl;
+mod log_writer;
 mod metrics;
 mod origin;
 mod redact;

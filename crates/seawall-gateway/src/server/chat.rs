@@ -71,7 +71,12 @@ pub(super) async fn chat(
     if let Some(access) = access.as_deref_mut() {
         access.key = key.as_ref().map(|k| Arc::clone(&k.name));
         // Named only in part: the client sent it, and it may be huge.
-        access.requested = Some(prefix(&inbound.request.model, 128).to_owned());
+        let model = &inbound.request.model;
+        access.requested = Some(if model.len() <= 128 {
+            Arc::clone(model)
+        } else {
+            Arc::from(prefix(model, 128))
+        });
         access.stream = inbound.request.stream;
     }
 

@@ -1,14 +1,18 @@
 //! Error replies: OpenAI-shaped bodies, the mapping of upstream failures and budget
 //! refusals to statuses, and the `x-seawall-*` headers of every reply.
 
+use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use http::StatusCode;
 use http::header::{HeaderName, HeaderValue};
 use seawall::budget::{BudgetExceeded, BudgetUnavailable, RequestCapExceeded, Unpriced};
 use seawall::cache::CacheUnavailable;
 use seawall::idempotency::{FirstCallFailed, IdempotencyConflict, IdempotencyUnavailable};
-use seawall_core::{AttemptOutcome, BoxError, Cause, Classifier, ErrorKind, ErrorWithTrail, Trail};
+use seawall_core::{
+    AttemptOutcome, BoxError, Cause, Classifier, Cost, ErrorKind, ErrorWithTrail, Trail,
+};
 
 use super::relay::{BodyKind, GatewayBody, Reply, json_reply};
 use super::{Shared, VirtualKey};
@@ -115,12 +119,40 @@ pub(super) static X_SEAWALL_BUDGET_RESET: HeaderName =
     HeaderName::from_static("x-seawall-budget-reset");
 
 /// The call's cost in dollars, or `unknown` when its model has no price.
-pub(super) fn cost_header(cost: Option<seawall_core::Cost>) -> HeaderValue {
+pub(super) fn cost_header(cost: Option<Cost>) -> HeaderValue {
     match cost {
-        Some(cost) => HeaderValue::from_str(&format!("{:.9}", cost.usd()))
-            .unwrap_or(HeaderValue::from_static("unknown")),
+        Some(cost) => usd_header(cost),
         None => HeaderValue::from_static("unknown"),
     }
+}
+
+/// `cost` in dollars to nine decimals, as a header value.
+fn usd_header(cost: Cost) -> HeaderValue {
+    // The text's own buffer becomes the value's: no second copy.
+    HeaderValue::from_maybe_shared(Bytes::from(usd_text(cost)))
+        .unwrap_or(HeaderValue::from_static("unknown"))
+}
+
+/// Below this many nanodollars ($4M) a cost's float in dollars is within half a
+/// nanodollar of the exact amount, so both texts below agree.
+const EXACT_NANOS: u64 = 4_000_000_000_000_000;
+
+/// `cost` in dollars to nine decimals, the text `format!("{:.9}", cost.usd())` writes:
+/// from the integer nanodollars where the two agree (float formatting to a precision is
+/// the slow path of `fmt`), through the float above.
+fn usd_text(cost: Cost) -> String {
+    let nanos = cost.nanos();
+    if nanos >= EXACT_NANOS {
+        return format!("{:.9}", cost.usd());
+    }
+    let mut text = String::with_capacity(24);
+    let _ = write!(
+        text,
+        "{}.{:09}",
+        nanos / 1_000_000_000,
+        nanos % 1_000_000_000
+    );
+    text
 }
 
 /// What the key's tightest budgets have left (in dollars and in tokens, when it has such
@@ -136,9 +168,7 @@ pub(super) fn budget_headers(
     let left = crate::spend::remaining(&shared.budgets, &key.name);
     let mut reset = None;
     if let Some((usd, resets)) = left.usd {
-        if let Ok(value) = HeaderValue::from_str(&format!("{:.9}", usd.usd())) {
-            headers.insert(&X_SEAWALL_BUDGET_USD, value);
-        }
+        headers.insert(&X_SEAWALL_BUDGET_USD, usd_header(usd));
         reset = resets;
     }
     if let Some((tokens, resets)) = left.tokens {
@@ -423,5 +453,44 @@ pub(super) fn all_failed_status(trail: Option<&Trail>) -> (StatusCode, &'static 
             "server_error",
             "all_targets_failed",
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dollars_read_from_nanodollars_as_from_the_float() {
+        let float = |nanos: u64| format!("{:.9}", Cost::from_nanos(nanos).usd());
+        let mut samples = vec![
+            0,
+            1,
+            999_999_999,
+            1_000_000_000,
+            1_000_000_001,
+            123_456_789_012,
+            1_000_000_000_000_000,
+            EXACT_NANOS - 1,
+            EXACT_NANOS,
+            EXACT_NANOS + 1,
+            u64::MAX,
+        ];
+        // Spread over every magnitude below and above the exact range (a fixed sequence).
+        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            samples.push(x >> (x % 64));
+        }
+        for nanos in samples {
+            let cost = Cost::from_nanos(nanos);
+            assert_eq!(usd_text(cost), float(nanos), "{nanos} nanodollars");
+            assert_eq!(
+                cost_header(Some(cost)).to_str().ok(),
+                Some(float(nanos).as_str())
+            );
+        }
     }
 }
