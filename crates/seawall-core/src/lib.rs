@@ -87,7 +87,7 @@ pub use request::{
 };
 pub use response::{AssistantMessage, ChatResponse, FinishReason, Usage};
 pub use shared_trail::SharedTrail;
-pub use stream::{EventStream, StreamAccumulator, StreamEvent};
+pub use stream::{EventStream, StreamAccumulator, StreamEvent, StreamWatcher};
 pub use tokens::{HeuristicEstimator, TokenEstimate, TokenEstimator};
 pub use trail::{
     AttemptOutcome, AttemptRecord, BreakerState, CacheStatus, Charge, Downgrade, ErrorWithTrail,

@@ -56,14 +56,144 @@ impl StreamEvent {
     }
 }
 
+/// Sees a stream's events as they pass, without changing them: what a layer that only
+/// watches a stream (to settle a reservation, record an outcome) adds with
+/// [`EventStream::watch`].
+///
+/// Whatever a watcher must do when the stream is dropped unfinished, it does in its own
+/// `Drop`.
+pub trait StreamWatcher: Send + 'static {
+    /// Sees an event on its way to the caller.
+    fn on_event(&mut self, event: &StreamEvent);
+
+    /// The stream ended: its source returned `None` (again, if it is polled after its end).
+    fn on_end(&mut self);
+}
+
 /// A boxed stream of [`StreamEvent`]s, as carried by a streamed
 /// [`ChatResponse`](crate::ChatResponse).
-pub struct EventStream(Pin<Box<dyn Stream<Item = StreamEvent> + Send + 'static>>);
+pub struct EventStream(Pin<Box<dyn Source>>);
+
+/// What an [`EventStream`] boxes: a stream, and, when it is a [`Watching`], its watchers.
+trait Source: Stream<Item = StreamEvent> + Send + 'static {
+    /// The watchers, if this is a [`Watching`].
+    fn watchers(self: Pin<&mut Self>) -> Option<&mut Vec<Box<dyn StreamWatcher>>> {
+        None
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Any stream given to [`EventStream::new`].
+    struct Plain<S> {
+        #[pin]
+        stream: S,
+    }
+}
+
+impl<S: Stream<Item = StreamEvent> + Send + 'static> Source for Plain<S> {}
+
+impl<S: Stream<Item = StreamEvent>> Stream for Plain<S> {
+    type Item = StreamEvent;
+
+    #[inline]
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<StreamEvent>> {
+        self.project().stream.poll_next(cx)
+    }
+}
+
+/// A source and the watchers added to it, innermost first: every watcher added to the
+/// same stream shares this one box and one dynamic poll. The first watcher is held in
+/// place; only the next ones are boxed.
+struct Watching<W> {
+    // Fields drop in this order: the watchers added later, the first, the source.
+    more: Vec<Box<dyn StreamWatcher>>,
+    first: W,
+    source: Pin<Box<dyn Source>>,
+}
+
+// Nothing in a `Watching` is pinned in place: the source has its own box, and watchers are
+// called through `&mut`.
+impl<W> Unpin for Watching<W> {}
+
+impl<W: StreamWatcher> Source for Watching<W> {
+    fn watchers(self: Pin<&mut Self>) -> Option<&mut Vec<Box<dyn StreamWatcher>>> {
+        Some(&mut self.get_mut().more)
+    }
+}
+
+impl<W: StreamWatcher> Stream for Watching<W> {
+    type Item = StreamEvent;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<StreamEvent>> {
+        let this = self.get_mut();
+        // Returned as polled, so that the source writes the event where the caller reads it.
+        let polled = this.source.as_mut().poll_next(cx);
+        match &polled {
+            Poll::Ready(Some(event)) => {
+                this.first.on_event(event);
+                for watcher in &mut this.more {
+                    watcher.on_event(event);
+                }
+            }
+            Poll::Ready(None) => {
+                this.first.on_end();
+                for watcher in &mut this.more {
+                    watcher.on_end();
+                }
+            }
+            Poll::Pending => {}
+        }
+        polled
+    }
+}
+
+impl<W> Drop for Watching<W> {
+    fn drop(&mut self) {
+        // As if each watcher wrapped the ones before it: the outermost lets go first; the
+        // first watcher and the source follow as fields.
+        while let Some(watcher) = self.more.pop() {
+            drop(watcher);
+        }
+    }
+}
+
+/// Stands in for a source while [`EventStream::watch`] moves it (a zero-sized box).
+struct Ended;
+
+impl Source for Ended {}
+
+impl Stream for Ended {
+    type Item = StreamEvent;
+
+    fn poll_next(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<StreamEvent>> {
+        Poll::Ready(None)
+    }
+}
 
 impl EventStream {
     /// Boxes a stream of events.
     pub fn new(stream: impl Stream<Item = StreamEvent> + Send + 'static) -> Self {
-        Self(Box::pin(stream))
+        Self(Box::pin(Plain { stream }))
+    }
+
+    /// Adds `watcher`, which sees every event after the watchers added before it (as if it
+    /// wrapped them), and is dropped before them.
+    ///
+    /// The first watcher boxes the stream once more, the watcher in the same box; the next
+    /// ones join that box (each boxed on its own), so a stream watched by several layers is
+    /// polled through one more box, not one per layer, and passes each event to them by
+    /// reference.
+    pub fn watch(&mut self, watcher: impl StreamWatcher) {
+        if let Some(watchers) = self.0.as_mut().watchers() {
+            watchers.push(Box::new(watcher));
+            return;
+        }
+        let source = std::mem::replace(&mut self.0, Box::pin(Ended));
+        self.0 = Box::pin(Watching {
+            more: Vec::new(),
+            first: watcher,
+            source,
+        });
     }
 
     /// A stream that yields `events` and ends: for tests and for replaying a stored response.

@@ -9,14 +9,18 @@
 //! service alone); `added/*` times blocks of bare calls and of layered calls interleaved,
 //! and reports the difference per call, so both sides see the same machine load (a sample
 //! where noise makes the layered block faster counts as 1 ns per call).
+//!
+//! `added/full_stack_stream_200` does the same for a streamed call consumed to its end: a
+//! start, 200 text deltas, usage and a finish, every event ready at once.
 
 use std::future::{Ready, ready};
 use std::hint::black_box;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use futures_core::Stream;
 use seawall::breaker::BreakerLayer;
 use seawall::budget::{BudgetLayer, BudgetRule, RequestCaps, Scope, Window};
 use seawall::cache::CacheLayer;
@@ -29,7 +33,8 @@ use seawall::stack::TargetStack;
 use seawall::timeout::{AttemptTimeoutLayer, DeadlineLayer};
 use seawall_core::fault::{Fault, FaultRule};
 use seawall_core::{
-    AssistantMessage, BoxError, ChatRequest, ChatResponse, FinishReason, Message, ProviderKind,
+    AssistantMessage, BoxError, ChatRequest, ChatResponse, EventStream, FinishReason, Message,
+    ProviderKind, StreamEvent, Usage,
 };
 use tower::layer::layer_fn;
 use tower::{Layer, Service};
@@ -57,6 +62,58 @@ impl Service<ChatRequest> for Bare {
     }
 }
 
+/// How many text deltas [`Streamed`] answers with.
+const DELTAS: u32 = 200;
+
+/// Answers at once with a stream of a start, [`DELTAS`] text deltas, usage and a finish,
+/// every event ready when polled. The deltas' text is empty so that the bare call allocates
+/// no string per event: what is measured is the layers' work.
+#[derive(Clone, Copy)]
+struct Streamed;
+
+impl Service<ChatRequest> for Streamed {
+    type Response = ChatResponse;
+    type Error = BoxError;
+    type Future = Ready<Result<ChatResponse, BoxError>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: ChatRequest) -> Self::Future {
+        let events = EventStream::new(Deltas { sent: 0 });
+        ready(Ok(ChatResponse::streaming(
+            ProviderKind::OpenAi,
+            String::new(),
+            events,
+        )))
+    }
+}
+
+/// The events of [`Streamed`]'s answer, made as they are polled.
+struct Deltas {
+    sent: u32,
+}
+
+impl Stream for Deltas {
+    type Item = StreamEvent;
+
+    fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<StreamEvent>> {
+        let event = match self.sent {
+            0 => StreamEvent::Start {
+                id: None,
+                model: None,
+            },
+            sent if sent <= DELTAS => StreamEvent::TextDelta(String::new()),
+            sent if sent == DELTAS + 1 => StreamEvent::Usage(Usage::new(12, u64::from(DELTAS))),
+            sent if sent == DELTAS + 2 => StreamEvent::Finish(FinishReason::Stop),
+            _ => return Poll::Ready(None),
+        };
+        self.sent += 1;
+        Poll::Ready(Some(event))
+    }
+}
+
 fn one_call<S>(service: &mut S, request: &ChatRequest, cx: &mut Context<'_>)
 where
     S: Service<ChatRequest, Response = ChatResponse>,
@@ -70,6 +127,97 @@ where
         }
         Poll::Pending => panic!("the happy path completes at once"),
     }
+}
+
+/// A streamed call, its stream read to the end.
+fn one_streamed_call<S>(service: &mut S, request: &ChatRequest, cx: &mut Context<'_>)
+where
+    S: Service<ChatRequest, Response = ChatResponse>,
+    S::Error: std::fmt::Debug,
+{
+    assert!(service.poll_ready(cx).is_ready());
+    let future = pin!(service.call(request.clone()));
+    let mut response = match future.poll(cx) {
+        Poll::Ready(result) => result.expect("the streamed service answers"),
+        Poll::Pending => panic!("the happy path completes at once"),
+    };
+    let mut stream = response.stream.take().expect("a streamed answer");
+    let mut events = 0_u32;
+    loop {
+        match Pin::new(&mut stream).poll_next(cx) {
+            Poll::Ready(Some(event)) => {
+                black_box(&event);
+                events += 1;
+            }
+            Poll::Ready(None) => break,
+            Poll::Pending => panic!("every event is ready at once"),
+        }
+    }
+    assert_eq!(events, DELTAS + 3, "every event relayed");
+    black_box(response);
+}
+
+/// Times `service` streaming calls against [`Streamed`] alone, as `bench_layer_with`.
+fn bench_streamed<S>(c: &mut Criterion, name: &str, mut service: S)
+where
+    S: Service<ChatRequest, Response = ChatResponse>,
+    S::Error: std::fmt::Debug,
+{
+    let request = ChatRequest::new("gpt-4o", [Message::user("Capital of France?")]);
+    let mut bare = Streamed;
+    let mut cx = Context::from_waker(Waker::noop());
+    c.bench_function(&format!("call/{name}"), |b| {
+        b.iter(|| one_streamed_call(&mut service, &request, &mut cx));
+    });
+    c.bench_function(&format!("added/{name}"), |b| {
+        b.iter_custom(|iterations| {
+            const BLOCK: u64 = 20;
+            let (mut layered, mut alone) = (Duration::ZERO, Duration::ZERO);
+            let mut left = iterations;
+            while left > 0 {
+                let block = left.min(BLOCK);
+                let started = Instant::now();
+                for _ in 0..block {
+                    one_streamed_call(&mut bare, &request, &mut cx);
+                }
+                alone += started.elapsed();
+                let started = Instant::now();
+                for _ in 0..block {
+                    one_streamed_call(&mut service, &request, &mut cx);
+                }
+                layered += started.elapsed();
+                left -= block;
+            }
+            layered
+                .saturating_sub(alone)
+                .max(Duration::from_nanos(iterations))
+        });
+    });
+}
+
+/// Deadline → Failover over 3 targets → per target Retry → Breaker → RateLimit →
+/// AttemptTimeout → `service`, the first target answering.
+fn full_stack_over<S>(
+    service: S,
+) -> impl Service<ChatRequest, Response = ChatResponse, Error = BoxError>
+where
+    S: Service<ChatRequest, Response = ChatResponse> + Clone + Send + Sync + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+{
+    let mut router = Failover::builder();
+    for id in ["openai/gpt-4o", "anthropic/claude", "gemini/flash"] {
+        let guarded = TargetStack::new(id)
+            .rate_limit(limiter(id))
+            .attempt_timeout(
+                AttemptTimeoutLayer::new(Duration::from_secs(30))
+                    .first_token(Duration::from_secs(5))
+                    .idle(Duration::from_secs(10)),
+            )
+            .build(service.clone());
+        router = router.target(guarded.target);
+    }
+    DeadlineLayer::new(Duration::from_secs(60)).layer(router.build())
 }
 
 fn bench_layer<L>(c: &mut Criterion, name: &str, layer: &L)
@@ -188,22 +336,13 @@ fn layers(c: &mut Criterion) {
     );
     // Deadline → Failover over 3 targets → per target Retry → Breaker → RateLimit →
     // AttemptTimeout, the first target answering.
-    let full_stack = layer_fn(|bare: Bare| {
-        let mut router = Failover::builder();
-        for id in ["openai/gpt-4o", "anthropic/claude", "gemini/flash"] {
-            let guarded = TargetStack::new(id)
-                .rate_limit(limiter(id))
-                .attempt_timeout(
-                    AttemptTimeoutLayer::new(Duration::from_secs(30))
-                        .first_token(Duration::from_secs(5))
-                        .idle(Duration::from_secs(10)),
-                )
-                .build(bare);
-            router = router.target(guarded.target);
-        }
-        DeadlineLayer::new(Duration::from_secs(60)).layer(router.build())
-    });
+    let full_stack = layer_fn(full_stack_over::<Bare>);
     bench_layer(c, "full_stack", &full_stack);
+    // The same stack answering a stream of 200 text deltas, read to its end.
+    c.bench_function("call/stream_bare", |b| {
+        b.iter(|| one_streamed_call(&mut Streamed, &request, &mut cx));
+    });
+    bench_streamed(c, "full_stack_stream_200", full_stack_over(Streamed));
 
     // The same stack while a subscriber listens. As the gateway's log does: events as JSON
     // lines at `info` (here to a sink), spans left out (the happy path has no event).
@@ -244,6 +383,11 @@ fn layers(c: &mut Criterion) {
             MetricsLayer::new(Arc::clone(&metrics)).layer(full_stack.layer(bare))
         });
         bench_layer(c, "full_stack_metered", &metered);
+        bench_streamed(
+            c,
+            "full_stack_stream_200_metered",
+            MetricsLayer::new(Arc::clone(&metrics)).layer(full_stack_over(Streamed)),
+        );
     }
 }
 

@@ -7,10 +7,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use futures_core::Stream;
 use pin_project_lite::pin_project;
 use seawall_core::{
-    BoxError, Cause, CircuitOpen, Classifier, EventStream, LlmResponse, StreamEvent,
+    BoxError, Cause, CircuitOpen, Classifier, LlmResponse, StreamEvent, StreamWatcher,
 };
 use tokio::time::Instant;
 
@@ -183,13 +182,13 @@ where
                             .is_some_and(|(threshold, started)| now.get() - started > threshold);
                         if slow {
                             ticket.finish(Outcome::HealthFailure, &mut now);
-                        } else if let Some(stream) = response.take_stream() {
+                        } else if let Some(mut stream) = response.take_stream() {
                             // The outcome waits for the first content of the stream.
-                            response.put_stream(EventStream::new(Watched {
-                                inner: stream,
+                            stream.watch(BreakerWatcher {
                                 ticket: Some(ticket),
                                 saw_finish: false,
-                            }));
+                            });
+                            response.put_stream(stream);
                         } else {
                             ticket.finish(Outcome::Success, &mut now);
                         }
@@ -203,53 +202,58 @@ where
 
 /// Records a streamed call's outcome at its first content event (slow if later than the
 /// first-token threshold), at an error event before it, or at its end.
-struct Watched {
-    inner: EventStream,
+struct BreakerWatcher {
     ticket: Option<Ticket>,
     saw_finish: bool,
 }
 
-impl Stream for Watched {
-    type Item = StreamEvent;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<StreamEvent>> {
-        let event = ready!(Pin::new(&mut self.inner).poll_next(cx));
-        if self.ticket.is_some() {
-            let mut now = LazyNow::default();
-            let outcome = match &event {
-                Some(event) if event.is_content() => {
-                    let ticket = self.ticket.as_ref().expect("checked above");
-                    let slow = ticket
-                        .shared
-                        .settings
-                        .slow_first_token
-                        .zip(ticket.started)
-                        .is_some_and(|(threshold, started)| now.get() - started > threshold);
-                    Some(if slow {
-                        Outcome::HealthFailure
-                    } else {
-                        Outcome::Success
-                    })
-                }
-                Some(StreamEvent::Error(error)) => {
-                    let ticket = self.ticket.as_ref().expect("checked above");
-                    Some(ticket.error_outcome(error))
-                }
-                Some(StreamEvent::Finish(_)) => {
-                    self.saw_finish = true;
-                    None
-                }
-                Some(_) => None,
-                // An end without the end of message is a truncated stream.
-                None if self.saw_finish => Some(Outcome::Success),
-                None => Some(Outcome::HealthFailure),
-            };
-            if let Some(outcome) = outcome
-                && let Some(ticket) = self.ticket.take()
-            {
-                ticket.finish(outcome, &mut now);
-            }
+impl BreakerWatcher {
+    fn finish(&mut self, outcome: Outcome, now: &mut LazyNow) {
+        if let Some(ticket) = self.ticket.take() {
+            ticket.finish(outcome, now);
         }
-        Poll::Ready(event)
+    }
+}
+
+impl StreamWatcher for BreakerWatcher {
+    fn on_event(&mut self, event: &StreamEvent) {
+        let Some(ticket) = &self.ticket else {
+            return;
+        };
+        let mut now = LazyNow::default();
+        let outcome = match event {
+            event if event.is_content() => {
+                let slow = ticket
+                    .shared
+                    .settings
+                    .slow_first_token
+                    .zip(ticket.started)
+                    .is_some_and(|(threshold, started)| now.get() - started > threshold);
+                if slow {
+                    Outcome::HealthFailure
+                } else {
+                    Outcome::Success
+                }
+            }
+            StreamEvent::Error(error) => ticket.error_outcome(error),
+            StreamEvent::Finish(_) => {
+                self.saw_finish = true;
+                return;
+            }
+            _ => return,
+        };
+        self.finish(outcome, &mut now);
+    }
+
+    fn on_end(&mut self) {
+        if self.ticket.is_some() {
+            // An end without the end of message is a truncated stream.
+            let outcome = if self.saw_finish {
+                Outcome::Success
+            } else {
+                Outcome::HealthFailure
+            };
+            self.finish(outcome, &mut LazyNow::default());
+        }
     }
 }

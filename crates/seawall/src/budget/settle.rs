@@ -2,11 +2,10 @@
 //! that arrives at the end of a stream.
 
 use std::fmt;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
-use futures_core::Stream;
-use seawall_core::{CacheStatus, ChatResponse, Cost, EventStream, LlmResponse, StreamEvent, Usage};
+use seawall_core::{
+    CacheStatus, ChatResponse, Cost, LlmResponse, StreamEvent, StreamWatcher, Usage,
+};
 
 use super::hold::{BudgetHold, Spent};
 use super::store::BudgetStore;
@@ -33,15 +32,15 @@ impl Settle for ChatResponse {
             Some(CacheStatus::Hit | CacheStatus::Stale | CacheStatus::Replayed)
         );
         match self.stream.take() {
-            Some(stream) if !replayed => {
-                self.stream = Some(EventStream::new(SettleStream {
-                    inner: stream,
+            Some(mut stream) if !replayed => {
+                stream.watch(SettleWatcher {
                     hold: Some(hold),
                     usage: self.usage,
                     chars: 0,
                     deltas: 0,
                     finished: false,
-                }));
+                });
+                self.stream = Some(stream);
             }
             stream => {
                 let spent = match (replayed, self.usage) {
@@ -76,9 +75,8 @@ impl<B> Settle for http::Response<B> {
     }
 }
 
-/// Passes a stream through and settles the reservation when it ends.
-struct SettleStream<St: BudgetStore> {
-    inner: EventStream,
+/// Watches a stream and settles the reservation when it ends, fails or is dropped.
+struct SettleWatcher<St: BudgetStore> {
     hold: Option<BudgetHold<St>>,
     usage: Option<Usage>,
     chars: u64,
@@ -86,7 +84,7 @@ struct SettleStream<St: BudgetStore> {
     finished: bool,
 }
 
-impl<St: BudgetStore> SettleStream<St> {
+impl<St: BudgetStore> SettleWatcher<St> {
     fn settle(&mut self, ended: Option<bool>) {
         let Some(mut hold) = self.hold.take() else {
             return;
@@ -109,43 +107,40 @@ impl<St: BudgetStore> SettleStream<St> {
     }
 }
 
-impl<St: BudgetStore> Stream for SettleStream<St> {
-    type Item = StreamEvent;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<StreamEvent>> {
-        let event = std::task::ready!(Pin::new(&mut self.inner).poll_next(cx));
-        match &event {
-            Some(StreamEvent::TextDelta(text)) => {
+impl<St: BudgetStore> StreamWatcher for SettleWatcher<St> {
+    fn on_event(&mut self, event: &StreamEvent) {
+        match event {
+            StreamEvent::TextDelta(text) => {
                 self.deltas += 1;
                 self.chars += text.chars().count() as u64;
             }
-            Some(StreamEvent::ToolCallDelta { arguments, .. }) => {
+            StreamEvent::ToolCallDelta { arguments, .. } => {
                 self.deltas += 1;
                 self.chars += arguments.chars().count() as u64;
             }
-            Some(StreamEvent::Usage(usage)) => self.usage = Some(*usage),
-            Some(StreamEvent::Finish(_)) => self.finished = true,
-            Some(StreamEvent::Error(_)) => self.settle(Some(false)),
-            None => {
-                let finished = self.finished;
-                self.settle(Some(finished));
-            }
-            Some(_) => {}
+            StreamEvent::Usage(usage) => self.usage = Some(*usage),
+            StreamEvent::Finish(_) => self.finished = true,
+            StreamEvent::Error(_) => self.settle(Some(false)),
+            _ => {}
         }
-        Poll::Ready(event)
+    }
+
+    fn on_end(&mut self) {
+        let finished = self.finished;
+        self.settle(Some(finished));
     }
 }
 
-impl<St: BudgetStore> Drop for SettleStream<St> {
+impl<St: BudgetStore> Drop for SettleWatcher<St> {
     fn drop(&mut self) {
         // The caller went away mid-stream: charged for what the provider produced.
         self.settle(None);
     }
 }
 
-impl<St: BudgetStore> fmt::Debug for SettleStream<St> {
+impl<St: BudgetStore> fmt::Debug for SettleWatcher<St> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SettleStream")
+        f.debug_struct("SettleWatcher")
             .field("usage", &self.usage)
             .field("deltas", &self.deltas)
             .finish_non_exhaustive()

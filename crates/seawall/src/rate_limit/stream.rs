@@ -2,13 +2,10 @@
 //! that arrives at the end of a stream.
 
 use std::fmt;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
-use futures_core::Stream;
 use seawall_core::{
-    ChatResponse, ErrorKind, EventStream, LlmError, LlmResponse, QuotaSnapshot, QuotaWindow,
-    StreamEvent, Usage,
+    ChatResponse, ErrorKind, LlmError, LlmResponse, QuotaSnapshot, QuotaWindow, StreamEvent,
+    StreamWatcher, Usage,
 };
 
 use super::limiter::Reservation;
@@ -25,17 +22,16 @@ pub trait Reconcile: LlmResponse + Sized {
 /// it carried.
 impl Reconcile for ChatResponse {
     fn reconcile(mut self, mut reservation: Reservation) -> Self {
-        match self.stream.take() {
+        match &mut self.stream {
             Some(stream) => {
                 // The headers describe the provider when the stream began: take them now.
                 if let Some(quota) = self.quota.as_deref() {
                     reservation.observe(quota);
                 }
-                self.stream = Some(EventStream::new(ReconcileStream {
-                    inner: stream,
+                stream.watch(ReconcileWatcher {
                     reservation: Some(reservation),
                     usage: self.usage,
-                }));
+                });
             }
             None => reservation.settle(self.usage, self.quota.as_deref()),
         }
@@ -71,14 +67,13 @@ pub(super) fn reported_quota(error: &LlmError) -> Option<QuotaSnapshot> {
     })
 }
 
-/// Passes a stream through and settles the reservation when it ends.
-struct ReconcileStream {
-    inner: EventStream,
+/// Watches a stream and settles the reservation when it ends, fails or is dropped.
+struct ReconcileWatcher {
     reservation: Option<Reservation>,
     usage: Option<Usage>,
 }
 
-impl ReconcileStream {
+impl ReconcileWatcher {
     fn settle(&mut self) {
         if let Some(reservation) = self.reservation.take() {
             reservation.settle(self.usage, None);
@@ -86,29 +81,29 @@ impl ReconcileStream {
     }
 }
 
-impl Stream for ReconcileStream {
-    type Item = StreamEvent;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<StreamEvent>> {
-        let event = std::task::ready!(Pin::new(&mut self.inner).poll_next(cx));
-        match &event {
-            Some(StreamEvent::Usage(usage)) => self.usage = Some(*usage),
-            Some(StreamEvent::Error(_)) | None => self.settle(),
-            Some(_) => {}
+impl StreamWatcher for ReconcileWatcher {
+    fn on_event(&mut self, event: &StreamEvent) {
+        match event {
+            StreamEvent::Usage(usage) => self.usage = Some(*usage),
+            StreamEvent::Error(_) => self.settle(),
+            _ => {}
         }
-        Poll::Ready(event)
+    }
+
+    fn on_end(&mut self) {
+        self.settle();
     }
 }
 
-impl Drop for ReconcileStream {
+impl Drop for ReconcileWatcher {
     fn drop(&mut self) {
         self.settle();
     }
 }
 
-impl fmt::Debug for ReconcileStream {
+impl fmt::Debug for ReconcileWatcher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ReconcileStream")
+        f.debug_struct("ReconcileWatcher")
             .field("usage", &self.usage)
             .finish_non_exhaustive()
     }

@@ -67,6 +67,9 @@ pin_project! {
         deadline: Option<(Instant, Duration)>,
         started: Instant,
         seen_content: bool,
+        // The bound on the next event and which timeout it is. The timer is moved to
+        // `bound` only when the stream waits: events that come in a burst move no timer.
+        bound: Instant,
         fire: Option<Fire>,
         done: bool,
     }
@@ -89,6 +92,7 @@ impl Watched {
             deadline,
             started,
             seen_content: false,
+            bound: at,
             fire,
             done: false,
         }
@@ -150,37 +154,48 @@ impl Stream for Watched {
         if *this.done {
             return Poll::Ready(None);
         }
-        match Pin::new(&mut *this.inner).poll_next(cx) {
+        // Returned as polled, so that the inner stream writes the event where the caller
+        // reads it.
+        let polled = Pin::new(&mut *this.inner).poll_next(cx);
+        match &polled {
             Poll::Ready(Some(event)) => {
                 if matches!(event, StreamEvent::Error(_)) {
                     *this.done = true;
                 } else {
                     *this.seen_content |= event.is_content();
+                    // Only the idle timeout counts from the last event: without it, the
+                    // clock is not read.
+                    let last_event = if this.timeouts.idle.is_some() {
+                        Instant::now()
+                    } else {
+                        *this.started
+                    };
                     let (at, fire) = next_bound(
                         this.timeouts,
                         *this.deadline,
                         *this.started,
                         *this.seen_content,
-                        Instant::now(),
+                        last_event,
                     );
+                    *this.bound = at;
                     *this.fire = fire;
-                    if fire.is_some() {
-                        this.timer.as_mut().reset(at);
-                    }
                 }
-                return Poll::Ready(Some(event));
+                return polled;
             }
             Poll::Ready(None) => {
                 *this.done = true;
-                return Poll::Ready(None);
+                return polled;
             }
             Poll::Pending => {}
         }
-        if let Some(fire) = *this.fire
-            && this.timer.poll(cx).is_ready()
-        {
-            *this.done = true;
-            return Poll::Ready(Some(timeout_event(fire)));
+        if let Some(fire) = *this.fire {
+            if this.timer.deadline() != *this.bound {
+                this.timer.as_mut().reset(*this.bound);
+            }
+            if this.timer.poll(cx).is_ready() {
+                *this.done = true;
+                return Poll::Ready(Some(timeout_event(fire)));
+            }
         }
         Poll::Pending
     }
