@@ -157,6 +157,38 @@ where
     black_box(response);
 }
 
+/// The time `layered` takes over `bare` for `iterations` calls, run alternately in blocks of
+/// `block` so that both see the same machine.
+fn added(
+    iterations: u64,
+    block: u64,
+    cx: &mut Context<'_>,
+    mut bare: impl FnMut(&mut Context<'_>),
+    mut layered: impl FnMut(&mut Context<'_>),
+) -> Duration {
+    let (mut with_layers, mut alone) = (Duration::ZERO, Duration::ZERO);
+    let mut left = iterations;
+    while left > 0 {
+        let calls = left.min(block);
+        let started = Instant::now();
+        for _ in 0..calls {
+            bare(cx);
+        }
+        alone += started.elapsed();
+        let started = Instant::now();
+        for _ in 0..calls {
+            layered(cx);
+        }
+        with_layers += started.elapsed();
+        left -= calls;
+    }
+    // Criterion cannot take a negative time: when noise makes a layered block faster than
+    // its bare twin, the sample counts as 1 ns (an over-estimate).
+    with_layers
+        .saturating_sub(alone)
+        .max(Duration::from_nanos(iterations))
+}
+
 /// Times `service` streaming calls against [`Streamed`] alone, as `bench_layer_with`.
 fn bench_streamed<S>(c: &mut Criterion, name: &str, mut service: S)
 where
@@ -171,26 +203,13 @@ where
     });
     c.bench_function(&format!("added/{name}"), |b| {
         b.iter_custom(|iterations| {
-            const BLOCK: u64 = 20;
-            let (mut layered, mut alone) = (Duration::ZERO, Duration::ZERO);
-            let mut left = iterations;
-            while left > 0 {
-                let block = left.min(BLOCK);
-                let started = Instant::now();
-                for _ in 0..block {
-                    one_streamed_call(&mut bare, &request, &mut cx);
-                }
-                alone += started.elapsed();
-                let started = Instant::now();
-                for _ in 0..block {
-                    one_streamed_call(&mut service, &request, &mut cx);
-                }
-                layered += started.elapsed();
-                left -= block;
-            }
-            layered
-                .saturating_sub(alone)
-                .max(Duration::from_nanos(iterations))
+            added(
+                iterations,
+                20,
+                &mut cx,
+                |cx| one_streamed_call(&mut bare, &request, cx),
+                |cx| one_streamed_call(&mut service, &request, cx),
+            )
         });
     });
 }
@@ -245,28 +264,13 @@ where
     });
     c.bench_function(&format!("added/{name}"), |b| {
         b.iter_custom(|iterations| {
-            const BLOCK: u64 = 1_000;
-            let (mut layered, mut alone) = (Duration::ZERO, Duration::ZERO);
-            let mut left = iterations;
-            while left > 0 {
-                let block = left.min(BLOCK);
-                let started = Instant::now();
-                for _ in 0..block {
-                    one_call(&mut bare, &request, &mut cx);
-                }
-                alone += started.elapsed();
-                let started = Instant::now();
-                for _ in 0..block {
-                    one_call(&mut service, &request, &mut cx);
-                }
-                layered += started.elapsed();
-                left -= block;
-            }
-            // Criterion cannot take a negative time: when noise makes a layered block
-            // faster than its bare twin, the sample counts as 1 ns (an over-estimate).
-            layered
-                .saturating_sub(alone)
-                .max(Duration::from_nanos(iterations))
+            added(
+                iterations,
+                1_000,
+                &mut cx,
+                |cx| one_call(&mut bare, &request, cx),
+                |cx| one_call(&mut service, &request, cx),
+            )
         });
     });
 }
