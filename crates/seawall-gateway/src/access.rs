@@ -225,9 +225,9 @@ mod tests {
     fn the_log_builds_no_span_but_writes_events() {
         use tracing::Subscriber as _;
 
-        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
-        let sink = std::sync::Arc::clone(&lines);
-        let writer = move || Sink(std::sync::Arc::clone(&sink));
+        let lines = crate::log_writer::Captured::default();
+        let sink = lines.clone();
+        let writer = move || sink.clone();
         let log = subscriber("trace", writer);
         // What a callsite asks once: a span the log never shows is never built.
         let interest = log.register_callsite(&CHAT_SPAN);
@@ -239,20 +239,7 @@ mod tests {
         tracing::subscriber::with_default(log, || {
             tracing::info!(target: ACCESS_TARGET, status = 200, "access");
         });
-        let text = String::from_utf8(lines.lock().unwrap().clone()).unwrap();
+        let text = lines.text();
         assert!(text.contains(r#""status":200"#), "{text}");
-    }
-
-    struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-    impl Write for Sink {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
     }
 }

@@ -119,29 +119,14 @@ fn string(out: &mut String, text: &str) {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
     use tracing_subscriber::layer::SubscriberExt;
 
     use super::*;
-
-    #[derive(Clone, Default)]
-    struct Lines(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Lines {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::log_writer::Captured;
 
     #[test]
     fn each_event_is_one_json_object_with_its_fields_typed_and_escaped() {
-        let lines = Lines::default();
+        let lines = Captured::default();
         let sink = lines.clone();
         let layer = tracing_subscriber::fmt::layer()
             .event_format(JsonLines)
@@ -161,7 +146,7 @@ mod tests {
             );
             tracing::warn!("second");
         });
-        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        let text = lines.text();
         let parsed: Vec<serde_json::Value> = text
             .lines()
             .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))

@@ -179,29 +179,40 @@ fn take(message: Message, batch: &mut Vec<u8>) -> bool {
     }
 }
 
+/// An output that keeps what is written to it, for the log's tests; clones share it.
+#[cfg(test)]
+#[derive(Clone, Default)]
+pub(crate) struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+#[cfg(test)]
+impl Captured {
+    /// Everything written so far.
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+#[cfg(test)]
+impl Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::*;
 
-    #[derive(Clone, Default)]
-    struct Collected(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Collected {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
     #[test]
     fn every_line_is_written_in_order_by_the_time_the_guard_is_dropped() {
-        let out = Collected::default();
+        let out = Captured::default();
         let (writer, guard) = line_writer(out.clone(), "log-test").unwrap();
         for i in 0..1000 {
             writer
@@ -210,18 +221,18 @@ mod tests {
                 .unwrap();
         }
         drop(guard);
-        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let text = out.text();
         let expected: String = (0..1000).map(|i| format!("line {i}\n")).collect();
         assert_eq!(text, expected);
     }
 
     #[test]
     fn lines_after_the_guard_is_dropped_are_lost_not_blocking() {
-        let out = Collected::default();
+        let out = Captured::default();
         let (writer, guard) = line_writer(out.clone(), "log-test").unwrap();
         drop(guard);
         writer.make_writer().write_all(b"late\n").unwrap();
-        assert!(out.0.lock().unwrap().is_empty());
+        assert!(out.text().is_empty());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use tokio::io::AsyncReadExt;
 
 mod support;
 
-use support::{Reply, chat, hello, open_chat, send, start_with};
+use support::{Reply, chat, chat_as, hello, open_chat, send, start_with};
 
 const KEY: &str = "vk-team";
 const ADMIN: &str = "admin-secret";
@@ -49,17 +49,8 @@ fn group(config: &Config, name: &str, targets: &[&str]) -> GroupConfig {
 }
 
 async fn call_as_team(addr: SocketAddr, model: &str) -> Reply {
-    let auth = format!("Bearer {KEY}");
     let body = json!({"model": model, "messages": [{"role": "user", "content": "hello"}]});
-    let body = serde_json::to_vec(&body).unwrap();
-    send(
-        addr,
-        "POST",
-        "/v1/chat/completions",
-        &[("authorization", &auth)],
-        &body,
-    )
-    .await
+    chat_as(addr, KEY, &body).await
 }
 
 /// The team key's budgets, from `/status.json`.
