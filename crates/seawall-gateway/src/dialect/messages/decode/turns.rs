@@ -188,9 +188,7 @@ pub(super) fn decode_message(
         }
     };
     let content_at = || format!("{at}.content");
-    // Each block's path, `messages.{i}.content.{j}`, written over in place for the next.
-    let mut block_at = format!("{at}.content.");
-    let blocks_from = block_at.len();
+    let mut block_at = BlockPaths::new(&at);
     let empty = || {
         bad(
             &at,
@@ -242,9 +240,7 @@ pub(super) fn decode_message(
                 tool_call_id: None,
             };
             for (j, block) in blocks.into_iter().enumerate() {
-                block_at.truncate(blocks_from);
-                let _ = write!(block_at, "{j}");
-                let at = block_at.as_str();
+                let at = block_at.of(j);
                 let (kind, block) = block_type(at, block)?;
                 match kind.as_str() {
                     "text" => message.content.push(text_part(at, block)?),
@@ -276,9 +272,7 @@ pub(super) fn decode_message(
             // messages, so the order holds.
             let mut parts = Vec::new();
             for (j, block) in blocks.into_iter().enumerate() {
-                block_at.truncate(blocks_from);
-                let _ = write!(block_at, "{j}");
-                let at = block_at.as_str();
+                let at = block_at.of(j);
                 let (kind, block) = block_type(at, block)?;
                 match kind.as_str() {
                     "text" => parts.push(text_part(at, block)?),
@@ -465,4 +459,26 @@ pub(super) fn check_tool_pairs(turns: &[Turn]) -> Result<(), BadRequest> {
         }
     }
     Ok(())
+}
+
+/// Each block's path, `messages.{i}.content.{j}`, written over in place for the next
+/// (one string per message, not one per block).
+struct BlockPaths {
+    text: String,
+    prefix: usize,
+}
+
+impl BlockPaths {
+    fn new(message_at: &str) -> Self {
+        let text = format!("{message_at}.content.");
+        let prefix = text.len();
+        Self { text, prefix }
+    }
+
+    /// The path of block `j`.
+    fn of(&mut self, j: usize) -> &str {
+        self.text.truncate(self.prefix);
+        let _ = write!(self.text, "{j}");
+        &self.text
+    }
 }
