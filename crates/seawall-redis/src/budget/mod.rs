@@ -252,6 +252,16 @@ impl Core {
         });
     }
 
+    /// The use as far as this process knows: the server's last answer, less what this
+    /// replica's leases hold (the server counts them as spent; they are not, yet). The
+    /// value is taken shared, so that a settlement's read allocates nothing.
+    fn used(&self, budget: usize, value: &Arc<str>, window: u64) -> u64 {
+        match self.mirror.get(&(budget, Arc::clone(value), window)) {
+            Some(used) => used.saturating_sub(self.leases.credit(budget, value, window)),
+            None => self.local.used(budget, value, window),
+        }
+    }
+
     fn remember(&self, budget: usize, value: &Arc<str>, window: u64, used: u64) {
         self.mirror
             .insert((budget, Arc::clone(value), window), used);
@@ -345,13 +355,13 @@ impl BudgetStore for RedisBudgets {
                 self.core.leases.cover(line, used - line.amount)
             };
         if within_lease {
-            return Some(self.used(line.budget, &line.value, now_window));
+            return Some(self.core.used(line.budget, &line.value, now_window));
         }
         let core = Arc::clone(&self.core);
         let owned = line.clone();
         tokio::spawn(async move { core.settle(owned, used, now_window).await });
         // The use after, as far as this process knows now.
-        let known = self.used(line.budget, &line.value, now_window);
+        let known = self.core.used(line.budget, &line.value, now_window);
         Some(if line.window == now_window {
             known.saturating_sub(line.amount).saturating_add(used)
         } else {
@@ -360,12 +370,7 @@ impl BudgetStore for RedisBudgets {
     }
 
     fn used(&self, budget: usize, value: &str, window: u64) -> u64 {
-        let key = (budget, Arc::<str>::from(value), window);
-        match self.core.mirror.get(&key) {
-            // The server counts this replica's leases as spent; they are not, yet.
-            Some(used) => used.saturating_sub(self.core.leases.credit(budget, value, window)),
-            None => self.core.local.used(budget, value, window),
-        }
+        self.core.used(budget, &Arc::from(value), window)
     }
 
     fn first_alert(&self, budget: usize, value: &str, window: u64, mark: u32) -> bool {
